@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Build the Vessel guest kernel from Debian's linux-source-6.12 package.
+#
+#   kernel/build.sh [--arch x86_64|arm64] [--print-path]
+#
+# The kernel is cached outside the source tree, keyed by the source package
+# version and the hash of the config fragment, so a second build is instant.
+# Cache root: $VESSEL_KERNEL_CACHE, default /var/cache/vessel/kernel.
+# On success the last line of stdout is the path of the kernel image.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+arch=$(uname -m)
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --arch) arch=$2; shift 2 ;;
+    --print-path) print_only=1; shift ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) echo "build.sh: unknown argument '$1'" >&2; exit 2 ;;
+  esac
+done
+
+case "$arch" in
+  x86_64) karch=x86; image=vmlinux ;;            # booted through PVH, uncompressed
+  aarch64|arm64) arch=arm64; karch=arm64; image=arch/arm64/boot/Image ;;
+  *) echo "build.sh: unsupported arch '$arch'" >&2; exit 2 ;;
+esac
+
+fragment="$here/config-$arch"
+[ -f "$fragment" ] || { echo "build.sh: missing config '$fragment'" >&2; exit 1; }
+
+pkg=linux-source-6.12
+tarball=/usr/src/$pkg.tar.xz
+version=$(dpkg-query -W -f='${Version}' "$pkg" 2>/dev/null || true)
+[ -n "$version" ] && [ -f "$tarball" ] || {
+  echo "build.sh: '$pkg' is not installed (run scripts/setup.sh)" >&2; exit 1; }
+
+cache=${VESSEL_KERNEL_CACHE:-/var/cache/vessel/kernel}
+hash=$(cat "$fragment" "$here/build.sh" | sha256sum | cut -c1-16)
+key="$arch-${version//[^A-Za-z0-9.+-]/_}-$hash"
+out="$cache/$key"
+
+if [ -f "$out/kernel" ]; then echo "$out/kernel"; exit 0; fi
+[ -z "${print_only:-}" ] || { echo "$out/kernel"; exit 1; }
+
+mkdir -p "$cache"
+exec 9>"$cache/.lock"
+flock 9
+if [ -f "$out/kernel" ]; then echo "$out/kernel"; exit 0; fi
+
+# Unpack the source once per package version (atomically: a crash leaves only
+# a temporary directory that the next run removes).
+src="$cache/src-${version//[^A-Za-z0-9.+-]/_}"
+if [ ! -d "$src" ]; then
+  rm -rf "$src.tmp"; mkdir -p "$src.tmp"
+  echo "build.sh: unpacking $tarball" >&2
+  tar -C "$src.tmp" -xf "$tarball" --strip-components=1
+  mv "$src.tmp" "$src"
+fi
+
+build="$cache/build-$key"
+rm -rf "$build"; mkdir -p "$build"
+cross=()
+if [ "$arch" = arm64 ] && [ "$(uname -m)" != aarch64 ]; then
+  cross=(CROSS_COMPILE=aarch64-linux-gnu-)
+fi
+mk() { make -s -C "$src" O="$build" ARCH="$karch" "${cross[@]}" "$@"; }
+
+echo "build.sh: configuring $key" >&2
+mk tinyconfig >/dev/null
+KCONFIG_CONFIG="$build/.config" "$src/scripts/kconfig/merge_config.sh" -m -O "$build" \
+  "$build/.config" "$fragment" >/dev/null
+mk olddefconfig >/dev/null
+
+# Every option the fragment asks for must have survived Kconfig's dependency
+# resolution; a silently dropped option is a kernel that lacks a driver.
+missing=0
+while IFS= read -r line; do
+  case "$line" in
+    CONFIG_*=*) grep -qxF "$line" "$build/.config" || { echo "build.sh: not applied: $line" >&2; missing=1; } ;;
+    "# CONFIG_"*" is not set") opt=${line#\# }; opt=${opt%% *}
+      ! grep -q "^$opt=" "$build/.config" || { echo "build.sh: not disabled: $opt" >&2; missing=1; } ;;
+  esac
+done < "$fragment"
+[ "$missing" = 0 ] || { echo "build.sh: config fragment not fully applied" >&2; exit 1; }
+
+echo "build.sh: building ($(nproc) jobs), a few minutes" >&2
+start=$(date +%s)
+mk -j"$(nproc)" "$(basename "$image")" >/dev/null
+echo "build.sh: built in $(( $(date +%s) - start )) s" >&2
+
+mkdir -p "$out.tmp"
+cp "$build/$image" "$out.tmp/kernel"
+cp "$build/.config" "$out.tmp/config"
+echo "$version" > "$out.tmp/source-version"
+rm -rf "$out"; mv "$out.tmp" "$out"
+rm -rf "$build"
+echo "$out/kernel"

@@ -1,0 +1,320 @@
+#include "protocol/protocol.h"
+
+#include <cstring>
+
+namespace vessel::protocol {
+namespace {
+
+class Writer {
+ public:
+  void u8(uint8_t v) { out_.push_back(v); }
+  void u16(uint16_t v) {
+    for (int i = 0; i < 2; ++i) out_.push_back(static_cast<uint8_t>(v >> (8 * i)));
+  }
+  void u32(uint32_t v) {
+    for (int i = 0; i < 4; ++i) out_.push_back(static_cast<uint8_t>(v >> (8 * i)));
+  }
+  void i32(int32_t v) { u32(static_cast<uint32_t>(v)); }
+  void str(std::string_view s) {
+    u32(static_cast<uint32_t>(s.size()));
+    out_.insert(out_.end(), s.begin(), s.end());
+  }
+  void strs(const std::vector<std::string>& v) {
+    u32(static_cast<uint32_t>(v.size()));
+    for (const auto& s : v) str(s);
+  }
+  void u32s(const std::vector<uint32_t>& v) {
+    u32(static_cast<uint32_t>(v.size()));
+    for (uint32_t x : v) u32(x);
+  }
+  std::vector<uint8_t> take() { return std::move(out_); }
+
+ private:
+  std::vector<uint8_t> out_;
+};
+
+// Every read checks the bytes left; once a read fails, all later reads fail,
+// so a decoder checks ok() once at the end.
+class Reader {
+ public:
+  explicit Reader(std::span<const uint8_t> p) : p_(p) {}
+  bool ok() const { return ok_; }
+
+  uint8_t u8() {
+    if (!need(1)) return 0;
+    return p_[pos_++];
+  }
+  uint16_t u16() {
+    if (!need(2)) return 0;
+    uint16_t v = static_cast<uint16_t>(p_[pos_] | (p_[pos_ + 1] << 8));
+    pos_ += 2;
+    return v;
+  }
+  uint32_t u32() {
+    if (!need(4)) return 0;
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; --i) v = (v << 8) | p_[pos_ + i];
+    pos_ += 4;
+    return v;
+  }
+  int32_t i32() { return static_cast<int32_t>(u32()); }
+  std::string str() {
+    uint32_t n = u32();
+    if (n > kMaxStringBytes || !need(n)) {
+      ok_ = false;
+      return {};
+    }
+    std::string s(reinterpret_cast<const char*>(p_.data() + pos_), n);
+    pos_ += n;
+    return s;
+  }
+  std::vector<std::string> strs() {
+    std::vector<std::string> v;
+    uint32_t n = u32();
+    // Each item takes at least 4 bytes, so a count beyond that is a lie.
+    if (n > kMaxListItems || !need(static_cast<size_t>(n) * 4)) {
+      ok_ = false;
+      return v;
+    }
+    v.reserve(n);
+    for (uint32_t i = 0; i < n && ok_; ++i) v.push_back(str());
+    return v;
+  }
+  std::vector<uint32_t> u32s() {
+    std::vector<uint32_t> v;
+    uint32_t n = u32();
+    if (n > kMaxListItems || !need(static_cast<size_t>(n) * 4)) {
+      ok_ = false;
+      return v;
+    }
+    v.reserve(n);
+    for (uint32_t i = 0; i < n; ++i) v.push_back(u32());
+    return v;
+  }
+
+ private:
+  bool need(size_t n) {
+    if (!ok_ || p_.size() - pos_ < n) ok_ = false;
+    return ok_;
+  }
+  std::span<const uint8_t> p_;
+  size_t pos_ = 0;
+  bool ok_ = true;
+};
+
+}  // namespace
+
+bool is_known_type(uint16_t type) {
+  return type >= static_cast<uint16_t>(MsgType::kHello) &&
+         type <= static_cast<uint16_t>(MsgType::kPoweroff);
+}
+
+const char* type_name(uint16_t type) {
+  static const char* const kNames[] = {"?",      "hello",  "setup",     "setup-result",
+                                       "spawn",  "spawn-result", "stdin", "stdin-ack",
+                                       "stdout", "stderr", "signal",    "resize",
+                                       "exit",   "poweroff"};
+  return is_known_type(type) ? kNames[type] : "unknown";
+}
+
+void encode_header(const FrameHeader& h, uint8_t* out) {
+  auto put32 = [&](size_t off, uint32_t v) {
+    for (int i = 0; i < 4; ++i) out[off + i] = static_cast<uint8_t>(v >> (8 * i));
+  };
+  put32(0, h.length);
+  out[4] = static_cast<uint8_t>(h.type);
+  out[5] = static_cast<uint8_t>(h.type >> 8);
+  out[6] = static_cast<uint8_t>(h.flags);
+  out[7] = static_cast<uint8_t>(h.flags >> 8);
+  put32(8, h.stream);
+}
+
+std::optional<FrameHeader> decode_header(const uint8_t* in) {
+  auto get32 = [&](size_t off) {
+    return static_cast<uint32_t>(in[off]) | static_cast<uint32_t>(in[off + 1]) << 8 |
+           static_cast<uint32_t>(in[off + 2]) << 16 | static_cast<uint32_t>(in[off + 3]) << 24;
+  };
+  FrameHeader h;
+  h.length = get32(0);
+  h.type = static_cast<uint16_t>(in[4] | (in[5] << 8));
+  h.flags = static_cast<uint16_t>(in[6] | (in[7] << 8));
+  h.stream = get32(8);
+  if (h.length > kMaxPayload) return std::nullopt;
+  return h;
+}
+
+std::vector<uint8_t> make_frame(MsgType type, uint32_t stream, std::span<const uint8_t> payload) {
+  std::vector<uint8_t> frame(kHeaderSize + payload.size());
+  FrameHeader h{static_cast<uint32_t>(payload.size()), static_cast<uint16_t>(type), 0, stream};
+  encode_header(h, frame.data());
+  if (!payload.empty()) std::memcpy(frame.data() + kHeaderSize, payload.data(), payload.size());
+  return frame;
+}
+
+std::vector<uint8_t> encode(const Hello& m) {
+  Writer w;
+  w.u32(m.version);
+  w.str(m.guest);
+  return w.take();
+}
+
+bool decode(std::span<const uint8_t> p, Hello& out) {
+  Reader r(p);
+  out.version = r.u32();
+  out.guest = r.str();
+  return r.ok();
+}
+
+std::vector<uint8_t> encode(const Setup& m) {
+  Writer w;
+  w.str(m.hostname);
+  w.str(m.rootfs_tag);
+  w.str(m.hosts);
+  w.str(m.resolv_conf);
+  w.u8(m.read_only);
+  return w.take();
+}
+
+bool decode(std::span<const uint8_t> p, Setup& out) {
+  Reader r(p);
+  out.hostname = r.str();
+  out.rootfs_tag = r.str();
+  out.hosts = r.str();
+  out.resolv_conf = r.str();
+  out.read_only = r.u8();
+  // A hostname is at most 64 bytes (HOST_NAME_MAX) and the tag names a device.
+  return r.ok() && out.hostname.size() <= 64 && !out.rootfs_tag.empty() &&
+         out.rootfs_tag.size() <= 36;
+}
+
+std::vector<uint8_t> encode(const Spawn& m) {
+  Writer w;
+  w.strs(m.argv);
+  w.strs(m.env);
+  w.str(m.cwd);
+  w.u32(m.uid);
+  w.u32(m.gid);
+  w.u32s(m.groups);
+  w.u8(m.tty);
+  w.u8(m.stdin_open);
+  w.u16(m.rows);
+  w.u16(m.cols);
+  return w.take();
+}
+
+bool decode(std::span<const uint8_t> p, Spawn& out) {
+  Reader r(p);
+  out.argv = r.strs();
+  out.env = r.strs();
+  out.cwd = r.str();
+  out.uid = r.u32();
+  out.gid = r.u32();
+  out.groups = r.u32s();
+  out.tty = r.u8();
+  out.stdin_open = r.u8();
+  out.rows = r.u16();
+  out.cols = r.u16();
+  if (!r.ok() || out.argv.empty() || out.argv[0].empty()) return false;
+  // Strings handed to execve() and chdir() must not hold NUL bytes.
+  auto has_nul = [](const std::string& s) { return s.find('\0') != std::string::npos; };
+  for (const auto& s : out.argv)
+    if (has_nul(s)) return false;
+  for (const auto& s : out.env)
+    if (has_nul(s)) return false;
+  return !has_nul(out.cwd);
+}
+
+std::vector<uint8_t> encode(const Reply& m) {
+  Writer w;
+  w.i32(m.errnum);
+  w.str(m.message);
+  w.u32(m.pid);
+  return w.take();
+}
+
+bool decode(std::span<const uint8_t> p, Reply& out) {
+  Reader r(p);
+  out.errnum = r.i32();
+  out.message = r.str();
+  out.pid = r.u32();
+  return r.ok() && out.errnum >= 0;
+}
+
+std::vector<uint8_t> encode(const Ack& m) {
+  Writer w;
+  w.u32(m.bytes);
+  return w.take();
+}
+
+bool decode(std::span<const uint8_t> p, Ack& out) {
+  Reader r(p);
+  out.bytes = r.u32();
+  return r.ok() && out.bytes <= kStdinWindow;
+}
+
+std::vector<uint8_t> encode(const Signal& m) {
+  Writer w;
+  w.i32(m.signo);
+  return w.take();
+}
+
+bool decode(std::span<const uint8_t> p, Signal& out) {
+  Reader r(p);
+  out.signo = r.i32();
+  return r.ok() && out.signo > 0 && out.signo < 65;
+}
+
+std::vector<uint8_t> encode(const Resize& m) {
+  Writer w;
+  w.u16(m.rows);
+  w.u16(m.cols);
+  return w.take();
+}
+
+bool decode(std::span<const uint8_t> p, Resize& out) {
+  Reader r(p);
+  out.rows = r.u16();
+  out.cols = r.u16();
+  return r.ok();
+}
+
+std::vector<uint8_t> encode(const Exit& m) {
+  Writer w;
+  w.i32(m.code);
+  w.i32(m.signal);
+  return w.take();
+}
+
+bool decode(std::span<const uint8_t> p, Exit& out) {
+  Reader r(p);
+  out.code = r.i32();
+  out.signal = r.i32();
+  return r.ok() && out.code >= 0 && out.code <= 255 && out.signal >= 0 && out.signal < 65;
+}
+
+void FrameReader::feed(const uint8_t* data, size_t n) {
+  // Compact once the consumed prefix dominates, keeping appends amortised O(1).
+  if (pos_ > 0 && pos_ >= buf_.size() / 2) {
+    buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(pos_));
+    pos_ = 0;
+  }
+  buf_.insert(buf_.end(), data, data + n);
+}
+
+FrameReader::Status FrameReader::next(Frame& out) {
+  if (failed_) return Status::kError;
+  if (buffered() < kHeaderSize) return Status::kNeedMore;
+  auto h = decode_header(buf_.data() + pos_);
+  if (!h) {
+    failed_ = true;
+    return Status::kError;
+  }
+  if (buffered() < kHeaderSize + h->length) return Status::kNeedMore;
+  out.header = *h;
+  const uint8_t* start = buf_.data() + pos_ + kHeaderSize;
+  out.payload.assign(start, start + h->length);
+  pos_ += kHeaderSize + h->length;
+  return Status::kFrame;
+}
+
+}  // namespace vessel::protocol

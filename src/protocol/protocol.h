@@ -1,0 +1,171 @@
+// The host<->guest protocol: framing and messages. Shared, unchanged, by the
+// host library and by vessel-init, so it is written without exceptions and
+// without any host-only dependency. docs/protocol.md is its specification.
+//
+// Frame: a 12-byte little-endian header followed by `length` payload bytes.
+//   u32 length   payload bytes, at most kMaxPayload
+//   u16 type     MsgType
+//   u16 flags    0 in version 1; receivers ignore bits they do not know
+//   u32 stream   the process a message concerns (0 = the VM itself)
+//
+// Payload: the message's fields in a fixed order. Integers are little-endian,
+// a string is a u32 byte count then the bytes, a list is a u32 count then the
+// items. Decoders check every length against the bytes left and against the
+// per-field limits below, and tolerate trailing bytes (fields a newer peer
+// appended), which is how minor versions stay compatible.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace vessel::protocol {
+
+/// Bumped when a message changes incompatibly. Peers must agree exactly.
+inline constexpr uint32_t kVersion = 1;
+/// Name of the virtio-serial port the guest serves on.
+inline constexpr std::string_view kPortName = "vessel.agent";
+
+inline constexpr size_t kHeaderSize = 12;
+inline constexpr uint32_t kMaxPayload = 1u << 20;       // 1 MiB
+inline constexpr uint32_t kMaxDataChunk = 64u << 10;    // stdio bytes per frame
+inline constexpr uint32_t kMaxListItems = 4096;         // argv, env, groups
+inline constexpr uint32_t kMaxStringBytes = 256u << 10; // any one string
+/// Bytes of stdin the host may send beyond what the guest acknowledged.
+inline constexpr uint32_t kStdinWindow = 1u << 20;
+
+enum class MsgType : uint16_t {
+  kHello = 1,        // guest->host, stream 0: Hello. The guest is ready.
+  kSetup = 2,        // host->guest, stream 0: Setup. Prepare the container root.
+  kSetupResult = 3,  // guest->host, stream 0: Reply.
+  kSpawn = 4,        // host->guest, stream N: Spawn. Start process N.
+  kSpawnResult = 5,  // guest->host, stream N: Reply (pid on success).
+  kStdin = 6,        // host->guest, stream N: raw bytes; empty payload = EOF.
+  kStdinAck = 7,     // guest->host, stream N: Ack. Bytes written to the process.
+  kStdout = 8,       // guest->host, stream N: raw bytes.
+  kStderr = 9,       // guest->host, stream N: raw bytes.
+  kSignal = 10,      // host->guest, stream N: Signal.
+  kResize = 11,      // host->guest, stream N: Resize.
+  kExit = 12,        // guest->host, stream N: Exit. Last message of stream N.
+  kPoweroff = 13,    // host->guest, stream 0: empty. Sync and power off.
+};
+
+/// True for the types above.
+bool is_known_type(uint16_t type);
+const char* type_name(uint16_t type);
+
+struct FrameHeader {
+  uint32_t length = 0;
+  uint16_t type = 0;
+  uint16_t flags = 0;
+  uint32_t stream = 0;
+};
+
+/// Serializes a header into exactly kHeaderSize bytes at `out`.
+void encode_header(const FrameHeader& h, uint8_t* out);
+/// Parses a header; nullopt if `length` exceeds kMaxPayload.
+std::optional<FrameHeader> decode_header(const uint8_t* in);
+
+/// A whole frame (header + payload) ready to write.
+std::vector<uint8_t> make_frame(MsgType type, uint32_t stream, std::span<const uint8_t> payload);
+
+// ---- messages --------------------------------------------------------------
+
+struct Hello {
+  uint32_t version = kVersion;
+  std::string guest;  // free text: init name and kernel release, for logs
+};
+
+struct Setup {
+  std::string hostname;
+  std::string rootfs_tag;   // virtio-fs tag of the container's root
+  std::string hosts;        // contents for /etc/hosts
+  std::string resolv_conf;  // contents for /etc/resolv.conf
+  uint8_t read_only = 0;    // mount the root read-only
+};
+
+struct Spawn {
+  std::vector<std::string> argv;  // at least one item
+  std::vector<std::string> env;   // "KEY=VALUE"
+  std::string cwd;                // absolute path in the container
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  std::vector<uint32_t> groups;   // supplementary groups
+  uint8_t tty = 0;                // stdin/stdout/stderr on a new pty
+  uint8_t stdin_open = 0;         // 0: stdin is /dev/null
+  uint16_t rows = 0, cols = 0;    // initial window size when tty
+};
+
+/// Reply to Setup and Spawn. errnum 0 is success.
+struct Reply {
+  int32_t errnum = 0;
+  std::string message;
+  uint32_t pid = 0;  // guest pid of the spawned process
+};
+
+struct Ack {
+  uint32_t bytes = 0;
+};
+
+struct Signal {
+  int32_t signo = 0;
+};
+
+struct Resize {
+  uint16_t rows = 0, cols = 0;
+};
+
+struct Exit {
+  int32_t code = 0;    // exit status when signal == 0
+  int32_t signal = 0;  // terminating signal, or 0
+};
+
+std::vector<uint8_t> encode(const Hello& m);
+std::vector<uint8_t> encode(const Setup& m);
+std::vector<uint8_t> encode(const Spawn& m);
+std::vector<uint8_t> encode(const Reply& m);
+std::vector<uint8_t> encode(const Ack& m);
+std::vector<uint8_t> encode(const Signal& m);
+std::vector<uint8_t> encode(const Resize& m);
+std::vector<uint8_t> encode(const Exit& m);
+
+/// Each returns false (leaving `out` unspecified) if the payload is short, a
+/// length or count exceeds its limit, or a field is invalid (Spawn with no
+/// argv). Trailing bytes are allowed.
+bool decode(std::span<const uint8_t> p, Hello& out);
+bool decode(std::span<const uint8_t> p, Setup& out);
+bool decode(std::span<const uint8_t> p, Spawn& out);
+bool decode(std::span<const uint8_t> p, Reply& out);
+bool decode(std::span<const uint8_t> p, Ack& out);
+bool decode(std::span<const uint8_t> p, Signal& out);
+bool decode(std::span<const uint8_t> p, Resize& out);
+bool decode(std::span<const uint8_t> p, Exit& out);
+
+/// Reassembles frames from a byte stream. Feed it what arrives; take frames
+/// out with next(). A header announcing more than kMaxPayload puts it in the
+/// error state for good (the stream cannot be resynchronised).
+class FrameReader {
+ public:
+  struct Frame {
+    FrameHeader header;
+    std::vector<uint8_t> payload;
+  };
+  enum class Status { kFrame, kNeedMore, kError };
+
+  void feed(const uint8_t* data, size_t n);
+  /// kFrame fills `out`; kNeedMore when no whole frame is buffered.
+  Status next(Frame& out);
+  bool failed() const { return failed_; }
+  size_t buffered() const { return buf_.size() - pos_; }
+
+ private:
+  std::vector<uint8_t> buf_;
+  size_t pos_ = 0;
+  bool failed_ = false;
+};
+
+}  // namespace vessel::protocol

@@ -1,0 +1,551 @@
+#include "protocol/protocol.h"
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace vessel::protocol {
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+
+// Little-endian helpers to hand-build payloads that lie about their lengths.
+void put_u32(Bytes& b, uint32_t v) {
+  for (int i = 0; i < 4; ++i)
+    b.push_back(static_cast<uint8_t>(v >> (8 * i)));
+}
+void put_str(Bytes& b, std::string_view s) {
+  put_u32(b, static_cast<uint32_t>(s.size()));
+  b.insert(b.end(), s.begin(), s.end());
+}
+
+Spawn sample_spawn() {
+  Spawn s;
+  s.argv = {"/bin/sh", "-c", "echo hi"};
+  s.env = {"PATH=/usr/bin:/bin", "TERM=xterm", "EMPTY="};
+  s.cwd = "/work";
+  s.uid = 1000;
+  s.gid = 100;
+  s.groups = {4, 27, 0xFFFFFFFEu};
+  s.tty = 1;
+  s.stdin_open = 1;
+  s.rows = 24;
+  s.cols = 80;
+  return s;
+}
+
+// ---- header ----------------------------------------------------------------
+
+TEST(ProtocolHeader, EncodesLittleEndianLayout) {
+  FrameHeader h{0x00010203u, 0x0405, 0x0607, 0x08090A0Bu};
+  std::array<uint8_t, kHeaderSize> out{};
+  encode_header(h, out.data());
+  const std::array<uint8_t, kHeaderSize> want = {0x03, 0x02, 0x01, 0x00, 0x05, 0x04,
+                                                 0x07, 0x06, 0x0B, 0x0A, 0x09, 0x08};
+  EXPECT_EQ(out, want);
+}
+
+TEST(ProtocolHeader, RoundTrips) {
+  FrameHeader h{kMaxPayload, static_cast<uint16_t>(MsgType::kStdout), 0xFFFF, 0xFFFFFFFFu};
+  std::array<uint8_t, kHeaderSize> buf{};
+  encode_header(h, buf.data());
+  auto got = decode_header(buf.data());
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->length, h.length);
+  EXPECT_EQ(got->type, h.type);
+  EXPECT_EQ(got->flags, h.flags);
+  EXPECT_EQ(got->stream, h.stream);
+}
+
+TEST(ProtocolHeader, RejectsLengthOverMax) {
+  std::array<uint8_t, kHeaderSize> buf{};
+  encode_header(FrameHeader{kMaxPayload + 1, 1, 0, 0}, buf.data());
+  EXPECT_FALSE(decode_header(buf.data()));
+  encode_header(FrameHeader{0xFFFFFFFFu, 1, 0, 0}, buf.data());
+  EXPECT_FALSE(decode_header(buf.data()));
+}
+
+TEST(ProtocolHeader, MakeFrameWritesHeaderThenPayload) {
+  const Bytes payload = {0xAA, 0xBB, 0xCC};
+  Bytes f = make_frame(MsgType::kStdin, 7, payload);
+  const Bytes want = {3, 0, 0, 0, 6, 0, 0, 0, 7, 0, 0, 0, 0xAA, 0xBB, 0xCC};
+  EXPECT_EQ(f, want);
+
+  Bytes empty = make_frame(MsgType::kPoweroff, 0, {});
+  ASSERT_EQ(empty.size(), kHeaderSize);
+  auto h = decode_header(empty.data());
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->length, 0u);
+  EXPECT_EQ(h->type, static_cast<uint16_t>(MsgType::kPoweroff));
+}
+
+TEST(ProtocolTypes, KnownTypesAndNames) {
+  EXPECT_FALSE(is_known_type(0));
+  for (uint16_t t = 1; t <= 13; ++t)
+    EXPECT_TRUE(is_known_type(t)) << t;
+  EXPECT_FALSE(is_known_type(14));
+  EXPECT_FALSE(is_known_type(0xFFFF));
+
+  EXPECT_STREQ(type_name(1), "hello");
+  EXPECT_STREQ(type_name(static_cast<uint16_t>(MsgType::kSetupResult)), "setup-result");
+  EXPECT_STREQ(type_name(static_cast<uint16_t>(MsgType::kSpawn)), "spawn");
+  EXPECT_STREQ(type_name(static_cast<uint16_t>(MsgType::kStdinAck)), "stdin-ack");
+  EXPECT_STREQ(type_name(static_cast<uint16_t>(MsgType::kExit)), "exit");
+  EXPECT_STREQ(type_name(static_cast<uint16_t>(MsgType::kPoweroff)), "poweroff");
+  EXPECT_STREQ(type_name(0), "unknown");
+  EXPECT_STREQ(type_name(14), "unknown");
+  EXPECT_STREQ(type_name(0xFFFF), "unknown");
+}
+
+// ---- message round trips ---------------------------------------------------
+
+TEST(ProtocolMessages, HelloRoundTrip) {
+  Hello in{kVersion, "vessel-init 0.1 / linux 6.1.0"};
+  Bytes p = encode(in);
+  // u32 version, then a length-prefixed string.
+  ASSERT_GE(p.size(), 8u);
+  EXPECT_EQ(p[0], kVersion);
+  Hello out;
+  ASSERT_TRUE(decode(p, out));
+  EXPECT_EQ(out.version, in.version);
+  EXPECT_EQ(out.guest, in.guest);
+}
+
+TEST(ProtocolMessages, HelloExactBytes) {
+  Bytes p = encode(Hello{1, "ab"});
+  const Bytes want = {1, 0, 0, 0, 2, 0, 0, 0, 'a', 'b'};
+  EXPECT_EQ(p, want);
+}
+
+TEST(ProtocolMessages, SetupRoundTrip) {
+  Setup in;
+  in.hostname = std::string(64, 'h');
+  in.rootfs_tag = "rootfs";
+  in.hosts = "127.0.0.1 localhost\n";
+  in.resolv_conf = "nameserver 10.0.2.3\n";
+  in.read_only = 1;
+  Setup out;
+  ASSERT_TRUE(decode(encode(in), out));
+  EXPECT_EQ(out.hostname, in.hostname);
+  EXPECT_EQ(out.rootfs_tag, in.rootfs_tag);
+  EXPECT_EQ(out.hosts, in.hosts);
+  EXPECT_EQ(out.resolv_conf, in.resolv_conf);
+  EXPECT_EQ(out.read_only, 1);
+}
+
+TEST(ProtocolMessages, SpawnRoundTrip) {
+  Spawn in = sample_spawn();
+  Spawn out;
+  ASSERT_TRUE(decode(encode(in), out));
+  EXPECT_EQ(out.argv, in.argv);
+  EXPECT_EQ(out.env, in.env);
+  EXPECT_EQ(out.cwd, in.cwd);
+  EXPECT_EQ(out.uid, in.uid);
+  EXPECT_EQ(out.gid, in.gid);
+  EXPECT_EQ(out.groups, in.groups);
+  EXPECT_EQ(out.tty, 1);
+  EXPECT_EQ(out.stdin_open, 1);
+  EXPECT_EQ(out.rows, 24);
+  EXPECT_EQ(out.cols, 80);
+}
+
+TEST(ProtocolMessages, SpawnMinimalRoundTrip) {
+  Spawn in;
+  in.argv = {"true"};
+  Spawn out = sample_spawn();  // decode must overwrite every field
+  ASSERT_TRUE(decode(encode(in), out));
+  EXPECT_EQ(out.argv, in.argv);
+  EXPECT_TRUE(out.env.empty());
+  EXPECT_TRUE(out.cwd.empty());
+  EXPECT_TRUE(out.groups.empty());
+  EXPECT_EQ(out.uid, 0u);
+  EXPECT_EQ(out.tty, 0);
+  EXPECT_EQ(out.stdin_open, 0);
+  EXPECT_EQ(out.rows, 0);
+  EXPECT_EQ(out.cols, 0);
+}
+
+TEST(ProtocolMessages, ReplyRoundTrip) {
+  Reply ok{0, "", 4242};
+  Reply out;
+  ASSERT_TRUE(decode(encode(ok), out));
+  EXPECT_EQ(out.errnum, 0);
+  EXPECT_EQ(out.message, "");
+  EXPECT_EQ(out.pid, 4242u);
+
+  Reply err{2, "exec '/nope': No such file or directory", 0};
+  ASSERT_TRUE(decode(encode(err), out));
+  EXPECT_EQ(out.errnum, 2);
+  EXPECT_EQ(out.message, err.message);
+  EXPECT_EQ(out.pid, 0u);
+}
+
+TEST(ProtocolMessages, ReplyNegativeErrnoRejected) {
+  Reply out;
+  EXPECT_FALSE(decode(encode(Reply{-1, "x", 0}), out));
+}
+
+TEST(ProtocolMessages, AckRoundTrip) {
+  Ack out;
+  ASSERT_TRUE(decode(encode(Ack{12345}), out));
+  EXPECT_EQ(out.bytes, 12345u);
+  ASSERT_TRUE(decode(encode(Ack{kStdinWindow}), out));
+  EXPECT_EQ(out.bytes, kStdinWindow);
+  EXPECT_FALSE(decode(encode(Ack{kStdinWindow + 1}), out));
+}
+
+TEST(ProtocolMessages, SignalRoundTrip) {
+  Signal out;
+  ASSERT_TRUE(decode(encode(Signal{15}), out));
+  EXPECT_EQ(out.signo, 15);
+  ASSERT_TRUE(decode(encode(Signal{64}), out));
+  EXPECT_EQ(out.signo, 64);
+}
+
+TEST(ProtocolMessages, SignalOutOfRangeRejected) {
+  Signal out;
+  EXPECT_FALSE(decode(encode(Signal{0}), out));
+  EXPECT_FALSE(decode(encode(Signal{-9}), out));
+  EXPECT_FALSE(decode(encode(Signal{65}), out));
+}
+
+TEST(ProtocolMessages, ResizeRoundTrip) {
+  Resize out;
+  ASSERT_TRUE(decode(encode(Resize{50, 0xFFFF}), out));
+  EXPECT_EQ(out.rows, 50);
+  EXPECT_EQ(out.cols, 0xFFFF);
+  const Bytes want = {50, 0, 0xFF, 0xFF};
+  EXPECT_EQ(encode(Resize{50, 0xFFFF}), want);
+}
+
+TEST(ProtocolMessages, ExitRoundTrip) {
+  Exit out;
+  ASSERT_TRUE(decode(encode(Exit{3, 0}), out));
+  EXPECT_EQ(out.code, 3);
+  EXPECT_EQ(out.signal, 0);
+  ASSERT_TRUE(decode(encode(Exit{255, 0}), out));
+  EXPECT_EQ(out.code, 255);
+  ASSERT_TRUE(decode(encode(Exit{0, 9}), out));
+  EXPECT_EQ(out.signal, 9);
+}
+
+TEST(ProtocolMessages, ExitOutOfRangeRejected) {
+  Exit out;
+  EXPECT_FALSE(decode(encode(Exit{256, 0}), out));
+  EXPECT_FALSE(decode(encode(Exit{-1, 0}), out));
+  EXPECT_FALSE(decode(encode(Exit{0, -1}), out));
+  EXPECT_FALSE(decode(encode(Exit{0, 65}), out));
+}
+
+// ---- compatibility and malformed input -------------------------------------
+
+TEST(ProtocolMalformed, TrailingBytesTolerated) {
+  auto with_tail = [](Bytes p) {
+    p.insert(p.end(), {0xDE, 0xAD, 0xBE, 0xEF, 0x00});
+    return p;
+  };
+  Hello hello;
+  EXPECT_TRUE(decode(with_tail(encode(Hello{1, "g"})), hello));
+  EXPECT_EQ(hello.guest, "g");
+  Setup setup;
+  Setup setup_in;
+  setup_in.rootfs_tag = "root";
+  EXPECT_TRUE(decode(with_tail(encode(setup_in)), setup));
+  Spawn spawn;
+  EXPECT_TRUE(decode(with_tail(encode(sample_spawn())), spawn));
+  EXPECT_EQ(spawn.argv, sample_spawn().argv);
+  EXPECT_EQ(spawn.cols, 80);
+  Reply reply;
+  EXPECT_TRUE(decode(with_tail(encode(Reply{0, "m", 9})), reply));
+  EXPECT_EQ(reply.pid, 9u);
+  Ack ack;
+  EXPECT_TRUE(decode(with_tail(encode(Ack{1})), ack));
+  Signal sig;
+  EXPECT_TRUE(decode(with_tail(encode(Signal{2})), sig));
+  Resize resize;
+  EXPECT_TRUE(decode(with_tail(encode(Resize{1, 2})), resize));
+  EXPECT_EQ(resize.cols, 2);
+  Exit exit;
+  EXPECT_TRUE(decode(with_tail(encode(Exit{1, 0})), exit));
+  EXPECT_EQ(exit.code, 1);
+}
+
+TEST(ProtocolMalformed, EveryTruncatedSpawnFails) {
+  const Bytes full = encode(sample_spawn());
+  for (size_t n = 0; n < full.size(); ++n) {
+    // A fresh heap copy of exactly n bytes, so ASan catches any read past it.
+    Bytes prefix(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(n));
+    Spawn out;
+    EXPECT_FALSE(decode(prefix, out)) << "prefix of " << n << " bytes";
+  }
+  Spawn out;
+  EXPECT_TRUE(decode(full, out));
+}
+
+TEST(ProtocolMalformed, EveryTruncatedMessageFails) {
+  Setup setup_in;
+  setup_in.hostname = "h";
+  setup_in.rootfs_tag = "root";
+  const std::vector<Bytes> payloads = {
+      encode(Hello{1, "abc"}), encode(setup_in),     encode(Reply{0, "m", 1}), encode(Ack{1}),
+      encode(Signal{1}),       encode(Resize{1, 1}), encode(Exit{0, 0})};
+  for (size_t i = 0; i < payloads.size(); ++i) {
+    for (size_t n = 0; n < payloads[i].size(); ++n) {
+      Bytes prefix(payloads[i].begin(), payloads[i].begin() + static_cast<std::ptrdiff_t>(n));
+      Hello h;
+      Setup s;
+      Reply r;
+      Ack a;
+      Signal g;
+      Resize z;
+      Exit e;
+      bool ok = false;
+      switch (i) {
+        case 0:
+          ok = decode(prefix, h);
+          break;
+        case 1:
+          ok = decode(prefix, s);
+          break;
+        case 2:
+          ok = decode(prefix, r);
+          break;
+        case 3:
+          ok = decode(prefix, a);
+          break;
+        case 4:
+          ok = decode(prefix, g);
+          break;
+        case 5:
+          ok = decode(prefix, z);
+          break;
+        case 6:
+          ok = decode(prefix, e);
+          break;
+      }
+      EXPECT_FALSE(ok) << "message " << i << " prefix of " << n << " bytes";
+    }
+  }
+}
+
+TEST(ProtocolMalformed, StringLongerThanRemainingRejected) {
+  Bytes p;
+  put_u32(p, kVersion);
+  put_u32(p, 10);  // claims 10 bytes, carries 3
+  p.insert(p.end(), {'a', 'b', 'c'});
+  Hello out;
+  EXPECT_FALSE(decode(p, out));
+}
+
+TEST(ProtocolMalformed, StringOverLimitRejected) {
+  // The bytes are really there; the limit alone must reject it.
+  Bytes p;
+  put_u32(p, kVersion);
+  put_str(p, std::string(kMaxStringBytes + 1, 'x'));
+  Hello out;
+  EXPECT_FALSE(decode(p, out));
+
+  Bytes at_limit;
+  put_u32(at_limit, kVersion);
+  put_str(at_limit, std::string(kMaxStringBytes, 'x'));
+  EXPECT_TRUE(decode(at_limit, out));
+  EXPECT_EQ(out.guest.size(), kMaxStringBytes);
+}
+
+TEST(ProtocolMalformed, ListCountLiesRejected) {
+  // argv count 0xFFFFFFFF with almost nothing behind it.
+  Bytes p;
+  put_u32(p, 0xFFFFFFFFu);
+  put_str(p, "sh");
+  Spawn out;
+  EXPECT_FALSE(decode(p, out));
+
+  // A count within kMaxListItems but beyond the bytes left.
+  Bytes q;
+  put_u32(q, 100);
+  put_str(q, "sh");
+  EXPECT_FALSE(decode(q, out));
+
+  // kMaxListItems + 1 real items: rejected by the limit.
+  Bytes r;
+  put_u32(r, kMaxListItems + 1);
+  for (uint32_t i = 0; i <= kMaxListItems; ++i)
+    put_str(r, "a");
+  EXPECT_FALSE(decode(r, out));
+}
+
+TEST(ProtocolMalformed, GroupsCountLiesRejected) {
+  Bytes p;
+  put_u32(p, 1);
+  put_str(p, "id");
+  put_u32(p, 0);            // env
+  put_str(p, "/");          // cwd
+  put_u32(p, 0);            // uid
+  put_u32(p, 0);            // gid
+  put_u32(p, 0xFFFFFFFFu);  // groups count
+  p.insert(p.end(), {0, 0, 0, 0, 0, 0});
+  Spawn out;
+  EXPECT_FALSE(decode(p, out));
+}
+
+TEST(ProtocolMalformed, SpawnEmptyArgvRejected) {
+  Spawn in = sample_spawn();
+  in.argv.clear();
+  Spawn out;
+  EXPECT_FALSE(decode(encode(in), out));
+  in.argv = {""};
+  EXPECT_FALSE(decode(encode(in), out));
+}
+
+TEST(ProtocolMalformed, SpawnNulBytesRejected) {
+  Spawn out;
+  Spawn a = sample_spawn();
+  a.argv[1] = std::string("-c\0x", 4);
+  EXPECT_FALSE(decode(encode(a), out));
+  Spawn e = sample_spawn();
+  e.env.push_back(std::string("A=\0B", 4));
+  EXPECT_FALSE(decode(encode(e), out));
+  Spawn c = sample_spawn();
+  c.cwd = std::string("/tmp\0/etc", 9);
+  EXPECT_FALSE(decode(encode(c), out));
+}
+
+TEST(ProtocolMalformed, SetupInvalidFieldsRejected) {
+  Setup out;
+  Setup empty_tag;
+  EXPECT_FALSE(decode(encode(empty_tag), out));
+
+  Setup long_host;
+  long_host.rootfs_tag = "root";
+  long_host.hostname = std::string(65, 'h');
+  EXPECT_FALSE(decode(encode(long_host), out));
+
+  Setup long_tag;
+  long_tag.rootfs_tag = std::string(37, 't');
+  EXPECT_FALSE(decode(encode(long_tag), out));
+}
+
+// ---- FrameReader -----------------------------------------------------------
+
+Bytes three_frames() {
+  Bytes s;
+  auto add = [&](const Bytes& f) { s.insert(s.end(), f.begin(), f.end()); };
+  add(make_frame(MsgType::kHello, 0, encode(Hello{kVersion, "init"})));
+  add(make_frame(MsgType::kStdin, 3, {}));  // empty payload: EOF
+  add(make_frame(MsgType::kSpawn, 3, encode(sample_spawn())));
+  return s;
+}
+
+void expect_three_frames(const std::vector<FrameReader::Frame>& frames) {
+  ASSERT_EQ(frames.size(), 3u);
+  EXPECT_EQ(frames[0].header.type, static_cast<uint16_t>(MsgType::kHello));
+  EXPECT_EQ(frames[0].header.stream, 0u);
+  Hello h;
+  ASSERT_TRUE(decode(frames[0].payload, h));
+  EXPECT_EQ(h.guest, "init");
+  EXPECT_EQ(frames[1].header.type, static_cast<uint16_t>(MsgType::kStdin));
+  EXPECT_EQ(frames[1].header.stream, 3u);
+  EXPECT_TRUE(frames[1].payload.empty());
+  EXPECT_EQ(frames[2].header.type, static_cast<uint16_t>(MsgType::kSpawn));
+  Spawn s;
+  ASSERT_TRUE(decode(frames[2].payload, s));
+  EXPECT_EQ(s.argv, sample_spawn().argv);
+}
+
+TEST(FrameReader, SeveralFramesInOneFeed) {
+  const Bytes stream = three_frames();
+  FrameReader r;
+  r.feed(stream.data(), stream.size());
+  std::vector<FrameReader::Frame> frames;
+  FrameReader::Frame f;
+  while (r.next(f) == FrameReader::Status::kFrame)
+    frames.push_back(f);
+  expect_three_frames(frames);
+  EXPECT_EQ(r.next(f), FrameReader::Status::kNeedMore);
+  EXPECT_EQ(r.buffered(), 0u);
+  EXPECT_FALSE(r.failed());
+}
+
+TEST(FrameReader, SplitAtEveryByteBoundary) {
+  const Bytes stream = three_frames();
+  for (size_t cut = 0; cut <= stream.size(); ++cut) {
+    FrameReader r;
+    std::vector<FrameReader::Frame> frames;
+    FrameReader::Frame f;
+    r.feed(stream.data(), cut);
+    while (r.next(f) == FrameReader::Status::kFrame)
+      frames.push_back(f);
+    r.feed(stream.data() + cut, stream.size() - cut);
+    while (r.next(f) == FrameReader::Status::kFrame)
+      frames.push_back(f);
+    SCOPED_TRACE("cut at " + std::to_string(cut));
+    expect_three_frames(frames);
+    EXPECT_EQ(r.buffered(), 0u);
+  }
+}
+
+TEST(FrameReader, OneByteAtATime) {
+  const Bytes stream = three_frames();
+  FrameReader r;
+  std::vector<FrameReader::Frame> frames;
+  FrameReader::Frame f;
+  for (uint8_t byte : stream) {
+    r.feed(&byte, 1);
+    FrameReader::Status st;
+    while ((st = r.next(f)) == FrameReader::Status::kFrame)
+      frames.push_back(f);
+    ASSERT_EQ(st, FrameReader::Status::kNeedMore);
+  }
+  expect_three_frames(frames);
+  EXPECT_EQ(r.buffered(), 0u);
+}
+
+TEST(FrameReader, OversizedHeaderIsStickyError) {
+  FrameReader r;
+  FrameReader::Frame f;
+  // A good frame first: it is still delivered.
+  Bytes good = make_frame(MsgType::kStdinAck, 1, encode(Ack{5}));
+  r.feed(good.data(), good.size());
+  std::array<uint8_t, kHeaderSize> bad{};
+  encode_header(FrameHeader{kMaxPayload + 1, 8, 0, 1}, bad.data());
+  r.feed(bad.data(), bad.size());
+  ASSERT_EQ(r.next(f), FrameReader::Status::kFrame);
+  EXPECT_EQ(f.header.type, static_cast<uint16_t>(MsgType::kStdinAck));
+  EXPECT_EQ(r.next(f), FrameReader::Status::kError);
+  EXPECT_TRUE(r.failed());
+  // More valid data cannot resynchronise it.
+  r.feed(good.data(), good.size());
+  EXPECT_EQ(r.next(f), FrameReader::Status::kError);
+  EXPECT_EQ(r.next(f), FrameReader::Status::kError);
+  EXPECT_TRUE(r.failed());
+}
+
+TEST(FrameReader, MaxPayloadFrameAccepted) {
+  Bytes payload(kMaxPayload, 0x5A);
+  Bytes frame = make_frame(MsgType::kStdout, 2, payload);
+  FrameReader r;
+  FrameReader::Frame f;
+  r.feed(frame.data(), frame.size() - 1);
+  EXPECT_EQ(r.next(f), FrameReader::Status::kNeedMore);
+  r.feed(frame.data() + frame.size() - 1, 1);
+  ASSERT_EQ(r.next(f), FrameReader::Status::kFrame);
+  EXPECT_EQ(f.payload.size(), kMaxPayload);
+  EXPECT_EQ(f.header.stream, 2u);
+}
+
+TEST(FrameReader, PartialHeaderNeedsMore) {
+  FrameReader r;
+  FrameReader::Frame f;
+  EXPECT_EQ(r.next(f), FrameReader::Status::kNeedMore);
+  const uint8_t some[5] = {1, 0, 0, 0, 6};
+  r.feed(some, sizeof some);
+  EXPECT_EQ(r.next(f), FrameReader::Status::kNeedMore);
+  EXPECT_EQ(r.buffered(), 5u);
+  EXPECT_FALSE(r.failed());
+}
+
+}  // namespace
+}  // namespace vessel::protocol

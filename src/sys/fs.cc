@@ -1,0 +1,144 @@
+#include "sys/fs.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <vector>
+
+namespace vessel::sys {
+
+Result<UniqueFd> open_fd(const std::string& path, int flags, mode_t mode) {
+  int fd;
+  do {
+    fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) return Error::from_errno(errno, "open '" + path + "'");
+  return UniqueFd(fd);
+}
+
+Result<std::string> read_file(const std::string& path, size_t limit) {
+  VESSEL_ASSIGN_OR_RETURN(UniqueFd fd, open_fd(path, O_RDONLY));
+  std::string out;
+  char buf[65536];
+  while (true) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Error::from_errno(errno, "read '" + path + "'");
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+    if (out.size() > limit)
+      return Error(ErrorCode::kInvalidArgument, "read '" + path + "': larger than " +
+                                                    std::to_string(limit) + " bytes");
+  }
+  return out;
+}
+
+Status write_all(int fd, const void* data, size_t size) {
+  const char* p = static_cast<const char*>(data);
+  while (size > 0) {
+    ssize_t n = ::write(fd, p, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) {
+        pollfd pfd{fd, POLLOUT, 0};
+        ::poll(&pfd, 1, -1);
+        continue;
+      }
+      return Error::from_errno(errno, "write");
+    }
+    p += n;
+    size -= static_cast<size_t>(n);
+  }
+  return ok_status();
+}
+
+Status write_file_atomic(const std::string& path, std::string_view data, mode_t mode) {
+  std::string tmp = path + ".tmp";
+  VESSEL_ASSIGN_OR_RETURN(UniqueFd fd, open_fd(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode));
+  Status s = write_all(fd.get(), data.data(), data.size());
+  if (s.ok() && ::fsync(fd.get()) != 0) s = Error::from_errno(errno, "fsync '" + tmp + "'");
+  fd.reset();
+  if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0)
+    s = Error::from_errno(errno, "rename '" + tmp + "'");
+  if (!s.ok()) ::unlink(tmp.c_str());
+  return s;
+}
+
+Status make_dirs(const std::string& path, mode_t mode) {
+  if (path.empty()) return ok_status();
+  std::string cur;
+  size_t pos = 0;
+  while (pos != std::string::npos) {
+    pos = path.find('/', pos + 1);
+    cur = path.substr(0, pos);
+    if (cur.empty()) continue;
+    if (::mkdir(cur.c_str(), mode) != 0 && errno != EEXIST)
+      return Error::from_errno(errno, "mkdir '" + cur + "'");
+  }
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return Error::from_errno(errno, "stat '" + path + "'");
+  if (!S_ISDIR(st.st_mode))
+    return Error(ErrorCode::kAlreadyExists, "'" + path + "' exists and is not a directory");
+  return ok_status();
+}
+
+namespace {
+
+Status remove_at(int dirfd, const char* name, dev_t dev) {
+  struct stat st;
+  if (::fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+    return errno == ENOENT ? ok_status() : Error::from_errno(errno, std::string("stat '") + name + "'");
+  if (S_ISDIR(st.st_mode)) {
+    if (st.st_dev != dev) return Error(ErrorCode::kFailedPrecondition,
+                                       std::string("'") + name + "' is a mount point");
+    int fd = ::openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return Error::from_errno(errno, std::string("open '") + name + "'");
+    DIR* d = ::fdopendir(fd);
+    if (!d) {
+      ::close(fd);
+      return Error::from_errno(errno, "fdopendir");
+    }
+    std::vector<std::string> names;
+    while (dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n != "." && n != "..") names.push_back(n);
+    }
+    Status s;
+    for (const auto& n : names) {
+      s = remove_at(::dirfd(d), n.c_str(), dev);
+      if (!s.ok()) break;
+    }
+    ::closedir(d);
+    if (!s.ok()) return s;
+    if (::unlinkat(dirfd, name, AT_REMOVEDIR) != 0 && errno != ENOENT)
+      return Error::from_errno(errno, std::string("rmdir '") + name + "'");
+    return ok_status();
+  }
+  if (::unlinkat(dirfd, name, 0) != 0 && errno != ENOENT)
+    return Error::from_errno(errno, std::string("unlink '") + name + "'");
+  return ok_status();
+}
+
+}  // namespace
+
+Status remove_tree(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0)
+    return errno == ENOENT ? ok_status() : Error::from_errno(errno, "stat '" + path + "'");
+  Status s = remove_at(AT_FDCWD, path.c_str(), st.st_dev);
+  if (!s.ok()) return s.error().wrap("remove '" + path + "'");
+  return s;
+}
+
+Result<std::string> make_temp_dir(const std::string& parent, const std::string& prefix) {
+  std::string templ = parent + "/" + prefix + "XXXXXX";
+  if (!::mkdtemp(templ.data())) return Error::from_errno(errno, "mkdtemp in '" + parent + "'");
+  return templ;
+}
+
+}  // namespace vessel::sys

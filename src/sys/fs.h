@@ -1,0 +1,27 @@
+// Filesystem helpers returning Result.
+#pragma once
+
+#include <string>
+
+#include "base/error.h"
+#include "base/unique_fd.h"
+
+namespace vessel::sys {
+
+/// Reads a whole file (at most `limit` bytes; kInvalidArgument beyond).
+Result<std::string> read_file(const std::string& path, size_t limit = 64u << 20);
+/// Writes `data` to path.tmp, fsyncs and renames over `path`: readers see the
+/// old or the new content, never a mix.
+Status write_file_atomic(const std::string& path, std::string_view data, mode_t mode = 0644);
+/// mkdir -p with `mode` for the directories it creates.
+Status make_dirs(const std::string& path, mode_t mode = 0755);
+/// rm -rf; a missing path is success. Does not cross mount points.
+Status remove_tree(const std::string& path);
+/// Creates a fresh directory `parent/prefixXXXXXX`, returns its path.
+Result<std::string> make_temp_dir(const std::string& parent, const std::string& prefix);
+/// Opens with O_CLOEXEC added.
+Result<UniqueFd> open_fd(const std::string& path, int flags, mode_t mode = 0);
+/// Writes all of `data` to a blocking or non-blocking fd (polls on EAGAIN).
+Status write_all(int fd, const void* data, size_t size);
+
+}  // namespace vessel::sys

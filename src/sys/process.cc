@@ -1,0 +1,204 @@
+#include "sys/process.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "base/strings.h"
+
+namespace vessel::sys {
+namespace {
+
+int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+
+ExitStatus decode_wait_status(int status) {
+  ExitStatus s;
+  if (WIFEXITED(status)) s.code = WEXITSTATUS(status);
+  else if (WIFSIGNALED(status)) s.signal = WTERMSIG(status);
+  return s;
+}
+
+// Runs in the forked child: only async-signal-safe calls until execve.
+[[noreturn]] void exec_child(const SpawnOptions& o, char* const* argv, pid_t parent, int err_fd) {
+  auto fail = [&](int e) {
+    ssize_t unused = ::write(err_fd, &e, sizeof e);
+    (void)unused;
+    ::_exit(127);
+  };
+  if (o.die_with_parent) {
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail(errno);
+    if (::getppid() != parent) ::_exit(127);  // the parent already died
+  }
+  if (o.new_process_group) ::setpgid(0, 0);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  for (int s = 1; s < NSIG; ++s) ::signal(s, SIG_DFL);
+
+  // Move every source fd above the highest target first, so that a dup2 onto
+  // a target cannot clobber a source that is still to be used.
+  int highest = 2;
+  for (auto [child_fd, parent_fd] : o.fds) highest = std::max({highest, child_fd, parent_fd});
+  int temp[64];
+  size_t n = std::min<size_t>(o.fds.size(), 64);
+  for (size_t i = 0; i < n; ++i) {
+    temp[i] = ::fcntl(o.fds[i].second, F_DUPFD_CLOEXEC, highest + 1);
+    if (temp[i] < 0) fail(errno);
+  }
+  bool mapped[3] = {false, false, false};
+  for (size_t i = 0; i < n; ++i) {
+    int target = o.fds[i].first;
+    if (::dup2(temp[i], target) < 0) fail(errno);  // dup2 clears FD_CLOEXEC on target
+    if (target <= 2) mapped[target] = true;
+  }
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (mapped[fd]) continue;
+    int null = ::open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+    if (null < 0) fail(errno);
+    if (null != fd) {
+      ::dup2(null, fd);
+      ::close(null);
+    }
+  }
+  ::execv(argv[0], argv);
+  fail(errno);
+}
+
+}  // namespace
+
+std::string ExitStatus::to_string() const {
+  if (signal) return std::string("killed by signal ") + strsignal(signal);
+  return "exited with code " + std::to_string(code);
+}
+
+Result<Process> Process::spawn(const SpawnOptions& options) {
+  if (options.argv.empty()) return Error(ErrorCode::kInvalidArgument, "spawn: empty argv");
+  if (options.fds.size() > 64) return Error(ErrorCode::kInvalidArgument, "spawn: too many fds");
+  std::vector<char*> argv;
+  for (const auto& a : options.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return Error::from_errno(errno, "pipe");
+  UniqueFd err_read(pipe_fds[0]), err_write(pipe_fds[1]);
+
+  pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid < 0) return Error::from_errno(errno, "fork");
+  if (pid == 0) exec_child(options, argv.data(), parent, err_write.get());
+  err_write.reset();
+
+  int child_errno = 0;
+  ssize_t n;
+  do {
+    n = ::read(err_read.get(), &child_errno, sizeof child_errno);
+  } while (n < 0 && errno == EINTR);
+  UniqueFd pidfd(pidfd_open(pid));
+  Process p(pid, std::move(pidfd));
+  if (n == static_cast<ssize_t>(sizeof child_errno)) {
+    (void)p.wait();
+    return Error::from_errno(child_errno, "execute '" + options.argv[0] + "'");
+  }
+  if (!p.pidfd_) return Error::from_errno(errno, "pidfd_open");
+  return p;
+}
+
+Process::Process(Process&& other) noexcept
+    : pid_(std::exchange(other.pid_, -1)),
+      pidfd_(std::move(other.pidfd_)),
+      status_(std::move(other.status_)) {}
+
+Process& Process::operator=(Process&& other) noexcept {
+  if (this != &other) {
+    reset();
+    pid_ = std::exchange(other.pid_, -1);
+    pidfd_ = std::move(other.pidfd_);
+    status_ = std::move(other.status_);
+  }
+  return *this;
+}
+
+Process::~Process() { reset(); }
+
+void Process::reset() {
+  if (pid_ > 0 && !status_) {
+    ::kill(pid_, SIGKILL);
+    int st;
+    while (::waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
+    }
+  }
+  pid_ = -1;
+  pidfd_.reset();
+  status_.reset();
+}
+
+Status Process::kill(int signo) {
+  if (pid_ <= 0 || status_) return ok_status();
+  if (::kill(pid_, signo) != 0 && errno != ESRCH) return Error::from_errno(errno, "kill");
+  return ok_status();
+}
+
+std::optional<ExitStatus> Process::try_wait() {
+  if (status_) return status_;
+  if (pid_ <= 0) return std::nullopt;
+  int st;
+  pid_t r = ::waitpid(pid_, &st, WNOHANG);
+  if (r == pid_) status_ = decode_wait_status(st);
+  return status_;
+}
+
+Result<ExitStatus> Process::wait(std::optional<std::chrono::milliseconds> timeout) {
+  if (status_) return *status_;
+  if (pid_ <= 0) return Error(ErrorCode::kFailedPrecondition, "wait: no process");
+  if (timeout) {
+    auto deadline = std::chrono::steady_clock::now() + *timeout;
+    while (!try_wait()) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return Error(ErrorCode::kTimeout, "wait: process still running");
+      pollfd p{pidfd_.get(), POLLIN, 0};
+      ::poll(&p, 1, static_cast<int>(left.count()));
+    }
+    return *status_;
+  }
+  int st;
+  pid_t r;
+  do {
+    r = ::waitpid(pid_, &st, 0);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) return Error::from_errno(errno, "waitpid");
+  status_ = decode_wait_status(st);
+  return *status_;
+}
+
+void Process::detach() {
+  pid_ = -1;
+  pidfd_.reset();
+}
+
+std::optional<std::string> find_program(const std::string& name) {
+  if (name.find('/') != std::string::npos) {
+    if (::access(name.c_str(), X_OK) == 0) return name;
+    return std::nullopt;
+  }
+  const char* path = ::getenv("PATH");
+  for (const auto& dir : split(path ? path : "/usr/local/bin:/usr/bin:/bin", ':')) {
+    std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+    struct stat st;
+    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        ::access(candidate.c_str(), X_OK) == 0)
+      return candidate;
+  }
+  return std::nullopt;
+}
+
+}  // namespace vessel::sys

@@ -1,0 +1,77 @@
+// Child processes owned by an object that kills and reaps them.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "base/unique_fd.h"
+
+namespace vessel::sys {
+
+/// How a child ended.
+struct ExitStatus {
+  int code = 0;    // exit code when signal == 0
+  int signal = 0;  // terminating signal, or 0
+  /// Shell convention: code, or 128 + signal.
+  int shell_code() const { return signal ? 128 + signal : code; }
+  std::string to_string() const;
+};
+
+struct SpawnOptions {
+  std::vector<std::string> argv;  // argv[0] is the program path (no PATH search)
+  /// Child fd number -> parent fd to dup there. Fds 0, 1, 2 default to
+  /// /dev/null unless mapped. Every other fd is closed in the child (they are
+  /// all O_CLOEXEC in this project; mapping one is how a child gets it).
+  std::vector<std::pair<int, int>> fds;
+  /// Kill the child with SIGKILL when this process dies (PR_SET_PDEATHSIG).
+  bool die_with_parent = true;
+  /// Put the child in its own process group, so a terminal's ^C reaches
+  /// only the CLI, which decides what to forward.
+  bool new_process_group = true;
+};
+
+/// A running child. Destruction kills (SIGKILL) and reaps it unless it was
+/// waited for or detached.
+class Process {
+ public:
+  /// Forks and execs; fails if the program cannot be executed (the child
+  /// reports the exec errno through a CLOEXEC pipe).
+  static Result<Process> spawn(const SpawnOptions& options);
+
+  Process(Process&& other) noexcept;
+  Process& operator=(Process&& other) noexcept;
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+  ~Process();
+
+  pid_t pid() const { return pid_; }
+  /// A pidfd (pidfd_open) that becomes readable when the child exits.
+  int pidfd() const { return pidfd_.get(); }
+  bool running() const { return pid_ > 0 && !status_; }
+
+  Status kill(int signo);
+  /// Waits up to `timeout` (forever if nullopt); kTimeout if still running.
+  Result<ExitStatus> wait(std::optional<std::chrono::milliseconds> timeout = std::nullopt);
+  /// Non-blocking: the status if the child has exited.
+  std::optional<ExitStatus> try_wait();
+  /// Stops owning the child: it is neither killed nor reaped here.
+  void detach();
+
+ private:
+  Process(pid_t pid, UniqueFd pidfd) : pid_(pid), pidfd_(std::move(pidfd)) {}
+  void reset();
+
+  pid_t pid_ = -1;
+  UniqueFd pidfd_;
+  std::optional<ExitStatus> status_;
+};
+
+/// Looks up `name` in $PATH (or returns it if it contains '/'); nullopt if not found.
+std::optional<std::string> find_program(const std::string& name);
+
+}  // namespace vessel::sys
