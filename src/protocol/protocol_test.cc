@@ -11,6 +11,8 @@ namespace vessel::protocol {
 namespace {
 
 using Bytes = std::vector<uint8_t>;
+// Inside a TEST body, `Setup` finds gtest's private Test::Setup() trap first.
+using SetupMsg = protocol::Setup;
 
 // Little-endian helpers to hand-build payloads that lie about their lengths.
 void put_u32(Bytes& b, uint32_t v) {
@@ -121,13 +123,13 @@ TEST(ProtocolMessages, HelloExactBytes) {
 }
 
 TEST(ProtocolMessages, SetupRoundTrip) {
-  Setup in;
+  SetupMsg in;
   in.hostname = std::string(64, 'h');
   in.rootfs_tag = "rootfs";
   in.hosts = "127.0.0.1 localhost\n";
   in.resolv_conf = "nameserver 10.0.2.3\n";
   in.read_only = 1;
-  Setup out;
+  SetupMsg out;
   ASSERT_TRUE(decode(encode(in), out));
   EXPECT_EQ(out.hostname, in.hostname);
   EXPECT_EQ(out.rootfs_tag, in.rootfs_tag);
@@ -250,8 +252,8 @@ TEST(ProtocolMalformed, TrailingBytesTolerated) {
   Hello hello;
   EXPECT_TRUE(decode(with_tail(encode(Hello{1, "g"})), hello));
   EXPECT_EQ(hello.guest, "g");
-  Setup setup;
-  Setup setup_in;
+  SetupMsg setup;
+  SetupMsg setup_in;
   setup_in.rootfs_tag = "root";
   EXPECT_TRUE(decode(with_tail(encode(setup_in)), setup));
   Spawn spawn;
@@ -273,62 +275,34 @@ TEST(ProtocolMalformed, TrailingBytesTolerated) {
   EXPECT_EQ(exit.code, 1);
 }
 
-TEST(ProtocolMalformed, EveryTruncatedSpawnFails) {
-  const Bytes full = encode(sample_spawn());
+// Every proper prefix of a valid payload must fail to decode as message M.
+template <typename M>
+void expect_truncations_fail(const Bytes& full) {
   for (size_t n = 0; n < full.size(); ++n) {
     // A fresh heap copy of exactly n bytes, so ASan catches any read past it.
     Bytes prefix(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(n));
-    Spawn out;
-    EXPECT_FALSE(decode(prefix, out)) << "prefix of " << n << " bytes";
+    M out;
+    EXPECT_FALSE(decode(prefix, out)) << "prefix of " << n << " of " << full.size() << " bytes";
   }
-  Spawn out;
+  M out;
   EXPECT_TRUE(decode(full, out));
 }
 
+TEST(ProtocolMalformed, EveryTruncatedSpawnFails) {
+  expect_truncations_fail<Spawn>(encode(sample_spawn()));
+}
+
 TEST(ProtocolMalformed, EveryTruncatedMessageFails) {
-  Setup setup_in;
+  SetupMsg setup_in;
   setup_in.hostname = "h";
   setup_in.rootfs_tag = "root";
-  const std::vector<Bytes> payloads = {
-      encode(Hello{1, "abc"}), encode(setup_in),     encode(Reply{0, "m", 1}), encode(Ack{1}),
-      encode(Signal{1}),       encode(Resize{1, 1}), encode(Exit{0, 0})};
-  for (size_t i = 0; i < payloads.size(); ++i) {
-    for (size_t n = 0; n < payloads[i].size(); ++n) {
-      Bytes prefix(payloads[i].begin(), payloads[i].begin() + static_cast<std::ptrdiff_t>(n));
-      Hello h;
-      Setup s;
-      Reply r;
-      Ack a;
-      Signal g;
-      Resize z;
-      Exit e;
-      bool ok = false;
-      switch (i) {
-        case 0:
-          ok = decode(prefix, h);
-          break;
-        case 1:
-          ok = decode(prefix, s);
-          break;
-        case 2:
-          ok = decode(prefix, r);
-          break;
-        case 3:
-          ok = decode(prefix, a);
-          break;
-        case 4:
-          ok = decode(prefix, g);
-          break;
-        case 5:
-          ok = decode(prefix, z);
-          break;
-        case 6:
-          ok = decode(prefix, e);
-          break;
-      }
-      EXPECT_FALSE(ok) << "message " << i << " prefix of " << n << " bytes";
-    }
-  }
+  expect_truncations_fail<Hello>(encode(Hello{1, "abc"}));
+  expect_truncations_fail<SetupMsg>(encode(setup_in));
+  expect_truncations_fail<Reply>(encode(Reply{0, "m", 1}));
+  expect_truncations_fail<Ack>(encode(Ack{1}));
+  expect_truncations_fail<Signal>(encode(Signal{1}));
+  expect_truncations_fail<Resize>(encode(Resize{1, 1}));
+  expect_truncations_fail<Exit>(encode(Exit{0, 0}));
 }
 
 TEST(ProtocolMalformed, StringLongerThanRemainingRejected) {
@@ -414,16 +388,16 @@ TEST(ProtocolMalformed, SpawnNulBytesRejected) {
 }
 
 TEST(ProtocolMalformed, SetupInvalidFieldsRejected) {
-  Setup out;
-  Setup empty_tag;
+  SetupMsg out;
+  SetupMsg empty_tag;
   EXPECT_FALSE(decode(encode(empty_tag), out));
 
-  Setup long_host;
+  SetupMsg long_host;
   long_host.rootfs_tag = "root";
   long_host.hostname = std::string(65, 'h');
   EXPECT_FALSE(decode(encode(long_host), out));
 
-  Setup long_tag;
+  SetupMsg long_tag;
   long_tag.rootfs_tag = std::string(37, 't');
   EXPECT_FALSE(decode(encode(long_tag), out));
 }

@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 
 #include "base/strings.h"
@@ -71,6 +72,7 @@ ExitStatus decode_wait_status(int status) {
   }
   ::execv(argv[0], argv);
   fail(errno);
+  ::_exit(127);  // not reached: fail() exits
 }
 
 }  // namespace

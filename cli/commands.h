@@ -1,0 +1,34 @@
+// The `vessel` verbs: one file each, each a thin layer over libvessel.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <optional>
+#include <string>
+
+namespace vessel::cli {
+
+/// Options every command sees.
+struct GlobalOptions {
+  std::optional<std::string> root;  // --root
+  bool debug = false;               // --debug
+};
+
+/// Exit codes scripts can rely on (Docker's conventions).
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;     // a command failed
+inline constexpr int kExitUsage = 125;     // bad flags, or vessel itself failed to run a container
+inline constexpr int kExitCannotExec = 126;
+inline constexpr int kExitNotFound = 127;
+
+/// Registers a verb on `app`; the returned callback runs it after parsing
+/// and yields the exit code.
+using Runner = std::function<int()>;
+Runner add_run(CLI::App& app, const GlobalOptions& global);
+Runner add_system(CLI::App& app, const GlobalOptions& global);
+
+/// Prints "vessel: <message>" to stderr.
+void print_error(const std::string& message);
+
+}  // namespace vessel::cli

@@ -1,0 +1,177 @@
+// vessel run: run a command in a new container (its own VM).
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+
+#include "base/log.h"
+#include "base/strings.h"
+#include "commands.h"
+#include "runtime/paths.h"
+#include "runtime/run.h"
+#include "sys/fs.h"
+
+namespace vessel::cli {
+namespace {
+
+struct RunFlags {
+  bool rm = false, interactive = false, tty = false, read_only = false;
+  std::vector<std::string> env, env_files;
+  std::string workdir = "/", user, rootfs, name, hostname, memory = "512m", accel, kernel;
+  double cpus = 2;
+  std::vector<std::string> command;
+};
+
+// "-e KEY" takes KEY's value from our environment, and is dropped when it is
+// unset, as Docker does.
+void add_env(std::vector<std::string>& out, const std::string& item) {
+  if (item.find('=') != std::string::npos) {
+    out.push_back(item);
+    return;
+  }
+  if (const char* v = ::getenv(item.c_str())) out.push_back(item + "=" + v);
+}
+
+Result<std::vector<std::string>> collect_env(const RunFlags& f) {
+  std::vector<std::string> env;
+  for (const auto& path : f.env_files) {
+    auto content = sys::read_file(path, 1 << 20);
+    if (!content.ok()) return content.error().wrap("read env file");
+    int lineno = 0;
+    for (const auto& raw : split(*content, '\n')) {
+      ++lineno;
+      std::string_view line = trim(raw);
+      if (line.empty() || line[0] == '#') continue;
+      if (line[0] == '=')
+        return Error(ErrorCode::kInvalidArgument,
+                     "env file '" + path + "' line " + std::to_string(lineno) + ": no variable name");
+      add_env(env, std::string(line));
+    }
+  }
+  for (const auto& e : f.env) add_env(env, e);
+  return env;
+}
+
+Status parse_user(const std::string& user, runtime::RunSpec& spec) {
+  if (user.empty()) return ok_status();
+  auto parts = split(user, ':');
+  auto uid = parse_u64(parts[0]);
+  std::optional<uint64_t> gid = uint64_t{0};
+  if (parts.size() == 2) gid = parse_u64(parts[1]);
+  if (parts.size() > 2 || !uid || !gid || *uid > 0xfffffffe || *gid > 0xfffffffe)
+    return Error(ErrorCode::kInvalidArgument,
+                 "invalid user '" + user + "' (expected uid[:gid], numeric)");
+  spec.uid = static_cast<uint32_t>(*uid);
+  spec.gid = static_cast<uint32_t>(*gid);
+  return ok_status();
+}
+
+// The notice that says we fell back to software emulation, once per state
+// root so it does not clutter every run.
+void notice_accel(const vmm::AccelChoice& choice, const runtime::RunSpec& spec) {
+  if (choice.accel != vmm::Accel::kTcg || choice.reason == "requested") return;
+  std::string marker = spec.root + "/.tcg-notice";
+  if (!spec.debug && ::access(marker.c_str(), F_OK) == 0) return;
+  log::warn("KVM unusable (" + choice.reason +
+            "); using TCG software emulation (slower). --accel chooses explicitly.");
+  if (sys::make_dirs(spec.root, 0700).ok()) (void)sys::write_file_atomic(marker, "");
+}
+
+int run(const RunFlags& f, const GlobalOptions& g) {
+  runtime::RunSpec spec;
+  spec.root = runtime::resolve_root(g.root);
+  spec.debug = g.debug;
+  if (f.rootfs.empty()) {
+    print_error("run: --rootfs DIR is required (images arrive with `vessel image pull`)");
+    return kExitUsage;
+  }
+  spec.rootfs = f.rootfs;
+  spec.argv = f.command;
+  auto env = collect_env(f);
+  if (!env.ok()) {
+    print_error("run: " + env.error().to_string());
+    return kExitUsage;
+  }
+  spec.env = std::move(*env);
+  spec.workdir = f.workdir;
+  if (auto s = parse_user(f.user, spec); !s.ok()) {
+    print_error("run: " + s.error().to_string());
+    return kExitUsage;
+  }
+  spec.tty = f.tty;
+  spec.interactive = f.interactive;
+  spec.hostname = f.hostname;
+  spec.name = f.name;
+  spec.read_only = f.read_only;
+  if (!(f.cpus > 0) || f.cpus > 255) {
+    print_error("run: invalid --cpus " + std::to_string(f.cpus) + " (expected 0 < cpus <= 255)");
+    return kExitUsage;
+  }
+  spec.cpus = static_cast<unsigned>(std::ceil(f.cpus));  // vCPUs are whole
+  auto mem = parse_size(f.memory);
+  if (!mem) {
+    print_error("run: invalid --memory '" + f.memory + "' (expected e.g. 512m or 1g)");
+    return kExitUsage;
+  }
+  spec.memory_bytes = *mem;
+  std::string accel = f.accel;
+  if (accel.empty()) {
+    const char* e = ::getenv("VESSEL_ACCEL");
+    accel = e ? e : "auto";
+  }
+  auto a = vmm::parse_accel(accel);
+  if (!a.ok()) {
+    print_error("run: " + a.error().to_string());
+    return kExitUsage;
+  }
+  spec.accel = *a;
+  if (!f.kernel.empty()) spec.kernel = f.kernel;
+
+  auto outcome = runtime::run_container(std::move(spec), notice_accel);
+  if (!outcome.ok()) {
+    print_error("run: " + outcome.error().to_string());
+    return kExitUsage;
+  }
+  if (outcome->exec_error) print_error("run: " + outcome->exec_error->to_string());
+  return outcome->exit_code;
+}
+
+}  // namespace
+
+Runner add_run(CLI::App& app, const GlobalOptions& global) {
+  auto flags = std::make_shared<RunFlags>();
+  CLI::App* cmd = app.add_subcommand("run", "Run a command in a new container (its own VM)");
+  cmd->set_help_flag("--help", "Print this help");  // -h is --hostname, as in Docker
+  // Everything after the first non-flag argument is the command and its args.
+  cmd->prefix_command();
+  cmd->add_option("--rootfs", flags->rootfs, "Host directory to use as the root filesystem");
+  cmd->add_flag("--rm", flags->rm, "Remove the container when it exits");
+  cmd->add_flag("-i,--interactive", flags->interactive, "Keep stdin open and forward it");
+  cmd->add_flag("-t,--tty", flags->tty, "Allocate a pseudo-terminal");
+  cmd->add_option("-e,--env", flags->env, "Set an environment variable (KEY=VALUE or KEY)")
+      ->allow_extra_args(false);
+  cmd->add_option("--env-file", flags->env_files, "Read environment variables from a file")
+      ->allow_extra_args(false);
+  cmd->add_option("-w,--workdir", flags->workdir, "Working directory inside the container");
+  cmd->add_option("-u,--user", flags->user, "User to run as: uid[:gid]");
+  cmd->add_option("--cpus", flags->cpus, "Virtual CPUs (default 2)");
+  cmd->add_option("-m,--memory", flags->memory, "Memory, e.g. 256m or 1g (default 512m)");
+  cmd->add_option("--name", flags->name, "Name of the container");
+  cmd->add_option("-h,--hostname", flags->hostname, "Hostname inside the container");
+  cmd->add_flag("--read-only", flags->read_only, "Mount the root filesystem read-only");
+  cmd->add_option("--accel", flags->accel, "Accelerator: kvm, tcg or auto (default: $VESSEL_ACCEL or auto)");
+  cmd->add_option("--kernel", flags->kernel, "Guest kernel to boot instead of the built one");
+  cmd->footer("Usage: vessel run [OPTIONS] --rootfs DIR COMMAND [ARG...]");
+  return [cmd, flags, &global] {
+    flags->command = cmd->remaining();
+    if (flags->command.empty()) {
+      print_error("run: no command given (usage: vessel run [OPTIONS] --rootfs DIR COMMAND [ARG...])");
+      return kExitUsage;
+    }
+    return run(*flags, global);
+  };
+}
+
+}  // namespace vessel::cli

@@ -1,0 +1,74 @@
+// vessel system kernel|status: what Vessel would use on this host.
+#include <sys/utsname.h>
+
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "base/strings.h"
+#include "commands.h"
+#include "runtime/paths.h"
+#include "sys/fs.h"
+#include "vmm/accel.h"
+#include "vmm/qemu_vmm.h"
+#include "vmm/virtiofsd.h"
+
+namespace vessel::cli {
+namespace {
+
+struct SystemFlags {
+  std::string format = "table";
+  std::string kernel;
+};
+
+int status(const SystemFlags& f, const GlobalOptions& g, bool kernel_only) {
+  nlohmann::json out;
+  auto assets = runtime::find_guest_assets(f.kernel.empty() ? std::nullopt
+                                                            : std::optional<std::string>(f.kernel));
+  if (assets.ok()) {
+    out["kernel"] = assets->kernel;
+    char resolved[PATH_MAX];
+    if (::realpath(assets->kernel.c_str(), resolved)) out["kernelFile"] = resolved;
+    auto version = sys::read_file(std::string(resolved) + "/../source-version", 4096);
+    if (version.ok()) out["kernelSource"] = std::string(trim(*version));
+    out["initramfs"] = assets->initrd;
+  } else {
+    out["kernel"] = nullptr;
+    out["error"] = assets.error().to_string();
+  }
+  if (!kernel_only) {
+    out["root"] = runtime::resolve_root(g.root);
+    auto choice = vmm::choose_accel(vmm::read_host_facts());
+    out["accel"] = vmm::accel_name(choice.accel);
+    out["accelReason"] = choice.reason;
+    vmm::VmConfig probe;
+    auto qemu = vmm::find_qemu(probe);
+    out["qemu"] = qemu.ok() ? nlohmann::json(*qemu) : nlohmann::json(nullptr);
+    out["virtiofsd"] = vmm::virtiofsd_path();
+  }
+  if (f.format == "json") {
+    std::cout << out.dump(2) << "\n";
+  } else {
+    for (auto& [k, v] : out.items())
+      std::cout << k << ": " << (v.is_string() ? v.get<std::string>() : v.dump()) << "\n";
+  }
+  return assets.ok() ? kExitOk : kExitFailure;
+}
+
+}  // namespace
+
+Runner add_system(CLI::App& app, const GlobalOptions& global) {
+  auto flags = std::make_shared<SystemFlags>();
+  CLI::App* cmd = app.add_subcommand("system", "Inspect the host setup Vessel uses");
+  cmd->require_subcommand(1);
+  auto* kernel = cmd->add_subcommand("kernel", "Show the guest kernel and initramfs in use");
+  auto* st = cmd->add_subcommand("status", "Show kernel, accelerator, QEMU and state root");
+  for (auto* c : {kernel, st}) {
+    c->add_option("--format", flags->format, "Output format: table or json")
+        ->check(CLI::IsMember({"table", "json"}));
+    c->add_option("--kernel", flags->kernel, "Kernel to report instead of the built one");
+  }
+  return [kernel, flags, &global] { return status(*flags, global, kernel->parsed()); };
+}
+
+
+}  // namespace vessel::cli

@@ -1,0 +1,95 @@
+#include "agent/agent_connection.h"
+
+#include <poll.h>
+#include <unistd.h>
+
+#include "sys/fs.h"
+
+namespace vessel::agent {
+
+using protocol::MsgType;
+
+AgentConnection::AgentConnection(int fd) : fd_(fd) {}
+
+Status AgentConnection::send(MsgType type, uint32_t stream, std::span<const uint8_t> payload) {
+  auto frame = protocol::make_frame(type, stream, payload);
+  Status s = sys::write_all(fd_, frame.data(), frame.size());
+  if (!s.ok()) return s.error().wrap("send to guest");
+  return s;
+}
+
+Status AgentConnection::validate(const Frame& f) const {
+  auto type = static_cast<MsgType>(f.header.type);
+  switch (type) {
+    case MsgType::kHello:
+    case MsgType::kSetupResult:
+      if (f.header.stream != 0) break;
+      return ok_status();
+    case MsgType::kSpawnResult:
+    case MsgType::kStdinAck:
+    case MsgType::kExit:
+      if (f.header.stream == 0) break;
+      return ok_status();
+    case MsgType::kStdout:
+    case MsgType::kStderr:
+      if (f.header.stream == 0 || f.payload.size() > protocol::kMaxDataChunk) break;
+      return ok_status();
+    default:
+      break;
+  }
+  return Error(ErrorCode::kProtocol, std::string("guest sent an invalid '") +
+                                         protocol::type_name(f.header.type) + "' frame (stream " +
+                                         std::to_string(f.header.stream) + ", " +
+                                         std::to_string(f.payload.size()) + " bytes)");
+}
+
+Status AgentConnection::read_available() {
+  uint8_t buf[65536];
+  while (true) {
+    ssize_t n = ::read(fd_, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) break;
+      return Error::from_errno(errno, "read from guest");
+    }
+    if (n == 0) return Error(ErrorCode::kUnavailable, "guest closed the agent channel");
+    reader_.feed(buf, static_cast<size_t>(n));
+    if (static_cast<size_t>(n) < sizeof buf) break;
+  }
+  Frame f;
+  while (true) {
+    auto st = reader_.next(f);
+    if (st == protocol::FrameReader::Status::kNeedMore) return ok_status();
+    if (st == protocol::FrameReader::Status::kError)
+      return Error(ErrorCode::kProtocol, "guest sent a frame larger than the protocol allows");
+    VESSEL_TRY(validate(f));
+    frames_.push_back(std::move(f));
+  }
+}
+
+bool AgentConnection::next(Frame& out) {
+  if (frames_.empty()) return false;
+  out = std::move(frames_.front());
+  frames_.pop_front();
+  return true;
+}
+
+Result<Frame> AgentConnection::wait_frame(std::chrono::steady_clock::time_point deadline,
+                                          int abort_fd) {
+  Frame f;
+  while (!next(f)) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return Error(ErrorCode::kTimeout, "guest did not answer in time");
+    pollfd p[2] = {{fd_, POLLIN, 0}, {abort_fd, POLLIN, 0}};
+    int r = ::poll(p, abort_fd >= 0 ? 2 : 1, static_cast<int>(left.count()));
+    if (r < 0 && errno != EINTR) return Error::from_errno(errno, "poll");
+    if (r <= 0) continue;
+    if (abort_fd >= 0 && (p[1].revents & POLLIN))
+      return Error(ErrorCode::kUnavailable, "the VM stopped");
+    if (p[0].revents) VESSEL_TRY(read_available());
+  }
+  return f;
+}
+
+}  // namespace vessel::agent

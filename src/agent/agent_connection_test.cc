@@ -1,0 +1,97 @@
+// The host side must survive anything the (untrusted) guest writes.
+#include "agent/agent_connection.h"
+
+#include "base/unique_fd.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+namespace vessel::agent {
+namespace {
+
+using protocol::MsgType;
+using namespace std::chrono_literals;
+
+class AgentTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    host_.reset(sv[0]);
+    guest_.reset(sv[1]);
+    ::fcntl(host_.get(), F_SETFL, O_NONBLOCK);
+  }
+  void guest_writes(const std::vector<uint8_t>& bytes) {
+    ASSERT_EQ(::write(guest_.get(), bytes.data(), bytes.size()),
+              static_cast<ssize_t>(bytes.size()));
+  }
+  Result<Frame> receive() {
+    AgentConnection c(host_.get());
+    return c.wait_frame(std::chrono::steady_clock::now() + 2s);
+  }
+  UniqueFd host_, guest_;
+};
+
+TEST_F(AgentTest, AcceptsHello) {
+  auto payload = protocol::encode(protocol::Hello{protocol::kVersion, "test"});
+  guest_writes(protocol::make_frame(MsgType::kHello, 0, payload));
+  auto f = receive();
+  ASSERT_TRUE(f.ok()) << f.error().to_string();
+  auto hello = decode_as<protocol::Hello>(*f);
+  ASSERT_TRUE(hello.ok());
+  EXPECT_EQ(hello->guest, "test");
+}
+
+TEST_F(AgentTest, RejectsHostBoundTypesFromGuest) {
+  guest_writes(protocol::make_frame(MsgType::kSpawn, 1, {}));
+  auto f = receive();
+  ASSERT_FALSE(f.ok());
+  EXPECT_EQ(f.error().code(), ErrorCode::kProtocol);
+}
+
+TEST_F(AgentTest, RejectsOversizedFrame) {
+  std::vector<uint8_t> header(protocol::kHeaderSize);
+  protocol::encode_header({protocol::kMaxPayload + 1, 8, 0, 1}, header.data());
+  guest_writes(header);
+  auto f = receive();
+  ASSERT_FALSE(f.ok());
+  EXPECT_EQ(f.error().code(), ErrorCode::kProtocol);
+}
+
+TEST_F(AgentTest, RejectsStdoutOnStreamZeroAndOversizedChunk) {
+  guest_writes(protocol::make_frame(MsgType::kStdout, 0, {}));
+  EXPECT_FALSE(receive().ok());
+  SetUp();
+  std::vector<uint8_t> big(protocol::kMaxDataChunk + 1, 'x');
+  guest_writes(protocol::make_frame(MsgType::kStdout, 1, big));
+  EXPECT_FALSE(receive().ok());
+}
+
+TEST_F(AgentTest, MalformedPayloadIsAnErrorValue) {
+  guest_writes(protocol::make_frame(MsgType::kExit, 1, std::vector<uint8_t>{1, 2}));
+  auto f = receive();
+  ASSERT_TRUE(f.ok());
+  auto e = decode_as<protocol::Exit>(*f);
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.error().code(), ErrorCode::kProtocol);
+}
+
+TEST_F(AgentTest, GuestHangupIsReported) {
+  guest_.reset();
+  auto f = receive();
+  ASSERT_FALSE(f.ok());
+  EXPECT_EQ(f.error().code(), ErrorCode::kUnavailable);
+}
+
+TEST_F(AgentTest, TimesOut) {
+  AgentConnection c(host_.get());
+  auto f = c.wait_frame(std::chrono::steady_clock::now() + 20ms);
+  ASSERT_FALSE(f.ok());
+  EXPECT_EQ(f.error().code(), ErrorCode::kTimeout);
+}
+
+}  // namespace
+}  // namespace vessel::agent

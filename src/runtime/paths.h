@@ -1,0 +1,31 @@
+// Where Vessel keeps its state and finds its guest assets.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "base/error.h"
+
+namespace vessel::runtime {
+
+/// The state root: `flag` if given, else $VESSEL_ROOT, else /var/lib/vessel
+/// for root and $XDG_DATA_HOME/vessel (~/.local/share/vessel) otherwise.
+std::string resolve_root(const std::optional<std::string>& flag);
+
+/// Directory for the runtime files (sockets, boot logs) of running VMs.
+inline std::string run_dir(const std::string& root) { return root + "/run"; }
+
+struct GuestAssets {
+  std::string kernel;
+  std::string initrd;
+  std::string share_dir;  // where they were found ("" for overrides)
+};
+
+/// Kernel: `kernel_flag`, else $VESSEL_KERNEL, else <share>/kernel.
+/// Initramfs: $VESSEL_INITRD, else <share>/initramfs.cpio.gz.
+/// <share> is $VESSEL_SHARE_DIR, else <dir of this executable>/../share/vessel
+/// (the build tree and an installed prefix have the same layout).
+/// kUnavailable naming what is missing and how to build it.
+Result<GuestAssets> find_guest_assets(const std::optional<std::string>& kernel_flag);
+
+}  // namespace vessel::runtime

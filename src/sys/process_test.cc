@@ -1,0 +1,76 @@
+#include "sys/process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+namespace vessel::sys {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(Process, ReportsExitCode) {
+  auto p = Process::spawn({.argv = {"/bin/sh", "-c", "exit 7"}});
+  ASSERT_TRUE(p.ok()) << p.error().to_string();
+  auto st = p->wait();
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->code, 7);
+  EXPECT_EQ(st->shell_code(), 7);
+}
+
+TEST(Process, ReportsSignal) {
+  auto p = Process::spawn({.argv = {"/bin/sh", "-c", "kill -9 $$"}});
+  ASSERT_TRUE(p.ok());
+  auto st = p->wait();
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->signal, SIGKILL);
+  EXPECT_EQ(st->shell_code(), 137);
+}
+
+TEST(Process, MissingProgramIsAnError) {
+  auto p = Process::spawn({.argv = {"/nonexistent/program"}});
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.error().code(), ErrorCode::kNotFound);
+  EXPECT_NE(p.error().message().find("/nonexistent/program"), std::string::npos);
+}
+
+TEST(Process, MapsFds) {
+  int fds[2];
+  ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+  // Map the write end to fd 1 and, crossing over, fd 5: both must arrive.
+  auto p = Process::spawn(
+      {.argv = {"/bin/sh", "-c", "echo one; echo two >&5"}, .fds = {{1, fds[1]}, {5, fds[1]}}});
+  ASSERT_TRUE(p.ok());
+  ::close(fds[1]);
+  ASSERT_TRUE(p->wait().ok());
+  char buf[64] = {};
+  ssize_t n = ::read(fds[0], buf, sizeof buf - 1);
+  ::close(fds[0]);
+  EXPECT_EQ(std::string(buf, static_cast<size_t>(n)), "one\ntwo\n");
+}
+
+TEST(Process, WaitTimesOutThenDestructorKills) {
+  pid_t pid;
+  {
+    auto p = Process::spawn({.argv = {"/bin/sleep", "30"}});
+    ASSERT_TRUE(p.ok());
+    pid = p->pid();
+    auto st = p->wait(50ms);
+    ASSERT_FALSE(st.ok());
+    EXPECT_EQ(st.error().code(), ErrorCode::kTimeout);
+  }
+  EXPECT_EQ(::kill(pid, 0), -1);  // killed and reaped
+  EXPECT_EQ(errno, ESRCH);
+}
+
+TEST(FindProgram, FindsShell) {
+  auto sh = find_program("sh");
+  ASSERT_TRUE(sh.has_value());
+  EXPECT_EQ(sh->back(), 'h');
+  EXPECT_FALSE(find_program("definitely-not-a-program-xyz").has_value());
+}
+
+}  // namespace
+}  // namespace vessel::sys

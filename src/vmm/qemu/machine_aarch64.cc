@@ -1,0 +1,17 @@
+// arm64: QEMU's virt machine with its virtio-mmio transports described in
+// the device tree, a PL011 console, and the kernel's Image format.
+#include "vmm/qemu_args.h"
+
+namespace vessel::vmm {
+
+MachineSpec machine_spec(const VmConfig& c) {
+  MachineSpec m;
+  m.binary = "qemu-system-aarch64";
+  bool kvm = c.accel == Accel::kKvm;
+  m.machine_args = {"-M", std::string("virt,gic-version=max,accel=") + (kvm ? "kvm" : "tcg"),
+                    "-cpu", kvm ? "host" : "max"};
+  m.kernel_args = "console=ttyAMA0 reboot=t panic=-1";
+  return m;
+}
+
+}  // namespace vessel::vmm

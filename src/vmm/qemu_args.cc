@@ -1,0 +1,57 @@
+#include "vmm/qemu_args.h"
+
+namespace vessel::vmm {
+
+std::vector<std::string> qemu_command_line(const VmConfig& c, const QemuLaunch& l) {
+  MachineSpec m = machine_spec(c);
+  uint64_t mib = c.memory_bytes >> 20;
+  std::vector<std::string> a = {m.binary};
+  a.insert(a.end(), m.machine_args.begin(), m.machine_args.end());
+  a.insert(a.end(), {
+                        "-smp", std::to_string(c.cpus),
+                        "-m", std::to_string(mib) + "M",
+                        "-nodefaults", "-no-user-config", "-display", "none",
+                        // The guest ends a VM by rebooting (reboot=t); -no-reboot
+                        // turns that into QEMU exiting.
+                        "-no-reboot",
+                        // The console goes to QEMU's stdout, which the owner points
+                        // at the boot log.
+                        "-chardev", "stdio,id=con,signal=off",
+                        "-serial", "chardev:con",
+                        "-kernel", c.kernel,
+                        "-initrd", c.initrd,
+                    });
+  std::string cmdline = m.kernel_args;
+  if (!c.debug) cmdline += " quiet";
+  if (!c.cmdline.empty()) cmdline += " " + c.cmdline;
+  a.insert(a.end(), {"-append", cmdline});
+  // vhost-user devices need modern virtio-mmio and guest RAM the daemon can
+  // map: a shared memfd backing the only NUMA node.
+  a.insert(a.end(), {"-global", "virtio-mmio.force-legacy=false"});
+  if (!c.shared_dirs.empty()) {
+    a.insert(a.end(), {"-object",
+                       "memory-backend-memfd,id=mem,size=" + std::to_string(mib) + "M,share=on",
+                       "-numa", "node,memdev=mem"});
+  }
+  for (size_t i = 0; i < c.shared_dirs.size() && i < l.fs_sockets.size(); ++i) {
+    std::string id = "fs" + std::to_string(i);
+    a.insert(a.end(), {"-chardev", "socket,id=" + id + ",path=" + l.fs_sockets[i], "-device",
+                       "vhost-user-fs-device,chardev=" + id + ",tag=" + c.shared_dirs[i].tag});
+  }
+  if (!c.serial_ports.empty()) {
+    a.insert(a.end(), {"-device", "virtio-serial-device,max_ports=" +
+                                      std::to_string(c.serial_ports.size() + 1)});
+    for (size_t i = 0; i < c.serial_ports.size() && i < l.port_fds.size(); ++i) {
+      std::string id = "port" + std::to_string(i);
+      a.insert(a.end(), {"-chardev", "socket,id=" + id + ",fd=" + std::to_string(l.port_fds[i]),
+                         "-device", "virtserialport,chardev=" + id + ",name=" + c.serial_ports[i]});
+    }
+  }
+  if (l.qmp_fd >= 0) {
+    a.insert(a.end(), {"-chardev", "socket,id=qmp,fd=" + std::to_string(l.qmp_fd), "-mon",
+                       "chardev=qmp,mode=control"});
+  }
+  return a;
+}
+
+}  // namespace vessel::vmm

@@ -1,0 +1,75 @@
+#include "vmm/qemu_args.h"
+
+#include <algorithm>
+
+#include <gtest/gtest.h>
+
+namespace vessel::vmm {
+namespace {
+
+bool has_pair(const std::vector<std::string>& a, const std::string& flag, const std::string& value) {
+  for (size_t i = 0; i + 1 < a.size(); ++i)
+    if (a[i] == flag && a[i + 1] == value) return true;
+  return false;
+}
+
+bool contains(const std::vector<std::string>& a, const std::string& needle) {
+  return std::any_of(a.begin(), a.end(),
+                     [&](const std::string& s) { return s.find(needle) != std::string::npos; });
+}
+
+VmConfig config() {
+  VmConfig c;
+  c.kernel = "/k";
+  c.initrd = "/i";
+  c.cpus = 3;
+  c.memory_bytes = 256ull << 20;
+  c.accel = Accel::kTcg;
+  c.serial_ports = {"vessel.agent"};
+  return c;
+}
+
+TEST(QemuArgs, BasicMachine) {
+  QemuLaunch l{.port_fds = {3}, .qmp_fd = 4};
+  auto a = qemu_command_line(config(), l);
+  EXPECT_TRUE(has_pair(a, "-smp", "3"));
+  EXPECT_TRUE(has_pair(a, "-m", "256M"));
+  EXPECT_TRUE(has_pair(a, "-kernel", "/k"));
+  EXPECT_TRUE(has_pair(a, "-initrd", "/i"));
+  EXPECT_TRUE(contains(a, "accel=tcg"));
+  EXPECT_TRUE(contains(a, "-no-reboot"));
+  EXPECT_TRUE(has_pair(a, "-chardev", "socket,id=port0,fd=3"));
+  EXPECT_TRUE(has_pair(a, "-device", "virtserialport,chardev=port0,name=vessel.agent"));
+  EXPECT_TRUE(has_pair(a, "-chardev", "socket,id=qmp,fd=4"));
+  // No virtio-fs: no need for shared memory.
+  EXPECT_FALSE(contains(a, "memory-backend-memfd"));
+}
+
+TEST(QemuArgs, VirtioFsNeedsSharedMemory) {
+  VmConfig c = config();
+  c.shared_dirs = {{"rootfs", "/srv/root"}};
+  QemuLaunch l{.port_fds = {3}, .qmp_fd = 4, .fs_sockets = {"/run/x/fs0.sock"}};
+  auto a = qemu_command_line(c, l);
+  EXPECT_TRUE(has_pair(a, "-object", "memory-backend-memfd,id=mem,size=256M,share=on"));
+  EXPECT_TRUE(has_pair(a, "-numa", "node,memdev=mem"));
+  EXPECT_TRUE(has_pair(a, "-chardev", "socket,id=fs0,path=/run/x/fs0.sock"));
+  EXPECT_TRUE(has_pair(a, "-device", "vhost-user-fs-device,chardev=fs0,tag=rootfs"));
+}
+
+TEST(QemuArgs, KvmUsesHostCpuAndQuietUnlessDebug) {
+  VmConfig c = config();
+  c.accel = Accel::kKvm;
+  auto a = qemu_command_line(c, {});
+  EXPECT_TRUE(contains(a, "accel=kvm"));
+  EXPECT_TRUE(has_pair(a, "-cpu", "host"));
+  auto append = std::find(a.begin(), a.end(), "-append");
+  ASSERT_NE(append, a.end());
+  EXPECT_NE((append + 1)->find("quiet"), std::string::npos);
+  c.debug = true;
+  a = qemu_command_line(c, {});
+  append = std::find(a.begin(), a.end(), "-append");
+  EXPECT_EQ((append + 1)->find("quiet"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace vessel::vmm

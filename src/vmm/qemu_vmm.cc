@@ -1,0 +1,170 @@
+#include "vmm/qemu_vmm.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <optional>
+
+#include "base/log.h"
+#include "sys/fs.h"
+#include "sys/process.h"
+#include "vmm/qemu_args.h"
+#include "vmm/qmp.h"
+#include "vmm/virtiofsd.h"
+
+namespace vessel::vmm {
+namespace {
+
+using namespace std::chrono_literals;
+
+class QemuInstance final : public VmInstance {
+ public:
+  QemuInstance(sys::Process qemu, std::vector<sys::Process> daemons,
+               std::vector<std::pair<std::string, UniqueFd>> ports, UniqueFd qmp,
+               std::string log_path)
+      : qemu_(std::move(qemu)),
+        daemons_(std::move(daemons)),
+        ports_(std::move(ports)),
+        qmp_(std::move(qmp)),
+        log_path_(std::move(log_path)) {}
+
+  ~QemuInstance() override { (void)stop(0ms); }
+
+  int port_fd(std::string_view name) const override {
+    for (const auto& [n, fd] : ports_)
+      if (n == name) return fd.get();
+    return -1;
+  }
+
+  int exit_fd() const override { return qemu_.pidfd(); }
+
+  bool running() override { return !qemu_.try_wait().has_value(); }
+
+  Status stop(std::chrono::milliseconds grace) override {
+    if (!qemu_.try_wait()) {
+      if (grace.count() > 0) (void)qemu_.wait(grace);
+      if (!qemu_.try_wait()) {
+        // Ask QEMU to quit (it flushes its block devices), then insist.
+        QmpClient qmp(std::move(qmp_));
+        if (qmp.execute("quit", nullptr, 1s).ok()) (void)qemu_.wait(1s);
+        if (!qemu_.try_wait()) {
+          (void)qemu_.kill(SIGKILL);
+          (void)qemu_.wait();
+        }
+      }
+    }
+    // virtiofsd exits by itself once QEMU's vhost-user connection closes;
+    // give it a moment, then make sure.
+    for (auto& d : daemons_) {
+      if (!d.wait(500ms).ok()) {
+        (void)d.kill(SIGKILL);
+        (void)d.wait();
+      }
+    }
+    daemons_.clear();
+    return ok_status();
+  }
+
+  std::string boot_log_tail(size_t bytes) const override {
+    if (log_path_.empty()) return "";
+    auto content = sys::read_file(log_path_);
+    if (!content.ok()) return "";
+    const std::string& s = *content;
+    return s.size() > bytes ? s.substr(s.size() - bytes) : s;
+  }
+
+ private:
+  sys::Process qemu_;
+  std::vector<sys::Process> daemons_;
+  std::vector<std::pair<std::string, UniqueFd>> ports_;
+  UniqueFd qmp_;
+  std::string log_path_;
+};
+
+Result<std::pair<UniqueFd, UniqueFd>> make_socketpair() {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    return Error::from_errno(errno, "socketpair");
+  return std::make_pair(UniqueFd(sv[0]), UniqueFd(sv[1]));
+}
+
+}  // namespace
+
+Result<std::string> find_qemu(const VmConfig& config) {
+  const char* env = ::getenv("VESSEL_QEMU");
+  std::string name = env && *env ? env : machine_spec(config).binary;
+  auto path = sys::find_program(name);
+  if (!path)
+    return Error(ErrorCode::kUnavailable,
+                 "QEMU not found: '" + name + "' is not in PATH (install qemu-system-x86)");
+  return *path;
+}
+
+Result<std::unique_ptr<VmInstance>> QemuVmm::start(const VmConfig& c) {
+  VESSEL_ASSIGN_OR_RETURN(std::string qemu_bin, find_qemu(c));
+  for (const auto& [what, path] : {std::pair{"kernel", c.kernel}, {"initramfs", c.initrd}}) {
+    if (::access(path.c_str(), R_OK) != 0)
+      return Error::from_errno(errno, std::string(what) + " '" + path + "'");
+  }
+
+  // The boot log gets the guest console and QEMU's and virtiofsd's
+  // complaints; with debug they go straight to our stderr.
+  std::string log_path;
+  UniqueFd log;
+  if (c.debug) {
+    log.reset(::fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3));
+  } else {
+    log_path = c.runtime_dir + "/boot.log";
+    VESSEL_ASSIGN_OR_RETURN(log, sys::open_fd(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND,
+                                              0600));
+  }
+
+  std::vector<sys::Process> daemons;
+  QemuLaunch launch;
+  for (size_t i = 0; i < c.shared_dirs.size(); ++i) {
+    std::string sock = c.runtime_dir + "/fs" + std::to_string(i) + ".sock";
+    VESSEL_ASSIGN_OR_RETURN(sys::Process d,
+                            start_virtiofsd(c.shared_dirs[i].host_path, sock, log.get()));
+    daemons.push_back(std::move(d));
+    launch.fs_sockets.push_back(sock);
+  }
+
+  // Serial ports and QMP are socketpairs whose QEMU ends are inherited as
+  // fds 3, 4, ...: nothing to connect to, so no startup race.
+  sys::SpawnOptions o;
+  std::vector<std::pair<std::string, UniqueFd>> ports;
+  std::vector<UniqueFd> child_ends;
+  int next_fd = 3;
+  for (const auto& name : c.serial_ports) {
+    VESSEL_ASSIGN_OR_RETURN(auto pair, make_socketpair());
+    ports.emplace_back(name, std::move(pair.first));
+    o.fds.push_back({next_fd, pair.second.get()});
+    launch.port_fds.push_back(next_fd++);
+    child_ends.push_back(std::move(pair.second));
+  }
+  VESSEL_ASSIGN_OR_RETURN(auto qmp_pair, make_socketpair());
+  o.fds.push_back({next_fd, qmp_pair.second.get()});
+  launch.qmp_fd = next_fd++;
+
+  o.argv = qemu_command_line(c, launch);
+  o.argv[0] = qemu_bin;
+  o.fds.push_back({1, log.get()});
+  o.fds.push_back({2, log.get()});
+  if (log::level() <= log::Level::kDebug) {
+    std::string line;
+    for (const auto& a : o.argv) line += a + " ";
+    log::debug("qemu: " + line);
+  }
+  auto qemu = sys::Process::spawn(o);
+  if (!qemu.ok()) return qemu.error().wrap("start QEMU");
+  return std::unique_ptr<VmInstance>(new QemuInstance(std::move(*qemu), std::move(daemons),
+                                                      std::move(ports),
+                                                      std::move(qmp_pair.first), log_path));
+}
+
+}  // namespace vessel::vmm

@@ -1,0 +1,54 @@
+#include "vmm/virtiofsd.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+
+namespace vessel::vmm {
+
+std::string virtiofsd_path() {
+  const char* env = ::getenv("VESSEL_VIRTIOFSD");
+  return env && *env ? env : "/usr/lib/qemu/virtiofsd";
+}
+
+Result<sys::Process> start_virtiofsd(const std::string& dir, const std::string& socket_path,
+                                     int log_fd) {
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0) return Error::from_errno(errno, "share '" + dir + "'");
+  if (!S_ISDIR(st.st_mode))
+    return Error(ErrorCode::kInvalidArgument, "share '" + dir + "': not a directory");
+  std::string bin = virtiofsd_path();
+  if (::access(bin.c_str(), X_OK) != 0)
+    return Error(ErrorCode::kUnavailable,
+                 "virtiofsd not found at '" + bin + "' (install the qemu-system-common package)");
+
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (socket_path.size() >= sizeof addr.sun_path)
+    return Error(ErrorCode::kInvalidArgument, "socket path too long: '" + socket_path + "'");
+  std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
+  UniqueFd sock(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!sock) return Error::from_errno(errno, "socket");
+  ::unlink(socket_path.c_str());
+  if (::bind(sock.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+    return Error::from_errno(errno, "bind '" + socket_path + "'");
+  if (::listen(sock.get(), 1) != 0) return Error::from_errno(errno, "listen");
+
+  sys::SpawnOptions o;
+  // cache=auto keeps the guest's page cache coherent with host changes on
+  // open; the sandbox (a mount namespace rooted at the directory) keeps the
+  // daemon from reaching outside it.
+  o.argv = {bin, "--fd=3", "-o", "source=" + dir, "-o", "cache=auto", "-o", "xattr",
+            "-o", "log_level=err"};
+  o.fds = {{3, sock.get()}};
+  if (log_fd >= 0) o.fds.push_back({2, log_fd});
+  auto p = sys::Process::spawn(o);
+  if (!p.ok()) return p.error().wrap("start virtiofsd for '" + dir + "'");
+  return p;
+}
+
+}  // namespace vessel::vmm

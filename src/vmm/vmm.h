@@ -1,0 +1,65 @@
+// The hypervisor behind an interface. This layer knows nothing of OCI,
+// containers or the agent protocol: it boots a kernel with some devices.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/error.h"
+#include "vmm/accel.h"
+
+namespace vessel::vmm {
+
+/// A host directory served to the guest over virtio-fs under `tag`.
+struct SharedDir {
+  std::string tag;
+  std::string host_path;
+};
+
+struct VmConfig {
+  std::string kernel;   // kernel image (vmlinux on x86_64, Image on arm64)
+  std::string initrd;   // initramfs
+  std::string cmdline;  // appended to the backend's own kernel arguments
+  unsigned cpus = 2;
+  uint64_t memory_bytes = 512ull << 20;
+  Accel accel = Accel::kTcg;
+  std::vector<SharedDir> shared_dirs;
+  /// Names of virtio-serial ports; the host end of each is a connected
+  /// socket available from VmInstance::port_fd().
+  std::vector<std::string> serial_ports;
+  /// Directory (existing, private) for sockets and the boot log.
+  std::string runtime_dir;
+  /// Console and QEMU diagnostics go to stderr instead of the boot log.
+  bool debug = false;
+};
+
+/// One running VM. Destruction forces it off and releases everything it
+/// started (QEMU, virtiofsd); nothing outlives the object.
+class VmInstance {
+ public:
+  virtual ~VmInstance() = default;
+  /// Host end of the virtio-serial port `name`, or -1.
+  virtual int port_fd(std::string_view name) const = 0;
+  /// Becomes readable when the VM has stopped.
+  virtual int exit_fd() const = 0;
+  /// True until the VM stops.
+  virtual bool running() = 0;
+  /// Waits up to `grace` for the VM to stop by itself (the guest was asked
+  /// to power off), then forces it off. Stops the device daemons too.
+  virtual Status stop(std::chrono::milliseconds grace) = 0;
+  /// The last `bytes` of the boot log (console and hypervisor messages).
+  virtual std::string boot_log_tail(size_t bytes) const = 0;
+};
+
+class Vmm {
+ public:
+  virtual ~Vmm() = default;
+  /// Starts a VM; returns once the hypervisor runs (the guest may still be booting).
+  virtual Result<std::unique_ptr<VmInstance>> start(const VmConfig& config) = 0;
+};
+
+}  // namespace vessel::vmm
