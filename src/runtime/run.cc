@@ -382,11 +382,13 @@ Result<RunOutcome> run_container(RunSpec spec,
   if (!spawn_result.ok() || spawn_reply->header.type != static_cast<uint16_t>(MsgType::kSpawnResult))
     return fail(Error(ErrorCode::kProtocol, "unexpected reply to spawn"), "start process");
 
-  if (spawn_result->errnum != 0) {
+  if (int e = spawn_result->errnum; e != 0) {
     // Docker's convention: 127 when the command is not found, 126 when it
-    // cannot be executed.
-    outcome.exit_code = spawn_result->errnum == ENOENT ? 127 : 126;
-    outcome.exec_error = Error::from_errno(spawn_result->errnum, spawn_result->message);
+    // cannot be executed; anything else means the container could not start.
+    if (e != ENOENT && e != EACCES && e != ENOEXEC)
+      return fail(Error::from_errno(e, spawn_result->message), "start process");
+    outcome.exit_code = e == ENOENT ? 127 : 126;
+    outcome.exec_error = Error::from_errno(e, spawn_result->message);
   } else {
     auto exit = session.pump();
     raw.reset();

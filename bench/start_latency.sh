@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Start latency: `vessel run --rm --rootfs <busybox> true` against the floor,
+# the same QEMU, kernel, machine and memory booting an init that reboots at
+# once (no Vessel code), alternated in one run. Prints medians and the ratio.
+#
+#   bench/start_latency.sh [--build-dir DIR] [--runs N]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=build
+runs=10
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --build-dir) build=$2; shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
+    *) echo "start_latency.sh: unknown argument '$1'" >&2; exit 2 ;;
+  esac
+done
+vessel=$build/bin/vessel
+kernel=$build/share/vessel/kernel
+floor_initrd=$build/bench/floor-initramfs.cpio.gz
+rootfs=$build/rootfs/busybox
+for f in "$vessel" "$kernel" "$floor_initrd" "$rootfs/bin/busybox"; do
+  [ -e "$f" ] || { echo "missing $f: build first (scripts/setup.sh)" >&2; exit 1; }
+done
+root=$(mktemp -d /tmp/vessel-bench.XXXXXX)
+trap 'rm -rf "$root"' EXIT
+accel=${VESSEL_ACCEL:-tcg}
+if [ "$accel" = kvm ]; then cpu=host; else cpu=max; fi
+
+# The floor's command line mirrors the machine vmm/qemu/machine_x86_64.cc builds.
+floor() {
+  qemu-system-x86_64 -M microvm,accel=$accel,acpi=off,rtc=on,pic=off,pit=off,isa-serial=on \
+    -cpu $cpu -smp 2 -m 512M -nodefaults -no-user-config -display none -no-reboot \
+    -chardev stdio,id=con,signal=off -serial chardev:con \
+    -kernel "$kernel" -initrd "$floor_initrd" \
+    -append "console=ttyS0 reboot=t panic=-1 quiet" </dev/null >/dev/null 2>&1
+}
+ours() {
+  VESSEL_ACCEL=$accel "$vessel" --root "$root" run --rm --rootfs "$rootfs" true </dev/null
+}
+now() { date +%s.%N; }
+median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+
+ours; floor  # warm the page cache
+: > "$root/ours.txt"; : > "$root/floor.txt"
+for i in $(seq "$runs"); do
+  t0=$(now); floor; t1=$(now); ours; t2=$(now)
+  echo "$t1 - $t0" | bc >> "$root/floor.txt"
+  echo "$t2 - $t1" | bc >> "$root/ours.txt"
+done
+m_ours=$(median < "$root/ours.txt")
+m_floor=$(median < "$root/floor.txt")
+printf 'start latency (%s, %d runs alternated, accel=%s)\n' "$(uname -m)" "$runs" "$accel"
+printf '  vessel run --rm true : median %.3f s  (min %.3f, max %.3f)\n' "$m_ours" \
+  "$(sort -n "$root/ours.txt" | head -1)" "$(sort -n "$root/ours.txt" | tail -1)"
+printf '  floor (bare boot)    : median %.3f s  (min %.3f, max %.3f)\n' "$m_floor" \
+  "$(sort -n "$root/floor.txt" | head -1)" "$(sort -n "$root/floor.txt" | tail -1)"
+printf '  ratio                : %.2f\n' "$(echo "$m_ours / $m_floor" | bc -l)"

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Installs Vessel's dependencies from Debian packages (only what is missing)
+# and builds everything: host code, vessel-init and its initramfs, the busybox
+# root filesystem and the guest kernel (cached outside the tree).
+#
+#   scripts/setup.sh [--deps-only] [--build-dir DIR]
+#
+# Idempotent: a second run installs nothing and rebuilds only what changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+build_dir=build
+deps_only=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --deps-only) deps_only=1; shift ;;
+    --build-dir) build_dir=$2; shift 2 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown argument '$1'" >&2; exit 2 ;;
+  esac
+done
+
+case "$(uname -m)" in
+  x86_64) qemu_pkg=qemu-system-x86 ;;
+  aarch64) qemu_pkg=qemu-system-arm ;;
+  *) echo "setup.sh: unsupported machine $(uname -m)" >&2; exit 1 ;;
+esac
+
+packages=(
+  # host build
+  g++ cmake ninja-build pkg-config file clang-format
+  libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev
+  # VMs: QEMU (virtiofsd comes with qemu-system-common)
+  "$qemu_pkg" qemu-system-common
+  # guest kernel build
+  linux-source-6.12 make bc bison flex libelf-dev libssl-dev cpio xz-utils kmod
+  # fixtures
+  busybox-static e2fsprogs gzip
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup.sh: missing packages (${missing[*]}); run as root to install them" >&2
+    exit 1
+  fi
+  echo "setup.sh: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+[ "$deps_only" = 1 ] && exit 0
+
+cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+ninja -C "$build_dir"
+echo "setup.sh: built into $build_dir (vessel: $build_dir/bin/vessel)"
