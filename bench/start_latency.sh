@@ -29,19 +29,27 @@ if [ "$accel" = kvm ]; then cpu=host; else cpu=max; fi
 
 # The floor's command line mirrors the machine vmm/qemu/machine_x86_64.cc builds.
 floor() {
-  qemu-system-x86_64 -M microvm,accel=$accel,acpi=off,rtc=on,pic=off,pit=off,isa-serial=on \
+  floor_console "$@" >/dev/null
+}
+floor_console() {
+  qemu-system-x86_64 -M microvm,accel=$accel,acpi=off,rtc=on,isa-serial=on \
     -cpu $cpu -smp 2 -m 512M -nodefaults -no-user-config -display none -no-reboot \
     -chardev stdio,id=con,signal=off -serial chardev:con \
     -kernel "$kernel" -initrd "$floor_initrd" \
-    -append "console=ttyS0 reboot=t panic=-1 quiet" </dev/null >/dev/null 2>&1
+    -append "console=ttyS0 reboot=t panic=-1 quiet" </dev/null 2>&1
 }
 ours() {
   VESSEL_ACCEL=$accel "$vessel" --root "$root" run --rm --rootfs "$rootfs" true </dev/null
 }
+ours_echo() {
+  VESSEL_ACCEL=$accel "$vessel" --root "$root" run --rm --rootfs "$rootfs" echo ok </dev/null
+}
 now() { date +%s.%N; }
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
-ours; floor  # warm the page cache
+# Warm the page cache, and check that both really ran.
+floor_console | grep -q vessel-floor-init || { echo "floor init did not run" >&2; exit 1; }
+[ "$(ours_echo)" = ok ] || { echo "vessel run failed" >&2; exit 1; }
 : > "$root/ours.txt"; : > "$root/floor.txt"
 for i in $(seq "$runs"); do
   t0=$(now); floor; t1=$(now); ours; t2=$(now)

@@ -134,7 +134,8 @@ int run(const RunFlags& f, const GlobalOptions& g) {
     print_error("run: " + outcome.error().to_string());
     return kExitUsage;
   }
-  if (outcome->exec_error) print_error("run: " + outcome->exec_error->to_string());
+  // The guest's message already says why ("executable file not found").
+  if (outcome->exec_error) print_error("run: " + outcome->exec_error->message());
   return outcome->exit_code;
 }
 
@@ -145,7 +146,10 @@ Runner add_run(CLI::App& app, const GlobalOptions& global) {
   CLI::App* cmd = app.add_subcommand("run", "Run a command in a new container (its own VM)");
   cmd->set_help_flag("--help", "Print this help");  // -h is --hostname, as in Docker
   // Everything after the first non-flag argument is the command and its args.
+  // (fallthrough would hand the command to the parent, so the global flags
+  // are repeated here instead.)
   cmd->prefix_command();
+  cmd->fallthrough(false);
   cmd->add_option("--rootfs", flags->rootfs, "Host directory to use as the root filesystem");
   cmd->add_flag("--rm", flags->rm, "Remove the container when it exits");
   cmd->add_flag("-i,--interactive", flags->interactive, "Keep stdin open and forward it");
@@ -164,6 +168,9 @@ Runner add_run(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--accel", flags->accel, "Accelerator: kvm, tcg or auto (default: $VESSEL_ACCEL or auto)");
   cmd->add_option("--kernel", flags->kernel, "Guest kernel to boot instead of the built one");
   cmd->footer("Usage: vessel run [OPTIONS] --rootfs DIR COMMAND [ARG...]");
+  auto* mutable_global = const_cast<GlobalOptions*>(&global);
+  cmd->add_option("--root", mutable_global->root, "State root");
+  cmd->add_flag("--debug", mutable_global->debug, "Boot log to stderr");
   return [cmd, flags, &global] {
     flags->command = cmd->remaining();
     if (flags->command.empty()) {

@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <dirent.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -76,11 +78,13 @@ class SignalGuard {
   static Result<SignalGuard> install() {
     sigset_t set;
     sigemptyset(&set);
-    for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH, SIGPIPE}) sigaddset(&set, s);
+    for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH}) sigaddset(&set, s);
     SignalGuard g;
     if (::sigprocmask(SIG_BLOCK, &set, &g.old_) != 0) return Error::from_errno(errno, "sigprocmask");
     g.active_ = true;
-    sigdelset(&set, SIGPIPE);  // a closed stdout shows up as EPIPE instead
+    // A closed stdout or a dead peer must show up as EPIPE, not kill us: a
+    // blocked SIGPIPE would stay pending and fire when the mask is restored.
+    ::signal(SIGPIPE, SIG_IGN);
     g.fd_.reset(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
     if (!g.fd_) return Error::from_errno(errno, "signalfd");
     return g;
@@ -116,6 +120,29 @@ class TreeRemover {
  private:
   std::string path_;
 };
+
+// Each run holds an exclusive flock on <runtime dir>/lock while it lives.
+// A directory whose lock can be taken belongs to a run that was killed (its
+// QEMU and virtiofsd died with it, through PR_SET_PDEATHSIG): remove it.
+void remove_stale_runs(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return;
+  std::vector<std::string> stale;
+  while (dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    std::string lock = dir + "/" + name + "/lock";
+    int fd = ::open(lock.c_str(), O_RDONLY | O_CLOEXEC);
+    // No lock file: a run that died before creating it (or a stray entry).
+    if (fd < 0 || ::flock(fd, LOCK_EX | LOCK_NB) == 0) stale.push_back(dir + "/" + name);
+    if (fd >= 0) ::close(fd);
+  }
+  ::closedir(d);
+  for (const auto& path : stale) {
+    log::debug("removing runtime files of a dead run: " + path);
+    if (auto s = sys::remove_tree(path); !s.ok()) log::warn(s.error().to_string());
+  }
+}
 
 Error with_boot_log(Error e, vmm::VmInstance& vm) {
   std::string tail = vm.boot_log_tail(2048);
@@ -293,8 +320,17 @@ Result<RunOutcome> run_container(RunSpec spec,
   if (on_accel) on_accel(outcome.accel, spec);
 
   VESSEL_TRY(sys::make_dirs(run_dir(spec.root), 0700));
+  remove_stale_runs(run_dir(spec.root));
+  // The lock is taken in a private temporary name, then the directory is
+  // renamed into place, so no other run can see it unlocked.
   std::string rdir = run_dir(spec.root) + "/" + id.substr(0, 12);
-  if (::mkdir(rdir.c_str(), 0700) != 0) return Error::from_errno(errno, "mkdir '" + rdir + "'");
+  std::string tmp_rdir = run_dir(spec.root) + "/." + id.substr(0, 12);
+  if (::mkdir(tmp_rdir.c_str(), 0700) != 0) return Error::from_errno(errno, "mkdir '" + tmp_rdir + "'");
+  auto lock = sys::open_fd(tmp_rdir + "/lock", O_RDWR | O_CREAT, 0600);
+  if (!lock.ok() || ::flock(lock->get(), LOCK_EX) != 0 || ::rename(tmp_rdir.c_str(), rdir.c_str()) != 0) {
+    (void)sys::remove_tree(tmp_rdir);
+    return Error::from_errno(errno, "create runtime directory '" + rdir + "'");
+  }
   TreeRemover remove_rdir(rdir);  // declared before the VM: removed after it stops
 
   VESSEL_ASSIGN_OR_RETURN(SignalGuard signals, SignalGuard::install());
@@ -388,7 +424,8 @@ Result<RunOutcome> run_container(RunSpec spec,
     if (e != ENOENT && e != EACCES && e != ENOEXEC)
       return fail(Error::from_errno(e, spawn_result->message), "start process");
     outcome.exit_code = e == ENOENT ? 127 : 126;
-    outcome.exec_error = Error::from_errno(e, spawn_result->message);
+    outcome.exec_error = Error(e == ENOENT ? ErrorCode::kNotFound : ErrorCode::kPermissionDenied,
+                               spawn_result->message, e);
   } else {
     auto exit = session.pump();
     raw.reset();

@@ -1,0 +1,484 @@
+#include "guest/agent.h"
+
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+namespace vessel::guest {
+namespace {
+
+using protocol::MsgType;
+
+/// Above this many unsent bytes, process output is no longer read: the
+/// pipes fill up and the processes block, instead of init's memory.
+constexpr size_t kOutboundHighWater = 512u << 10;
+/// Stdin is acknowledged in batches of this size, and whenever the queue drains.
+constexpr uint64_t kAckBatch = 32u << 10;
+/// How long the port stays out of the poll set after the host hung up.
+constexpr int64_t kPortRetryMs = 100;
+/// At most this much is read from one output after its process exited.
+constexpr size_t kDrainLimit = 4u << 20;
+/// Reads from the port per wake-up; virtio-serial returns at most one
+/// receive buffer (a page) per read, so this is up to 1 MiB.
+constexpr int kMaxPortReads = 256;
+/// A consumed prefix of a buffer is erased once it is this large and at
+/// least half of the buffer, keeping appends amortised O(1).
+constexpr size_t kCompactBytes = 256u << 10;
+
+template <typename Buffer>
+void consume(Buffer& buffer, size_t& offset) {
+  if (offset == buffer.size()) {
+    buffer.clear();
+    offset = 0;
+  } else if (offset >= kCompactBytes && offset * 2 >= buffer.size()) {
+    buffer.erase(buffer.begin(), buffer.begin() + static_cast<std::ptrdiff_t>(offset));
+    offset = 0;
+  }
+}
+
+}  // namespace
+
+Agent::Agent(UniqueFd port, UniqueFd sigchld)
+    : port_(std::move(port)), sigchld_(std::move(sigchld)), read_buffer_(protocol::kMaxDataChunk) {}
+
+void Agent::run(const std::string& guest) {
+  protocol::Hello hello;
+  hello.guest = guest;
+  queue_frame(MsgType::kHello, 0, protocol::encode(hello));
+  for (;;) {
+    // Write what the port takes now; the rest waits for POLLOUT.
+    flush_port();
+    int timeout = build_poll_set();
+    int n = poll(poll_fds_.data(), poll_fds_.size(), timeout);
+    if (n < 0) {
+      if (errno != EINTR) {
+        log_error("poll: %s", std::strerror(errno));
+        sleep_ms(10);
+      }
+      continue;
+    }
+    for (size_t i = 0; i < poll_fds_.size(); ++i) {
+      if (poll_fds_[i].revents != 0) dispatch(poll_fds_[i], poll_tags_[i]);
+    }
+  }
+}
+
+int Agent::build_poll_set() {
+  poll_fds_.clear();
+  poll_tags_.clear();
+  auto add = [this](int fd, short events, PollTag tag) {
+    poll_fds_.push_back(pollfd{fd, events, 0});
+    poll_tags_.push_back(tag);
+  };
+  int timeout = -1;
+  int64_t wait_ms = port_retry_at_ms_ - monotonic_ms();
+  if (wait_ms > 0) {
+    timeout = static_cast<int>(std::min(wait_ms, kPortRetryMs));
+  } else {
+    short events = POLLIN;
+    if (outbound_size() > 0) events |= POLLOUT;
+    add(port_.get(), events, {Source::kPort});
+  }
+  add(sigchld_.get(), POLLIN, {Source::kSigchld});
+  // Backpressure: while the host is not keeping up, leave output in the pipes.
+  bool take_output = outbound_size() <= kOutboundHighWater;
+  for (auto& [stream, p] : processes_) {
+    if (take_output && p.stdout_fd) {
+      add(p.stdout_fd.get(), POLLIN, {Source::kStdout, stream, p.serial});
+    }
+    if (take_output && p.stderr_fd) {
+      add(p.stderr_fd.get(), POLLIN, {Source::kStderr, stream, p.serial});
+    }
+    if (p.in.fd && (!p.in.pending.empty() || p.in.eof_requested)) {
+      add(p.in.fd.get(), POLLOUT, {Source::kStdin, stream, p.serial});
+    }
+  }
+  return timeout;
+}
+
+void Agent::dispatch(const pollfd& entry, const PollTag& tag) {
+  switch (tag.source) {
+    case Source::kPort:
+      if (entry.revents & POLLNVAL) fail("the agent port is not open");
+      if (entry.revents & POLLOUT) flush_port();
+      // POLLHUP: the host end is closed; read() then returns 0.
+      if (entry.revents & (POLLIN | POLLHUP | POLLERR)) read_port();
+      return;
+    case Source::kSigchld: {
+      // Signals coalesce: one SIGCHLD can stand for many exits, so what
+      // matters is reaping until waitpid() has nothing, not the count.
+      signalfd_siginfo info;
+      while (read(sigchld_.get(), &info, sizeof(info)) == static_cast<ssize_t>(sizeof(info))) {
+      }
+      reap_children();
+      return;
+    }
+    case Source::kStdout:
+    case Source::kStderr:
+    case Source::kStdin:
+      break;
+  }
+  Process* p = find(tag.stream, tag.serial);
+  if (p == nullptr) return;  // reaped earlier in this round
+  switch (tag.source) {
+    case Source::kStdout:
+      read_output(p->stream, p->stdout_fd, MsgType::kStdout);
+      break;
+    case Source::kStderr:
+      read_output(p->stream, p->stderr_fd, MsgType::kStderr);
+      break;
+    case Source::kStdin:
+      pump_stdin(*p);
+      break;
+    default:
+      break;
+  }
+}
+
+// ---- the port -------------------------------------------------------------------
+
+void Agent::queue_frame(MsgType type, uint32_t stream, std::span<const uint8_t> payload) {
+  uint8_t header[protocol::kHeaderSize];
+  protocol::encode_header(
+      {static_cast<uint32_t>(payload.size()), static_cast<uint16_t>(type), 0, stream}, header);
+  outbound_.insert(outbound_.end(), header, header + sizeof(header));
+  outbound_.insert(outbound_.end(), payload.begin(), payload.end());
+}
+
+void Agent::flush_port() {
+  while (outbound_size() > 0) {
+    // virtio_console writes at most 32 KiB per call; the loop writes the rest.
+    ssize_t n = write(port_.get(), outbound_.data() + outbound_offset_, outbound_size());
+    if (n > 0) {
+      outbound_offset_ += static_cast<size_t>(n);
+      host_connected_ = true;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    // EAGAIN: full, or no host connected (the driver then refuses writes).
+    if (n == 0 || errno == EAGAIN) break;
+    if (host_connected_) log_error("write agent port: %s", std::strerror(errno));
+    host_connected_ = false;
+    port_retry_at_ms_ = monotonic_ms() + kPortRetryMs;
+    break;
+  }
+  consume(outbound_, outbound_offset_);
+}
+
+void Agent::read_port() {
+  for (int i = 0; i < kMaxPortReads; ++i) {
+    ssize_t n = read(port_.get(), read_buffer_.data(), read_buffer_.size());
+    if (n == 0) {
+      port_hung_up();
+      return;
+    }
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) return;
+      if (host_connected_) log_error("read agent port: %s", std::strerror(errno));
+      port_hung_up();
+      return;
+    }
+    host_connected_ = true;
+    reader_.feed(read_buffer_.data(), static_cast<size_t>(n));
+    protocol::FrameReader::Frame frame;
+    for (;;) {
+      protocol::FrameReader::Status status = reader_.next(frame);
+      if (status == protocol::FrameReader::Status::kNeedMore) break;
+      if (status == protocol::FrameReader::Status::kError) {
+        fail("malformed frame header from the host (payload over the limit)");
+      }
+      if (!handle_frame(frame)) fail("malformed frame from the host");
+    }
+  }
+}
+
+void Agent::port_hung_up() {
+  // virtio_console reports POLLHUP and reads return 0 for as long as no host
+  // is connected (drivers/char/virtio_console.c, port_fops_poll), which is
+  // also the case before the host first connects. Try again a little later.
+  if (host_connected_) log_error("the host closed the agent port; waiting for it to reconnect");
+  host_connected_ = false;
+  port_retry_at_ms_ = monotonic_ms() + kPortRetryMs;
+  // A frame cut short can never complete; a new connection starts afresh.
+  reader_ = protocol::FrameReader();
+}
+
+bool Agent::handle_frame(const protocol::FrameReader::Frame& frame) {
+  const protocol::FrameHeader& h = frame.header;
+  std::span<const uint8_t> payload(frame.payload);
+  auto malformed = [&h]() {
+    log_error("malformed %s frame from the host (stream %u, %u bytes)", protocol::type_name(h.type),
+              h.stream, h.length);
+    return false;
+  };
+  switch (static_cast<MsgType>(h.type)) {
+    case MsgType::kSetup: {
+      protocol::Setup m;
+      if (!protocol::decode(payload, m)) return malformed();
+      on_setup(h.stream, m);
+      return true;
+    }
+    case MsgType::kSpawn: {
+      protocol::Spawn m;
+      if (!protocol::decode(payload, m)) return malformed();
+      on_spawn(h.stream, m);
+      return true;
+    }
+    case MsgType::kStdin:
+      on_stdin(h.stream, payload);
+      return true;
+    case MsgType::kSignal: {
+      protocol::Signal m;
+      if (!protocol::decode(payload, m)) return malformed();
+      on_signal(h.stream, m);
+      return true;
+    }
+    case MsgType::kResize: {
+      protocol::Resize m;
+      if (!protocol::decode(payload, m)) return malformed();
+      on_resize(h.stream, m);
+      return true;
+    }
+    case MsgType::kPoweroff:
+      on_poweroff();
+    default:
+      // Well framed, but not a request this init serves: a message only the
+      // guest sends, or one from a newer host. Skipping it keeps the stream
+      // in sync.
+      log_error("ignoring %s frame (type %u) from the host", protocol::type_name(h.type), h.type);
+      return true;
+  }
+}
+
+void Agent::fail(const char* why) {
+  log_error("%s; powering off", why);
+  power_off();
+}
+
+// ---- messages ------------------------------------------------------------------
+
+void Agent::reply(MsgType type, uint32_t stream, const Status& status, uint32_t pid) {
+  protocol::Reply m;
+  m.errnum = status.errnum();
+  m.message = status.message();
+  m.pid = pid;
+  queue_frame(type, stream, protocol::encode(m));
+}
+
+void Agent::on_setup(uint32_t stream, const protocol::Setup& setup) {
+  if (container_.ready()) {
+    reply(MsgType::kSetupResult, stream, Status(EBUSY, "the container root is already set up"));
+    return;
+  }
+  Result<Container> container = Container::prepare(setup);
+  if (!container.ok()) {
+    log_error("setup: %s", container.status().message().c_str());
+    reply(MsgType::kSetupResult, stream, container.status());
+    return;
+  }
+  container_ = container.take();
+  reply(MsgType::kSetupResult, stream, Status());
+}
+
+void Agent::on_spawn(uint32_t stream, const protocol::Spawn& spawn) {
+  if (stream == 0) {
+    reply(MsgType::kSpawnResult, stream, Status(EINVAL, "spawn on stream 0, which is the VM's"));
+    return;
+  }
+  if (!container_.ready()) {
+    reply(MsgType::kSpawnResult, stream, Status(EINVAL, "spawn before setup"));
+    return;
+  }
+  if (processes_.contains(stream)) {
+    reply(MsgType::kSpawnResult, stream,
+          Status(EEXIST, "stream " + std::to_string(stream) + " is in use"));
+    return;
+  }
+  Result<Process> started = spawn_process(spawn, container_);
+  if (!started.ok()) {
+    reply(MsgType::kSpawnResult, stream, started.status());
+    return;
+  }
+  Process process = started.take();
+  process.stream = stream;
+  process.serial = next_serial_++;
+  pid_t pid = process.pid;
+  processes_.emplace(stream, std::move(process));
+  // Queued before any output or Exit of the process, which can only be read
+  // in a later round.
+  reply(MsgType::kSpawnResult, stream, Status(), static_cast<uint32_t>(pid));
+}
+
+void Agent::on_stdin(uint32_t stream, std::span<const uint8_t> data) {
+  auto it = processes_.find(stream);
+  if (it == processes_.end()) return;  // Stdin races with Exit: the process is gone
+  Process& p = it->second;
+  StdinState& in = p.in;
+  if (data.empty()) {
+    in.eof_requested = true;
+  } else if (!in.fd || in.eof_requested) {
+    // Nowhere to write (closed, or data after EOF): drop it, but acknowledge
+    // it so that the host's window does not stall.
+    in.unacked += data.size();
+  } else {
+    in.pending.insert(in.pending.end(), data.begin(), data.end());
+  }
+  pump_stdin(p);
+}
+
+void Agent::on_signal(uint32_t stream, const protocol::Signal& signal) {
+  auto it = processes_.find(stream);
+  if (it == processes_.end()) return;
+  // ESRCH is impossible: a tracked pid is not reaped yet. EPERM cannot
+  // happen as root. Nothing to report either way.
+  kill(it->second.pid, signal.signo);
+}
+
+void Agent::on_resize(uint32_t stream, const protocol::Resize& resize) {
+  auto it = processes_.find(stream);
+  if (it == processes_.end() || !it->second.pty) return;
+  // The kernel sends SIGWINCH to the terminal's foreground process group.
+  winsize ws{resize.rows, resize.cols, 0, 0};
+  ioctl(it->second.pty.get(), TIOCSWINSZ, &ws);
+}
+
+void Agent::on_poweroff() {
+  // Whatever is still queued goes out if the port takes it now; the host
+  // asked for the power-off, so it is not waited for.
+  flush_port();
+  power_off();
+}
+
+// ---- processes -------------------------------------------------------------------
+
+Process* Agent::find(uint32_t stream, uint64_t serial) {
+  auto it = processes_.find(stream);
+  if (it == processes_.end() || it->second.serial != serial) return nullptr;
+  return &it->second;
+}
+
+void Agent::pump_stdin(Process& process) {
+  StdinState& in = process.in;
+  while (in.fd && in.offset < in.pending.size()) {
+    ssize_t n = write(in.fd.get(), in.pending.data() + in.offset, in.pending.size() - in.offset);
+    if (n > 0) {
+      in.offset += static_cast<size_t>(n);
+      in.unacked += static_cast<uint64_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n == 0 || errno == EAGAIN) break;
+    // EPIPE: the process closed its stdin; EIO: its terminal is gone. The
+    // rest can never be written: drop it, acknowledged.
+    in.unacked += in.pending.size() - in.offset;
+    in.fd.reset();
+  }
+  if (!in.fd) in.offset = in.pending.size();
+  consume(in.pending, in.offset);
+  if (in.fd && in.pending.empty() && in.eof_requested) finish_stdin(in);
+  send_acks(process);
+}
+
+void Agent::finish_stdin(StdinState& in) {
+  if (!in.tty) {
+    in.fd.reset();  // the process reads EOF
+    return;
+  }
+  // A terminal cannot be closed from the master side without hanging it up;
+  // its line discipline turns the VEOF character (^D unless changed) into
+  // EOF instead (termios(3)). tcgetattr() on the master reads the pair's
+  // settings.
+  cc_t eof = 4;
+  termios t;
+  if (tcgetattr(in.fd.get(), &t) == 0 && t.c_cc[VEOF] != _POSIX_VDISABLE) eof = t.c_cc[VEOF];
+  ssize_t n = write(in.fd.get(), &eof, 1);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;  // again on POLLOUT
+  in.fd.reset();
+}
+
+void Agent::send_acks(Process& process) {
+  StdinState& in = process.in;
+  if (in.unacked == 0) return;
+  if (!in.pending.empty() && in.unacked < kAckBatch) return;
+  while (in.unacked > 0) {
+    // An Ack may not exceed the window (protocol.cc checks it); dropping a
+    // buffer that a misbehaving host overfilled may need several.
+    protocol::Ack ack;
+    ack.bytes = static_cast<uint32_t>(std::min<uint64_t>(in.unacked, protocol::kStdinWindow));
+    queue_frame(MsgType::kStdinAck, process.stream, protocol::encode(ack));
+    in.unacked -= ack.bytes;
+  }
+}
+
+size_t Agent::read_output(uint32_t stream, UniqueFd& fd, MsgType type) {
+  for (;;) {
+    ssize_t n = read(fd.get(), read_buffer_.data(), read_buffer_.size());
+    if (n > 0) {
+      queue_frame(type, stream, {read_buffer_.data(), static_cast<size_t>(n)});
+      return static_cast<size_t>(n);
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return 0;
+    // 0 is EOF. On a pty master, EIO means every slave fd is closed (pty(7)):
+    // the terminal's EOF.
+    if (n < 0 && errno != EIO) {
+      log_error("read %s of stream %u: %s", protocol::type_name(static_cast<uint16_t>(type)),
+                stream, std::strerror(errno));
+    }
+    fd.reset();
+    return 0;
+  }
+}
+
+void Agent::drain_output(uint32_t stream, UniqueFd& fd, MsgType type) {
+  size_t total = 0;
+  while (fd && total < kDrainLimit) {
+    size_t n = read_output(stream, fd, type);
+    if (n == 0) return;
+    total += n;
+  }
+}
+
+void Agent::reap_children() {
+  for (;;) {
+    int status = 0;
+    pid_t pid = waitpid(-1, &status, WNOHANG);
+    if (pid == 0) return;  // children left, none exited
+    if (pid < 0) {
+      if (errno == EINTR) continue;
+      return;  // ECHILD: no children at all
+    }
+    // Anything not found is an orphan re-parented to init: reaping is all
+    // it needs.
+    for (auto it = processes_.begin(); it != processes_.end(); ++it) {
+      if (it->second.pid == pid) {
+        finish_process(it->second, status);
+        processes_.erase(it);  // closes its fds
+        break;
+      }
+    }
+  }
+}
+
+void Agent::finish_process(Process& process, int wait_status) {
+  // Everything the process wrote before exiting is in the pipe (or pty)
+  // buffer now. EOF is not waited for: a background child may hold the
+  // write end open forever (Docker does not wait either).
+  drain_output(process.stream, process.stdout_fd, MsgType::kStdout);
+  drain_output(process.stream, process.stderr_fd, MsgType::kStderr);
+  protocol::Exit exit;
+  if (WIFEXITED(wait_status)) exit.code = WEXITSTATUS(wait_status);
+  if (WIFSIGNALED(wait_status)) exit.signal = WTERMSIG(wait_status);
+  queue_frame(MsgType::kExit, process.stream, protocol::encode(exit));
+}
+
+}  // namespace vessel::guest

@@ -1,0 +1,103 @@
+// The guest side of the host<->guest protocol: one single-threaded poll(2)
+// loop over the agent port, the SIGCHLD signalfd and the stdio of every
+// container process.
+#pragma once
+
+#include <poll.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/unique_fd.h"
+#include "guest/container.h"
+#include "guest/process.h"
+#include "protocol/protocol.h"
+
+namespace vessel::guest {
+
+class Agent {
+ public:
+  /// Takes the agent port (opened O_NONBLOCK) and a nonblocking signalfd for
+  /// SIGCHLD (blocked in init).
+  Agent(UniqueFd port, UniqueFd sigchld);
+
+  /// Sends Hello with `guest` as its description and serves the host until
+  /// Poweroff or a fatal error, both of which end the VM. Never returns:
+  /// init exiting would panic the kernel.
+  [[noreturn]] void run(const std::string& guest);
+
+ private:
+  /// What a pollfd entry stands for. Process entries name the stream and the
+  /// serial, so that an entry whose process went away (or whose stream id was
+  /// reused) earlier in the same round is skipped rather than misrouted.
+  enum class Source : uint8_t { kPort, kSigchld, kStdout, kStderr, kStdin };
+  struct PollTag {
+    Source source;
+    uint32_t stream = 0;
+    uint64_t serial = 0;
+  };
+
+  /// Fills poll_fds_ and poll_tags_; returns the poll(2) timeout in ms.
+  int build_poll_set();
+  void dispatch(const pollfd& entry, const PollTag& tag);
+
+  // The port: outbound frames are buffered and written as the port accepts
+  // them (virtio-serial writes are partial, at most 32 KiB); inbound bytes
+  // are reassembled into frames and handled at once.
+  void queue_frame(protocol::MsgType type, uint32_t stream, std::span<const uint8_t> payload);
+  size_t outbound_size() const { return outbound_.size() - outbound_offset_; }
+  void flush_port();
+  void read_port();
+  void port_hung_up();
+  bool handle_frame(const protocol::FrameReader::Frame& frame);
+  [[noreturn]] void fail(const char* why);
+
+  // Messages from the host.
+  void on_setup(uint32_t stream, const protocol::Setup& setup);
+  void on_spawn(uint32_t stream, const protocol::Spawn& spawn);
+  void on_stdin(uint32_t stream, std::span<const uint8_t> data);
+  void on_signal(uint32_t stream, const protocol::Signal& signal);
+  void on_resize(uint32_t stream, const protocol::Resize& resize);
+  [[noreturn]] void on_poweroff();
+  void reply(protocol::MsgType type, uint32_t stream, const Status& status, uint32_t pid = 0);
+
+  // Processes.
+  Process* find(uint32_t stream, uint64_t serial);
+  void pump_stdin(Process& process);
+  void finish_stdin(StdinState& in);
+  void send_acks(Process& process);
+  /// Reads one chunk from `fd` into a Stdout/Stderr frame and returns its
+  /// size; 0 when nothing can be read now (EAGAIN) or ever (EOF, after which
+  /// `fd` is closed).
+  size_t read_output(uint32_t stream, UniqueFd& fd, protocol::MsgType type);
+  /// Reads `fd` until EAGAIN or EOF (bounded: a background child may still
+  /// be writing to it).
+  void drain_output(uint32_t stream, UniqueFd& fd, protocol::MsgType type);
+  void reap_children();
+  void finish_process(Process& process, int wait_status);
+
+  UniqueFd port_;
+  UniqueFd sigchld_;
+  protocol::FrameReader reader_;
+  std::vector<uint8_t> outbound_;
+  size_t outbound_offset_ = 0;
+  /// While the host end of the port is closed, poll(2) reports POLLHUP at
+  /// once, so the port is left out of the poll set until this time.
+  int64_t port_retry_at_ms_ = 0;
+  /// The host was connected when last seen: log the next hang-up once.
+  bool host_connected_ = false;
+
+  Container container_;
+  std::map<uint32_t, Process> processes_;
+  uint64_t next_serial_ = 1;
+
+  std::vector<pollfd> poll_fds_;
+  std::vector<PollTag> poll_tags_;
+  std::vector<uint8_t> read_buffer_;
+};
+
+}  // namespace vessel::guest

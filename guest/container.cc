@@ -1,0 +1,276 @@
+#include "guest/container.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <iterator>
+#include <string>
+#include <utility>
+
+namespace vessel::guest {
+namespace {
+
+/// Files init writes for the container (hosts, resolv.conf) live here.
+constexpr std::string_view kRunDir = "/run/vessel";
+
+/// Character devices every container gets in its /dev, as an OCI runtime
+/// creates them (runtime-spec config-linux.md, "Default Devices").
+struct DeviceNode {
+  const char* name;
+  unsigned major;
+  unsigned minor;
+};
+constexpr DeviceNode kDeviceNodes[] = {
+    {"null", 1, 3},   {"zero", 1, 5},    {"full", 1, 7},
+    {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
+};
+
+struct DeviceLink {
+  const char* name;
+  const char* target;
+};
+constexpr DeviceLink kDeviceLinks[] = {
+    {"fd", "/proc/self/fd"},       {"stdin", "/proc/self/fd/0"}, {"stdout", "/proc/self/fd/1"},
+    {"stderr", "/proc/self/fd/2"}, {"ptmx", "pts/ptmx"},
+};
+
+/// Detaches the container root and everything mounted under it unless
+/// disarmed, so that a failed Setup leaves nothing mounted behind.
+class RootMountGuard {
+ public:
+  explicit RootMountGuard(std::string root) : root_(std::move(root)) {}
+  RootMountGuard(const RootMountGuard&) = delete;
+  RootMountGuard& operator=(const RootMountGuard&) = delete;
+  ~RootMountGuard() {
+    // MNT_DETACH takes the whole subtree (umount(2)), including the API
+    // filesystems already mounted under the root.
+    if (armed_) umount2(root_.c_str(), MNT_DETACH);
+  }
+  void disarm() { armed_ = false; }
+
+ private:
+  std::string root_;
+  bool armed_ = true;
+};
+
+/// Makes sure mount point `path` (a path in the container, "/proc") exists
+/// under `root`. The root is a host directory: a missing mount point is
+/// created, but when that fails (a read-only root) the Setup fails rather
+/// than mount somewhere else. The root is also image content: a symlinked
+/// mount point would resolve in init's namespace, possibly outside the root
+/// (/proc -> /run would cover init's /run), so it is refused.
+Status make_mount_point(const std::string& root, const std::string& path) {
+  Status s = ensure_dir(root + path, 0755);
+  if (!s.ok()) return Status::from_errno(s.errnum(), "create mount point '" + path + "'");
+  if (!resolves_to_itself(root + path)) {
+    return Status(ELOOP, "mount point '" + path + "' is a symlink, which is not supported");
+  }
+  return {};
+}
+
+/// Mounts a filesystem of `type` at `path` in the container.
+Status mount_in_root(const std::string& root, const std::string& path, const char* type,
+                     unsigned long flags, const char* data) {
+  Status s = make_mount_point(root, path);
+  if (!s.ok()) return s;
+  return mount_fs(type, root + path, type, flags, data,
+                  std::string("mount ") + type + " on '" + path + "'");
+}
+
+/// Creates the standard nodes and links in the container's fresh /dev tmpfs.
+Status populate_dev(const std::string& dev) {
+  for (const DeviceNode& node : kDeviceNodes) {
+    std::string path = dev + "/" + node.name;
+    if (mknod(path.c_str(), S_IFCHR | 0666, makedev(node.major, node.minor)) < 0) {
+      return Status::from_errno(std::string("mknod '/dev/") + node.name + "'");
+    }
+    // mknod(2) applies the umask (022); these nodes must be world-writable.
+    if (chmod(path.c_str(), 0666) < 0) {
+      return Status::from_errno(std::string("chmod '/dev/") + node.name + "'");
+    }
+  }
+  for (const DeviceLink& link : kDeviceLinks) {
+    if (symlink(link.target, (dev + "/" + link.name).c_str()) < 0) {
+      return Status::from_errno(std::string("symlink '/dev/") + link.name + "'");
+    }
+  }
+  return {};
+}
+
+/// Mounts /proc, /sys, /sys/fs/cgroup, /dev, /dev/pts and /dev/shm under the
+/// container root, with the flags Docker uses.
+Status mount_api_filesystems(const std::string& root) {
+  constexpr unsigned long kNoSuidDevExec = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+  Status s = mount_in_root(root, "/proc", "proc", kNoSuidDevExec, nullptr);
+  if (!s.ok()) return s;
+  s = mount_in_root(root, "/sys", "sysfs", MS_RDONLY | kNoSuidDevExec, nullptr);
+  if (!s.ok()) return s;
+  // sysfs always has fs/cgroup (the kernel creates it for cgroup mounts).
+  // Optional: a kernel without cgroups still runs containers.
+  mount("cgroup2", (root + "/sys/fs/cgroup").c_str(), "cgroup2", kNoSuidDevExec, nullptr);
+  s = mount_in_root(root, "/dev", "tmpfs", MS_NOSUID, "mode=0755,size=65536k");
+  if (!s.ok()) return s;
+  s = populate_dev(root + "/dev");
+  if (!s.ok()) return s;
+  // A private devpts instance (newinstance), so the container's ptys are
+  // numbered from 0 and its ptmx (mode 0666) allocates only there.
+  s = mount_in_root(root, "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+                    "newinstance,ptmxmode=0666,mode=0620,gid=5");
+  if (!s.ok()) return s;
+  return mount_in_root(root, "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=65536k");
+}
+
+/// Writes `contents` to /run/vessel/<name> and bind-mounts it over
+/// /etc/<name> in the container. Only an existing regular file reached
+/// through no symlink is covered: the root is a host directory, so init never
+/// creates files in it, and a symlink would be resolved in init's namespace
+/// rather than the container's. Empty contents mean the host leaves the
+/// image's file alone.
+Status cover_etc_file(const std::string& root, const std::string& name,
+                      const std::string& contents) {
+  if (contents.empty()) return {};
+  std::string target = root + "/etc/" + name;
+  struct stat st;
+  if (!resolves_to_itself(target) || stat(target.c_str(), &st) < 0 || !S_ISREG(st.st_mode)) {
+    return {};
+  }
+  std::string source = std::string(kRunDir) + "/" + name;
+  Status s = write_file(source, contents, 0644);
+  if (!s.ok()) return s;
+  return mount_fs(source.c_str(), target, nullptr, MS_BIND, nullptr, "bind '/etc/" + name + "'");
+}
+
+/// What the namespace helper sends back: errnum 0, or the errno of `step`.
+struct HelperReport {
+  int32_t errnum = 0;
+  int32_t step = 0;
+};
+
+constexpr const char* kHelperSteps[] = {
+    "unshare mount namespace",          "make mounts private", "chdir to the container root",
+    "pivot_root to the container root", "detach the old root", "chdir '/'",
+};
+
+/// Runs in the helper child: enters a new mount namespace whose root is
+/// `root`. Returns 0, or an errno with `*step` indexing kHelperSteps.
+int enter_container_root(const char* root, int32_t* step) {
+  *step = 0;
+  if (unshare(CLONE_NEWNS) < 0) return errno;
+  // pivot_root(2) refuses shared mounts, and nothing done in the container's
+  // namespace must propagate back to init's.
+  *step = 1;
+  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0) return errno;
+  *step = 2;
+  if (chdir(root) < 0) return errno;
+  // pivot_root(".", ".") stacks the old root on top of the new one; detaching
+  // "." then removes it, without needing a put_old directory in the image
+  // (pivot_root(2), NOTES). glibc 2.36 has no wrapper.
+  *step = 3;
+  if (syscall(SYS_pivot_root, ".", ".") < 0) return errno;
+  *step = 4;
+  if (umount2(".", MNT_DETACH) < 0) return errno;
+  *step = 5;
+  if (chdir("/") < 0) return errno;
+  return 0;
+}
+
+bool read_exact(int fd, void* data, size_t size) {
+  char* p = static_cast<char*>(data);
+  while (size > 0) {
+    ssize_t n = read(fd, p, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    p += n;
+    size -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+/// Creates the container's mount namespace and returns an fd for it. A
+/// namespace lives as long as a process or an fd refers to it, so a helper
+/// child enters the new namespace, init opens /proc/<child>/ns/mnt, and the
+/// helper is killed: from then on the fd alone keeps the namespace.
+Result<UniqueFd> create_mount_namespace(const std::string& root) {
+  constexpr std::string_view kWhat = "create container mount namespace";
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) < 0) return Status::from_errno("pipe");
+  UniqueFd report_r(fds[0]);
+  UniqueFd report_w(fds[1]);
+  pid_t pid = fork();
+  if (pid < 0) return Status::from_errno("fork");
+  if (pid == 0) {
+    HelperReport report;
+    report.errnum = enter_container_root(root.c_str(), &report.step);
+    write_all(report_w.get(), &report, sizeof(report));
+    if (report.errnum != 0) _exit(1);
+    // Every signal is blocked (inherited from init), so this waits for the
+    // parent's SIGKILL.
+    for (;;)
+      pause();
+  }
+  report_w.reset();
+  HelperReport report;
+  bool reported = read_exact(report_r.get(), &report, sizeof(report));
+  UniqueFd ns;
+  int open_errno = 0;
+  if (reported && report.errnum == 0) {
+    std::string path = "/proc/" + std::to_string(pid) + "/ns/mnt";
+    ns.reset(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    open_errno = errno;
+  }
+  kill(pid, SIGKILL);
+  while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+  }
+  if (!reported) return Status(EIO, std::string(kWhat) + ": helper exited without a report");
+  if (report.errnum != 0) {
+    int32_t step = report.step;
+    const char* what = step >= 0 && step < static_cast<int32_t>(std::size(kHelperSteps))
+                           ? kHelperSteps[step]
+                           : "?";
+    return Status::from_errno(report.errnum, std::string(kWhat) + ": " + what);
+  }
+  if (!ns) return Status::from_errno(open_errno, std::string(kWhat) + ": open /proc/<pid>/ns/mnt");
+  return ns;
+}
+
+}  // namespace
+
+Result<Container> Container::prepare(const protocol::Setup& setup) {
+  std::string root(kContainerRoot);
+  Status s = ensure_dirs(root, 0755);
+  if (!s.ok()) return s;
+  unsigned long flags = setup.read_only ? MS_RDONLY : 0;
+  s = mount_fs(setup.rootfs_tag.c_str(), root, "virtiofs", flags, nullptr,
+               "mount virtiofs '" + setup.rootfs_tag + "'");
+  if (!s.ok()) return s;
+  RootMountGuard guard(root);
+
+  s = mount_api_filesystems(root);
+  if (!s.ok()) return s;
+  if (!setup.hostname.empty() && sethostname(setup.hostname.data(), setup.hostname.size()) < 0) {
+    return Status::from_errno("set hostname '" + setup.hostname + "'");
+  }
+  s = cover_etc_file(root, "hosts", setup.hosts);
+  if (!s.ok()) return s;
+  s = cover_etc_file(root, "resolv.conf", setup.resolv_conf);
+  if (!s.ok()) return s;
+
+  Result<UniqueFd> ns = create_mount_namespace(root);
+  if (!ns.ok()) return ns.status();
+  guard.disarm();
+  Container container;
+  container.root_ = std::move(root);
+  container.mount_ns_ = ns.take();
+  return container;
+}
+
+}  // namespace vessel::guest

@@ -1,0 +1,43 @@
+// The container's root filesystem and mount namespace, prepared once per VM
+// by the Setup message.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "base/unique_fd.h"
+#include "guest/system.h"
+#include "protocol/protocol.h"
+
+namespace vessel::guest {
+
+/// Where the container's root filesystem is mounted in init's own namespace.
+inline constexpr std::string_view kContainerRoot = "/run/vessel/rootfs";
+
+/// A prepared container root: the virtio-fs root with /proc, /sys, /dev,
+/// /dev/pts and /dev/shm mounted under it, and a mount namespace whose root
+/// is that tree. Every container process joins the namespace with setns(2).
+class Container {
+ public:
+  Container() = default;
+
+  /// Mounts the root filesystem named by `setup` at kContainerRoot and the
+  /// API filesystems under it, sets the hostname, covers /etc/hosts and
+  /// /etc/resolv.conf, and creates the mount namespace. A failure carries
+  /// the errno and a message for SetupResult, and undoes the mounts, so that
+  /// a corrected Setup can be tried again.
+  static Result<Container> prepare(const protocol::Setup& setup);
+
+  /// False until prepare() has succeeded.
+  bool ready() const { return mount_ns_.valid(); }
+  /// The root as seen from init's namespace ("/run/vessel/rootfs").
+  const std::string& root() const { return root_; }
+  /// An fd of the container's mount namespace, owned by this object.
+  int mount_ns() const { return mount_ns_.get(); }
+
+ private:
+  std::string root_;
+  UniqueFd mount_ns_;
+};
+
+}  // namespace vessel::guest

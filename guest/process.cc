@@ -1,0 +1,402 @@
+#include "guest/process.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+namespace vessel::guest {
+namespace {
+
+// setgroups(2) takes gid_t; the protocol's groups are u32 and passed as is.
+static_assert(std::is_same_v<gid_t, uint32_t>);
+
+/// PATH when the process's environment has none (Docker's default).
+constexpr std::string_view kDefaultPath =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Where the child failed before exec, sent to init with the errno.
+enum class Stage : int32_t {
+  kSession,
+  kNamespace,
+  kStdio,
+  kChdir,
+  kSetgroups,
+  kSetgid,
+  kSetuid,
+  kExec,
+};
+
+struct ChildReport {
+  int32_t errnum = 0;
+  int32_t stage = 0;
+};
+
+/// A new process's stdio. Init's ends (nonblocking) end up in Process; the
+/// child's ends go onto its 0, 1 and 2, and init closes them after fork.
+struct Stdio {
+  UniqueFd pty_master;  // tty only; the child opens the slave through it
+  int pty_number = -1;
+  UniqueFd stdin_w, stdout_r, stderr_r;  // init's ends (dups of the master with a tty)
+  UniqueFd stdin_r, stdout_w, stderr_w;  // the child's pipe ends; no stdin_r: /dev/null
+};
+
+/// Everything the child needs, computed before fork so that the child only
+/// makes system calls.
+struct ChildPlan {
+  const protocol::Spawn* spec = nullptr;
+  const Stdio* stdio = nullptr;
+  int mount_ns = -1;
+  int report_fd = -1;
+  const char* cwd = "/";
+  std::vector<std::string> candidates;
+  std::vector<char*> argv;
+  std::vector<char*> envp;
+};
+
+Status set_nonblocking(int fd) {
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) return Status::from_errno("fcntl");
+  return {};
+}
+
+/// A close-on-exec pipe whose read end (`nonblocking_read`) or write end is
+/// nonblocking: O_NONBLOCK belongs to the open file description, so only
+/// init's end gets it, and the child's stays blocking as programs expect.
+Status make_pipe(UniqueFd& read_end, UniqueFd& write_end, bool nonblocking_read) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) < 0) return Status::from_errno("pipe");
+  read_end.reset(fds[0]);
+  write_end.reset(fds[1]);
+  return set_nonblocking(nonblocking_read ? fds[0] : fds[1]);
+}
+
+Result<UniqueFd> dup_cloexec(int fd) {
+  UniqueFd copy(fcntl(fd, F_DUPFD_CLOEXEC, 3));
+  if (!copy) return Status::from_errno("dup");
+  return copy;
+}
+
+/// Allocates a pty on the container's own devpts instance.
+Status open_terminal(const std::string& root, const protocol::Spawn& spec, Stdio& io) {
+  std::string ptmx = root + "/dev/pts/ptmx";
+  io.pty_master.reset(open(ptmx.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK));
+  if (!io.pty_master) return Status::from_errno("open '/dev/pts/ptmx'");
+  int master = io.pty_master.get();
+  // grantpt(3) does nothing on devpts; unlockpt(3) and ptsname(3) are these
+  // two ioctls (pty(7)).
+  int unlock = 0;
+  if (ioctl(master, TIOCSPTLCK, &unlock) < 0) return Status::from_errno("unlock the pty");
+  if (ioctl(master, TIOCGPTN, &io.pty_number) < 0) return Status::from_errno("get the pty number");
+  if (spec.rows != 0 || spec.cols != 0) {
+    winsize ws{spec.rows, spec.cols, 0, 0};
+    if (ioctl(master, TIOCSWINSZ, &ws) < 0) return Status::from_errno("set the window size");
+  }
+  // Output and input each get their own fd, so that EOF on one (closing it)
+  // leaves the other and the master (kept for Resize) alone.
+  Result<UniqueFd> out = dup_cloexec(master);
+  if (!out.ok()) return out.status();
+  Result<UniqueFd> in = dup_cloexec(master);
+  if (!in.ok()) return in.status();
+  io.stdout_r = out.take();
+  io.stdin_w = in.take();
+  return {};
+}
+
+Status open_pipes(const protocol::Spawn& spec, Stdio& io) {
+  if (spec.stdin_open) {
+    Status s = make_pipe(io.stdin_r, io.stdin_w, /*nonblocking_read=*/false);
+    if (!s.ok()) return s;
+  }
+  Status s = make_pipe(io.stdout_r, io.stdout_w, /*nonblocking_read=*/true);
+  if (!s.ok()) return s;
+  return make_pipe(io.stderr_r, io.stderr_w, /*nonblocking_read=*/true);
+}
+
+/// PATH from the process's environment (the first entry, as getenv(3) finds).
+std::string_view find_path(const std::vector<std::string>& env) {
+  for (const std::string& entry : env) {
+    if (entry.starts_with("PATH=")) return std::string_view(entry).substr(5);
+  }
+  return kDefaultPath;
+}
+
+/// The paths execve() tries for `file`, as execvp(3) does: `file` itself when
+/// it contains a slash, else `file` in each PATH directory in order.
+std::vector<std::string> exec_candidates(const std::string& file,
+                                         const std::vector<std::string>& env) {
+  if (file.find('/') != std::string::npos) return {file};
+  std::vector<std::string> candidates;
+  std::string_view path = find_path(env);
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find(':', start);
+    if (end == std::string_view::npos) end = path.size();
+    std::string dir(path.substr(start, end - start));
+    // An empty entry means the current directory to execvp(3). Docker (Go's
+    // exec.LookPath) refuses programs found relative to the cwd; skip it.
+    if (!dir.empty()) {
+      if (dir.back() != '/') dir += '/';
+      candidates.push_back(dir + file);
+    }
+    start = end + 1;
+  }
+  return candidates;
+}
+
+/// A NULL-terminated array for execve() pointing into `strings`.
+std::vector<char*> c_strings(const std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  out.reserve(strings.size() + 1);
+  for (const std::string& s : strings)
+    out.push_back(const_cast<char*>(s.c_str()));
+  out.push_back(nullptr);
+  return out;
+}
+
+// ---- the child, between fork and exec ----------------------------------------
+
+[[noreturn]] void child_fail(int report_fd, Stage stage, int errnum) {
+  ChildReport report{errnum, static_cast<int32_t>(stage)};
+  // 8 bytes: a single pipe write, atomic (pipe(7), PIPE_BUF).
+  write_all(report_fd, &report, sizeof(report));
+  _exit(127);
+}
+
+/// Init blocks every signal and ignores SIGPIPE; both the mask and ignored
+/// dispositions survive execve(2), so the child restores the defaults.
+void reset_signals() {
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  // Fails, harmlessly, for SIGKILL, SIGSTOP and glibc's internal signals.
+  for (int sig = 1; sig < NSIG; ++sig)
+    sigaction(sig, &dfl, nullptr);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
+/// Puts `fd` on `target` without close-on-exec. Init keeps 0, 1 and 2 open
+/// (the console), so every source fd is above 2 and none is overwritten
+/// before it is used; fd == target is still handled.
+bool move_onto(int fd, int target) {
+  if (fd == target) {
+    int flags = fcntl(fd, F_GETFD);
+    return flags >= 0 && fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC) == 0;
+  }
+  return dup2(fd, target) == target;
+}
+
+bool attach_terminal(const Stdio& io) {
+  // TIOCGPTPEER opens the slave through the master, with no path lookup for
+  // the container to redirect (ioctl_tty(2)). The container's /dev/pts/<n>
+  // (we are in its namespace) is the fallback for kernels before 4.13.
+  int slave = ioctl(io.pty_master.get(), TIOCGPTPEER, O_RDWR | O_NOCTTY);
+  if (slave < 0) {
+    char path[32];
+    std::snprintf(path, sizeof(path), "/dev/pts/%d", io.pty_number);
+    slave = open(path, O_RDWR | O_NOCTTY);
+  }
+  if (slave < 0) return false;
+  // The child is a session leader without a terminal (setsid() above): make
+  // this its controlling terminal, so ^C and job control reach it.
+  if (ioctl(slave, TIOCSCTTY, 0) < 0) return false;
+  for (int fd = 0; fd < 3; ++fd) {
+    if (!move_onto(slave, fd)) return false;
+  }
+  if (slave > 2) close(slave);
+  return true;
+}
+
+bool attach_pipes(const Stdio& io) {
+  int in = io.stdin_r.get();
+  UniqueFd null_fd;
+  if (in < 0) {
+    // Opened here, inside the namespace: the container's own /dev/null.
+    null_fd.reset(open("/dev/null", O_RDWR | O_CLOEXEC));
+    if (!null_fd) return false;
+    in = null_fd.get();
+  }
+  return move_onto(in, 0) && move_onto(io.stdout_w.get(), 1) && move_onto(io.stderr_w.get(), 2);
+}
+
+/// Gives the new stdio to the process's user, as runc does
+/// (fixStdioPermissions), so that a non-root process can reopen it through
+/// /dev/stdout or /proc/self/fd/1. /dev/null stays root's. Best effort.
+void give_stdio_to(uid_t uid) {
+  for (int fd = 0; fd < 3; ++fd) {
+    struct stat st;
+    if (fstat(fd, &st) < 0) continue;
+    if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)) continue;
+    if (fchown(fd, uid, static_cast<gid_t>(-1)) < 0) continue;
+  }
+}
+
+/// Tries each candidate as execvp(3) does. Returns (only on failure) the
+/// errno to report: the first error that is not "not here", else EACCES if
+/// some candidate was not executable, else ENOENT.
+int exec_first(const ChildPlan& plan) {
+  bool denied = false;
+  for (const std::string& path : plan.candidates) {
+    execve(path.c_str(), plan.argv.data(), plan.envp.data());
+    int err = errno;
+    switch (err) {
+      case EACCES:
+        denied = true;
+        break;
+      case ENOENT:
+      case ENOTDIR:
+      case ESTALE:
+      case ENODEV:
+      case ETIMEDOUT:
+        break;
+      default:
+        return err;
+    }
+  }
+  return denied ? EACCES : ENOENT;
+}
+
+[[noreturn]] void run_child(const ChildPlan& plan) {
+  const protocol::Spawn& spec = *plan.spec;
+  const int report = plan.report_fd;
+  reset_signals();
+  // A session (and process group) of its own; only a session leader can
+  // take a controlling terminal.
+  if (setsid() < 0) child_fail(report, Stage::kSession, errno);
+  // Entering a mount namespace also moves root and cwd to its root (setns(2)).
+  if (setns(plan.mount_ns, CLONE_NEWNS) < 0) child_fail(report, Stage::kNamespace, errno);
+  bool attached = spec.tty ? attach_terminal(*plan.stdio) : attach_pipes(*plan.stdio);
+  if (!attached) child_fail(report, Stage::kStdio, errno);
+  if (spec.uid != 0) give_stdio_to(spec.uid);
+  if (chdir(plan.cwd) < 0) child_fail(report, Stage::kChdir, errno);
+  // Groups, then gid, then uid: each step needs the privilege the next drops.
+  if (setgroups(spec.groups.size(), spec.groups.data()) < 0) {
+    child_fail(report, Stage::kSetgroups, errno);
+  }
+  if (setgid(spec.gid) < 0) child_fail(report, Stage::kSetgid, errno);
+  if (setuid(spec.uid) < 0) child_fail(report, Stage::kSetuid, errno);
+  child_fail(report, Stage::kExec, exec_first(plan));
+}
+
+// ---- init's side ---------------------------------------------------------------
+
+/// The SpawnResult message for an exec failure, worded as Docker words it.
+std::string exec_message(const std::string& file, int errnum) {
+  std::string message = "exec \"" + file + "\": ";
+  if (errnum == ENOENT && file.find('/') == std::string::npos) {
+    return message + "executable file not found in $PATH";
+  }
+  return message + lower_strerror(errnum);
+}
+
+Status child_failure(const protocol::Spawn& spec, const char* cwd, const ChildReport& report) {
+  // A failed system call always sets errno; guard anyway, since errnum 0
+  // would read as success.
+  int err = report.errnum > 0 ? report.errnum : EIO;
+  switch (static_cast<Stage>(report.stage)) {
+    case Stage::kSession:
+      return Status::from_errno(err, "setsid");
+    case Stage::kNamespace:
+      return Status::from_errno(err, "join the container mount namespace");
+    case Stage::kStdio:
+      return Status::from_errno(err, spec.tty ? "open the terminal" : "set up stdio");
+    case Stage::kChdir:
+      return Status::from_errno(err, std::string("chdir '") + cwd + "'");
+    case Stage::kSetgroups:
+      return Status::from_errno(err, "setgroups");
+    case Stage::kSetgid:
+      return Status::from_errno(err, "setgid " + std::to_string(spec.gid));
+    case Stage::kSetuid:
+      return Status::from_errno(err, "setuid " + std::to_string(spec.uid));
+    case Stage::kExec:
+      return Status(err, exec_message(spec.argv[0], err));
+  }
+  return Status::from_errno(err, "start process");
+}
+
+/// Reads the child's report: 0 bytes (EOF: the close-on-exec write end was
+/// closed by a successful execve), a whole report, or -1 if neither.
+ssize_t read_report(int fd, ChildReport& report) {
+  char* p = reinterpret_cast<char*>(&report);
+  size_t got = 0;
+  while (got < sizeof(report)) {
+    ssize_t n = read(fd, p + got, sizeof(report) - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return -1;
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  return got == 0 || got == sizeof(report) ? static_cast<ssize_t>(got) : -1;
+}
+
+void wait_for(pid_t pid) {
+  while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+  }
+}
+
+}  // namespace
+
+Result<Process> spawn_process(const protocol::Spawn& spec, const Container& container) {
+  Stdio io;
+  Status s = spec.tty ? open_terminal(container.root(), spec, io) : open_pipes(spec, io);
+  if (!s.ok()) return s;
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) < 0) return Status::from_errno("pipe");
+  UniqueFd report_r(fds[0]);
+  UniqueFd report_w(fds[1]);
+
+  ChildPlan plan;
+  plan.spec = &spec;
+  plan.stdio = &io;
+  plan.mount_ns = container.mount_ns();
+  plan.report_fd = report_w.get();
+  if (!spec.cwd.empty()) plan.cwd = spec.cwd.c_str();
+  plan.candidates = exec_candidates(spec.argv[0], spec.env);
+  plan.argv = c_strings(spec.argv);
+  plan.envp = c_strings(spec.env);
+
+  pid_t pid = fork();
+  if (pid < 0) return Status::from_errno("fork");
+  if (pid == 0) run_child(plan);
+
+  // Close our copies of the child's ends: the report pipe must reach EOF
+  // when the child execs, and the stdio pipes when the process exits.
+  report_w.reset();
+  io.stdin_r.reset();
+  io.stdout_w.reset();
+  io.stderr_w.reset();
+
+  ChildReport report;
+  ssize_t got = read_report(report_r.get(), report);
+  if (got != 0) {
+    if (got < 0) kill(pid, SIGKILL);
+    wait_for(pid);
+    if (got < 0) return Status(EIO, "start process: lost the child's report");
+    return child_failure(spec, plan.cwd, report);
+  }
+
+  Process process;
+  process.pid = pid;
+  process.pty = std::move(io.pty_master);
+  process.stdout_fd = std::move(io.stdout_r);
+  process.stderr_fd = std::move(io.stderr_r);
+  process.in.fd = std::move(io.stdin_w);
+  process.in.tty = spec.tty != 0;
+  return process;
+}
+
+}  // namespace vessel::guest

@@ -1,0 +1,151 @@
+#include "guest/system.h"
+
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace vessel::guest {
+
+Status Status::from_errno(int errnum, std::string_view what) {
+  std::string message(what);
+  message += ": ";
+  message += std::strerror(errnum);
+  return Status(errnum, std::move(message));
+}
+
+Status Status::from_errno(std::string_view what) {
+  return from_errno(errno, what);
+}
+
+void log_error(const char* format, ...) {
+  // One write per line, so that lines from the kernel and from us do not
+  // interleave mid-line on the console.
+  char line[1024];
+  constexpr char kPrefix[] = "vessel-init: ";
+  constexpr size_t kPrefixLen = sizeof(kPrefix) - 1;
+  std::memcpy(line, kPrefix, kPrefixLen);
+  va_list args;
+  va_start(args, format);
+  int n = std::vsnprintf(line + kPrefixLen, sizeof(line) - kPrefixLen - 1, format, args);
+  va_end(args);
+  size_t len = kPrefixLen;
+  if (n > 0) len += std::min(static_cast<size_t>(n), sizeof(line) - kPrefixLen - 2);
+  line[len++] = '\n';
+  write_all(STDERR_FILENO, line, len);
+}
+
+std::string lower_strerror(int errnum) {
+  std::string s = std::strerror(errnum);
+  if (!s.empty()) s[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(s[0])));
+  return s;
+}
+
+Status ensure_dir(const std::string& path, mode_t mode) {
+  struct stat st;
+  if (stat(path.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return {};
+    return Status::from_errno(ENOTDIR, "mkdir '" + path + "'");
+  }
+  if (errno != ENOENT) return Status::from_errno("stat '" + path + "'");
+  // EEXIST here is a dangling symlink: an error too.
+  if (mkdir(path.c_str(), mode) < 0) return Status::from_errno("mkdir '" + path + "'");
+  // mkdir(2) applies the umask; the modes we ask for (01777 for /tmp) must hold.
+  if (chmod(path.c_str(), mode) < 0) return Status::from_errno("chmod '" + path + "'");
+  return {};
+}
+
+Status ensure_dirs(const std::string& path, mode_t mode) {
+  for (size_t pos = path.find('/', 1); pos != std::string::npos; pos = path.find('/', pos + 1)) {
+    Status s = ensure_dir(path.substr(0, pos), mode);
+    if (!s.ok()) return s;
+  }
+  return ensure_dir(path, mode);
+}
+
+Status write_file(const std::string& path, std::string_view data, mode_t mode) {
+  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode));
+  if (!fd) return Status::from_errno("open '" + path + "'");
+  if (!write_all(fd.get(), data.data(), data.size())) {
+    return Status::from_errno("write '" + path + "'");
+  }
+  return {};
+}
+
+bool resolves_to_itself(const std::string& path) {
+  char* real = realpath(path.c_str(), nullptr);
+  bool same = real != nullptr && path == real;
+  std::free(real);
+  return same;
+}
+
+Result<std::string> read_file(const std::string& path, size_t limit) {
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return Status::from_errno("open '" + path + "'");
+  std::string data(limit, '\0');
+  size_t used = 0;
+  while (used < limit) {
+    ssize_t n = read(fd.get(), data.data() + used, limit - used);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::from_errno("read '" + path + "'");
+    if (n == 0) break;
+    used += static_cast<size_t>(n);
+  }
+  data.resize(used);
+  return data;
+}
+
+bool write_all(int fd, const void* data, size_t size) {
+  const char* p = static_cast<const char*>(data);
+  while (size > 0) {
+    ssize_t n = write(fd, p, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    p += n;
+    size -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+Status mount_fs(const char* source, const std::string& target, const char* type,
+                unsigned long flags, const char* data, std::string_view what) {
+  if (mount(source, target.c_str(), type, flags, data) < 0) return Status::from_errno(what);
+  return {};
+}
+
+int64_t monotonic_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+void sleep_ms(int ms) {
+  timespec left{ms / 1000, static_cast<long>(ms % 1000) * 1000000};
+  while (nanosleep(&left, &left) < 0 && errno == EINTR) {
+  }
+}
+
+void power_off() {
+  sync();
+  // RB_AUTOBOOT, not RB_POWER_OFF: the microvm machine runs without ACPI, so a
+  // power-off would only halt the CPUs and leave QEMU running. The kernel is
+  // booted with reboot=t (triple fault) and QEMU with -no-reboot, so a reboot
+  // ends QEMU.
+  reboot(RB_AUTOBOOT);
+  log_error("reboot: %s", std::strerror(errno));
+  // Still PID 1: never exit. Every signal is blocked, so this sleeps for good.
+  for (;;)
+    pause();
+}
+
+}  // namespace vessel::guest
