@@ -17,8 +17,8 @@ struct GlobalOptions {
 
 /// Exit codes scripts can rely on (Docker's conventions).
 inline constexpr int kExitOk = 0;
-inline constexpr int kExitFailure = 1;     // a command failed
-inline constexpr int kExitUsage = 125;     // bad flags, or vessel itself failed to run a container
+inline constexpr int kExitFailure = 1;  // a command failed
+inline constexpr int kExitUsage = 125;  // bad flags, or vessel itself failed to run a container
 inline constexpr int kExitCannotExec = 126;
 inline constexpr int kExitNotFound = 127;
 

@@ -9,7 +9,9 @@
 
 namespace vessel::cli {
 
-void print_error(const std::string& message) { log::error(message); }
+void print_error(const std::string& message) {
+  log::error(message);
+}
 
 }  // namespace vessel::cli
 

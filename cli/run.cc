@@ -45,12 +45,14 @@ Result<std::vector<std::string>> collect_env(const RunFlags& f) {
       std::string_view line = trim(raw);
       if (line.empty() || line[0] == '#') continue;
       if (line[0] == '=')
-        return Error(ErrorCode::kInvalidArgument,
-                     "env file '" + path + "' line " + std::to_string(lineno) + ": no variable name");
+        return Error(
+            ErrorCode::kInvalidArgument,
+            "env file '" + path + "' line " + std::to_string(lineno) + ": no variable name");
       add_env(env, std::string(line));
     }
   }
-  for (const auto& e : f.env) add_env(env, e);
+  for (const auto& e : f.env)
+    add_env(env, e);
   return env;
 }
 
@@ -165,7 +167,8 @@ Runner add_run(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--name", flags->name, "Name of the container");
   cmd->add_option("-h,--hostname", flags->hostname, "Hostname inside the container");
   cmd->add_flag("--read-only", flags->read_only, "Mount the root filesystem read-only");
-  cmd->add_option("--accel", flags->accel, "Accelerator: kvm, tcg or auto (default: $VESSEL_ACCEL or auto)");
+  cmd->add_option("--accel", flags->accel,
+                  "Accelerator: kvm, tcg or auto (default: $VESSEL_ACCEL or auto)");
   cmd->add_option("--kernel", flags->kernel, "Guest kernel to boot instead of the built one");
   cmd->footer("Usage: vessel run [OPTIONS] --rootfs DIR COMMAND [ARG...]");
   auto* mutable_global = const_cast<GlobalOptions*>(&global);
@@ -174,7 +177,8 @@ Runner add_run(CLI::App& app, const GlobalOptions& global) {
   return [cmd, flags, &global] {
     flags->command = cmd->remaining();
     if (flags->command.empty()) {
-      print_error("run: no command given (usage: vessel run [OPTIONS] --rootfs DIR COMMAND [ARG...])");
+      print_error(
+          "run: no command given (usage: vessel run [OPTIONS] --rootfs DIR COMMAND [ARG...])");
       return kExitUsage;
     }
     return run(*flags, global);

@@ -70,5 +70,4 @@ Runner add_system(CLI::App& app, const GlobalOptions& global) {
   return [kernel, flags, &global] { return status(*flags, global, kernel->parsed()); };
 }
 
-
 }  // namespace vessel::cli

@@ -6,15 +6,24 @@ namespace vessel {
 
 const char* error_code_name(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kInvalidArgument: return "invalid argument";
-    case ErrorCode::kNotFound: return "not found";
-    case ErrorCode::kAlreadyExists: return "already exists";
-    case ErrorCode::kPermissionDenied: return "permission denied";
-    case ErrorCode::kUnavailable: return "unavailable";
-    case ErrorCode::kProtocol: return "protocol error";
-    case ErrorCode::kTimeout: return "timeout";
-    case ErrorCode::kFailedPrecondition: return "failed precondition";
-    case ErrorCode::kInternal: return "internal error";
+    case ErrorCode::kInvalidArgument:
+      return "invalid argument";
+    case ErrorCode::kNotFound:
+      return "not found";
+    case ErrorCode::kAlreadyExists:
+      return "already exists";
+    case ErrorCode::kPermissionDenied:
+      return "permission denied";
+    case ErrorCode::kUnavailable:
+      return "unavailable";
+    case ErrorCode::kProtocol:
+      return "protocol error";
+    case ErrorCode::kTimeout:
+      return "timeout";
+    case ErrorCode::kFailedPrecondition:
+      return "failed precondition";
+    case ErrorCode::kInternal:
+      return "internal error";
   }
   return "unknown";
 }
@@ -22,13 +31,24 @@ const char* error_code_name(ErrorCode code) {
 Error Error::from_errno(int errnum, std::string what) {
   ErrorCode code = ErrorCode::kInternal;
   switch (errnum) {
-    case ENOENT: code = ErrorCode::kNotFound; break;
-    case EEXIST: code = ErrorCode::kAlreadyExists; break;
+    case ENOENT:
+      code = ErrorCode::kNotFound;
+      break;
+    case EEXIST:
+      code = ErrorCode::kAlreadyExists;
+      break;
     case EACCES:
-    case EPERM: code = ErrorCode::kPermissionDenied; break;
-    case EINVAL: code = ErrorCode::kInvalidArgument; break;
-    case ETIMEDOUT: code = ErrorCode::kTimeout; break;
-    default: break;
+    case EPERM:
+      code = ErrorCode::kPermissionDenied;
+      break;
+    case EINVAL:
+      code = ErrorCode::kInvalidArgument;
+      break;
+    case ETIMEDOUT:
+      code = ErrorCode::kTimeout;
+      break;
+    default:
+      break;
   }
   return Error(code, std::move(what), errnum);
 }

@@ -15,11 +15,11 @@ enum class ErrorCode {
   kNotFound,         // a named thing does not exist
   kAlreadyExists,
   kPermissionDenied,
-  kUnavailable,      // a required component is missing (QEMU, kernel, KVM)
-  kProtocol,         // a peer (the guest, QEMU) sent something malformed
+  kUnavailable,  // a required component is missing (QEMU, kernel, KVM)
+  kProtocol,     // a peer (the guest, QEMU) sent something malformed
   kTimeout,
   kFailedPrecondition,
-  kInternal,         // a system call failed; errnum says which errno
+  kInternal,  // a system call failed; errnum says which errno
 };
 
 /// Name of a code, for messages and logs ("not found").
@@ -96,15 +96,17 @@ class [[nodiscard]] Result<void> {
 
 using Status = Result<void>;
 
-inline Status ok_status() { return {}; }
+inline Status ok_status() {
+  return {};
+}
 
 }  // namespace vessel
 
 /// Evaluates a Result-returning expression; returns its error from the
 /// enclosing function if it failed.
-#define VESSEL_TRY(expr)                       \
-  do {                                         \
-    auto vessel_try_r_ = (expr);               \
+#define VESSEL_TRY(expr)                                              \
+  do {                                                                \
+    auto vessel_try_r_ = (expr);                                      \
     if (!vessel_try_r_.ok()) return std::move(vessel_try_r_).error(); \
   } while (0)
 

@@ -11,9 +11,15 @@ std::atomic<Level> g_level{Level::kWarn};
 std::string g_program = "vessel";
 }  // namespace
 
-void set_level(Level l) { g_level = l; }
-Level level() { return g_level; }
-void set_program(std::string_view name) { g_program = name; }
+void set_level(Level l) {
+  g_level = l;
+}
+Level level() {
+  return g_level;
+}
+void set_program(std::string_view name) {
+  g_program = name;
+}
 
 void write(Level l, std::string_view message) {
   if (l < g_level) return;

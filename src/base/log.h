@@ -14,9 +14,17 @@ Level level();
 void set_program(std::string_view name);
 
 void write(Level level, std::string_view message);
-inline void debug(std::string_view m) { write(Level::kDebug, m); }
-inline void info(std::string_view m) { write(Level::kInfo, m); }
-inline void warn(std::string_view m) { write(Level::kWarn, m); }
-inline void error(std::string_view m) { write(Level::kError, m); }
+inline void debug(std::string_view m) {
+  write(Level::kDebug, m);
+}
+inline void info(std::string_view m) {
+  write(Level::kInfo, m);
+}
+inline void warn(std::string_view m) {
+  write(Level::kWarn, m);
+}
+inline void error(std::string_view m) {
+  write(Level::kError, m);
+}
 
 }  // namespace vessel::log

@@ -9,10 +9,12 @@ class Writer {
  public:
   void u8(uint8_t v) { out_.push_back(v); }
   void u16(uint16_t v) {
-    for (int i = 0; i < 2; ++i) out_.push_back(static_cast<uint8_t>(v >> (8 * i)));
+    for (int i = 0; i < 2; ++i)
+      out_.push_back(static_cast<uint8_t>(v >> (8 * i)));
   }
   void u32(uint32_t v) {
-    for (int i = 0; i < 4; ++i) out_.push_back(static_cast<uint8_t>(v >> (8 * i)));
+    for (int i = 0; i < 4; ++i)
+      out_.push_back(static_cast<uint8_t>(v >> (8 * i)));
   }
   void i32(int32_t v) { u32(static_cast<uint32_t>(v)); }
   void str(std::string_view s) {
@@ -21,11 +23,13 @@ class Writer {
   }
   void strs(const std::vector<std::string>& v) {
     u32(static_cast<uint32_t>(v.size()));
-    for (const auto& s : v) str(s);
+    for (const auto& s : v)
+      str(s);
   }
   void u32s(const std::vector<uint32_t>& v) {
     u32(static_cast<uint32_t>(v.size()));
-    for (uint32_t x : v) u32(x);
+    for (uint32_t x : v)
+      u32(x);
   }
   std::vector<uint8_t> take() { return std::move(out_); }
 
@@ -53,7 +57,8 @@ class Reader {
   uint32_t u32() {
     if (!need(4)) return 0;
     uint32_t v = 0;
-    for (int i = 3; i >= 0; --i) v = (v << 8) | p_[pos_ + i];
+    for (int i = 3; i >= 0; --i)
+      v = (v << 8) | p_[pos_ + i];
     pos_ += 4;
     return v;
   }
@@ -77,7 +82,8 @@ class Reader {
       return v;
     }
     v.reserve(n);
-    for (uint32_t i = 0; i < n && ok_; ++i) v.push_back(str());
+    for (uint32_t i = 0; i < n && ok_; ++i)
+      v.push_back(str());
     return v;
   }
   std::vector<uint32_t> u32s() {
@@ -88,7 +94,8 @@ class Reader {
       return v;
     }
     v.reserve(n);
-    for (uint32_t i = 0; i < n; ++i) v.push_back(u32());
+    for (uint32_t i = 0; i < n; ++i)
+      v.push_back(u32());
     return v;
   }
 
@@ -110,16 +117,16 @@ bool is_known_type(uint16_t type) {
 }
 
 const char* type_name(uint16_t type) {
-  static const char* const kNames[] = {"?",      "hello",  "setup",     "setup-result",
-                                       "spawn",  "spawn-result", "stdin", "stdin-ack",
-                                       "stdout", "stderr", "signal",    "resize",
-                                       "exit",   "poweroff"};
+  static const char* const kNames[] = {
+      "?",         "hello",  "setup",  "setup-result", "spawn",  "spawn-result", "stdin",
+      "stdin-ack", "stdout", "stderr", "signal",       "resize", "exit",         "poweroff"};
   return is_known_type(type) ? kNames[type] : "unknown";
 }
 
 void encode_header(const FrameHeader& h, uint8_t* out) {
   auto put32 = [&](size_t off, uint32_t v) {
-    for (int i = 0; i < 4; ++i) out[off + i] = static_cast<uint8_t>(v >> (8 * i));
+    for (int i = 0; i < 4; ++i)
+      out[off + i] = static_cast<uint8_t>(v >> (8 * i));
   };
   put32(0, h.length);
   out[4] = static_cast<uint8_t>(h.type);

@@ -31,10 +31,10 @@ inline constexpr uint32_t kVersion = 1;
 inline constexpr std::string_view kPortName = "vessel.agent";
 
 inline constexpr size_t kHeaderSize = 12;
-inline constexpr uint32_t kMaxPayload = 1u << 20;       // 1 MiB
-inline constexpr uint32_t kMaxDataChunk = 64u << 10;    // stdio bytes per frame
-inline constexpr uint32_t kMaxListItems = 4096;         // argv, env, groups
-inline constexpr uint32_t kMaxStringBytes = 256u << 10; // any one string
+inline constexpr uint32_t kMaxPayload = 1u << 20;        // 1 MiB
+inline constexpr uint32_t kMaxDataChunk = 64u << 10;     // stdio bytes per frame
+inline constexpr uint32_t kMaxListItems = 4096;          // argv, env, groups
+inline constexpr uint32_t kMaxStringBytes = 256u << 10;  // any one string
 /// Bytes of stdin the host may send beyond what the guest acknowledged.
 inline constexpr uint32_t kStdinWindow = 1u << 20;
 
@@ -94,10 +94,10 @@ struct Spawn {
   std::string cwd;                // absolute path in the container
   uint32_t uid = 0;
   uint32_t gid = 0;
-  std::vector<uint32_t> groups;   // supplementary groups
-  uint8_t tty = 0;                // stdin/stdout/stderr on a new pty
-  uint8_t stdin_open = 0;         // 0: stdin is /dev/null
-  uint16_t rows = 0, cols = 0;    // initial window size when tty
+  std::vector<uint32_t> groups;  // supplementary groups
+  uint8_t tty = 0;               // stdin/stdout/stderr on a new pty
+  uint8_t stdin_open = 0;        // 0: stdin is /dev/null
+  uint16_t rows = 0, cols = 0;   // initial window size when tty
 };
 
 /// Reply to Setup and Spawn. errnum 0 is success.

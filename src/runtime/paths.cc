@@ -36,11 +36,16 @@ std::string resolve_root(const std::optional<std::string>& flag) {
 Result<GuestAssets> find_guest_assets(const std::optional<std::string>& kernel_flag) {
   GuestAssets a;
   a.share_dir = share_dir();
-  if (kernel_flag && !kernel_flag->empty()) a.kernel = *kernel_flag;
-  else if (auto k = env("VESSEL_KERNEL"); !k.empty()) a.kernel = k;
-  else a.kernel = a.share_dir + "/kernel";
-  if (auto i = env("VESSEL_INITRD"); !i.empty()) a.initrd = i;
-  else a.initrd = a.share_dir + "/initramfs.cpio.gz";
+  if (kernel_flag && !kernel_flag->empty())
+    a.kernel = *kernel_flag;
+  else if (auto k = env("VESSEL_KERNEL"); !k.empty())
+    a.kernel = k;
+  else
+    a.kernel = a.share_dir + "/kernel";
+  if (auto i = env("VESSEL_INITRD"); !i.empty())
+    a.initrd = i;
+  else
+    a.initrd = a.share_dir + "/initramfs.cpio.gz";
 
   if (::access(a.kernel.c_str(), R_OK) != 0)
     return Error(ErrorCode::kUnavailable,

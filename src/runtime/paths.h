@@ -13,7 +13,9 @@ namespace vessel::runtime {
 std::string resolve_root(const std::optional<std::string>& flag);
 
 /// Directory for the runtime files (sockets, boot logs) of running VMs.
-inline std::string run_dir(const std::string& root) { return root + "/run"; }
+inline std::string run_dir(const std::string& root) {
+  return root + "/run";
+}
 
 struct GuestAssets {
   std::string kernel;

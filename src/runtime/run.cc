@@ -1,9 +1,9 @@
 #include "runtime/run.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <dirent.h>
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
@@ -58,8 +58,8 @@ std::string guest_resolv_conf() {
   std::string out;
   for (const auto& line : split(*content, '\n')) {
     std::string_view t = trim(line);
-    if (starts_with(t, "nameserver") && (t.find(" 127.") != std::string_view::npos ||
-                                         t.find(" ::1") != std::string_view::npos))
+    if (starts_with(t, "nameserver") &&
+        (t.find(" 127.") != std::string_view::npos || t.find(" ::1") != std::string_view::npos))
       continue;
     if (!t.empty()) out += std::string(t) + "\n";
   }
@@ -67,8 +67,8 @@ std::string guest_resolv_conf() {
 }
 
 std::string guest_hosts(const std::string& hostname) {
-  return "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" +
-         hostname + "\n";
+  return "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + hostname +
+         "\n";
 }
 
 // Blocks the signals `vessel run` forwards and reads them from a signalfd;
@@ -78,9 +78,11 @@ class SignalGuard {
   static Result<SignalGuard> install() {
     sigset_t set;
     sigemptyset(&set);
-    for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH}) sigaddset(&set, s);
+    for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH})
+      sigaddset(&set, s);
     SignalGuard g;
-    if (::sigprocmask(SIG_BLOCK, &set, &g.old_) != 0) return Error::from_errno(errno, "sigprocmask");
+    if (::sigprocmask(SIG_BLOCK, &set, &g.old_) != 0)
+      return Error::from_errno(errno, "sigprocmask");
     g.active_ = true;
     // A closed stdout or a dead peer must show up as EPIPE, not kill us: a
     // blocked SIGPIPE would stay pending and fire when the mask is restored.
@@ -164,8 +166,8 @@ class Session {
     while (!agent_.next(f)) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
       if (left.count() <= 0) return Error(ErrorCode::kTimeout, "timed out waiting for the guest");
-      pollfd p[3] = {{agent_.fd(), POLLIN, 0}, {vm_.exit_fd(), POLLIN, 0},
-                     {signals_.fd(), POLLIN, 0}};
+      pollfd p[3] = {
+          {agent_.fd(), POLLIN, 0}, {vm_.exit_fd(), POLLIN, 0}, {signals_.fd(), POLLIN, 0}};
       if (::poll(p, 3, static_cast<int>(left.count())) < 0 && errno != EINTR)
         return Error::from_errno(errno, "poll");
       if (p[1].revents) return Error(ErrorCode::kUnavailable, "the VM stopped");
@@ -187,15 +189,20 @@ class Session {
   Result<protocol::Exit> pump() {
     bool stdin_open = spec_.interactive;
     bool stdin_eof_sent = !spec_.interactive;
-    if (spec_.interactive) ::fcntl(STDIN_FILENO, F_SETFL, ::fcntl(STDIN_FILENO, F_GETFL) | O_NONBLOCK);
+    if (spec_.interactive)
+      ::fcntl(STDIN_FILENO, F_SETFL, ::fcntl(STDIN_FILENO, F_GETFL) | O_NONBLOCK);
     while (true) {
       agent::Frame f;
       while (agent_.next(f)) {
         auto type = static_cast<MsgType>(f.header.type);
         if (f.header.stream != kMainStream) continue;  // no other processes yet
         switch (type) {
-          case MsgType::kStdout: write_out(STDOUT_FILENO, f.payload); break;
-          case MsgType::kStderr: write_out(STDERR_FILENO, f.payload); break;
+          case MsgType::kStdout:
+            write_out(STDOUT_FILENO, f.payload);
+            break;
+          case MsgType::kStderr:
+            write_out(STDERR_FILENO, f.payload);
+            break;
           case MsgType::kStdinAck: {
             VESSEL_ASSIGN_OR_RETURN(auto ack, agent::decode_as<protocol::Ack>(f));
             if (ack.bytes > in_flight_)
@@ -203,15 +210,18 @@ class Session {
             in_flight_ -= ack.bytes;
             break;
           }
-          case MsgType::kExit: return agent::decode_as<protocol::Exit>(f);
+          case MsgType::kExit:
+            return agent::decode_as<protocol::Exit>(f);
           default:
             return Error(ErrorCode::kProtocol, std::string("unexpected '") +
                                                    protocol::type_name(f.header.type) + "' frame");
         }
       }
       bool want_stdin = stdin_open && in_flight_ < protocol::kStdinWindow;
-      pollfd p[4] = {{agent_.fd(), POLLIN, 0}, {vm_.exit_fd(), POLLIN, 0},
-                     {signals_.fd(), POLLIN, 0}, {want_stdin ? STDIN_FILENO : -1, POLLIN, 0}};
+      pollfd p[4] = {{agent_.fd(), POLLIN, 0},
+                     {vm_.exit_fd(), POLLIN, 0},
+                     {signals_.fd(), POLLIN, 0},
+                     {want_stdin ? STDIN_FILENO : -1, POLLIN, 0}};
       if (::poll(p, 4, -1) < 0) {
         if (errno == EINTR) continue;
         return Error::from_errno(errno, "poll");
@@ -247,7 +257,9 @@ class Session {
         if (!spec_.tty) continue;
         auto ws = sys::window_size(STDIN_FILENO);
         if (!ws) ws = sys::window_size(STDOUT_FILENO);
-        if (ws) VESSEL_TRY(agent_.send_message(MsgType::kResize, kMainStream, protocol::Resize{ws->rows, ws->cols}));
+        if (ws)
+          VESSEL_TRY(agent_.send_message(MsgType::kResize, kMainStream,
+                                         protocol::Resize{ws->rows, ws->cols}));
         continue;
       }
       log::debug(std::string("forwarding ") + strsignal(sig));
@@ -312,7 +324,8 @@ Result<RunOutcome> run_container(RunSpec spec,
   if (!S_ISDIR(st.st_mode))
     return Error(ErrorCode::kInvalidArgument, "rootfs '" + spec.rootfs + "' is not a directory");
   char real[PATH_MAX];
-  if (!::realpath(spec.rootfs.c_str(), real)) return Error::from_errno(errno, "rootfs '" + spec.rootfs + "'");
+  if (!::realpath(spec.rootfs.c_str(), real))
+    return Error::from_errno(errno, "rootfs '" + spec.rootfs + "'");
 
   VESSEL_ASSIGN_OR_RETURN(GuestAssets assets, find_guest_assets(spec.kernel));
   RunOutcome outcome;
@@ -325,9 +338,11 @@ Result<RunOutcome> run_container(RunSpec spec,
   // renamed into place, so no other run can see it unlocked.
   std::string rdir = run_dir(spec.root) + "/" + id.substr(0, 12);
   std::string tmp_rdir = run_dir(spec.root) + "/." + id.substr(0, 12);
-  if (::mkdir(tmp_rdir.c_str(), 0700) != 0) return Error::from_errno(errno, "mkdir '" + tmp_rdir + "'");
+  if (::mkdir(tmp_rdir.c_str(), 0700) != 0)
+    return Error::from_errno(errno, "mkdir '" + tmp_rdir + "'");
   auto lock = sys::open_fd(tmp_rdir + "/lock", O_RDWR | O_CREAT, 0600);
-  if (!lock.ok() || ::flock(lock->get(), LOCK_EX) != 0 || ::rename(tmp_rdir.c_str(), rdir.c_str()) != 0) {
+  if (!lock.ok() || ::flock(lock->get(), LOCK_EX) != 0 ||
+      ::rename(tmp_rdir.c_str(), rdir.c_str()) != 0) {
     (void)sys::remove_tree(tmp_rdir);
     return Error::from_errno(errno, "create runtime directory '" + rdir + "'");
   }
@@ -377,13 +392,15 @@ Result<RunOutcome> run_container(RunSpec spec,
   log::debug("guest: " + hello->guest);
 
   auto step_deadline = [] { return Clock::now() + 30s; };
-  protocol::Setup setup{spec.hostname, kRootfsTag, guest_hosts(spec.hostname),
-                        guest_resolv_conf(), static_cast<uint8_t>(spec.read_only)};
-  if (auto s = agent.send_message(MsgType::kSetup, 0, setup); !s.ok()) return fail(s.error(), "set up container");
+  protocol::Setup setup{spec.hostname, kRootfsTag, guest_hosts(spec.hostname), guest_resolv_conf(),
+                        static_cast<uint8_t>(spec.read_only)};
+  if (auto s = agent.send_message(MsgType::kSetup, 0, setup); !s.ok())
+    return fail(s.error(), "set up container");
   auto setup_reply = session.await(step_deadline());
   if (!setup_reply.ok()) return fail(setup_reply.error(), "set up container");
   auto setup_result = agent::decode_as<protocol::Reply>(*setup_reply);
-  if (!setup_result.ok() || setup_reply->header.type != static_cast<uint16_t>(MsgType::kSetupResult))
+  if (!setup_result.ok() ||
+      setup_reply->header.type != static_cast<uint16_t>(MsgType::kSetupResult))
     return fail(Error(ErrorCode::kProtocol, "unexpected reply to setup"), "set up container");
   if (setup_result->errnum != 0)
     return fail(Error(ErrorCode::kInternal, setup_result->message, setup_result->errnum),
@@ -411,11 +428,13 @@ Result<RunOutcome> run_container(RunSpec spec,
       if (r.ok()) raw.emplace(std::move(*r));
     }
   }
-  if (auto s = agent.send_message(MsgType::kSpawn, kMainStream, spawn); !s.ok()) return fail(s.error(), "start process");
+  if (auto s = agent.send_message(MsgType::kSpawn, kMainStream, spawn); !s.ok())
+    return fail(s.error(), "start process");
   auto spawn_reply = session.await(step_deadline());
   if (!spawn_reply.ok()) return fail(spawn_reply.error(), "start process");
   auto spawn_result = agent::decode_as<protocol::Reply>(*spawn_reply);
-  if (!spawn_result.ok() || spawn_reply->header.type != static_cast<uint16_t>(MsgType::kSpawnResult))
+  if (!spawn_result.ok() ||
+      spawn_reply->header.type != static_cast<uint16_t>(MsgType::kSpawnResult))
     return fail(Error(ErrorCode::kProtocol, "unexpected reply to spawn"), "start process");
 
   if (int e = spawn_result->errnum; e != 0) {

@@ -55,7 +55,7 @@ struct RunOutcome {
 /// failed (bad spec, missing QEMU, the VM did not boot); its message carries
 /// the tail of the boot log where that helps.
 /// `on_accel` is called once the accelerator is chosen (for the TCG notice).
-Result<RunOutcome> run_container(RunSpec spec,
-                                 void (*on_accel)(const vmm::AccelChoice&, const RunSpec&) = nullptr);
+Result<RunOutcome> run_container(RunSpec spec, void (*on_accel)(const vmm::AccelChoice&,
+                                                                const RunSpec&) = nullptr);
 
 }  // namespace vessel::runtime

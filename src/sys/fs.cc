@@ -32,8 +32,8 @@ Result<std::string> read_file(const std::string& path, size_t limit) {
     if (n == 0) break;
     out.append(buf, static_cast<size_t>(n));
     if (out.size() > limit)
-      return Error(ErrorCode::kInvalidArgument, "read '" + path + "': larger than " +
-                                                    std::to_string(limit) + " bytes");
+      return Error(ErrorCode::kInvalidArgument,
+                   "read '" + path + "': larger than " + std::to_string(limit) + " bytes");
   }
   return out;
 }
@@ -92,10 +92,11 @@ namespace {
 Status remove_at(int dirfd, const char* name, dev_t dev) {
   struct stat st;
   if (::fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-    return errno == ENOENT ? ok_status() : Error::from_errno(errno, std::string("stat '") + name + "'");
+    return errno == ENOENT ? ok_status()
+                           : Error::from_errno(errno, std::string("stat '") + name + "'");
   if (S_ISDIR(st.st_mode)) {
-    if (st.st_dev != dev) return Error(ErrorCode::kFailedPrecondition,
-                                       std::string("'") + name + "' is a mount point");
+    if (st.st_dev != dev)
+      return Error(ErrorCode::kFailedPrecondition, std::string("'") + name + "' is a mount point");
     int fd = ::openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) return Error::from_errno(errno, std::string("open '") + name + "'");
     DIR* d = ::fdopendir(fd);

@@ -9,9 +9,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
-#include <algorithm>
 #include <cstring>
 
 #include "base/strings.h"
@@ -19,12 +19,16 @@
 namespace vessel::sys {
 namespace {
 
-int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+int pidfd_open(pid_t pid) {
+  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+}
 
 ExitStatus decode_wait_status(int status) {
   ExitStatus s;
-  if (WIFEXITED(status)) s.code = WEXITSTATUS(status);
-  else if (WIFSIGNALED(status)) s.signal = WTERMSIG(status);
+  if (WIFEXITED(status))
+    s.code = WEXITSTATUS(status);
+  else if (WIFSIGNALED(status))
+    s.signal = WTERMSIG(status);
   return s;
 }
 
@@ -43,12 +47,14 @@ ExitStatus decode_wait_status(int status) {
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
-  for (int s = 1; s < NSIG; ++s) ::signal(s, SIG_DFL);
+  for (int s = 1; s < NSIG; ++s)
+    ::signal(s, SIG_DFL);
 
   // Move every source fd above the highest target first, so that a dup2 onto
   // a target cannot clobber a source that is still to be used.
   int highest = 2;
-  for (auto [child_fd, parent_fd] : o.fds) highest = std::max({highest, child_fd, parent_fd});
+  for (auto [child_fd, parent_fd] : o.fds)
+    highest = std::max({highest, child_fd, parent_fd});
   int temp[64];
   size_t n = std::min<size_t>(o.fds.size(), 64);
   for (size_t i = 0; i < n; ++i) {
@@ -86,7 +92,8 @@ Result<Process> Process::spawn(const SpawnOptions& options) {
   if (options.argv.empty()) return Error(ErrorCode::kInvalidArgument, "spawn: empty argv");
   if (options.fds.size() > 64) return Error(ErrorCode::kInvalidArgument, "spawn: too many fds");
   std::vector<char*> argv;
-  for (const auto& a : options.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  for (const auto& a : options.argv)
+    argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
 
   int pipe_fds[2];
@@ -129,7 +136,9 @@ Process& Process::operator=(Process&& other) noexcept {
   return *this;
 }
 
-Process::~Process() { reset(); }
+Process::~Process() {
+  reset();
+}
 
 void Process::reset() {
   if (pid_ > 0 && !status_) {

@@ -8,7 +8,9 @@
 
 namespace vessel::vmm {
 
-const char* accel_name(Accel a) { return a == Accel::kKvm ? "kvm" : "tcg"; }
+const char* accel_name(Accel a) {
+  return a == Accel::kKvm ? "kvm" : "tcg";
+}
 
 Result<std::optional<Accel>> parse_accel(std::string_view s) {
   if (s == "kvm") return std::optional<Accel>(Accel::kKvm);

@@ -8,18 +8,27 @@ std::vector<std::string> qemu_command_line(const VmConfig& c, const QemuLaunch& 
   std::vector<std::string> a = {m.binary};
   a.insert(a.end(), m.machine_args.begin(), m.machine_args.end());
   a.insert(a.end(), {
-                        "-smp", std::to_string(c.cpus),
-                        "-m", std::to_string(mib) + "M",
-                        "-nodefaults", "-no-user-config", "-display", "none",
+                        "-smp",
+                        std::to_string(c.cpus),
+                        "-m",
+                        std::to_string(mib) + "M",
+                        "-nodefaults",
+                        "-no-user-config",
+                        "-display",
+                        "none",
                         // The guest ends a VM by rebooting (reboot=t); -no-reboot
                         // turns that into QEMU exiting.
                         "-no-reboot",
                         // The console goes to QEMU's stdout, which the owner points
                         // at the boot log.
-                        "-chardev", "stdio,id=con,signal=off",
-                        "-serial", "chardev:con",
-                        "-kernel", c.kernel,
-                        "-initrd", c.initrd,
+                        "-chardev",
+                        "stdio,id=con,signal=off",
+                        "-serial",
+                        "chardev:con",
+                        "-kernel",
+                        c.kernel,
+                        "-initrd",
+                        c.initrd,
                     });
   std::string cmdline = m.kernel_args;
   if (!c.debug) cmdline += " quiet";
@@ -29,9 +38,9 @@ std::vector<std::string> qemu_command_line(const VmConfig& c, const QemuLaunch& 
   // map: a shared memfd backing the only NUMA node.
   a.insert(a.end(), {"-global", "virtio-mmio.force-legacy=false"});
   if (!c.shared_dirs.empty()) {
-    a.insert(a.end(), {"-object",
-                       "memory-backend-memfd,id=mem,size=" + std::to_string(mib) + "M,share=on",
-                       "-numa", "node,memdev=mem"});
+    a.insert(a.end(),
+             {"-object", "memory-backend-memfd,id=mem,size=" + std::to_string(mib) + "M,share=on",
+              "-numa", "node,memdev=mem"});
   }
   for (size_t i = 0; i < c.shared_dirs.size() && i < l.fs_sockets.size(); ++i) {
     std::string id = "fs" + std::to_string(i);

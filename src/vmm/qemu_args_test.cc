@@ -7,7 +7,8 @@
 namespace vessel::vmm {
 namespace {
 
-bool has_pair(const std::vector<std::string>& a, const std::string& flag, const std::string& value) {
+bool has_pair(const std::vector<std::string>& a, const std::string& flag,
+              const std::string& value) {
   for (size_t i = 0; i + 1 < a.size(); ++i)
     if (a[i] == flag && a[i + 1] == value) return true;
   return false;

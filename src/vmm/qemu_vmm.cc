@@ -120,8 +120,8 @@ Result<std::unique_ptr<VmInstance>> QemuVmm::start(const VmConfig& c) {
     log.reset(::fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3));
   } else {
     log_path = c.runtime_dir + "/boot.log";
-    VESSEL_ASSIGN_OR_RETURN(log, sys::open_fd(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND,
-                                              0600));
+    VESSEL_ASSIGN_OR_RETURN(log,
+                            sys::open_fd(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600));
   }
 
   std::vector<sys::Process> daemons;
@@ -157,14 +157,14 @@ Result<std::unique_ptr<VmInstance>> QemuVmm::start(const VmConfig& c) {
   o.fds.push_back({2, log.get()});
   if (log::level() <= log::Level::kDebug) {
     std::string line;
-    for (const auto& a : o.argv) line += a + " ";
+    for (const auto& a : o.argv)
+      line += a + " ";
     log::debug("qemu: " + line);
   }
   auto qemu = sys::Process::spawn(o);
   if (!qemu.ok()) return qemu.error().wrap("start QEMU");
-  return std::unique_ptr<VmInstance>(new QemuInstance(std::move(*qemu), std::move(daemons),
-                                                      std::move(ports),
-                                                      std::move(qmp_pair.first), log_path));
+  return std::unique_ptr<VmInstance>(new QemuInstance(
+      std::move(*qemu), std::move(daemons), std::move(ports), std::move(qmp_pair.first), log_path));
 }
 
 }  // namespace vessel::vmm

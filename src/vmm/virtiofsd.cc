@@ -42,8 +42,8 @@ Result<sys::Process> start_virtiofsd(const std::string& dir, const std::string& 
   // cache=auto keeps the guest's page cache coherent with host changes on
   // open; the sandbox (a mount namespace rooted at the directory) keeps the
   // daemon from reaching outside it.
-  o.argv = {bin, "--fd=3", "-o", "source=" + dir, "-o", "cache=auto", "-o", "xattr",
-            "-o", "log_level=err"};
+  o.argv = {bin,  "--fd=3", "-o", "source=" + dir, "-o", "cache=auto",
+            "-o", "xattr",  "-o", "log_level=err"};
   o.fds = {{3, sock.get()}};
   if (log_fd >= 0) o.fds.push_back({2, log_fd});
   auto p = sys::Process::spawn(o);

@@ -12,9 +12,10 @@ MachineSpec machine_spec(const VmConfig& c) {
   MachineSpec m;
   m.binary = "qemu-system-x86_64";
   bool kvm = c.accel == Accel::kKvm;
-  m.machine_args = {"-M", std::string("microvm,accel=") + (kvm ? "kvm" : "tcg") +
-                              ",acpi=off,rtc=on,isa-serial=on",
-                    "-cpu", kvm ? "host" : "max"};
+  m.machine_args = {
+      "-M",
+      std::string("microvm,accel=") + (kvm ? "kvm" : "tcg") + ",acpi=off,rtc=on,isa-serial=on",
+      "-cpu", kvm ? "host" : "max"};
   m.kernel_args = "console=ttyS0 reboot=t panic=-1";
   return m;
 }
