@@ -34,6 +34,22 @@ int main(int argc, char** argv) {
   add(add_run);
   add(add_system);
 
+  // Name an unknown verb plainly, as Docker does, rather than CLI11's
+  // "A subcommand is required".
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--root") {
+      ++i;
+      continue;
+    }
+    if (a.starts_with("-")) continue;
+    auto subs = app.get_subcommands([&](CLI::App* sub) { return sub->get_name() == a; });
+    if (subs.empty()) {
+      vessel::log::error("'" + a + "' is not a vessel command (see 'vessel --help')");
+      return kExitFailure;
+    }
+    break;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -28,7 +28,9 @@ int status(const SystemFlags& f, const GlobalOptions& g, bool kernel_only) {
     out["kernel"] = assets->kernel;
     char resolved[PATH_MAX];
     if (::realpath(assets->kernel.c_str(), resolved)) out["kernelFile"] = resolved;
-    auto version = sys::read_file(std::string(resolved) + "/../source-version", 4096);
+    std::string dir = resolved;
+    dir = dir.substr(0, dir.rfind('/'));
+    auto version = sys::read_file(dir + "/source-version", 4096);
     if (version.ok()) out["kernelSource"] = std::string(trim(*version));
     out["initramfs"] = assets->initrd;
   } else {

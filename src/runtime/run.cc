@@ -373,6 +373,12 @@ Result<RunOutcome> run_container(RunSpec spec,
       outcome.exit_code = 128 + session.interrupted();
       return outcome;
     }
+    // A guest that hangs up usually means QEMU is exiting: give it a moment
+    // and say so, the boot log then tells why.
+    if (e.code() == ErrorCode::kUnavailable) {
+      pollfd p{vm->exit_fd(), POLLIN, 0};
+      if (::poll(&p, 1, 1000) == 1) e = Error(ErrorCode::kUnavailable, "the VM stopped unexpectedly");
+    }
     return with_boot_log(std::move(e).wrap(what), *vm);
   };
 
