@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the Vessel guest kernel from Debian's linux-source-6.12 package.
 #
-#   kernel/build.sh [--arch x86_64|arm64] [--print-path]
+#   kernel/build.sh [--arch x86_64|arm64] [--print-path] [--config-only]
 #
 # The kernel is cached outside the source tree, keyed by the source package
 # version and the hash of the config fragment, so a second build is instant.
@@ -15,6 +15,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --arch) arch=$2; shift 2 ;;
     --print-path) print_only=1; shift ;;
+    --config-only) config_only=1; shift ;;  # resolve and check the config, print it
     -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "build.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
@@ -36,17 +37,20 @@ version=$(dpkg-query -W -f='${Version}' "$pkg" 2>/dev/null || true)
   echo "build.sh: '$pkg' is not installed (run scripts/setup.sh)" >&2; exit 1; }
 
 cache=${VESSEL_KERNEL_CACHE:-/var/cache/vessel/kernel}
-hash=$(cat "$fragment" "$here/build.sh" | sha256sum | cut -c1-16)
+# Bump when a change to this script changes the kernel it produces (not for
+# changes to messages or options): it is part of the cache key.
+recipe=1
+hash=$( (cat "$fragment"; echo "recipe=$recipe") | sha256sum | cut -c1-16)
 key="$arch-${version//[^A-Za-z0-9.+-]/_}-$hash"
 out="$cache/$key"
 
-if [ -f "$out/kernel" ]; then echo "$out/kernel"; exit 0; fi
+if [ -f "$out/kernel" ] && [ -z "${config_only:-}" ]; then echo "$out/kernel"; exit 0; fi
 [ -z "${print_only:-}" ] || { echo "$out/kernel"; exit 1; }
 
 mkdir -p "$cache"
 exec 9>"$cache/.lock"
 flock 9
-if [ -f "$out/kernel" ]; then echo "$out/kernel"; exit 0; fi
+if [ -f "$out/kernel" ] && [ -z "${config_only:-}" ]; then echo "$out/kernel"; exit 0; fi
 
 # Unpack the source once per package version (atomically: a crash leaves only
 # a temporary directory that the next run removes).
@@ -83,6 +87,9 @@ while IFS= read -r line; do
   esac
 done < "$fragment"
 [ "$missing" = 0 ] || { echo "build.sh: config fragment not fully applied" >&2; exit 1; }
+if [ -n "${config_only:-}" ]; then
+  cat "$build/.config"; rm -rf "$build"; exit 0
+fi
 
 echo "build.sh: building ($(nproc) jobs), a few minutes" >&2
 start=$(date +%s)

@@ -1,0 +1,291 @@
+// `vessel run` end to end: each test boots a microVM with the busybox rootfs
+// and asserts what a user of the CLI sees (output, exit status, terminal).
+// Every run is followed by VmTest's leak check (no QEMU or virtiofsd left,
+// an empty <root>/run).
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "base/strings.h"
+#include "support/cli_runner.h"
+
+namespace vessel::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+bool contains(const std::string& haystack, std::string_view needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+std::string random_bytes(size_t size, uint64_t seed) {
+  std::string data(size, '\0');
+  std::mt19937_64 rng(seed);
+  for (size_t i = 0; i + 8 <= size; i += 8) {
+    uint64_t v = rng();
+    std::memcpy(&data[i], &v, 8);
+  }
+  return data;
+}
+
+// "" if equal, else where they differ: comparing megabytes with EXPECT_EQ
+// would print them.
+std::string first_difference(const std::string& got, const std::string& want) {
+  if (got == want) return "";
+  size_t i = 0;
+  while (i < got.size() && i < want.size() && got[i] == want[i])
+    ++i;
+  return "got " + std::to_string(got.size()) + " bytes, want " + std::to_string(want.size()) +
+         "; first difference at offset " + std::to_string(i);
+}
+
+using RunTest = VmTest;
+
+// --- Output and exit status -------------------------------------------------
+
+TEST_F(RunTest, EchoPrintsExactlyItsOutputOnStdout) {
+  CliResult r = run_busybox({"echo", "hello"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.out, "hello\n");
+  EXPECT_FALSE(contains(r.err, "hello")) << r.err;
+}
+
+TEST_F(RunTest, ExitCodeIsTheProcesssExitCode) {
+  CliResult r = run_busybox({"sh", "-c", "exit 7"});
+  EXPECT_EQ(r.exit_code, 7);
+}
+
+TEST_F(RunTest, DeathBySignalExitsWith128PlusTheSignal) {
+  CliResult r = run_busybox({"sh", "-c", "kill -9 $$"});
+  EXPECT_EQ(r.exit_code, 128 + SIGKILL);
+}
+
+TEST_F(RunTest, CommandNotFoundExits127NamingTheCommand) {
+  CliResult r = run_busybox({"nosuchcmd"});
+  EXPECT_EQ(r.exit_code, 127);
+  EXPECT_TRUE(contains(r.err, "nosuchcmd")) << "stderr: " << r.err;
+  EXPECT_EQ(r.out, "");
+}
+
+TEST_F(RunTest, NonExecutableCommandExits126) {
+  CliResult r = run_busybox({"/etc"});  // a directory
+  EXPECT_EQ(r.exit_code, 126);
+  EXPECT_TRUE(contains(r.err, "/etc")) << "stderr: " << r.err;
+}
+
+TEST_F(RunTest, StdoutAndStderrStaySeparate) {
+  CliResult r = run_busybox({"sh", "-c", "echo out; echo err >&2"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.out, "out\n");
+  EXPECT_TRUE(contains(r.err, "err\n")) << "stderr: " << r.err;
+  EXPECT_FALSE(contains(r.err, "out")) << "stderr: " << r.err;
+}
+
+// --- Stdin ------------------------------------------------------------------
+
+TEST_F(RunTest, SixteenMiBThroughCatComeBackByteIdentical) {
+  const std::string data = random_bytes(16 << 20, 42);
+  RunOptions o;
+  o.stdin_data = data;
+  CliResult r = run_busybox({"-i", "cat"}, o);
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(first_difference(r.out, data), "");
+}
+
+TEST_F(RunTest, BinaryStdoutIsPassedThroughUnchanged) {
+  // Every byte value, \0 \r \n and 0xff included, in random order.
+  const std::string data = random_bytes(4 << 20, 7);
+  RunOptions o;
+  o.stdin_data = data;
+  CliResult r = run_busybox({"-i", "head", "-c", std::to_string(data.size())}, o);
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(first_difference(r.out, data), "");
+}
+
+TEST_F(RunTest, EndOfStdinReachesTheProcess) {
+  RunOptions o;
+  o.stdin_data = "some input\nmore input\n";
+  CliResult r = run_busybox({"-i", "sh", "-c", "cat >/dev/null; echo done"}, o);
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.out, "done\n");
+}
+
+// --- Environment, user, working directory ------------------------------------
+
+TEST_F(RunTest, EnvFlagSetsAVariable) {
+  CliResult r = run_busybox({"-e", "FOO=bar", "sh", "-c", "echo \"$FOO\""});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.out, "bar\n");
+}
+
+TEST_F(RunTest, EnvFlagWithoutValueTakesItFromTheHost) {
+  RunOptions o;
+  o.env = {"FROMHOST=value from the host"};
+  CliResult r = run_busybox({"-e", "FROMHOST", "sh", "-c", "echo \"$FROMHOST\""}, o);
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.out, "value from the host\n");
+}
+
+TEST_F(RunTest, EnvFileSetsVariablesAndSkipsCommentsAndBlankLines) {
+  std::string path = scratch_dir() + "/env";
+  std::ofstream(path) << "# a comment\n"
+                         "\n"
+                         "A=1\n"
+                         "   \n"
+                         "  # an indented comment\n"
+                         "B=two words\n";
+  CliResult r = run_busybox({"--env-file", path, "sh", "-c", "echo \"$A|$B\""});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.out, "1|two words\n");
+}
+
+TEST_F(RunTest, WorkdirFlagSetsTheWorkingDirectory) {
+  CliResult r = run_busybox({"-w", "/tmp", "pwd"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.out, "/tmp\n");
+}
+
+TEST_F(RunTest, UserFlagRunsAsThatUidAndGid) {
+  CliResult r = run_busybox({"-u", "1000:1000", "id"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_TRUE(contains(r.out, "uid=1000")) << r.out;
+  EXPECT_TRUE(contains(r.out, "gid=1000")) << r.out;
+}
+
+TEST_F(RunTest, HostnameFlagSetsTheHostname) {
+  CliResult r = run_busybox({"--hostname", "myhost", "hostname"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.out, "myhost\n");
+}
+
+// --- Resources ----------------------------------------------------------------
+
+TEST_F(RunTest, CpusFlagSetsTheNumberOfCpusToTwo) {
+  CliResult r = run_busybox({"--cpus", "2", "nproc"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.out, "2\n");
+}
+
+TEST_F(RunTest, CpusFlagSetsTheNumberOfCpusToOne) {
+  CliResult r = run_busybox({"--cpus", "1", "nproc"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.out, "1\n");
+}
+
+TEST_F(RunTest, MemoryFlagSetsTheGuestsMemory) {
+  CliResult r = run_busybox({"--memory", "256m", "cat", "/proc/meminfo"});
+  EXPECT_EQ(r.exit_code, 0);
+  std::optional<uint64_t> kib;
+  for (const auto& line : split(r.out, '\n')) {
+    if (!starts_with(line, "MemTotal:")) continue;
+    std::string_view v = trim(std::string_view(line).substr(9));
+    kib = parse_u64(v.substr(0, v.find(' ')));
+  }
+  ASSERT_TRUE(kib.has_value()) << "no MemTotal in /proc/meminfo:\n" << r.out;
+  EXPECT_GE(*kib, 200u * 1024) << "MemTotal " << *kib << " kB";
+  EXPECT_LE(*kib, 256u * 1024) << "MemTotal " << *kib << " kB";
+}
+
+// --- Terminals ------------------------------------------------------------------
+
+TEST_F(RunTest, TtyFlagGivesTheProcessATerminal) {
+  CliResult r = run_busybox({"-t", "tty"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_TRUE(contains(r.out, "/dev/pts/")) << r.out;
+}
+
+TEST_F(RunTest, InteractiveTtyHasTheCallersWindowSize) {
+  RunOptions o;
+  o.pty = true;
+  o.window = {30, 100};
+  CliResult r = run_busybox({"-it", "stty", "size"}, o);
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_TRUE(contains(r.out, "30 100")) << r.out;
+}
+
+TEST_F(RunTest, InteractiveTtyFollowsAResize) {
+  RunOptions o;
+  o.pty = true;
+  o.window = {30, 100};
+  o.steps = {{.await = "30 100", .resize = WindowSize{40, 120}, .write = "\n"}};
+  CliResult r = run_busybox({"-it", "sh", "-c", "stty size; read x; stty size"}, o);
+  EXPECT_EQ(r.steps_done, 1u) << "never saw the first size; output:\n" << r.out;
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_TRUE(contains(r.out, "40 120")) << r.out;
+}
+
+// --- Signals and processes --------------------------------------------------------
+
+TEST_F(RunTest, SigtermIsForwardedToTheProcess) {
+  RunOptions o;
+  o.steps = {{.await = "ready", .signal = SIGTERM}};
+  CliResult r = run_busybox(
+      {"sh", "-c",
+       "trap \"echo got-term; exit 0\" TERM; echo ready; while true; do sleep 0.1; done"},
+      o);
+  EXPECT_EQ(r.steps_done, 1u) << "never saw 'ready'";
+  EXPECT_TRUE(contains(r.out, "got-term")) << r.out;
+  EXPECT_EQ(r.exit_code, 0);
+}
+
+TEST_F(RunTest, OrphanedProcessesAreReaped) {
+  CliResult r = run_busybox(
+      {"sh", "-c", "for i in 1 2 3; do (sleep 0.2 &) ; done; sleep 1; ps -o stat,comm"});
+  EXPECT_EQ(r.exit_code, 0);
+  ASSERT_TRUE(contains(r.out, "STAT")) << "no ps output:\n" << r.out;
+  EXPECT_EQ(zombie_lines(r.out), std::vector<std::string>{}) << r.out;
+}
+
+// The leak check that follows every run must be able to fail: while a
+// container runs, it sees the VM's QEMU and virtiofsd and its runtime files.
+TEST_F(RunTest, LeakCheckSeesTheRunningVm) {
+  size_t qemus = 0, virtiofsds = 0, runtime_entries = 0;
+  RunOptions o;
+  o.steps = {{.await = "running", .write = "\n", .call = [&] {
+                qemus = find_processes({"qemu-system-x86_64"}, state_root()).size();
+                virtiofsds = find_processes({"virtiofsd"}, state_root()).size();
+                std::error_code ec;
+                for (auto it = std::filesystem::directory_iterator(state_root() + "/run", ec);
+                     !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+                  ++runtime_entries;
+              }}};
+  CliResult r = run_busybox({"-i", "sh", "-c", "echo running; read x"}, o);
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.steps_done, 1u);
+  EXPECT_EQ(qemus, 1u);
+  EXPECT_GE(virtiofsds, 1u);
+  EXPECT_EQ(runtime_entries, 1u);
+}
+
+// --- Errors of Vessel itself: no VM needed ----------------------------------------
+
+class RunErrorTest : public VmTest {
+ protected:
+  bool needs_vm() const override { return false; }
+};
+
+TEST_F(RunErrorTest, MissingRootfsExits125NamingThePath) {
+  std::string missing = scratch_dir() + "/no-such-rootfs";
+  CliResult r = run({"--rootfs", missing, "true"});
+  EXPECT_EQ(r.exit_code, 125);
+  EXPECT_TRUE(contains(r.err, missing)) << "stderr: " << r.err;
+}
+
+TEST_F(RunErrorTest, BadMemoryExits125) {
+  CliResult r = run({"--rootfs", scratch_dir(), "--memory", "lots", "true"});
+  EXPECT_EQ(r.exit_code, 125);
+  EXPECT_TRUE(contains(r.err, "lots")) << "stderr: " << r.err;
+}
+
+TEST_F(RunErrorTest, BogusAccelExits125) {
+  CliResult r = run({"--rootfs", scratch_dir(), "--accel", "bogus", "true"});
+  EXPECT_EQ(r.exit_code, 125);
+  EXPECT_TRUE(contains(r.err, "bogus")) << "stderr: " << r.err;
+}
+
+}  // namespace
+}  // namespace vessel::test
