@@ -377,7 +377,8 @@ Result<RunOutcome> run_container(RunSpec spec,
     // and say so, the boot log then tells why.
     if (e.code() == ErrorCode::kUnavailable) {
       pollfd p{vm->exit_fd(), POLLIN, 0};
-      if (::poll(&p, 1, 1000) == 1) e = Error(ErrorCode::kUnavailable, "the VM stopped unexpectedly");
+      if (::poll(&p, 1, 1000) == 1)
+        e = Error(ErrorCode::kUnavailable, "the VM stopped unexpectedly");
     }
     return with_boot_log(std::move(e).wrap(what), *vm);
   };
