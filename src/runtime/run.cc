@@ -316,6 +316,13 @@ Status prepare_spec(RunSpec& spec, const std::string& id) {
 
 Result<RunOutcome> run_container(RunSpec spec,
                                  void (*on_accel)(const vmm::AccelChoice&, const RunSpec&)) {
+  auto t0 = Clock::now();
+  // Phase timings for --debug: where a start spends its time.
+  auto phase = [&](const char* what) {
+    if (log::level() > log::Level::kDebug) return;
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+    log::debug("+" + std::to_string(ms) + " ms: " + what);
+  };
   VESSEL_ASSIGN_OR_RETURN(std::string id, random_id());
   VESSEL_TRY(prepare_spec(spec, id));
   struct stat st;
@@ -361,6 +368,7 @@ Result<RunOutcome> run_container(RunSpec spec,
   cfg.runtime_dir = rdir;
   cfg.debug = spec.debug;
   vmm::QemuVmm qemu;
+  phase("starting QEMU");
   VESSEL_ASSIGN_OR_RETURN(std::unique_ptr<vmm::VmInstance> vm, qemu.start(cfg));
 
   int port = vm->port_fd(protocol::kPortName);
@@ -396,6 +404,7 @@ Result<RunOutcome> run_container(RunSpec spec,
                                                 std::to_string(hello->version) + ", host " +
                                                 std::to_string(protocol::kVersion)),
                 "boot VM");
+  phase("guest ready");
   log::debug("guest: " + hello->guest);
 
   auto step_deadline = [] { return Clock::now() + 30s; };
@@ -413,6 +422,7 @@ Result<RunOutcome> run_container(RunSpec spec,
     return fail(Error(ErrorCode::kInternal, setup_result->message, setup_result->errnum),
                 "set up container");
 
+  phase("container set up");
   protocol::Spawn spawn;
   spawn.argv = spec.argv;
   spawn.env = spec.env;
@@ -453,6 +463,7 @@ Result<RunOutcome> run_container(RunSpec spec,
     outcome.exec_error = Error(e == ENOENT ? ErrorCode::kNotFound : ErrorCode::kPermissionDenied,
                                spawn_result->message, e);
   } else {
+    phase("process started");
     auto exit = session.pump();
     raw.reset();
     if (!exit.ok()) return fail(exit.error(), "run '" + spec.argv[0] + "'");
@@ -460,8 +471,10 @@ Result<RunOutcome> run_container(RunSpec spec,
   }
 
   // Power off: the guest syncs and reboots, which ends QEMU (-no-reboot).
+  phase("process exited");
   (void)agent.send(MsgType::kPoweroff, 0);
   (void)vm->stop(10s);
+  phase("VM stopped");
   return outcome;
 }
 
