@@ -25,7 +25,12 @@ done
 root=$(mktemp -d /tmp/vessel-bench.XXXXXX)
 trap 'rm -rf "$root"' EXIT
 accel=${VESSEL_ACCEL:-tcg}
-if [ "$accel" = kvm ]; then cpu=host; else cpu=max; fi
+if [ "$accel" = kvm ]; then cpu=host; tcg_args=; else
+  cpu=max
+  # The same TCG hints vmm/qemu/machine_x86_64.cc gives (lpj from the host TSC).
+  khz=$(awk -F: '/^cpu MHz/ {printf "%d", $2 * 1000; exit}' /proc/cpuinfo)
+  tcg_args="tsc=reliable no_timer_check${khz:+ lpj=$((khz * 1000 / 100))}"
+fi
 
 # The floor's command line mirrors the machine vmm/qemu/machine_x86_64.cc builds.
 floor() {
@@ -36,7 +41,7 @@ floor_console() {
     -cpu $cpu -smp 2 -m 512M -nodefaults -no-user-config -display none -no-reboot \
     -chardev stdio,id=con,signal=off -serial chardev:con \
     -kernel "$kernel" -initrd "$floor_initrd" \
-    -append "console=ttyS0 reboot=t panic=-1 quiet" </dev/null 2>&1
+    -append "console=ttyS0 reboot=t panic=-1 $tcg_args quiet" </dev/null 2>&1
 }
 ours() {
   VESSEL_ACCEL=$accel "$vessel" --root "$root" run --rm --rootfs "$rootfs" true </dev/null

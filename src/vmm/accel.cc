@@ -40,6 +40,26 @@ HostFacts read_host_facts() {
   return f;
 }
 
+uint64_t cpu_khz(const std::string& cpuinfo) {
+  for (const auto& line : split(cpuinfo, '\n')) {
+    if (!starts_with(line, "cpu MHz")) continue;
+    auto colon = line.find(':');
+    if (colon == std::string::npos) return 0;
+    std::string_view v = trim(std::string_view(line).substr(colon + 1));
+    auto dot = v.find('.');
+    auto mhz = parse_u64(v.substr(0, dot));
+    if (!mhz || *mhz == 0 || *mhz > 100000) return 0;
+    uint64_t khz = *mhz * 1000;
+    if (dot != std::string_view::npos) {
+      std::string frac(v.substr(dot + 1, 3));
+      while (frac.size() < 3) frac += '0';
+      if (auto f = parse_u64(frac)) khz += *f;
+    }
+    return khz;
+  }
+  return 0;
+}
+
 namespace {
 
 bool cpu_has_hw_virt(const HostFacts& f) {

@@ -30,6 +30,10 @@ struct HostFacts {
 
 HostFacts read_host_facts();
 
+/// The host CPU's clock in kHz from /proc/cpuinfo's first "cpu MHz" line,
+/// or 0 if there is none (arm64) or it does not parse.
+uint64_t cpu_khz(const std::string& cpuinfo);
+
 /// KVM when /dev/kvm opens read-write and the CPU advertises hardware
 /// virtualization (vmx/svm; always on arm64), otherwise TCG. A paravirtual
 /// /dev/kvm without vmx/svm cannot boot an ordinary guest (it hangs in early

@@ -36,6 +36,14 @@ TEST(Accel, RequestedOverrides) {
   EXPECT_EQ(resolve_accel(std::nullopt, facts(true, "svm"))->accel, Accel::kKvm);
 }
 
+TEST(Accel, CpuKhz) {
+  EXPECT_EQ(cpu_khz("processor : 0\ncpu MHz\t\t: 2596.136\n"), 2596136u);
+  EXPECT_EQ(cpu_khz("cpu MHz : 3000\n"), 3000000u);
+  EXPECT_EQ(cpu_khz("cpu MHz : 2.5\n"), 2500u);
+  EXPECT_EQ(cpu_khz("cpu MHz : junk\n"), 0u);
+  EXPECT_EQ(cpu_khz("Features : fp asimd\n"), 0u);
+}
+
 TEST(Accel, Parse) {
   EXPECT_EQ(**parse_accel("kvm"), Accel::kKvm);
   EXPECT_EQ(**parse_accel("tcg"), Accel::kTcg);

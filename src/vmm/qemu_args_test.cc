@@ -57,6 +57,20 @@ TEST(QemuArgs, VirtioFsNeedsSharedMemory) {
   EXPECT_TRUE(has_pair(a, "-device", "vhost-user-fs-device,chardev=fs0,tag=rootfs"));
 }
 
+TEST(QemuArgs, TcgGetsTimerHintsAndDelayLoopValue) {
+  VmConfig c = config();
+  c.host_tsc_khz = 2596136;
+  auto a = qemu_command_line(c, {});
+  auto append = std::find(a.begin(), a.end(), "-append");
+  ASSERT_NE(append, a.end());
+  EXPECT_NE((append + 1)->find("lpj=25961360"), std::string::npos);
+  EXPECT_NE((append + 1)->find("tsc=reliable"), std::string::npos);
+  c.accel = Accel::kKvm;
+  a = qemu_command_line(c, {});
+  append = std::find(a.begin(), a.end(), "-append");
+  EXPECT_EQ((append + 1)->find("lpj="), std::string::npos);
+}
+
 TEST(QemuArgs, KvmUsesHostCpuAndQuietUnlessDebug) {
   VmConfig c = config();
   c.accel = Accel::kKvm;

@@ -105,7 +105,9 @@ Result<std::string> find_qemu(const VmConfig& config) {
   return *path;
 }
 
-Result<std::unique_ptr<VmInstance>> QemuVmm::start(const VmConfig& c) {
+Result<std::unique_ptr<VmInstance>> QemuVmm::start(const VmConfig& config) {
+  VmConfig c = config;
+  if (c.host_tsc_khz == 0) c.host_tsc_khz = cpu_khz(read_host_facts().cpuinfo);
   VESSEL_ASSIGN_OR_RETURN(std::string qemu_bin, find_qemu(c));
   for (const auto& [what, path] : {std::pair{"kernel", c.kernel}, {"initramfs", c.initrd}}) {
     if (::access(path.c_str(), R_OK) != 0)

@@ -35,6 +35,9 @@ struct VmConfig {
   std::string runtime_dir;
   /// Console and QEMU diagnostics go to stderr instead of the boot log.
   bool debug = false;
+  /// Host TSC rate in kHz (0: unknown). Under TCG the guest's TSC runs at the
+  /// host's rate, so the kernel can be told its delay-loop value up front.
+  uint64_t host_tsc_khz = 0;
 };
 
 /// One running VM. Destruction forces it off and releases everything it

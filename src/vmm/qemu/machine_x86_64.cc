@@ -17,6 +17,14 @@ MachineSpec machine_spec(const VmConfig& c) {
       std::string("microvm,accel=") + (kvm ? "kvm" : "tcg") + ",acpi=off,rtc=on,isa-serial=on",
       "-cpu", kvm ? "host" : "max"};
   m.kernel_args = "console=ttyS0 reboot=t panic=-1";
+  if (!kvm) {
+    // Under TCG the guest TSC follows the host's: tell the kernel it is
+    // reliable, skip the IO-APIC timer check, and hand it the delay-loop
+    // value it would calibrate (TSC ticks per jiffy, HZ=100 in our config).
+    // Measured: floor boot 1.13 s -> 0.81 s (docs/performance.md).
+    m.kernel_args += " tsc=reliable no_timer_check";
+    if (c.host_tsc_khz) m.kernel_args += " lpj=" + std::to_string(c.host_tsc_khz * 1000 / 100);
+  }
   return m;
 }
 
