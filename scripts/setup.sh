@@ -29,13 +29,16 @@ esac
 packages=(
   # host build
   g++ cmake ninja-build pkg-config file clang-format
-  libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev
+  libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev libssl-dev
+  libcurl4-openssl-dev libarchive-dev
   # VMs: QEMU (virtiofsd comes with qemu-system-common)
   "$qemu_pkg" qemu-system-common
   # guest kernel build
   linux-source-6.12 make bc bison flex libelf-dev libssl-dev cpio xz-utils kmod
   # fixtures
-  busybox-static e2fsprogs gzip
+  busybox-static e2fsprogs gzip zstd
+  # image tests: a registry on 127.0.0.1 and tools that build OCI images
+  docker-registry skopeo umoci
 )
 
 missing=()
