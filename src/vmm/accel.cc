@@ -52,7 +52,8 @@ uint64_t cpu_khz(const std::string& cpuinfo) {
     uint64_t khz = *mhz * 1000;
     if (dot != std::string_view::npos) {
       std::string frac(v.substr(dot + 1, 3));
-      while (frac.size() < 3) frac += '0';
+      while (frac.size() < 3)
+        frac += '0';
       if (auto f = parse_u64(frac)) khz += *f;
     }
     return khz;

@@ -45,13 +45,20 @@ class QemuInstance final : public VmInstance {
 
   bool running() override { return !qemu_.try_wait().has_value(); }
 
+  Result<std::string> status() override {
+    if (!running()) return std::string("shutdown");
+    VESSEL_ASSIGN_OR_RETURN(auto reply, qmp_.execute("query-status"));
+    if (!reply.is_object() || !reply.contains("status") || !reply["status"].is_string())
+      return Error(ErrorCode::kProtocol, "qmp: malformed query-status reply");
+    return reply["status"].get<std::string>();
+  }
+
   Status stop(std::chrono::milliseconds grace) override {
     if (!qemu_.try_wait()) {
       if (grace.count() > 0) (void)qemu_.wait(grace);
       if (!qemu_.try_wait()) {
         // Ask QEMU to quit (it flushes its block devices), then insist.
-        QmpClient qmp(std::move(qmp_));
-        if (qmp.execute("quit", nullptr, 1s).ok()) (void)qemu_.wait(1s);
+        if (qmp_.execute("quit", nullptr, 1s).ok()) (void)qemu_.wait(1s);
         if (!qemu_.try_wait()) {
           (void)qemu_.kill(SIGKILL);
           (void)qemu_.wait();
@@ -82,7 +89,7 @@ class QemuInstance final : public VmInstance {
   sys::Process qemu_;
   std::vector<sys::Process> daemons_;
   std::vector<std::pair<std::string, UniqueFd>> ports_;
-  UniqueFd qmp_;
+  QmpClient qmp_;
   std::string log_path_;
 };
 

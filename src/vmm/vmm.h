@@ -51,6 +51,8 @@ class VmInstance {
   virtual int exit_fd() const = 0;
   /// True until the VM stops.
   virtual bool running() = 0;
+  /// The hypervisor's view of the VM ("running", "paused", "shutdown", ...).
+  virtual Result<std::string> status() = 0;
   /// Waits up to `grace` for the VM to stop by itself (the guest was asked
   /// to power off), then forces it off. Stops the device daemons too.
   virtual Status stop(std::chrono::milliseconds grace) = 0;
