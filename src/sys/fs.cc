@@ -136,6 +136,18 @@ Status remove_tree(const std::string& path) {
   return s;
 }
 
+Result<std::vector<std::string>> list_dir(const std::string& path) {
+  DIR* d = ::opendir(path.c_str());
+  if (!d) return Error::from_errno(errno, "open directory '" + path + "'");
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") names.push_back(std::move(n));
+  }
+  ::closedir(d);
+  return names;
+}
+
 Result<std::string> make_temp_dir(const std::string& parent, const std::string& prefix) {
   std::string templ = parent + "/" + prefix + "XXXXXX";
   if (!::mkdtemp(templ.data())) return Error::from_errno(errno, "mkdtemp in '" + parent + "'");

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "base/error.h"
 #include "base/unique_fd.h"
@@ -19,6 +20,8 @@ Status make_dirs(const std::string& path, mode_t mode = 0755);
 Status remove_tree(const std::string& path);
 /// Creates a fresh directory `parent/prefixXXXXXX`, returns its path.
 Result<std::string> make_temp_dir(const std::string& parent, const std::string& prefix);
+/// Names in a directory, without "." and "..", in no particular order.
+Result<std::vector<std::string>> list_dir(const std::string& path);
 /// Opens with O_CLOEXEC added.
 Result<UniqueFd> open_fd(const std::string& path, int flags, mode_t mode = 0);
 /// Writes all of `data` to a blocking or non-blocking fd (polls on EAGAIN).
