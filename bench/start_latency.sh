@@ -26,7 +26,7 @@ root=$(mktemp -d /tmp/vessel-bench.XXXXXX)
 trap 'rm -rf "$root"' EXIT
 accel=${VESSEL_ACCEL:-tcg}
 if [ "$accel" = kvm ]; then cpu=host; tcg_args=; else
-  cpu=max
+  cpu=Nehalem
   # The same TCG hints vmm/qemu/machine_x86_64.cc gives (lpj from the host TSC).
   khz=$(awk -F: '/^cpu MHz/ {printf "%d", $2 * 1000; exit}' /proc/cpuinfo)
   tcg_args="tsc=reliable no_timer_check${khz:+ lpj=$((khz * 1000 / 100))}"

@@ -19,7 +19,8 @@ namespace {
 struct RunFlags {
   bool rm = false, interactive = false, tty = false, read_only = false;
   std::vector<std::string> env, env_files;
-  std::string workdir = "/", user, rootfs, name, hostname, memory = "512m", accel, kernel;
+  std::string workdir = "/", user, rootfs, rootfs_image, name, hostname, memory = "512m", accel,
+              kernel;
   double cpus = 2;
   std::vector<std::string> command;
 };
@@ -85,11 +86,12 @@ int run(const RunFlags& f, const GlobalOptions& g) {
   runtime::RunSpec spec;
   spec.root = runtime::resolve_root(g.root);
   spec.debug = g.debug;
-  if (f.rootfs.empty()) {
-    print_error("run: --rootfs DIR is required (images arrive with `vessel image pull`)");
+  if (f.rootfs.empty() == f.rootfs_image.empty()) {
+    print_error("run: give one of --rootfs DIR or --rootfs-image FILE");
     return kExitUsage;
   }
   spec.rootfs = f.rootfs;
+  spec.root_image = f.rootfs_image;
   spec.argv = f.command;
   auto env = collect_env(f);
   if (!env.ok()) {
@@ -153,6 +155,8 @@ Runner add_run(CLI::App& app, const GlobalOptions& global) {
   cmd->prefix_command();
   cmd->fallthrough(false);
   cmd->add_option("--rootfs", flags->rootfs, "Host directory to use as the root filesystem");
+  cmd->add_option("--rootfs-image", flags->rootfs_image,
+                  "ext4 image to use read-only as the root, with a fresh writable layer on top");
   cmd->add_flag("--rm", flags->rm, "Remove the container when it exits");
   cmd->add_flag("-i,--interactive", flags->interactive, "Keep stdin open and forward it");
   cmd->add_flag("-t,--tty", flags->tty, "Allocate a pseudo-terminal");

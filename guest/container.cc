@@ -1,5 +1,7 @@
 #include "guest/container.h"
 
+#include <dirent.h>
+
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -244,13 +246,76 @@ Result<UniqueFd> create_mount_namespace(const std::string& root) {
 
 }  // namespace
 
+namespace {
+
+/// The /dev node of the virtio-blk disk whose serial is `serial`. The host
+/// names disks by serial because probe order is not a contract.
+Result<std::string> find_disk(const std::string& serial) {
+  DIR* dir = opendir("/sys/block");
+  if (!dir) return Status::from_errno("open /sys/block");
+  std::string found;
+  while (dirent* e = readdir(dir)) {
+    std::string name = e->d_name;
+    if (name.rfind("vd", 0) != 0) continue;
+    Result<std::string> value = read_file("/sys/block/" + name + "/serial", 64);
+    if (!value.ok()) continue;
+    std::string v = value.take();
+    while (!v.empty() && (v.back() == '\n' || v.back() == '\0'))
+      v.pop_back();
+    if (v == serial) {
+      found = "/dev/" + name;
+      break;
+    }
+  }
+  closedir(dir);
+  if (found.empty()) return Status(ENODEV, "no disk with serial '" + serial + "'");
+  return found;
+}
+
+/// Mounts the image root at `root`: the read-only ext4 lower alone, or
+/// overlayfs with the lower under an upper directory on the writable disk.
+Status mount_image_root(const protocol::Setup& setup, const std::string& root) {
+  Result<std::string> lower_dev = find_disk(setup.lower_serial);
+  if (!lower_dev.ok()) return lower_dev.status();
+  std::string lower_path = lower_dev.take();
+  if (setup.upper_serial.empty() || setup.read_only) {
+    return mount_fs(lower_path.c_str(), root, "ext4", MS_RDONLY, nullptr,
+                    "mount root image '" + lower_path + "'");
+  }
+  const std::string lower = "/run/vessel/lower", upper = "/run/vessel/upper";
+  Status s = ensure_dirs(lower, 0755);
+  if (s.ok()) s = ensure_dirs(upper, 0755);
+  if (s.ok()) {
+    s = mount_fs(lower_path.c_str(), lower, "ext4", MS_RDONLY, nullptr,
+                 "mount root image '" + lower_path + "'");
+  }
+  if (!s.ok()) return s;
+  Result<std::string> upper_dev = find_disk(setup.upper_serial);
+  if (!upper_dev.ok()) return upper_dev.status();
+  std::string upper_path = upper_dev.take();
+  s = mount_fs(upper_path.c_str(), upper, "ext4", MS_NOATIME, nullptr,
+               "mount writable layer '" + upper_path + "'");
+  if (s.ok()) s = ensure_dir(upper + "/upper", 0755);
+  if (s.ok()) s = ensure_dir(upper + "/work", 0755);
+  if (!s.ok()) return s;
+  std::string options =
+      "lowerdir=" + lower + ",upperdir=" + upper + "/upper,workdir=" + upper + "/work";
+  return mount_fs("overlay", root, "overlay", 0, options.c_str(), "mount overlay root");
+}
+
+}  // namespace
+
 Result<Container> Container::prepare(const protocol::Setup& setup) {
   std::string root(kContainerRoot);
   Status s = ensure_dirs(root, 0755);
   if (!s.ok()) return s;
-  unsigned long flags = setup.read_only ? MS_RDONLY : 0;
-  s = mount_fs(setup.rootfs_tag.c_str(), root, "virtiofs", flags, nullptr,
-               "mount virtiofs '" + setup.rootfs_tag + "'");
+  if (!setup.lower_serial.empty()) {
+    s = mount_image_root(setup, root);
+  } else {
+    unsigned long flags = setup.read_only ? MS_RDONLY : 0;
+    s = mount_fs(setup.rootfs_tag.c_str(), root, "virtiofs", flags, nullptr,
+                 "mount virtiofs '" + setup.rootfs_tag + "'");
+  }
   if (!s.ok()) return s;
   RootMountGuard guard(root);
 

@@ -179,6 +179,8 @@ std::vector<uint8_t> encode(const Setup& m) {
   w.str(m.hosts);
   w.str(m.resolv_conf);
   w.u8(m.read_only);
+  w.str(m.lower_serial);
+  w.str(m.upper_serial);
   return w.take();
 }
 
@@ -189,9 +191,14 @@ bool decode(std::span<const uint8_t> p, Setup& out) {
   out.hosts = r.str();
   out.resolv_conf = r.str();
   out.read_only = r.u8();
-  // A hostname is at most 64 bytes (HOST_NAME_MAX) and the tag names a device.
-  return r.ok() && out.hostname.size() <= 64 && !out.rootfs_tag.empty() &&
-         out.rootfs_tag.size() <= 36;
+  out.lower_serial = r.str();
+  out.upper_serial = r.str();
+  // A hostname is at most 64 bytes (HOST_NAME_MAX), a tag at most 36 and a
+  // virtio-blk serial 20. Exactly one kind of root; an upper needs a lower.
+  bool virtiofs = !out.rootfs_tag.empty(), image = !out.lower_serial.empty();
+  return r.ok() && out.hostname.size() <= 64 && virtiofs != image && out.rootfs_tag.size() <= 36 &&
+         out.lower_serial.size() <= 20 && out.upper_serial.size() <= 20 &&
+         (out.upper_serial.empty() || image);
 }
 
 std::vector<uint8_t> encode(const Spawn& m) {

@@ -80,12 +80,18 @@ struct Hello {
   std::string guest;  // free text: init name and kernel release, for logs
 };
 
+/// The container's root is either a virtio-fs share (rootfs_tag) or an
+/// ext4 image on a virtio-blk disk (lower_serial), optionally with a
+/// writable ext4 disk (upper_serial) joined to it by overlayfs. Disks are
+/// named by their virtio-blk serial (at most 20 bytes), not by probe order.
 struct Setup {
   std::string hostname;
-  std::string rootfs_tag;   // virtio-fs tag of the container's root
-  std::string hosts;        // contents for /etc/hosts
-  std::string resolv_conf;  // contents for /etc/resolv.conf
-  uint8_t read_only = 0;    // mount the root read-only
+  std::string rootfs_tag;    // virtio-fs tag of the container's root, or ""
+  std::string hosts;         // contents for /etc/hosts
+  std::string resolv_conf;   // contents for /etc/resolv.conf
+  uint8_t read_only = 0;     // mount the root read-only (no upper layer)
+  std::string lower_serial;  // ext4 root image disk, read-only; or ""
+  std::string upper_serial;  // writable ext4 disk for the overlay upper; or ""
 };
 
 struct Spawn {

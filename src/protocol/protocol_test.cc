@@ -400,6 +400,30 @@ TEST(ProtocolMalformed, SetupInvalidFieldsRejected) {
   SetupMsg long_tag;
   long_tag.rootfs_tag = std::string(37, 't');
   EXPECT_FALSE(decode(encode(long_tag), out));
+
+  // Exactly one kind of root, and an upper layer only over an image.
+  SetupMsg both;
+  both.rootfs_tag = "root";
+  both.lower_serial = "lower";
+  EXPECT_FALSE(decode(encode(both), out));
+  SetupMsg upper_over_share;
+  upper_over_share.rootfs_tag = "root";
+  upper_over_share.upper_serial = "upper";
+  EXPECT_FALSE(decode(encode(upper_over_share), out));
+  SetupMsg long_serial;
+  long_serial.lower_serial = std::string(21, 's');
+  EXPECT_FALSE(decode(encode(long_serial), out));
+}
+
+TEST(ProtocolMessages, SetupWithImageRootRoundTrip) {
+  SetupMsg in;
+  in.lower_serial = "vessel-lower";
+  in.upper_serial = "vessel-upper";
+  SetupMsg out;
+  ASSERT_TRUE(decode(encode(in), out));
+  EXPECT_EQ(out.rootfs_tag, "");
+  EXPECT_EQ(out.lower_serial, "vessel-lower");
+  EXPECT_EQ(out.upper_serial, "vessel-upper");
 }
 
 // ---- FrameReader -----------------------------------------------------------

@@ -18,6 +18,7 @@
 #include "base/strings.h"
 #include "runtime/paths.h"
 #include "sys/fs.h"
+#include "sys/process.h"
 #include "sys/terminal.h"
 #include "vmm/qemu_vmm.h"
 
@@ -30,6 +31,35 @@ using protocol::MsgType;
 
 constexpr uint32_t kMainStream = 1;
 constexpr const char* kRootfsTag = "rootfs";
+constexpr const char* kLowerSerial = "vessel-lower";
+constexpr const char* kUpperSerial = "vessel-upper";
+
+// A sparse file with an empty ext4 on it: the container's writable layer.
+// mkfs with lazy inode tables and journal touches a few MiB (about 15 ms).
+Status make_writable_disk(const std::string& path, uint64_t bytes) {
+  std::string mkfs;
+  for (const char* candidate : {"mkfs.ext4", "/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"}) {
+    if (auto p = sys::find_program(candidate)) {
+      mkfs = *p;
+      break;
+    }
+  }
+  if (mkfs.empty())
+    return Error(ErrorCode::kUnavailable, "mkfs.ext4 not found (install e2fsprogs)");
+  {
+    VESSEL_ASSIGN_OR_RETURN(UniqueFd fd, sys::open_fd(path, O_WRONLY | O_CREAT | O_EXCL, 0600));
+    if (::ftruncate(fd.get(), static_cast<off_t>(bytes)) != 0)
+      return Error::from_errno(errno, "size writable layer '" + path + "'");
+  }
+  VESSEL_ASSIGN_OR_RETURN(
+      sys::Process p,
+      sys::Process::spawn({.argv = {mkfs, "-q", "-F", "-L", "vessel-upper", "-E",
+                                    "lazy_itable_init=1,lazy_journal_init=1", path}}));
+  VESSEL_ASSIGN_OR_RETURN(sys::ExitStatus st, p.wait());
+  if (st.code != 0 || st.signal != 0)
+    return Error(ErrorCode::kInternal, "mkfs.ext4 '" + path + "' " + st.to_string());
+  return ok_status();
+}
 
 Result<std::string> random_id() {
   unsigned char bytes[32];
@@ -325,14 +355,20 @@ Result<RunOutcome> run_container(RunSpec spec,
   };
   VESSEL_ASSIGN_OR_RETURN(std::string id, random_id());
   VESSEL_TRY(prepare_spec(spec, id));
+  bool image_root = !spec.root_image.empty();
+  if (image_root == !spec.rootfs.empty())
+    return Error(ErrorCode::kInvalidArgument, "give either a root directory or a root image");
+  const std::string& root_path = image_root ? spec.root_image : spec.rootfs;
+  const std::string root_what = image_root ? "root image '" : "rootfs '";
   struct stat st;
-  if (::stat(spec.rootfs.c_str(), &st) != 0)
-    return Error::from_errno(errno, "rootfs '" + spec.rootfs + "'");
-  if (!S_ISDIR(st.st_mode))
-    return Error(ErrorCode::kInvalidArgument, "rootfs '" + spec.rootfs + "' is not a directory");
+  if (::stat(root_path.c_str(), &st) != 0)
+    return Error::from_errno(errno, root_what + root_path + "'");
+  if (image_root ? !S_ISREG(st.st_mode) : !S_ISDIR(st.st_mode))
+    return Error(ErrorCode::kInvalidArgument,
+                 root_what + root_path + (image_root ? "' is not a file" : "' is not a directory"));
   char real[PATH_MAX];
-  if (!::realpath(spec.rootfs.c_str(), real))
-    return Error::from_errno(errno, "rootfs '" + spec.rootfs + "'");
+  if (!::realpath(root_path.c_str(), real))
+    return Error::from_errno(errno, root_what + root_path + "'");
 
   VESSEL_ASSIGN_OR_RETURN(GuestAssets assets, find_guest_assets(spec.kernel));
   RunOutcome outcome;
@@ -363,7 +399,21 @@ Result<RunOutcome> run_container(RunSpec spec,
   cfg.cpus = spec.cpus;
   cfg.memory_bytes = spec.memory_bytes;
   cfg.accel = outcome.accel.accel;
-  cfg.shared_dirs = {{kRootfsTag, real}};
+  protocol::Setup setup{spec.hostname, "", guest_hosts(spec.hostname), guest_resolv_conf(),
+                        static_cast<uint8_t>(spec.read_only)};
+  if (image_root) {
+    cfg.disks.push_back({real, kLowerSerial, true});
+    setup.lower_serial = kLowerSerial;
+    if (!spec.read_only) {
+      std::string upper = rdir + "/upper.img";
+      VESSEL_TRY(make_writable_disk(upper, spec.writable_bytes));
+      cfg.disks.push_back({upper, kUpperSerial, false});
+      setup.upper_serial = kUpperSerial;
+    }
+  } else {
+    cfg.shared_dirs = {{kRootfsTag, real}};
+    setup.rootfs_tag = kRootfsTag;
+  }
   cfg.serial_ports = {std::string(protocol::kPortName)};
   cfg.runtime_dir = rdir;
   cfg.debug = spec.debug;
@@ -408,8 +458,6 @@ Result<RunOutcome> run_container(RunSpec spec,
   log::debug("guest: " + hello->guest);
 
   auto step_deadline = [] { return Clock::now() + 30s; };
-  protocol::Setup setup{spec.hostname, kRootfsTag, guest_hosts(spec.hostname), guest_resolv_conf(),
-                        static_cast<uint8_t>(spec.read_only)};
   if (auto s = agent.send_message(MsgType::kSetup, 0, setup); !s.ok())
     return fail(s.error(), "set up container");
   auto setup_reply = session.await(step_deadline());

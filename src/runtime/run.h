@@ -13,7 +13,11 @@ namespace vessel::runtime {
 
 struct RunSpec {
   std::string root;    // state root
-  std::string rootfs;  // host directory that becomes the container's root
+  std::string rootfs;  // host directory that becomes the container's root, or
+  /// an ext4 image used read-only as the root's lower layer, with a fresh
+  /// sparse writable disk of `writable_bytes` on top (none with read_only).
+  std::string root_image;
+  uint64_t writable_bytes = 8ull << 30;
   std::vector<std::string> argv;
   std::vector<std::string> env;  // KEY=VALUE, after defaults are applied
   std::string workdir = "/";

@@ -47,6 +47,19 @@ std::vector<std::string> qemu_command_line(const VmConfig& c, const QemuLaunch& 
     a.insert(a.end(), {"-chardev", "socket,id=" + id + ",path=" + l.fs_sockets[i], "-device",
                        "vhost-user-fs-device,chardev=" + id + ",tag=" + c.shared_dirs[i].tag});
   }
+  for (size_t i = 0; i < c.disks.size(); ++i) {
+    const Disk& d = c.disks[i];
+    std::string id = "disk" + std::to_string(i);
+    // QEMU parses commas in option values as separators: a path with one
+    // must be escaped by doubling it.
+    std::string path;
+    for (char ch : d.path)
+      path += ch == ',' ? std::string(",,") : std::string(1, ch);
+    a.insert(a.end(), {"-drive",
+                       "if=none,id=" + id + ",file=" + path + ",format=raw," +
+                           "discard=unmap,readonly=" + (d.read_only ? "on" : "off"),
+                       "-device", "virtio-blk-device,drive=" + id + ",serial=" + d.serial});
+  }
   if (!c.serial_ports.empty()) {
     a.insert(a.end(), {"-device", "virtio-serial-device,max_ports=" +
                                       std::to_string(c.serial_ports.size() + 1)});

@@ -57,6 +57,23 @@ TEST(QemuArgs, VirtioFsNeedsSharedMemory) {
   EXPECT_TRUE(has_pair(a, "-device", "vhost-user-fs-device,chardev=fs0,tag=rootfs"));
 }
 
+TEST(QemuArgs, DisksAreVirtioBlkNamedBySerial) {
+  VmConfig c = config();
+  c.disks = {{"/img/lower,1.ext4", "lower", true}, {"/run/upper.img", "upper", false}};
+  auto a = qemu_command_line(c, {});
+  EXPECT_TRUE(has_pair(a, "-drive",
+                       "if=none,id=disk0,file=/img/lower,,1.ext4,format=raw,"
+                       "discard=unmap,readonly=on"));
+  EXPECT_TRUE(has_pair(a, "-device", "virtio-blk-device,drive=disk0,serial=lower"));
+  EXPECT_TRUE(contains(a, "file=/run/upper.img,format=raw,discard=unmap,readonly=off"));
+  EXPECT_TRUE(has_pair(a, "-device", "virtio-blk-device,drive=disk1,serial=upper"));
+}
+
+TEST(QemuArgs, TcgUsesAConservativeCpuModel) {
+  auto a = qemu_command_line(config(), {});
+  EXPECT_TRUE(has_pair(a, "-cpu", "Nehalem"));
+}
+
 TEST(QemuArgs, TcgGetsTimerHintsAndDelayLoopValue) {
   VmConfig c = config();
   c.host_tsc_khz = 2596136;

@@ -20,6 +20,14 @@ struct SharedDir {
   std::string host_path;
 };
 
+/// A raw disk image attached as a virtio-blk device; the guest finds it by
+/// `serial` (at most 20 bytes) in /sys/block/vd*/serial.
+struct Disk {
+  std::string path;
+  std::string serial;
+  bool read_only = false;
+};
+
 struct VmConfig {
   std::string kernel;   // kernel image (vmlinux on x86_64, Image on arm64)
   std::string initrd;   // initramfs
@@ -28,6 +36,7 @@ struct VmConfig {
   uint64_t memory_bytes = 512ull << 20;
   Accel accel = Accel::kTcg;
   std::vector<SharedDir> shared_dirs;
+  std::vector<Disk> disks;
   /// Names of virtio-serial ports; the host end of each is a connected
   /// socket available from VmInstance::port_fd().
   std::vector<std::string> serial_ports;
