@@ -38,7 +38,7 @@ packages=(
   # fixtures
   busybox-static e2fsprogs gzip zstd
   # image tests: a registry on 127.0.0.1 and tools that build OCI images
-  docker-registry skopeo umoci
+  docker-registry skopeo umoci apache2-utils openssl
 )
 
 missing=()
