@@ -7,6 +7,8 @@
 #include <optional>
 #include <string>
 
+#include "images/image_store.h"
+
 namespace vessel::cli {
 
 /// Options every command sees.
@@ -26,7 +28,21 @@ inline constexpr int kExitNotFound = 127;
 /// and yields the exit code.
 using Runner = std::function<int()>;
 Runner add_run(CLI::App& app, const GlobalOptions& global);
+Runner add_image(CLI::App& app, const GlobalOptions& global);
 Runner add_system(CLI::App& app, const GlobalOptions& global);
+
+/// Flags shared by `image pull` and `run` (which pulls missing images).
+struct PullFlags {
+  std::string platform;
+  std::string scheme = "auto";
+  bool tls_verify = true;
+  std::string progress = "auto";
+  int max_concurrent_downloads = 3;
+};
+void add_pull_flags(CLI::App* cmd, PullFlags& flags);
+/// Pulls `ref` into `store`, showing progress on stderr as `flags` say.
+Result<images::ImageRecord> pull_image(images::ImageStore& store, const image::Reference& ref,
+                                       const PullFlags& flags);
 
 /// Prints "vessel: <message>" to stderr.
 void print_error(const std::string& message);

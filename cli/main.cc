@@ -29,9 +29,12 @@ int main(int argc, char** argv) {
   auto add = [&](Runner (*adder)(CLI::App&, const GlobalOptions&)) {
     size_t before = app.get_subcommands({}).size();
     Runner r = adder(app, global);
-    runners[app.get_subcommands({})[before]] = std::move(r);
+    auto subs = app.get_subcommands({});
+    for (size_t i = before; i < subs.size(); ++i)
+      runners[subs[i]] = r;  // verbs and aliases
   };
   add(add_run);
+  add(add_image);
   add(add_system);
 
   // Name an unknown verb plainly, as Docker does, rather than CLI11's

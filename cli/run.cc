@@ -19,9 +19,11 @@ namespace {
 struct RunFlags {
   bool rm = false, interactive = false, tty = false, read_only = false;
   std::vector<std::string> env, env_files;
-  std::string workdir = "/", user, rootfs, rootfs_image, name, hostname, memory = "512m", accel,
-              kernel;
+  std::string workdir, user, rootfs, rootfs_image, name, hostname, memory = "512m", accel, kernel;
   double cpus = 2;
+  std::string pull = "missing";
+  std::optional<std::string> entrypoint;
+  PullFlags pull_flags;
   std::vector<std::string> command;
 };
 
@@ -82,14 +84,72 @@ void notice_accel(const vmm::AccelChoice& choice, const runtime::RunSpec& spec) 
   if (sys::make_dirs(spec.root, 0700).ok()) (void)sys::write_file_atomic(marker, "");
 }
 
+// Merges environments: `overrides` win over `base` for the same name.
+std::vector<std::string> merge_env(const std::vector<std::string>& base,
+                                   const std::vector<std::string>& overrides) {
+  auto key = [](const std::string& e) { return e.substr(0, e.find('=')); };
+  std::vector<std::string> out;
+  for (const auto& b : base) {
+    bool overridden = false;
+    for (const auto& o : overrides)
+      overridden = overridden || key(o) == key(b);
+    if (!overridden) out.push_back(b);
+  }
+  out.insert(out.end(), overrides.begin(), overrides.end());
+  return out;
+}
+
+// Resolves IMAGE (pulling it as --pull says) and fills the spec from its
+// config the way Docker does: Entrypoint + (CMD args or the image's Cmd),
+// Env under -e, WorkingDir unless -w, User unless -u.
+Status apply_image(const RunFlags& f, const std::string& name, std::vector<std::string> args,
+                   runtime::RunSpec& spec) {
+  VESSEL_ASSIGN_OR_RETURN(image::Reference ref, image::parse_reference(name));
+  VESSEL_ASSIGN_OR_RETURN(images::ImageStore store, images::ImageStore::open(spec.root));
+  VESSEL_ASSIGN_OR_RETURN(std::optional<images::ImageRecord> found, store.find(ref));
+  if (f.pull == "always" || (!found && f.pull == "missing")) {
+    VESSEL_ASSIGN_OR_RETURN(images::ImageRecord pulled, pull_image(store, ref, f.pull_flags));
+    found = std::move(pulled);
+  }
+  if (!found)
+    return Error(ErrorCode::kNotFound,
+                 "image '" + ref.familiar() + "' is not present locally (and --pull is never)");
+  VESSEL_ASSIGN_OR_RETURN(image::ImageConfig config, store.config(*found));
+  VESSEL_ASSIGN_OR_RETURN(spec.root_image, store.snapshot(*found));
+
+  std::vector<std::string> argv = config.config.entrypoint;
+  if (f.entrypoint)
+    argv = f.entrypoint->empty() ? std::vector<std::string>{}
+                                 : std::vector<std::string>{*f.entrypoint};
+  if (!args.empty())
+    argv.insert(argv.end(), args.begin(), args.end());
+  else if (!f.entrypoint)
+    argv.insert(argv.end(), config.config.cmd.begin(), config.config.cmd.end());
+  if (argv.empty())
+    return Error(ErrorCode::kInvalidArgument,
+                 "image '" + ref.familiar() + "' has no Entrypoint or Cmd: give a command");
+  spec.argv = std::move(argv);
+  spec.env = merge_env(config.config.env, spec.env);
+  if (f.workdir.empty() && !config.config.working_dir.empty())
+    spec.workdir = config.config.working_dir;
+  if (f.user.empty() && !config.config.user.empty()) {
+    if (auto s = parse_user(config.config.user, spec); !s.ok())
+      return Error(ErrorCode::kInvalidArgument,
+                   "image user '" + config.config.user +
+                       "': only numeric uid[:gid] is supported so far (pass -u)");
+  }
+  return ok_status();
+}
+
 int run(const RunFlags& f, const GlobalOptions& g) {
   runtime::RunSpec spec;
   spec.root = runtime::resolve_root(g.root);
   spec.debug = g.debug;
-  if (f.rootfs.empty() == f.rootfs_image.empty()) {
-    print_error("run: give one of --rootfs DIR or --rootfs-image FILE");
+  if (!f.rootfs.empty() && !f.rootfs_image.empty()) {
+    print_error("run: give only one of --rootfs DIR and --rootfs-image FILE");
     return kExitUsage;
   }
+  bool from_image = f.rootfs.empty() && f.rootfs_image.empty();
   spec.rootfs = f.rootfs;
   spec.root_image = f.rootfs_image;
   spec.argv = f.command;
@@ -99,7 +159,7 @@ int run(const RunFlags& f, const GlobalOptions& g) {
     return kExitUsage;
   }
   spec.env = std::move(*env);
-  spec.workdir = f.workdir;
+  if (!f.workdir.empty()) spec.workdir = f.workdir;
   if (auto s = parse_user(f.user, spec); !s.ok()) {
     print_error("run: " + s.error().to_string());
     return kExitUsage;
@@ -133,6 +193,13 @@ int run(const RunFlags& f, const GlobalOptions& g) {
   spec.accel = *a;
   if (!f.kernel.empty()) spec.kernel = f.kernel;
 
+  if (from_image) {
+    std::vector<std::string> args(f.command.begin() + 1, f.command.end());
+    if (auto st = apply_image(f, f.command[0], std::move(args), spec); !st.ok()) {
+      print_error("run: " + st.error().to_string());
+      return kExitUsage;
+    }
+  }
   auto outcome = runtime::run_container(std::move(spec), notice_accel);
   if (!outcome.ok()) {
     print_error("run: " + outcome.error().to_string());
@@ -158,6 +225,12 @@ Runner add_run(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--rootfs-image", flags->rootfs_image,
                   "ext4 image to use read-only as the root, with a fresh writable layer on top");
   cmd->add_flag("--rm", flags->rm, "Remove the container when it exits");
+  cmd->add_option("--pull", flags->pull, "Pull the image: missing (default), always or never")
+      ->check(CLI::IsMember({"missing", "always", "never"}));
+  cmd->add_option("--entrypoint", flags->entrypoint, "Override the image's Entrypoint");
+  cmd->add_option("--platform", flags->pull_flags.platform, "Platform to pull (os/arch[/variant])");
+  cmd->add_option("--scheme", flags->pull_flags.scheme, "Registry scheme: https, http or auto")
+      ->check(CLI::IsMember({"http", "https", "auto"}));
   cmd->add_flag("-i,--interactive", flags->interactive, "Keep stdin open and forward it");
   cmd->add_flag("-t,--tty", flags->tty, "Allocate a pseudo-terminal");
   cmd->add_option("-e,--env", flags->env, "Set an environment variable (KEY=VALUE or KEY)")
@@ -174,7 +247,9 @@ Runner add_run(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--accel", flags->accel,
                   "Accelerator: kvm, tcg or auto (default: $VESSEL_ACCEL or auto)");
   cmd->add_option("--kernel", flags->kernel, "Guest kernel to boot instead of the built one");
-  cmd->footer("Usage: vessel run [OPTIONS] --rootfs DIR COMMAND [ARG...]");
+  cmd->footer(
+      "Usage: vessel run [OPTIONS] IMAGE [COMMAND [ARG...]]\n"
+      "       vessel run [OPTIONS] (--rootfs DIR | --rootfs-image FILE) COMMAND [ARG...]");
   auto* mutable_global = const_cast<GlobalOptions*>(&global);
   cmd->add_option("--root", mutable_global->root, "State root");
   cmd->add_flag("--debug", mutable_global->debug, "Boot log to stderr");
@@ -182,7 +257,7 @@ Runner add_run(CLI::App& app, const GlobalOptions& global) {
     flags->command = cmd->remaining();
     if (flags->command.empty()) {
       print_error(
-          "run: no command given (usage: vessel run [OPTIONS] --rootfs DIR COMMAND [ARG...])");
+          "run: no image or command given (usage: vessel run [OPTIONS] IMAGE [COMMAND...])");
       return kExitUsage;
     }
     return run(*flags, global);

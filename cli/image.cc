@@ -1,0 +1,259 @@
+// vessel image pull|ls (and the aliases `vessel pull`, `vessel images`).
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "base/strings.h"
+#include "commands.h"
+#include "images/image_store.h"
+#include "runtime/paths.h"
+
+namespace vessel::cli {
+namespace {
+
+using images::PullEvent;
+
+std::string human_size(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024 && u < 4) {
+    bytes /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
+  return buf;
+}
+
+// Renders pull progress: on a terminal one line per layer, redrawn in place
+// with bytes, total and speed; otherwise (plain) a line per state change.
+class ProgressView {
+ public:
+  ProgressView(std::string mode) : mode_(std::move(mode)) {
+    if (mode_ == "auto") mode_ = ::isatty(STDERR_FILENO) ? "tty" : "plain";
+  }
+
+  void on_event(const PullEvent& e) {
+    if (mode_ == "none") return;
+    std::string id = e.digest.short_hex();
+    auto now = std::chrono::steady_clock::now();
+    switch (e.kind) {
+      case PullEvent::Kind::kResolved:
+        line("resolved " + e.digest.str());
+        return;
+      case PullEvent::Kind::kUnpacking:
+        finish_block();
+        line("unpacking into a snapshot");
+        return;
+      case PullEvent::Kind::kLayerCached:
+        set(id, "already present", e.total);
+        break;
+      case PullEvent::Kind::kLayerStart:
+        starts_[id] = now;
+        set(id, "downloading", e.total);
+        break;
+      case PullEvent::Kind::kLayerBytes: {
+        double secs = std::chrono::duration<double>(now - starts_[id]).count();
+        std::string speed = secs > 0.2 ? "  " + human_size(e.bytes / secs) + "/s" : "";
+        state_[id] = "downloading " + human_size(static_cast<double>(e.bytes)) + " / " +
+                     human_size(static_cast<double>(e.total)) + speed;
+        if (mode_ == "tty" && now - last_draw_ > std::chrono::milliseconds(100)) draw();
+        return;
+      }
+      case PullEvent::Kind::kLayerDone:
+        set(id, "done", e.total);
+        break;
+    }
+  }
+
+  void finish_block() {
+    if (mode_ == "tty" && drawn_ > 0) draw();
+    drawn_ = 0;
+  }
+
+ private:
+  void set(const std::string& id, const std::string& what, int64_t total) {
+    if (!state_.count(id)) order_.push_back(id);
+    state_[id] = what + (total ? " (" + human_size(static_cast<double>(total)) + ")" : "");
+    if (mode_ == "plain")
+      line(id + ": " + state_[id]);
+    else
+      draw();
+  }
+  void line(const std::string& s) {
+    if (mode_ == "none") return;
+    std::cerr << s << "\n" << std::flush;
+  }
+  void draw() {
+    std::string out;
+    if (drawn_ > 0) out += "\033[" + std::to_string(drawn_) + "A";
+    for (const auto& id : order_)
+      out += "\r\033[K" + id + ": " + state_[id] + "\n";
+    drawn_ = order_.size();
+    std::cerr << out << std::flush;
+    last_draw_ = std::chrono::steady_clock::now();
+  }
+
+  std::string mode_;
+  std::vector<std::string> order_;
+  std::map<std::string, std::string> state_;
+  std::map<std::string, std::chrono::steady_clock::time_point> starts_;
+  std::chrono::steady_clock::time_point last_draw_{};
+  size_t drawn_ = 0;
+};
+
+}  // namespace
+
+Result<images::PullOptions> pull_options(const PullFlags& f) {
+  images::PullOptions o;
+  if (f.scheme == "http")
+    o.scheme = registry::Scheme::kHttp;
+  else if (f.scheme == "https")
+    o.scheme = registry::Scheme::kHttps;
+  else if (f.scheme == "auto")
+    o.scheme = registry::Scheme::kAuto;
+  else
+    return Error(ErrorCode::kInvalidArgument,
+                 "invalid --scheme '" + f.scheme + "' (expected http, https or auto)");
+  if (!f.platform.empty()) {
+    VESSEL_ASSIGN_OR_RETURN(image::Platform p, image::parse_platform(f.platform));
+    o.platform = p;
+  }
+  o.insecure_tls = !f.tls_verify;
+  if (f.max_concurrent_downloads < 1)
+    return Error(ErrorCode::kInvalidArgument, "--max-concurrent-downloads must be at least 1");
+  o.max_concurrent_downloads = f.max_concurrent_downloads;
+  return o;
+}
+
+Result<images::ImageRecord> pull_image(images::ImageStore& store, const image::Reference& ref,
+                                       const PullFlags& f) {
+  VESSEL_ASSIGN_OR_RETURN(images::PullOptions o, pull_options(f));
+  auto view = std::make_shared<ProgressView>(f.progress);
+  o.progress = [view](const PullEvent& e) { view->on_event(e); };
+  auto r = store.pull(ref, o);
+  view->finish_block();
+  return r;
+}
+
+void add_pull_flags(CLI::App* cmd, PullFlags& f) {
+  cmd->add_option("--platform", f.platform, "Platform os/arch[/variant] (default: the host's)");
+  cmd->add_option("--scheme", f.scheme, "Registry scheme: https, http or auto (http for loopback)")
+      ->check(CLI::IsMember({"http", "https", "auto"}));
+  cmd->add_option("--tls-verify", f.tls_verify, "Verify the registry's TLS certificate")
+      ->default_str("true");
+  cmd->add_option("--progress", f.progress, "Progress output: auto, plain or none")
+      ->check(CLI::IsMember({"auto", "plain", "none"}));
+  cmd->add_option("--max-concurrent-downloads", f.max_concurrent_downloads,
+                  "Layers downloaded at once (default 3)");
+}
+
+namespace {
+
+int pull(const std::string& name, const PullFlags& f, const GlobalOptions& g) {
+  auto ref = image::parse_reference(name);
+  if (!ref.ok()) {
+    print_error("pull: " + ref.error().to_string());
+    return kExitFailure;
+  }
+  auto store = images::ImageStore::open(runtime::resolve_root(g.root));
+  if (!store.ok()) {
+    print_error("pull: " + store.error().to_string());
+    return kExitFailure;
+  }
+  auto r = pull_image(*store, *ref, f);
+  if (!r.ok()) {
+    print_error(r.error().to_string());
+    return kExitFailure;
+  }
+  std::cout << "Digest: " << r->manifest.str() << "\n" << ref->familiar() << "\n";
+  return kExitOk;
+}
+
+int list(const std::string& format, bool quiet, const GlobalOptions& g) {
+  auto store = images::ImageStore::open(runtime::resolve_root(g.root));
+  if (!store.ok()) {
+    print_error("image ls: " + store.error().to_string());
+    return kExitFailure;
+  }
+  auto all = store->list();
+  if (!all.ok()) {
+    print_error("image ls: " + all.error().to_string());
+    return kExitFailure;
+  }
+  if (format == "json") {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& r : *all) {
+      auto ref = image::parse_reference(r.name);
+      out.push_back({{"name", ref.ok() ? ref->familiar() : r.name},
+                     {"reference", r.name},
+                     {"digest", r.manifest.str()},
+                     {"config", r.config.str()},
+                     {"platform", r.platform},
+                     {"size", r.size}});
+    }
+    std::cout << out.dump(2) << "\n";
+    return kExitOk;
+  }
+  if (quiet) {
+    for (const auto& r : *all)
+      std::cout << r.config.short_hex() << "\n";
+    return kExitOk;
+  }
+  std::printf("%-40s %-16s %-14s %s\n", "REPOSITORY", "TAG", "IMAGE ID", "SIZE");
+  for (const auto& r : *all) {
+    auto ref = image::parse_reference(r.name);
+    std::string repo = r.name, tag = "<none>";
+    if (ref.ok()) {
+      std::string familiar = ref->familiar();
+      repo = familiar.substr(0, familiar.rfind(':'));
+      tag = ref->tag.empty() ? "<none>" : ref->tag;
+      if (ref->digest && ref->tag.empty()) repo = ref->name();
+    }
+    std::printf("%-40s %-16s %-14s %s\n", repo.c_str(), tag.c_str(), r.config.short_hex().c_str(),
+                human_size(static_cast<double>(r.size)).c_str());
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+Runner add_image(CLI::App& app, const GlobalOptions& global) {
+  struct Flags {
+    PullFlags pull;
+    std::string ref;
+    std::string format = "table";
+    bool quiet = false;
+  };
+  auto f = std::make_shared<Flags>();
+  CLI::App* image = app.add_subcommand("image", "Manage images");
+  image->require_subcommand(1);
+  auto add_pull = [&](CLI::App* parent, const std::string& name, const std::string& help) {
+    CLI::App* c = parent->add_subcommand(name, help);
+    add_pull_flags(c, f->pull);
+    c->add_option("reference", f->ref, "Image reference, e.g. busybox:latest")->required();
+    return c;
+  };
+  auto add_ls = [&](CLI::App* parent, const std::string& name, const std::string& help) {
+    CLI::App* c = parent->add_subcommand(name, help);
+    c->add_option("--format", f->format, "Output format: table or json")
+        ->check(CLI::IsMember({"table", "json"}));
+    c->add_flag("-q,--quiet", f->quiet, "Only image IDs");
+    return c;
+  };
+  CLI::App* pull_cmd = add_pull(image, "pull", "Pull an image from a registry");
+  CLI::App* ls_cmd = add_ls(image, "ls", "List images");
+  CLI::App* pull_alias = add_pull(&app, "pull", "Pull an image (alias of `image pull`)");
+  CLI::App* ls_alias = add_ls(&app, "images", "List images (alias of `image ls`)");
+  return [=, &global] {
+    if (pull_cmd->parsed() || pull_alias->parsed()) return pull(f->ref, f->pull, global);
+    if (ls_cmd->parsed() || ls_alias->parsed()) return list(f->format, f->quiet, global);
+    return kExitUsage;
+  };
+}
+
+}  // namespace vessel::cli

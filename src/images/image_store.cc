@@ -1,0 +1,288 @@
+#include "images/image_store.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <variant>
+
+#include "base/strings.h"
+#include "image/manifest.h"
+#include "registry/credentials.h"
+#include "rootfs/ext4.h"
+#include "rootfs/layer.h"
+#include "sys/fs.h"
+
+namespace vessel::images {
+namespace {
+
+using image::Digest;
+using nlohmann::json;
+
+// Holds an exclusive flock on a lock file for its lifetime.
+class FileLock {
+ public:
+  static Result<FileLock> acquire(const std::string& path) {
+    VESSEL_ASSIGN_OR_RETURN(UniqueFd fd, sys::open_fd(path, O_RDWR | O_CREAT, 0600));
+    if (::flock(fd.get(), LOCK_EX) != 0) return Error::from_errno(errno, "lock '" + path + "'");
+    return FileLock(std::move(fd));
+  }
+
+ private:
+  explicit FileLock(UniqueFd fd) : fd_(std::move(fd)) {}
+  UniqueFd fd_;
+};
+
+// Unpack directories carry their creator's pid: one whose process is gone
+// was abandoned by a crash.
+void remove_abandoned_unpacks(const std::string& tmp) {
+  auto names = sys::list_dir(tmp);
+  if (!names.ok()) return;
+  for (const auto& name : *names) {
+    auto parts = split(name, '-');
+    if (parts.size() < 3 || parts[0] != "unpack") continue;
+    if (::access(("/proc/" + parts[1]).c_str(), F_OK) == 0) continue;
+    (void)sys::remove_tree(tmp + "/" + name);
+  }
+}
+
+json to_json(const ImageRecord& r) {
+  json layers = json::array();
+  for (const auto& l : r.layers)
+    layers.push_back(l.str());
+  return {{"name", r.name},           {"manifest", r.manifest.str()},
+          {"config", r.config.str()}, {"platform", r.platform},
+          {"size", r.size},           {"layers", layers}};
+}
+
+Result<ImageRecord> from_json(const json& j) {
+  auto bad = Error(ErrorCode::kProtocol, "image index: malformed entry");
+  if (!j.is_object()) return bad;
+  for (const char* key : {"name", "manifest", "config", "platform"})
+    if (!j.contains(key) || !j[key].is_string()) return bad;
+  if (!j.contains("size") || !j["size"].is_number_unsigned()) return bad;
+  if (!j.contains("layers") || !j["layers"].is_array()) return bad;
+  VESSEL_ASSIGN_OR_RETURN(Digest manifest, Digest::parse(j["manifest"].get<std::string>()));
+  VESSEL_ASSIGN_OR_RETURN(Digest config, Digest::parse(j["config"].get<std::string>()));
+  ImageRecord r{j["name"].get<std::string>(), manifest, config, j["platform"].get<std::string>(),
+                j["size"].get<uint64_t>(),    {}};
+  for (const auto& l : j["layers"]) {
+    if (!l.is_string()) return bad;
+    VESSEL_ASSIGN_OR_RETURN(Digest d, Digest::parse(l.get<std::string>()));
+    r.layers.push_back(d);
+  }
+  return r;
+}
+
+const std::vector<std::string>& accepted_manifest_types() {
+  static const std::vector<std::string> kTypes = {
+      std::string(image::media_types::kOciIndex),
+      std::string(image::media_types::kDockerManifestList),
+      std::string(image::media_types::kOciManifest),
+      std::string(image::media_types::kDockerManifest)};
+  return kTypes;
+}
+
+}  // namespace
+
+Result<ImageStore> ImageStore::open(const std::string& root) {
+  for (const char* dir : {"/images", "/snapshots", "/tmp"})
+    VESSEL_TRY(sys::make_dirs(root + dir, 0700));
+  remove_abandoned_unpacks(root + "/tmp");
+  VESSEL_ASSIGN_OR_RETURN(content::Store store, content::Store::open(root + "/content"));
+  return ImageStore(root, std::move(store));
+}
+
+Result<std::vector<ImageRecord>> ImageStore::read_index() const {
+  std::string path = root_ + "/images/index.json";
+  if (::access(path.c_str(), F_OK) != 0) return std::vector<ImageRecord>{};
+  VESSEL_ASSIGN_OR_RETURN(std::string text, sys::read_file(path, 64u << 20));
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("images") || !j["images"].is_array())
+    return Error(ErrorCode::kProtocol, "image index '" + path + "' is not valid");
+  std::vector<ImageRecord> out;
+  for (const auto& e : j["images"]) {
+    VESSEL_ASSIGN_OR_RETURN(ImageRecord r, from_json(e));
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+Status ImageStore::record(const ImageRecord& image) {
+  VESSEL_ASSIGN_OR_RETURN(FileLock lock, FileLock::acquire(root_ + "/images/lock"));
+  VESSEL_ASSIGN_OR_RETURN(auto images, read_index());
+  std::erase_if(images, [&](const ImageRecord& r) { return r.name == image.name; });
+  images.push_back(image);
+  json arr = json::array();
+  for (const auto& r : images)
+    arr.push_back(to_json(r));
+  return sys::write_file_atomic(root_ + "/images/index.json", json{{"images", arr}}.dump(2), 0600);
+}
+
+Result<std::optional<ImageRecord>> ImageStore::find(const image::Reference& ref) const {
+  VESSEL_ASSIGN_OR_RETURN(auto images, read_index());
+  std::string name = ref.str();
+  for (auto& r : images)
+    if (r.name == name) return std::optional<ImageRecord>(std::move(r));
+  // A digest reference matches any name whose manifest it is.
+  if (ref.digest) {
+    for (auto& r : images)
+      if (r.manifest == *ref.digest) return std::optional<ImageRecord>(std::move(r));
+  }
+  return std::optional<ImageRecord>();
+}
+
+Result<std::vector<ImageRecord>> ImageStore::list() const {
+  return read_index();
+}
+
+Result<image::ImageConfig> ImageStore::config(const ImageRecord& image) const {
+  VESSEL_ASSIGN_OR_RETURN(std::string bytes, store_.read(image.config, image::kMaxConfigBytes));
+  return image::parse_image_config(bytes);
+}
+
+Result<ImageRecord> ImageStore::pull(const image::Reference& ref, const PullOptions& o) {
+  auto fail = [&](const Error& e) { return e.wrap("pull '" + ref.familiar() + "'"); };
+  registry::RegistryOptions ro;
+  ro.host = ref.registry_host();
+  ro.scheme = o.scheme;
+  ro.insecure_tls = o.insecure_tls;
+  auto creds = registry::lookup_credentials(o.credentials_dir,
+                                            registry::default_docker_config_dir(), ref.registry);
+  if (creds.ok()) ro.credentials = *creds;
+  auto client = registry::RegistryClient::create(ro);
+  if (!client.ok()) return fail(client.error());
+
+  std::string tag_or_digest = ref.digest ? ref.digest->str() : ref.tag;
+  auto fetched = client->get_manifest(ref.repository, tag_or_digest, accepted_manifest_types());
+  if (!fetched.ok()) return fail(fetched.error().wrap("manifest"));
+  auto parsed = image::parse_manifest(fetched->bytes, fetched->media_type);
+  if (!parsed.ok()) return fail(parsed.error());
+  image::Platform wanted = o.platform ? *o.platform : image::host_platform();
+  std::string platform = wanted.str();
+  if (auto* index = std::get_if<image::Index>(&*parsed)) {
+    auto chosen = image::select_platform(*index, wanted);
+    if (!chosen.ok()) return fail(chosen.error());
+    if (chosen->platform) platform = chosen->platform->str();
+    fetched = client->get_manifest(ref.repository, chosen->digest.str(), accepted_manifest_types());
+    if (!fetched.ok()) return fail(fetched.error().wrap("manifest"));
+    parsed = image::parse_manifest(fetched->bytes, fetched->media_type);
+    if (!parsed.ok()) return fail(parsed.error());
+    if (!std::holds_alternative<image::Manifest>(*parsed))
+      return fail(Error(ErrorCode::kProtocol, "index entry is not an image manifest"));
+  }
+  const image::Manifest& manifest = std::get<image::Manifest>(*parsed);
+  auto stored = store_.put(fetched->bytes);
+  if (!stored.ok()) return fail(stored.error());
+  if (o.progress) o.progress({PullEvent::Kind::kResolved, fetched->digest});
+
+  ImageRecord rec{ref.str(),
+                  fetched->digest,
+                  manifest.config.digest,
+                  platform,
+                  static_cast<uint64_t>(manifest.config.size),
+                  {}};
+  for (const auto& l : manifest.layers) {
+    if (image::is_nondistributable_layer(l.media_type) || !image::layer_compression(l.media_type))
+      return fail(
+          Error(ErrorCode::kInvalidArgument,
+                "layer " + l.digest.str() + ": unsupported media type '" + l.media_type + "'"));
+    rec.layers.push_back(l.digest);
+    rec.size += static_cast<uint64_t>(l.size);
+  }
+
+  // Downloads: the config, then the layers the store lacks, several at once.
+  std::mutex mu;
+  auto report = [&](const PullEvent& e) {
+    if (!o.progress) return;
+    std::lock_guard<std::mutex> g(mu);
+    o.progress(e);
+  };
+  auto download = [&](const image::Descriptor& d, bool is_layer) -> Status {
+    if (store_.has(d.digest)) {
+      if (is_layer) report({PullEvent::Kind::kLayerCached, d.digest, d.size, d.size});
+      return ok_status();
+    }
+    VESSEL_ASSIGN_OR_RETURN(content::Ingest in, store_.begin());
+    if (is_layer) report({PullEvent::Kind::kLayerStart, d.digest, 0, d.size});
+    registry::ProgressFn progress;
+    if (is_layer)
+      progress = [&](int64_t n, int64_t total) {
+        report({PullEvent::Kind::kLayerBytes, d.digest, n, total});
+      };
+    VESSEL_TRY(client->fetch_blob(ref.repository, d.digest, d.size, in.path(), progress));
+    // fetch_blob verified digest and size while streaming; commit_file
+    // checks again as the store's own guarantee.
+    VESSEL_TRY(store_.commit_file(in, d.digest, static_cast<uint64_t>(d.size)));
+    if (is_layer) report({PullEvent::Kind::kLayerDone, d.digest, d.size, d.size});
+    return ok_status();
+  };
+  if (auto s = download(manifest.config, false); !s.ok()) return fail(s.error().wrap("config"));
+  auto config = this->config(rec);
+  if (!config.ok()) return fail(config.error());
+  if (config->diff_ids.size() != manifest.layers.size())
+    return fail(Error(ErrorCode::kProtocol,
+                      "config lists " + std::to_string(config->diff_ids.size()) +
+                          " layers, the manifest " + std::to_string(manifest.layers.size())));
+
+  std::atomic<size_t> next{0};
+  std::vector<std::optional<Error>> errors(manifest.layers.size());
+  auto worker = [&] {
+    for (size_t i = next++; i < manifest.layers.size(); i = next++) {
+      Status s = download(manifest.layers[i], true);
+      if (!s.ok()) errors[i] = s.error();
+    }
+  };
+  std::vector<std::thread> threads;
+  int n = std::max(
+      1, std::min<int>(o.max_concurrent_downloads, static_cast<int>(manifest.layers.size())));
+  for (int i = 0; i < n; ++i)
+    threads.emplace_back(worker);
+  for (auto& t : threads)
+    t.join();
+  for (size_t i = 0; i < errors.size(); ++i)
+    if (errors[i]) return fail(errors[i]->wrap("layer " + manifest.layers[i].digest.str()));
+
+  if (o.progress) o.progress({PullEvent::Kind::kUnpacking, rec.manifest});
+  auto snap = snapshot(rec);
+  if (!snap.ok()) return fail(snap.error());
+  if (auto s = record(rec); !s.ok()) return fail(s.error());
+  return rec;
+}
+
+Result<std::string> ImageStore::snapshot(const ImageRecord& image) {
+  std::string path = root_ + "/snapshots/" + image.manifest.hex() + ".ext4";
+  if (::access(path.c_str(), F_OK) == 0) return path;
+  // One builder per snapshot; a second waits and then finds it done.
+  VESSEL_ASSIGN_OR_RETURN(FileLock lock, FileLock::acquire(path + ".lock"));
+  if (::access(path.c_str(), F_OK) == 0) return path;
+  VESSEL_TRY(build_snapshot(image, path));
+  ::unlink((path + ".lock").c_str());
+  return path;
+}
+
+Status ImageStore::build_snapshot(const ImageRecord& image, const std::string& path) {
+  VESSEL_ASSIGN_OR_RETURN(
+      std::string dir,
+      sys::make_temp_dir(root_ + "/tmp", "unpack-" + std::to_string(::getpid()) + "-"));
+  Status s;
+  for (const auto& layer : image.layers) {
+    rootfs::ApplyOptions ao;
+    ao.display_name = layer.str();
+    auto r = rootfs::apply_layer_file(store_.blob_path(layer), dir, ao);
+    if (!r.ok()) {
+      s = r.error();
+      break;
+    }
+  }
+  if (s.ok()) s = rootfs::make_ext4_image(dir, path);
+  if (auto rm = sys::remove_tree(dir); !rm.ok() && s.ok()) s = rm;
+  return s;
+}
+
+}  // namespace vessel::images
