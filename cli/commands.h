@@ -44,6 +44,11 @@ void add_pull_flags(CLI::App* cmd, PullFlags& flags);
 Result<images::ImageRecord> pull_image(images::ImageStore& store, const image::Reference& ref,
                                        const PullFlags& flags);
 
+/// If `ref` names an image embedded in the build (vessel/busybox), loads it
+/// into `store` and returns it; nullopt when there is no such embedded image.
+Result<std::optional<images::ImageRecord>> load_embedded(images::ImageStore& store,
+                                                         const image::Reference& ref);
+
 /// Prints "vessel: <message>" to stderr.
 void print_error(const std::string& message);
 

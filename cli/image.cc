@@ -1,4 +1,5 @@
 // vessel image pull|ls (and the aliases `vessel pull`, `vessel images`).
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -10,7 +11,9 @@
 #include "base/strings.h"
 #include "commands.h"
 #include "images/image_store.h"
+#include "rootfs/layer.h"
 #include "runtime/paths.h"
+#include "sys/fs.h"
 
 namespace vessel::cli {
 namespace {
@@ -130,8 +133,21 @@ Result<images::PullOptions> pull_options(const PullFlags& f) {
   return o;
 }
 
+Result<std::optional<images::ImageRecord>> load_embedded(images::ImageStore& store,
+                                                         const image::Reference& ref) {
+  using Found = std::optional<images::ImageRecord>;
+  if (ref.registry != image::kDockerHubRegistry || ref.digest) return Found();
+  std::string layout = runtime::embedded_image_layout(ref.repository);
+  if (layout.empty()) return Found();
+  VESSEL_TRY(store.load_layout(layout, ref.repository));
+  return store.find(ref);
+}
+
 Result<images::ImageRecord> pull_image(images::ImageStore& store, const image::Reference& ref,
                                        const PullFlags& f) {
+  // Embedded images come from the build, not from a registry.
+  VESSEL_ASSIGN_OR_RETURN(auto embedded, load_embedded(store, ref));
+  if (embedded) return *embedded;
   VESSEL_ASSIGN_OR_RETURN(images::PullOptions o, pull_options(f));
   auto view = std::make_shared<ProgressView>(f.progress);
   o.progress = [view](const PullEvent& e) { view->on_event(e); };
@@ -171,6 +187,53 @@ int pull(const std::string& name, const PullFlags& f, const GlobalOptions& g) {
     return kExitFailure;
   }
   std::cout << "Digest: " << r->manifest.str() << "\n" << ref->familiar() << "\n";
+  return kExitOk;
+}
+
+// `image load -i PATH`: an OCI image layout, as a directory or a tar of
+// one. A tar is unpacked with the same hardened code as image layers.
+int load(const std::string& input, const std::string& name, const GlobalOptions& g) {
+  std::string root = runtime::resolve_root(g.root);
+  auto store = images::ImageStore::open(root);
+  if (!store.ok()) {
+    print_error("load: " + store.error().to_string());
+    return kExitFailure;
+  }
+  struct stat st;
+  if (::stat(input.c_str(), &st) != 0) {
+    print_error("load: " + Error::from_errno(errno, "'" + input + "'").to_string());
+    return kExitFailure;
+  }
+  std::string layout = input, unpacked;
+  if (!S_ISDIR(st.st_mode)) {
+    auto dir = sys::make_temp_dir(root + "/tmp", "unpack-" + std::to_string(::getpid()) + "-");
+    if (!dir.ok()) {
+      print_error("load: " + dir.error().to_string());
+      return kExitFailure;
+    }
+    unpacked = layout = *dir;
+    rootfs::ApplyOptions ao;
+    ao.display_name = input;
+    ao.preserve_ownership = false;
+    if (auto r = rootfs::apply_layer_file(input, layout, ao); !r.ok()) {
+      (void)sys::remove_tree(unpacked);
+      print_error("load: " + r.error().to_string());
+      return kExitFailure;
+    }
+  }
+  auto loaded = store->load_layout(layout, name);
+  if (!unpacked.empty()) (void)sys::remove_tree(unpacked);
+  if (!loaded.ok()) {
+    std::string hint = loaded.error().code() == ErrorCode::kInvalidArgument && name.empty()
+                           ? " (give one with --name)"
+                           : "";
+    print_error("load '" + input + "': " + loaded.error().to_string() + hint);
+    return kExitFailure;
+  }
+  for (const auto& r : *loaded) {
+    auto ref = image::parse_reference(r.name);
+    std::cout << "Loaded image: " << (ref.ok() ? ref->familiar() : r.name) << "\n";
+  }
   return kExitOk;
 }
 
@@ -226,6 +289,7 @@ Runner add_image(CLI::App& app, const GlobalOptions& global) {
   struct Flags {
     PullFlags pull;
     std::string ref;
+    std::string input, name;
     std::string format = "table";
     bool quiet = false;
   };
@@ -247,11 +311,15 @@ Runner add_image(CLI::App& app, const GlobalOptions& global) {
   };
   CLI::App* pull_cmd = add_pull(image, "pull", "Pull an image from a registry");
   CLI::App* ls_cmd = add_ls(image, "ls", "List images");
+  CLI::App* load_cmd = image->add_subcommand("load", "Load images from an OCI image layout");
+  load_cmd->add_option("-i,--input", f->input, "OCI layout directory, or a tar of one")->required();
+  load_cmd->add_option("--name", f->name, "Repository for images tagged with a bare tag");
   CLI::App* pull_alias = add_pull(&app, "pull", "Pull an image (alias of `image pull`)");
   CLI::App* ls_alias = add_ls(&app, "images", "List images (alias of `image ls`)");
   return [=, &global] {
     if (pull_cmd->parsed() || pull_alias->parsed()) return pull(f->ref, f->pull, global);
     if (ls_cmd->parsed() || ls_alias->parsed()) return list(f->format, f->quiet, global);
+    if (load_cmd->parsed()) return load(f->input, f->name, global);
     return kExitUsage;
   };
 }

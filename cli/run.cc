@@ -107,6 +107,9 @@ Status apply_image(const RunFlags& f, const std::string& name, std::vector<std::
   VESSEL_ASSIGN_OR_RETURN(image::Reference ref, image::parse_reference(name));
   VESSEL_ASSIGN_OR_RETURN(images::ImageStore store, images::ImageStore::open(spec.root));
   VESSEL_ASSIGN_OR_RETURN(std::optional<images::ImageRecord> found, store.find(ref));
+  if (!found && f.pull != "always") {
+    VESSEL_ASSIGN_OR_RETURN(found, load_embedded(store, ref));
+  }
   if (f.pull == "always" || (!found && f.pull == "missing")) {
     VESSEL_ASSIGN_OR_RETURN(images::ImageRecord pulled, pull_image(store, ref, f.pull_flags));
     found = std::move(pulled);

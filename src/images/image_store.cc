@@ -255,6 +255,85 @@ Result<ImageRecord> ImageStore::pull(const image::Reference& ref, const PullOpti
   return rec;
 }
 
+Status ImageStore::import_blob(const std::string& layout, const Digest& d, int64_t size) {
+  if (store_.has(d)) return ok_status();
+  // The digest was parsed (hex only), so the path cannot leave the layout.
+  std::string path = layout + "/blobs/" + d.algorithm() + "/" + d.hex();
+  VESSEL_ASSIGN_OR_RETURN(UniqueFd fd, sys::open_fd(path, O_RDONLY));
+  VESSEL_ASSIGN_OR_RETURN(content::Ingest in, store_.begin());
+  char buf[1 << 16];
+  while (true) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Error::from_errno(errno, "read '" + path + "'");
+    if (n == 0) break;
+    if (in.bytes() + static_cast<uint64_t>(n) > static_cast<uint64_t>(size))
+      return Error(ErrorCode::kProtocol, "blob " + d.str() + ": larger than its descriptor says");
+    VESSEL_TRY(in.write(buf, static_cast<size_t>(n)));
+  }
+  return store_.commit(in, d, static_cast<uint64_t>(size));
+}
+
+Result<ImageRecord> ImageStore::import_manifest(const std::string& layout,
+                                                const image::Descriptor& desc,
+                                                const std::string& name) {
+  VESSEL_TRY(import_blob(layout, desc.digest, desc.size));
+  VESSEL_ASSIGN_OR_RETURN(std::string bytes, store_.read(desc.digest, image::kMaxManifestBytes));
+  VESSEL_ASSIGN_OR_RETURN(auto parsed, image::parse_manifest(bytes, desc.media_type));
+  if (!std::holds_alternative<image::Manifest>(parsed))
+    return Error(ErrorCode::kInvalidArgument, "nested indexes in a layout are not supported");
+  const auto& m = std::get<image::Manifest>(parsed);
+  VESSEL_TRY(import_blob(layout, m.config.digest, m.config.size));
+  ImageRecord rec{name, desc.digest, m.config.digest, "", static_cast<uint64_t>(m.config.size), {}};
+  for (const auto& l : m.layers) {
+    if (!image::layer_compression(l.media_type))
+      return Error(ErrorCode::kInvalidArgument,
+                   "layer " + l.digest.str() + ": unsupported media type '" + l.media_type + "'");
+    VESSEL_TRY(import_blob(layout, l.digest, l.size));
+    rec.layers.push_back(l.digest);
+    rec.size += static_cast<uint64_t>(l.size);
+  }
+  VESSEL_ASSIGN_OR_RETURN(image::ImageConfig config, this->config(rec));
+  rec.platform = config.platform().str();
+  if (config.diff_ids.size() != m.layers.size())
+    return Error(ErrorCode::kProtocol, "config and manifest disagree on the number of layers");
+  if (auto snap = snapshot(rec); !snap.ok()) return snap.error();
+  VESSEL_TRY(record(rec));
+  return rec;
+}
+
+Result<std::vector<ImageRecord>> ImageStore::load_layout(const std::string& dir,
+                                                         const std::string& repository) {
+  auto fail = [](const Error& e) { return e; };  // the caller names the input
+  auto index_bytes = sys::read_file(dir + "/index.json", image::kMaxManifestBytes);
+  if (!index_bytes.ok()) return fail(index_bytes.error());
+  auto parsed = image::parse_manifest(*index_bytes, image::media_types::kOciIndex);
+  if (!parsed.ok()) return fail(parsed.error());
+  auto* index = std::get_if<image::Index>(&*parsed);
+  if (!index) return fail(Error(ErrorCode::kInvalidArgument, "index.json is not an image index"));
+  std::vector<ImageRecord> out;
+  for (const auto& desc : index->manifests) {
+    auto ann = desc.annotations.find("org.opencontainers.image.ref.name");
+    if (ann == desc.annotations.end()) continue;
+    std::string name = ann->second;
+    bool full = name.find('/') != std::string::npos || name.find('@') != std::string::npos;
+    if (!full) {
+      if (repository.empty())
+        return fail(Error(ErrorCode::kInvalidArgument,
+                          "image tagged '" + name + "' has no repository name"));
+      name = repository + ":" + name;
+    }
+    auto ref = image::parse_reference(name);
+    if (!ref.ok()) return fail(ref.error());
+    auto rec = import_manifest(dir, desc, ref->str());
+    if (!rec.ok()) return fail(rec.error().wrap("image '" + ref->familiar() + "'"));
+    out.push_back(std::move(*rec));
+  }
+  if (out.empty())
+    return fail(Error(ErrorCode::kNotFound, "no named image in the layout's index.json"));
+  return out;
+}
+
 Result<std::string> ImageStore::snapshot(const ImageRecord& image) {
   std::string path = root_ + "/snapshots/" + image.manifest.hex() + ".ext4";
   if (::access(path.c_str(), F_OK) == 0) return path;

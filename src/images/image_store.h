@@ -21,6 +21,7 @@
 #include "content/store.h"
 #include "image/config.h"
 #include "image/digest.h"
+#include "image/manifest.h"
 #include "image/platform.h"
 #include "image/reference.h"
 #include "registry/client.h"
@@ -63,6 +64,14 @@ class ImageStore {
   /// Resolves `ref` in its registry, downloads what the content store lacks
   /// (verifying every blob), builds the snapshot and records the name.
   Result<ImageRecord> pull(const image::Reference& ref, const PullOptions& options);
+  /// Imports the images of an OCI image layout directory (index.json,
+  /// blobs/sha256/...): every blob is verified into the content store, the
+  /// snapshot built and the name recorded. An image's name comes from its
+  /// "org.opencontainers.image.ref.name" annotation: a full reference is used
+  /// as is, a bare tag is appended to `repository` (required then). Errors
+  /// do not name `dir`: the caller knows what the user gave.
+  Result<std::vector<ImageRecord>> load_layout(const std::string& dir,
+                                               const std::string& repository = "");
   /// The image recorded under `ref`'s canonical name, if any.
   Result<std::optional<ImageRecord>> find(const image::Reference& ref) const;
   Result<std::vector<ImageRecord>> list() const;
@@ -76,6 +85,11 @@ class ImageStore {
   Result<std::vector<ImageRecord>> read_index() const;
   Status record(const ImageRecord& image);
   Status build_snapshot(const ImageRecord& image, const std::string& path);
+  /// Copies blob `d` (at most `size` bytes) from a layout into the store.
+  Status import_blob(const std::string& layout, const image::Digest& d, int64_t size);
+  /// Imports one image manifest of a layout under `name`.
+  Result<ImageRecord> import_manifest(const std::string& layout, const image::Descriptor& desc,
+                                      const std::string& name);
 
   std::string root_;
   content::Store store_;

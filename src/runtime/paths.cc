@@ -13,6 +13,8 @@ std::string env(const char* name) {
   return v ? v : "";
 }
 
+}  // namespace
+
 std::string share_dir() {
   if (auto s = env("VESSEL_SHARE_DIR"); !s.empty()) return s;
   char exe[PATH_MAX];
@@ -23,7 +25,11 @@ std::string share_dir() {
   return dir.substr(0, dir.rfind('/')) + "/share/vessel";
 }
 
-}  // namespace
+std::string embedded_image_layout(const std::string& repository) {
+  // Repository names are validated references: no "..", no leading "/".
+  std::string dir = share_dir() + "/images/" + repository;
+  return ::access((dir + "/index.json").c_str(), R_OK) == 0 ? dir : "";
+}
 
 std::string resolve_root(const std::optional<std::string>& flag) {
   if (flag && !flag->empty()) return *flag;

@@ -17,6 +17,14 @@ inline std::string run_dir(const std::string& root) {
   return root + "/run";
 }
 
+/// Where the kernel, initramfs and embedded images live: $VESSEL_SHARE_DIR,
+/// else <dir of this executable>/../share/vessel.
+std::string share_dir();
+
+/// The OCI layout of an embedded image named `repository` (e.g.
+/// "vessel/busybox"), or "" if the build embeds none by that name.
+std::string embedded_image_layout(const std::string& repository);
+
 struct GuestAssets {
   std::string kernel;
   std::string initrd;
