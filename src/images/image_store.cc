@@ -24,20 +24,6 @@ namespace {
 using image::Digest;
 using nlohmann::json;
 
-// Holds an exclusive flock on a lock file for its lifetime.
-class FileLock {
- public:
-  static Result<FileLock> acquire(const std::string& path) {
-    VESSEL_ASSIGN_OR_RETURN(UniqueFd fd, sys::open_fd(path, O_RDWR | O_CREAT, 0600));
-    if (::flock(fd.get(), LOCK_EX) != 0) return Error::from_errno(errno, "lock '" + path + "'");
-    return FileLock(std::move(fd));
-  }
-
- private:
-  explicit FileLock(UniqueFd fd) : fd_(std::move(fd)) {}
-  UniqueFd fd_;
-};
-
 // Unpack directories carry their creator's pid: one whose process is gone
 // was abandoned by a crash.
 void remove_abandoned_unpacks(const std::string& tmp) {
@@ -114,7 +100,7 @@ Result<std::vector<ImageRecord>> ImageStore::read_index() const {
 }
 
 Status ImageStore::record(const ImageRecord& image) {
-  VESSEL_ASSIGN_OR_RETURN(FileLock lock, FileLock::acquire(root_ + "/images/lock"));
+  VESSEL_ASSIGN_OR_RETURN(sys::FileLock lock, sys::FileLock::acquire(root_ + "/images/lock"));
   VESSEL_ASSIGN_OR_RETURN(auto images, read_index());
   std::erase_if(images, [&](const ImageRecord& r) { return r.name == image.name; });
   images.push_back(image);
@@ -338,7 +324,7 @@ Result<std::string> ImageStore::snapshot(const ImageRecord& image) {
   std::string path = root_ + "/snapshots/" + image.manifest.hex() + ".ext4";
   if (::access(path.c_str(), F_OK) == 0) return path;
   // One builder per snapshot; a second waits and then finds it done.
-  VESSEL_ASSIGN_OR_RETURN(FileLock lock, FileLock::acquire(path + ".lock"));
+  VESSEL_ASSIGN_OR_RETURN(sys::FileLock lock, sys::FileLock::acquire(path + ".lock"));
   if (::access(path.c_str(), F_OK) == 0) return path;
   VESSEL_TRY(build_snapshot(image, path));
   ::unlink((path + ".lock").c_str());

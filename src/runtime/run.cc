@@ -1,10 +1,8 @@
 #include "runtime/run.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -12,6 +10,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <ctime>
 
 #include "agent/agent_connection.h"
 #include "base/log.h"
@@ -157,20 +156,20 @@ class TreeRemover {
 // A directory whose lock can be taken belongs to a run that was killed (its
 // QEMU and virtiofsd died with it, through PR_SET_PDEATHSIG): remove it.
 void remove_stale_runs(const std::string& dir) {
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) return;
-  std::vector<std::string> stale;
-  while (dirent* e = ::readdir(d)) {
-    std::string name = e->d_name;
-    if (name == "." || name == "..") continue;
-    std::string lock = dir + "/" + name + "/lock";
-    int fd = ::open(lock.c_str(), O_RDONLY | O_CLOEXEC);
-    // No lock file: a run that died before creating it (or a stray entry).
-    if (fd < 0 || ::flock(fd, LOCK_EX | LOCK_NB) == 0) stale.push_back(dir + "/" + name);
-    if (fd >= 0) ::close(fd);
-  }
-  ::closedir(d);
-  for (const auto& path : stale) {
+  auto names = sys::list_dir(dir);
+  if (!names.ok()) return;
+  for (const auto& name : *names) {
+    std::string path = dir + "/" + name;
+    if (name[0] == '.') {
+      // Not yet renamed into place: its creator may be between mkdir and
+      // taking the lock. Only an old one is abandoned.
+      struct stat st;
+      if (::stat(path.c_str(), &st) != 0 || ::time(nullptr) - st.st_mtime < 60) continue;
+    } else {
+      // A free lock, or none (a run killed before making it): stale.
+      auto lock = sys::FileLock::try_acquire(path + "/lock");
+      if (lock.ok() && !lock->has_value()) continue;
+    }
     log::debug("removing runtime files of a dead run: " + path);
     if (auto s = sys::remove_tree(path); !s.ok()) log::warn(s.error().to_string());
   }
@@ -383,9 +382,8 @@ Result<RunOutcome> run_container(RunSpec spec,
   std::string tmp_rdir = run_dir(spec.root) + "/." + id.substr(0, 12);
   if (::mkdir(tmp_rdir.c_str(), 0700) != 0)
     return Error::from_errno(errno, "mkdir '" + tmp_rdir + "'");
-  auto lock = sys::open_fd(tmp_rdir + "/lock", O_RDWR | O_CREAT, 0600);
-  if (!lock.ok() || ::flock(lock->get(), LOCK_EX) != 0 ||
-      ::rename(tmp_rdir.c_str(), rdir.c_str()) != 0) {
+  auto lock = sys::FileLock::acquire(tmp_rdir + "/lock");
+  if (!lock.ok() || ::rename(tmp_rdir.c_str(), rdir.c_str()) != 0) {
     (void)sys::remove_tree(tmp_rdir);
     return Error::from_errno(errno, "create runtime directory '" + rdir + "'");
   }

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -36,6 +37,25 @@ Result<std::string> read_file(const std::string& path, size_t limit) {
                    "read '" + path + "': larger than " + std::to_string(limit) + " bytes");
   }
   return out;
+}
+
+Result<FileLock> FileLock::acquire(const std::string& path) {
+  VESSEL_ASSIGN_OR_RETURN(UniqueFd fd, open_fd(path, O_RDWR | O_CREAT, 0600));
+  int r;
+  do {
+    r = ::flock(fd.get(), LOCK_EX);
+  } while (r != 0 && errno == EINTR);
+  if (r != 0) return Error::from_errno(errno, "lock '" + path + "'");
+  return FileLock(std::move(fd));
+}
+
+Result<std::optional<FileLock>> FileLock::try_acquire(const std::string& path) {
+  VESSEL_ASSIGN_OR_RETURN(UniqueFd fd, open_fd(path, O_RDONLY));
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) return std::optional<FileLock>();
+    return Error::from_errno(errno, "lock '" + path + "'");
+  }
+  return std::optional<FileLock>(FileLock(std::move(fd)));
 }
 
 Status write_all(int fd, const void* data, size_t size) {

@@ -1,6 +1,7 @@
 // Filesystem helpers returning Result.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,22 @@ Result<std::string> make_temp_dir(const std::string& parent, const std::string& 
 Result<std::vector<std::string>> list_dir(const std::string& path);
 /// Opens with O_CLOEXEC added.
 Result<UniqueFd> open_fd(const std::string& path, int flags, mode_t mode = 0);
+/// An exclusive flock(2) on a lock file, held for the object's lifetime (and
+/// released by the kernel if the process dies, which is what makes "the lock
+/// is free" mean "its owner is gone").
+class FileLock {
+ public:
+  /// Opens (creating) `path` and waits for the lock.
+  static Result<FileLock> acquire(const std::string& path);
+  /// Takes the lock on an existing file if it is free now: nullopt when
+  /// someone holds it, kNotFound when there is no such file.
+  static Result<std::optional<FileLock>> try_acquire(const std::string& path);
+
+ private:
+  explicit FileLock(UniqueFd fd) : fd_(std::move(fd)) {}
+  UniqueFd fd_;
+};
+
 /// Writes all of `data` to a blocking or non-blocking fd (polls on EAGAIN).
 Status write_all(int fd, const void* data, size_t size);
 
