@@ -30,6 +30,7 @@ using Runner = std::function<int()>;
 Runner add_run(CLI::App& app, const GlobalOptions& global);
 Runner add_image(CLI::App& app, const GlobalOptions& global);
 Runner add_system(CLI::App& app, const GlobalOptions& global);
+Runner add_registry(CLI::App& app, const GlobalOptions& global);
 
 /// Flags shared by `image pull` and `run` (which pulls missing images).
 struct PullFlags {

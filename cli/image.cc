@@ -36,7 +36,8 @@ std::string human_size(double bytes) {
 // with bytes, total and speed; otherwise (plain) a line per state change.
 class ProgressView {
  public:
-  ProgressView(std::string mode) : mode_(std::move(mode)) {
+  explicit ProgressView(std::string mode, std::string verb = "downloading")
+      : mode_(std::move(mode)), verb_(std::move(verb)) {
     if (mode_ == "auto") mode_ = ::isatty(STDERR_FILENO) ? "tty" : "plain";
   }
 
@@ -57,12 +58,12 @@ class ProgressView {
         break;
       case PullEvent::Kind::kLayerStart:
         starts_[id] = now;
-        set(id, "downloading", e.total);
+        set(id, verb_, e.total);
         break;
       case PullEvent::Kind::kLayerBytes: {
         double secs = std::chrono::duration<double>(now - starts_[id]).count();
         std::string speed = secs > 0.2 ? "  " + human_size(e.bytes / secs) + "/s" : "";
-        state_[id] = "downloading " + human_size(static_cast<double>(e.bytes)) + " / " +
+        state_[id] = verb_ + " " + human_size(static_cast<double>(e.bytes)) + " / " +
                      human_size(static_cast<double>(e.total)) + speed;
         if (mode_ == "tty" && now - last_draw_ > std::chrono::milliseconds(100)) draw();
         return;
@@ -101,7 +102,7 @@ class ProgressView {
     last_draw_ = std::chrono::steady_clock::now();
   }
 
-  std::string mode_;
+  std::string mode_, verb_;
   std::vector<std::string> order_;
   std::map<std::string, std::string> state_;
   std::map<std::string, std::chrono::steady_clock::time_point> starts_;
@@ -187,6 +188,123 @@ int pull(const std::string& name, const PullFlags& f, const GlobalOptions& g) {
     return kExitFailure;
   }
   std::cout << "Digest: " << r->manifest.str() << "\n" << ref->familiar() << "\n";
+  return kExitOk;
+}
+
+// Opens the store and finds a local image by reference, or fails naming it.
+Result<std::pair<images::ImageStore, images::ImageRecord>> find_local(const GlobalOptions& g,
+                                                                      const std::string& name) {
+  VESSEL_ASSIGN_OR_RETURN(image::Reference ref, image::parse_reference(name));
+  VESSEL_ASSIGN_OR_RETURN(images::ImageStore store,
+                          images::ImageStore::open(runtime::resolve_root(g.root)));
+  VESSEL_ASSIGN_OR_RETURN(auto found, store.find(ref));
+  if (!found) return Error(ErrorCode::kNotFound, "no such image: '" + ref.familiar() + "'");
+  return std::make_pair(std::move(store), std::move(*found));
+}
+
+int tag(const std::string& source, const std::string& target, const GlobalOptions& g) {
+  auto local = find_local(g, source);
+  auto ref = image::parse_reference(target);
+  Status s = !local.ok() ? Status(local.error()) : !ref.ok() ? Status(ref.error()) : Status();
+  if (s.ok()) s = local->first.tag(local->second, *ref);
+  if (!s.ok()) {
+    print_error("tag: " + s.error().to_string());
+    return kExitFailure;
+  }
+  return kExitOk;
+}
+
+int remove(const std::vector<std::string>& names, const GlobalOptions& g) {
+  // Containers that outlive a run do not exist yet (issue 4), so no image is
+  // "in use": rm forgets names; prune reclaims the space.
+  int rc = kExitOk;
+  for (const auto& name : names) {
+    auto local = find_local(g, name);
+    Status s = local.ok() ? Status() : Status(local.error());
+    if (s.ok()) s = local->first.remove(*image::parse_reference(name));
+    if (!s.ok()) {
+      print_error("rm: " + s.error().to_string());
+      rc = kExitFailure;
+      continue;
+    }
+    std::cout << "Untagged: " << name << "\n";
+  }
+  return rc;
+}
+
+int inspect(const std::string& name, const GlobalOptions& g) {
+  auto local = find_local(g, name);
+  if (!local.ok()) {
+    print_error("inspect: " + local.error().to_string());
+    return kExitFailure;
+  }
+  auto& [store, rec] = *local;
+  auto config = store.config(rec);
+  auto manifest = store.manifest_bytes(rec);
+  if (!config.ok() || !manifest.ok()) {
+    print_error("inspect: " + (config.ok() ? manifest.error() : config.error()).to_string());
+    return kExitFailure;
+  }
+  nlohmann::json layers = nlohmann::json::array();
+  for (const auto& l : rec.layers)
+    layers.push_back(l.str());
+  const auto& c = config->config;
+  nlohmann::json out = {
+      {"Name", rec.name},
+      {"Id", rec.config.str()},
+      {"Digest", rec.manifest.str()},
+      {"Platform", rec.platform},
+      {"Size", rec.size},
+      {"Layers", layers},
+      {"Config",
+       {{"User", c.user},
+        {"Env", c.env},
+        {"Entrypoint", c.entrypoint},
+        {"Cmd", c.cmd},
+        {"WorkingDir", c.working_dir},
+        {"StopSignal", c.stop_signal},
+        {"Labels", c.labels},
+        {"ExposedPorts", c.exposed_ports},
+        {"Volumes", c.volumes}}},
+      {"Manifest", nlohmann::json::parse(*manifest, nullptr, false)},
+  };
+  std::cout << nlohmann::json::array({out}).dump(2) << "\n";
+  return kExitOk;
+}
+
+int prune(const GlobalOptions& g) {
+  auto store = images::ImageStore::open(runtime::resolve_root(g.root));
+  auto stats = store.ok() ? store->prune() : Result<images::ImageStore::PruneStats>(store.error());
+  if (!stats.ok()) {
+    print_error("prune: " + stats.error().to_string());
+    return kExitFailure;
+  }
+  std::cout << "Deleted " << stats->blobs << " blobs and " << stats->snapshots
+            << " snapshots\nTotal reclaimed space: "
+            << human_size(static_cast<double>(stats->bytes)) << "\n";
+  return kExitOk;
+}
+
+int push(const std::string& name, const PullFlags& f, const GlobalOptions& g) {
+  auto local = find_local(g, name);
+  if (!local.ok()) {
+    print_error("push: " + local.error().to_string());
+    return kExitFailure;
+  }
+  auto o = pull_options(f);
+  if (!o.ok()) {
+    print_error("push: " + o.error().to_string());
+    return kExitFailure;
+  }
+  auto view = std::make_shared<ProgressView>(f.progress, "pushing");
+  o->progress = [view](const PullEvent& e) { view->on_event(e); };
+  auto s = local->first.push(local->second, *image::parse_reference(name), *o);
+  view->finish_block();
+  if (!s.ok()) {
+    print_error(s.error().to_string());
+    return kExitFailure;
+  }
+  std::cout << "Pushed " << name << "\nDigest: " << local->second.manifest.str() << "\n";
   return kExitOk;
 }
 
@@ -290,6 +408,8 @@ Runner add_image(CLI::App& app, const GlobalOptions& global) {
     PullFlags pull;
     std::string ref;
     std::string input, name;
+    std::vector<std::string> refs;
+    bool force = false;
     std::string format = "table";
     bool quiet = false;
   };
@@ -314,12 +434,29 @@ Runner add_image(CLI::App& app, const GlobalOptions& global) {
   CLI::App* load_cmd = image->add_subcommand("load", "Load images from an OCI image layout");
   load_cmd->add_option("-i,--input", f->input, "OCI layout directory, or a tar of one")->required();
   load_cmd->add_option("--name", f->name, "Repository for images tagged with a bare tag");
+  CLI::App* tag_cmd = image->add_subcommand("tag", "Give a local image another name");
+  tag_cmd->add_option("source", f->ref, "Local image")->required();
+  tag_cmd->add_option("target", f->name, "New name")->required();
+  CLI::App* rm_cmd = image->add_subcommand("rm", "Remove image names (prune frees the space)");
+  rm_cmd->add_option("images", f->refs, "Images")->required();
+  rm_cmd->add_flag("-f,--force", f->force, "Accepted for Docker compatibility");
+  CLI::App* inspect_cmd = image->add_subcommand("inspect", "Show an image's details as JSON");
+  inspect_cmd->add_option("image", f->ref, "Image")->required();
+  CLI::App* prune_cmd = image->add_subcommand("prune", "Remove blobs and snapshots no image uses");
+  CLI::App* push_cmd = image->add_subcommand("push", "Push an image to its registry");
+  add_pull_flags(push_cmd, f->pull);
+  push_cmd->add_option("image", f->ref, "Image (its name says where to push)")->required();
   CLI::App* pull_alias = add_pull(&app, "pull", "Pull an image (alias of `image pull`)");
   CLI::App* ls_alias = add_ls(&app, "images", "List images (alias of `image ls`)");
   return [=, &global] {
     if (pull_cmd->parsed() || pull_alias->parsed()) return pull(f->ref, f->pull, global);
     if (ls_cmd->parsed() || ls_alias->parsed()) return list(f->format, f->quiet, global);
     if (load_cmd->parsed()) return load(f->input, f->name, global);
+    if (tag_cmd->parsed()) return tag(f->ref, f->name, global);
+    if (rm_cmd->parsed()) return remove(f->refs, global);
+    if (inspect_cmd->parsed()) return inspect(f->ref, global);
+    if (prune_cmd->parsed()) return prune(global);
+    if (push_cmd->parsed()) return push(f->ref, f->pull, global);
     return kExitUsage;
   };
 }

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 #include <variant>
 
@@ -132,8 +133,9 @@ Result<image::ImageConfig> ImageStore::config(const ImageRecord& image) const {
   return image::parse_image_config(bytes);
 }
 
-Result<ImageRecord> ImageStore::pull(const image::Reference& ref, const PullOptions& o) {
-  auto fail = [&](const Error& e) { return e.wrap("pull '" + ref.familiar() + "'"); };
+namespace {
+
+Result<registry::RegistryClient> client_for(const image::Reference& ref, const PullOptions& o) {
   registry::RegistryOptions ro;
   ro.host = ref.registry_host();
   ro.scheme = o.scheme;
@@ -141,7 +143,101 @@ Result<ImageRecord> ImageStore::pull(const image::Reference& ref, const PullOpti
   auto creds = registry::lookup_credentials(o.credentials_dir,
                                             registry::default_docker_config_dir(), ref.registry);
   if (creds.ok()) ro.credentials = *creds;
-  auto client = registry::RegistryClient::create(ro);
+  return registry::RegistryClient::create(ro);
+}
+
+}  // namespace
+
+Status ImageStore::tag(const ImageRecord& image, const image::Reference& target) {
+  ImageRecord copy = image;
+  copy.name = target.str();
+  return record(copy);
+}
+
+Status ImageStore::remove(const image::Reference& ref) {
+  VESSEL_ASSIGN_OR_RETURN(sys::FileLock lock, sys::FileLock::acquire(root_ + "/images/lock"));
+  VESSEL_ASSIGN_OR_RETURN(auto images, read_index());
+  std::string name = ref.str();
+  size_t before = images.size();
+  std::erase_if(images, [&](const ImageRecord& r) { return r.name == name; });
+  if (images.size() == before)
+    return Error(ErrorCode::kNotFound, "no such image: '" + ref.familiar() + "'");
+  json arr = json::array();
+  for (const auto& r : images)
+    arr.push_back(to_json(r));
+  return sys::write_file_atomic(root_ + "/images/index.json", json{{"images", arr}}.dump(2), 0600);
+}
+
+Result<ImageStore::PruneStats> ImageStore::prune() {
+  VESSEL_ASSIGN_OR_RETURN(sys::FileLock gc, sys::FileLock::acquire(root_ + "/images/gc.lock"));
+  VESSEL_ASSIGN_OR_RETURN(sys::FileLock lock, sys::FileLock::acquire(root_ + "/images/lock"));
+  VESSEL_ASSIGN_OR_RETURN(auto images, read_index());
+  std::set<std::string> keep_blobs, keep_snapshots;
+  for (const auto& r : images) {
+    keep_blobs.insert(r.manifest.hex());
+    keep_blobs.insert(r.config.hex());
+    for (const auto& l : r.layers)
+      keep_blobs.insert(l.hex());
+    keep_snapshots.insert(r.manifest.hex() + ".ext4");
+  }
+  PruneStats stats;
+  VESSEL_ASSIGN_OR_RETURN(auto blobs, store_.list());
+  for (const auto& d : blobs) {
+    if (keep_blobs.count(d.hex())) continue;
+    auto size = store_.size(d);
+    VESSEL_TRY(store_.remove(d));
+    ++stats.blobs;
+    if (size.ok()) stats.bytes += *size;
+  }
+  VESSEL_ASSIGN_OR_RETURN(auto snaps, sys::list_dir(root_ + "/snapshots"));
+  for (const auto& name : snaps) {
+    if (keep_snapshots.count(name) || !name.ends_with(".ext4")) continue;
+    std::string path = root_ + "/snapshots/" + name;
+    struct stat st;
+    // Allocated bytes: snapshots are sparse.
+    if (::stat(path.c_str(), &st) == 0) stats.bytes += static_cast<uint64_t>(st.st_blocks) * 512;
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+      return Error::from_errno(errno, "remove snapshot '" + path + "'");
+    ++stats.snapshots;
+  }
+  return stats;
+}
+
+Result<std::string> ImageStore::manifest_bytes(const ImageRecord& image) const {
+  return store_.read(image.manifest, image::kMaxManifestBytes);
+}
+
+Status ImageStore::push(const ImageRecord& image, const image::Reference& target,
+                        const PullOptions& o) {
+  auto fail = [&](const Error& e) { return e.wrap("push '" + target.familiar() + "'"); };
+  auto client = client_for(target, o);
+  if (!client.ok()) return fail(client.error());
+  auto bytes = manifest_bytes(image);
+  if (!bytes.ok()) return fail(bytes.error());
+  auto parsed = image::parse_manifest(*bytes, "");
+  if (!parsed.ok()) return fail(parsed.error());
+  const auto& m = std::get<image::Manifest>(*parsed);
+  std::vector<image::Descriptor> blobs = m.layers;
+  blobs.push_back(m.config);
+  for (const auto& d : blobs) {
+    if (o.progress) o.progress({PullEvent::Kind::kLayerStart, d.digest, 0, d.size});
+    if (auto s = client->push_blob(target.repository, d.digest, store_.blob_path(d.digest));
+        !s.ok())
+      return fail(s.error());
+    if (o.progress) o.progress({PullEvent::Kind::kLayerDone, d.digest, d.size, d.size});
+  }
+  std::string ref = target.digest ? target.digest->str() : target.tag;
+  if (auto s = client->put_manifest(target.repository, ref, *bytes, m.media_type); !s.ok())
+    return fail(s.error());
+  return ok_status();
+}
+
+Result<ImageRecord> ImageStore::pull(const image::Reference& ref, const PullOptions& o) {
+  auto fail = [&](const Error& e) { return e.wrap("pull '" + ref.familiar() + "'"); };
+  // Shared: prune() waits for pulls, whose new blobs are not yet named.
+  auto gc = sys::FileLock::acquire(root_ + "/images/gc.lock", /*shared=*/true);
+  if (!gc.ok()) return fail(gc.error());
+  auto client = client_for(ref, o);
   if (!client.ok()) return fail(client.error());
 
   std::string tag_or_digest = ref.digest ? ref.digest->str() : ref.tag;

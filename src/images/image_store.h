@@ -75,6 +75,22 @@ class ImageStore {
   /// The image recorded under `ref`'s canonical name, if any.
   Result<std::optional<ImageRecord>> find(const image::Reference& ref) const;
   Result<std::vector<ImageRecord>> list() const;
+  /// Records `image` under a second name.
+  Status tag(const ImageRecord& image, const image::Reference& target);
+  /// Forgets the name; the data stays until prune(). kNotFound if absent.
+  Status remove(const image::Reference& ref);
+  struct PruneStats {
+    uint64_t blobs = 0, snapshots = 0, bytes = 0;
+  };
+  /// Removes blobs and snapshots no recorded image refers to. Waits for
+  /// pulls in progress (they hold the gc lock shared) so their new blobs,
+  /// not yet named, are not taken.
+  Result<PruneStats> prune();
+  /// The manifest bytes as stored.
+  Result<std::string> manifest_bytes(const ImageRecord& image) const;
+  /// Uploads the image's blobs (those the registry lacks) and manifest
+  /// under `target`.
+  Status push(const ImageRecord& image, const image::Reference& target, const PullOptions& options);
   Result<image::ImageConfig> config(const ImageRecord& image) const;
   /// Path of the image's ext4 snapshot, building it if it is missing.
   Result<std::string> snapshot(const ImageRecord& image);

@@ -39,11 +39,11 @@ Result<std::string> read_file(const std::string& path, size_t limit) {
   return out;
 }
 
-Result<FileLock> FileLock::acquire(const std::string& path) {
+Result<FileLock> FileLock::acquire(const std::string& path, bool shared) {
   VESSEL_ASSIGN_OR_RETURN(UniqueFd fd, open_fd(path, O_RDWR | O_CREAT, 0600));
   int r;
   do {
-    r = ::flock(fd.get(), LOCK_EX);
+    r = ::flock(fd.get(), shared ? LOCK_SH : LOCK_EX);
   } while (r != 0 && errno == EINTR);
   if (r != 0) return Error::from_errno(errno, "lock '" + path + "'");
   return FileLock(std::move(fd));

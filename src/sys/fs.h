@@ -30,8 +30,9 @@ Result<UniqueFd> open_fd(const std::string& path, int flags, mode_t mode = 0);
 /// is free" mean "its owner is gone").
 class FileLock {
  public:
-  /// Opens (creating) `path` and waits for the lock.
-  static Result<FileLock> acquire(const std::string& path);
+  /// Opens (creating) `path` and waits for the lock; `shared` takes a
+  /// shared lock (many holders) instead of an exclusive one.
+  static Result<FileLock> acquire(const std::string& path, bool shared = false);
   /// Takes the lock on an existing file if it is free now: nullopt when
   /// someone holds it, kNotFound when there is no such file.
   static Result<std::optional<FileLock>> try_acquire(const std::string& path);

@@ -377,6 +377,40 @@ TEST_F(ImagePullTest, PullByDigestPrintsThatDigestAndListsIt) {
   EXPECT_TRUE(listed) << "no image with digest " << f().two_digest << " in image ls";
 }
 
+TEST_F(ImagePullTest, PushedCopyPullsBackWithTheSameDigestAndPruneFreesUnusedData) {
+  ASSERT_EQ(vessel({"image", "pull", ref("latest")}).exit_code, 0);
+  std::string copy = f().registry->host() + "/test/pushed:copy";
+  CliResult t = vessel({"image", "tag", ref("latest"), copy});
+  ASSERT_EQ(t.exit_code, 0) << show(t);
+  CliResult p = vessel({"image", "push", "--progress", "plain", copy});
+  ASSERT_EQ(p.exit_code, 0) << show(p);
+  EXPECT_TRUE(contains(p.out, "Digest: " + f().latest_digest)) << show(p);
+
+  // Pull the pushed copy into a second, empty state root.
+  std::string other = scratch_dir() + "/other-root";
+  CliResult back = run_cli({"--root", other, "image", "pull", copy});
+  ASSERT_EQ(back.exit_code, 0) << back.err;
+  EXPECT_TRUE(contains(back.out, "Digest: " + f().latest_digest)) << back.out;
+
+  CliResult inspect = vessel({"image", "inspect", copy});
+  ASSERT_EQ(inspect.exit_code, 0) << show(inspect);
+  auto j = nlohmann::json::parse(inspect.out, nullptr, false);
+  ASSERT_TRUE(j.is_array() && j.size() == 1) << inspect.out;
+  EXPECT_EQ(j[0].value("Digest", ""), f().latest_digest);
+
+  // Removing one name keeps the data; removing the last lets prune free it.
+  ASSERT_EQ(vessel({"image", "rm", copy}).exit_code, 0);
+  CliResult kept = vessel({"image", "prune"});
+  ASSERT_EQ(kept.exit_code, 0) << show(kept);
+  EXPECT_TRUE(contains(kept.out, "Deleted 0 blobs")) << show(kept);
+  ASSERT_EQ(vessel({"image", "rm", ref("latest")}).exit_code, 0);
+  CliResult freed = vessel({"image", "prune"});
+  ASSERT_EQ(freed.exit_code, 0) << show(freed);
+  EXPECT_FALSE(contains(freed.out, "Deleted 0 blobs")) << show(freed);
+  EXPECT_EQ(image_list().size(), 0u);
+  EXPECT_EQ(vessel({"image", "rm", ref("latest")}).exit_code, 1);
+}
+
 // --- Errors -----------------------------------------------------------------------
 
 TEST_F(ImagePullTest, MissingTagFailsWithExit1NamingTheReference) {
