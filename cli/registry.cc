@@ -19,18 +19,20 @@ namespace {
 
 // Reads a line from the terminal without echo; nullopt at EOF.
 std::optional<std::string> prompt_no_echo(const std::string& prompt) {
-  std::cerr << prompt << std::flush;
+  // Echo goes off before the prompt shows, and input typed ahead is kept
+  // (TCSANOW, not TCSAFLUSH).
   termios old{};
   bool restore = ::tcgetattr(STDIN_FILENO, &old) == 0;
   if (restore) {
     termios quiet = old;
     quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
     quiet.c_lflag |= ECHONL;
-    ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    ::tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
   }
+  std::cerr << prompt << std::flush;
   std::string line;
   bool got = static_cast<bool>(std::getline(std::cin, line));
-  if (restore) ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+  if (restore) ::tcsetattr(STDIN_FILENO, TCSANOW, &old);
   if (!got) return std::nullopt;
   return line;
 }
@@ -146,7 +148,9 @@ int login(const LoginFlags& f, const GlobalOptions& g) {
   }
   std::string host = key == image::kDockerHubRegistry ? std::string(image::kDockerHubApiHost) : key;
   if (Status s = verify_login(host, scheme, !f.tls_verify, creds); !s.ok()) {
-    print_error(s.error().to_string());
+    print_error(s.error().code() == ErrorCode::kPermissionDenied
+                    ? s.error().to_string()
+                    : "login to '" + host + "' failed: " + s.error().to_string());
     return kExitFailure;
   }
   std::string root = runtime::resolve_root(g.root);

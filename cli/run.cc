@@ -59,17 +59,25 @@ Result<std::vector<std::string>> collect_env(const RunFlags& f) {
   return env;
 }
 
+// -u / the image's User: numeric "uid[:gid]" goes into the numeric fields;
+// anything with a name is resolved by the guest in the container's own
+// /etc/passwd and /etc/group, as Docker does.
 Status parse_user(const std::string& user, runtime::RunSpec& spec) {
   if (user.empty()) return ok_status();
   auto parts = split(user, ':');
+  if (parts.size() > 2 || parts[0].empty() || (parts.size() == 2 && parts[1].empty()) ||
+      user.size() > 256)
+    return Error(ErrorCode::kInvalidArgument,
+                 "invalid user '" + user + "' (expected user[:group], names or numbers)");
   auto uid = parse_u64(parts[0]);
   std::optional<uint64_t> gid = uint64_t{0};
   if (parts.size() == 2) gid = parse_u64(parts[1]);
-  if (parts.size() > 2 || !uid || !gid || *uid > 0xfffffffe || *gid > 0xfffffffe)
-    return Error(ErrorCode::kInvalidArgument,
-                 "invalid user '" + user + "' (expected uid[:gid], numeric)");
-  spec.uid = static_cast<uint32_t>(*uid);
-  spec.gid = static_cast<uint32_t>(*gid);
+  if (uid && gid && *uid <= 0xfffffffe && *gid <= 0xfffffffe) {
+    spec.uid = static_cast<uint32_t>(*uid);
+    spec.gid = static_cast<uint32_t>(*gid);
+    return ok_status();
+  }
+  spec.user = user;
   return ok_status();
 }
 
@@ -137,9 +145,7 @@ Status apply_image(const RunFlags& f, const std::string& name, std::vector<std::
     spec.workdir = config.config.working_dir;
   if (f.user.empty() && !config.config.user.empty()) {
     if (auto s = parse_user(config.config.user, spec); !s.ok())
-      return Error(ErrorCode::kInvalidArgument,
-                   "image user '" + config.config.user +
-                       "': only numeric uid[:gid] is supported so far (pass -u)");
+      return s.error().wrap("image '" + ref.familiar() + "'");
   }
   return ok_status();
 }
@@ -241,7 +247,7 @@ Runner add_run(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--env-file", flags->env_files, "Read environment variables from a file")
       ->allow_extra_args(false);
   cmd->add_option("-w,--workdir", flags->workdir, "Working directory inside the container");
-  cmd->add_option("-u,--user", flags->user, "User to run as: uid[:gid]");
+  cmd->add_option("-u,--user", flags->user, "User to run as: user[:group], names or numbers");
   cmd->add_option("--cpus", flags->cpus, "Virtual CPUs (default 2)");
   cmd->add_option("-m,--memory", flags->memory, "Memory, e.g. 256m or 1g (default 512m)");
   cmd->add_option("--name", flags->name, "Name of the container");

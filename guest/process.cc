@@ -13,6 +13,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -38,6 +39,7 @@ enum class Stage : int32_t {
   kSetgid,
   kSetuid,
   kExec,
+  kUser,
 };
 
 struct ChildReport {
@@ -270,6 +272,91 @@ int exec_first(const ChildPlan& plan) {
   return denied ? EACCES : ENOENT;
 }
 
+/// Splits a passwd/group line into its ':' fields.
+std::vector<std::string> colon_fields(const char* line) {
+  std::vector<std::string> out(1);
+  for (const char* c = line; *c; ++c) {
+    if (*c == ':')
+      out.emplace_back();
+    else if (*c != '\n')
+      out.back() += *c;
+  }
+  return out;
+}
+
+/// Parses a decimal id; false for anything else.
+bool parse_id(const std::string& s, uint32_t& out) {
+  if (s.empty() || s.size() > 10) return false;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (v > 0xfffffffeu) return false;
+  out = static_cast<uint32_t>(v);
+  return true;
+}
+
+/// Calls `fn(fields)` for each line of a colon-separated database file.
+template <typename Fn>
+void for_each_entry(const char* path, Fn fn) {
+  FILE* f = fopen(path, "re");
+  if (!f) return;
+  char* line = nullptr;
+  size_t cap = 0;
+  while (getline(&line, &cap, f) > 0)
+    fn(colon_fields(line));
+  free(line);
+  fclose(f);
+}
+
+/// Resolves "user[:group]" in the container's /etc/passwd and /etc/group
+/// (the child has joined the container's mount namespace), as runc does: a
+/// numeric user need not exist, a name must. Returns 0 or ESRCH.
+int resolve_user(const std::string& spec, uint32_t& uid, uint32_t& gid,
+                 std::vector<gid_t>& groups) {
+  std::string user = spec, group;
+  if (auto colon = spec.find(':'); colon != std::string::npos) {
+    user = spec.substr(0, colon);
+    group = spec.substr(colon + 1);
+  }
+  bool numeric_user = parse_id(user, uid);
+  bool found = false;
+  std::string name;
+  gid = 0;
+  for_each_entry("/etc/passwd", [&](const std::vector<std::string>& f) {
+    uint32_t id;
+    if (found || f.size() < 4 || !parse_id(f[2], id)) return;
+    if (numeric_user ? id != uid : f[0] != user) return;
+    uid = id;
+    if (!parse_id(f[3], gid)) gid = 0;
+    name = f[0];
+    found = true;
+  });
+  if (!numeric_user && !found) return ESRCH;
+  groups.clear();
+  bool numeric_group = !group.empty() && parse_id(group, gid);
+  bool group_found = group.empty() || numeric_group;
+  for_each_entry("/etc/group", [&](const std::vector<std::string>& f) {
+    uint32_t id;
+    if (f.size() < 4 || !parse_id(f[2], id)) return;
+    if (!group.empty() && !numeric_group && f[0] == group) {
+      gid = id;
+      group_found = true;
+    }
+    if (name.empty()) return;
+    size_t start = 0;
+    const std::string& members = f[3];
+    while (start <= members.size()) {
+      size_t end = members.find(',', start);
+      if (end == std::string::npos) end = members.size();
+      if (members.compare(start, end - start, name) == 0) groups.push_back(id);
+      start = end + 1;
+    }
+  });
+  return group_found ? 0 : ESRCH;
+}
+
 [[noreturn]] void run_child(const ChildPlan& plan) {
   const protocol::Spawn& spec = *plan.spec;
   const int report = plan.report_fd;
@@ -281,14 +368,19 @@ int exec_first(const ChildPlan& plan) {
   if (setns(plan.mount_ns, CLONE_NEWNS) < 0) child_fail(report, Stage::kNamespace, errno);
   bool attached = spec.tty ? attach_terminal(*plan.stdio) : attach_pipes(*plan.stdio);
   if (!attached) child_fail(report, Stage::kStdio, errno);
-  if (spec.uid != 0) give_stdio_to(spec.uid);
+  uint32_t uid = spec.uid, gid = spec.gid;
+  std::vector<gid_t> groups(spec.groups.begin(), spec.groups.end());
+  if (!spec.user.empty()) {
+    if (int e = resolve_user(spec.user, uid, gid, groups); e != 0) {
+      child_fail(report, Stage::kUser, e);
+    }
+  }
+  if (uid != 0) give_stdio_to(uid);
   if (chdir(plan.cwd) < 0) child_fail(report, Stage::kChdir, errno);
   // Groups, then gid, then uid: each step needs the privilege the next drops.
-  if (setgroups(spec.groups.size(), spec.groups.data()) < 0) {
-    child_fail(report, Stage::kSetgroups, errno);
-  }
-  if (setgid(spec.gid) < 0) child_fail(report, Stage::kSetgid, errno);
-  if (setuid(spec.uid) < 0) child_fail(report, Stage::kSetuid, errno);
+  if (setgroups(groups.size(), groups.data()) < 0) child_fail(report, Stage::kSetgroups, errno);
+  if (setgid(gid) < 0) child_fail(report, Stage::kSetgid, errno);
+  if (setuid(uid) < 0) child_fail(report, Stage::kSetuid, errno);
   child_fail(report, Stage::kExec, exec_first(plan));
 }
 
@@ -324,6 +416,10 @@ Status child_failure(const protocol::Spawn& spec, const char* cwd, const ChildRe
       return Status::from_errno(err, "setuid " + std::to_string(spec.uid));
     case Stage::kExec:
       return Status(err, exec_message(spec.argv[0], err));
+    case Stage::kUser:
+      // Docker's wording; ESRCH keeps it apart from "command not found".
+      return Status(err, "unable to find user '" + spec.user +
+                             "': no matching entries in passwd or group file");
   }
   return Status::from_errno(err, "start process");
 }

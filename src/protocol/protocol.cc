@@ -213,6 +213,7 @@ std::vector<uint8_t> encode(const Spawn& m) {
   w.u8(m.stdin_open);
   w.u16(m.rows);
   w.u16(m.cols);
+  w.str(m.user);
   return w.take();
 }
 
@@ -228,14 +229,15 @@ bool decode(std::span<const uint8_t> p, Spawn& out) {
   out.stdin_open = r.u8();
   out.rows = r.u16();
   out.cols = r.u16();
-  if (!r.ok() || out.argv.empty() || out.argv[0].empty()) return false;
+  out.user = r.str();
+  if (!r.ok() || out.argv.empty() || out.argv[0].empty() || out.user.size() > 256) return false;
   // Strings handed to execve() and chdir() must not hold NUL bytes.
   auto has_nul = [](const std::string& s) { return s.find('\0') != std::string::npos; };
   for (const auto& s : out.argv)
     if (has_nul(s)) return false;
   for (const auto& s : out.env)
     if (has_nul(s)) return false;
-  return !has_nul(out.cwd);
+  return !has_nul(out.cwd) && !has_nul(out.user);
 }
 
 std::vector<uint8_t> encode(const Reply& m) {

@@ -104,6 +104,10 @@ struct Spawn {
   uint8_t tty = 0;               // stdin/stdout/stderr on a new pty
   uint8_t stdin_open = 0;        // 0: stdin is /dev/null
   uint16_t rows = 0, cols = 0;   // initial window size when tty
+  /// If not empty, "user[:group]" (names or numbers) resolved in the
+  /// container's /etc/passwd and /etc/group, replacing uid, gid and groups
+  /// (supplementary groups: those listing the user), as Docker does.
+  std::string user;
 };
 
 /// Reply to Setup and Spawn. errnum 0 is success.

@@ -36,6 +36,7 @@ Spawn sample_spawn() {
   s.stdin_open = 1;
   s.rows = 24;
   s.cols = 80;
+  s.user = "nobody:tty";
   return s;
 }
 
@@ -152,6 +153,7 @@ TEST(ProtocolMessages, SpawnRoundTrip) {
   EXPECT_EQ(out.stdin_open, 1);
   EXPECT_EQ(out.rows, 24);
   EXPECT_EQ(out.cols, 80);
+  EXPECT_EQ(out.user, "nobody:tty");
 }
 
 TEST(ProtocolMessages, SpawnMinimalRoundTrip) {

@@ -337,7 +337,9 @@ Status prepare_spec(RunSpec& spec, const std::string& id) {
   if (!has_env(spec.env, "PATH")) env.push_back(std::string("PATH=") + kDefaultPath);
   env.push_back("HOSTNAME=" + spec.hostname);
   if (spec.tty && !has_env(spec.env, "TERM")) env.push_back("TERM=xterm");
-  if (!has_env(spec.env, "HOME")) env.push_back(spec.uid == 0 ? "HOME=/root" : "HOME=/");
+  // With a user name the home directory is the guest's to know; not set yet.
+  if (!has_env(spec.env, "HOME") && spec.user.empty())
+    env.push_back(spec.uid == 0 ? "HOME=/root" : "HOME=/");
   env.insert(env.end(), spec.env.begin(), spec.env.end());
   spec.env = std::move(env);
   return ok_status();
@@ -476,6 +478,7 @@ Result<RunOutcome> run_container(RunSpec spec,
   spawn.uid = spec.uid;
   spawn.gid = spec.gid;
   spawn.groups = spec.groups;
+  spawn.user = spec.user;
   spawn.tty = spec.tty;
   spawn.stdin_open = spec.interactive;
   std::optional<sys::RawTerminal> raw;
@@ -503,8 +506,10 @@ Result<RunOutcome> run_container(RunSpec spec,
   if (int e = spawn_result->errnum; e != 0) {
     // Docker's convention: 127 when the command is not found, 126 when it
     // cannot be executed; anything else means the container could not start.
+    // The guest's message says what failed (a user not found, a chdir);
+    // the boot log would add nothing.
     if (e != ENOENT && e != EACCES && e != ENOEXEC)
-      return fail(Error::from_errno(e, spawn_result->message), "start process");
+      return Error(ErrorCode::kInvalidArgument, spawn_result->message).wrap("start process");
     outcome.exit_code = e == ENOENT ? 127 : 126;
     outcome.exec_error = Error(e == ENOENT ? ErrorCode::kNotFound : ErrorCode::kPermissionDenied,
                                spawn_result->message, e);

@@ -23,6 +23,9 @@ struct RunSpec {
   std::string workdir = "/";
   uint32_t uid = 0, gid = 0;
   std::vector<uint32_t> groups;
+  /// "user[:group]" with names, resolved in the container (overrides uid,
+  /// gid and groups); empty for the numeric fields above.
+  std::string user;
   bool tty = false;          // -t
   bool interactive = false;  // -i
   std::string hostname;

@@ -130,6 +130,19 @@ TEST_F(RunTest, EnvFlagWithoutValueTakesItFromTheHost) {
   EXPECT_EQ(r.out, "value from the host\n");
 }
 
+TEST_F(RunTest, UserNamesResolveInTheContainersPasswdAndGroupFiles) {
+  CliResult named = run_busybox({"-u", "user", "id"});
+  EXPECT_EQ(named.exit_code, 0) << named.err;
+  EXPECT_EQ(named.out, "uid=1000(user) gid=1000(user)\n");
+  CliResult with_group = run_busybox({"-u", "nobody:tty", "id"});
+  EXPECT_EQ(with_group.exit_code, 0) << with_group.err;
+  EXPECT_EQ(with_group.out, "uid=65534(nobody) gid=5(tty)\n");
+  CliResult missing = run_busybox({"-u", "nosuch", "id"});
+  EXPECT_EQ(missing.exit_code, 125);
+  EXPECT_TRUE(contains(missing.err, "unable to find user 'nosuch'")) << missing.err;
+  EXPECT_FALSE(contains(missing.err, "boot log")) << missing.err;
+}
+
 TEST_F(RunTest, EnvFileSetsVariablesAndSkipsCommentsAndBlankLines) {
   std::string path = scratch_dir() + "/env";
   std::ofstream(path) << "# a comment\n"
