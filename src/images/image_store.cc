@@ -135,13 +135,16 @@ Result<image::ImageConfig> ImageStore::config(const ImageRecord& image) const {
 
 namespace {
 
-Result<registry::RegistryClient> client_for(const image::Reference& ref, const PullOptions& o) {
+Result<registry::RegistryClient> client_for(const image::Reference& ref, const PullOptions& o,
+                                            const std::string& state_root) {
   registry::RegistryOptions ro;
   ro.host = ref.registry_host();
   ro.scheme = o.scheme;
   ro.insecure_tls = o.insecure_tls;
-  auto creds = registry::lookup_credentials(o.credentials_dir,
-                                            registry::default_docker_config_dir(), ref.registry);
+  // `vessel registry login` stores credentials in the state root.
+  std::string vessel_dir = o.credentials_dir.empty() ? state_root : o.credentials_dir;
+  auto creds =
+      registry::lookup_credentials(vessel_dir, registry::default_docker_config_dir(), ref.registry);
   if (creds.ok()) ro.credentials = *creds;
   return registry::RegistryClient::create(ro);
 }
@@ -210,7 +213,7 @@ Result<std::string> ImageStore::manifest_bytes(const ImageRecord& image) const {
 Status ImageStore::push(const ImageRecord& image, const image::Reference& target,
                         const PullOptions& o) {
   auto fail = [&](const Error& e) { return e.wrap("push '" + target.familiar() + "'"); };
-  auto client = client_for(target, o);
+  auto client = client_for(target, o, root_);
   if (!client.ok()) return fail(client.error());
   auto bytes = manifest_bytes(image);
   if (!bytes.ok()) return fail(bytes.error());
@@ -237,7 +240,7 @@ Result<ImageRecord> ImageStore::pull(const image::Reference& ref, const PullOpti
   // Shared: prune() waits for pulls, whose new blobs are not yet named.
   auto gc = sys::FileLock::acquire(root_ + "/images/gc.lock", /*shared=*/true);
   if (!gc.ok()) return fail(gc.error());
-  auto client = client_for(ref, o);
+  auto client = client_for(ref, o, root_);
   if (!client.ok()) return fail(client.error());
 
   std::string tag_or_digest = ref.digest ? ref.digest->str() : ref.tag;

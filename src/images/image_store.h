@@ -50,7 +50,8 @@ struct PullOptions {
   bool insecure_tls = false;
   std::optional<image::Platform> platform;  // default: the host's
   int max_concurrent_downloads = 3;
-  /// Directory holding Vessel's credentials (config.json); "" for none.
+  /// Directory holding Vessel's credentials (config.json); "" for the state
+  /// root, where `vessel registry login` writes them.
   std::string credentials_dir;
   /// Called from the pulling threads, serialised by the store.
   std::function<void(const PullEvent&)> progress;
