@@ -26,6 +26,13 @@
 namespace vessel::rootfs {
 namespace {
 
+// libarchive may fail without setting a message (archive_error_string() is
+// then NULL, e.g. for some corrupt gzip streams: found by fuzz/layer_fuzz).
+const char* archive_message(struct archive* a) {
+  const char* m = archive_error_string(a);
+  return m ? m : "corrupt or truncated archive";
+}
+
 // Bounds on what an untrusted header may ask for.
 constexpr size_t kMaxPathLength = 4096;      // entry names, hardlink and symlink targets (PATH_MAX)
 constexpr size_t kMaxComponentLength = 255;  // NAME_MAX
@@ -211,8 +218,7 @@ Result<LayerStats> LayerApplier::run() {
     if (r == ARCHIVE_EOF) break;
     // ARCHIVE_WARN covers recoverable oddities (an unknown pax key); the
     // entry itself is usable. ARCHIVE_RETRY and ARCHIVE_FATAL are not.
-    if (r < ARCHIVE_WARN)
-      return bad_entry(std::string("read tar: ") + archive_error_string(archive_));
+    if (r < ARCHIVE_WARN) return bad_entry(std::string("read tar: ") + archive_message(archive_));
     if (++stats_.entries > options_.max_entries)
       return bad_entry("more than " + std::to_string(options_.max_entries) + " entries");
     const char* name = archive_entry_pathname(entry);
@@ -421,8 +427,7 @@ Status LayerApplier::write_content(archive_entry* entry, int fd) {
     la_int64_t offset = 0;
     int r = archive_read_data_block(archive_, &buf, &size, &offset);
     if (r == ARCHIVE_EOF) break;
-    if (r < ARCHIVE_WARN)
-      return bad_entry(std::string("read tar: ") + archive_error_string(archive_));
+    if (r < ARCHIVE_WARN) return bad_entry(std::string("read tar: ") + archive_message(archive_));
     // Blocks come with their offset: a sparse entry skips its holes, and
     // pwrite leaves them unallocated. Offsets are bounded so that a bogus
     // sparse map cannot seek to absurd positions.
@@ -611,10 +616,9 @@ Result<LayerStats> apply_layer(int tar_fd, const std::string& root_dir,
       archive_read_support_filter_gzip(a.get()) != ARCHIVE_OK ||
       archive_read_support_filter_zstd(a.get()) != ARCHIVE_OK)
     return Error(ErrorCode::kUnavailable, label + ": libarchive lacks tar, gzip or zstd support: " +
-                                              archive_error_string(a.get()));
+                                              archive_message(a.get()));
   if (archive_read_open_fd(a.get(), tar_fd, 1 << 16) != ARCHIVE_OK)
-    return Error(ErrorCode::kInvalidArgument,
-                 std::string("read tar: ") + archive_error_string(a.get()))
+    return Error(ErrorCode::kInvalidArgument, std::string("read tar: ") + archive_message(a.get()))
         .wrap(label);
 
   LayerApplier applier(a.get(), root->get(), options);
