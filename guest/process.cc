@@ -313,8 +313,8 @@ void for_each_entry(const char* path, Fn fn) {
 /// Resolves "user[:group]" in the container's /etc/passwd and /etc/group
 /// (the child has joined the container's mount namespace), as runc does: a
 /// numeric user need not exist, a name must. Returns 0 or ESRCH.
-int resolve_user(const std::string& spec, uint32_t& uid, uint32_t& gid,
-                 std::vector<gid_t>& groups) {
+int resolve_user(const std::string& spec, uint32_t& uid, uint32_t& gid, std::vector<gid_t>& groups,
+                 std::string& home) {
   std::string user = spec, group;
   if (auto colon = spec.find(':'); colon != std::string::npos) {
     user = spec.substr(0, colon);
@@ -331,6 +331,7 @@ int resolve_user(const std::string& spec, uint32_t& uid, uint32_t& gid,
     uid = id;
     if (!parse_id(f[3], gid)) gid = 0;
     name = f[0];
+    if (f.size() >= 6) home = f[5];
     found = true;
   });
   if (!numeric_user && !found) return ESRCH;
@@ -370,9 +371,21 @@ int resolve_user(const std::string& spec, uint32_t& uid, uint32_t& gid,
   if (!attached) child_fail(report, Stage::kStdio, errno);
   uint32_t uid = spec.uid, gid = spec.gid;
   std::vector<gid_t> groups(spec.groups.begin(), spec.groups.end());
+  ChildPlan final_plan = plan;
+  std::string home_entry;
   if (!spec.user.empty()) {
-    if (int e = resolve_user(spec.user, uid, gid, groups); e != 0) {
+    std::string home;
+    if (int e = resolve_user(spec.user, uid, gid, groups, home); e != 0) {
       child_fail(report, Stage::kUser, e);
+    }
+    // Docker sets HOME from the user's passwd entry unless the caller did
+    // (the host leaves it out for users given by name).
+    bool has_home = false;
+    for (const auto& e : spec.env)
+      has_home = has_home || e.rfind("HOME=", 0) == 0;
+    if (!has_home) {
+      home_entry = "HOME=" + (home.empty() ? std::string("/") : home);
+      final_plan.envp.insert(final_plan.envp.end() - 1, home_entry.data());
     }
   }
   if (uid != 0) give_stdio_to(uid);
@@ -381,7 +394,7 @@ int resolve_user(const std::string& spec, uint32_t& uid, uint32_t& gid,
   if (setgroups(groups.size(), groups.data()) < 0) child_fail(report, Stage::kSetgroups, errno);
   if (setgid(gid) < 0) child_fail(report, Stage::kSetgid, errno);
   if (setuid(uid) < 0) child_fail(report, Stage::kSetuid, errno);
-  child_fail(report, Stage::kExec, exec_first(plan));
+  child_fail(report, Stage::kExec, exec_first(final_plan));
 }
 
 // ---- init's side ---------------------------------------------------------------

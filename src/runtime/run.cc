@@ -337,7 +337,7 @@ Status prepare_spec(RunSpec& spec, const std::string& id) {
   if (!has_env(spec.env, "PATH")) env.push_back(std::string("PATH=") + kDefaultPath);
   env.push_back("HOSTNAME=" + spec.hostname);
   if (spec.tty && !has_env(spec.env, "TERM")) env.push_back("TERM=xterm");
-  // With a user name the home directory is the guest's to know; not set yet.
+  // With a user name the guest sets HOME from the container's passwd.
   if (!has_env(spec.env, "HOME") && spec.user.empty())
     env.push_back(spec.uid == 0 ? "HOME=/root" : "HOME=/");
   env.insert(env.end(), spec.env.begin(), spec.env.end());

@@ -131,9 +131,9 @@ TEST_F(RunTest, EnvFlagWithoutValueTakesItFromTheHost) {
 }
 
 TEST_F(RunTest, UserNamesResolveInTheContainersPasswdAndGroupFiles) {
-  CliResult named = run_busybox({"-u", "user", "id"});
+  CliResult named = run_busybox({"-u", "user", "sh", "-c", "id; echo $HOME"});
   EXPECT_EQ(named.exit_code, 0) << named.err;
-  EXPECT_EQ(named.out, "uid=1000(user) gid=1000(user)\n");
+  EXPECT_EQ(named.out, "uid=1000(user) gid=1000(user)\n/home/user\n");
   CliResult with_group = run_busybox({"-u", "nobody:tty", "id"});
   EXPECT_EQ(with_group.exit_code, 0) << with_group.err;
   EXPECT_EQ(with_group.out, "uid=65534(nobody) gid=5(tty)\n");
