@@ -73,8 +73,8 @@ theirs() {
 start() {
   VESSEL_ACCEL=$accel "$vessel" --root "$tmp/warm" run --rm "$ref" "$@" </dev/null
 }
-now() { date +%s.%N; }
-median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh  # the script has cd'd to the repository root
 stats() { printf 'median %.3f s  (min %.3f, max %.3f)' "$(median < "$1")" "$(sort -n "$1" | head -1)" "$(sort -n "$1" | tail -1)"; }
 
 # Warm the registry's page cache, and check that both really worked.

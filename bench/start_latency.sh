@@ -49,8 +49,8 @@ ours() {
 ours_echo() {
   VESSEL_ACCEL=$accel "$vessel" --root "$root" run --rm --rootfs "$rootfs" echo ok </dev/null
 }
-now() { date +%s.%N; }
-median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh  # the script has cd'd to the repository root
 
 # Warm the page cache, and check that both really ran.
 floor_console | grep -q vessel-floor-init || { echo "floor init did not run" >&2; exit 1; }

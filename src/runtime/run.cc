@@ -373,7 +373,8 @@ Result<RunOutcome> run_container(RunSpec spec,
 
   VESSEL_ASSIGN_OR_RETURN(GuestAssets assets, find_guest_assets(spec.kernel));
   RunOutcome outcome;
-  VESSEL_ASSIGN_OR_RETURN(outcome.accel, vmm::resolve_accel(spec.accel, vmm::read_host_facts()));
+  vmm::HostFacts facts = vmm::read_host_facts();
+  VESSEL_ASSIGN_OR_RETURN(outcome.accel, vmm::resolve_accel(spec.accel, facts));
   if (on_accel) on_accel(outcome.accel, spec);
 
   VESSEL_TRY(sys::make_dirs(run_dir(spec.root), 0700));
@@ -399,6 +400,7 @@ Result<RunOutcome> run_container(RunSpec spec,
   cfg.cpus = spec.cpus;
   cfg.memory_bytes = spec.memory_bytes;
   cfg.accel = outcome.accel.accel;
+  cfg.host_tsc_khz = vmm::cpu_khz(facts.cpuinfo);  // already read: QEMU need not read it again
   protocol::Setup setup{spec.hostname, "", guest_hosts(spec.hostname), guest_resolv_conf(),
                         static_cast<uint8_t>(spec.read_only)};
   if (image_root) {
