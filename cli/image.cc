@@ -1,4 +1,6 @@
-// vessel image pull|ls (and the aliases `vessel pull`, `vessel images`).
+// vessel image pull|ls|load|save|tag|rm|inspect|prune|push (and the aliases
+// `vessel pull`, `vessel images`).
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,7 +13,6 @@
 #include "base/strings.h"
 #include "commands.h"
 #include "images/image_store.h"
-#include "rootfs/layer.h"
 #include "runtime/paths.h"
 #include "sys/fs.h"
 
@@ -308,49 +309,85 @@ int push(const std::string& name, const PullFlags& f, const GlobalOptions& g) {
   return kExitOk;
 }
 
-// `image load -i PATH`: an OCI image layout, as a directory or a tar of
-// one. A tar is unpacked with the same hardened code as image layers.
+// `image load [-i PATH]`: an OCI image layout (a directory, or a tar of
+// one) or a `docker save` archive; stdin when no -i.
 int load(const std::string& input, const std::string& name, const GlobalOptions& g) {
-  std::string root = runtime::resolve_root(g.root);
-  auto store = images::ImageStore::open(root);
-  if (!store.ok()) {
-    print_error("load: " + store.error().to_string());
-    return kExitFailure;
-  }
-  struct stat st;
-  if (::stat(input.c_str(), &st) != 0) {
-    print_error("load: " + Error::from_errno(errno, "'" + input + "'").to_string());
-    return kExitFailure;
-  }
-  std::string layout = input, unpacked;
-  if (!S_ISDIR(st.st_mode)) {
-    auto dir = sys::make_temp_dir(root + "/tmp", "unpack-" + std::to_string(::getpid()) + "-");
-    if (!dir.ok()) {
-      print_error("load: " + dir.error().to_string());
-      return kExitFailure;
-    }
-    unpacked = layout = *dir;
-    rootfs::ApplyOptions ao;
-    ao.display_name = input;
-    ao.preserve_ownership = false;
-    if (auto r = rootfs::apply_layer_file(input, layout, ao); !r.ok()) {
-      (void)sys::remove_tree(unpacked);
-      print_error("load: " + r.error().to_string());
-      return kExitFailure;
-    }
-  }
-  auto loaded = store->load_layout(layout, name);
-  if (!unpacked.empty()) (void)sys::remove_tree(unpacked);
-  if (!loaded.ok()) {
-    std::string hint = loaded.error().code() == ErrorCode::kInvalidArgument && name.empty()
+  std::string shown = input.empty() ? "stdin" : input;
+  auto fail = [&](const Error& e) {
+    std::string hint = e.code() == ErrorCode::kInvalidArgument && name.empty() &&
+                               (e.message().find("no repository") != std::string::npos ||
+                                e.message().find("no RepoTags") != std::string::npos)
                            ? " (give one with --name)"
                            : "";
-    print_error("load '" + input + "': " + loaded.error().to_string() + hint);
+    print_error("load: '" + shown + "': " + e.to_string() + hint);
+    return kExitFailure;
+  };
+  if (input.empty() && ::isatty(STDIN_FILENO)) {
+    print_error(
+        "load: refusing to read an image archive from a terminal; use -i FILE or "
+        "redirect stdin");
     return kExitFailure;
   }
+  auto store = images::ImageStore::open(runtime::resolve_root(g.root));
+  if (!store.ok()) return fail(store.error());
+  Result<std::vector<images::ImageRecord>> loaded = std::vector<images::ImageRecord>{};
+  struct stat st;
+  if (input.empty()) {
+    loaded = store->load_archive(STDIN_FILENO, shown, name);
+  } else if (::stat(input.c_str(), &st) != 0) {
+    return fail(Error::from_errno(errno, "stat"));
+  } else if (S_ISDIR(st.st_mode)) {
+    loaded = store->load_dir(input, name);
+  } else {
+    auto fd = sys::open_fd(input, O_RDONLY);
+    if (!fd.ok()) return fail(fd.error());
+    loaded = store->load_archive(fd->get(), shown, name);
+  }
+  if (!loaded.ok()) return fail(loaded.error());
   for (const auto& r : *loaded) {
     auto ref = image::parse_reference(r.name);
     std::cout << "Loaded image: " << (ref.ok() ? ref->familiar() : r.name) << "\n";
+  }
+  return kExitOk;
+}
+
+// `image save [-o FILE] IMAGE...`: an OCI image-layout tar (with a docker
+// manifest.json) to FILE, or to stdout, which must not be a terminal.
+int save(const std::vector<std::string>& names, const std::string& output, const GlobalOptions& g) {
+  if (output.empty() && ::isatty(STDOUT_FILENO)) {
+    print_error(
+        "save: refusing to write an image archive to a terminal; use -o FILE or "
+        "redirect stdout");
+    return kExitFailure;
+  }
+  auto store = images::ImageStore::open(runtime::resolve_root(g.root));
+  if (!store.ok()) {
+    print_error("save: " + store.error().to_string());
+    return kExitFailure;
+  }
+  std::vector<images::ImageRecord> records;
+  for (const auto& name : names) {
+    auto ref = image::parse_reference(name);
+    Result<std::optional<images::ImageRecord>> found =
+        ref.ok() ? store->find(*ref) : Result<std::optional<images::ImageRecord>>(ref.error());
+    // The embedded image is in the store only once something used it.
+    if (found.ok() && !*found) found = load_embedded(*store, *ref);
+    if (!found.ok()) {
+      print_error("save: " + found.error().to_string());
+      return kExitFailure;
+    }
+    if (!*found) {
+      print_error("save: no such image: '" + ref->familiar() + "'");
+      return kExitFailure;
+    }
+    records.push_back(std::move(**found));
+  }
+  Status s =
+      output.empty() ? store->save(records, STDOUT_FILENO) : store->save_file(records, output);
+  if (!s.ok()) {
+    print_error("save" + (output.empty() ? std::string() : " '" + output + "'") + ": " +
+                s.error().to_string());
+    return kExitFailure;
   }
   return kExitOk;
 }
@@ -407,7 +444,7 @@ Runner add_image(CLI::App& app, const GlobalOptions& global) {
   struct Flags {
     PullFlags pull;
     std::string ref;
-    std::string input, name;
+    std::string input, name, output;
     std::vector<std::string> refs;
     bool force = false;
     std::string format = "table";
@@ -431,9 +468,15 @@ Runner add_image(CLI::App& app, const GlobalOptions& global) {
   };
   CLI::App* pull_cmd = add_pull(image, "pull", "Pull an image from a registry");
   CLI::App* ls_cmd = add_ls(image, "ls", "List images");
-  CLI::App* load_cmd = image->add_subcommand("load", "Load images from an OCI image layout");
-  load_cmd->add_option("-i,--input", f->input, "OCI layout directory, or a tar of one")->required();
-  load_cmd->add_option("--name", f->name, "Repository for images tagged with a bare tag");
+  CLI::App* load_cmd =
+      image->add_subcommand("load", "Load images from an OCI image layout or a docker save tar");
+  load_cmd->add_option("-i,--input", f->input,
+                       "OCI layout directory, a tar of one, or a docker save tar (default: stdin)");
+  load_cmd->add_option("--name", f->name,
+                       "Repository for images tagged with a bare tag, or name of an untagged one");
+  CLI::App* save_cmd = image->add_subcommand("save", "Save images to an OCI image-layout tar");
+  save_cmd->add_option("-o,--output", f->output, "Write to this file (default: stdout)");
+  save_cmd->add_option("images", f->refs, "Images")->required();
   CLI::App* tag_cmd = image->add_subcommand("tag", "Give a local image another name");
   tag_cmd->add_option("source", f->ref, "Local image")->required();
   tag_cmd->add_option("target", f->name, "New name")->required();
@@ -452,6 +495,7 @@ Runner add_image(CLI::App& app, const GlobalOptions& global) {
     if (pull_cmd->parsed() || pull_alias->parsed()) return pull(f->ref, f->pull, global);
     if (ls_cmd->parsed() || ls_alias->parsed()) return list(f->format, f->quiet, global);
     if (load_cmd->parsed()) return load(f->input, f->name, global);
+    if (save_cmd->parsed()) return save(f->refs, f->output, global);
     if (tag_cmd->parsed()) return tag(f->ref, f->name, global);
     if (rm_cmd->parsed()) return remove(f->refs, global);
     if (inspect_cmd->parsed()) return inspect(f->ref, global);

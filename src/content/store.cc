@@ -20,6 +20,8 @@ Ingest::Ingest(Ingest&& other) noexcept
     : fd_(std::move(other.fd_)),
       path_(std::exchange(other.path_, {})),
       hasher_(std::move(other.hasher_)),
+      digest_(std::move(other.digest_)),
+      size_(other.size_),
       done_(other.done_) {}
 
 Ingest& Ingest::operator=(Ingest&& other) noexcept {
@@ -28,6 +30,8 @@ Ingest& Ingest::operator=(Ingest&& other) noexcept {
     fd_ = std::move(other.fd_);
     path_ = std::exchange(other.path_, {});
     hasher_ = std::move(other.hasher_);
+    digest_ = std::move(other.digest_);
+    size_ = other.size_;
     done_ = other.done_;
   }
   return *this;
@@ -37,12 +41,21 @@ Ingest::~Ingest() {
   discard();
 }
 
+const Digest& Ingest::content_digest() {
+  if (!digest_) {
+    size_ = hasher_.bytes();
+    digest_ = hasher_.finish();
+  }
+  return *digest_;
+}
+
 void Ingest::discard() {
   if (!done_ && !path_.empty()) ::unlink(path_.c_str());
   path_.clear();
 }
 
 Status Ingest::write(const void* data, size_t size) {
+  if (digest_) return Error(ErrorCode::kInternal, "write to a verified ingest");
   VESSEL_TRY(sys::write_all(fd_.get(), data, size));
   hasher_.update(data, size);
   return ok_status();
@@ -80,17 +93,24 @@ Result<Ingest> Store::begin() {
   return Ingest(UniqueFd(fd), templ);
 }
 
-Status Store::publish(Ingest& ingest, const Digest& actual, const Digest& expected,
-                      std::optional<uint64_t> expected_size) {
-  if (expected_size && ingest.bytes() != *expected_size) {
+// Size first: a short blob's digest mismatch says less than its size does.
+static Status check_blob(const Digest& actual, uint64_t size, const Digest& expected,
+                         std::optional<uint64_t> expected_size) {
+  if (expected_size && size != *expected_size) {
     return Error(ErrorCode::kProtocol, "blob " + expected.str() + ": size mismatch (expected " +
                                            std::to_string(*expected_size) + " bytes, got " +
-                                           std::to_string(ingest.bytes()) + ")");
+                                           std::to_string(size) + ")");
   }
   if (actual != expected) {
     return Error(ErrorCode::kProtocol, "blob " + expected.str() + ": digest mismatch (expected " +
                                            expected.str() + ", got " + actual.str() + ")");
   }
+  return ok_status();
+}
+
+Status Store::publish(Ingest& ingest, const Digest& actual, const Digest& expected,
+                      std::optional<uint64_t> expected_size) {
+  VESSEL_TRY(check_blob(actual, ingest.bytes(), expected, expected_size));
   if (::fsync(ingest.fd_.get()) != 0)
     return Error::from_errno(errno, "fsync '" + ingest.path_ + "'");
   ::fchmod(ingest.fd_.get(), 0444);
@@ -110,8 +130,26 @@ Status Store::publish(Ingest& ingest, const Digest& actual, const Digest& expect
 
 Status Store::commit(Ingest& ingest, const Digest& expected,
                      std::optional<uint64_t> expected_size) {
-  Digest actual = ingest.hasher_.finish();
+  Digest actual = ingest.content_digest();
   return publish(ingest, actual, expected, expected_size);
+}
+
+Status Store::verify(Ingest& ingest, const Digest& expected,
+                     std::optional<uint64_t> expected_size) {
+  return check_blob(ingest.content_digest(), ingest.bytes(), expected, expected_size);
+}
+
+Status Store::adopt_verified(Ingest& ingest, const Digest& digest, uint64_t size) {
+  struct stat st;
+  if (::stat(ingest.path_.c_str(), &st) != 0)
+    return Error::from_errno(errno, "stat '" + ingest.path_ + "'");
+  if (static_cast<uint64_t>(st.st_size) != size)
+    return Error(ErrorCode::kProtocol, "blob " + digest.str() + ": size mismatch (expected " +
+                                           std::to_string(size) + " bytes, got " +
+                                           std::to_string(st.st_size) + ")");
+  ingest.digest_ = digest;
+  ingest.size_ = size;
+  return ok_status();
 }
 
 Status Store::commit_file(Ingest& ingest, const Digest& expected,
@@ -127,6 +165,7 @@ Status Store::commit_file(Ingest& ingest, const Digest& expected,
     h.update(buf, static_cast<size_t>(n));
   }
   ingest.hasher_ = std::move(h);
+  ingest.digest_.reset();
   return commit(ingest, expected, expected_size);
 }
 

@@ -31,7 +31,10 @@ class Ingest {
   ~Ingest();
 
   Status write(const void* data, size_t size);
-  uint64_t bytes() const { return hasher_.bytes(); }
+  uint64_t bytes() const { return digest_ ? size_ : hasher_.bytes(); }
+  /// The digest of what was written through write(). Hashing is final: no
+  /// write() may follow.
+  const image::Digest& content_digest();
   /// The temporary file, for writers that need a path (e.g. a downloader
   /// that verifies on its own): use write() or the path, not both.
   const std::string& path() const { return path_; }
@@ -43,6 +46,9 @@ class Ingest {
   UniqueFd fd_;
   std::string path_;
   image::Sha256 hasher_;
+  /// Set once the content's digest is known (verify(), adopt_verified()).
+  std::optional<image::Digest> digest_;
+  uint64_t size_ = 0;  // with digest_: the content's size
   bool done_ = false;
 };
 
@@ -64,9 +70,22 @@ class Store {
   /// discarded and the error says "digest mismatch (expected …, got …)".
   Status commit(Ingest& ingest, const image::Digest& expected,
                 std::optional<uint64_t> expected_size = std::nullopt);
+  /// Checks what was written through write() against `expected` (and
+  /// `expected_size`) without publishing it, so that a caller can stage
+  /// several blobs and commit them only once all of them are good. Errors as
+  /// commit(); a verified ingest may then be commit()ed without hashing again.
+  Status verify(Ingest& ingest, const image::Digest& expected,
+                std::optional<uint64_t> expected_size = std::nullopt);
   /// Like commit() for a file written through ingest.path(): hashes it first.
   Status commit_file(Ingest& ingest, const image::Digest& expected,
                      std::optional<uint64_t> expected_size = std::nullopt);
+  /// Marks a file written through ingest.path() as holding `digest`, as its
+  /// writer established while writing it (RegistryClient::fetch_blob hashes
+  /// and counts every byte it writes and fails on a mismatch), so that
+  /// commit() does not read it again. Only the size is checked here (fstat).
+  /// The caller vouches for the digest: never use this for bytes nobody
+  /// hashed.
+  Status adopt_verified(Ingest& ingest, const image::Digest& digest, uint64_t size);
 
   /// Stores small content (manifests, configs) and returns its digest.
   Result<image::Digest> put(std::string_view bytes);

@@ -1,5 +1,6 @@
 #include "content/store.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -40,6 +41,48 @@ TEST_F(StoreTest, PutReadListRemove) {
   ASSERT_TRUE(s->remove(*d).ok());
   EXPECT_FALSE(s->has(*d));
   EXPECT_TRUE(s->remove(*d).ok());
+}
+
+TEST_F(StoreTest, VerifyChecksWithoutPublishingAndCommitThenPublishes) {
+  auto s = Store::open(dir_);
+  ASSERT_TRUE(s.ok());
+  auto in = s->begin();
+  ASSERT_TRUE(in.ok());
+  ASSERT_TRUE(in->write("staged", 6).ok());
+  Digest d = Digest::of(std::string_view("staged"));
+  auto wrong = s->verify(*in, Digest::of(std::string_view("other")));
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_NE(wrong.error().message().find("digest mismatch"), std::string::npos);
+  auto short_size = s->verify(*in, d, 7);
+  ASSERT_FALSE(short_size.ok());
+  EXPECT_NE(short_size.error().message().find("size mismatch"), std::string::npos);
+  ASSERT_TRUE(s->verify(*in, d, 6).ok());
+  EXPECT_FALSE(s->has(d)) << "verify must not publish";
+  EXPECT_EQ(::access(in->path().c_str(), F_OK), 0);
+  EXPECT_FALSE(in->write("more", 4).ok()) << "a verified ingest is final";
+  // Committing after verify uses the digest computed once.
+  ASSERT_TRUE(s->commit(*in, d, 6).ok());
+  EXPECT_EQ(*s->read(d), "staged");
+}
+
+TEST_F(StoreTest, AdoptVerifiedTrustsTheWritersDigestButChecksTheSize) {
+  auto s = Store::open(dir_);
+  ASSERT_TRUE(s.ok());
+  auto in = s->begin();
+  ASSERT_TRUE(in.ok());
+  {
+    // As RegistryClient::fetch_blob writes: through the path, same inode.
+    auto fd = sys::open_fd(in->path(), O_WRONLY | O_TRUNC);
+    ASSERT_TRUE(fd.ok());
+    ASSERT_TRUE(sys::write_all(fd->get(), "fetched", 7).ok());
+  }
+  Digest d = Digest::of(std::string_view("fetched"));
+  auto bad = s->adopt_verified(*in, d, 8);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message().find("size mismatch"), std::string::npos);
+  ASSERT_TRUE(s->adopt_verified(*in, d, 7).ok());
+  ASSERT_TRUE(s->commit(*in, d, 7).ok());
+  EXPECT_EQ(*s->read(d), "fetched");
 }
 
 TEST_F(StoreTest, DigestMismatchPublishesNothing) {

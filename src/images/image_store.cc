@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -14,6 +15,7 @@
 
 #include "base/strings.h"
 #include "image/manifest.h"
+#include "images/staging.h"
 #include "registry/credentials.h"
 #include "rootfs/ext4.h"
 #include "rootfs/layer.h"
@@ -262,8 +264,6 @@ Result<ImageRecord> ImageStore::pull(const image::Reference& ref, const PullOpti
       return fail(Error(ErrorCode::kProtocol, "index entry is not an image manifest"));
   }
   const image::Manifest& manifest = std::get<image::Manifest>(*parsed);
-  auto stored = store_.put(fetched->bytes);
-  if (!stored.ok()) return fail(stored.error());
   if (o.progress) o.progress({PullEvent::Kind::kResolved, fetched->digest});
 
   ImageRecord rec{ref.str(),
@@ -282,6 +282,8 @@ Result<ImageRecord> ImageStore::pull(const image::Reference& ref, const PullOpti
   }
 
   // Downloads: the config, then the layers the store lacks, several at once.
+  // They are staged, not committed: only a complete image enters the store.
+  detail::StagedBlobs staged(store_);
   std::mutex mu;
   auto report = [&](const PullEvent& e) {
     if (!o.progress) return;
@@ -289,7 +291,7 @@ Result<ImageRecord> ImageStore::pull(const image::Reference& ref, const PullOpti
     o.progress(e);
   };
   auto download = [&](const image::Descriptor& d, bool is_layer) -> Status {
-    if (store_.has(d.digest)) {
+    if (staged.has(d.digest)) {
       if (is_layer) report({PullEvent::Kind::kLayerCached, d.digest, d.size, d.size});
       return ok_status();
     }
@@ -301,14 +303,17 @@ Result<ImageRecord> ImageStore::pull(const image::Reference& ref, const PullOpti
         report({PullEvent::Kind::kLayerBytes, d.digest, n, total});
       };
     VESSEL_TRY(client->fetch_blob(ref.repository, d.digest, d.size, in.path(), progress));
-    // fetch_blob verified digest and size while streaming; commit_file
-    // checks again as the store's own guarantee.
-    VESSEL_TRY(store_.commit_file(in, d.digest, static_cast<uint64_t>(d.size)));
+    // fetch_blob hashed and counted every byte it wrote and failed on any
+    // mismatch: no need to read the blob again to hash it.
+    VESSEL_TRY(store_.adopt_verified(in, d.digest, static_cast<uint64_t>(d.size)));
+    staged.add(d.digest, std::move(in));
     if (is_layer) report({PullEvent::Kind::kLayerDone, d.digest, d.size, d.size});
     return ok_status();
   };
   if (auto s = download(manifest.config, false); !s.ok()) return fail(s.error().wrap("config"));
-  auto config = this->config(rec);
+  auto config_bytes = staged.read(manifest.config.digest, image::kMaxConfigBytes);
+  if (!config_bytes.ok()) return fail(config_bytes.error().wrap("config"));
+  auto config = image::parse_image_config(*config_bytes);
   if (!config.ok()) return fail(config.error());
   if (config->diff_ids.size() != manifest.layers.size())
     return fail(Error(ErrorCode::kProtocol,
@@ -334,103 +339,195 @@ Result<ImageRecord> ImageStore::pull(const image::Reference& ref, const PullOpti
     if (errors[i]) return fail(errors[i]->wrap("layer " + manifest.layers[i].digest.str()));
 
   if (o.progress) o.progress({PullEvent::Kind::kUnpacking, rec.manifest});
-  auto snap = snapshot(rec);
-  if (!snap.ok()) return fail(snap.error());
-  if (auto s = record(rec); !s.ok()) return fail(s.error());
+  if (auto s = staged.add_bytes(fetched->bytes, fetched->digest); !s.ok()) return fail(s.error());
+  if (auto s = finish_import(rec, staged); !s.ok()) return fail(s.error());
   return rec;
 }
 
-Status ImageStore::import_blob(const std::string& layout, const Digest& d, int64_t size) {
-  if (store_.has(d)) return ok_status();
-  // The digest was parsed (hex only), so the path cannot leave the layout.
-  std::string path = layout + "/blobs/" + d.algorithm() + "/" + d.hex();
-  VESSEL_ASSIGN_OR_RETURN(UniqueFd fd, sys::open_fd(path, O_RDONLY));
-  VESSEL_ASSIGN_OR_RETURN(content::Ingest in, store_.begin());
-  char buf[1 << 16];
-  while (true) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Error::from_errno(errno, "read '" + path + "'");
-    if (n == 0) break;
-    if (in.bytes() + static_cast<uint64_t>(n) > static_cast<uint64_t>(size))
-      return Error(ErrorCode::kProtocol, "blob " + d.str() + ": larger than its descriptor says");
-    VESSEL_TRY(in.write(buf, static_cast<size_t>(n)));
-  }
-  return store_.commit(in, d, static_cast<uint64_t>(size));
+Status ImageStore::finish_import(const ImageRecord& image, detail::StagedBlobs& staged) {
+  auto snap = snapshot_from(image, [&](const Digest& d) { return staged.path(d); });
+  if (!snap.ok()) return snap.error();
+  VESSEL_TRY(staged.commit_all());
+  return record(image);
 }
 
-Result<ImageRecord> ImageStore::import_manifest(const std::string& layout,
-                                                const image::Descriptor& desc,
-                                                const std::string& name) {
-  VESSEL_TRY(import_blob(layout, desc.digest, desc.size));
-  VESSEL_ASSIGN_OR_RETURN(std::string bytes, store_.read(desc.digest, image::kMaxManifestBytes));
+Status ImageStore::import_blob(int layout_fd, const image::Descriptor& d,
+                               detail::StagedBlobs& staged) {
+  if (staged.has(d.digest)) return ok_status();
+  // The digest was parsed (hex only), so the path is a plain one; the
+  // layout may come from an untrusted tar, hence no symlinks (open_beneath).
+  std::string rel = "blobs/" + d.digest.algorithm() + "/" + d.digest.hex();
+  auto in = detail::copy_into_ingest(store_, layout_fd, rel, static_cast<uint64_t>(d.size));
+  if (!in.ok()) return in.error().wrap("blob " + d.digest.str());
+  VESSEL_TRY(store_.verify(*in, d.digest, static_cast<uint64_t>(d.size)));
+  staged.add(d.digest, std::move(*in));
+  return ok_status();
+}
+
+Result<ImageRecord> ImageStore::import_manifest(int layout_fd, const image::Descriptor& desc,
+                                                const std::vector<std::string>& names) {
+  detail::StagedBlobs staged(store_);
+  VESSEL_TRY(import_blob(layout_fd, desc, staged));
+  VESSEL_ASSIGN_OR_RETURN(std::string bytes, staged.read(desc.digest, image::kMaxManifestBytes));
   VESSEL_ASSIGN_OR_RETURN(auto parsed, image::parse_manifest(bytes, desc.media_type));
   if (!std::holds_alternative<image::Manifest>(parsed))
     return Error(ErrorCode::kInvalidArgument, "nested indexes in a layout are not supported");
   const auto& m = std::get<image::Manifest>(parsed);
-  VESSEL_TRY(import_blob(layout, m.config.digest, m.config.size));
-  ImageRecord rec{name, desc.digest, m.config.digest, "", static_cast<uint64_t>(m.config.size), {}};
+  VESSEL_TRY(import_blob(layout_fd, m.config, staged));
+  ImageRecord rec{
+      names.front(), desc.digest, m.config.digest, "", static_cast<uint64_t>(m.config.size), {}};
   for (const auto& l : m.layers) {
     if (!image::layer_compression(l.media_type))
       return Error(ErrorCode::kInvalidArgument,
                    "layer " + l.digest.str() + ": unsupported media type '" + l.media_type + "'");
-    VESSEL_TRY(import_blob(layout, l.digest, l.size));
+    VESSEL_TRY(import_blob(layout_fd, l, staged));
     rec.layers.push_back(l.digest);
     rec.size += static_cast<uint64_t>(l.size);
   }
-  VESSEL_ASSIGN_OR_RETURN(image::ImageConfig config, this->config(rec));
+  VESSEL_ASSIGN_OR_RETURN(std::string config_bytes,
+                          staged.read(m.config.digest, image::kMaxConfigBytes));
+  VESSEL_ASSIGN_OR_RETURN(image::ImageConfig config, image::parse_image_config(config_bytes));
   rec.platform = config.platform().str();
   if (config.diff_ids.size() != m.layers.size())
     return Error(ErrorCode::kProtocol, "config and manifest disagree on the number of layers");
-  if (auto snap = snapshot(rec); !snap.ok()) return snap.error();
-  VESSEL_TRY(record(rec));
+  VESSEL_TRY(finish_import(rec, staged));
+  for (size_t i = 1; i < names.size(); ++i) {
+    ImageRecord other = rec;
+    other.name = names[i];
+    VESSEL_TRY(record(other));
+  }
   return rec;
 }
 
 Result<std::vector<ImageRecord>> ImageStore::load_layout(const std::string& dir,
                                                          const std::string& repository) {
-  auto fail = [](const Error& e) { return e; };  // the caller names the input
-  auto index_bytes = sys::read_file(dir + "/index.json", image::kMaxManifestBytes);
-  if (!index_bytes.ok()) return fail(index_bytes.error());
-  auto parsed = image::parse_manifest(*index_bytes, image::media_types::kOciIndex);
-  if (!parsed.ok()) return fail(parsed.error());
+  // Shared: prune() waits for loads, whose new blobs are not yet named.
+  VESSEL_ASSIGN_OR_RETURN(sys::FileLock gc,
+                          sys::FileLock::acquire(root_ + "/images/gc.lock", /*shared=*/true));
+  VESSEL_ASSIGN_OR_RETURN(UniqueFd layout_fd, sys::open_fd(dir, O_RDONLY | O_DIRECTORY));
+  VESSEL_ASSIGN_OR_RETURN(UniqueFd index_fd, detail::open_beneath(layout_fd.get(), "index.json"));
+  std::string index_bytes;
+  {
+    char buf[1 << 16];
+    while (true) {
+      ssize_t n = ::read(index_fd.get(), buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return Error::from_errno(errno, "read 'index.json'");
+      if (n == 0) break;
+      index_bytes.append(buf, static_cast<size_t>(n));
+      if (index_bytes.size() > image::kMaxManifestBytes)
+        return Error(ErrorCode::kProtocol, "index.json: larger than " +
+                                               std::to_string(image::kMaxManifestBytes) + " bytes");
+    }
+  }
+  auto parsed = image::parse_manifest(index_bytes, image::media_types::kOciIndex);
+  if (!parsed.ok()) return parsed.error().wrap("index.json");
   auto* index = std::get_if<image::Index>(&*parsed);
-  if (!index) return fail(Error(ErrorCode::kInvalidArgument, "index.json is not an image index"));
-  std::vector<ImageRecord> out;
+  if (!index) return Error(ErrorCode::kInvalidArgument, "index.json is not an image index");
+  // Names by manifest, in index order: an image saved under two names is
+  // imported once.
+  std::vector<std::pair<image::Descriptor, std::vector<std::string>>> todo;
   for (const auto& desc : index->manifests) {
-    auto ann = desc.annotations.find("org.opencontainers.image.ref.name");
-    if (ann == desc.annotations.end()) continue;
-    std::string name = ann->second;
-    bool full = name.find('/') != std::string::npos || name.find('@') != std::string::npos;
-    if (!full) {
-      if (repository.empty())
-        return fail(Error(ErrorCode::kInvalidArgument,
-                          "image tagged '" + name + "' has no repository name"));
-      name = repository + ":" + name;
+    // Docker (25+) and containerd write the full name here and only the tag
+    // in ref.name; skopeo and umoci write ref.name alone.
+    std::string name;
+    if (auto full = desc.annotations.find("io.containerd.image.name");
+        full != desc.annotations.end()) {
+      name = full->second;
+    } else if (auto ann = desc.annotations.find("org.opencontainers.image.ref.name");
+               ann != desc.annotations.end()) {
+      name = ann->second;
+      bool full_ref = name.find('/') != std::string::npos || name.find('@') != std::string::npos;
+      if (!full_ref) {
+        if (repository.empty())
+          return Error(ErrorCode::kInvalidArgument,
+                       "image tagged '" + name + "' has no repository name");
+        name = repository + ":" + name;
+      }
+    } else if (!repository.empty() && image::is_manifest_media_type(desc.media_type)) {
+      name = repository;  // an unnamed image (skopeo copy to oci-archive:FILE), named by the user
+    } else {
+      continue;
     }
     auto ref = image::parse_reference(name);
-    if (!ref.ok()) return fail(ref.error());
-    auto rec = import_manifest(dir, desc, ref->str());
-    if (!rec.ok()) return fail(rec.error().wrap("image '" + ref->familiar() + "'"));
-    out.push_back(std::move(*rec));
+    if (!ref.ok()) return ref.error();
+    auto it = std::find_if(todo.begin(), todo.end(),
+                           [&](const auto& t) { return t.first.digest == desc.digest; });
+    if (it == todo.end())
+      todo.push_back({desc, {ref->str()}});
+    else
+      it->second.push_back(ref->str());
   }
-  if (out.empty())
-    return fail(Error(ErrorCode::kNotFound, "no named image in the layout's index.json"));
+  std::vector<ImageRecord> out;
+  for (const auto& [desc, names] : todo) {
+    auto rec = import_manifest(layout_fd.get(), desc, names);
+    if (!rec.ok()) {
+      auto ref = image::parse_reference(names.front());
+      return rec.error().wrap("image '" + (ref.ok() ? ref->familiar() : names.front()) + "'");
+    }
+    for (const auto& name : names) {
+      ImageRecord r = *rec;
+      r.name = name;
+      out.push_back(std::move(r));
+    }
+  }
+  if (out.empty()) return Error(ErrorCode::kNotFound, "no named image in the layout's index.json");
   return out;
 }
 
+namespace {
+
+// An exclusive flock on `path` that is unlinked when released, so no lock
+// file outlives its use (a failed build must leave the snapshots directory
+// as it was). The classic race, a waiter locking a file its holder has
+// meanwhile unlinked while a newcomer locks a fresh one, is closed by
+// checking after flock(2) that the path still names the locked inode.
+class PathLock {
+ public:
+  static Result<PathLock> acquire(const std::string& path) {
+    while (true) {
+      VESSEL_ASSIGN_OR_RETURN(UniqueFd fd, sys::open_fd(path, O_RDWR | O_CREAT, 0600));
+      while (::flock(fd.get(), LOCK_EX) != 0)
+        if (errno != EINTR) return Error::from_errno(errno, "lock '" + path + "'");
+      struct stat held, now;
+      if (::fstat(fd.get(), &held) != 0) return Error::from_errno(errno, "stat '" + path + "'");
+      if (::stat(path.c_str(), &now) == 0 && now.st_ino == held.st_ino && now.st_dev == held.st_dev)
+        return PathLock(path, std::move(fd));
+      // Unlinked (or replaced) while we waited: try again on the new file.
+    }
+  }
+  PathLock(PathLock&&) = default;
+  PathLock& operator=(PathLock&&) = delete;
+  ~PathLock() {
+    // Unlink before unlocking: a waiter then finds the inode gone and retries.
+    if (fd_) ::unlink(path_.c_str());
+  }
+
+ private:
+  PathLock(std::string path, UniqueFd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
+  std::string path_;
+  UniqueFd fd_;
+};
+
+}  // namespace
+
 Result<std::string> ImageStore::snapshot(const ImageRecord& image) {
+  return snapshot_from(image, [&](const Digest& d) { return store_.blob_path(d); });
+}
+
+Result<std::string> ImageStore::snapshot_from(
+    const ImageRecord& image, const std::function<std::string(const Digest&)>& blob_path) {
   std::string path = root_ + "/snapshots/" + image.manifest.hex() + ".ext4";
   if (::access(path.c_str(), F_OK) == 0) return path;
   // One builder per snapshot; a second waits and then finds it done.
-  VESSEL_ASSIGN_OR_RETURN(sys::FileLock lock, sys::FileLock::acquire(path + ".lock"));
+  VESSEL_ASSIGN_OR_RETURN(PathLock lock, PathLock::acquire(path + ".lock"));
   if (::access(path.c_str(), F_OK) == 0) return path;
-  VESSEL_TRY(build_snapshot(image, path));
-  ::unlink((path + ".lock").c_str());
+  VESSEL_TRY(build_snapshot(image, path, blob_path));
   return path;
 }
 
-Status ImageStore::build_snapshot(const ImageRecord& image, const std::string& path) {
+Status ImageStore::build_snapshot(const ImageRecord& image, const std::string& path,
+                                  const std::function<std::string(const Digest&)>& blob_path) {
   VESSEL_ASSIGN_OR_RETURN(
       std::string dir,
       sys::make_temp_dir(root_ + "/tmp", "unpack-" + std::to_string(::getpid()) + "-"));
@@ -438,7 +535,7 @@ Status ImageStore::build_snapshot(const ImageRecord& image, const std::string& p
   for (const auto& layer : image.layers) {
     rootfs::ApplyOptions ao;
     ao.display_name = layer.str();
-    auto r = rootfs::apply_layer_file(store_.blob_path(layer), dir, ao);
+    auto r = rootfs::apply_layer_file(blob_path(layer), dir, ao);
     if (!r.ok()) {
       s = r.error();
       break;

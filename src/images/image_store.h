@@ -24,9 +24,14 @@
 #include "image/manifest.h"
 #include "image/platform.h"
 #include "image/reference.h"
+#include "images/docker_archive.h"
 #include "registry/client.h"
 
 namespace vessel::images {
+
+namespace detail {
+class StagedBlobs;
+}
 
 struct ImageRecord {
   std::string name;        // canonical reference: "docker.io/library/busybox:latest"
@@ -66,13 +71,41 @@ class ImageStore {
   /// (verifying every blob), builds the snapshot and records the name.
   Result<ImageRecord> pull(const image::Reference& ref, const PullOptions& options);
   /// Imports the images of an OCI image layout directory (index.json,
-  /// blobs/sha256/...): every blob is verified into the content store, the
-  /// snapshot built and the name recorded. An image's name comes from its
-  /// "org.opencontainers.image.ref.name" annotation: a full reference is used
-  /// as is, a bare tag is appended to `repository` (required then). Errors
-  /// do not name `dir`: the caller knows what the user gave.
+  /// blobs/sha256/...): every blob is verified, the snapshot built from
+  /// them, and only then are the blobs committed to the content store and
+  /// the name recorded, so a failure leaves the store as it was. An image's
+  /// name comes from its "io.containerd.image.name" annotation (Docker 25+,
+  /// containerd), else "org.opencontainers.image.ref.name": a full reference
+  /// is used as is, a bare tag is appended to `repository` (required then).
+  /// Entries without either are skipped. Files of the layout are opened
+  /// without following symlinks. Errors do not name `dir`: the caller knows
+  /// what the user gave.
   Result<std::vector<ImageRecord>> load_layout(const std::string& dir,
                                                const std::string& repository = "");
+  /// Loads a directory holding an OCI image layout (index.json) or an
+  /// unpacked `docker save` archive (manifest.json; see load_docker_archive),
+  /// preferring the layout when it has both (as Docker 25+ writes).
+  /// kInvalidArgument when it has neither.
+  Result<std::vector<ImageRecord>> load_dir(const std::string& dir,
+                                            const std::string& repository = "");
+  /// Reads a tar (plain, gzip or zstd) from `tar_fd` to its end, unpacks it
+  /// into a temporary directory under the state root with the hardened layer
+  /// code (rootfs::apply_layer; `display` names the input in its errors)
+  /// and loads that with load_dir(). The directory is removed afterwards.
+  Result<std::vector<ImageRecord>> load_archive(int tar_fd, const std::string& display,
+                                                const std::string& repository = "");
+  /// Writes `images` to `fd` as a tar of an OCI image layout: oci-layout,
+  /// index.json (one entry per image, annotated with
+  /// "io.containerd.image.name" = the full name and
+  /// "org.opencontainers.image.ref.name" = its tag, as Docker 25+ does) and
+  /// blobs/sha256/<hex> for each blob once; plus a manifest.json in the
+  /// `docker save` format pointing at the same blobs, so that `docker load`
+  /// accepts it too. Entries have mtime 0 and fixed modes: the same images
+  /// give the same bytes. Does not close `fd`.
+  Status save(const std::vector<ImageRecord>& images, int fd) const;
+  /// save() to a temporary file beside `path`, renamed over `path` only
+  /// once complete and synced.
+  Status save_file(const std::vector<ImageRecord>& images, const std::string& path) const;
   /// The image recorded under `ref`'s canonical name, if any.
   Result<std::optional<ImageRecord>> find(const image::Reference& ref) const;
   Result<std::vector<ImageRecord>> list() const;
@@ -101,12 +134,29 @@ class ImageStore {
       : root_(std::move(root)), store_(std::move(store)) {}
   Result<std::vector<ImageRecord>> read_index() const;
   Status record(const ImageRecord& image);
-  Status build_snapshot(const ImageRecord& image, const std::string& path);
-  /// Copies blob `d` (at most `size` bytes) from a layout into the store.
-  Status import_blob(const std::string& layout, const image::Digest& d, int64_t size);
-  /// Imports one image manifest of a layout under `name`.
-  Result<ImageRecord> import_manifest(const std::string& layout, const image::Descriptor& desc,
-                                      const std::string& name);
+  using BlobPathFn = std::function<std::string(const image::Digest&)>;
+  /// The snapshot of `image` built from the layer files `blob_path` names.
+  Result<std::string> snapshot_from(const ImageRecord& image, const BlobPathFn& blob_path);
+  Status build_snapshot(const ImageRecord& image, const std::string& path,
+                        const BlobPathFn& blob_path);
+  /// Builds the snapshot from the staged blobs, commits them and records
+  /// `image` under its name.
+  Status finish_import(const ImageRecord& image, detail::StagedBlobs& staged);
+  /// Stages blob `d` of the layout open at `layout_fd`, verified.
+  Status import_blob(int layout_fd, const image::Descriptor& d, detail::StagedBlobs& staged);
+  /// Imports one image manifest of a layout under `names` (at least one).
+  Result<ImageRecord> import_manifest(int layout_fd, const image::Descriptor& desc,
+                                      const std::vector<std::string>& names);
+  /// Loads the images a docker save archive (unpacked at `dir_fd`) lists in
+  /// its manifest.json: each layer is checked against the config's diff_id
+  /// (after decompression if compressed), the config and layers become blobs
+  /// (layers keep their bytes: an uncompressed one gets the media type
+  /// application/vnd.oci.image.layer.v1.tar), an OCI manifest is
+  /// synthesised, and each RepoTags entry becomes a name (`repository` for
+  /// an untagged image, which is an error without it).
+  Result<std::vector<ImageRecord>> load_docker_archive(int dir_fd, const std::string& repository);
+  Result<ImageRecord> import_docker_image(int dir_fd, const DockerArchiveImage& entry,
+                                          const std::vector<std::string>& names);
 
   std::string root_;
   content::Store store_;
