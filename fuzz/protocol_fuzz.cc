@@ -30,12 +30,20 @@ bool same(const Hello& a, const Hello& b) {
 }
 bool same(const Setup& a, const Setup& b) {
   return a.hostname == b.hostname && a.rootfs_tag == b.rootfs_tag && a.hosts == b.hosts &&
-         a.resolv_conf == b.resolv_conf && a.read_only == b.read_only;
+         a.resolv_conf == b.resolv_conf && a.read_only == b.read_only &&
+         a.lower_serial == b.lower_serial && a.upper_serial == b.upper_serial &&
+         a.memory_limit_bytes == b.memory_limit_bytes && a.pids_limit == b.pids_limit &&
+         a.cpu_quota_usec == b.cpu_quota_usec && a.cpu_period_usec == b.cpu_period_usec;
+}
+bool same(const Rlimit& a, const Rlimit& b) {
+  return a.resource == b.resource && a.soft == b.soft && a.hard == b.hard;
 }
 bool same(const Spawn& a, const Spawn& b) {
   return a.argv == b.argv && a.env == b.env && a.cwd == b.cwd && a.uid == b.uid && a.gid == b.gid &&
          a.groups == b.groups && a.tty == b.tty && a.stdin_open == b.stdin_open &&
-         a.rows == b.rows && a.cols == b.cols;
+         a.rows == b.rows && a.cols == b.cols && a.user == b.user &&
+         std::equal(a.rlimits.begin(), a.rlimits.end(), b.rlimits.begin(), b.rlimits.end(),
+                    [](const Rlimit& x, const Rlimit& y) { return same(x, y); });
 }
 bool same(const Reply& a, const Reply& b) {
   return a.errnum == b.errnum && a.message == b.message && a.pid == b.pid;
@@ -50,7 +58,19 @@ bool same(const Resize& a, const Resize& b) {
   return a.rows == b.rows && a.cols == b.cols;
 }
 bool same(const Exit& a, const Exit& b) {
-  return a.code == b.code && a.signal == b.signal;
+  return a.code == b.code && a.signal == b.signal && a.oom_killed == b.oom_killed;
+}
+bool same(const Stats& a, const Stats& b) {
+  return a.timestamp_ns == b.timestamp_ns && a.cpu_usage_usec == b.cpu_usage_usec &&
+         a.cpu_user_usec == b.cpu_user_usec && a.cpu_system_usec == b.cpu_system_usec &&
+         a.memory_current == b.memory_current && a.memory_limit == b.memory_limit &&
+         a.memory_anon == b.memory_anon && a.memory_file == b.memory_file &&
+         a.memory_inactive_file == b.memory_inactive_file && a.oom_kills == b.oom_kills &&
+         a.pids_current == b.pids_current && a.pids_limit == b.pids_limit &&
+         a.io_read_bytes == b.io_read_bytes && a.io_write_bytes == b.io_write_bytes &&
+         a.net_rx_bytes == b.net_rx_bytes && a.net_tx_bytes == b.net_tx_bytes &&
+         a.guest_mem_total == b.guest_mem_total && a.guest_mem_available == b.guest_mem_available &&
+         a.cpus == b.cpus;
 }
 
 template <typename M>
@@ -73,6 +93,7 @@ void decode_all(std::span<const uint8_t> payload) {
   try_decode<Signal>(payload);
   try_decode<Resize>(payload);
   try_decode<Exit>(payload);
+  try_decode<Stats>(payload);
 }
 
 bool same_frame(const FrameReader::Frame& a, const FrameReader::Frame& b) {

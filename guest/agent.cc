@@ -46,8 +46,11 @@ void consume(Buffer& buffer, size_t& offset) {
 
 }  // namespace
 
-Agent::Agent(UniqueFd port, UniqueFd sigchld)
-    : port_(std::move(port)), sigchld_(std::move(sigchld)), read_buffer_(protocol::kMaxDataChunk) {}
+Agent::Agent(UniqueFd port, UniqueFd sigchld, ContainerCgroup cgroup)
+    : port_(std::move(port)),
+      sigchld_(std::move(sigchld)),
+      cgroup_(std::move(cgroup)),
+      read_buffer_(protocol::kMaxDataChunk) {}
 
 void Agent::run(const std::string& guest) {
   protocol::Hello hello;
@@ -248,6 +251,9 @@ bool Agent::handle_frame(const protocol::FrameReader::Frame& frame) {
       on_resize(h.stream, m);
       return true;
     }
+    case MsgType::kStats:
+      on_stats();
+      return true;
     case MsgType::kPoweroff:
       on_poweroff();
     default:
@@ -279,7 +285,14 @@ void Agent::on_setup(uint32_t stream, const protocol::Setup& setup) {
     reply(MsgType::kSetupResult, stream, Status(EBUSY, "the container root is already set up"));
     return;
   }
-  Result<Container> container = Container::prepare(setup);
+  // Limits first: they are cheap to write again if the mounts fail and the
+  // host retries, and no process can run before Setup succeeds anyway.
+  if (Status s = cgroup_.apply_limits(setup); !s.ok()) {
+    log_error("setup: %s", s.message().c_str());
+    reply(MsgType::kSetupResult, stream, s);
+    return;
+  }
+  Result<Container> container = Container::prepare(setup, cgroup_);
   if (!container.ok()) {
     log_error("setup: %s", container.status().message().c_str());
     reply(MsgType::kSetupResult, stream, container.status());
@@ -303,12 +316,14 @@ void Agent::on_spawn(uint32_t stream, const protocol::Spawn& spawn) {
           Status(EEXIST, "stream " + std::to_string(stream) + " is in use"));
     return;
   }
-  Result<Process> started = spawn_process(spawn, container_);
+  uint64_t oom_kills = cgroup_.oom_kills();
+  Result<Process> started = spawn_process(spawn, container_, cgroup_);
   if (!started.ok()) {
     reply(MsgType::kSpawnResult, stream, started.status());
     return;
   }
   Process process = started.take();
+  process.oom_kills_at_start = oom_kills;
   process.stream = stream;
   process.serial = next_serial_++;
   pid_t pid = process.pid;
@@ -349,6 +364,12 @@ void Agent::on_resize(uint32_t stream, const protocol::Resize& resize) {
   // The kernel sends SIGWINCH to the terminal's foreground process group.
   winsize ws{resize.rows, resize.cols, 0, 0};
   ioctl(it->second.pty.get(), TIOCSWINSZ, &ws);
+}
+
+void Agent::on_stats() {
+  // Answered on stream 0 whatever stream the request came on: the host
+  // routes StatsResult by type (protocol.md).
+  queue_frame(MsgType::kStatsResult, 0, protocol::encode(cgroup_.sample()));
 }
 
 void Agent::on_poweroff() {
@@ -478,6 +499,9 @@ void Agent::finish_process(Process& process, int wait_status) {
   protocol::Exit exit;
   if (WIFEXITED(wait_status)) exit.code = WEXITSTATUS(wait_status);
   if (WIFSIGNALED(wait_status)) exit.signal = WTERMSIG(wait_status);
+  // The OOM killer counts its kill (memory.events) before the victim dies,
+  // so a kill that ended this process is already counted here.
+  exit.oom_killed = cgroup_.valid() && cgroup_.oom_kills() > process.oom_kills_at_start;
   queue_frame(MsgType::kExit, process.stream, protocol::encode(exit));
 }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/unique_fd.h"
+#include "guest/cgroup.h"
 #include "guest/container.h"
 #include "guest/process.h"
 #include "protocol/protocol.h"
@@ -21,9 +22,10 @@ namespace vessel::guest {
 
 class Agent {
  public:
-  /// Takes the agent port (opened O_NONBLOCK) and a nonblocking signalfd for
-  /// SIGCHLD (blocked in init).
-  Agent(UniqueFd port, UniqueFd sigchld);
+  /// Takes the agent port (opened O_NONBLOCK), a nonblocking signalfd for
+  /// SIGCHLD (blocked in init) and the container's cgroup (possibly invalid:
+  /// then there are no limits and no cgroup statistics).
+  Agent(UniqueFd port, UniqueFd sigchld, ContainerCgroup cgroup);
 
   /// Sends Hello with `guest` as its description and serves the host until
   /// Poweroff or a fatal error, both of which end the VM. Never returns:
@@ -62,6 +64,7 @@ class Agent {
   void on_stdin(uint32_t stream, std::span<const uint8_t> data);
   void on_signal(uint32_t stream, const protocol::Signal& signal);
   void on_resize(uint32_t stream, const protocol::Resize& resize);
+  void on_stats();
   [[noreturn]] void on_poweroff();
   void reply(protocol::MsgType type, uint32_t stream, const Status& status, uint32_t pid = 0);
 
@@ -91,6 +94,7 @@ class Agent {
   /// The host was connected when last seen: log the next hang-up once.
   bool host_connected_ = false;
 
+  ContainerCgroup cgroup_;
   Container container_;
   std::map<uint32_t, Process> processes_;
   uint64_t next_serial_ = 1;

@@ -108,17 +108,37 @@ Status populate_dev(const std::string& dev) {
   return {};
 }
 
+/// Makes the container's cgroup its /sys/fs/cgroup: a bind mount of the
+/// cgroup's directory, so that the container sees its own limits and usage
+/// at the top (as in a Docker container on cgroup v2), not the whole tree.
+/// Without a container cgroup, the whole cgroup2 tree is mounted, best
+/// effort: a kernel without cgroups still runs containers.
+Status mount_cgroup(const std::string& root, const ContainerCgroup& cgroup) {
+  constexpr unsigned long kNoSuidDevExec = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+  // sysfs always has fs/cgroup (the kernel creates it for cgroup mounts).
+  std::string target = root + "/sys/fs/cgroup";
+  if (!cgroup.valid()) {
+    mount("cgroup2", target.c_str(), "cgroup2", kNoSuidDevExec, nullptr);
+    return {};
+  }
+  Status s = mount_fs(std::string(kContainerCgroup).c_str(), target, nullptr, MS_BIND, nullptr,
+                      "bind the container cgroup on '/sys/fs/cgroup'");
+  if (!s.ok()) return s;
+  // A bind mount takes the source's flags; these need a remount (mount(2)).
+  return mount_fs(nullptr, target, nullptr, MS_REMOUNT | MS_BIND | kNoSuidDevExec, nullptr,
+                  "remount '/sys/fs/cgroup'");
+}
+
 /// Mounts /proc, /sys, /sys/fs/cgroup, /dev, /dev/pts and /dev/shm under the
 /// container root, with the flags Docker uses.
-Status mount_api_filesystems(const std::string& root) {
+Status mount_api_filesystems(const std::string& root, const ContainerCgroup& cgroup) {
   constexpr unsigned long kNoSuidDevExec = MS_NOSUID | MS_NODEV | MS_NOEXEC;
   Status s = mount_in_root(root, "/proc", "proc", kNoSuidDevExec, nullptr);
   if (!s.ok()) return s;
   s = mount_in_root(root, "/sys", "sysfs", MS_RDONLY | kNoSuidDevExec, nullptr);
   if (!s.ok()) return s;
-  // sysfs always has fs/cgroup (the kernel creates it for cgroup mounts).
-  // Optional: a kernel without cgroups still runs containers.
-  mount("cgroup2", (root + "/sys/fs/cgroup").c_str(), "cgroup2", kNoSuidDevExec, nullptr);
+  s = mount_cgroup(root, cgroup);
+  if (!s.ok()) return s;
   s = mount_in_root(root, "/dev", "tmpfs", MS_NOSUID, "mode=0755,size=65536k");
   if (!s.ok()) return s;
   s = populate_dev(root + "/dev");
@@ -305,7 +325,7 @@ Status mount_image_root(const protocol::Setup& setup, const std::string& root) {
 
 }  // namespace
 
-Result<Container> Container::prepare(const protocol::Setup& setup) {
+Result<Container> Container::prepare(const protocol::Setup& setup, const ContainerCgroup& cgroup) {
   std::string root(kContainerRoot);
   Status s = ensure_dirs(root, 0755);
   if (!s.ok()) return s;
@@ -319,7 +339,7 @@ Result<Container> Container::prepare(const protocol::Setup& setup) {
   if (!s.ok()) return s;
   RootMountGuard guard(root);
 
-  s = mount_api_filesystems(root);
+  s = mount_api_filesystems(root, cgroup);
   if (!s.ok()) return s;
   if (!setup.hostname.empty() && sethostname(setup.hostname.data(), setup.hostname.size()) < 0) {
     return Status::from_errno("set hostname '" + setup.hostname + "'");

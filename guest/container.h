@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "base/unique_fd.h"
+#include "guest/cgroup.h"
 #include "guest/system.h"
 #include "protocol/protocol.h"
 
@@ -22,11 +23,12 @@ class Container {
   Container() = default;
 
   /// Mounts the root filesystem named by `setup` at kContainerRoot and the
-  /// API filesystems under it, sets the hostname, covers /etc/hosts and
+  /// API filesystems under it (with `cgroup`, when valid, as the container's
+  /// /sys/fs/cgroup; else the whole cgroup2 tree if any), sets the hostname, covers /etc/hosts and
   /// /etc/resolv.conf, and creates the mount namespace. A failure carries
   /// the errno and a message for SetupResult, and undoes the mounts, so that
   /// a corrected Setup can be tried again.
-  static Result<Container> prepare(const protocol::Setup& setup);
+  static Result<Container> prepare(const protocol::Setup& setup, const ContainerCgroup& cgroup);
 
   /// False until prepare() has succeeded.
   bool ready() const { return mount_ns_.valid(); }

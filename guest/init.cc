@@ -262,6 +262,9 @@ std::string describe_guest() {
   mount_system_filesystems();
   attach_console();
   enable_cgroup_controllers();
+  // Made at boot rather than at Setup, so that Stats works from the start.
+  Result<ContainerCgroup> cgroup = ContainerCgroup::create();
+  if (!cgroup.ok()) log_error("container cgroup: %s", cgroup.status().message().c_str());
   bring_up_loopback();
   Result<UniqueFd> sigchld = open_sigchld_fd();
   if (!sigchld.ok()) {
@@ -273,7 +276,7 @@ std::string describe_guest() {
     log_error("%s; powering off", port.status().message().c_str());
     power_off();
   }
-  Agent agent(port.take(), sigchld.take());
+  Agent agent(port.take(), sigchld.take(), cgroup.take());
   agent.run(describe_guest());
 }
 

@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -40,12 +41,53 @@ enum class Stage : int32_t {
   kSetuid,
   kExec,
   kUser,
+  kCgroup,
+  kCgroupNamespace,
+  kRlimit,
 };
 
 struct ChildReport {
   int32_t errnum = 0;
   int32_t stage = 0;
+  int32_t detail = 0;  // kRlimit: the index in Spawn.rlimits
 };
+
+// Spawn.rlimits carries Linux's generic RLIMIT_* numbers (asm-generic/resource.h),
+// which are glibc's on x86_64 and arm64.
+static_assert(RLIMIT_CPU == 0 && RLIMIT_NOFILE == 7 && RLIMIT_AS == 9 && RLIMIT_RTTIME == 15 &&
+              RLIMIT_NLIMITS == 16);
+
+/// Docker's --ulimit names, indexed by resource number.
+constexpr const char* kRlimitNames[RLIMIT_NLIMITS] = {
+    "cpu",     "fsize", "data",  "stack",      "core",     "rss",  "nproc",  "nofile",
+    "memlock", "as",    "locks", "sigpending", "msgqueue", "nice", "rtprio", "rttime",
+};
+
+std::string rlimit_value(uint64_t v) {
+  return v == protocol::kRlimInfinity ? std::string("unlimited") : std::to_string(v);
+}
+
+/// "nofile=1024:2048", as --ulimit spells it.
+std::string describe_rlimit(const protocol::Rlimit& l) {
+  std::string name = l.resource < RLIMIT_NLIMITS ? kRlimitNames[l.resource]
+                                                 : "resource " + std::to_string(l.resource);
+  return name + "=" + rlimit_value(l.soft) + ":" + rlimit_value(l.hard);
+}
+
+/// Checks what setrlimit(2) would refuse with a bare EINVAL, so that the
+/// message can say which limit and why.
+Status check_rlimits(const std::vector<protocol::Rlimit>& rlimits) {
+  for (const protocol::Rlimit& l : rlimits) {
+    if (l.resource >= RLIMIT_NLIMITS) {
+      return Status(EINVAL, "ulimit: unknown resource number " + std::to_string(l.resource));
+    }
+    if (l.soft > l.hard) {
+      return Status(EINVAL,
+                    "ulimit " + describe_rlimit(l) + ": the soft limit is above the hard limit");
+    }
+  }
+  return {};
+}
 
 /// A new process's stdio. Init's ends (nonblocking) end up in Process; the
 /// child's ends go onto its 0, 1 and 2, and init closes them after fork.
@@ -63,6 +105,7 @@ struct ChildPlan {
   const Stdio* stdio = nullptr;
   int mount_ns = -1;
   int report_fd = -1;
+  int cgroup_procs_fd = -1;  // the container cgroup's cgroup.procs, or -1
   const char* cwd = "/";
   std::vector<std::string> candidates;
   std::vector<char*> argv;
@@ -171,9 +214,9 @@ std::vector<char*> c_strings(const std::vector<std::string>& strings) {
 
 // ---- the child, between fork and exec ----------------------------------------
 
-[[noreturn]] void child_fail(int report_fd, Stage stage, int errnum) {
-  ChildReport report{errnum, static_cast<int32_t>(stage)};
-  // 8 bytes: a single pipe write, atomic (pipe(7), PIPE_BUF).
+[[noreturn]] void child_fail(int report_fd, Stage stage, int errnum, int32_t detail = 0) {
+  ChildReport report{errnum, static_cast<int32_t>(stage), detail};
+  // 12 bytes: a single pipe write, atomic (pipe(7), PIPE_BUF).
   write_all(report_fd, &report, sizeof(report));
   _exit(127);
 }
@@ -362,6 +405,14 @@ int resolve_user(const std::string& spec, uint32_t& uid, uint32_t& gid, std::vec
   const protocol::Spawn& spec = *plan.spec;
   const int report = plan.report_fd;
   reset_signals();
+  if (plan.cgroup_procs_fd >= 0) {
+    // Into the container's cgroup before anything is allocated for the
+    // program ("0" is the writer itself; cgroup-v2.rst, "cgroup.procs").
+    if (!write_all(plan.cgroup_procs_fd, "0", 1)) child_fail(report, Stage::kCgroup, errno);
+    // A cgroup namespace rooted there, as Docker gives on cgroup v2: the
+    // process sees "0::/" in /proc/self/cgroup, matching its /sys/fs/cgroup.
+    if (unshare(CLONE_NEWCGROUP) < 0) child_fail(report, Stage::kCgroupNamespace, errno);
+  }
   // A session (and process group) of its own; only a session leader can
   // take a controlling terminal.
   if (setsid() < 0) child_fail(report, Stage::kSession, errno);
@@ -390,6 +441,14 @@ int resolve_user(const std::string& spec, uint32_t& uid, uint32_t& gid, std::vec
   }
   if (uid != 0) give_stdio_to(uid);
   if (chdir(plan.cwd) < 0) child_fail(report, Stage::kChdir, errno);
+  // Still root here: raising a hard limit needs CAP_SYS_RESOURCE.
+  for (size_t i = 0; i < spec.rlimits.size(); ++i) {
+    const protocol::Rlimit& l = spec.rlimits[i];
+    rlimit limit{static_cast<rlim_t>(l.soft), static_cast<rlim_t>(l.hard)};
+    if (setrlimit(static_cast<__rlimit_resource_t>(l.resource), &limit) < 0) {
+      child_fail(report, Stage::kRlimit, errno, static_cast<int32_t>(i));
+    }
+  }
   // Groups, then gid, then uid: each step needs the privilege the next drops.
   if (setgroups(groups.size(), groups.data()) < 0) child_fail(report, Stage::kSetgroups, errno);
   if (setgid(gid) < 0) child_fail(report, Stage::kSetgid, errno);
@@ -433,6 +492,20 @@ Status child_failure(const protocol::Spawn& spec, const char* cwd, const ChildRe
       // Docker's wording; ESRCH keeps it apart from "command not found".
       return Status(err, "unable to find user '" + spec.user +
                              "': no matching entries in passwd or group file");
+    case Stage::kCgroup:
+      return Status::from_errno(err, "join the container cgroup");
+    case Stage::kCgroupNamespace:
+      return Status::from_errno(err, "create a cgroup namespace");
+    case Stage::kRlimit: {
+      if (report.detail < 0 || static_cast<size_t>(report.detail) >= spec.rlimits.size()) break;
+      const protocol::Rlimit& l = spec.rlimits[static_cast<size_t>(report.detail)];
+      std::string what = "set ulimit " + describe_rlimit(l);
+      // setrlimit(2): EPERM for a nofile hard limit above fs.nr_open too.
+      if (err == EPERM && l.resource == RLIMIT_NOFILE) {
+        return Status(err, what + ": above the kernel's maximum (fs.nr_open)");
+      }
+      return Status::from_errno(err, what);
+    }
   }
   return Status::from_errno(err, "start process");
 }
@@ -459,7 +532,9 @@ void wait_for(pid_t pid) {
 
 }  // namespace
 
-Result<Process> spawn_process(const protocol::Spawn& spec, const Container& container) {
+Result<Process> spawn_process(const protocol::Spawn& spec, const Container& container,
+                              const ContainerCgroup& cgroup) {
+  if (Status s = check_rlimits(spec.rlimits); !s.ok()) return s;
   Stdio io;
   Status s = spec.tty ? open_terminal(container.root(), spec, io) : open_pipes(spec, io);
   if (!s.ok()) return s;
@@ -473,6 +548,7 @@ Result<Process> spawn_process(const protocol::Spawn& spec, const Container& cont
   plan.stdio = &io;
   plan.mount_ns = container.mount_ns();
   plan.report_fd = report_w.get();
+  plan.cgroup_procs_fd = cgroup.procs_fd();
   if (!spec.cwd.empty()) plan.cwd = spec.cwd.c_str();
   plan.candidates = exec_candidates(spec.argv[0], spec.env);
   plan.argv = c_strings(spec.argv);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "base/unique_fd.h"
+#include "guest/cgroup.h"
 #include "guest/container.h"
 #include "guest/system.h"
 #include "protocol/protocol.h"
@@ -45,14 +46,19 @@ struct Process {
   /// Read end of stderr; invalid with a tty (merged into stdout) or after EOF.
   UniqueFd stderr_fd;
   StdinState in;
+  /// The container cgroup's oom_kill count before the process started.
+  uint64_t oom_kills_at_start = 0;
 };
 
 /// Starts `spec` in `container`, which must be ready: creates its stdio,
-/// forks, and the child joins the container's mount namespace, changes
-/// directory, drops to the requested identity and execs, searching PATH from
-/// `spec.env` as execvp(3) does. Returns once the child has exec'd (the
-/// returned fds are nonblocking and close-on-exec) or has failed; a failure
-/// carries the errno and a message for SpawnResult, and the child is reaped.
-Result<Process> spawn_process(const protocol::Spawn& spec, const Container& container);
+/// forks, and the child joins `cgroup` (when valid) and a cgroup namespace
+/// rooted there, joins the container's mount namespace, changes directory,
+/// applies `spec.rlimits`, drops to the requested identity and execs,
+/// searching PATH from `spec.env` as execvp(3) does. Returns once the child
+/// has exec'd (the returned fds are nonblocking and close-on-exec) or has
+/// failed; a failure carries the errno and a message for SpawnResult (an
+/// invalid rlimit fails before anything is created), and the child is reaped.
+Result<Process> spawn_process(const protocol::Spawn& spec, const Container& container,
+                              const ContainerCgroup& cgroup);
 
 }  // namespace vessel::guest

@@ -23,6 +23,7 @@ Status AgentConnection::validate(const Frame& f) const {
   switch (type) {
     case MsgType::kHello:
     case MsgType::kSetupResult:
+    case MsgType::kStatsResult:
       if (f.header.stream != 0) break;
       return ok_status();
     case MsgType::kSpawnResult:

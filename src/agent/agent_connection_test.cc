@@ -79,6 +79,31 @@ TEST_F(AgentTest, MalformedPayloadIsAnErrorValue) {
   EXPECT_EQ(e.error().code(), ErrorCode::kProtocol);
 }
 
+TEST_F(AgentTest, AcceptsStatsResultOnStreamZeroOnly) {
+  protocol::Stats stats;
+  stats.memory_current = 123;
+  guest_writes(protocol::make_frame(MsgType::kStatsResult, 0, protocol::encode(stats)));
+  auto f = receive();
+  ASSERT_TRUE(f.ok()) << f.error().to_string();
+  auto decoded = decode_as<protocol::Stats>(*f);
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_EQ(decoded->memory_current, 123u);
+
+  SetUp();
+  guest_writes(protocol::make_frame(MsgType::kStatsResult, 1, protocol::encode(stats)));
+  auto on_stream = receive();
+  ASSERT_FALSE(on_stream.ok());
+  EXPECT_EQ(on_stream.error().code(), ErrorCode::kProtocol);
+  EXPECT_NE(on_stream.error().to_string().find("stats-result"), std::string::npos);
+
+  // The request goes host -> guest only.
+  SetUp();
+  guest_writes(protocol::make_frame(MsgType::kStats, 0, {}));
+  auto request = receive();
+  ASSERT_FALSE(request.ok());
+  EXPECT_EQ(request.error().code(), ErrorCode::kProtocol);
+}
+
 TEST_F(AgentTest, GuestHangupIsReported) {
   guest_.reset();
   auto f = receive();

@@ -16,6 +16,10 @@ class Writer {
     for (int i = 0; i < 4; ++i)
       out_.push_back(static_cast<uint8_t>(v >> (8 * i)));
   }
+  void u64(uint64_t v) {
+    for (int i = 0; i < 8; ++i)
+      out_.push_back(static_cast<uint8_t>(v >> (8 * i)));
+  }
   void i32(int32_t v) { u32(static_cast<uint32_t>(v)); }
   void str(std::string_view s) {
     u32(static_cast<uint32_t>(s.size()));
@@ -62,6 +66,14 @@ class Reader {
     pos_ += 4;
     return v;
   }
+  uint64_t u64() {
+    if (!need(8)) return 0;
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; --i)
+      v = (v << 8) | p_[pos_ + i];
+    pos_ += 8;
+    return v;
+  }
   int32_t i32() { return static_cast<int32_t>(u32()); }
   std::string str() {
     uint32_t n = u32();
@@ -85,6 +97,13 @@ class Reader {
     for (uint32_t i = 0; i < n && ok_; ++i)
       v.push_back(str());
     return v;
+  }
+  /// A list of fixed-size items of `item_bytes` each, at most `max` of them:
+  /// the count is checked against both before anything is allocated.
+  bool list_count(uint32_t max, size_t item_bytes, uint32_t& n) {
+    n = u32();
+    if (n > max || !need(static_cast<size_t>(n) * item_bytes)) ok_ = false;
+    return ok_;
   }
   std::vector<uint32_t> u32s() {
     std::vector<uint32_t> v;
@@ -113,13 +132,14 @@ class Reader {
 
 bool is_known_type(uint16_t type) {
   return type >= static_cast<uint16_t>(MsgType::kHello) &&
-         type <= static_cast<uint16_t>(MsgType::kPoweroff);
+         type <= static_cast<uint16_t>(MsgType::kStatsResult);
 }
 
 const char* type_name(uint16_t type) {
-  static const char* const kNames[] = {
-      "?",         "hello",  "setup",  "setup-result", "spawn",  "spawn-result", "stdin",
-      "stdin-ack", "stdout", "stderr", "signal",       "resize", "exit",         "poweroff"};
+  static const char* const kNames[] = {"?",      "hello",        "setup",  "setup-result",
+                                       "spawn",  "spawn-result", "stdin",  "stdin-ack",
+                                       "stdout", "stderr",       "signal", "resize",
+                                       "exit",   "poweroff",     "stats",  "stats-result"};
   return is_known_type(type) ? kNames[type] : "unknown";
 }
 
@@ -181,6 +201,10 @@ std::vector<uint8_t> encode(const Setup& m) {
   w.u8(m.read_only);
   w.str(m.lower_serial);
   w.str(m.upper_serial);
+  w.u64(m.memory_limit_bytes);
+  w.u64(m.pids_limit);
+  w.u32(m.cpu_quota_usec);
+  w.u32(m.cpu_period_usec);
   return w.take();
 }
 
@@ -193,12 +217,20 @@ bool decode(std::span<const uint8_t> p, Setup& out) {
   out.read_only = r.u8();
   out.lower_serial = r.str();
   out.upper_serial = r.str();
+  out.memory_limit_bytes = r.u64();
+  out.pids_limit = r.u64();
+  out.cpu_quota_usec = r.u32();
+  out.cpu_period_usec = r.u32();
+  // cpu.max: a quota of at least 1 ms, a period of 1 ms to 1 s (0: default).
+  bool period_ok = out.cpu_period_usec == 0 || (out.cpu_period_usec >= kMinCpuPeriodUsec &&
+                                                out.cpu_period_usec <= kMaxCpuPeriodUsec);
+  bool quota_ok = out.cpu_quota_usec == 0 || out.cpu_quota_usec >= kMinCpuPeriodUsec;
   // A hostname is at most 64 bytes (HOST_NAME_MAX), a tag at most 36 and a
   // virtio-blk serial 20. Exactly one kind of root; an upper needs a lower.
   bool virtiofs = !out.rootfs_tag.empty(), image = !out.lower_serial.empty();
   return r.ok() && out.hostname.size() <= 64 && virtiofs != image && out.rootfs_tag.size() <= 36 &&
          out.lower_serial.size() <= 20 && out.upper_serial.size() <= 20 &&
-         (out.upper_serial.empty() || image);
+         (out.upper_serial.empty() || image) && period_ok && quota_ok;
 }
 
 std::vector<uint8_t> encode(const Spawn& m) {
@@ -214,6 +246,12 @@ std::vector<uint8_t> encode(const Spawn& m) {
   w.u16(m.rows);
   w.u16(m.cols);
   w.str(m.user);
+  w.u32(static_cast<uint32_t>(m.rlimits.size()));
+  for (const Rlimit& l : m.rlimits) {
+    w.u32(l.resource);
+    w.u64(l.soft);
+    w.u64(l.hard);
+  }
   return w.take();
 }
 
@@ -230,6 +268,18 @@ bool decode(std::span<const uint8_t> p, Spawn& out) {
   out.rows = r.u16();
   out.cols = r.u16();
   out.user = r.str();
+  // Structure only: the guest checks resource numbers and soft <= hard and
+  // says which entry is wrong in SpawnResult.
+  out.rlimits.clear();
+  uint32_t n_rlimits = 0;
+  if (r.list_count(kMaxRlimits, 20, n_rlimits)) {
+    out.rlimits.resize(n_rlimits);
+    for (Rlimit& l : out.rlimits) {
+      l.resource = r.u32();
+      l.soft = r.u64();
+      l.hard = r.u64();
+    }
+  }
   if (!r.ok() || out.argv.empty() || out.argv[0].empty() || out.user.size() > 256) return false;
   // Strings handed to execve() and chdir() must not hold NUL bytes.
   auto has_nul = [](const std::string& s) { return s.find('\0') != std::string::npos; };
@@ -298,6 +348,7 @@ std::vector<uint8_t> encode(const Exit& m) {
   Writer w;
   w.i32(m.code);
   w.i32(m.signal);
+  w.u8(m.oom_killed);
   return w.take();
 }
 
@@ -305,7 +356,58 @@ bool decode(std::span<const uint8_t> p, Exit& out) {
   Reader r(p);
   out.code = r.i32();
   out.signal = r.i32();
+  out.oom_killed = r.u8();
   return r.ok() && out.code >= 0 && out.code <= 255 && out.signal >= 0 && out.signal < 65;
+}
+
+std::vector<uint8_t> encode(const Stats& m) {
+  Writer w;
+  w.u64(m.timestamp_ns);
+  w.u64(m.cpu_usage_usec);
+  w.u64(m.cpu_user_usec);
+  w.u64(m.cpu_system_usec);
+  w.u64(m.memory_current);
+  w.u64(m.memory_limit);
+  w.u64(m.memory_anon);
+  w.u64(m.memory_file);
+  w.u64(m.memory_inactive_file);
+  w.u64(m.oom_kills);
+  w.u64(m.pids_current);
+  w.u64(m.pids_limit);
+  w.u64(m.io_read_bytes);
+  w.u64(m.io_write_bytes);
+  w.u64(m.net_rx_bytes);
+  w.u64(m.net_tx_bytes);
+  w.u64(m.guest_mem_total);
+  w.u64(m.guest_mem_available);
+  w.u32(m.cpus);
+  return w.take();
+}
+
+bool decode(std::span<const uint8_t> p, Stats& out) {
+  // Fixed size; any value is representable, so the length is all there is
+  // to check. Consumers treat the numbers as claims (stats.h).
+  Reader r(p);
+  out.timestamp_ns = r.u64();
+  out.cpu_usage_usec = r.u64();
+  out.cpu_user_usec = r.u64();
+  out.cpu_system_usec = r.u64();
+  out.memory_current = r.u64();
+  out.memory_limit = r.u64();
+  out.memory_anon = r.u64();
+  out.memory_file = r.u64();
+  out.memory_inactive_file = r.u64();
+  out.oom_kills = r.u64();
+  out.pids_current = r.u64();
+  out.pids_limit = r.u64();
+  out.io_read_bytes = r.u64();
+  out.io_write_bytes = r.u64();
+  out.net_rx_bytes = r.u64();
+  out.net_tx_bytes = r.u64();
+  out.guest_mem_total = r.u64();
+  out.guest_mem_available = r.u64();
+  out.cpus = r.u32();
+  return r.ok();
 }
 
 void FrameReader::feed(const uint8_t* data, size_t n) {

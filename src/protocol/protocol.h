@@ -26,7 +26,8 @@
 namespace vessel::protocol {
 
 /// Bumped when a message changes incompatibly. Peers must agree exactly.
-inline constexpr uint32_t kVersion = 1;
+/// 2: Stats and StatsResult; resource limits in Setup and Spawn; Exit.oom_killed.
+inline constexpr uint32_t kVersion = 2;
 /// Name of the virtio-serial port the guest serves on.
 inline constexpr std::string_view kPortName = "vessel.agent";
 
@@ -37,21 +38,30 @@ inline constexpr uint32_t kMaxListItems = 4096;          // argv, env, groups
 inline constexpr uint32_t kMaxStringBytes = 256u << 10;  // any one string
 /// Bytes of stdin the host may send beyond what the guest acknowledged.
 inline constexpr uint32_t kStdinWindow = 1u << 20;
+/// Entries in Spawn.rlimits.
+inline constexpr uint32_t kMaxRlimits = 64;
+/// cpu.max bounds (kernel/sched/core.c: min_cfs_quota_period 1 ms,
+/// max_cfs_quota_period 1 s, quota at least 1 ms).
+inline constexpr uint32_t kMinCpuPeriodUsec = 1000;
+inline constexpr uint32_t kMaxCpuPeriodUsec = 1000000;
+inline constexpr uint32_t kDefaultCpuPeriodUsec = 100000;
 
 enum class MsgType : uint16_t {
-  kHello = 1,        // guest->host, stream 0: Hello. The guest is ready.
-  kSetup = 2,        // host->guest, stream 0: Setup. Prepare the container root.
-  kSetupResult = 3,  // guest->host, stream 0: Reply.
-  kSpawn = 4,        // host->guest, stream N: Spawn. Start process N.
-  kSpawnResult = 5,  // guest->host, stream N: Reply (pid on success).
-  kStdin = 6,        // host->guest, stream N: raw bytes; empty payload = EOF.
-  kStdinAck = 7,     // guest->host, stream N: Ack. Bytes written to the process.
-  kStdout = 8,       // guest->host, stream N: raw bytes.
-  kStderr = 9,       // guest->host, stream N: raw bytes.
-  kSignal = 10,      // host->guest, stream N: Signal.
-  kResize = 11,      // host->guest, stream N: Resize.
-  kExit = 12,        // guest->host, stream N: Exit. Last message of stream N.
-  kPoweroff = 13,    // host->guest, stream 0: empty. Sync and power off.
+  kHello = 1,         // guest->host, stream 0: Hello. The guest is ready.
+  kSetup = 2,         // host->guest, stream 0: Setup. Prepare the container root.
+  kSetupResult = 3,   // guest->host, stream 0: Reply.
+  kSpawn = 4,         // host->guest, stream N: Spawn. Start process N.
+  kSpawnResult = 5,   // guest->host, stream N: Reply (pid on success).
+  kStdin = 6,         // host->guest, stream N: raw bytes; empty payload = EOF.
+  kStdinAck = 7,      // guest->host, stream N: Ack. Bytes written to the process.
+  kStdout = 8,        // guest->host, stream N: raw bytes.
+  kStderr = 9,        // guest->host, stream N: raw bytes.
+  kSignal = 10,       // host->guest, stream N: Signal.
+  kResize = 11,       // host->guest, stream N: Resize.
+  kExit = 12,         // guest->host, stream N: Exit. Last message of stream N.
+  kPoweroff = 13,     // host->guest, stream 0: empty. Sync and power off.
+  kStats = 14,        // host->guest, stream 0: empty. Sample resource usage.
+  kStatsResult = 15,  // guest->host, stream 0: Stats, in answer to each kStats.
 };
 
 /// True for the types above.
@@ -92,7 +102,22 @@ struct Setup {
   uint8_t read_only = 0;     // mount the root read-only (no upper layer)
   std::string lower_serial;  // ext4 root image disk, read-only; or ""
   std::string upper_serial;  // writable ext4 disk for the overlay upper; or ""
+  // Limits of the container's cgroup (every spawned process is in it; init
+  // is not, so the OOM killer picks a container process, never the agent).
+  uint64_t memory_limit_bytes = 0;  // memory.max; 0: no limit
+  uint64_t pids_limit = 0;          // pids.max; 0: no limit
+  uint32_t cpu_quota_usec = 0;      // cpu.max quota per period; 0: no limit
+  uint32_t cpu_period_usec = 0;     // cpu.max period; 0: kDefaultCpuPeriodUsec
 };
+
+/// One setrlimit(2) for a spawned process. `resource` is Linux's generic
+/// RLIMIT_* number (RLIMIT_NOFILE = 7); kRlimInfinity means unlimited.
+struct Rlimit {
+  uint32_t resource = 0;
+  uint64_t soft = 0;
+  uint64_t hard = 0;
+};
+inline constexpr uint64_t kRlimInfinity = ~uint64_t{0};
 
 struct Spawn {
   std::vector<std::string> argv;  // at least one item
@@ -108,6 +133,9 @@ struct Spawn {
   /// container's /etc/passwd and /etc/group, replacing uid, gid and groups
   /// (supplementary groups: those listing the user), as Docker does.
   std::string user;
+  /// Applied in order before exec (the guest checks them and reports a bad
+  /// one in SpawnResult); unlisted resources keep the guest's defaults.
+  std::vector<Rlimit> rlimits;
 };
 
 /// Reply to Setup and Spawn. errnum 0 is success.
@@ -132,6 +160,36 @@ struct Resize {
 struct Exit {
   int32_t code = 0;    // exit status when signal == 0
   int32_t signal = 0;  // terminating signal, or 0
+  /// The container's cgroup counted an OOM kill while the process ran (it,
+  /// or another container process, was killed for memory): Docker's OOMKilled.
+  uint8_t oom_killed = 0;
+};
+
+/// Resource usage, sampled by the guest in answer to Stats. The cgroup
+/// fields are the container's cgroup (every spawned process, not init);
+/// a value the guest cannot read is 0. The guest is untrusted: these are
+/// only numbers, and a consumer computing differences must not assume they
+/// grow (see cpu_percent() in src/agent/stats.h).
+struct Stats {
+  uint64_t timestamp_ns = 0;          // CLOCK_MONOTONIC in the guest
+  uint64_t cpu_usage_usec = 0;        // cpu.stat usage_usec
+  uint64_t cpu_user_usec = 0;         // cpu.stat user_usec
+  uint64_t cpu_system_usec = 0;       // cpu.stat system_usec
+  uint64_t memory_current = 0;        // memory.current, bytes
+  uint64_t memory_limit = 0;          // memory.max, or MemTotal when "max"
+  uint64_t memory_anon = 0;           // memory.stat anon
+  uint64_t memory_file = 0;           // memory.stat file (page cache)
+  uint64_t memory_inactive_file = 0;  // memory.stat inactive_file (reclaimable)
+  uint64_t oom_kills = 0;             // memory.events oom_kill
+  uint64_t pids_current = 0;          // pids.current
+  uint64_t pids_limit = 0;            // pids.max; 0 when "max"
+  uint64_t io_read_bytes = 0;         // io.stat rbytes, summed over devices
+  uint64_t io_write_bytes = 0;        // io.stat wbytes, summed over devices
+  uint64_t net_rx_bytes = 0;          // /proc/net/dev, every interface but lo
+  uint64_t net_tx_bytes = 0;
+  uint64_t guest_mem_total = 0;      // /proc/meminfo MemTotal, bytes
+  uint64_t guest_mem_available = 0;  // /proc/meminfo MemAvailable, bytes
+  uint32_t cpus = 0;                 // online CPUs in the guest
 };
 
 std::vector<uint8_t> encode(const Hello& m);
@@ -142,10 +200,11 @@ std::vector<uint8_t> encode(const Ack& m);
 std::vector<uint8_t> encode(const Signal& m);
 std::vector<uint8_t> encode(const Resize& m);
 std::vector<uint8_t> encode(const Exit& m);
+std::vector<uint8_t> encode(const Stats& m);
 
 /// Each returns false (leaving `out` unspecified) if the payload is short, a
 /// length or count exceeds its limit, or a field is invalid (Spawn with no
-/// argv). Trailing bytes are allowed.
+/// argv, a cpu.max outside the kernel's bounds). Trailing bytes are allowed.
 bool decode(std::span<const uint8_t> p, Hello& out);
 bool decode(std::span<const uint8_t> p, Setup& out);
 bool decode(std::span<const uint8_t> p, Spawn& out);
@@ -154,6 +213,7 @@ bool decode(std::span<const uint8_t> p, Ack& out);
 bool decode(std::span<const uint8_t> p, Signal& out);
 bool decode(std::span<const uint8_t> p, Resize& out);
 bool decode(std::span<const uint8_t> p, Exit& out);
+bool decode(std::span<const uint8_t> p, Stats& out);
 
 /// Reassembles frames from a byte stream. Feed it what arrives; take frames
 /// out with next(). A header announcing more than kMaxPayload puts it in the

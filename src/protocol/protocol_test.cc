@@ -19,6 +19,10 @@ void put_u32(Bytes& b, uint32_t v) {
   for (int i = 0; i < 4; ++i)
     b.push_back(static_cast<uint8_t>(v >> (8 * i)));
 }
+void put_u64(Bytes& b, uint64_t v) {
+  for (int i = 0; i < 8; ++i)
+    b.push_back(static_cast<uint8_t>(v >> (8 * i)));
+}
 void put_str(Bytes& b, std::string_view s) {
   put_u32(b, static_cast<uint32_t>(s.size()));
   b.insert(b.end(), s.begin(), s.end());
@@ -37,7 +41,47 @@ Spawn sample_spawn() {
   s.rows = 24;
   s.cols = 80;
   s.user = "nobody:tty";
+  s.rlimits = {{7, 1024, 2048}, {4, 0, kRlimInfinity}};
   return s;
+}
+
+Stats sample_stats() {
+  // Every field distinct, and some above 32 bits, so a swapped or narrowed
+  // field shows.
+  Stats s;
+  s.timestamp_ns = 0x0102030405060708ull;
+  s.cpu_usage_usec = 2;
+  s.cpu_user_usec = 3;
+  s.cpu_system_usec = 4;
+  s.memory_current = 5ull << 32;
+  s.memory_limit = 6;
+  s.memory_anon = 7;
+  s.memory_file = 8;
+  s.memory_inactive_file = 9;
+  s.oom_kills = 10;
+  s.pids_current = 11;
+  s.pids_limit = 12;
+  s.io_read_bytes = 13;
+  s.io_write_bytes = 14;
+  s.net_rx_bytes = 15;
+  s.net_tx_bytes = 16;
+  s.guest_mem_total = 17;
+  s.guest_mem_available = ~0ull;
+  s.cpus = 19;
+  return s;
+}
+
+bool same_stats(const Stats& a, const Stats& b) {
+  return a.timestamp_ns == b.timestamp_ns && a.cpu_usage_usec == b.cpu_usage_usec &&
+         a.cpu_user_usec == b.cpu_user_usec && a.cpu_system_usec == b.cpu_system_usec &&
+         a.memory_current == b.memory_current && a.memory_limit == b.memory_limit &&
+         a.memory_anon == b.memory_anon && a.memory_file == b.memory_file &&
+         a.memory_inactive_file == b.memory_inactive_file && a.oom_kills == b.oom_kills &&
+         a.pids_current == b.pids_current && a.pids_limit == b.pids_limit &&
+         a.io_read_bytes == b.io_read_bytes && a.io_write_bytes == b.io_write_bytes &&
+         a.net_rx_bytes == b.net_rx_bytes && a.net_tx_bytes == b.net_tx_bytes &&
+         a.guest_mem_total == b.guest_mem_total && a.guest_mem_available == b.guest_mem_available &&
+         a.cpus == b.cpus;
 }
 
 // ---- header ----------------------------------------------------------------
@@ -87,9 +131,9 @@ TEST(ProtocolHeader, MakeFrameWritesHeaderThenPayload) {
 
 TEST(ProtocolTypes, KnownTypesAndNames) {
   EXPECT_FALSE(is_known_type(0));
-  for (uint16_t t = 1; t <= 13; ++t)
+  for (uint16_t t = 1; t <= 15; ++t)
     EXPECT_TRUE(is_known_type(t)) << t;
-  EXPECT_FALSE(is_known_type(14));
+  EXPECT_FALSE(is_known_type(16));
   EXPECT_FALSE(is_known_type(0xFFFF));
 
   EXPECT_STREQ(type_name(1), "hello");
@@ -98,8 +142,10 @@ TEST(ProtocolTypes, KnownTypesAndNames) {
   EXPECT_STREQ(type_name(static_cast<uint16_t>(MsgType::kStdinAck)), "stdin-ack");
   EXPECT_STREQ(type_name(static_cast<uint16_t>(MsgType::kExit)), "exit");
   EXPECT_STREQ(type_name(static_cast<uint16_t>(MsgType::kPoweroff)), "poweroff");
+  EXPECT_STREQ(type_name(static_cast<uint16_t>(MsgType::kStats)), "stats");
+  EXPECT_STREQ(type_name(static_cast<uint16_t>(MsgType::kStatsResult)), "stats-result");
   EXPECT_STREQ(type_name(0), "unknown");
-  EXPECT_STREQ(type_name(14), "unknown");
+  EXPECT_STREQ(type_name(16), "unknown");
   EXPECT_STREQ(type_name(0xFFFF), "unknown");
 }
 
@@ -137,6 +183,52 @@ TEST(ProtocolMessages, SetupRoundTrip) {
   EXPECT_EQ(out.hosts, in.hosts);
   EXPECT_EQ(out.resolv_conf, in.resolv_conf);
   EXPECT_EQ(out.read_only, 1);
+  // No limits unless asked for.
+  EXPECT_EQ(out.memory_limit_bytes, 0u);
+  EXPECT_EQ(out.pids_limit, 0u);
+  EXPECT_EQ(out.cpu_quota_usec, 0u);
+  EXPECT_EQ(out.cpu_period_usec, 0u);
+}
+
+TEST(ProtocolMessages, SetupLimitsRoundTrip) {
+  SetupMsg in;
+  in.rootfs_tag = "rootfs";
+  in.memory_limit_bytes = 5ull << 32;
+  in.pids_limit = 100;
+  in.cpu_quota_usec = 150000;
+  in.cpu_period_usec = 100000;
+  SetupMsg out;
+  ASSERT_TRUE(decode(encode(in), out));
+  EXPECT_EQ(out.memory_limit_bytes, 5ull << 32);
+  EXPECT_EQ(out.pids_limit, 100u);
+  EXPECT_EQ(out.cpu_quota_usec, 150000u);
+  EXPECT_EQ(out.cpu_period_usec, 100000u);
+  // The limits follow the earlier fields, in this order and width.
+  Bytes p = encode(in);
+  ASSERT_GE(p.size(), 24u);
+  const Bytes tail(p.end() - 24, p.end());
+  Bytes want;
+  put_u64(want, 5ull << 32);
+  put_u64(want, 100);
+  put_u32(want, 150000);
+  put_u32(want, 100000);
+  EXPECT_EQ(tail, want);
+}
+
+TEST(ProtocolMalformed, SetupCpuLimitOutOfKernelBoundsRejected) {
+  SetupMsg in;
+  in.rootfs_tag = "rootfs";
+  SetupMsg out;
+  in.cpu_quota_usec = kMinCpuPeriodUsec - 1;
+  EXPECT_FALSE(decode(encode(in), out));
+  in.cpu_quota_usec = kMinCpuPeriodUsec;
+  EXPECT_TRUE(decode(encode(in), out));
+  in.cpu_period_usec = kMinCpuPeriodUsec - 1;
+  EXPECT_FALSE(decode(encode(in), out));
+  in.cpu_period_usec = kMaxCpuPeriodUsec + 1;
+  EXPECT_FALSE(decode(encode(in), out));
+  in.cpu_period_usec = kMaxCpuPeriodUsec;
+  EXPECT_TRUE(decode(encode(in), out));
 }
 
 TEST(ProtocolMessages, SpawnRoundTrip) {
@@ -154,6 +246,13 @@ TEST(ProtocolMessages, SpawnRoundTrip) {
   EXPECT_EQ(out.rows, 24);
   EXPECT_EQ(out.cols, 80);
   EXPECT_EQ(out.user, "nobody:tty");
+  ASSERT_EQ(out.rlimits.size(), 2u);
+  EXPECT_EQ(out.rlimits[0].resource, 7u);
+  EXPECT_EQ(out.rlimits[0].soft, 1024u);
+  EXPECT_EQ(out.rlimits[0].hard, 2048u);
+  EXPECT_EQ(out.rlimits[1].resource, 4u);
+  EXPECT_EQ(out.rlimits[1].soft, 0u);
+  EXPECT_EQ(out.rlimits[1].hard, kRlimInfinity);
 }
 
 TEST(ProtocolMessages, SpawnMinimalRoundTrip) {
@@ -170,6 +269,8 @@ TEST(ProtocolMessages, SpawnMinimalRoundTrip) {
   EXPECT_EQ(out.stdin_open, 0);
   EXPECT_EQ(out.rows, 0);
   EXPECT_EQ(out.cols, 0);
+  EXPECT_TRUE(out.user.empty());
+  EXPECT_TRUE(out.rlimits.empty());
 }
 
 TEST(ProtocolMessages, ReplyRoundTrip) {
@@ -234,6 +335,26 @@ TEST(ProtocolMessages, ExitRoundTrip) {
   EXPECT_EQ(out.code, 255);
   ASSERT_TRUE(decode(encode(Exit{0, 9}), out));
   EXPECT_EQ(out.signal, 9);
+  EXPECT_EQ(out.oom_killed, 0);
+  ASSERT_TRUE(decode(encode(Exit{0, 9, 1}), out));
+  EXPECT_EQ(out.oom_killed, 1);
+  const Bytes want = {0, 0, 0, 0, 9, 0, 0, 0, 1};
+  EXPECT_EQ(encode(Exit{0, 9, 1}), want);
+}
+
+TEST(ProtocolMessages, StatsRoundTrip) {
+  Stats in = sample_stats();
+  Bytes p = encode(in);
+  // 18 u64 fields and a u32, no padding.
+  EXPECT_EQ(p.size(), 18u * 8 + 4);
+  const Bytes first = {8, 7, 6, 5, 4, 3, 2, 1};
+  EXPECT_EQ(Bytes(p.begin(), p.begin() + 8), first);
+  Stats out;
+  ASSERT_TRUE(decode(p, out));
+  EXPECT_TRUE(same_stats(in, out));
+  Stats zero;
+  ASSERT_TRUE(decode(encode(zero), out));
+  EXPECT_TRUE(same_stats(zero, out));
 }
 
 TEST(ProtocolMessages, ExitOutOfRangeRejected) {
@@ -275,6 +396,9 @@ TEST(ProtocolMalformed, TrailingBytesTolerated) {
   Exit exit;
   EXPECT_TRUE(decode(with_tail(encode(Exit{1, 0})), exit));
   EXPECT_EQ(exit.code, 1);
+  Stats stats;
+  EXPECT_TRUE(decode(with_tail(encode(sample_stats())), stats));
+  EXPECT_TRUE(same_stats(stats, sample_stats()));
 }
 
 // Every proper prefix of a valid payload must fail to decode as message M.
@@ -305,6 +429,13 @@ TEST(ProtocolMalformed, EveryTruncatedMessageFails) {
   expect_truncations_fail<Signal>(encode(Signal{1}));
   expect_truncations_fail<Resize>(encode(Resize{1, 1}));
   expect_truncations_fail<Exit>(encode(Exit{0, 0}));
+  expect_truncations_fail<Stats>(encode(sample_stats()));
+  SetupMsg limits = setup_in;
+  limits.memory_limit_bytes = 1;
+  limits.pids_limit = 2;
+  limits.cpu_quota_usec = 50000;
+  limits.cpu_period_usec = 100000;
+  expect_truncations_fail<SetupMsg>(encode(limits));
 }
 
 TEST(ProtocolMalformed, StringLongerThanRemainingRejected) {
@@ -365,6 +496,40 @@ TEST(ProtocolMalformed, GroupsCountLiesRejected) {
   p.insert(p.end(), {0, 0, 0, 0, 0, 0});
   Spawn out;
   EXPECT_FALSE(decode(p, out));
+}
+
+TEST(ProtocolMalformed, RlimitCountLiesRejected) {
+  Spawn in;
+  in.argv = {"true"};
+  Bytes base = encode(in);
+  base.resize(base.size() - 4);  // drop the empty rlimits list
+
+  // A count beyond the bytes left: one item claimed, 19 of its 20 bytes.
+  Bytes short_item = base;
+  put_u32(short_item, 1);
+  short_item.insert(short_item.end(), 19, 0);
+  Spawn out;
+  EXPECT_FALSE(decode(short_item, out));
+
+  // kMaxRlimits + 1 real items: rejected by the limit; kMaxRlimits pass.
+  auto with_items = [&](uint32_t n) {
+    Bytes p = base;
+    put_u32(p, n);
+    for (uint32_t i = 0; i < n; ++i) {
+      put_u32(p, 7);
+      put_u64(p, 1);
+      put_u64(p, 2);
+    }
+    return p;
+  };
+  EXPECT_FALSE(decode(with_items(kMaxRlimits + 1), out));
+  ASSERT_TRUE(decode(with_items(kMaxRlimits), out));
+  EXPECT_EQ(out.rlimits.size(), kMaxRlimits);
+
+  // A huge count with nothing behind it allocates nothing (ASan would see).
+  Bytes liar = base;
+  put_u32(liar, 0xFFFFFFFFu);
+  EXPECT_FALSE(decode(liar, out));
 }
 
 TEST(ProtocolMalformed, SpawnEmptyArgvRejected) {
