@@ -55,13 +55,7 @@ struct ChildReport {
 // Spawn.rlimits carries Linux's generic RLIMIT_* numbers (asm-generic/resource.h),
 // which are glibc's on x86_64 and arm64.
 static_assert(RLIMIT_CPU == 0 && RLIMIT_NOFILE == 7 && RLIMIT_AS == 9 && RLIMIT_RTTIME == 15 &&
-              RLIMIT_NLIMITS == 16);
-
-/// Docker's --ulimit names, indexed by resource number.
-constexpr const char* kRlimitNames[RLIMIT_NLIMITS] = {
-    "cpu",     "fsize", "data",  "stack",      "core",     "rss",  "nproc",  "nofile",
-    "memlock", "as",    "locks", "sigpending", "msgqueue", "nice", "rtprio", "rttime",
-};
+              RLIMIT_NLIMITS == protocol::kRlimitResources);
 
 std::string rlimit_value(uint64_t v) {
   return v == protocol::kRlimInfinity ? std::string("unlimited") : std::to_string(v);
@@ -69,8 +63,8 @@ std::string rlimit_value(uint64_t v) {
 
 /// "nofile=1024:2048", as --ulimit spells it.
 std::string describe_rlimit(const protocol::Rlimit& l) {
-  std::string name = l.resource < RLIMIT_NLIMITS ? kRlimitNames[l.resource]
-                                                 : "resource " + std::to_string(l.resource);
+  const char* known = protocol::rlimit_name(l.resource);
+  std::string name = known ? known : "resource " + std::to_string(l.resource);
   return name + "=" + rlimit_value(l.soft) + ":" + rlimit_value(l.hard);
 }
 

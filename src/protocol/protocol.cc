@@ -143,6 +143,27 @@ const char* type_name(uint16_t type) {
   return is_known_type(type) ? kNames[type] : "unknown";
 }
 
+namespace {
+// Linux's generic RLIMIT_* numbers (include/uapi/asm-generic/resource.h), as
+// x86_64 and arm64 use them, named as Docker's --ulimit names them (plus
+// "as", which Docker lacks).
+constexpr const char* kRlimitNames[kRlimitResources] = {
+    "cpu",     "fsize", "data",  "stack",      "core",     "rss",  "nproc",  "nofile",
+    "memlock", "as",    "locks", "sigpending", "msgqueue", "nice", "rtprio", "rttime",
+};
+}  // namespace
+
+const char* rlimit_name(uint32_t resource) {
+  return resource < kRlimitResources ? kRlimitNames[resource] : nullptr;
+}
+
+std::optional<uint32_t> rlimit_resource(std::string_view name) {
+  for (uint32_t i = 0; i < kRlimitResources; ++i) {
+    if (name == kRlimitNames[i]) return i;
+  }
+  return std::nullopt;
+}
+
 void encode_header(const FrameHeader& h, uint8_t* out) {
   auto put32 = [&](size_t off, uint32_t v) {
     for (int i = 0; i < 4; ++i)

@@ -118,6 +118,12 @@ struct Rlimit {
   uint64_t hard = 0;
 };
 inline constexpr uint64_t kRlimInfinity = ~uint64_t{0};
+/// Resource numbers are 0 to kRlimitResources - 1 (RLIMIT_NLIMITS).
+inline constexpr uint32_t kRlimitResources = 16;
+/// The --ulimit name of a resource ("nofile" for 7), or nullptr if unknown.
+const char* rlimit_name(uint32_t resource);
+/// The resource named `name` as --ulimit spells it, or nullopt.
+std::optional<uint32_t> rlimit_resource(std::string_view name);
 
 struct Spawn {
   std::vector<std::string> argv;  // at least one item
