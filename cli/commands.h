@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "containers/containers.h"
 #include "images/image_store.h"
 
 namespace vessel::cli {
@@ -31,6 +32,14 @@ Runner add_run(CLI::App& app, const GlobalOptions& global);
 Runner add_image(CLI::App& app, const GlobalOptions& global);
 Runner add_system(CLI::App& app, const GlobalOptions& global);
 Runner add_registry(CLI::App& app, const GlobalOptions& global);
+Runner add_container(CLI::App& app, const GlobalOptions& global);
+
+/// Attaches our stdio to a container's main process (whose monitor is
+/// starting or running) until it exits, then waits for the monitor to finish
+/// cleaning up. Returns the process's exit code (Docker's 125/126/127 when it
+/// could not start). `verb` prefixes error messages.
+int attach_container(containers::Containers& cs, const containers::ContainerRecord& r, bool tty,
+                     bool interactive, const std::string& verb);
 
 /// Flags shared by `image pull` and `run` (which pulls missing images).
 struct PullFlags {

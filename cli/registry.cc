@@ -1,7 +1,10 @@
 // vessel registry login|logout|ls: credentials in <state root>/config.json
 // (Docker's format, mode 0600), which pulls read before Docker's own file.
+#include <signal.h>
 #include <termios.h>
 #include <unistd.h>
+
+#include <iterator>
 
 #include <cstdio>
 #include <iostream>
@@ -17,13 +20,36 @@
 namespace vessel::cli {
 namespace {
 
+// The terminal settings to put back if a signal ends the process while echo
+// is off (^C at the password prompt). Read only by the handler.
+termios g_saved_termios{};
+
+// Restores the terminal, then dies of the same signal with its default
+// action, so the exit status says what happened (130 for ^C). tcsetattr,
+// sigaction and raise are async-signal-safe (signal-safety(7)).
+void restore_terminal_and_reraise(int sig) {
+  ::tcsetattr(STDIN_FILENO, TCSANOW, &g_saved_termios);
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  ::sigaction(sig, &dfl, nullptr);
+  ::raise(sig);
+}
+
 // Reads a line from the terminal without echo; nullopt at EOF.
 std::optional<std::string> prompt_no_echo(const std::string& prompt) {
   // Echo goes off before the prompt shows, and input typed ahead is kept
   // (TCSANOW, not TCSAFLUSH).
+  constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP};
+  struct sigaction previous[std::size(kSignals)]{};
   termios old{};
   bool restore = ::tcgetattr(STDIN_FILENO, &old) == 0;
   if (restore) {
+    g_saved_termios = old;
+    struct sigaction sa {};
+    sa.sa_handler = restore_terminal_and_reraise;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < std::size(kSignals); ++i)
+      ::sigaction(kSignals[i], &sa, &previous[i]);
     termios quiet = old;
     quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
     quiet.c_lflag |= ECHONL;
@@ -32,7 +58,11 @@ std::optional<std::string> prompt_no_echo(const std::string& prompt) {
   std::cerr << prompt << std::flush;
   std::string line;
   bool got = static_cast<bool>(std::getline(std::cin, line));
-  if (restore) ::tcsetattr(STDIN_FILENO, TCSANOW, &old);
+  if (restore) {
+    ::tcsetattr(STDIN_FILENO, TCSANOW, &old);
+    for (size_t i = 0; i < std::size(kSignals); ++i)
+      ::sigaction(kSignals[i], &previous[i], nullptr);
+  }
   if (!got) return std::nullopt;
   return line;
 }

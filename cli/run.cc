@@ -1,23 +1,32 @@
-// vessel run: run a command in a new container (its own VM).
+// vessel run and vessel create: a new container (its own VM) from an image
+// or a root directory; run also starts it and, unless -d, attaches to it.
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmath>
 #include <cstdlib>
-#include <fstream>
+#include <iostream>
 
 #include "base/log.h"
 #include "base/strings.h"
 #include "commands.h"
+#include "containers/containers.h"
+#include "monitor/client.h"
+#include "runtime/config.h"
 #include "runtime/paths.h"
-#include "runtime/run.h"
 #include "sys/fs.h"
+#include "sys/terminal.h"
+#include "vmm/accel.h"
 
 namespace vessel::cli {
 namespace {
 
 struct RunFlags {
-  bool rm = false, interactive = false, tty = false, read_only = false;
+  bool rm = false, interactive = false, tty = false, read_only = false, detach = false;
+  bool init = false;
+  std::string restart = "no", stop_signal, cidfile;
+  int stop_timeout = -1;
+  std::vector<std::string> labels;
   std::vector<std::string> env, env_files;
   std::string workdir, user, rootfs, rootfs_image, name, hostname, memory = "512m", accel, kernel;
   double cpus = 2;
@@ -62,7 +71,7 @@ Result<std::vector<std::string>> collect_env(const RunFlags& f) {
 // -u / the image's User: numeric "uid[:gid]" goes into the numeric fields;
 // anything with a name is resolved by the guest in the container's own
 // /etc/passwd and /etc/group, as Docker does.
-Status parse_user(const std::string& user, runtime::RunSpec& spec) {
+Status parse_user(const std::string& user, runtime::ContainerConfig& spec) {
   if (user.empty()) return ok_status();
   auto parts = split(user, ':');
   if (parts.size() > 2 || parts[0].empty() || (parts.size() == 2 && parts[1].empty()) ||
@@ -81,17 +90,6 @@ Status parse_user(const std::string& user, runtime::RunSpec& spec) {
   return ok_status();
 }
 
-// The notice that says we fell back to software emulation, once per state
-// root so it does not clutter every run.
-void notice_accel(const vmm::AccelChoice& choice, const runtime::RunSpec& spec) {
-  if (choice.accel != vmm::Accel::kTcg || choice.reason == "requested") return;
-  std::string marker = spec.root + "/.tcg-notice";
-  if (!spec.debug && ::access(marker.c_str(), F_OK) == 0) return;
-  log::warn("KVM unusable (" + choice.reason +
-            "); using TCG software emulation (slower). --accel chooses explicitly.");
-  if (sys::make_dirs(spec.root, 0700).ok()) (void)sys::write_file_atomic(marker, "");
-}
-
 // Merges environments: `overrides` win over `base` for the same name.
 std::vector<std::string> merge_env(const std::vector<std::string>& base,
                                    const std::vector<std::string>& overrides) {
@@ -107,13 +105,14 @@ std::vector<std::string> merge_env(const std::vector<std::string>& base,
   return out;
 }
 
-// Resolves IMAGE (pulling it as --pull says) and fills the spec from its
-// config the way Docker does: Entrypoint + (CMD args or the image's Cmd),
-// Env under -e, WorkingDir unless -w, User unless -u.
-Status apply_image(const RunFlags& f, const std::string& name, std::vector<std::string> args,
-                   runtime::RunSpec& spec) {
+// Resolves IMAGE (pulling it as --pull says) and fills the configuration
+// from its config the way Docker does: Entrypoint + (CMD args or the image's
+// Cmd), Env under -e, WorkingDir unless -w, User unless -u, StopSignal
+// unless --stop-signal, Labels under --label.
+Status apply_image(const RunFlags& f, const std::string& root, const std::string& name,
+                   std::vector<std::string> args, runtime::ContainerConfig& spec) {
   VESSEL_ASSIGN_OR_RETURN(image::Reference ref, image::parse_reference(name));
-  VESSEL_ASSIGN_OR_RETURN(images::ImageStore store, images::ImageStore::open(spec.root));
+  VESSEL_ASSIGN_OR_RETURN(images::ImageStore store, images::ImageStore::open(root));
   VESSEL_ASSIGN_OR_RETURN(std::optional<images::ImageRecord> found, store.find(ref));
   if (!found && f.pull != "always") {
     VESSEL_ASSIGN_OR_RETURN(found, load_embedded(store, ref));
@@ -127,6 +126,8 @@ Status apply_image(const RunFlags& f, const std::string& name, std::vector<std::
                  "image '" + ref.familiar() + "' is not present locally (and --pull is never)");
   VESSEL_ASSIGN_OR_RETURN(image::ImageConfig config, store.config(*found));
   VESSEL_ASSIGN_OR_RETURN(spec.root_image, store.snapshot(*found));
+  spec.image = ref.familiar();
+  spec.image_id = found->manifest.str();
 
   std::vector<std::string> argv = config.config.entrypoint;
   if (f.entrypoint)
@@ -147,129 +148,224 @@ Status apply_image(const RunFlags& f, const std::string& name, std::vector<std::
     if (auto s = parse_user(config.config.user, spec); !s.ok())
       return s.error().wrap("image '" + ref.familiar() + "'");
   }
+  if (f.stop_signal.empty() && !config.config.stop_signal.empty()) {
+    auto sig = runtime::parse_signal(config.config.stop_signal);
+    if (sig.ok()) spec.stop_signal = *sig;
+  }
+  for (const auto& [k, v] : config.config.labels)
+    spec.labels.emplace(k, v);  // --label entries, added first, win
   return ok_status();
 }
 
-int run(const RunFlags& f, const GlobalOptions& g) {
-  runtime::RunSpec spec;
-  spec.root = runtime::resolve_root(g.root);
-  spec.debug = g.debug;
-  if (!f.rootfs.empty() && !f.rootfs_image.empty()) {
-    print_error("run: give only one of --rootfs DIR and --rootfs-image FILE");
-    return kExitUsage;
-  }
+// The notice that says we fell back to software emulation, once per state
+// root so it does not clutter every run.
+void notice_accel(const std::string& root, const std::string& accel, bool debug) {
+  auto wanted = vmm::parse_accel(accel.empty() ? "auto" : accel);
+  if (!wanted.ok()) return;
+  auto choice = vmm::resolve_accel(*wanted, vmm::read_host_facts());
+  if (!choice.ok() || choice->accel != vmm::Accel::kTcg || choice->reason == "requested") return;
+  std::string marker = root + "/.tcg-notice";
+  if (!debug && ::access(marker.c_str(), F_OK) == 0) return;
+  log::warn("KVM unusable (" + choice->reason +
+            "); using TCG software emulation (slower). --accel chooses explicitly.");
+  if (sys::make_dirs(root, 0700).ok()) (void)sys::write_file_atomic(marker, "");
+}
+
+// The flags and the image make the configuration; errors are the user's (125).
+Result<runtime::ContainerConfig> build_config(const RunFlags& f, const std::string& root) {
+  runtime::ContainerConfig spec;
+  if (!f.rootfs.empty() && !f.rootfs_image.empty())
+    return Error(ErrorCode::kInvalidArgument,
+                 "give only one of --rootfs DIR and --rootfs-image FILE");
   bool from_image = f.rootfs.empty() && f.rootfs_image.empty();
   spec.rootfs = f.rootfs;
   spec.root_image = f.rootfs_image;
   spec.argv = f.command;
-  auto env = collect_env(f);
-  if (!env.ok()) {
-    print_error("run: " + env.error().to_string());
-    return kExitUsage;
-  }
-  spec.env = std::move(*env);
+  VESSEL_ASSIGN_OR_RETURN(spec.env, collect_env(f));
   if (!f.workdir.empty()) spec.workdir = f.workdir;
-  if (auto s = parse_user(f.user, spec); !s.ok()) {
-    print_error("run: " + s.error().to_string());
-    return kExitUsage;
-  }
+  VESSEL_TRY(parse_user(f.user, spec));
   spec.tty = f.tty;
-  spec.interactive = f.interactive;
+  spec.open_stdin = f.interactive;
   spec.hostname = f.hostname;
-  spec.name = f.name;
   spec.read_only = f.read_only;
-  if (!(f.cpus > 0) || f.cpus > 255) {
-    print_error("run: invalid --cpus " + std::to_string(f.cpus) + " (expected 0 < cpus <= 255)");
-    return kExitUsage;
-  }
+  spec.auto_remove = f.rm;
+  if (!(f.cpus > 0) || f.cpus > 255)
+    return Error(ErrorCode::kInvalidArgument,
+                 "invalid --cpus " + std::to_string(f.cpus) + " (expected 0 < cpus <= 255)");
   spec.cpus = static_cast<unsigned>(std::ceil(f.cpus));  // vCPUs are whole
   auto mem = parse_size(f.memory);
-  if (!mem) {
-    print_error("run: invalid --memory '" + f.memory + "' (expected e.g. 512m or 1g)");
-    return kExitUsage;
-  }
+  if (!mem)
+    return Error(ErrorCode::kInvalidArgument,
+                 "invalid --memory '" + f.memory + "' (expected e.g. 512m or 1g)");
   spec.memory_bytes = *mem;
   std::string accel = f.accel;
   if (accel.empty()) {
     const char* e = ::getenv("VESSEL_ACCEL");
-    accel = e ? e : "auto";
+    accel = e && *e ? e : "auto";
   }
-  auto a = vmm::parse_accel(accel);
-  if (!a.ok()) {
-    print_error("run: " + a.error().to_string());
-    return kExitUsage;
+  VESSEL_ASSIGN_OR_RETURN(auto a, vmm::parse_accel(accel));
+  spec.accel = a ? vmm::accel_name(*a) : "";
+  VESSEL_ASSIGN_OR_RETURN(spec.restart, runtime::parse_restart_policy(f.restart));
+  if (!f.stop_signal.empty()) {
+    VESSEL_ASSIGN_OR_RETURN(spec.stop_signal, runtime::parse_signal(f.stop_signal));
   }
-  spec.accel = *a;
-  if (!f.kernel.empty()) spec.kernel = f.kernel;
-
+  if (f.stop_timeout >= 0) spec.stop_timeout = f.stop_timeout;
+  for (const auto& l : f.labels) {
+    auto eq = l.find('=');
+    spec.labels[l.substr(0, eq)] = eq == std::string::npos ? "" : l.substr(eq + 1);
+  }
+  VESSEL_ASSIGN_OR_RETURN(
+      runtime::GuestAssets assets,
+      runtime::find_guest_assets(f.kernel.empty() ? std::nullopt
+                                                  : std::optional<std::string>(f.kernel)));
+  spec.kernel = assets.kernel;
+  spec.initrd = assets.initrd;
   if (from_image) {
     std::vector<std::string> args(f.command.begin() + 1, f.command.end());
-    if (auto st = apply_image(f, f.command[0], std::move(args), spec); !st.ok()) {
-      print_error("run: " + st.error().to_string());
-      return kExitUsage;
-    }
+    VESSEL_TRY(apply_image(f, root, f.command[0], std::move(args), spec));
   }
-  auto outcome = runtime::run_container(std::move(spec), notice_accel);
-  if (!outcome.ok()) {
-    print_error("run: " + outcome.error().to_string());
-    return kExitUsage;
-  }
-  // The guest's message already says why ("executable file not found").
-  if (outcome->exec_error) print_error("run: " + outcome->exec_error->message());
-  return outcome->exit_code;
+  return spec;
 }
 
-}  // namespace
+Result<containers::ContainerRecord> create(const RunFlags& f, const GlobalOptions& g,
+                                           containers::Containers& cs) {
+  VESSEL_ASSIGN_OR_RETURN(runtime::ContainerConfig config, build_config(f, cs.root()));
+  if (!f.cidfile.empty() && ::access(f.cidfile.c_str(), F_OK) == 0)
+    return Error(ErrorCode::kAlreadyExists, "container ID file '" + f.cidfile + "' already exists");
+  notice_accel(cs.root(), config.accel, g.debug);
+  VESSEL_ASSIGN_OR_RETURN(containers::ContainerRecord r, cs.create(std::move(config), f.name));
+  if (!f.cidfile.empty()) {
+    if (auto s = sys::write_file_atomic(f.cidfile, r.id); !s.ok()) {
+      (void)cs.remove(r, true);
+      return s.error().wrap("write --cidfile");
+    }
+  }
+  return r;
+}
 
-Runner add_run(CLI::App& app, const GlobalOptions& global) {
-  auto flags = std::make_shared<RunFlags>();
-  CLI::App* cmd = app.add_subcommand("run", "Run a command in a new container (its own VM)");
+int run(const RunFlags& f, const GlobalOptions& g) {
+  std::string root = runtime::resolve_root(g.root);
+  if (f.detach && f.rm && f.restart != "no") {
+    print_error("run: conflicting options: --restart and --rm");
+    return kExitUsage;
+  }
+  auto cs = containers::Containers::open(root);
+  if (!cs.ok()) {
+    print_error("run: " + cs.error().to_string());
+    return kExitUsage;
+  }
+  auto r = create(f, g, **cs);
+  if (!r.ok()) {
+    print_error("run: " + r.error().to_string());
+    return kExitUsage;
+  }
+  auto launch = (*cs)->start(*r, !f.detach, g.debug);
+  if (!launch.ok() || !*launch) {
+    print_error("run: " +
+                (launch.ok() ? std::string("already running") : launch.error().to_string()));
+    if (f.rm) (void)(*cs)->remove(*r, true);
+    return kExitUsage;
+  }
+  if (!f.detach) return attach_container(**cs, *r, f.tty, f.interactive, "run");
+  auto report = monitor::wait_started(**launch);
+  if (!report.ok()) {
+    print_error("run: " + report.error().to_string());
+    return kExitUsage;
+  }
+  if (!report->ok) {
+    print_error("run: " + report->message);
+    return report->exit_code;
+  }
+  std::cout << r->id << std::endl;
+  return kExitOk;
+}
+
+void add_container_flags(CLI::App* cmd, RunFlags& f) {
+  cmd->add_option("--rootfs", f.rootfs, "Host directory to use as the root filesystem");
+  cmd->add_option("--rootfs-image", f.rootfs_image,
+                  "ext4 image to use read-only as the root, with a fresh writable layer on top");
+  cmd->add_flag("--rm", f.rm, "Remove the container when it exits");
+  cmd->add_option("--pull", f.pull, "Pull the image: missing (default), always or never")
+      ->check(CLI::IsMember({"missing", "always", "never"}));
+  cmd->add_option("--entrypoint", f.entrypoint, "Override the image's Entrypoint");
+  cmd->add_option("--platform", f.pull_flags.platform, "Platform to pull (os/arch[/variant])");
+  cmd->add_option("--scheme", f.pull_flags.scheme, "Registry scheme: https, http or auto")
+      ->check(CLI::IsMember({"http", "https", "auto"}));
+  cmd->add_flag("-i,--interactive", f.interactive, "Keep stdin open and forward it");
+  cmd->add_flag("-t,--tty", f.tty, "Allocate a pseudo-terminal");
+  cmd->add_option("-e,--env", f.env, "Set an environment variable (KEY=VALUE or KEY)")
+      ->allow_extra_args(false);
+  cmd->add_option("--env-file", f.env_files, "Read environment variables from a file")
+      ->allow_extra_args(false);
+  cmd->add_option("-w,--workdir", f.workdir, "Working directory inside the container");
+  cmd->add_option("-u,--user", f.user, "User to run as: user[:group], names or numbers");
+  cmd->add_option("--cpus", f.cpus, "Virtual CPUs (default 2)");
+  cmd->add_option("-m,--memory", f.memory, "Memory, e.g. 256m or 1g (default 512m)");
+  cmd->add_option("--name", f.name, "Name of the container");
+  cmd->add_option("-h,--hostname", f.hostname, "Hostname inside the container");
+  cmd->add_flag("--read-only", f.read_only, "Mount the root filesystem read-only");
+  cmd->add_option("--restart", f.restart,
+                  "Restart policy: no, on-failure[:max-retries], always, unless-stopped");
+  cmd->add_option("--stop-signal", f.stop_signal, "Signal that stops the container (default TERM)");
+  cmd->add_option("--stop-timeout", f.stop_timeout, "Seconds to wait before SIGKILL on stop");
+  cmd->add_option("-l,--label", f.labels, "Set a label (KEY=VALUE)")->allow_extra_args(false);
+  cmd->add_option("--cidfile", f.cidfile, "Write the container ID to this file");
+  cmd->add_flag("--init", f.init, "Accepted for Docker compatibility (vessel-init always reaps)");
+  cmd->add_option("--accel", f.accel,
+                  "Accelerator: kvm, tcg or auto (default: $VESSEL_ACCEL or auto)");
+  cmd->add_option("--kernel", f.kernel, "Guest kernel to boot instead of the built one");
+}
+
+CLI::App* add_container_command(CLI::App& app, const GlobalOptions& global, const char* name,
+                                const char* description, RunFlags& flags) {
+  CLI::App* cmd = app.add_subcommand(name, description);
   cmd->set_help_flag("--help", "Print this help");  // -h is --hostname, as in Docker
   // Everything after the first non-flag argument is the command and its args.
   // (fallthrough would hand the command to the parent, so the global flags
   // are repeated here instead.)
   cmd->prefix_command();
   cmd->fallthrough(false);
-  cmd->add_option("--rootfs", flags->rootfs, "Host directory to use as the root filesystem");
-  cmd->add_option("--rootfs-image", flags->rootfs_image,
-                  "ext4 image to use read-only as the root, with a fresh writable layer on top");
-  cmd->add_flag("--rm", flags->rm, "Remove the container when it exits");
-  cmd->add_option("--pull", flags->pull, "Pull the image: missing (default), always or never")
-      ->check(CLI::IsMember({"missing", "always", "never"}));
-  cmd->add_option("--entrypoint", flags->entrypoint, "Override the image's Entrypoint");
-  cmd->add_option("--platform", flags->pull_flags.platform, "Platform to pull (os/arch[/variant])");
-  cmd->add_option("--scheme", flags->pull_flags.scheme, "Registry scheme: https, http or auto")
-      ->check(CLI::IsMember({"http", "https", "auto"}));
-  cmd->add_flag("-i,--interactive", flags->interactive, "Keep stdin open and forward it");
-  cmd->add_flag("-t,--tty", flags->tty, "Allocate a pseudo-terminal");
-  cmd->add_option("-e,--env", flags->env, "Set an environment variable (KEY=VALUE or KEY)")
-      ->allow_extra_args(false);
-  cmd->add_option("--env-file", flags->env_files, "Read environment variables from a file")
-      ->allow_extra_args(false);
-  cmd->add_option("-w,--workdir", flags->workdir, "Working directory inside the container");
-  cmd->add_option("-u,--user", flags->user, "User to run as: user[:group], names or numbers");
-  cmd->add_option("--cpus", flags->cpus, "Virtual CPUs (default 2)");
-  cmd->add_option("-m,--memory", flags->memory, "Memory, e.g. 256m or 1g (default 512m)");
-  cmd->add_option("--name", flags->name, "Name of the container");
-  cmd->add_option("-h,--hostname", flags->hostname, "Hostname inside the container");
-  cmd->add_flag("--read-only", flags->read_only, "Mount the root filesystem read-only");
-  cmd->add_option("--accel", flags->accel,
-                  "Accelerator: kvm, tcg or auto (default: $VESSEL_ACCEL or auto)");
-  cmd->add_option("--kernel", flags->kernel, "Guest kernel to boot instead of the built one");
-  cmd->footer(
-      "Usage: vessel run [OPTIONS] IMAGE [COMMAND [ARG...]]\n"
-      "       vessel run [OPTIONS] (--rootfs DIR | --rootfs-image FILE) COMMAND [ARG...]");
+  add_container_flags(cmd, flags);
   auto* mutable_global = const_cast<GlobalOptions*>(&global);
   cmd->add_option("--root", mutable_global->root, "State root");
   cmd->add_flag("--debug", mutable_global->debug, "Boot log to stderr");
-  return [cmd, flags, &global] {
-    flags->command = cmd->remaining();
+  return cmd;
+}
+
+}  // namespace
+
+Runner add_run(CLI::App& app, const GlobalOptions& global) {
+  auto flags = std::make_shared<RunFlags>();
+  CLI::App* cmd = add_container_command(app, global, "run",
+                                        "Run a command in a new container (its own VM)", *flags);
+  cmd->add_flag("-d,--detach", flags->detach, "Run in the background and print the container ID");
+  cmd->footer(
+      "Usage: vessel run [OPTIONS] IMAGE [COMMAND [ARG...]]\n"
+      "       vessel run [OPTIONS] (--rootfs DIR | --rootfs-image FILE) COMMAND [ARG...]");
+  auto* create_cmd = add_container_command(app, global, "create",
+                                           "Create a container without starting it", *flags);
+  create_cmd->footer("Usage: vessel create [OPTIONS] IMAGE [COMMAND [ARG...]]");
+  return [cmd, create_cmd, flags, &global] {
+    CLI::App* which = cmd->parsed() ? cmd : create_cmd;
+    flags->command = which->remaining();
     if (flags->command.empty()) {
-      print_error(
-          "run: no image or command given (usage: vessel run [OPTIONS] IMAGE [COMMAND...])");
+      print_error(std::string(which->get_name()) + ": no image or command given (usage: vessel " +
+                  which->get_name() + " [OPTIONS] IMAGE [COMMAND...])");
       return kExitUsage;
     }
-    return run(*flags, global);
+    if (which == cmd) return run(*flags, global);
+    auto cs = containers::Containers::open(runtime::resolve_root(global.root));
+    if (!cs.ok()) {
+      print_error("create: " + cs.error().to_string());
+      return kExitUsage;
+    }
+    auto r = create(*flags, global, **cs);
+    if (!r.ok()) {
+      print_error("create: " + r.error().to_string());
+      return kExitUsage;
+    }
+    std::cout << r->id << std::endl;
+    return kExitOk;
   };
 }
 

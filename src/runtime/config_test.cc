@@ -1,4 +1,4 @@
-#include "runtime/run.h"
+#include "runtime/config.h"
 
 #include <algorithm>
 
@@ -11,11 +11,12 @@ bool has(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
 
-TEST(PrepareSpec, DockerDefaults) {
-  RunSpec s;
+TEST(PrepareConfig, DockerDefaults) {
+  ContainerConfig s;
+  s.rootfs = "/";
   s.argv = {"true"};
   s.tty = true;
-  ASSERT_TRUE(prepare_spec(s, "0123456789abcdef").ok());
+  ASSERT_TRUE(prepare_config(s, "0123456789abcdef").ok());
   EXPECT_EQ(s.hostname, "0123456789ab");
   EXPECT_TRUE(has(s.env, std::string("PATH=") + kDefaultPath));
   EXPECT_TRUE(has(s.env, "HOSTNAME=0123456789ab"));
@@ -23,31 +24,79 @@ TEST(PrepareSpec, DockerDefaults) {
   EXPECT_TRUE(has(s.env, "HOME=/root"));
 }
 
-TEST(PrepareSpec, UserValuesWin) {
-  RunSpec s;
+TEST(PrepareConfig, UserValuesWin) {
+  ContainerConfig s;
+  s.rootfs = "/";
   s.argv = {"true"};
   s.env = {"PATH=/x", "HOME=/h"};
   s.uid = 1000;
-  ASSERT_TRUE(prepare_spec(s, "abc").ok());
+  ASSERT_TRUE(prepare_config(s, "abc").ok());
   EXPECT_TRUE(has(s.env, "PATH=/x"));
   EXPECT_FALSE(has(s.env, std::string("PATH=") + kDefaultPath));
   EXPECT_FALSE(has(s.env, "HOME=/"));
 }
 
-TEST(PrepareSpec, RejectsBadInput) {
-  RunSpec s;
-  EXPECT_FALSE(prepare_spec(s, "id").ok());  // no command
+TEST(PrepareConfig, RejectsBadInput) {
+  ContainerConfig s;
+  s.rootfs = "/";
+  EXPECT_FALSE(prepare_config(s, "id").ok());  // no command
   s.argv = {"true"};
   s.workdir = "relative";
-  auto r = prepare_spec(s, "id");
+  auto r = prepare_config(s, "id");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message().find("'relative'"), std::string::npos);
   s.workdir = "/";
   s.env = {"=x"};
-  EXPECT_FALSE(prepare_spec(s, "id").ok());
+  EXPECT_FALSE(prepare_config(s, "id").ok());
   s.env = {};
   s.memory_bytes = 1 << 20;
-  EXPECT_FALSE(prepare_spec(s, "id").ok());
+  EXPECT_FALSE(prepare_config(s, "id").ok());
+}
+
+TEST(RestartPolicy, ParsesDockerForms) {
+  EXPECT_EQ(parse_restart_policy("no")->kind, RestartPolicy::Kind::kNo);
+  EXPECT_EQ(parse_restart_policy("always")->kind, RestartPolicy::Kind::kAlways);
+  EXPECT_EQ(parse_restart_policy("unless-stopped")->kind, RestartPolicy::Kind::kUnlessStopped);
+  auto p = parse_restart_policy("on-failure:3");
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->kind, RestartPolicy::Kind::kOnFailure);
+  EXPECT_EQ(p->max_retries, 3);
+  EXPECT_EQ(p->to_string(), "on-failure:3");
+  EXPECT_FALSE(parse_restart_policy("sometimes").ok());
+  EXPECT_FALSE(parse_restart_policy("always:3").ok());
+  EXPECT_FALSE(parse_restart_policy("on-failure:x").ok());
+}
+
+TEST(Signals, ByNameOrNumber) {
+  EXPECT_EQ(*parse_signal("TERM"), 15);
+  EXPECT_EQ(*parse_signal("SIGKILL"), 9);
+  EXPECT_EQ(*parse_signal("sigint"), 2);
+  EXPECT_EQ(*parse_signal("10"), 10);
+  EXPECT_FALSE(parse_signal("0").ok());
+  EXPECT_FALSE(parse_signal("NOPE").ok());
+  EXPECT_FALSE(parse_signal("99").ok());
+}
+
+TEST(ConfigJson, RoundTrips) {
+  ContainerConfig c;
+  c.root_image = "/x/snap.ext4";
+  c.argv = {"sh", "-c", "echo hi"};
+  c.env = {"A=1"};
+  c.user = "nobody";
+  c.tty = true;
+  c.labels = {{"k", "v"}};
+  c.restart = *parse_restart_policy("on-failure:2");
+  c.stop_signal = 3;
+  auto back = config_from_json(to_json(c));
+  ASSERT_TRUE(back.ok()) << back.error().to_string();
+  EXPECT_EQ(back->argv, c.argv);
+  EXPECT_EQ(back->user, "nobody");
+  EXPECT_TRUE(back->tty);
+  EXPECT_EQ(back->labels.at("k"), "v");
+  EXPECT_EQ(back->restart.max_retries, 2);
+  EXPECT_EQ(back->stop_signal, 3);
+  EXPECT_FALSE(config_from_json("{}").ok());
+  EXPECT_FALSE(config_from_json("not json").ok());
 }
 
 }  // namespace

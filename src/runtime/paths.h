@@ -17,6 +17,19 @@ inline std::string run_dir(const std::string& root) {
   return root + "/run";
 }
 
+/// The state store's database.
+inline std::string state_db(const std::string& root) {
+  return root + "/state.db";
+}
+
+/// A container's persistent files: writable layer, logs, boot log.
+inline std::string containers_dir(const std::string& root) {
+  return root + "/containers";
+}
+inline std::string container_dir(const std::string& root, const std::string& id) {
+  return containers_dir(root) + "/" + id;
+}
+
 /// Where the kernel, initramfs and embedded images live: $VESSEL_SHARE_DIR,
 /// else <dir of this executable>/../share/vessel.
 std::string share_dir();

@@ -42,6 +42,9 @@ struct VmConfig {
   std::vector<std::string> serial_ports;
   /// Directory (existing, private) for sockets and the boot log.
   std::string runtime_dir;
+  /// Where the boot log goes instead of <runtime_dir>/boot.log (kept after
+  /// the VM is gone, e.g. for `vessel logs --boot`).
+  std::string boot_log;
   /// Console and QEMU diagnostics go to stderr instead of the boot log.
   bool debug = false;
   /// Host TSC rate in kHz (0: unknown). Under TCG the guest's TSC runs at the

@@ -1,0 +1,296 @@
+#include "containers/containers.h"
+
+#include <signal.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <ctime>
+#include <thread>
+
+#include "base/log.h"
+#include "runtime/container_vm.h"
+#include "runtime/paths.h"
+#include "runtime/runtime_dir.h"
+#include "sys/fs.h"
+
+namespace vessel::containers {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+using state::RunState;
+
+Result<std::string> random_hex(size_t bytes) {
+  std::vector<unsigned char> buf(bytes);
+  if (::getrandom(buf.data(), buf.size(), 0) != static_cast<ssize_t>(buf.size()))
+    return Error::from_errno(errno, "getrandom");
+  static const char* const kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : buf) {
+    out += kHex[b >> 4];
+    out += kHex[b & 15];
+  }
+  return out;
+}
+
+// Names as Docker makes them: adjective_noun.
+std::string generate_name(uint32_t r) {
+  static const char* const kAdjectives[] = {
+      "brave", "calm",   "clever", "eager", "fancy", "gentle", "happy",  "jolly", "keen", "lucid",
+      "merry", "nimble", "proud",  "quiet", "rapid", "sharp",  "steady", "swift", "tidy", "witty"};
+  static const char* const kNouns[] = {"anchor",   "barge",  "beacon", "brig",   "canoe",
+                                       "cutter",   "dinghy", "ferry",  "galley", "hull",
+                                       "junk",     "keel",   "ketch",  "mast",   "raft",
+                                       "schooner", "skiff",  "sloop",  "tender", "yawl"};
+  return std::string(kAdjectives[r % 20]) + "_" + kNouns[(r / 20) % 20];
+}
+
+bool active(RunState s) {
+  return s == RunState::kRunning || s == RunState::kRestarting;
+}
+
+std::string display_name(const ContainerRecord& r) {
+  return r.name.empty() ? r.id.substr(0, 12) : r.name;
+}
+
+std::string ago(int64_t then_ns, int64_t now_ns) {
+  int64_t s = (now_ns - then_ns) / 1'000'000'000;
+  if (s < 1) return "Less than a second";
+  if (s < 60) return std::to_string(s) + " second" + (s == 1 ? "" : "s");
+  if (s < 3600) return std::to_string(s / 60) + " minute" + (s / 60 == 1 ? "" : "s");
+  if (s < 86400) return std::to_string(s / 3600) + " hour" + (s / 3600 == 1 ? "" : "s");
+  return std::to_string(s / 86400) + " day" + (s / 86400 == 1 ? "" : "s");
+}
+
+}  // namespace
+
+Status validate_name(const std::string& name) {
+  auto ok_char = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+  };
+  bool valid = !name.empty() && name.size() <= 128 && ok_char(name[0]);
+  for (char c : name)
+    valid = valid && (ok_char(c) || c == '_' || c == '.' || c == '-');
+  if (!valid)
+    return Error(ErrorCode::kInvalidArgument, "invalid container name '" + name +
+                                                  "': only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
+  return ok_status();
+}
+
+std::string describe_status(const ContainerRecord& r, int64_t now) {
+  switch (r.state.status) {
+    case RunState::kCreated:
+      return "Created";
+    case RunState::kRunning:
+      return "Up " + ago(r.state.started, now);
+    case RunState::kRestarting:
+      return "Restarting (" + std::to_string(r.state.exit_code) + ") " +
+             ago(r.state.finished, now) + " ago";
+    case RunState::kExited:
+      return "Exited (" + std::to_string(r.state.exit_code) + ") " + ago(r.state.finished, now) +
+             " ago";
+    case RunState::kRemoving:
+      return "Removal In Progress";
+  }
+  return "Unknown";
+}
+
+Result<std::unique_ptr<Containers>> Containers::open(const std::string& root) {
+  VESSEL_TRY(sys::make_dirs(root, 0700));
+  VESSEL_TRY(sys::make_dirs(runtime::containers_dir(root), 0700));
+  VESSEL_ASSIGN_OR_RETURN(auto store, state::Store::open(runtime::state_db(root)));
+  return std::unique_ptr<Containers>(new Containers(root, std::move(store)));
+}
+
+Result<ContainerRecord> Containers::create(runtime::ContainerConfig config,
+                                           const std::string& name) {
+  if (!name.empty()) VESSEL_TRY(validate_name(name));
+  if (config.auto_remove && config.restart.kind != runtime::RestartPolicy::Kind::kNo)
+    return Error(ErrorCode::kInvalidArgument,
+                 "conflicting options: --restart and --rm (a restarting container is never "
+                 "removed)");
+  VESSEL_ASSIGN_OR_RETURN(std::string id, random_hex(32));
+  VESSEL_TRY(runtime::prepare_config(config, id));
+  remove_orphans();
+
+  // Files first, then the record: a crash in between leaves a directory
+  // without a record, which remove_orphans() collects.
+  std::string dir = runtime::container_dir(root_, id);
+  if (::mkdir(dir.c_str(), 0700) != 0) return Error::from_errno(errno, "mkdir '" + dir + "'");
+  auto cleanup = [&](Error e) -> Result<ContainerRecord> {
+    (void)sys::remove_tree(dir);
+    return e;
+  };
+  if (!config.root_image.empty() && !config.read_only) {
+    if (auto s = runtime::make_writable_disk(dir + "/upper.img", config.writable_bytes); !s.ok())
+      return cleanup(s.error());
+  }
+  ContainerRecord r;
+  r.id = id;
+  r.image = config.image;
+  r.image_id = config.image_id;
+  r.config = runtime::to_json(config);
+  r.created = state::now_ns();
+  for (int attempt = 0;; ++attempt) {
+    if (!name.empty()) {
+      r.name = name;
+    } else {
+      uint32_t rnd = 0;
+      (void)::getrandom(&rnd, sizeof rnd, 0);
+      r.name = generate_name(rnd);
+      if (attempt >= 3) r.name += "_" + id.substr(0, 6);
+    }
+    auto added = store_->add_container(r);
+    if (added.ok()) return r;
+    if (added.error().code() != ErrorCode::kAlreadyExists || !name.empty() || attempt >= 5)
+      return cleanup(added.error());
+  }
+}
+
+Result<ContainerRecord> Containers::reconcile(ContainerRecord r) {
+  if (r.state.status == RunState::kRemoving) return r;
+  if (runtime::owner_alive(root_, r.id)) return r;
+  if (active(r.state.status)) {
+    auto updated = store_->update_container(r.id, [&](ContainerRecord& cur) {
+      // Decided again under the write lock: a monitor may have just started.
+      if (!active(cur.state.status) || runtime::owner_alive(root_, cur.id)) return ok_status();
+      cur.state.status = RunState::kExited;
+      cur.state.exit_code = 255;
+      cur.state.error = "the container's monitor died";
+      cur.state.finished = state::now_ns();
+      cur.state.monitor_pid = 0;
+      return ok_status();
+    });
+    if (updated.ok()) r = std::move(*updated);
+  }
+  runtime::remove_if_stale(root_, r.id);
+  return r;
+}
+
+Result<ContainerRecord> Containers::find(const std::string& ref) {
+  VESSEL_ASSIGN_OR_RETURN(ContainerRecord r, store_->find_container(ref));
+  return reconcile(std::move(r));
+}
+
+Result<std::vector<ContainerRecord>> Containers::list() {
+  VESSEL_ASSIGN_OR_RETURN(auto all, store_->containers());
+  for (auto& r : all) {
+    VESSEL_ASSIGN_OR_RETURN(r, reconcile(std::move(r)));
+  }
+  return all;
+}
+
+Result<std::optional<monitor::Launch>> Containers::start(const ContainerRecord& record,
+                                                         bool wait_attach, bool debug) {
+  VESSEL_ASSIGN_OR_RETURN(ContainerRecord r, reconcile(record));
+  if (r.state.status == RunState::kRemoving)
+    return Error(ErrorCode::kFailedPrecondition,
+                 "container " + display_name(r) + " is being removed");
+  if (runtime::owner_alive(root_, r.id)) return std::optional<monitor::Launch>();
+  VESSEL_ASSIGN_OR_RETURN(monitor::Launch l, monitor::launch(root_, r.id, wait_attach, debug));
+  return std::optional<monitor::Launch>(std::move(l));
+}
+
+Result<monitor::Channel> Containers::connect(const ContainerRecord& r) {
+  auto ch = monitor::connect(runtime::monitor_socket_of(root_, r.id));
+  if (!ch.ok())
+    return Error(ErrorCode::kFailedPrecondition,
+                 "container " + display_name(r) + " is not running");
+  return ch;
+}
+
+Status Containers::wait_gone(const ContainerRecord& r, std::chrono::milliseconds timeout) {
+  auto deadline = Clock::now() + timeout;
+  while (runtime::owner_alive(root_, r.id)) {
+    if (Clock::now() >= deadline)
+      return Error(ErrorCode::kTimeout,
+                   "container " + display_name(r) + "'s monitor did not exit in time");
+    std::this_thread::sleep_for(10ms);
+  }
+  return ok_status();
+}
+
+Status Containers::stop(const ContainerRecord& record, int signal, int timeout) {
+  VESSEL_ASSIGN_OR_RETURN(ContainerRecord r, reconcile(record));
+  if (!runtime::owner_alive(root_, r.id)) return ok_status();
+  auto ch = connect(r);
+  if (!ch.ok()) return ok_status();  // it ended meanwhile
+  VESSEL_ASSIGN_OR_RETURN(runtime::ContainerConfig config, runtime::config_from_json(r.config));
+  int secs = timeout >= 0 ? timeout : config.stop_timeout;
+  auto payload = monitor::encode(monitor::Stop{signal, timeout});
+  auto s =
+      monitor::request(*ch, monitor::ApiType::kStop, payload, std::chrono::seconds(secs) + 60s);
+  if (!s.ok() && s.error().code() != ErrorCode::kUnavailable) return s;
+  return wait_gone(r, 30s);
+}
+
+Status Containers::kill(const ContainerRecord& record, int signal) {
+  VESSEL_ASSIGN_OR_RETURN(ContainerRecord r, reconcile(record));
+  auto not_running = Error(ErrorCode::kFailedPrecondition,
+                           "cannot kill container " + display_name(r) + ": it is not running");
+  if (!runtime::owner_alive(root_, r.id)) return not_running;
+  auto ch = connect(r);
+  if (!ch.ok()) return not_running;
+  auto payload = protocol::encode(protocol::Signal{signal});
+  auto s = monitor::request(*ch, monitor::ApiType::kKill, payload, 30s);
+  if (!s.ok() && s.error().code() == ErrorCode::kFailedPrecondition) return not_running;
+  return s;
+}
+
+Status Containers::remove(const ContainerRecord& record, bool force) {
+  VESSEL_ASSIGN_OR_RETURN(ContainerRecord r, reconcile(record));
+  if (runtime::owner_alive(root_, r.id)) {
+    if (!force)
+      return Error(ErrorCode::kFailedPrecondition,
+                   "cannot remove container " + display_name(r) +
+                       ": it is running (stop it first, or use rm -f)");
+    // Ask the monitor to kill it; if the monitor does not answer, kill the
+    // monitor, which takes its QEMU and virtiofsd with it.
+    bool stopped = false;
+    if (auto ch = connect(r); ch.ok()) {
+      auto payload = monitor::encode(monitor::Stop{SIGKILL, 0});
+      stopped = monitor::request(*ch, monitor::ApiType::kStop, payload, 30s).ok() &&
+                wait_gone(r, 10s).ok();
+    }
+    if (!stopped) {
+      VESSEL_ASSIGN_OR_RETURN(ContainerRecord cur, store_->container(r.id));
+      if (cur.state.monitor_pid > 0 && runtime::owner_alive(root_, r.id))
+        ::kill(cur.state.monitor_pid, SIGKILL);
+      VESSEL_TRY(wait_gone(r, 10s));
+    }
+    VESSEL_ASSIGN_OR_RETURN(r, reconcile(r));
+  }
+  // Marked first: a crash while deleting files leaves a record that says so
+  // and that the next rm finishes.
+  auto marked = store_->update_container(r.id, [](ContainerRecord& cur) {
+    cur.state.status = RunState::kRemoving;
+    return ok_status();
+  });
+  if (!marked.ok()) {
+    // --rm: the monitor removed it as it ended.
+    if (marked.error().code() == ErrorCode::kNotFound) return ok_status();
+    return marked.error();
+  }
+  runtime::remove_if_stale(root_, r.id);
+  VESSEL_TRY(sys::remove_tree(runtime::container_dir(root_, r.id)));
+  auto removed = store_->remove_container(r.id);
+  if (!removed.ok() && removed.error().code() != ErrorCode::kNotFound) return removed;
+  return ok_status();
+}
+
+void Containers::remove_orphans() {
+  auto names = sys::list_dir(runtime::containers_dir(root_));
+  if (!names.ok()) return;
+  for (const auto& name : *names) {
+    if (name.size() != 64) continue;
+    if (store_->container(name).ok()) continue;
+    std::string dir = runtime::container_dir(root_, name);
+    struct stat st;
+    if (::stat(dir.c_str(), &st) != 0 || ::time(nullptr) - st.st_mtime < 60) continue;
+    log::debug("removing the files of a container that was never recorded: " + dir);
+    (void)sys::remove_tree(dir);
+  }
+}
+
+}  // namespace vessel::containers

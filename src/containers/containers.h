@@ -1,0 +1,86 @@
+// Containers as a user sees them: create, start, stop, kill, remove, list,
+// find by name or id prefix. Each running container is served by its own
+// monitor process (monitor/); this layer starts monitors, talks to them, and
+// keeps the state store consistent with what is really running: a container
+// recorded as running whose monitor is gone is recorded as exited the next
+// time anyone looks (reconcile()).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "monitor/api.h"
+#include "monitor/client.h"
+#include "runtime/config.h"
+#include "state/store.h"
+
+namespace vessel::containers {
+
+using state::ContainerRecord;
+
+class Containers {
+ public:
+  /// Opens the state under `root` (creating it).
+  static Result<std::unique_ptr<Containers>> open(const std::string& root);
+
+  const std::string& root() const { return root_; }
+  state::Store& store() { return *store_; }
+
+  /// Records a new container: checks and completes `config`, gives it an id
+  /// and a name (generated when `name` is empty), makes its directory and
+  /// writable layer. kAlreadyExists for a taken name.
+  Result<ContainerRecord> create(runtime::ContainerConfig config, const std::string& name);
+
+  /// By name, id or unique id prefix; reconciled.
+  Result<ContainerRecord> find(const std::string& ref);
+  /// All containers, oldest first; reconciled.
+  Result<std::vector<ContainerRecord>> list();
+  /// If `r` is recorded running but its monitor is gone, records it exited
+  /// and removes what the monitor left; returns the current record.
+  Result<ContainerRecord> reconcile(ContainerRecord r);
+
+  /// Starts the container's monitor (which boots the VM and starts the main
+  /// process). nullopt when it is already running. With `wait_attach` the
+  /// main process waits until a client attaches.
+  Result<std::optional<monitor::Launch>> start(const ContainerRecord& r, bool wait_attach,
+                                               bool debug);
+
+  /// Connects to a running container's monitor; kFailedPrecondition
+  /// ("container X is not running") otherwise.
+  Result<monitor::Channel> connect(const ContainerRecord& r);
+
+  /// Stops gracefully: `signal` (0 = the container's stop signal), then
+  /// SIGKILL after `timeout` seconds (-1 = the container's). A container
+  /// that is not running is left as it is.
+  Status stop(const ContainerRecord& r, int signal, int timeout);
+  /// Sends `signal` to the main process; kFailedPrecondition if not running.
+  Status kill(const ContainerRecord& r, int signal);
+  /// Removes the container and its files; a running one only with `force`
+  /// (it is killed first), else kFailedPrecondition.
+  Status remove(const ContainerRecord& r, bool force);
+
+  /// Waits until the container's monitor has gone (after a stop), up to `timeout`.
+  Status wait_gone(const ContainerRecord& r, std::chrono::milliseconds timeout);
+
+  /// Removes container directories that have no record (a create that
+  /// crashed half-way), older than a minute.
+  void remove_orphans();
+
+ private:
+  Containers(std::string root, std::unique_ptr<state::Store> store)
+      : root_(std::move(root)), store_(std::move(store)) {}
+  std::string root_;
+  std::unique_ptr<state::Store> store_;
+};
+
+/// "running", "exited (0)", ... as `ls` shows it, with how long ago.
+std::string describe_status(const ContainerRecord& r, int64_t now_ns);
+
+/// Docker's name rule: [a-zA-Z0-9][a-zA-Z0-9_.-]*.
+Status validate_name(const std::string& name);
+
+}  // namespace vessel::containers

@@ -1,0 +1,104 @@
+// The monitor's API: what the CLI (or any library user) and a container's
+// monitor say to each other over the monitor's unix socket. The framing is
+// the host<->guest protocol's (protocol.h); the messages are the guest
+// protocol's process messages plus the few below, numbered from 64 so the
+// two sets never collide. docs/protocol.md, "Monitor API", specifies it.
+//
+//   client -> monitor                       monitor -> client
+//   kAttach   stream 1: Attach              kStarted stream 1: Reply (pid, or why not)
+//   kStdin/kSignal/kResize stream 1         kStdout/kStderr/kStdinAck/kExit stream 1
+//   kSpawn    stream N>=2: exec a process   kSpawnResult, kStdout/kStderr/kStdinAck/kExit N
+//   kStdin/kSignal/kResize stream N
+//   kStop     stream 0: Stop                kResult stream 0: Reply, once stopped
+//   kKill     stream 0: protocol::Signal    kResult stream 0: Reply
+//   kStats    stream 0: empty               kStatsResult stream 0 (the guest's answer)
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "base/unique_fd.h"
+#include "protocol/protocol.h"
+
+namespace vessel::monitor {
+
+enum class ApiType : uint16_t {
+  kAttach = 64,
+  kStarted = 65,
+  kStop = 66,
+  kKill = 67,
+  kResult = 68,
+};
+
+inline uint16_t type_code(ApiType t) {
+  return static_cast<uint16_t>(t);
+}
+inline uint16_t type_code(protocol::MsgType t) {
+  return static_cast<uint16_t>(t);
+}
+
+/// The main process's stream.
+inline constexpr uint32_t kMainStream = 1;
+
+struct Attach {
+  uint8_t stdin = 0;   // forward this client's stdin to the main process
+  uint8_t output = 1;  // receive its stdout and stderr
+};
+
+struct Stop {
+  int32_t signal = 0;    // 0: the container's stop signal
+  int32_t timeout = -1;  // seconds before SIGKILL; -1: the container's
+};
+
+std::vector<uint8_t> encode(const Attach& m);
+std::vector<uint8_t> encode(const Stop& m);
+bool decode(std::span<const uint8_t> p, Attach& out);
+bool decode(std::span<const uint8_t> p, Stop& out);
+
+/// One end of a monitor connection: frames in, frames out. Sending blocks
+/// (the client side) or queues (the monitor, which never blocks on a client).
+class Channel {
+ public:
+  explicit Channel(UniqueFd fd) : fd_(std::move(fd)) {}
+  int fd() const { return fd_.get(); }
+
+  /// Writes the frame now, blocking if need be.
+  Status send(uint16_t type, uint32_t stream, std::span<const uint8_t> payload = {});
+  template <typename M>
+  Status send_message(uint16_t type, uint32_t stream, const M& m) {
+    auto p = encode_any(m);
+    return send(type, stream, p);
+  }
+
+  /// Queues the frame; flush() writes what the socket takes.
+  void queue(uint16_t type, uint32_t stream, std::span<const uint8_t> payload = {});
+  Status flush();
+  size_t queued() const { return out_.size() - out_pos_; }
+
+  /// Reads what is available (non-blocking fd) into frames;
+  /// kUnavailable when the peer closed, kProtocol on garbage.
+  Status read_available();
+  bool next(protocol::FrameReader::Frame& out);
+
+ private:
+  template <typename M>
+  static std::vector<uint8_t> encode_any(const M& m) {
+    using monitor::encode;
+    using protocol::encode;
+    return encode(m);
+  }
+  UniqueFd fd_;
+  protocol::FrameReader reader_;
+  std::vector<protocol::FrameReader::Frame> frames_;
+  size_t frames_pos_ = 0;
+  std::vector<uint8_t> out_;
+  size_t out_pos_ = 0;
+};
+
+/// Connects to the monitor socket at `path` (non-blocking fd).
+Result<Channel> connect(const std::string& path);
+
+}  // namespace vessel::monitor

@@ -1,0 +1,66 @@
+// The client side of a monitor: starting one, and the sessions a CLI runs
+// over its socket (attach, exec, stop, kill, stats).
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <string>
+
+#include "base/error.h"
+#include "base/unique_fd.h"
+#include "monitor/api.h"
+#include "protocol/protocol.h"
+#include "sys/signals.h"
+
+namespace vessel::monitor {
+
+/// A monitor being started: its pid and the pipe it reports progress on.
+struct Launch {
+  pid_t pid = 0;
+  UniqueFd ready;
+};
+
+/// The monitor executable: $VESSEL_MONITOR, else vessel-monitor next to this
+/// executable, else <exe dir>/../libexec/vessel/vessel-monitor.
+Result<std::string> monitor_program();
+
+/// Starts the monitor of container `id`, detached (own session, reparented
+/// to init, stdio away from the caller's terminal; its diagnostics go to
+/// <container dir>/monitor.log), and waits until its socket accepts.
+Result<Launch> launch(const std::string& root, const std::string& id, bool wait_attach, bool debug);
+
+/// How the first start of the main process went.
+struct StartReport {
+  bool ok = false;
+  uint32_t pid = 0;     // guest pid of the main process
+  int exit_code = 0;    // when !ok: 125 (Vessel failed), 126, 127 (the command)
+  std::string message;  // when !ok
+};
+/// Reads the monitor's start report from `launch.ready`.
+Result<StartReport> wait_started(Launch& launch);
+
+/// The StartReport a kStarted reply carries.
+StartReport start_report(const protocol::Reply& reply);
+
+/// Waits (up to `timeout`) for the first frame of `type` on `stream`.
+Result<protocol::FrameReader::Frame> await_frame(Channel& ch, uint16_t type, uint32_t stream,
+                                                 std::chrono::milliseconds timeout);
+
+/// Sends a stream-0 request and waits for its kResult; an error reply
+/// becomes an Error with the monitor's message.
+Status request(Channel& ch, ApiType type, std::span<const uint8_t> payload,
+               std::chrono::milliseconds timeout);
+
+struct SessionOptions {
+  bool tty = false;            // the process has a terminal: forward resizes
+  bool forward_stdin = false;  // our stdin goes to the process
+  bool proxy_signals = true;   // SIGINT, SIGTERM, SIGHUP, SIGQUIT are forwarded
+};
+
+/// Pumps our stdin/stdout/stderr, signals and window size to and from the
+/// process on `stream` until it exits; returns its Exit.
+Result<protocol::Exit> pump(Channel& ch, uint32_t stream, const SessionOptions& options,
+                            sys::SignalGuard& signals);
+
+}  // namespace vessel::monitor

@@ -1,0 +1,691 @@
+#include "monitor/monitor.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "base/log.h"
+#include "monitor/api.h"
+#include "runtime/config.h"
+#include "runtime/container_vm.h"
+#include "runtime/log_file.h"
+#include "runtime/paths.h"
+#include "runtime/runtime_dir.h"
+#include "state/store.h"
+#include "sys/fs.h"
+
+namespace vessel::monitor {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+using Frame = protocol::FrameReader::Frame;
+using protocol::MsgType;
+using runtime::ContainerConfig;
+using runtime::RestartPolicy;
+
+// A client whose unsent output exceeds this is dropped rather than allowed
+// to stall the container.
+constexpr size_t kMaxQueued = 16 << 20;
+
+struct Client {
+  explicit Client(Channel c) : ch(std::move(c)) {}
+  Channel ch;
+  bool attached = false;  // receives the main process's output and exit
+  bool output = false;
+  bool gone = false;
+};
+
+// An exec'd process: which client stream its guest stream belongs to.
+struct Route {
+  int client_fd;  // -1 once the client left (output is dropped)
+  uint32_t client_stream;
+};
+
+Result<UniqueFd> listen_on(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path)
+    return Error(ErrorCode::kInvalidArgument, "socket path '" + path + "' is too long");
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd) return Error::from_errno(errno, "socket");
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+    return Error::from_errno(errno, "bind '" + path + "'");
+  if (::listen(fd.get(), 64) != 0) return Error::from_errno(errno, "listen");
+  return fd;
+}
+
+std::vector<uint8_t> reply_payload(int errnum, const std::string& message, uint32_t pid = 0) {
+  return protocol::encode(protocol::Reply{errnum, message, pid});
+}
+
+class Monitor {
+ public:
+  Monitor(const MonitorOptions& o, std::unique_ptr<state::Store> store, ContainerConfig config,
+          runtime::RuntimeDir rdir, UniqueFd listener, UniqueFd signals)
+      : o_(o),
+        store_(std::move(store)),
+        config_(std::move(config)),
+        rdir_(std::move(rdir)),
+        listener_(std::move(listener)),
+        signals_(std::move(signals)),
+        cdir_(runtime::container_dir(o.root, o.id)) {}
+
+  int run();
+
+ private:
+  // ---- progress reports to the starter, the store and the clients ----
+  void report(const std::string& line) {
+    if (o_.ready_fd < 0) return;
+    if (!sys::write_all(o_.ready_fd, line.data(), line.size()).ok()) {
+      ::close(o_.ready_fd);
+      o_.ready_fd = -1;
+    }
+  }
+  void report_done() {
+    if (o_.ready_fd >= 0) ::close(o_.ready_fd);
+    o_.ready_fd = -1;
+  }
+  void update(const std::function<void(state::ContainerState&)>& change) {
+    auto r = store_->update_container(o_.id, [&](state::ContainerRecord& rec) {
+      change(rec.state);
+      return ok_status();
+    });
+    if (!r.ok()) log::warn("record state: " + r.error().to_string());
+  }
+
+  // ---- one start of the container ----
+  // Boots and starts the main process. On failure returns the exit code to
+  // record (125 for Vessel's own failures, 126/127 for the command) and sets
+  // start_error_.
+  std::optional<int> start();
+  void handle_main_exit(int code, bool oom);
+  bool should_restart(int exit_code) const;
+
+  // ---- serving ----
+  // One round: waits up to `timeout` for events and handles them.
+  void serve(std::chrono::milliseconds timeout);
+  void accept_clients();
+  void handle_client_frame(int fd, Client& c, Frame& f);
+  void handle_guest_frame(Frame& f);
+  void drop_client(int fd);
+  void broadcast(uint16_t type, uint32_t stream, std::span<const uint8_t> payload);
+  void request_stop(int signal, int timeout, int client_fd);
+  void send_to_main(MsgType type, std::span<const uint8_t> payload) {
+    if (vm_ && main_running_) {
+      if (auto s = vm_->agent().send(type, kMainStream, payload); !s.ok())
+        log::warn("send to guest: " + s.error().to_string());
+    }
+  }
+  void finish_stop_waiters(int errnum, const std::string& message) {
+    for (int fd : stop_waiters_)
+      if (auto it = clients_.find(fd); it != clients_.end())
+        it->second->ch.queue(type_code(ApiType::kResult), 0, reply_payload(errnum, message));
+    stop_waiters_.clear();
+  }
+  void flush_clients(std::chrono::milliseconds budget);
+
+  MonitorOptions o_;
+  std::unique_ptr<state::Store> store_;
+  ContainerConfig config_;
+  runtime::RuntimeDir rdir_;
+  UniqueFd listener_;
+  UniqueFd signals_;
+  std::string cdir_;
+  std::optional<runtime::LogWriter> log_;
+
+  std::map<int, std::unique_ptr<Client>> clients_;
+  int stdin_client_ = -1;
+  std::map<uint32_t, Route> routes_;  // guest stream -> client
+  uint32_t next_stream_ = 2;
+  std::vector<int> stop_waiters_;
+  std::deque<int> stats_waiters_;
+
+  std::unique_ptr<runtime::ContainerVm> vm_;
+  bool main_running_ = false;
+  uint32_t main_pid_ = 0;
+  std::optional<protocol::Exit> main_exit_;
+  bool vm_died_ = false;
+  std::string start_error_;
+
+  bool stop_requested_ = false;
+  std::optional<Clock::time_point> kill_at_, force_at_;
+  int restart_count_ = 0;
+};
+
+std::optional<int> Monitor::start() {
+  runtime::BootOptions b;
+  b.runtime_dir = rdir_.path();
+  b.boot_log = cdir_ + "/boot.log";
+  b.upper_disk = cdir_ + "/upper.img";
+  b.debug = o_.debug;
+  b.abort_fd = signals_.get();
+  auto vm = runtime::ContainerVm::boot(config_, b);
+  if (!vm.ok()) {
+    start_error_ = vm.error().to_string();
+    return 125;
+  }
+  vm_ = std::move(*vm);
+
+  // A foreground client wants every byte: wait for it to attach.
+  if (o_.wait_attach) {
+    auto deadline = Clock::now() + 30s;
+    auto attached = [&] {
+      for (auto& [fd, c] : clients_)
+        if (c->attached) return true;
+      return false;
+    };
+    while (!attached() && !stop_requested_ && Clock::now() < deadline)
+      serve(100ms);
+    o_.wait_attach = false;  // only for the first start
+  }
+  if (stop_requested_) {
+    start_error_ = "stopped before it started";
+    return 137;
+  }
+
+  auto ws_rows = uint16_t{0}, ws_cols = uint16_t{0};
+  if (auto s = vm_->agent().send_message(MsgType::kSpawn, kMainStream,
+                                         runtime::main_spawn(config_, ws_rows, ws_cols));
+      !s.ok()) {
+    start_error_ = vm_->with_boot_log(s.error().wrap("start process")).to_string();
+    return 125;
+  }
+  auto reply = vm_->await(30s);
+  if (!reply.ok()) {
+    start_error_ = vm_->with_boot_log(reply.error().wrap("start process")).to_string();
+    return 125;
+  }
+  auto result = agent::decode_as<protocol::Reply>(*reply);
+  if (!result.ok() || reply->header.type != type_code(MsgType::kSpawnResult) ||
+      reply->header.stream != kMainStream) {
+    start_error_ = "start process: unexpected reply from the guest";
+    return 125;
+  }
+  if (result->errnum != 0) {
+    start_error_ = result->message;
+    int code = runtime::exec_failure_code(result->errnum);
+    return code ? code : 125;
+  }
+  main_running_ = true;
+  main_pid_ = result->pid;
+  return std::nullopt;
+}
+
+bool Monitor::should_restart(int exit_code) const {
+  if (stop_requested_) return false;
+  switch (config_.restart.kind) {
+    case RestartPolicy::Kind::kNo:
+      return false;
+    case RestartPolicy::Kind::kOnFailure:
+      return exit_code != 0 &&
+             (config_.restart.max_retries == 0 || restart_count_ < config_.restart.max_retries);
+    case RestartPolicy::Kind::kAlways:
+    case RestartPolicy::Kind::kUnlessStopped:
+      return true;
+  }
+  return false;
+}
+
+int Monitor::run() {
+  auto log = runtime::LogWriter::open(cdir_ + "/container.log");
+  if (log.ok())
+    log_.emplace(std::move(*log));
+  else
+    log::warn("container log: " + log.error().to_string());
+  report("listening " + std::to_string(::getpid()) + "\n");
+  auto backoff = 100ms;
+  int exit_code = 0;
+  bool oom = false;
+  while (true) {
+    start_error_.clear();
+    main_exit_.reset();
+    oom = false;
+    vm_died_ = false;
+    auto started_at = Clock::now();
+    std::optional<int> failed = start();
+    if (failed) {
+      exit_code = *failed;
+      log::warn("container failed to start: " + start_error_);
+      // A foreground client is connecting: let it attach to hear why.
+      auto deadline = Clock::now() + 5s;
+      auto attached = [&] {
+        for (auto& [fd, c] : clients_)
+          if (c->attached) return true;
+        return false;
+      };
+      while (o_.wait_attach && !attached() && Clock::now() < deadline)
+        serve(50ms);
+      // Clients attached before the start learn why it did not happen.
+      broadcast(type_code(ApiType::kStarted), kMainStream,
+                reply_payload(exit_code == 125 ? EIO : (exit_code == 127 ? ENOENT : EACCES),
+                              start_error_));
+      report("fail " + std::to_string(exit_code) + "\n" + start_error_);
+      report_done();
+      if (vm_) vm_->poweroff(5s);
+      vm_.reset();
+      update([&](state::ContainerState& s) {
+        s.status = state::RunState::kExited;
+        s.exit_code = exit_code;
+        s.error = start_error_;
+        s.finished = state::now_ns();
+        s.monitor_pid = 0;
+      });
+      break;  // a container that cannot start is not restarted
+    }
+    update([&](state::ContainerState& s) {
+      s.status = state::RunState::kRunning;
+      s.monitor_pid = ::getpid();
+      s.started = state::now_ns();
+      s.finished = 0;
+      s.exit_code = 0;
+      s.error.clear();
+      s.oom_killed = false;
+      s.restart_count = restart_count_;
+      if (restart_count_ == 0) s.stopped_by_user = false;
+    });
+    broadcast(type_code(ApiType::kStarted), kMainStream, reply_payload(0, "", main_pid_));
+    report("ok " + std::to_string(main_pid_) + "\n");
+    report_done();
+
+    while (main_running_ && !vm_died_)
+      serve(1s);
+    if (main_exit_) {
+      exit_code = main_exit_->signal ? 128 + main_exit_->signal : main_exit_->code;
+      oom = main_exit_->oom_killed != 0;
+    } else {
+      exit_code = 255;
+      start_error_ = "the VM stopped unexpectedly";
+      log::warn(vm_->with_boot_log(Error(ErrorCode::kUnavailable, start_error_)).to_string());
+    }
+    main_running_ = false;
+    if (log_) (void)log_->flush();
+    // Exec'd processes end with the VM.
+    for (auto& [g, r] : routes_)
+      if (auto it = clients_.find(r.client_fd); it != clients_.end())
+        it->second->ch.queue(type_code(MsgType::kExit), r.client_stream,
+                             protocol::encode(protocol::Exit{0, SIGKILL}));
+    routes_.clear();
+    vm_->poweroff(10s);
+    vm_.reset();
+
+    bool restart = should_restart(exit_code);
+    update([&](state::ContainerState& s) {
+      s.status = restart ? state::RunState::kRestarting : state::RunState::kExited;
+      s.exit_code = exit_code;
+      s.finished = state::now_ns();
+      s.error = start_error_;
+      s.oom_killed = oom;
+      if (!restart) s.monitor_pid = 0;
+    });
+    if (!restart) break;
+    // Docker's backoff: doubling from 100 ms, at most a minute, reset after
+    // a run of 10 s or more.
+    if (Clock::now() - started_at >= 10s) backoff = 100ms;
+    auto resume = Clock::now() + backoff;
+    backoff = std::min<std::chrono::milliseconds>(backoff * 2, 60s);
+    ++restart_count_;
+    log::info("restarting (" + config_.restart.to_string() + ", restart " +
+              std::to_string(restart_count_) + ")");
+    while (!stop_requested_ && Clock::now() < resume)
+      serve(std::chrono::duration_cast<std::chrono::milliseconds>(resume - Clock::now()));
+    if (stop_requested_) {
+      update([&](state::ContainerState& s) {
+        s.status = state::RunState::kExited;
+        s.monitor_pid = 0;
+      });
+      break;
+    }
+  }
+
+  // The end: tell the clients, clean up, go.
+  finish_stop_waiters(0, "");
+  if (config_.auto_remove) {
+    if (auto s = store_->remove_container(o_.id); !s.ok())
+      log::warn("remove container: " + s.error().to_string());
+    if (auto s = sys::remove_tree(cdir_); !s.ok()) log::warn(s.error().to_string());
+  }
+  {
+    runtime::RuntimeDir gone = std::move(rdir_);  // removed here, before clients hear of the end
+  }
+  serve(0ms);  // take what clients sent meanwhile
+  broadcast(type_code(MsgType::kExit), kMainStream,
+            protocol::encode(main_exit_.value_or(protocol::Exit{exit_code, 0})));
+  flush_clients(2s);
+  return 0;
+}
+
+void Monitor::broadcast(uint16_t type, uint32_t stream, std::span<const uint8_t> payload) {
+  for (auto& [fd, c] : clients_)
+    if (c->attached) c->ch.queue(type, stream, payload);
+}
+
+// Writes what is queued, then ends each connection in order: our side
+// first (the client sees EOF after the last frame), then reads until the
+// client closes, so that nothing unread makes the kernel reset it.
+void Monitor::flush_clients(std::chrono::milliseconds budget) {
+  auto deadline = Clock::now() + budget;
+  for (auto& [fd, c] : clients_) {
+    while (c->ch.queued() > 0 && Clock::now() < deadline) {
+      if (!c->ch.flush().ok()) break;
+      if (c->ch.queued() == 0) break;
+      pollfd p{fd, POLLOUT, 0};
+      ::poll(&p, 1, 50);
+    }
+    ::shutdown(fd, SHUT_WR);
+  }
+  for (auto& [fd, c] : clients_) {
+    while (Clock::now() < deadline) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      char buf[4096];
+      ssize_t n = ::read(fd, buf, sizeof buf);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) break;
+    }
+  }
+}
+
+void Monitor::drop_client(int fd) {
+  auto it = clients_.find(fd);
+  if (it == clients_.end()) return;
+  if (stdin_client_ == fd) {
+    stdin_client_ = -1;
+    // As Docker's StdinOnce: the attached input went away, so it ends.
+    send_to_main(MsgType::kStdin, {});
+  }
+  for (auto& [g, r] : routes_)
+    if (r.client_fd == fd) r.client_fd = -1;
+  std::erase(stop_waiters_, fd);
+  std::erase(stats_waiters_, fd);
+  clients_.erase(it);
+}
+
+void Monitor::accept_clients() {
+  while (true) {
+    int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) return;
+    clients_.emplace(fd, std::make_unique<Client>(Channel(UniqueFd(fd))));
+  }
+}
+
+void Monitor::request_stop(int signal, int timeout, int client_fd) {
+  if (client_fd >= 0) stop_waiters_.push_back(client_fd);
+  if (!stop_requested_) {
+    stop_requested_ = true;
+    update([](state::ContainerState& s) { s.stopped_by_user = true; });
+  }
+  if (!main_running_) return;
+  int sig = signal > 0 ? signal : config_.stop_signal;
+  int secs = timeout >= 0 ? timeout : config_.stop_timeout;
+  log::info(std::string("stopping: ") + strsignal(sig) + ", SIGKILL after " + std::to_string(secs) +
+            " s");
+  send_to_main(MsgType::kSignal, protocol::encode(protocol::Signal{sig}));
+  auto at = Clock::now() + std::chrono::seconds(secs);
+  if (sig == SIGKILL) at = Clock::now();
+  if (!kill_at_ || at < *kill_at_) kill_at_ = at;
+}
+
+void Monitor::handle_client_frame(int fd, Client& c, Frame& f) {
+  uint16_t type = f.header.type;
+  uint32_t stream = f.header.stream;
+  auto reply = [&](int errnum, const std::string& message) {
+    c.ch.queue(type_code(ApiType::kResult), 0, reply_payload(errnum, message));
+  };
+  if (type == type_code(ApiType::kAttach) && stream == kMainStream) {
+    Attach a;
+    if (!decode(f.payload, a)) return drop_client(fd);
+    c.attached = true;
+    c.output = a.output;
+    if (a.stdin && config_.open_stdin && stdin_client_ < 0) stdin_client_ = fd;
+    if (main_running_)
+      c.ch.queue(type_code(ApiType::kStarted), kMainStream, reply_payload(0, "", main_pid_));
+    return;
+  }
+  if (type == type_code(ApiType::kStop) && stream == 0) {
+    Stop s;
+    if (!decode(f.payload, s)) return drop_client(fd);
+    request_stop(s.signal, s.timeout, fd);
+    if (!main_running_ && !vm_) {
+      // Between runs (restart backoff): nothing to signal.
+      finish_stop_waiters(0, "");
+    }
+    return;
+  }
+  if (type == type_code(ApiType::kKill) && stream == 0) {
+    protocol::Signal s;
+    if (!protocol::decode(f.payload, s) || s.signo <= 0 || s.signo >= 65)
+      return reply(EINVAL, "invalid signal");
+    if (!main_running_) return reply(ESRCH, "container is not running");
+    if (s.signo == SIGKILL || s.signo == SIGTERM) {
+      stop_requested_ = true;
+      update([](state::ContainerState& st) { st.stopped_by_user = true; });
+    }
+    send_to_main(MsgType::kSignal, f.payload);
+    return reply(0, "");
+  }
+  if (type == type_code(MsgType::kStats) && stream == 0) {
+    if (!main_running_ || !vm_) return reply(ESRCH, "container is not running");
+    if (!vm_->agent().send(MsgType::kStats, 0).ok()) return reply(EIO, "guest unreachable");
+    stats_waiters_.push_back(fd);
+    return;
+  }
+  // The main process's input, signals and window size.
+  if (stream == kMainStream) {
+    if (type == type_code(MsgType::kStdin)) {
+      if (fd == stdin_client_) send_to_main(MsgType::kStdin, f.payload);
+    } else if (type == type_code(MsgType::kSignal) || type == type_code(MsgType::kResize)) {
+      send_to_main(static_cast<MsgType>(type), f.payload);
+    }
+    return;
+  }
+  if (stream < 2) return drop_client(fd);
+  // exec: client stream -> guest stream.
+  if (type == type_code(MsgType::kSpawn)) {
+    protocol::Spawn s;
+    if (!protocol::decode(f.payload, s)) return drop_client(fd);
+    if (!main_running_ || !vm_) {
+      c.ch.queue(type_code(MsgType::kSpawnResult), stream,
+                 reply_payload(ESRCH, "container is not running"));
+      return;
+    }
+    uint32_t g = next_stream_++;
+    routes_[g] = Route{fd, stream};
+    if (auto st = vm_->agent().send(MsgType::kSpawn, g, f.payload); !st.ok())
+      c.ch.queue(type_code(MsgType::kSpawnResult), stream, reply_payload(EIO, "guest unreachable"));
+    return;
+  }
+  if (type == type_code(MsgType::kStdin) || type == type_code(MsgType::kSignal) ||
+      type == type_code(MsgType::kResize)) {
+    for (auto& [g, r] : routes_)
+      if (r.client_fd == fd && r.client_stream == stream && vm_)
+        (void)vm_->agent().send(static_cast<MsgType>(type), g, f.payload);
+    return;
+  }
+  drop_client(fd);  // anything else is a client bug
+}
+
+void Monitor::handle_guest_frame(Frame& f) {
+  auto type = static_cast<MsgType>(f.header.type);
+  uint32_t stream = f.header.stream;
+  if (stream == 0) {
+    if (type == MsgType::kStatsResult && !stats_waiters_.empty()) {
+      int fd = stats_waiters_.front();
+      stats_waiters_.pop_front();
+      if (auto it = clients_.find(fd); it != clients_.end())
+        it->second->ch.queue(f.header.type, 0, f.payload);
+    }
+    return;
+  }
+  if (stream == kMainStream) {
+    switch (type) {
+      case MsgType::kStdout:
+      case MsgType::kStderr: {
+        if (log_) {
+          auto which =
+              type == MsgType::kStdout ? runtime::LogStream::kStdout : runtime::LogStream::kStderr;
+          std::string_view data(reinterpret_cast<const char*>(f.payload.data()), f.payload.size());
+          if (auto s = log_->write(which, data); !s.ok()) log::warn(s.error().to_string());
+        }
+        for (auto& [fd, c] : clients_)
+          if (c->attached && c->output) c->ch.queue(f.header.type, stream, f.payload);
+        break;
+      }
+      case MsgType::kStdinAck:
+        if (auto it = clients_.find(stdin_client_); it != clients_.end())
+          it->second->ch.queue(f.header.type, stream, f.payload);
+        break;
+      case MsgType::kExit: {
+        auto e = agent::decode_as<protocol::Exit>(f);
+        main_exit_ = e.ok() ? *e : protocol::Exit{255, 0};
+        main_running_ = false;
+        break;
+      }
+      default:
+        break;
+    }
+    return;
+  }
+  auto route = routes_.find(stream);
+  if (route == routes_.end()) return;
+  if (auto it = clients_.find(route->second.client_fd); it != clients_.end())
+    it->second->ch.queue(f.header.type, route->second.client_stream, f.payload);
+  bool ends = type == MsgType::kExit;
+  if (type == MsgType::kSpawnResult) {
+    auto r = agent::decode_as<protocol::Reply>(f);
+    ends = !r.ok() || r->errnum != 0;
+  }
+  if (ends) routes_.erase(route);
+}
+
+void Monitor::serve(std::chrono::milliseconds timeout) {
+  // Stop escalation: SIGKILL after the timeout, then force the VM off.
+  auto now = Clock::now();
+  if (kill_at_ && now >= *kill_at_ && main_running_) {
+    log::info("stop timeout: sending SIGKILL");
+    send_to_main(MsgType::kSignal, protocol::encode(protocol::Signal{SIGKILL}));
+    kill_at_.reset();
+    force_at_ = now + 5s;
+  }
+  if (force_at_ && now >= *force_at_ && main_running_ && vm_) {
+    log::warn("the guest did not end the process: forcing the VM off");
+    (void)vm_->vm().stop(0ms);
+    main_exit_ = protocol::Exit{0, SIGKILL};
+    main_running_ = false;
+    force_at_.reset();
+    return;
+  }
+  for (auto at : {kill_at_, force_at_})
+    if (at)
+      timeout =
+          std::min(timeout, std::chrono::duration_cast<std::chrono::milliseconds>(*at - now + 1ms));
+
+  std::vector<pollfd> p;
+  p.push_back({listener_.get(), POLLIN, 0});
+  p.push_back({signals_.get(), POLLIN, 0});
+  p.push_back({vm_ ? vm_->agent().fd() : -1, POLLIN, 0});
+  p.push_back({vm_ ? vm_->vm().exit_fd() : -1, POLLIN, 0});
+  std::vector<int> fds;
+  for (auto& [fd, c] : clients_) {
+    p.push_back({fd, static_cast<short>(POLLIN | (c->ch.queued() ? POLLOUT : 0)), 0});
+    fds.push_back(fd);
+  }
+  int n = ::poll(p.data(), p.size(), static_cast<int>(std::max<int64_t>(timeout.count(), 0)));
+  if (n < 0 && errno != EINTR) {
+    log::warn(Error::from_errno(errno, "poll").to_string());
+    return;
+  }
+  if (p[1].revents) {
+    signalfd_siginfo si;
+    while (::read(signals_.get(), &si, sizeof si) == sizeof si)
+      request_stop(0, -1, -1);  // the host is shutting down: stop cleanly
+  }
+  if (p[2].revents && vm_) {
+    if (auto s = vm_->agent().read_available(); !s.ok()) {
+      log::warn("guest connection: " + s.error().to_string());
+      vm_died_ = true;
+    }
+    Frame f;
+    while (vm_->agent().next(f))
+      handle_guest_frame(f);
+  }
+  if (p[3].revents && !p[2].revents && main_running_) vm_died_ = true;
+  if (p[0].revents) accept_clients();
+  for (size_t i = 0; i < fds.size(); ++i) {
+    int fd = fds[i];
+    auto it = clients_.find(fd);
+    if (it == clients_.end()) continue;
+    Client& c = *it->second;
+    short re = p[4 + i].revents;
+    if (re & (POLLIN | POLLHUP | POLLERR)) {
+      if (!c.ch.read_available().ok()) {
+        Frame f;
+        while (c.ch.next(f))
+          handle_client_frame(fd, c, f);
+        drop_client(fd);
+        continue;
+      }
+      Frame f;
+      while (clients_.count(fd) && c.ch.next(f))
+        handle_client_frame(fd, c, f);
+      if (!clients_.count(fd)) continue;
+    }
+    if (c.ch.queued() && !c.ch.flush().ok()) {
+      drop_client(fd);
+      continue;
+    }
+    if (c.ch.queued() > kMaxQueued) {
+      log::warn("dropping a client that does not read its output");
+      drop_client(fd);
+    }
+  }
+}
+
+}  // namespace
+
+int run_monitor(const MonitorOptions& o) {
+  auto fail = [&](const std::string& message) {
+    log::error(message);
+    if (o.ready_fd >= 0) {
+      std::string line = "fail 125\n" + message;
+      (void)sys::write_all(o.ready_fd, line.data(), line.size());
+    }
+    return 1;
+  };
+  ::signal(SIGPIPE, SIG_IGN);
+  sigset_t set;
+  sigemptyset(&set);
+  for (int s : {SIGTERM, SIGINT, SIGHUP})
+    sigaddset(&set, s);
+  ::sigprocmask(SIG_BLOCK, &set, nullptr);
+  UniqueFd signals(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+
+  auto store = state::Store::open(runtime::state_db(o.root));
+  if (!store.ok()) return fail(store.error().to_string());
+  auto record = (*store)->container(o.id);
+  if (!record.ok()) return fail(record.error().to_string());
+  auto config = runtime::config_from_json(record->config);
+  if (!config.ok()) return fail(config.error().to_string());
+  auto rdir = runtime::RuntimeDir::create(o.root, o.id);
+  if (!rdir.ok()) return fail(rdir.error().to_string());
+  auto listener = listen_on(runtime::monitor_socket_of(o.root, o.id));
+  if (!listener.ok()) return fail(listener.error().to_string());
+
+  Monitor m(o, std::move(*store), std::move(*config), std::move(*rdir), std::move(*listener),
+            std::move(signals));
+  return m.run();
+}
+
+}  // namespace vessel::monitor

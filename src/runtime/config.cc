@@ -1,0 +1,187 @@
+#include "runtime/config.h"
+
+#include <signal.h>
+#include <string.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "base/strings.h"
+
+namespace vessel::runtime {
+namespace {
+
+using nlohmann::json;
+
+bool has_env(const std::vector<std::string>& env, std::string_view key) {
+  return std::any_of(env.begin(), env.end(), [&](const std::string& e) {
+    return e.size() > key.size() && e.compare(0, key.size(), key) == 0 && e[key.size()] == '=';
+  });
+}
+
+constexpr std::pair<RestartPolicy::Kind, const char*> kRestartNames[] = {
+    {RestartPolicy::Kind::kNo, "no"},
+    {RestartPolicy::Kind::kOnFailure, "on-failure"},
+    {RestartPolicy::Kind::kAlways, "always"},
+    {RestartPolicy::Kind::kUnlessStopped, "unless-stopped"},
+};
+
+}  // namespace
+
+std::string RestartPolicy::to_string() const {
+  for (auto [k, name] : kRestartNames)
+    if (k == kind)
+      return kind == Kind::kOnFailure && max_retries > 0
+                 ? std::string(name) + ":" + std::to_string(max_retries)
+                 : name;
+  return "no";
+}
+
+Result<RestartPolicy> parse_restart_policy(const std::string& text) {
+  auto colon = text.find(':');
+  std::string name = text.substr(0, colon);
+  RestartPolicy p;
+  bool known = false;
+  for (auto [k, n] : kRestartNames)
+    if (name == n) {
+      p.kind = k;
+      known = true;
+    }
+  auto bad = [&] {
+    return Error(ErrorCode::kInvalidArgument,
+                 "invalid restart policy '" + text +
+                     "' (expected no, on-failure[:max-retries], always or unless-stopped)");
+  };
+  if (!known) return bad();
+  if (colon != std::string::npos) {
+    auto n = parse_u64(text.substr(colon + 1));
+    if (p.kind != RestartPolicy::Kind::kOnFailure || !n || *n > 1'000'000) return bad();
+    p.max_retries = static_cast<int>(*n);
+  }
+  return p;
+}
+
+Result<int> parse_signal(const std::string& text) {
+  if (auto n = parse_u64(text)) {
+    if (*n >= 1 && *n < static_cast<uint64_t>(NSIG)) return static_cast<int>(*n);
+  } else {
+    std::string name;
+    for (char c : text)
+      name += static_cast<char>(::toupper(static_cast<unsigned char>(c)));
+    if (name.rfind("SIG", 0) == 0) name = name.substr(3);
+    for (int s = 1; s < NSIG; ++s) {
+      const char* abbrev = ::sigabbrev_np(s);
+      if (abbrev && name == abbrev) return s;
+    }
+  }
+  return Error(ErrorCode::kInvalidArgument, "invalid signal '" + text + "'");
+}
+
+Status prepare_config(ContainerConfig& c, const std::string& id) {
+  if (c.argv.empty() || c.argv[0].empty())
+    return Error(ErrorCode::kInvalidArgument, "no command given");
+  if (c.rootfs.empty() == c.root_image.empty())
+    return Error(ErrorCode::kInvalidArgument, "give either a root directory or a root image");
+  if (c.workdir.empty() || c.workdir[0] != '/')
+    return Error(ErrorCode::kInvalidArgument,
+                 "working directory '" + c.workdir + "' is not an absolute path");
+  if (c.cpus < 1 || c.cpus > 255)
+    return Error(ErrorCode::kInvalidArgument,
+                 "invalid cpus " + std::to_string(c.cpus) + " (expected 1 to 255)");
+  if (c.memory_bytes < (64ull << 20))
+    return Error(ErrorCode::kInvalidArgument, "memory must be at least 64 MiB");
+  if (c.stop_timeout < -1)
+    return Error(ErrorCode::kInvalidArgument, "invalid stop timeout (expected seconds >= 0)");
+  if (c.hostname.empty()) c.hostname = id.substr(0, 12);
+  if (c.hostname.size() > 64)
+    return Error(ErrorCode::kInvalidArgument, "hostname '" + c.hostname + "' is too long");
+  for (const auto& e : c.env)
+    if (e.empty() || e[0] == '=' || e.find('=') == std::string::npos)
+      return Error(ErrorCode::kInvalidArgument, "invalid environment variable '" + e + "'");
+  std::vector<std::string> env;
+  if (!has_env(c.env, "PATH")) env.push_back(std::string("PATH=") + kDefaultPath);
+  env.push_back("HOSTNAME=" + c.hostname);
+  if (c.tty && !has_env(c.env, "TERM")) env.push_back("TERM=xterm");
+  // With a user name the guest sets HOME from the container's passwd.
+  if (!has_env(c.env, "HOME") && c.user.empty())
+    env.push_back(c.uid == 0 ? "HOME=/root" : "HOME=/");
+  env.insert(env.end(), c.env.begin(), c.env.end());
+  c.env = std::move(env);
+  return ok_status();
+}
+
+std::string to_json(const ContainerConfig& c) {
+  json j = {
+      {"version", 1},
+      {"rootfs", c.rootfs},
+      {"root_image", c.root_image},
+      {"writable_bytes", c.writable_bytes},
+      {"read_only", c.read_only},
+      {"image", c.image},
+      {"image_id", c.image_id},
+      {"argv", c.argv},
+      {"env", c.env},
+      {"workdir", c.workdir},
+      {"uid", c.uid},
+      {"gid", c.gid},
+      {"groups", c.groups},
+      {"user", c.user},
+      {"tty", c.tty},
+      {"open_stdin", c.open_stdin},
+      {"hostname", c.hostname},
+      {"cpus", c.cpus},
+      {"memory_bytes", c.memory_bytes},
+      {"accel", c.accel},
+      {"kernel", c.kernel},
+      {"initrd", c.initrd},
+      {"restart", c.restart.to_string()},
+      {"stop_signal", c.stop_signal},
+      {"stop_timeout", c.stop_timeout},
+      {"auto_remove", c.auto_remove},
+      {"labels", c.labels},
+      {"boot_timeout_seconds", c.boot_timeout_seconds},
+  };
+  return j.dump();
+}
+
+Result<ContainerConfig> config_from_json(const std::string& text) {
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || j.value("version", 0) != 1)
+    return Error(ErrorCode::kInvalidArgument, "container configuration is not valid");
+  try {
+    ContainerConfig c;
+    c.rootfs = j.at("rootfs").get<std::string>();
+    c.root_image = j.at("root_image").get<std::string>();
+    c.writable_bytes = j.at("writable_bytes").get<uint64_t>();
+    c.read_only = j.at("read_only").get<bool>();
+    c.image = j.at("image").get<std::string>();
+    c.image_id = j.at("image_id").get<std::string>();
+    c.argv = j.at("argv").get<std::vector<std::string>>();
+    c.env = j.at("env").get<std::vector<std::string>>();
+    c.workdir = j.at("workdir").get<std::string>();
+    c.uid = j.at("uid").get<uint32_t>();
+    c.gid = j.at("gid").get<uint32_t>();
+    c.groups = j.at("groups").get<std::vector<uint32_t>>();
+    c.user = j.at("user").get<std::string>();
+    c.tty = j.at("tty").get<bool>();
+    c.open_stdin = j.at("open_stdin").get<bool>();
+    c.hostname = j.at("hostname").get<std::string>();
+    c.cpus = j.at("cpus").get<unsigned>();
+    c.memory_bytes = j.at("memory_bytes").get<uint64_t>();
+    c.accel = j.at("accel").get<std::string>();
+    c.kernel = j.at("kernel").get<std::string>();
+    c.initrd = j.at("initrd").get<std::string>();
+    VESSEL_ASSIGN_OR_RETURN(c.restart, parse_restart_policy(j.at("restart").get<std::string>()));
+    c.stop_signal = j.at("stop_signal").get<int>();
+    c.stop_timeout = j.at("stop_timeout").get<int>();
+    c.auto_remove = j.at("auto_remove").get<bool>();
+    c.labels = j.at("labels").get<std::map<std::string, std::string>>();
+    c.boot_timeout_seconds = j.at("boot_timeout_seconds").get<int>();
+    return c;
+  } catch (const json::exception& e) {
+    return Error(ErrorCode::kInvalidArgument,
+                 std::string("container configuration is not valid: ") + e.what());
+  }
+}
+
+}  // namespace vessel::runtime

@@ -1,0 +1,78 @@
+// A container's configuration: what `vessel create`/`run` fixed, stored as
+// JSON in the state store and read by the container's monitor.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+
+namespace vessel::runtime {
+
+/// Docker's --restart: no | on-failure[:N] | always | unless-stopped.
+struct RestartPolicy {
+  enum class Kind { kNo, kOnFailure, kAlways, kUnlessStopped };
+  Kind kind = Kind::kNo;
+  int max_retries = 0;  // on-failure only; 0 = unlimited
+  std::string to_string() const;
+};
+Result<RestartPolicy> parse_restart_policy(const std::string& text);
+
+struct ContainerConfig {
+  // The root filesystem: a host directory served over virtio-fs, or an ext4
+  // image used read-only under a writable layer (none with read_only).
+  std::string rootfs;
+  std::string root_image;
+  uint64_t writable_bytes = 8ull << 30;
+  bool read_only = false;
+  std::string image;     // the image reference the user gave, or ""
+  std::string image_id;  // its manifest digest, or ""
+
+  // The main process.
+  std::vector<std::string> argv;
+  std::vector<std::string> env;  // KEY=VALUE, after defaults are applied
+  std::string workdir = "/";
+  uint32_t uid = 0, gid = 0;
+  std::vector<uint32_t> groups;
+  /// "user[:group]" with names, resolved in the container (overrides uid,
+  /// gid and groups); empty when the numeric fields say it.
+  std::string user;
+  bool tty = false;         // -t
+  bool open_stdin = false;  // -i
+  std::string hostname;
+
+  // The VM.
+  unsigned cpus = 2;
+  uint64_t memory_bytes = 512ull << 20;
+  std::string accel;   // "kvm", "tcg" or "" (automatic)
+  std::string kernel;  // resolved guest kernel and initramfs paths
+  std::string initrd;
+
+  // Lifecycle.
+  RestartPolicy restart;
+  int stop_signal = 15;      // SIGTERM unless the image or --stop-signal says
+  int stop_timeout = 10;     // seconds before SIGKILL
+  bool auto_remove = false;  // --rm
+  std::map<std::string, std::string> labels;
+  int boot_timeout_seconds = 60;
+};
+
+/// Docker's default PATH inside a container.
+inline constexpr const char* kDefaultPath =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Checks the configuration and fills in what Docker would: PATH, HOSTNAME,
+/// HOME and TERM (with a tty) unless set, a hostname from the id.
+Status prepare_config(ContainerConfig& config, const std::string& id);
+
+std::string to_json(const ContainerConfig& config);
+/// kInvalidArgument when `json` is not a configuration this version wrote.
+Result<ContainerConfig> config_from_json(const std::string& json);
+
+/// A signal by name ("TERM", "SIGTERM", "sigkill") or number; kInvalidArgument.
+Result<int> parse_signal(const std::string& text);
+
+}  // namespace vessel::runtime

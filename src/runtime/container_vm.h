@@ -1,0 +1,69 @@
+// One container's VM: boots it, waits for vessel-init, prepares the
+// container's root. The caller then drives processes over agent().
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "agent/agent_connection.h"
+#include "base/error.h"
+#include "runtime/config.h"
+#include "vmm/accel.h"
+#include "vmm/vmm.h"
+
+namespace vessel::runtime {
+
+struct BootOptions {
+  std::string runtime_dir;  // private directory for sockets (exists)
+  std::string boot_log;     // console and QEMU messages ("" = runtime_dir/boot.log)
+  std::string upper_disk;   // the writable layer (an ext4 image), unless read-only
+  bool debug = false;       // console to stderr
+  /// Boot is abandoned (kUnavailable "interrupted") when this fd becomes
+  /// readable; -1 for none.
+  int abort_fd = -1;
+};
+
+class ContainerVm {
+ public:
+  /// Starts the VM and waits until the container's root is set up.
+  /// Errors carry the tail of the boot log where it helps.
+  static Result<std::unique_ptr<ContainerVm>> boot(const ContainerConfig& config,
+                                                   const BootOptions& options);
+
+  agent::AgentConnection& agent() { return agent_; }
+  vmm::VmInstance& vm() { return *vm_; }
+  const vmm::AccelChoice& accel() const { return accel_; }
+
+  /// Waits for the next frame (up to `timeout`) while watching the VM and
+  /// the abort fd.
+  Result<agent::Frame> await(std::chrono::milliseconds timeout);
+
+  /// Asks the guest to power off and waits up to `grace` before forcing it.
+  void poweroff(std::chrono::milliseconds grace);
+
+  /// `e` with the tail of the boot log appended.
+  Error with_boot_log(Error e) const;
+
+ private:
+  ContainerVm(std::unique_ptr<vmm::VmInstance> vm, int port, int abort_fd)
+      : vm_(std::move(vm)), agent_(port), abort_fd_(abort_fd) {}
+
+  std::unique_ptr<vmm::VmInstance> vm_;
+  agent::AgentConnection agent_;
+  int abort_fd_;
+  vmm::AccelChoice accel_;
+};
+
+/// Creates the sparse writable layer: an empty ext4 of `bytes` at `path`.
+Status make_writable_disk(const std::string& path, uint64_t bytes);
+
+/// The Spawn message that starts `config`'s main process.
+protocol::Spawn main_spawn(const ContainerConfig& config, uint16_t rows, uint16_t cols);
+
+/// Docker's exit code for a Spawn the guest refused: 127 (not found), 126
+/// (cannot execute), or 0 when the failure is not about the command itself
+/// (then the container could not start: 125).
+int exec_failure_code(int errnum);
+
+}  // namespace vessel::runtime

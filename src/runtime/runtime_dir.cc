@@ -1,0 +1,90 @@
+#include "runtime/runtime_dir.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <ctime>
+
+#include "base/log.h"
+#include "runtime/paths.h"
+
+namespace vessel::runtime {
+
+std::string runtime_dir_of(const std::string& root, const std::string& id) {
+  return run_dir(root) + "/" + id.substr(0, 12);
+}
+
+std::string monitor_socket_of(const std::string& root, const std::string& id) {
+  return runtime_dir_of(root, id) + "/monitor.sock";
+}
+
+Result<RuntimeDir> RuntimeDir::create(const std::string& root, const std::string& id) {
+  VESSEL_TRY(sys::make_dirs(run_dir(root), 0700));
+  std::string dir = runtime_dir_of(root, id);
+  if (!remove_if_stale(root, id))
+    return Error(ErrorCode::kAlreadyExists, "container " + id.substr(0, 12) + " is running");
+  // The lock is taken under a private temporary name, then the directory is
+  // renamed into place, so nobody sees it unlocked.
+  std::string tmp = run_dir(root) + "/." + id.substr(0, 12) + "." + std::to_string(::getpid());
+  (void)sys::remove_tree(tmp);
+  if (::mkdir(tmp.c_str(), 0700) != 0) return Error::from_errno(errno, "mkdir '" + tmp + "'");
+  auto lock = sys::FileLock::acquire(tmp + "/lock");
+  if (!lock.ok() || ::rename(tmp.c_str(), dir.c_str()) != 0) {
+    int e = errno;
+    (void)sys::remove_tree(tmp);
+    if (!lock.ok()) return lock.error();
+    return Error::from_errno(e, "create runtime directory '" + dir + "'");
+  }
+  return RuntimeDir(dir, std::move(*lock));
+}
+
+RuntimeDir::~RuntimeDir() {
+  if (path_.empty() || !lock_) return;
+  // Unlink everything first, then drop the lock: a concurrent check sees
+  // either a held lock or no directory.
+  if (auto s = sys::remove_tree(path_); !s.ok()) log::warn(s.error().to_string());
+}
+
+bool owner_alive(const std::string& root, const std::string& id) {
+  auto lock = sys::FileLock::try_acquire(runtime_dir_of(root, id) + "/lock");
+  return lock.ok() && !lock->has_value();
+}
+
+bool remove_if_stale(const std::string& root, const std::string& id) {
+  std::string dir = runtime_dir_of(root, id);
+  struct stat st;
+  if (::lstat(dir.c_str(), &st) != 0) return true;
+  auto lock = sys::FileLock::try_acquire(dir + "/lock");
+  if (lock.ok() && !lock->has_value()) return false;  // held: alive
+  log::debug("removing runtime files of a dead monitor: " + dir);
+  if (auto s = sys::remove_tree(dir); !s.ok()) {
+    log::warn(s.error().to_string());
+    return false;
+  }
+  return true;
+}
+
+void remove_stale_runtime_dirs(const std::string& root) {
+  std::string dir = run_dir(root);
+  auto names = sys::list_dir(dir);
+  if (!names.ok()) return;
+  for (const auto& name : *names) {
+    std::string path = dir + "/" + name;
+    if (name[0] == '.') {
+      // Not yet renamed into place: its creator may be between mkdir and
+      // taking the lock. Only an old one is abandoned.
+      struct stat st;
+      if (::lstat(path.c_str(), &st) != 0 || ::time(nullptr) - st.st_mtime < 60) continue;
+      (void)sys::remove_tree(path);
+      continue;
+    }
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+    auto lock = sys::FileLock::try_acquire(path + "/lock");
+    if (lock.ok() && !lock->has_value()) continue;
+    log::debug("removing runtime files of a dead monitor: " + path);
+    if (auto s = sys::remove_tree(path); !s.ok()) log::warn(s.error().to_string());
+  }
+}
+
+}  // namespace vessel::runtime

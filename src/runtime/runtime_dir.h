@@ -1,0 +1,48 @@
+// The runtime directory of a running container: <root>/run/<id12>/, holding
+// the monitor's socket, QEMU's and virtiofsd's sockets, and a lock file the
+// monitor holds for as long as it lives. A free lock means the monitor is
+// gone (killed, crashed): its QEMU and virtiofsd died with it
+// (PR_SET_PDEATHSIG), and the directory is garbage.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "base/error.h"
+#include "sys/fs.h"
+
+namespace vessel::runtime {
+
+/// <root>/run/<first 12 characters of id>.
+std::string runtime_dir_of(const std::string& root, const std::string& id);
+/// The monitor's socket in it.
+std::string monitor_socket_of(const std::string& root, const std::string& id);
+
+class RuntimeDir {
+ public:
+  /// Creates the directory with its lock held; kAlreadyExists if a live
+  /// owner holds it. A stale one (free lock) is replaced.
+  static Result<RuntimeDir> create(const std::string& root, const std::string& id);
+  RuntimeDir(RuntimeDir&&) = default;
+  RuntimeDir& operator=(RuntimeDir&&) = default;
+  /// Removes the directory (the lock goes with it).
+  ~RuntimeDir();
+  const std::string& path() const { return path_; }
+
+ private:
+  RuntimeDir(std::string path, sys::FileLock lock)
+      : path_(std::move(path)), lock_(std::move(lock)) {}
+  std::string path_;
+  std::optional<sys::FileLock> lock_;
+};
+
+/// True while the owner of id's runtime directory (its monitor) lives.
+bool owner_alive(const std::string& root, const std::string& id);
+
+/// Removes id's runtime directory if its owner is dead; true if none is left.
+bool remove_if_stale(const std::string& root, const std::string& id);
+
+/// Removes the runtime directories of every dead owner under <root>/run.
+void remove_stale_runtime_dirs(const std::string& root);
+
+}  // namespace vessel::runtime
