@@ -188,6 +188,25 @@ TEST_F(RegistryLoginTest, PromptsForThePasswordWithoutEcho) {
   EXPECT_TRUE(sys::read_file(root_ + "/config.json").ok());
 }
 
+TEST_F(RegistryLoginTest, ControlCAtThePasswordPromptLeavesEchoOn) {
+  // A shell runs the login on the terminal and then `stty -a`, which shows
+  // whether echo is on once the login has died of the ^C. The shell traps
+  // SIGINT with a handler (not ignored, so the login still gets the default).
+  test::RunOptions o;
+  o.pty = true;
+  o.timeout = std::chrono::seconds(60);
+  o.steps = {{.await = "Password: ", .write = "\x03"}};
+  std::string script =
+      "trap : INT; \"$0\" --root \"$1\" registry login -u user 127.0.0.1:1; "
+      "echo \"rc=$?\"; stty -a";
+  auto r = test::run_process({"/bin/sh", "-c", script, test::paths().vessel, root_}, o);
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(r.steps_done, 1u) << r.out;
+  EXPECT_NE(r.out.find("rc=130"), std::string::npos) << "^C should end the login: " << r.out;
+  EXPECT_EQ(r.out.find("-echo "), std::string::npos) << "echo left off: " << r.out;
+  EXPECT_NE(r.out.find(" echo "), std::string::npos) << r.out;
+}
+
 TEST_F(RegistryLoginTest, ErrorsWithoutARegistry) {
   auto ls = vessel({"registry", "ls"});
   EXPECT_EQ(ls.exit_code, 0) << ls.err;
