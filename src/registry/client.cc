@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <ctime>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -207,6 +208,23 @@ Status validate_repository(std::string_view repo) {
   return ok_status();
 }
 
+std::optional<std::chrono::seconds> parse_retry_after(std::string_view value, std::time_t now) {
+  std::string v(trim(value));
+  if (v.empty()) return std::nullopt;
+  if (std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    // Bounded: a huge number is just "too long", not an overflow.
+    if (v.size() > 9) return std::chrono::seconds(999'999'999);
+    return std::chrono::seconds(std::stol(v));
+  }
+  // IMF-fixdate, the only form senders must use (RFC 9110 5.6.7).
+  std::tm tm{};
+  const char* end = ::strptime(v.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  if (!end || *end != '\0') return std::nullopt;
+  std::time_t at = ::timegm(&tm);
+  if (at == static_cast<std::time_t>(-1)) return std::nullopt;
+  return std::chrono::seconds(at > now ? at - now : 0);
+}
+
 Status validate_reference(std::string_view reference) {
   if (starts_with(reference, "sha256:")) {
     auto d = image::Digest::parse(reference);
@@ -296,8 +314,11 @@ Result<HttpResponse> RegistryClient::send(const HttpRequest& request, const std:
                                           const std::function<Status()>& before_attempt,
                                           bool retry) {
   int attempts = retry ? options_.attempts : 1;
+  std::chrono::milliseconds asked{0};  // the last reply's Retry-After
   for (int attempt = 0;; ++attempt) {
-    if (attempt > 0) std::this_thread::sleep_for(options_.backoff_base * (1 << (attempt - 1)));
+    if (attempt > 0)
+      std::this_thread::sleep_for(
+          std::max<std::chrono::milliseconds>(options_.backoff_base * (1 << (attempt - 1)), asked));
     if (before_attempt) VESSEL_TRY(before_attempt());
     auto resp = send_once(request, scope);
     bool last = attempt + 1 >= attempts;
@@ -305,8 +326,16 @@ Result<HttpResponse> RegistryClient::send(const HttpRequest& request, const std:
       if (!last && retryable(resp.error())) continue;
       return resp;
     }
-    if (!last && (resp->status == 429 || resp->status >= 500)) continue;
-    return resp;
+    if (last || (resp->status != 429 && resp->status < 500)) return resp;
+    asked = std::chrono::milliseconds(0);
+    // RFC 9110 10.2.3: with 429 and 503 the server may say when to come back.
+    if (auto header = resp->headers.get("Retry-After");
+        header && (resp->status == 429 || resp->status == 503)) {
+      auto wait = parse_retry_after(*header, std::time(nullptr));
+      // Longer than we are willing to wait: fail now rather than hang.
+      if (wait && *wait > kMaxRetryAfter) return resp;
+      if (wait) asked = *wait;
+    }
   }
 }
 

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <ctime>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -34,6 +35,8 @@ struct RegistryOptions {
   std::string ca_file;
   std::optional<Credentials> credentials;
   /// Attempts per request on connection errors, 429 and 5xx (not other 4xx).
+  /// A 429 or 503 with Retry-After waits that long (when longer than the
+  /// backoff and at most kMaxRetryAfter; longer asks fail at once).
   int attempts = 3;
   std::chrono::milliseconds backoff_base{200};
   /// Blobs larger than this are pushed in PATCH chunks of this size.
@@ -65,6 +68,13 @@ std::string resolve_location(const std::string& request_url, const std::string& 
 /// Checks a repository name against the distribution grammar
 /// (lowercase path components of [a-z0-9] separated by [._-], joined by '/').
 Status validate_repository(std::string_view repo);
+/// How long a Retry-After header (RFC 9110 10.2.3) asks to wait: delay
+/// seconds ("120") or an HTTP-date ("Wed, 21 Oct 2015 07:28:00 GMT", taken
+/// relative to `now`; a date in the past is zero). nullopt for anything else.
+std::optional<std::chrono::seconds> parse_retry_after(std::string_view value, std::time_t now);
+/// Retry-After values above this are not waited for: the request fails.
+inline constexpr std::chrono::seconds kMaxRetryAfter{60};
+
 /// Checks a tag ([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}) or a digest reference.
 Status validate_reference(std::string_view reference);
 

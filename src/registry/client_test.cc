@@ -65,4 +65,17 @@ TEST(ValidateReference, AcceptsTagsAndDigests) {
 }
 
 }  // namespace
+TEST(ParseRetryAfter, SecondsAndHttpDates) {
+  const std::time_t now = 1445412480;  // Wed, 21 Oct 2015 07:28:00 GMT
+  EXPECT_EQ(parse_retry_after("120", now), std::chrono::seconds(120));
+  EXPECT_EQ(parse_retry_after(" 0 ", now), std::chrono::seconds(0));
+  EXPECT_EQ(parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now), std::chrono::seconds(30));
+  EXPECT_EQ(parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now), std::chrono::seconds(0));
+  EXPECT_GT(*parse_retry_after("99999999999999999999", now), kMaxRetryAfter);
+  EXPECT_EQ(parse_retry_after("", now), std::nullopt);
+  EXPECT_EQ(parse_retry_after("-5", now), std::nullopt);
+  EXPECT_EQ(parse_retry_after("soon", now), std::nullopt);
+  EXPECT_EQ(parse_retry_after("Wed, 21 Oct 2015 07:28:30 PST", now), std::nullopt);
+}
+
 }  // namespace vessel::registry

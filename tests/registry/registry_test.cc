@@ -502,4 +502,37 @@ TEST(FakeRegistryTest, BearerTokenFlowRetriesAndDigestChecks) {
 }
 
 }  // namespace
+TEST(FakeRegistryTest, RetryAfterOn429And503IsHonouredAndALongOneFailsAtOnce) {
+  const std::string manifest = R"({"schemaVersion":2})";
+  std::mutex mu;
+  std::map<std::string, int> hits;
+  FakeServer server([&](const FakeRequest& r) {
+    std::lock_guard lock(mu);
+    int n = ++hits[r.target];
+    if (r.target == "/v2/test/app/manifests/busy")
+      return n == 1 ? reply(429, "", {"Retry-After: 1"}) : reply(200, manifest);
+    if (r.target == "/v2/test/app/manifests/down") return reply(503, "", {"Retry-After: 3600"});
+    return reply(404, "");
+  });
+  ASSERT_GT(server.port(), 0);
+  RegistryOptions o{.host = "127.0.0.1:" + std::to_string(server.port()),
+                    .backoff_base = std::chrono::milliseconds(10)};
+  auto c = RegistryClient::create(o);
+  ASSERT_TRUE(c.ok());
+
+  auto start = std::chrono::steady_clock::now();
+  auto m = c->get_manifest("test/app", "busy", {kOciManifest});
+  auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_TRUE(m.ok()) << m.error().to_string();
+  // The backoff alone would have retried after 10 ms.
+  EXPECT_GE(took, std::chrono::milliseconds(900)) << "Retry-After: 1 was not waited for";
+
+  m = c->get_manifest("test/app", "down", {kOciManifest});
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.error().to_string().find("503"), std::string::npos) << m.error().to_string();
+  std::lock_guard lock(mu);
+  EXPECT_EQ(hits["/v2/test/app/manifests/busy"], 2);
+  EXPECT_EQ(hits["/v2/test/app/manifests/down"], 1) << "an hour's Retry-After is not retried";
+}
+
 }  // namespace vessel::registry
