@@ -33,6 +33,7 @@ Runner add_image(CLI::App& app, const GlobalOptions& global);
 Runner add_system(CLI::App& app, const GlobalOptions& global);
 Runner add_registry(CLI::App& app, const GlobalOptions& global);
 Runner add_container(CLI::App& app, const GlobalOptions& global);
+Runner add_volume(CLI::App& app, const GlobalOptions& global);
 
 /// Attaches our stdio to a container's main process (whose monitor is
 /// starting or running) until it exits, then waits for the monitor to finish

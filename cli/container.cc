@@ -79,6 +79,18 @@ json inspect_json(const ContainerRecord& r, const std::string& root) {
   const auto& s = r.state;
   std::string dir = runtime::container_dir(root, r.id);
   json mounts = json::array();
+  for (const auto& m : c.mounts) {
+    std::string source = m.source;
+    if (m.type == runtime::MountSpec::Type::kVolume)
+      source = root + "/volumes/" + m.source + "/_data";
+    json j = {{"Type", runtime::mount_type_name(m.type)},
+              {"Source", m.type == runtime::MountSpec::Type::kTmpfs ? "" : source},
+              {"Destination", m.target},
+              {"RW", !m.read_only}};
+    if (m.type == runtime::MountSpec::Type::kVolume) j["Name"] = m.source;
+    if (!m.options.empty()) j["Options"] = m.options;
+    mounts.push_back(j);
+  }
   return json{
       {"Id", r.id},
       {"Name", "/" + r.name},
@@ -280,7 +292,7 @@ int remove(const Flags& f, const GlobalOptions& g) {
   }
   return for_each(g, "rm", refs,
                   [&](Containers& cs, const ContainerRecord& r, const std::string& ref) -> Status {
-                    VESSEL_TRY(cs.remove(r, f.force));
+                    VESSEL_TRY(cs.remove(r, f.force, f.volumes));
                     std::cout << (f.all ? r.id.substr(0, 12) : ref) << std::endl;
                     return ok_status();
                   });

@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   add(add_system);
   add(add_registry);
   add(add_container);
+  add(add_volume);
 
   // Name an unknown verb plainly, as Docker does, rather than CLI11's
   // "A subcommand is required".

@@ -26,7 +26,7 @@ struct RunFlags {
   bool init = false;
   std::string restart = "no", stop_signal, cidfile;
   int stop_timeout = -1;
-  std::vector<std::string> labels;
+  std::vector<std::string> labels, volumes, mounts, tmpfs;
   std::vector<std::string> env, env_files;
   std::string workdir, user, rootfs, rootfs_image, name, hostname, memory = "512m", accel, kernel;
   double cpus = 2;
@@ -152,6 +152,17 @@ Status apply_image(const RunFlags& f, const std::string& root, const std::string
     auto sig = runtime::parse_signal(config.config.stop_signal);
     if (sig.ok()) spec.stop_signal = *sig;
   }
+  // The image's VOLUMEs become anonymous volumes unless something is
+  // mounted there already.
+  for (const auto& target : config.config.volumes) {
+    bool covered = false;
+    for (const auto& m : spec.mounts)
+      covered = covered || m.target == target;
+    if (covered) continue;
+    auto m = runtime::parse_volume_flag(target);
+    if (!m.ok()) return m.error().wrap("image '" + ref.familiar() + "' VOLUME");
+    spec.mounts.push_back(std::move(*m));
+  }
   for (const auto& [k, v] : config.config.labels)
     spec.labels.emplace(k, v);  // --label entries, added first, win
   return ok_status();
@@ -213,6 +224,18 @@ Result<runtime::ContainerConfig> build_config(const RunFlags& f, const std::stri
   for (const auto& l : f.labels) {
     auto eq = l.find('=');
     spec.labels[l.substr(0, eq)] = eq == std::string::npos ? "" : l.substr(eq + 1);
+  }
+  for (const auto& v : f.volumes) {
+    VESSEL_ASSIGN_OR_RETURN(runtime::MountSpec m, runtime::parse_volume_flag(v));
+    spec.mounts.push_back(std::move(m));
+  }
+  for (const auto& v : f.mounts) {
+    VESSEL_ASSIGN_OR_RETURN(runtime::MountSpec m, runtime::parse_mount_flag(v));
+    spec.mounts.push_back(std::move(m));
+  }
+  for (const auto& v : f.tmpfs) {
+    VESSEL_ASSIGN_OR_RETURN(runtime::MountSpec m, runtime::parse_tmpfs_flag(v));
+    spec.mounts.push_back(std::move(m));
   }
   VESSEL_ASSIGN_OR_RETURN(
       runtime::GuestAssets assets,
@@ -304,6 +327,15 @@ void add_container_flags(CLI::App* cmd, RunFlags& f) {
   cmd->add_option("--name", f.name, "Name of the container");
   cmd->add_option("-h,--hostname", f.hostname, "Hostname inside the container");
   cmd->add_flag("--read-only", f.read_only, "Mount the root filesystem read-only");
+  cmd->add_option("-v,--volume", f.volumes,
+                  "Mount a host path, a named volume or an anonymous volume: "
+                  "SRC:DST[:ro] or DST")
+      ->allow_extra_args(false);
+  cmd->add_option("--mount", f.mounts,
+                  "Mount: type=bind|volume|tmpfs,source=..,target=..[,readonly]")
+      ->allow_extra_args(false);
+  cmd->add_option("--tmpfs", f.tmpfs, "Mount a tmpfs: DST[:size=64m,mode=1777]")
+      ->allow_extra_args(false);
   cmd->add_option("--restart", f.restart,
                   "Restart policy: no, on-failure[:max-retries], always, unless-stopped");
   cmd->add_option("--stop-signal", f.stop_signal, "Signal that stops the container (default TERM)");

@@ -112,7 +112,45 @@ Result<ContainerRecord> Containers::create(runtime::ContainerConfig config,
                  "removed)");
   VESSEL_ASSIGN_OR_RETURN(std::string id, random_hex(32));
   VESSEL_TRY(runtime::prepare_config(config, id));
+  VESSEL_TRY(runtime::check_mounts(config.mounts));
   remove_orphans();
+
+  // Mount sources: bind paths must exist (-v makes a missing directory, as
+  // Docker does); volumes are made when absent, anonymous ones get a name.
+  std::vector<std::string> made_anonymous;
+  auto drop_anonymous = [&] {
+    for (const auto& v : made_anonymous)
+      (void)remove_volume(v);
+  };
+  for (auto& m : config.mounts) {
+    Status s = ok_status();
+    if (m.type == runtime::MountSpec::Type::kBind) {
+      struct stat st;
+      if (::stat(m.source.c_str(), &st) != 0) {
+        if (errno == ENOENT && m.create_source)
+          s = sys::make_dirs(m.source, 0755);
+        else
+          s = Error::from_errno(errno, "bind source path '" + m.source + "'");
+      }
+    } else if (m.type == runtime::MountSpec::Type::kVolume) {
+      if (m.source.empty()) {
+        auto v = create_volume("", {}, true);
+        if (v.ok()) {
+          m.source = v->name;
+          made_anonymous.push_back(v->name);
+        } else {
+          s = v.error();
+        }
+      } else {
+        auto v = ensure_volume(m.source);
+        if (!v.ok()) s = v.error();
+      }
+    }
+    if (!s.ok()) {
+      drop_anonymous();
+      return s.error();
+    }
+  }
 
   // Files first, then the record: a crash in between leaves a directory
   // without a record, which remove_orphans() collects.
@@ -120,6 +158,7 @@ Result<ContainerRecord> Containers::create(runtime::ContainerConfig config,
   if (::mkdir(dir.c_str(), 0700) != 0) return Error::from_errno(errno, "mkdir '" + dir + "'");
   auto cleanup = [&](Error e) -> Result<ContainerRecord> {
     (void)sys::remove_tree(dir);
+    drop_anonymous();
     return e;
   };
   if (!config.root_image.empty() && !config.read_only) {
@@ -142,7 +181,15 @@ Result<ContainerRecord> Containers::create(runtime::ContainerConfig config,
       if (attempt >= 3) r.name += "_" + id.substr(0, 6);
     }
     auto added = store_->add_container(r);
-    if (added.ok()) return r;
+    if (added.ok()) {
+      for (const auto& m : config.mounts)
+        if (m.type == runtime::MountSpec::Type::kVolume)
+          if (auto u = store_->add_volume_use(r.id, m.source); !u.ok()) {
+            (void)store_->remove_container(r.id);
+            return cleanup(u.error());
+          }
+      return r;
+    }
     if (added.error().code() != ErrorCode::kAlreadyExists || !name.empty() || attempt >= 5)
       return cleanup(added.error());
   }
@@ -238,7 +285,7 @@ Status Containers::kill(const ContainerRecord& record, int signal) {
   return s;
 }
 
-Status Containers::remove(const ContainerRecord& record, bool force) {
+Status Containers::remove(const ContainerRecord& record, bool force, bool volumes) {
   VESSEL_ASSIGN_OR_RETURN(ContainerRecord r, reconcile(record));
   if (runtime::owner_alive(root_, r.id)) {
     if (!force)
@@ -276,6 +323,20 @@ Status Containers::remove(const ContainerRecord& record, bool force) {
   VESSEL_TRY(sys::remove_tree(runtime::container_dir(root_, r.id)));
   auto removed = store_->remove_container(r.id);
   if (!removed.ok() && removed.error().code() != ErrorCode::kNotFound) return removed;
+  if (volumes) {
+    // rm -v: the anonymous volumes it used (unless another container uses
+    // them too); named volumes stay, as in Docker.
+    auto config = runtime::config_from_json(r.config);
+    if (config.ok())
+      for (const auto& m : config->mounts) {
+        if (m.type != runtime::MountSpec::Type::kVolume) continue;
+        auto v = store_->volume(m.source);
+        if (!v.ok() || !v->anonymous) continue;
+        if (auto s = remove_volume(m.source);
+            !s.ok() && s.error().code() != ErrorCode::kFailedPrecondition)
+          return s;
+      }
+  }
   return ok_status();
 }
 

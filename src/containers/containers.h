@@ -7,6 +7,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -60,8 +61,9 @@ class Containers {
   /// Sends `signal` to the main process; kFailedPrecondition if not running.
   Status kill(const ContainerRecord& r, int signal);
   /// Removes the container and its files; a running one only with `force`
-  /// (it is killed first), else kFailedPrecondition.
-  Status remove(const ContainerRecord& r, bool force);
+  /// (it is killed first), else kFailedPrecondition. With `volumes`, its
+  /// anonymous volumes go too.
+  Status remove(const ContainerRecord& r, bool force, bool volumes = false);
 
   /// Waits until the container's monitor has gone (after a stop), up to `timeout`.
   Status wait_gone(const ContainerRecord& r, std::chrono::milliseconds timeout);
@@ -69,6 +71,25 @@ class Containers {
   /// Removes container directories that have no record (a create that
   /// crashed half-way), older than a minute.
   void remove_orphans();
+
+  // ---- volumes: host directories under <root>/volumes/<name>/_data ----
+
+  /// Creates a volume; `name` empty makes an anonymous one (a 64-hex name).
+  /// kAlreadyExists for a taken name.
+  Result<state::VolumeRecord> create_volume(const std::string& name,
+                                            const std::map<std::string, std::string>& labels,
+                                            bool anonymous = false);
+  /// The volume, created (named, not anonymous) if absent.
+  Result<state::VolumeRecord> ensure_volume(const std::string& name);
+  Result<state::VolumeRecord> volume(const std::string& name);
+  Result<std::vector<state::VolumeRecord>> volumes();
+  /// kFailedPrecondition when a container uses it (even a stopped one).
+  Status remove_volume(const std::string& name);
+  /// Removes unused volumes (anonymous ones only, unless `all`); returns
+  /// their names and the bytes reclaimed.
+  Result<std::pair<std::vector<std::string>, uint64_t>> prune_volumes(bool all);
+  /// <root>/volumes/<name>/_data.
+  std::string volume_data(const std::string& name) const;
 
  private:
   Containers(std::string root, std::unique_ptr<state::Store> store)

@@ -26,6 +26,39 @@ constexpr std::pair<RestartPolicy::Kind, const char*> kRestartNames[] = {
     {RestartPolicy::Kind::kUnlessStopped, "unless-stopped"},
 };
 
+json mounts_json(const std::vector<MountSpec>& mounts) {
+  json out = json::array();
+  for (const auto& m : mounts)
+    out.push_back({{"type", mount_type_name(m.type)},
+                   {"source", m.source},
+                   {"target", m.target},
+                   {"read_only", m.read_only},
+                   {"options", m.options}});
+  return out;
+}
+
+Result<std::vector<MountSpec>> mounts_from_json(const json& j) {
+  std::vector<MountSpec> out;
+  for (const auto& e : j) {
+    MountSpec m;
+    std::string type = e.at("type").get<std::string>();
+    if (type == "bind")
+      m.type = MountSpec::Type::kBind;
+    else if (type == "volume")
+      m.type = MountSpec::Type::kVolume;
+    else if (type == "tmpfs")
+      m.type = MountSpec::Type::kTmpfs;
+    else
+      return Error(ErrorCode::kInvalidArgument, "unknown mount type '" + type + "'");
+    m.source = e.at("source").get<std::string>();
+    m.target = e.at("target").get<std::string>();
+    m.read_only = e.at("read_only").get<bool>();
+    m.options = e.at("options").get<std::string>();
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string RestartPolicy::to_string() const {
@@ -119,6 +152,7 @@ std::string to_json(const ContainerConfig& c) {
       {"read_only", c.read_only},
       {"image", c.image},
       {"image_id", c.image_id},
+      {"mounts", mounts_json(c.mounts)},
       {"argv", c.argv},
       {"env", c.env},
       {"workdir", c.workdir},
@@ -156,6 +190,7 @@ Result<ContainerConfig> config_from_json(const std::string& text) {
     c.read_only = j.at("read_only").get<bool>();
     c.image = j.at("image").get<std::string>();
     c.image_id = j.at("image_id").get<std::string>();
+    VESSEL_ASSIGN_OR_RETURN(c.mounts, mounts_from_json(j.at("mounts")));
     c.argv = j.at("argv").get<std::vector<std::string>>();
     c.env = j.at("env").get<std::vector<std::string>>();
     c.workdir = j.at("workdir").get<std::string>();

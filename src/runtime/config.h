@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "runtime/mounts.h"
 
 namespace vessel::runtime {
 
@@ -30,6 +31,9 @@ struct ContainerConfig {
   bool read_only = false;
   std::string image;     // the image reference the user gave, or ""
   std::string image_id;  // its manifest digest, or ""
+  /// Bind mounts, volumes (named by then: anonymous ones get a generated
+  /// name at create) and tmpfs mounts, in the order given.
+  std::vector<MountSpec> mounts;
 
   // The main process.
   std::vector<std::string> argv;
