@@ -226,6 +226,15 @@ std::vector<uint8_t> encode(const Setup& m) {
   w.u64(m.pids_limit);
   w.u32(m.cpu_quota_usec);
   w.u32(m.cpu_period_usec);
+  w.u32(static_cast<uint32_t>(m.mounts.size()));
+  for (const Mount& mt : m.mounts) {
+    w.u8(mt.kind);
+    w.str(mt.tag);
+    w.str(mt.subpath);
+    w.str(mt.target);
+    w.u8(mt.read_only);
+    w.str(mt.options);
+  }
   return w.take();
 }
 
@@ -242,6 +251,40 @@ bool decode(std::span<const uint8_t> p, Setup& out) {
   out.pids_limit = r.u64();
   out.cpu_quota_usec = r.u32();
   out.cpu_period_usec = r.u32();
+  out.mounts.clear();
+  uint32_t n_mounts = 0;
+  bool mounts_ok = true;
+  // Each mount takes at least 18 bytes (two u8 and four string lengths).
+  if (r.list_count(kMaxMounts, 18, n_mounts)) {
+    out.mounts.resize(n_mounts);
+    for (Mount& mt : out.mounts) {
+      mt.kind = r.u8();
+      mt.tag = r.str();
+      mt.subpath = r.str();
+      mt.target = r.str();
+      mt.read_only = r.u8();
+      mt.options = r.str();
+      // Paths go to mount(2): absolute target, relative subpath, no NUL,
+      // no "..", bounded; a share needs its tag, a tmpfs has none.
+      auto clean = [](const std::string& path) {
+        if (path.size() > 4096 || path.find('\0') != std::string::npos) return false;
+        size_t pos = 0;
+        while (pos <= path.size()) {
+          size_t next = path.find('/', pos);
+          if (next == std::string::npos) next = path.size();
+          if (path.compare(pos, next - pos, "..") == 0 && next - pos == 2) return false;
+          pos = next + 1;
+        }
+        return true;
+      };
+      bool kind_ok = (mt.kind == Mount::kVirtiofs && !mt.tag.empty() && mt.tag.size() <= 36) ||
+                     (mt.kind == Mount::kTmpfs && mt.tag.empty() && mt.subpath.empty());
+      mounts_ok = mounts_ok && kind_ok && clean(mt.target) && !mt.target.empty() &&
+                  mt.target[0] == '/' && clean(mt.subpath) &&
+                  (mt.subpath.empty() || mt.subpath[0] != '/') && mt.options.size() <= 256 &&
+                  mt.options.find('\0') == std::string::npos;
+    }
+  }
   // cpu.max: a quota of at least 1 ms, a period of 1 ms to 1 s (0: default).
   bool period_ok = out.cpu_period_usec == 0 || (out.cpu_period_usec >= kMinCpuPeriodUsec &&
                                                 out.cpu_period_usec <= kMaxCpuPeriodUsec);
@@ -251,7 +294,7 @@ bool decode(std::span<const uint8_t> p, Setup& out) {
   bool virtiofs = !out.rootfs_tag.empty(), image = !out.lower_serial.empty();
   return r.ok() && out.hostname.size() <= 64 && virtiofs != image && out.rootfs_tag.size() <= 36 &&
          out.lower_serial.size() <= 20 && out.upper_serial.size() <= 20 &&
-         (out.upper_serial.empty() || image) && period_ok && quota_ok;
+         (out.upper_serial.empty() || image) && period_ok && quota_ok && mounts_ok;
 }
 
 std::vector<uint8_t> encode(const Spawn& m) {

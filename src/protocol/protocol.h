@@ -94,6 +94,20 @@ struct Hello {
 /// ext4 image on a virtio-blk disk (lower_serial), optionally with a
 /// writable ext4 disk (upper_serial) joined to it by overlayfs. Disks are
 /// named by their virtio-blk serial (at most 20 bytes), not by probe order.
+/// A mount in the container besides its root: a virtio-fs share (a bind
+/// mount or a volume on the host) or a tmpfs.
+struct Mount {
+  static constexpr uint8_t kVirtiofs = 1;
+  static constexpr uint8_t kTmpfs = 2;
+  uint8_t kind = kVirtiofs;
+  std::string tag;      // kVirtiofs: the share's virtio-fs tag
+  std::string subpath;  // kVirtiofs: relative path inside the share ("" = all of it)
+  std::string target;   // absolute path in the container
+  uint8_t read_only = 0;
+  std::string options;  // kTmpfs: "size=N[kmg],mode=OCTAL" (either, both or none)
+};
+inline constexpr uint32_t kMaxMounts = 64;
+
 struct Setup {
   std::string hostname;
   std::string rootfs_tag;    // virtio-fs tag of the container's root, or ""
@@ -108,6 +122,8 @@ struct Setup {
   uint64_t pids_limit = 0;          // pids.max; 0: no limit
   uint32_t cpu_quota_usec = 0;      // cpu.max quota per period; 0: no limit
   uint32_t cpu_period_usec = 0;     // cpu.max period; 0: kDefaultCpuPeriodUsec
+  /// Mounted in this order after the root is ready, before any process runs.
+  std::vector<Mount> mounts;
 };
 
 /// One setrlimit(2) for a spawned process. `resource` is Linux's generic

@@ -203,16 +203,64 @@ TEST(ProtocolMessages, SetupLimitsRoundTrip) {
   EXPECT_EQ(out.pids_limit, 100u);
   EXPECT_EQ(out.cpu_quota_usec, 150000u);
   EXPECT_EQ(out.cpu_period_usec, 100000u);
-  // The limits follow the earlier fields, in this order and width.
+  // The limits follow the earlier fields, in this order and width (then
+  // the mount count, 0 here).
   Bytes p = encode(in);
-  ASSERT_GE(p.size(), 24u);
-  const Bytes tail(p.end() - 24, p.end());
+  ASSERT_GE(p.size(), 28u);
+  const Bytes tail(p.end() - 28, p.end() - 4);
   Bytes want;
   put_u64(want, 5ull << 32);
   put_u64(want, 100);
   put_u32(want, 150000);
   put_u32(want, 100000);
   EXPECT_EQ(tail, want);
+}
+
+TEST(ProtocolMessages, SetupMountsRoundTrip) {
+  SetupMsg in;
+  in.rootfs_tag = "rootfs";
+  in.mounts = {{Mount::kVirtiofs, "m0", "", "/data", 0, ""},
+               {Mount::kVirtiofs, "m1", "hosts", "/etc/extra-hosts", 1, ""},
+               {Mount::kTmpfs, "", "", "/run", 0, "size=8m,mode=755"}};
+  SetupMsg out;
+  ASSERT_TRUE(decode(encode(in), out));
+  ASSERT_EQ(out.mounts.size(), 3u);
+  EXPECT_EQ(out.mounts[1].tag, "m1");
+  EXPECT_EQ(out.mounts[1].subpath, "hosts");
+  EXPECT_EQ(out.mounts[1].target, "/etc/extra-hosts");
+  EXPECT_EQ(out.mounts[1].read_only, 1);
+  EXPECT_EQ(out.mounts[2].kind, Mount::kTmpfs);
+  EXPECT_EQ(out.mounts[2].options, "size=8m,mode=755");
+  Bytes p = encode(in);
+  for (size_t n = 0; n < p.size(); ++n)
+    EXPECT_FALSE(decode(std::span<const uint8_t>(p.data(), n), out)) << n;
+}
+
+TEST(ProtocolMalformed, SetupBadMountsRejected) {
+  SetupMsg out;
+  auto with = [](Mount m) {
+    SetupMsg in;
+    in.rootfs_tag = "rootfs";
+    in.mounts = {std::move(m)};
+    return encode(in);
+  };
+  EXPECT_TRUE(decode(with({Mount::kVirtiofs, "m0", "", "/data", 0, ""}), out));
+  EXPECT_FALSE(decode(with({Mount::kVirtiofs, "", "", "/data", 0, ""}), out));      // no tag
+  EXPECT_FALSE(decode(with({Mount::kVirtiofs, "m0", "", "data", 0, ""}), out));     // relative
+  EXPECT_FALSE(decode(with({Mount::kVirtiofs, "m0", "", "/a/../b", 0, ""}), out));  // ..
+  EXPECT_FALSE(decode(with({Mount::kVirtiofs, "m0", "../x", "/a", 0, ""}), out));   // escapes
+  EXPECT_FALSE(decode(with({Mount::kVirtiofs, "m0", "/etc", "/a", 0, ""}), out));   // absolute
+  EXPECT_FALSE(decode(with({Mount::kTmpfs, "m0", "", "/a", 0, ""}), out));          // tag on tmpfs
+  EXPECT_FALSE(decode(with({7, "m0", "", "/a", 0, ""}), out));                      // kind
+  EXPECT_FALSE(decode(with({Mount::kVirtiofs, "m0", "", std::string("/a\0b", 4), 0, ""}), out));
+  EXPECT_TRUE(decode(with({Mount::kVirtiofs, "m0", "a..b/c", "/x..y", 0, ""}), out));  // not ..
+  // A count that claims more mounts than bytes follow.
+  SetupMsg in;
+  in.rootfs_tag = "rootfs";
+  Bytes p = encode(in);
+  p.resize(p.size() - 4);
+  put_u32(p, kMaxMounts + 1);
+  EXPECT_FALSE(decode(p, out));
 }
 
 TEST(ProtocolMalformed, SetupCpuLimitOutOfKernelBoundsRejected) {
