@@ -72,6 +72,12 @@ bool same(const Stats& a, const Stats& b) {
          a.guest_mem_total == b.guest_mem_total && a.guest_mem_available == b.guest_mem_available &&
          a.cpus == b.cpus;
 }
+bool same(const CopyOut& a, const CopyOut& b) {
+  return a.path == b.path && a.name == b.name && a.flags == b.flags;
+}
+bool same(const CopyIn& a, const CopyIn& b) {
+  return a.path == b.path && a.flags == b.flags;
+}
 
 template <typename M>
 void try_decode(std::span<const uint8_t> payload) {
@@ -94,6 +100,8 @@ void decode_all(std::span<const uint8_t> payload) {
   try_decode<Resize>(payload);
   try_decode<Exit>(payload);
   try_decode<Stats>(payload);
+  try_decode<CopyOut>(payload);
+  try_decode<CopyIn>(payload);
 }
 
 bool same_frame(const FrameReader::Frame& a, const FrameReader::Frame& b) {

@@ -35,6 +35,16 @@ Status AgentConnection::validate(const Frame& f) const {
     case MsgType::kStderr:
       if (f.header.stream == 0 || f.payload.size() > protocol::kMaxDataChunk) break;
       return ok_status();
+    // Requests flow host -> guest only: a guest sending one is broken.
+    case MsgType::kSetup:
+    case MsgType::kSpawn:
+    case MsgType::kStdin:
+    case MsgType::kSignal:
+    case MsgType::kResize:
+    case MsgType::kPoweroff:
+    case MsgType::kStats:
+    case MsgType::kCopyOut:
+    case MsgType::kCopyIn:
     default:
       break;
   }

@@ -52,6 +52,19 @@ TEST_F(AgentTest, RejectsHostBoundTypesFromGuest) {
   EXPECT_EQ(f.error().code(), ErrorCode::kProtocol);
 }
 
+TEST_F(AgentTest, RejectsCopyRequestsFromGuest) {
+  // CopyOut and CopyIn flow host -> guest only: a guest sending one is broken.
+  for (MsgType type : {MsgType::kCopyOut, MsgType::kCopyIn}) {
+    SetUp();
+    auto payload = type == MsgType::kCopyOut ? protocol::encode(protocol::CopyOut{"/x", "", 0})
+                                             : protocol::encode(protocol::CopyIn{"/x", 0});
+    guest_writes(protocol::make_frame(type, 2, payload));
+    auto f = receive();
+    ASSERT_FALSE(f.ok()) << protocol::type_name(static_cast<uint16_t>(type));
+    EXPECT_EQ(f.error().code(), ErrorCode::kProtocol);
+  }
+}
+
 TEST_F(AgentTest, RejectsOversizedFrame) {
   std::vector<uint8_t> header(protocol::kHeaderSize);
   protocol::encode_header({protocol::kMaxPayload + 1, 8, 0, 1}, header.data());

@@ -493,9 +493,12 @@ void Monitor::handle_client_frame(int fd, Client& c, Frame& f) {
   }
   if (stream < 2) return drop_client(fd);
   // exec: client stream -> guest stream.
-  if (type == type_code(MsgType::kSpawn)) {
+  // CopyOut and CopyIn run in the guest as internal processes: routed alike.
+  if (type == type_code(MsgType::kSpawn) || type == type_code(MsgType::kCopyOut) ||
+      type == type_code(MsgType::kCopyIn)) {
     protocol::Spawn s;
-    if (!protocol::decode(f.payload, s)) return drop_client(fd);
+    if (type == type_code(MsgType::kSpawn) && !protocol::decode(f.payload, s))
+      return drop_client(fd);
     if (!main_running_ || !vm_) {
       c.ch.queue(type_code(MsgType::kSpawnResult), stream,
                  reply_payload(ESRCH, "container is not running"));
@@ -503,7 +506,7 @@ void Monitor::handle_client_frame(int fd, Client& c, Frame& f) {
     }
     uint32_t g = next_stream_++;
     routes_[g] = Route{fd, stream};
-    if (auto st = vm_->agent().send(MsgType::kSpawn, g, f.payload); !st.ok())
+    if (auto st = vm_->agent().send(static_cast<MsgType>(type), g, f.payload); !st.ok())
       c.ch.queue(type_code(MsgType::kSpawnResult), stream, reply_payload(EIO, "guest unreachable"));
     return;
   }

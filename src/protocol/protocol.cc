@@ -132,14 +132,14 @@ class Reader {
 
 bool is_known_type(uint16_t type) {
   return type >= static_cast<uint16_t>(MsgType::kHello) &&
-         type <= static_cast<uint16_t>(MsgType::kStatsResult);
+         type <= static_cast<uint16_t>(MsgType::kCopyIn);
 }
 
 const char* type_name(uint16_t type) {
-  static const char* const kNames[] = {"?",      "hello",        "setup",  "setup-result",
-                                       "spawn",  "spawn-result", "stdin",  "stdin-ack",
-                                       "stdout", "stderr",       "signal", "resize",
-                                       "exit",   "poweroff",     "stats",  "stats-result"};
+  static const char* const kNames[] = {
+      "?",     "hello",     "setup",  "setup-result", "spawn",    "spawn-result",
+      "stdin", "stdin-ack", "stdout", "stderr",       "signal",   "resize",
+      "exit",  "poweroff",  "stats",  "stats-result", "copy-out", "copy-in"};
   return is_known_type(type) ? kNames[type] : "unknown";
 }
 
@@ -472,6 +472,47 @@ bool decode(std::span<const uint8_t> p, Stats& out) {
   out.guest_mem_available = r.u64();
   out.cpus = r.u32();
   return r.ok();
+}
+
+namespace {
+// A path the guest resolves in the container: absolute, bounded, no NUL.
+bool copy_path_ok(const std::string& path) {
+  return !path.empty() && path[0] == '/' && path.size() <= kMaxCopyPath &&
+         path.find('\0') == std::string::npos;
+}
+}  // namespace
+
+std::vector<uint8_t> encode(const CopyOut& m) {
+  Writer w;
+  w.str(m.path);
+  w.str(m.name);
+  w.u32(m.flags);
+  return w.take();
+}
+
+bool decode(std::span<const uint8_t> p, CopyOut& out) {
+  Reader r(p);
+  out.path = r.str();
+  out.name = r.str();
+  out.flags = r.u32();
+  // The name becomes the first component of archive entries: one component.
+  bool name_ok = out.name.size() <= kMaxCopyName && out.name.find('/') == std::string::npos &&
+                 out.name.find('\0') == std::string::npos && out.name != "..";
+  return r.ok() && copy_path_ok(out.path) && name_ok && (out.flags & ~CopyOut::kKnownFlags) == 0;
+}
+
+std::vector<uint8_t> encode(const CopyIn& m) {
+  Writer w;
+  w.str(m.path);
+  w.u32(m.flags);
+  return w.take();
+}
+
+bool decode(std::span<const uint8_t> p, CopyIn& out) {
+  Reader r(p);
+  out.path = r.str();
+  out.flags = r.u32();
+  return r.ok() && copy_path_ok(out.path) && (out.flags & ~CopyIn::kKnownFlags) == 0;
 }
 
 void FrameReader::feed(const uint8_t* data, size_t n) {

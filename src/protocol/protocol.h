@@ -26,7 +26,8 @@
 namespace vessel::protocol {
 
 /// Bumped when a message changes incompatibly. Peers must agree exactly.
-/// 2: Stats and StatsResult; resource limits in Setup and Spawn; Exit.oom_killed.
+/// 2: Stats and StatsResult; resource limits in Setup and Spawn; Exit.oom_killed;
+/// CopyOut and CopyIn.
 inline constexpr uint32_t kVersion = 2;
 /// Name of the virtio-serial port the guest serves on.
 inline constexpr std::string_view kPortName = "vessel.agent";
@@ -62,6 +63,8 @@ enum class MsgType : uint16_t {
   kPoweroff = 13,     // host->guest, stream 0: empty. Sync and power off.
   kStats = 14,        // host->guest, stream 0: empty. Sample resource usage.
   kStatsResult = 15,  // guest->host, stream 0: Stats, in answer to each kStats.
+  kCopyOut = 16,      // host->guest, stream N: CopyOut. A tar of a path as Stdout.
+  kCopyIn = 17,       // host->guest, stream N: CopyIn. Extract the tar sent as Stdin.
 };
 
 /// True for the types above.
@@ -160,6 +163,49 @@ struct Spawn {
   std::vector<Rlimit> rlimits;
 };
 
+/// Longest path in CopyOut and CopyIn (PATH_MAX), and longest archive name.
+inline constexpr uint32_t kMaxCopyPath = 4096;
+inline constexpr uint32_t kMaxCopyName = 255;
+
+/// Asks for a tar archive of `path` in the container. The stream then runs
+/// like a spawned process's: SpawnResult (ENOENT and the like when `path`
+/// cannot be copied), the archive as Stdout chunks, Exit (code 0, or 1 with
+/// the reasons on Stderr).
+struct CopyOut {
+  /// Follow `path` itself if it is a symlink (docker cp -L); links below it
+  /// are always archived as links.
+  static constexpr uint32_t kFollowLink = 1u << 0;
+  /// Do not descend into other mounts (export): a directory on another
+  /// filesystem is archived empty, anything else on one is left out.
+  static constexpr uint32_t kOneFileSystem = 1u << 1;
+  /// Only the entry of `path` itself, a regular file with size 0: a stat,
+  /// used to learn whether and what `path` is.
+  static constexpr uint32_t kTopOnly = 1u << 2;
+  static constexpr uint32_t kKnownFlags = kFollowLink | kOneFileSystem | kTopOnly;
+
+  std::string path;  // absolute, no NUL, at most kMaxCopyPath bytes
+  /// The archive name of `path`'s entry: everything else is named
+  /// "<name>/<relative path>". Empty: the last component of `path`. ".":
+  /// `path` (a directory) has no entry and its contents are named by their
+  /// relative paths ("dir/." in docker cp, and export). No '/', no NUL, not
+  /// "..", at most kMaxCopyName bytes.
+  std::string name;
+  uint32_t flags = 0;
+};
+
+/// Asks the guest to read a tar archive from Stdin (flow-controlled like a
+/// process's stdin; the empty Stdin is the end) and extract it under `path`,
+/// an existing directory. Answered by SpawnResult, then Exit.
+struct CopyIn {
+  /// Keep the archive's uid/gid (docker cp -a); otherwise entries belong to
+  /// root.
+  static constexpr uint32_t kKeepOwner = 1u << 0;
+  static constexpr uint32_t kKnownFlags = kKeepOwner;
+
+  std::string path;  // absolute, no NUL, at most kMaxCopyPath bytes
+  uint32_t flags = 0;
+};
+
 /// Reply to Setup and Spawn. errnum 0 is success.
 struct Reply {
   int32_t errnum = 0;
@@ -223,6 +269,8 @@ std::vector<uint8_t> encode(const Signal& m);
 std::vector<uint8_t> encode(const Resize& m);
 std::vector<uint8_t> encode(const Exit& m);
 std::vector<uint8_t> encode(const Stats& m);
+std::vector<uint8_t> encode(const CopyOut& m);
+std::vector<uint8_t> encode(const CopyIn& m);
 
 /// Each returns false (leaving `out` unspecified) if the payload is short, a
 /// length or count exceeds its limit, or a field is invalid (Spawn with no
@@ -236,6 +284,8 @@ bool decode(std::span<const uint8_t> p, Signal& out);
 bool decode(std::span<const uint8_t> p, Resize& out);
 bool decode(std::span<const uint8_t> p, Exit& out);
 bool decode(std::span<const uint8_t> p, Stats& out);
+bool decode(std::span<const uint8_t> p, CopyOut& out);
+bool decode(std::span<const uint8_t> p, CopyIn& out);
 
 /// Reassembles frames from a byte stream. Feed it what arrives; take frames
 /// out with next(). A header announcing more than kMaxPayload puts it in the

@@ -131,9 +131,9 @@ TEST(ProtocolHeader, MakeFrameWritesHeaderThenPayload) {
 
 TEST(ProtocolTypes, KnownTypesAndNames) {
   EXPECT_FALSE(is_known_type(0));
-  for (uint16_t t = 1; t <= 15; ++t)
+  for (uint16_t t = 1; t <= 17; ++t)
     EXPECT_TRUE(is_known_type(t)) << t;
-  EXPECT_FALSE(is_known_type(16));
+  EXPECT_FALSE(is_known_type(18));
   EXPECT_FALSE(is_known_type(0xFFFF));
 
   EXPECT_STREQ(type_name(1), "hello");
@@ -144,8 +144,10 @@ TEST(ProtocolTypes, KnownTypesAndNames) {
   EXPECT_STREQ(type_name(static_cast<uint16_t>(MsgType::kPoweroff)), "poweroff");
   EXPECT_STREQ(type_name(static_cast<uint16_t>(MsgType::kStats)), "stats");
   EXPECT_STREQ(type_name(static_cast<uint16_t>(MsgType::kStatsResult)), "stats-result");
+  EXPECT_STREQ(type_name(static_cast<uint16_t>(MsgType::kCopyOut)), "copy-out");
+  EXPECT_STREQ(type_name(static_cast<uint16_t>(MsgType::kCopyIn)), "copy-in");
   EXPECT_STREQ(type_name(0), "unknown");
-  EXPECT_STREQ(type_name(16), "unknown");
+  EXPECT_STREQ(type_name(18), "unknown");
   EXPECT_STREQ(type_name(0xFFFF), "unknown");
 }
 
@@ -484,6 +486,47 @@ TEST(ProtocolMalformed, EveryTruncatedMessageFails) {
   limits.cpu_quota_usec = 50000;
   limits.cpu_period_usec = 100000;
   expect_truncations_fail<SetupMsg>(encode(limits));
+  expect_truncations_fail<CopyOut>(encode(CopyOut{"/etc/passwd", "pw", CopyOut::kFollowLink}));
+  expect_truncations_fail<CopyOut>(encode(CopyOut{"/", "", 0}));
+  expect_truncations_fail<CopyIn>(encode(CopyIn{"/tmp", CopyIn::kKeepOwner}));
+}
+
+TEST(ProtocolMessages, CopyOutRoundTrip) {
+  CopyOut in{"/var/lib/x y", ".", CopyOut::kOneFileSystem | CopyOut::kTopOnly};
+  Bytes p = encode(in);
+  // path (4 + 12), name (4 + 1), flags (4).
+  EXPECT_EQ(p.size(), 25u);
+  CopyOut out;
+  ASSERT_TRUE(decode(p, out));
+  EXPECT_EQ(out.path, in.path);
+  EXPECT_EQ(out.name, ".");
+  EXPECT_EQ(out.flags, in.flags);
+}
+
+TEST(ProtocolMessages, CopyInRoundTrip) {
+  CopyIn in{"/dst", CopyIn::kKeepOwner};
+  CopyIn out;
+  ASSERT_TRUE(decode(encode(in), out));
+  EXPECT_EQ(out.path, "/dst");
+  EXPECT_EQ(out.flags, CopyIn::kKeepOwner);
+}
+
+TEST(ProtocolMalformed, CopyBadFieldsRejected) {
+  CopyOut out;
+  EXPECT_FALSE(decode(encode(CopyOut{"", "", 0}), out));                       // no path
+  EXPECT_FALSE(decode(encode(CopyOut{"etc", "", 0}), out));                    // relative
+  EXPECT_FALSE(decode(encode(CopyOut{std::string("/e\0c", 4), "", 0}), out));  // NUL
+  EXPECT_FALSE(decode(encode(CopyOut{"/etc", "a/b", 0}), out));                // two components
+  EXPECT_FALSE(decode(encode(CopyOut{"/etc", "..", 0}), out));                 // parent
+  EXPECT_FALSE(decode(encode(CopyOut{"/etc", "", 1u << 7}), out));             // unknown flag
+  EXPECT_FALSE(decode(encode(CopyOut{"/" + std::string(kMaxCopyPath, 'a'), "", 0}), out));
+  EXPECT_FALSE(decode(encode(CopyOut{"/etc", std::string(kMaxCopyName + 1, 'a'), 0}), out));
+  EXPECT_TRUE(decode(encode(CopyOut{"/etc", std::string(kMaxCopyName, 'a'), 0}), out));
+  CopyIn in;
+  EXPECT_FALSE(decode(encode(CopyIn{"", 0}), in));
+  EXPECT_FALSE(decode(encode(CopyIn{"dst", 0}), in));
+  EXPECT_FALSE(decode(encode(CopyIn{std::string("/d\0", 3), 0}), in));
+  EXPECT_FALSE(decode(encode(CopyIn{"/dst", 2}), in));
 }
 
 TEST(ProtocolMalformed, StringLongerThanRemainingRejected) {
