@@ -286,7 +286,7 @@ int remove(const Flags& f, const GlobalOptions& g) {
       for (const auto& r : *all)
         refs.push_back(r.id);
   }
-  if (refs.empty()) {
+  if (refs.empty() && !f.all) {
     print_error("rm: give at least one container (or --all)");
     return kExitFailure;
   }
