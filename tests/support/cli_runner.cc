@@ -15,6 +15,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <mutex>
 
 #include "base/strings.h"
 #include "base/unique_fd.h"
@@ -327,11 +329,13 @@ std::string shell_quote(const std::vector<std::string>& argv) {
   return out;
 }
 
-std::vector<std::string> find_processes(const std::vector<std::string>& names,
-                                        std::string_view needle) {
-  std::vector<std::string> found;
+namespace {
+
+// Calls `found(pid, argv)` for each process find_processes() matches.
+void for_each_process(const std::vector<std::string>& names, std::string_view needle,
+                      const std::function<void(int, const std::vector<std::string>&)>& found) {
   DIR* dir = ::opendir("/proc");
-  if (!dir) return found;
+  if (!dir) return;
   while (dirent* e = ::readdir(dir)) {
     if (!parse_u64(e->d_name)) continue;
     std::string proc = std::string("/proc/") + e->d_name;
@@ -346,10 +350,32 @@ std::vector<std::string> find_processes(const std::vector<std::string>& names,
     auto environ_text = sys::read_file(proc + "/environ", 1 << 20);
     bool mentions = cmdline->find(needle) != std::string::npos ||
                     (environ_text.ok() && environ_text->find(needle) != std::string::npos);
-    if (mentions) found.push_back("pid " + std::string(e->d_name) + ": " + shell_quote(args));
+    if (mentions) found(static_cast<int>(*parse_u64(e->d_name)), args);
   }
   ::closedir(dir);
+}
+
+}  // namespace
+
+std::vector<std::string> find_processes(const std::vector<std::string>& names,
+                                        std::string_view needle) {
+  std::vector<std::string> found;
+  for_each_process(names, needle, [&](int pid, const std::vector<std::string>& args) {
+    found.push_back("pid " + std::to_string(pid) + ": " + shell_quote(args));
+  });
   return found;
+}
+
+std::vector<int> find_process_ids(const std::vector<std::string>& names, std::string_view needle) {
+  std::vector<int> found;
+  for_each_process(names, needle,
+                   [&](int pid, const std::vector<std::string>&) { found.push_back(pid); });
+  return found;
+}
+
+const std::vector<std::string>& vm_process_names() {
+  static const std::vector<std::string> names{"qemu-system-x86_64", "virtiofsd", "vessel-monitor"};
+  return names;
 }
 
 std::vector<std::string> zombie_lines(std::string_view ps_output) {
@@ -397,6 +423,7 @@ void VmTest::SetUp() {
 void VmTest::TearDown() {
   if (base_dir_.empty()) return;  // skipped or failed before a root was made
   expect_no_leaks();
+  kill_leftovers();
   if (HasFailure()) {
     for (size_t i = 0; i < runs_.size(); ++i) {
       const Record& rec = runs_[i];
@@ -415,21 +442,28 @@ void VmTest::TearDown() {
 }
 
 CliResult VmTest::run(const std::vector<std::string>& run_args, RunOptions options) {
+  std::vector<std::string> args{"run"};
+  args.insert(args.end(), run_args.begin(), run_args.end());
+  CliResult r = vessel(args, std::move(options));
+  expect_no_leaks();
+  return r;
+}
+
+CliResult VmTest::vessel(const std::vector<std::string>& verb_args, RunOptions options) {
   std::vector<std::string> args{"--root", state_root_};
   const char* debug = ::getenv("VESSEL_TEST_DEBUG");
   if (debug && *debug && std::string(debug) != "0") args.push_back("--debug");
-  args.push_back("run");
-  args.insert(args.end(), run_args.begin(), run_args.end());
+  args.insert(args.end(), verb_args.begin(), verb_args.end());
   // Marks every process this run starts (they inherit the environment),
   // for the leak check.
   options.env.push_back("VESSEL_TEST_STATE_ROOT=" + state_root_);
   CliResult r = run_cli(args, options);
   std::vector<std::string> shown{"vessel"};
   shown.insert(shown.end(), args.begin(), args.end());
+  std::lock_guard lock(runs_mutex_);
   runs_.push_back({shell_quote(shown), r});
   EXPECT_FALSE(r.timed_out) << shell_quote(shown) << ": did not finish within "
                             << options.timeout.count() << " s";
-  expect_no_leaks();
   return r;
 }
 
@@ -443,7 +477,7 @@ void VmTest::expect_no_leaks() {
   std::vector<std::string> left;
   auto deadline = Clock::now() + kLeakGrace;
   while (true) {
-    left = find_processes({"qemu-system-x86_64", "virtiofsd"}, state_root_);
+    left = find_processes(vm_process_names(), state_root_);
     if (left.empty() || Clock::now() >= deadline) break;
     ::usleep(100 * 1000);
   }
@@ -458,6 +492,17 @@ void VmTest::expect_no_leaks() {
         ADD_FAILURE() << "left behind in the state root: '" << run_dir << "/" << name << "'";
     }
     ::closedir(dir);
+  }
+}
+
+void VmTest::kill_leftovers() {
+  if (state_root_.empty()) return;
+  for (int i = 0; i < 50; ++i) {
+    std::vector<int> pids = find_process_ids(vm_process_names(), state_root_);
+    if (pids.empty()) return;
+    for (int pid : pids)
+      ::kill(pid, SIGKILL);
+    ::usleep(100 * 1000);
   }
 }
 

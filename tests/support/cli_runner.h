@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -87,6 +88,13 @@ std::string shell_quote(const std::vector<std::string>& argv);
 std::vector<std::string> find_processes(const std::vector<std::string>& names,
                                         std::string_view needle);
 
+/// The pids of the processes find_processes() would describe.
+std::vector<int> find_process_ids(const std::vector<std::string>& names, std::string_view needle);
+
+/// The names of the processes a container is made of: its monitor, QEMU and
+/// virtiofsd.
+const std::vector<std::string>& vm_process_names();
+
 /// The lines of `ps -o stat,comm` output whose STAT column says zombie (Z).
 std::vector<std::string> zombie_lines(std::string_view ps_output);
 
@@ -112,9 +120,17 @@ class VmTest : public ::testing::Test {
   /// Runs `vessel --root <state root> run --rootfs <fixture> RUN_ARGS...`.
   CliResult run_busybox(const std::vector<std::string>& run_args, RunOptions options = {});
 
-  /// Expects that no QEMU or virtiofsd of this test is left and that the
-  /// state root's runtime directory is empty.
+  /// Runs `vessel --root <state root> ARGS...` (any verb; --debug as run()
+  /// adds it) and records it for the failure report, without the leak
+  /// check: a detached container outlives the CLI.
+  CliResult vessel(const std::vector<std::string>& args, RunOptions options = {});
+
+  /// Expects that no QEMU, virtiofsd or vessel-monitor of this test is left
+  /// and that the state root's runtime directory is empty.
   void expect_no_leaks();
+  /// SIGKILLs what expect_no_leaks() would report, so that a failed test
+  /// does not leave VMs running (TearDown does it after the leak check).
+  void kill_leftovers();
 
   /// The state root passed with --root.
   const std::string& state_root() const { return state_root_; }
@@ -127,6 +143,7 @@ class VmTest : public ::testing::Test {
     CliResult result;
   };
   std::string base_dir_, state_root_, scratch_dir_;
+  std::mutex runs_mutex_;  // vessel() may be called from several threads
   std::vector<Record> runs_;
 };
 
