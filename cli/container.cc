@@ -3,10 +3,15 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <poll.h>
+
 #include <cstdio>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <thread>
 
+#include "agent/stats.h"
 #include "base/log.h"
 #include "base/strings.h"
 #include "commands.h"
@@ -30,7 +35,7 @@ struct Flags {
   std::vector<std::string> refs;
   bool all = false, quiet = false, force = false, follow = false, timestamps = false;
   bool boot = false, attach = false, interactive = false, tty = false, detach = false;
-  bool volumes = false;
+  bool volumes = false, no_stream = false;
   std::string format = "table", signal, tail = "all", workdir, user;
   std::vector<std::string> env, command;
   int timeout = -1;
@@ -449,6 +454,137 @@ int exec(const Flags& f, const GlobalOptions& g) {
   return exit->signal ? 128 + exit->signal : exit->code;
 }
 
+std::string human_bytes(uint64_t b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(b);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f%s" : "%.2f%s", v, units[u]);
+  return buf;
+}
+
+// One resource sample from a running container's guest (its monitor asks
+// the agent, which reads the container's cgroup).
+Result<protocol::Stats> sample(Containers& cs, const ContainerRecord& r) {
+  VESSEL_ASSIGN_OR_RETURN(monitor::Channel ch, cs.connect(r));
+  VESSEL_TRY(ch.send(monitor::type_code(protocol::MsgType::kStats), 0));
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (true) {
+    protocol::FrameReader::Frame fr;
+    while (ch.next(fr)) {
+      if (fr.header.type == monitor::type_code(protocol::MsgType::kStatsResult)) {
+        protocol::Stats st;
+        if (!protocol::decode(fr.payload, st))
+          return Error(ErrorCode::kProtocol, "malformed statistics from the guest");
+        return st;
+      }
+      if (fr.header.type == monitor::type_code(monitor::ApiType::kResult)) {
+        protocol::Reply reply;
+        (void)protocol::decode(fr.payload, reply);
+        return Error(ErrorCode::kFailedPrecondition, reply.message);
+      }
+    }
+    if (std::chrono::steady_clock::now() > deadline)
+      return Error(ErrorCode::kTimeout, "no statistics from the guest in time");
+    pollfd p{ch.fd(), POLLIN, 0};
+    ::poll(&p, 1, 100);
+    VESSEL_TRY(ch.read_available());
+  }
+}
+
+int stats(const Flags& f, const GlobalOptions& g) {
+  auto cs = open_containers(g);
+  if (!cs.ok()) {
+    print_error("stats: " + cs.error().to_string());
+    return kExitFailure;
+  }
+  std::vector<ContainerRecord> targets;
+  if (f.refs.empty()) {
+    auto all = (*cs)->list();
+    if (!all.ok()) {
+      print_error("stats: " + all.error().to_string());
+      return kExitFailure;
+    }
+    for (auto& r : *all)
+      if (r.state.status == RunState::kRunning) targets.push_back(r);
+  } else {
+    for (const auto& ref : f.refs) {
+      auto r = (*cs)->find(ref);
+      if (!r.ok()) {
+        print_error("stats: " + r.error().to_string());
+        return kExitFailure;
+      }
+      targets.push_back(*r);
+    }
+  }
+  std::map<std::string, protocol::Stats> previous;
+  for (const auto& r : targets)
+    if (auto s = sample(**cs, r); s.ok()) previous[r.id] = *s;
+  bool tty = ::isatty(STDOUT_FILENO);
+  while (true) {
+    // CPU % needs two samples: the first round is a baseline.
+    std::this_thread::sleep_for(std::chrono::milliseconds(f.no_stream ? 500 : 1000));
+    json out = json::array();
+    std::string table;
+    char line[512];
+    std::snprintf(line, sizeof line, "%-12s   %-20s   %-7s   %-21s   %-6s   %-19s   %-19s   %s\n",
+                  "CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O",
+                  "BLOCK I/O", "PIDS");
+    table += line;
+    for (const auto& r : targets) {
+      auto s = sample(**cs, r);
+      if (!s.ok()) {
+        if (!f.refs.empty()) {
+          print_error("stats: " + s.error().to_string());
+          return kExitFailure;
+        }
+        continue;  // stopped meanwhile
+      }
+      std::optional<double> cpu;
+      if (auto p = previous.find(r.id); p != previous.end())
+        cpu = agent::cpu_percent(p->second, *s);
+      previous[r.id] = *s;
+      uint64_t mem = agent::memory_usage(*s);
+      double mem_pct = agent::memory_percent(*s);
+      out.push_back({{"ID", r.id},
+                     {"Name", r.name},
+                     {"CPUPerc", cpu ? json(*cpu) : json(nullptr)},
+                     {"MemUsage", mem},
+                     {"MemLimit", s->memory_limit},
+                     {"MemPerc", mem_pct},
+                     {"NetInput", s->net_rx_bytes},
+                     {"NetOutput", s->net_tx_bytes},
+                     {"BlockInput", s->io_read_bytes},
+                     {"BlockOutput", s->io_write_bytes},
+                     {"PIDs", s->pids_current}});
+      char cpu_text[32];
+      if (cpu)
+        std::snprintf(cpu_text, sizeof cpu_text, "%.2f%%", *cpu);
+      else
+        std::snprintf(cpu_text, sizeof cpu_text, "--");
+      char mem_pct_text[16];
+      std::snprintf(mem_pct_text, sizeof mem_pct_text, "%.2f%%", mem_pct);
+      std::snprintf(
+          line, sizeof line, "%-12s   %-20s   %-7s   %-21s   %-6s   %-19s   %-19s   %llu\n",
+          r.id.substr(0, 12).c_str(), r.name.c_str(), cpu_text,
+          (human_bytes(mem) + " / " + human_bytes(s->memory_limit)).c_str(), mem_pct_text,
+          (human_bytes(s->net_rx_bytes) + " / " + human_bytes(s->net_tx_bytes)).c_str(),
+          (human_bytes(s->io_read_bytes) + " / " + human_bytes(s->io_write_bytes)).c_str(),
+          static_cast<unsigned long long>(s->pids_current));
+      table += line;
+    }
+    if (f.format == "json")
+      std::cout << out.dump(f.no_stream ? 2 : -1) << std::endl;
+    else
+      std::cout << (tty && !f.no_stream ? "\033[2J\033[H" : "") << table << std::flush;
+    if (f.no_stream) return kExitOk;
+  }
+}
+
 int attach(const Flags& f, const GlobalOptions& g) {
   auto cs = open_containers(g);
   if (!cs.ok()) {
@@ -627,6 +763,13 @@ Runner add_container(CLI::App& app, const GlobalOptions& global) {
   exec_cmd->add_option("-w,--workdir", f->workdir, "Working directory");
   exec_cmd->add_option("-u,--user", f->user, "User: user[:group], names or numbers");
   exec_cmd->footer("Usage: vessel exec [OPTIONS] CONTAINER COMMAND [ARG...]");
+
+  auto* stats_cmd = verb("stats", "Show containers' resource use (CPU, memory, I/O, pids)",
+                         [f, &g] { return stats(*f, g); });
+  refs(stats_cmd, false);
+  stats_cmd->add_flag("--no-stream", f->no_stream, "Print one sample and exit");
+  stats_cmd->add_option("--format", f->format, "table or json")
+      ->check(CLI::IsMember({"table", "json"}));
 
   auto* attach_cmd = verb("attach", "Attach to a running container's main process",
                           [f, &g] { return attach(*f, g); });

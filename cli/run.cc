@@ -26,7 +26,8 @@ struct RunFlags {
   bool init = false;
   std::string restart = "no", stop_signal, cidfile;
   int stop_timeout = -1;
-  std::vector<std::string> labels, volumes, mounts, tmpfs;
+  std::vector<std::string> labels, volumes, mounts, tmpfs, ulimits;
+  int64_t pids_limit = 0;
   std::vector<std::string> env, env_files;
   std::string workdir, user, rootfs, rootfs_image, name, hostname, memory = "512m", accel, kernel;
   double cpus = 2;
@@ -209,6 +210,10 @@ Result<runtime::ContainerConfig> build_config(const RunFlags& f, const std::stri
     return Error(ErrorCode::kInvalidArgument,
                  "invalid --memory '" + f.memory + "' (expected e.g. 512m or 1g)");
   spec.memory_bytes = *mem;
+  spec.ulimits = f.ulimits;
+  if (f.pids_limit < 0 && f.pids_limit != -1)
+    return Error(ErrorCode::kInvalidArgument, "invalid --pids-limit (expected N > 0, or -1)");
+  spec.pids_limit = f.pids_limit > 0 ? static_cast<uint64_t>(f.pids_limit) : 0;
   std::string accel = f.accel;
   if (accel.empty()) {
     const char* e = ::getenv("VESSEL_ACCEL");
@@ -334,6 +339,9 @@ void add_container_flags(CLI::App* cmd, RunFlags& f) {
   cmd->add_option("--mount", f.mounts,
                   "Mount: type=bind|volume|tmpfs,source=..,target=..[,readonly]")
       ->allow_extra_args(false);
+  cmd->add_option("--ulimit", f.ulimits, "Set a ulimit: NAME=SOFT[:HARD] (e.g. nofile=1024:2048)")
+      ->allow_extra_args(false);
+  cmd->add_option("--pids-limit", f.pids_limit, "Limit the container's processes (-1: none)");
   cmd->add_option("--tmpfs", f.tmpfs, "Mount a tmpfs: DST[:size=64m,mode=1777]")
       ->allow_extra_args(false);
   cmd->add_option("--restart", f.restart,

@@ -3,6 +3,7 @@
 #include <dirent.h>
 
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -15,6 +16,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <iterator>
+#include <set>
 #include <string>
 #include <utility>
 
@@ -323,6 +325,113 @@ Status mount_image_root(const protocol::Setup& setup, const std::string& root) {
   return mount_fs("overlay", root, "overlay", 0, options.c_str(), "mount overlay root");
 }
 
+/// Opens (O_PATH) the mount point `target` inside the container root,
+/// creating what is missing: directories on the way, and the last component
+/// as a directory or, for a file bind mount, an empty file. Every lookup
+/// stays inside the root (RESOLVE_IN_ROOT): an image's symlink such as
+/// /data -> /../../run cannot send a mount outside the container.
+Result<UniqueFd> open_mount_point(int root_fd, const std::string& target, bool file) {
+  std::string rel;
+  UniqueFd dir(fcntl(root_fd, F_DUPFD_CLOEXEC, 0));
+  size_t pos = 1;
+  while (pos <= target.size()) {
+    size_t next = target.find('/', pos);
+    if (next == std::string::npos) next = target.size();
+    std::string part = target.substr(pos, next - pos);
+    pos = next + 1;
+    if (part.empty() || part == ".") continue;
+    bool last = pos > target.size();
+    rel += (rel.empty() ? "" : "/") + part;
+    open_how how{};
+    how.flags = O_PATH | O_CLOEXEC;
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    int fd = static_cast<int>(syscall(SYS_openat2, root_fd, rel.c_str(), &how, sizeof how));
+    if (fd < 0 && errno == ENOENT) {
+      // Create it in its parent (which resolved inside the root above).
+      how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+      std::string parent = rel.find('/') == std::string::npos ? "." : rel.substr(0, rel.rfind('/'));
+      int pfd = static_cast<int>(syscall(SYS_openat2, root_fd, parent.c_str(), &how, sizeof how));
+      if (pfd < 0) return Status::from_errno("open mount point parent '" + parent + "'");
+      UniqueFd parent_fd(pfd);
+      int made;
+      if (last && file) {
+        made = openat(parent_fd.get(), part.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (made >= 0) close(made);
+      } else {
+        made = mkdirat(parent_fd.get(), part.c_str(), 0755);
+      }
+      if (made < 0 && errno != EEXIST)
+        return Status::from_errno("create mount point '" + target + "'");
+      how.flags = O_PATH | O_CLOEXEC;
+      fd = static_cast<int>(syscall(SYS_openat2, root_fd, rel.c_str(), &how, sizeof how));
+    }
+    if (fd < 0) return Status::from_errno("open mount point '" + target + "'");
+    dir.reset(fd);
+  }
+  return dir;
+}
+
+/// The container's mounts besides its root, in the order given: virtio-fs
+/// shares (bind mounts and volumes on the host; each share is mounted once
+/// under /run/vessel/mounts and bound into place, a subpath picking a file
+/// or directory in it) and tmpfs.
+Status mount_extra(const protocol::Setup& setup, const std::string& root) {
+  if (setup.mounts.empty()) return Status();
+  int rfd = open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rfd < 0) return Status::from_errno("open container root");
+  UniqueFd root_fd(rfd);
+  std::set<std::string> mounted;  // shares mounted under /run/vessel/mounts
+  for (const protocol::Mount& m : setup.mounts) {
+    std::string source;
+    bool file = false;
+    if (m.kind == protocol::Mount::kVirtiofs) {
+      std::string share = std::string(kRunDir) + "/mounts/" + m.tag;
+      struct stat st;
+      if (mounted.insert(m.tag).second) {
+        Status s = ensure_dirs(share, 0755);
+        if (s.ok()) {
+          s = mount_fs(m.tag.c_str(), share, "virtiofs", 0, nullptr,
+                       "mount virtiofs '" + m.tag + "'");
+        }
+        if (!s.ok()) return s;
+      }
+      source = m.subpath.empty() ? share : share + "/" + m.subpath;
+      if (lstat(source.c_str(), &st) != 0)
+        return Status::from_errno("mount source '" + m.subpath + "' in share '" + m.tag + "'");
+      file = !S_ISDIR(st.st_mode);
+    }
+    Result<UniqueFd> point = open_mount_point(root_fd.get(), m.target, file);
+    if (!point.ok()) return point.status();
+    std::string at = "/proc/self/fd/" + std::to_string(point.value().get());
+    if (m.kind == protocol::Mount::kTmpfs) {
+      Status s = mount_fs("tmpfs", at, "tmpfs", MS_NOSUID | MS_NODEV,
+                          m.options.empty() ? nullptr : m.options.c_str(),
+                          "mount tmpfs on '" + m.target + "'");
+      if (!s.ok()) return s;
+      if (m.read_only) {
+        Result<UniqueFd> bound = open_mount_point(root_fd.get(), m.target, false);
+        if (!bound.ok()) return bound.status();
+        std::string bound_at = "/proc/self/fd/" + std::to_string(bound.value().get());
+        if (mount(nullptr, bound_at.c_str(), nullptr, MS_REMOUNT | MS_RDONLY, nullptr) < 0)
+          return Status::from_errno("make tmpfs on '" + m.target + "' read-only");
+      }
+      continue;
+    }
+    if (mount(source.c_str(), at.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0)
+      return Status::from_errno("bind '" + m.tag + "' on '" + m.target + "'");
+    if (m.read_only) {
+      // Remount the bind itself, not the share it came from. The fd above
+      // names the covered directory; opened again, the path gives the mount.
+      Result<UniqueFd> bound = open_mount_point(root_fd.get(), m.target, file);
+      if (!bound.ok()) return bound.status();
+      std::string bound_at = "/proc/self/fd/" + std::to_string(bound.value().get());
+      if (mount(nullptr, bound_at.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) < 0)
+        return Status::from_errno("make '" + m.target + "' read-only");
+    }
+  }
+  return Status();
+}
+
 }  // namespace
 
 Result<Container> Container::prepare(const protocol::Setup& setup, const ContainerCgroup& cgroup) {
@@ -347,6 +456,8 @@ Result<Container> Container::prepare(const protocol::Setup& setup, const Contain
   s = cover_etc_file(root, "hosts", setup.hosts);
   if (!s.ok()) return s;
   s = cover_etc_file(root, "resolv.conf", setup.resolv_conf);
+  if (!s.ok()) return s;
+  s = mount_extra(setup, root);
   if (!s.ok()) return s;
 
   Result<UniqueFd> ns = create_mount_namespace(root);

@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -168,6 +170,7 @@ class Monitor {
 
 std::optional<int> Monitor::start() {
   runtime::BootOptions b;
+  b.state_root = o_.root;
   b.runtime_dir = rdir_.path();
   b.boot_log = cdir_ + "/boot.log";
   b.upper_disk = cdir_ + "/upper.img";
@@ -675,6 +678,14 @@ int run_monitor(const MonitorOptions& o) {
   ::sigprocmask(SIG_BLOCK, &set, nullptr);
   UniqueFd signals(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
 
+  // A private mount namespace (as root): the read-only views made for
+  // virtiofsd exist only here and vanish with this process. Host mounts
+  // still propagate in (slave), ours never out.
+  if (::geteuid() == 0) {
+    if (::unshare(CLONE_NEWNS) != 0 ||
+        ::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0)
+      log::warn(Error::from_errno(errno, "private mount namespace").to_string());
+  }
   auto store = state::Store::open(runtime::state_db(o.root));
   if (!store.ok()) return fail(store.error().to_string());
   auto record = (*store)->container(o.id);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "agent/ulimit.h"
 #include "base/strings.h"
 
 namespace vessel::runtime {
@@ -121,8 +122,10 @@ Status prepare_config(ContainerConfig& c, const std::string& id) {
   if (c.cpus < 1 || c.cpus > 255)
     return Error(ErrorCode::kInvalidArgument,
                  "invalid cpus " + std::to_string(c.cpus) + " (expected 1 to 255)");
-  if (c.memory_bytes < (64ull << 20))
-    return Error(ErrorCode::kInvalidArgument, "memory must be at least 64 MiB");
+  if (c.memory_bytes < (32ull << 20))
+    return Error(ErrorCode::kInvalidArgument, "memory must be at least 32 MiB");
+  for (const auto& u : c.ulimits)
+    VESSEL_TRY(agent::parse_ulimit(u));
   if (c.stop_timeout < -1)
     return Error(ErrorCode::kInvalidArgument, "invalid stop timeout (expected seconds >= 0)");
   if (c.hostname.empty()) c.hostname = id.substr(0, 12);
@@ -165,6 +168,8 @@ std::string to_json(const ContainerConfig& c) {
       {"hostname", c.hostname},
       {"cpus", c.cpus},
       {"memory_bytes", c.memory_bytes},
+      {"pids_limit", c.pids_limit},
+      {"ulimits", c.ulimits},
       {"accel", c.accel},
       {"kernel", c.kernel},
       {"initrd", c.initrd},
@@ -203,6 +208,8 @@ Result<ContainerConfig> config_from_json(const std::string& text) {
     c.hostname = j.at("hostname").get<std::string>();
     c.cpus = j.at("cpus").get<unsigned>();
     c.memory_bytes = j.at("memory_bytes").get<uint64_t>();
+    c.pids_limit = j.at("pids_limit").get<uint64_t>();
+    c.ulimits = j.at("ulimits").get<std::vector<std::string>>();
     c.accel = j.at("accel").get<std::string>();
     c.kernel = j.at("kernel").get<std::string>();
     c.initrd = j.at("initrd").get<std::string>();

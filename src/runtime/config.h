@@ -50,7 +50,13 @@ struct ContainerConfig {
 
   // The VM.
   unsigned cpus = 2;
+  /// The container's memory: its cgroup's memory.max inside the guest. The
+  /// VM gets kGuestReserve more for the kernel and vessel-init, so a
+  /// container over its limit is OOM-killed, never the agent.
   uint64_t memory_bytes = 512ull << 20;
+  uint64_t pids_limit = 0;  // --pids-limit; 0: none
+  /// --ulimit as given ("nofile=1024:2048"), applied to every process.
+  std::vector<std::string> ulimits;
   std::string accel;   // "kvm", "tcg" or "" (automatic)
   std::string kernel;  // resolved guest kernel and initramfs paths
   std::string initrd;
@@ -63,6 +69,9 @@ struct ContainerConfig {
   std::map<std::string, std::string> labels;
   int boot_timeout_seconds = 60;
 };
+
+/// Memory the VM has beyond the container's limit (guest kernel, init).
+inline constexpr uint64_t kGuestReserve = 64ull << 20;
 
 /// Docker's default PATH inside a container.
 inline constexpr const char* kDefaultPath =

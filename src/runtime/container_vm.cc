@@ -4,8 +4,12 @@
 #include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <map>
+#include "agent/ulimit.h"
 
 #include "base/log.h"
 #include "base/strings.h"
@@ -59,7 +63,29 @@ Result<std::string> real_root(const ContainerConfig& c) {
   return std::string(real);
 }
 
+// A read-only view of `dir` for virtiofsd, which has no read-only mode of
+// its own: a bind mount remounted read-only under the runtime directory.
+// It exists in the monitor's private mount namespace only (run_monitor
+// unshares one), so it vanishes with the monitor whatever happens.
+Result<std::string> read_only_view(const std::string& dir, const std::string& at) {
+  VESSEL_TRY(sys::make_dirs(at, 0700));
+  if (::mount(dir.c_str(), at.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0)
+    return Error::from_errno(errno, "bind '" + dir + "' read-only");
+  if (::mount(nullptr, at.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) != 0) {
+    int e = errno;
+    ::umount2(at.c_str(), MNT_DETACH);
+    return Error::from_errno(e, "remount '" + at + "' read-only");
+  }
+  return at;
+}
+
 }  // namespace
+
+ContainerVm::~ContainerVm() {
+  vm_.reset();  // QEMU and virtiofsd first: they hold the mounts
+  for (const auto& m : private_mounts_)
+    ::umount2(m.c_str(), MNT_DETACH);
+}
 
 Status make_writable_disk(const std::string& path, uint64_t bytes) {
   // mkfs with lazy inode tables and journal touches a few MiB (about 15 ms).
@@ -100,6 +126,8 @@ protocol::Spawn main_spawn(const ContainerConfig& c, uint16_t rows, uint16_t col
   s.stdin_open = c.open_stdin;
   s.rows = rows;
   s.cols = cols;
+  for (const auto& u : c.ulimits)
+    if (auto r = agent::parse_ulimit(u); r.ok()) s.rlimits.push_back(*r);  // checked at create
   return s;
 }
 
@@ -123,11 +151,13 @@ Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
   cfg.kernel = c.kernel;
   cfg.initrd = c.initrd;
   cfg.cpus = c.cpus;
-  cfg.memory_bytes = c.memory_bytes;
+  cfg.memory_bytes = c.memory_bytes + kGuestReserve;
   cfg.accel = accel.accel;
   cfg.host_tsc_khz = vmm::cpu_khz(facts.cpuinfo);
   protocol::Setup setup{c.hostname, "", guest_hosts(c.hostname), guest_resolv_conf(),
                         static_cast<uint8_t>(c.read_only)};
+  setup.memory_limit_bytes = c.memory_bytes;
+  setup.pids_limit = c.pids_limit;
   if (!c.root_image.empty()) {
     cfg.disks.push_back({root, kLowerSerial, true});
     setup.lower_serial = kLowerSerial;
@@ -139,16 +169,75 @@ Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
     cfg.shared_dirs = {{kRootfsTag, root}};
     setup.rootfs_tag = kRootfsTag;
   }
+  // Bind mounts and volumes: one virtio-fs share per host directory (a
+  // file is reached through its directory's share and a subpath).
+  std::vector<std::string> private_mounts;
+  std::map<std::pair<std::string, bool>, std::string> share_tags;  // (dir, ro) -> tag
+  for (const auto& m : c.mounts) {
+    protocol::Mount pm;
+    pm.target = m.target;
+    pm.read_only = m.read_only;
+    if (m.type == MountSpec::Type::kTmpfs) {
+      pm.kind = protocol::Mount::kTmpfs;
+      pm.options = m.options;
+      setup.mounts.push_back(std::move(pm));
+      continue;
+    }
+    std::string source = m.type == MountSpec::Type::kVolume
+                             ? o.state_root + "/volumes/" + m.source + "/_data"
+                             : m.source;
+    struct stat st;
+    if (::stat(source.c_str(), &st) != 0)
+      return Error::from_errno(errno, std::string(mount_type_name(m.type)) + " source '" + source +
+                                          "' for '" + m.target + "'");
+    char real_source[PATH_MAX];
+    if (!::realpath(source.c_str(), real_source))
+      return Error::from_errno(errno, "resolve '" + source + "'");
+    std::string dir = real_source;
+    if (!S_ISDIR(st.st_mode)) {
+      pm.subpath = dir.substr(dir.rfind('/') + 1);
+      dir = dir.substr(0, dir.rfind('/'));
+      if (dir.empty()) dir = "/";
+    }
+    auto key = std::make_pair(dir, m.read_only);
+    auto it = share_tags.find(key);
+    if (it == share_tags.end()) {
+      std::string tag = "m" + std::to_string(share_tags.size());
+      std::string served = dir;
+      if (m.read_only && ::geteuid() == 0) {
+        auto view = read_only_view(dir, o.runtime_dir + "/ro-" + tag);
+        if (!view.ok()) {
+          for (const auto& pmnt : private_mounts)
+            ::umount2(pmnt.c_str(), MNT_DETACH);
+          return view.error();
+        }
+        served = *view;
+        private_mounts.push_back(served);
+      }
+      cfg.shared_dirs.push_back({tag, served});
+      it = share_tags.emplace(key, tag).first;
+    }
+    pm.kind = protocol::Mount::kVirtiofs;
+    pm.tag = it->second;
+    setup.mounts.push_back(std::move(pm));
+  }
   cfg.serial_ports = {std::string(protocol::kPortName)};
   cfg.runtime_dir = o.runtime_dir;
   cfg.boot_log = o.boot_log;
   cfg.debug = o.debug;
   vmm::QemuVmm qemu;
-  VESSEL_ASSIGN_OR_RETURN(std::unique_ptr<vmm::VmInstance> vm, qemu.start(cfg));
+  auto started = qemu.start(cfg);
+  if (!started.ok()) {
+    for (const auto& m : private_mounts)
+      ::umount2(m.c_str(), MNT_DETACH);
+    return started.error();
+  }
+  std::unique_ptr<vmm::VmInstance> vm = std::move(*started);
   int port = vm->port_fd(protocol::kPortName);
   ::fcntl(port, F_SETFL, ::fcntl(port, F_GETFL) | O_NONBLOCK);
   std::unique_ptr<ContainerVm> self(new ContainerVm(std::move(vm), port, o.abort_fd));
   self->accel_ = accel;
+  self->private_mounts_ = std::move(private_mounts);
 
   auto fail = [&](Error e, const std::string& what) -> Error {
     // A guest that hangs up usually means QEMU is exiting: give it a moment

@@ -15,6 +15,7 @@
 namespace vessel::runtime {
 
 struct BootOptions {
+  std::string state_root;   // where volumes live (<root>/volumes/<name>/_data)
   std::string runtime_dir;  // private directory for sockets (exists)
   std::string boot_log;     // console and QEMU messages ("" = runtime_dir/boot.log)
   std::string upper_disk;   // the writable layer (an ext4 image), unless read-only
@@ -31,6 +32,7 @@ class ContainerVm {
   static Result<std::unique_ptr<ContainerVm>> boot(const ContainerConfig& config,
                                                    const BootOptions& options);
 
+  ~ContainerVm();
   agent::AgentConnection& agent() { return agent_; }
   vmm::VmInstance& vm() { return *vm_; }
   const vmm::AccelChoice& accel() const { return accel_; }
@@ -53,6 +55,7 @@ class ContainerVm {
   agent::AgentConnection agent_;
   int abort_fd_;
   vmm::AccelChoice accel_;
+  std::vector<std::string> private_mounts_;  // read-only binds made for virtiofsd
 };
 
 /// Creates the sparse writable layer: an empty ext4 of `bytes` at `path`.
