@@ -1,7 +1,8 @@
 // `vessel run` end to end: each test boots a microVM with the busybox rootfs
 // and asserts what a user of the CLI sees (output, exit status, terminal).
-// Every run is followed by VmTest's leak check (no QEMU or virtiofsd left,
-// an empty <root>/run).
+// Every run is followed by VmTest's leak check (no QEMU, virtiofsd or
+// monitor left, an empty <root>/run): a foreground run waits for its
+// container's monitor to finish.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -251,6 +252,29 @@ TEST_F(RunTest, OrphanedProcessesAreReaped) {
   EXPECT_EQ(r.exit_code, 0);
   ASSERT_TRUE(contains(r.out, "STAT")) << "no ps output:\n" << r.out;
   EXPECT_EQ(zombie_lines(r.out), std::vector<std::string>{}) << r.out;
+}
+
+// A container outlives its CLI (as with Docker): its monitor owns the VM.
+// A `vessel run` killed with SIGKILL (nothing forwarded) leaves the
+// container running until it is stopped; rm -f then removes all of it.
+TEST_F(RunTest, AForegroundContainerSurvivesItsKilledCliUntilRmForce) {
+  RunOptions o;
+  o.steps = {{.await = "running", .signal = SIGKILL}};
+  CliResult r = vessel({"run", "--name", "fg", "--rootfs", paths().rootfs, "sh", "-c",
+                        "echo running; while true; do sleep 0.1; done"},
+                       o);
+  EXPECT_EQ(r.steps_done, 1u) << "never saw 'running'";
+  EXPECT_EQ(r.exit_code, 128 + SIGKILL);
+  EXPECT_EQ(find_processes({"qemu-system-x86_64"}, state_root()).size(), 1u);
+  EXPECT_EQ(vessel({"ls", "-q"}).out.size(), 13u) << "one running container expected";
+  CliResult exec = vessel({"exec", "fg", "echo", "alive"});
+  EXPECT_EQ(exec.exit_code, 0) << exec.err;
+  EXPECT_EQ(exec.out, "alive\n");
+
+  CliResult rm = vessel({"rm", "-f", "fg"});
+  EXPECT_EQ(rm.exit_code, 0) << rm.err;
+  EXPECT_EQ(vessel({"ls", "-a", "-q"}).out, "");
+  expect_no_leaks();
 }
 
 // The leak check that follows every run must be able to fail: while a
