@@ -12,6 +12,8 @@
 #include <cstring>
 #include <utility>
 
+#include "guest/copy.h"
+
 namespace vessel::guest {
 namespace {
 
@@ -236,6 +238,20 @@ bool Agent::handle_frame(const protocol::FrameReader::Frame& frame) {
       on_spawn(h.stream, m);
       return true;
     }
+    case MsgType::kCopyOut: {
+      protocol::CopyOut m;
+      if (!protocol::decode(payload, m)) return malformed();
+      CopyOutTask task(m);
+      on_task(h.stream, task);
+      return true;
+    }
+    case MsgType::kCopyIn: {
+      protocol::CopyIn m;
+      if (!protocol::decode(payload, m)) return malformed();
+      CopyInTask task(m);
+      on_task(h.stream, task);
+      return true;
+    }
     case MsgType::kStdin:
       on_stdin(h.stream, payload);
       return true;
@@ -302,27 +318,24 @@ void Agent::on_setup(uint32_t stream, const protocol::Setup& setup) {
   reply(MsgType::kSetupResult, stream, Status());
 }
 
-void Agent::on_spawn(uint32_t stream, const protocol::Spawn& spawn) {
+bool Agent::can_start(uint32_t stream) {
   if (stream == 0) {
     reply(MsgType::kSpawnResult, stream, Status(EINVAL, "spawn on stream 0, which is the VM's"));
-    return;
+    return false;
   }
   if (!container_.ready()) {
     reply(MsgType::kSpawnResult, stream, Status(EINVAL, "spawn before setup"));
-    return;
+    return false;
   }
   if (processes_.contains(stream)) {
     reply(MsgType::kSpawnResult, stream,
           Status(EEXIST, "stream " + std::to_string(stream) + " is in use"));
-    return;
+    return false;
   }
-  uint64_t oom_kills = cgroup_.oom_kills();
-  Result<Process> started = spawn_process(spawn, container_, cgroup_);
-  if (!started.ok()) {
-    reply(MsgType::kSpawnResult, stream, started.status());
-    return;
-  }
-  Process process = started.take();
+  return true;
+}
+
+void Agent::started(uint32_t stream, Process process, uint64_t oom_kills) {
   process.oom_kills_at_start = oom_kills;
   process.stream = stream;
   process.serial = next_serial_++;
@@ -331,6 +344,28 @@ void Agent::on_spawn(uint32_t stream, const protocol::Spawn& spawn) {
   // Queued before any output or Exit of the process, which can only be read
   // in a later round.
   reply(MsgType::kSpawnResult, stream, Status(), static_cast<uint32_t>(pid));
+}
+
+void Agent::on_spawn(uint32_t stream, const protocol::Spawn& spawn) {
+  if (!can_start(stream)) return;
+  uint64_t oom_kills = cgroup_.oom_kills();
+  Result<Process> process = spawn_process(spawn, container_, cgroup_);
+  if (!process.ok()) {
+    reply(MsgType::kSpawnResult, stream, process.status());
+    return;
+  }
+  started(stream, process.take(), oom_kills);
+}
+
+void Agent::on_task(uint32_t stream, Task& task) {
+  if (!can_start(stream)) return;
+  uint64_t oom_kills = cgroup_.oom_kills();
+  Result<Process> process = spawn_task(task, container_, cgroup_);
+  if (!process.ok()) {
+    reply(MsgType::kSpawnResult, stream, process.status());
+    return;
+  }
+  started(stream, process.take(), oom_kills);
 }
 
 void Agent::on_stdin(uint32_t stream, std::span<const uint8_t> data) {

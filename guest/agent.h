@@ -61,6 +61,12 @@ class Agent {
   // Messages from the host.
   void on_setup(uint32_t stream, const protocol::Setup& setup);
   void on_spawn(uint32_t stream, const protocol::Spawn& spawn);
+  /// CopyOut and CopyIn: `task` runs as process `stream`.
+  void on_task(uint32_t stream, Task& task);
+  /// Whether a process may start on `stream`; if not, says why in SpawnResult.
+  bool can_start(uint32_t stream);
+  /// Tracks a started process and answers SpawnResult.
+  void started(uint32_t stream, Process process, uint64_t oom_kills);
   void on_stdin(uint32_t stream, std::span<const uint8_t> data);
   void on_signal(uint32_t stream, const protocol::Signal& signal);
   void on_resize(uint32_t stream, const protocol::Resize& resize);

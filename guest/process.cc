@@ -12,9 +12,11 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -524,7 +526,92 @@ void wait_for(pid_t pid) {
   }
 }
 
+// ---- internal tasks ----------------------------------------------------------
+
+[[noreturn]] void task_fail(int report_fd, const Status& status) {
+  // errnum then the message, in one write below PIPE_BUF: atomic (pipe(7)).
+  char buf[1024];
+  int32_t errnum = status.errnum() > 0 ? status.errnum() : EIO;
+  size_t n = std::min(status.message().size(), sizeof(buf) - sizeof(errnum));
+  std::memcpy(buf, &errnum, sizeof(errnum));
+  std::memcpy(buf + sizeof(errnum), status.message().data(), n);
+  write_all(report_fd, buf, sizeof(errnum) + n);
+  _exit(127);
+}
+
+[[noreturn]] void run_task_child(Task& task, const Stdio& io, int mount_ns, int cgroup_procs_fd,
+                                 int report_fd) {
+  reset_signals();
+  if (cgroup_procs_fd >= 0) {
+    if (!write_all(cgroup_procs_fd, "0", 1)) {
+      task_fail(report_fd, Status::from_errno("join the container cgroup"));
+    }
+    if (unshare(CLONE_NEWCGROUP) < 0) {
+      task_fail(report_fd, Status::from_errno("create a cgroup namespace"));
+    }
+  }
+  if (setsid() < 0) task_fail(report_fd, Status::from_errno("setsid"));
+  if (setns(mount_ns, CLONE_NEWNS) < 0) {
+    task_fail(report_fd, Status::from_errno("join the container mount namespace"));
+  }
+  if (!attach_pipes(io)) task_fail(report_fd, Status::from_errno("set up stdio"));
+  // No exec will close init's descriptors (the port, other processes'
+  // pipes, whose EOF would wait for this child): keep 0-2 and the report.
+  if (report_fd != 3 && dup2(report_fd, 3) != 3) {
+    task_fail(report_fd, Status::from_errno("move the report pipe"));
+  }
+  close_range(4, ~0u, 0);
+  Status prepared = task.prepare();
+  if (!prepared.ok()) task_fail(3, prepared);
+  close(3);  // EOF on the report pipe: started
+  _exit(task.run());
+}
+
 }  // namespace
+
+Result<Process> spawn_task(Task& task, const Container& container, const ContainerCgroup& cgroup) {
+  protocol::Spawn spec;
+  spec.stdin_open = task.reads_stdin();
+  Stdio io;
+  if (Status s = open_pipes(spec, io); !s.ok()) return s;
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) < 0) return Status::from_errno("pipe");
+  UniqueFd report_r(fds[0]);
+  UniqueFd report_w(fds[1]);
+
+  pid_t pid = fork();
+  if (pid < 0) return Status::from_errno("fork");
+  if (pid == 0) {
+    run_task_child(task, io, container.mount_ns(), cgroup.procs_fd(), report_w.get());
+  }
+  report_w.reset();
+  io.stdin_r.reset();
+  io.stdout_w.reset();
+  io.stderr_w.reset();
+
+  // Nothing (EOF): prepared; else errnum and message.
+  std::string report;
+  char buf[1024];
+  for (;;) {
+    ssize_t n = read(report_r.get(), buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    report.append(buf, static_cast<size_t>(n));
+  }
+  if (!report.empty()) {
+    wait_for(pid);
+    if (report.size() < sizeof(int32_t)) return Status(EIO, "start: lost the child's report");
+    int32_t errnum = 0;
+    std::memcpy(&errnum, report.data(), sizeof(errnum));
+    return Status(errnum > 0 ? errnum : EIO, report.substr(sizeof(errnum)));
+  }
+  Process process;
+  process.pid = pid;
+  process.stdout_fd = std::move(io.stdout_r);
+  process.stderr_fd = std::move(io.stderr_r);
+  process.in.fd = std::move(io.stdin_w);
+  return process;
+}
 
 Result<Process> spawn_process(const protocol::Spawn& spec, const Container& container,
                               const ContainerCgroup& cgroup) {

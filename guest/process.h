@@ -61,4 +61,25 @@ struct Process {
 Result<Process> spawn_process(const protocol::Spawn& spec, const Container& container,
                               const ContainerCgroup& cgroup);
 
+/// Work vessel-init does itself inside the container (CopyOut, CopyIn): run
+/// by a forked child in place of an exec'd program.
+class Task {
+ public:
+  virtual ~Task() = default;
+  /// Whether the task reads stdin (the host then sends Stdin frames).
+  virtual bool reads_stdin() const = 0;
+  /// Runs first in the child; a failure becomes the SpawnResult.
+  virtual Status prepare() = 0;
+  /// Runs after a successful prepare(); returns the exit code. Data goes
+  /// through fds 0, 1 and 2 (stdin or /dev/null, stdout, stderr pipes).
+  virtual int run() = 0;
+};
+
+/// Starts `task` as spawn_process starts a program: the child joins
+/// `cgroup` and the container's mount namespace, gets pipes as stdio and
+/// closes every other descriptor, then runs the task as root in place of
+/// exec. Returns once prepare() has succeeded (the process then runs and
+/// exits like any other) or failed (its Status, the child reaped).
+Result<Process> spawn_task(Task& task, const Container& container, const ContainerCgroup& cgroup);
+
 }  // namespace vessel::guest
