@@ -9,6 +9,7 @@
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "base/strings.h"
 #include "commands.h"
@@ -215,13 +216,29 @@ int tag(const std::string& source, const std::string& target, const GlobalOption
   return kExitOk;
 }
 
-int remove(const std::vector<std::string>& names, const GlobalOptions& g) {
-  // Containers that outlive a run do not exist yet (issue 4), so no image is
-  // "in use": rm forgets names; prune reclaims the space.
+// Manifest digests of the images containers were created from (running or
+// not): their snapshots are their root filesystems.
+Result<std::set<std::string>> images_in_use(const GlobalOptions& g) {
+  VESSEL_ASSIGN_OR_RETURN(auto cs, containers::Containers::open(runtime::resolve_root(g.root)));
+  VESSEL_ASSIGN_OR_RETURN(auto all, cs->store().containers());
+  std::set<std::string> out;
+  for (const auto& c : all)
+    if (!c.image_id.empty()) out.insert(c.image_id);
+  return out;
+}
+
+// rm forgets names; prune reclaims the space. An image a container uses is
+// kept unless -f (its snapshot then stays until the container goes).
+int remove(const std::vector<std::string>& names, bool force, const GlobalOptions& g) {
   int rc = kExitOk;
+  auto in_use = images_in_use(g);
   for (const auto& name : names) {
     auto local = find_local(g, name);
     Status s = local.ok() ? Status() : Status(local.error());
+    if (s.ok() && !in_use.ok()) s = in_use.error();
+    if (s.ok() && !force && in_use->count(local->second.manifest.str()))
+      s = Error(ErrorCode::kFailedPrecondition,
+                "image '" + name + "' is used by a container (remove it first, or use -f)");
     if (s.ok()) s = local->first.remove(*image::parse_reference(name));
     if (!s.ok()) {
       print_error("rm: " + s.error().to_string());
@@ -275,7 +292,13 @@ int inspect(const std::string& name, const GlobalOptions& g) {
 
 int prune(const GlobalOptions& g) {
   auto store = images::ImageStore::open(runtime::resolve_root(g.root));
-  auto stats = store.ok() ? store->prune() : Result<images::ImageStore::PruneStats>(store.error());
+  auto in_use = images_in_use(g);
+  if (!in_use.ok()) {
+    print_error("prune: " + in_use.error().to_string());
+    return kExitFailure;
+  }
+  auto stats =
+      store.ok() ? store->prune(*in_use) : Result<images::ImageStore::PruneStats>(store.error());
   if (!stats.ok()) {
     print_error("prune: " + stats.error().to_string());
     return kExitFailure;
@@ -482,7 +505,7 @@ Runner add_image(CLI::App& app, const GlobalOptions& global) {
   tag_cmd->add_option("target", f->name, "New name")->required();
   CLI::App* rm_cmd = image->add_subcommand("rm", "Remove image names (prune frees the space)");
   rm_cmd->add_option("images", f->refs, "Images")->required();
-  rm_cmd->add_flag("-f,--force", f->force, "Accepted for Docker compatibility");
+  rm_cmd->add_flag("-f,--force", f->force, "Remove names even if containers use the image");
   CLI::App* inspect_cmd = image->add_subcommand("inspect", "Show an image's details as JSON");
   inspect_cmd->add_option("image", f->ref, "Image")->required();
   CLI::App* prune_cmd = image->add_subcommand("prune", "Remove blobs and snapshots no image uses");
@@ -497,7 +520,7 @@ Runner add_image(CLI::App& app, const GlobalOptions& global) {
     if (load_cmd->parsed()) return load(f->input, f->name, global);
     if (save_cmd->parsed()) return save(f->refs, f->output, global);
     if (tag_cmd->parsed()) return tag(f->ref, f->name, global);
-    if (rm_cmd->parsed()) return remove(f->refs, global);
+    if (rm_cmd->parsed()) return remove(f->refs, f->force, global);
     if (inspect_cmd->parsed()) return inspect(f->ref, global);
     if (prune_cmd->parsed()) return prune(global);
     if (push_cmd->parsed()) return push(f->ref, f->pull, global);

@@ -173,7 +173,7 @@ Status ImageStore::remove(const image::Reference& ref) {
   return sys::write_file_atomic(root_ + "/images/index.json", json{{"images", arr}}.dump(2), 0600);
 }
 
-Result<ImageStore::PruneStats> ImageStore::prune() {
+Result<ImageStore::PruneStats> ImageStore::prune(const std::set<std::string>& in_use) {
   VESSEL_ASSIGN_OR_RETURN(sys::FileLock gc, sys::FileLock::acquire(root_ + "/images/gc.lock"));
   VESSEL_ASSIGN_OR_RETURN(sys::FileLock lock, sys::FileLock::acquire(root_ + "/images/lock"));
   VESSEL_ASSIGN_OR_RETURN(auto images, read_index());
@@ -185,6 +185,9 @@ Result<ImageStore::PruneStats> ImageStore::prune() {
       keep_blobs.insert(l.hex());
     keep_snapshots.insert(r.manifest.hex() + ".ext4");
   }
+  for (const auto& digest : in_use)
+    if (auto colon = digest.find(':'); colon != std::string::npos)
+      keep_snapshots.insert(digest.substr(colon + 1) + ".ext4");
   PruneStats stats;
   VESSEL_ASSIGN_OR_RETURN(auto blobs, store_.list());
   for (const auto& d : blobs) {

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -119,7 +120,9 @@ class ImageStore {
   /// Removes blobs and snapshots no recorded image refers to. Waits for
   /// pulls in progress (they hold the gc lock shared) so their new blobs,
   /// not yet named, are not taken.
-  Result<PruneStats> prune();
+  /// `in_use`: manifest digests ("sha256:...") whose snapshots containers
+  /// still need even if no name points at them any more.
+  Result<PruneStats> prune(const std::set<std::string>& in_use = {});
   /// The manifest bytes as stored.
   Result<std::string> manifest_bytes(const ImageRecord& image) const;
   /// Uploads the image's blobs (those the registry lacks) and manifest

@@ -221,6 +221,19 @@ Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
     pm.tag = it->second;
     setup.mounts.push_back(std::move(pm));
   }
+  // QEMU's microvm has 8 virtio-mmio transports without ACPI (more need a
+  // second IO-APIC, which only ACPI describes): the agent's port, the disks
+  // and one per shared directory must fit.
+  constexpr size_t kTransports = 8;
+  if (1 + cfg.disks.size() + cfg.shared_dirs.size() > kTransports) {
+    for (const auto& m : private_mounts)
+      ::umount2(m.c_str(), MNT_DETACH);
+    return Error(
+        ErrorCode::kInvalidArgument,
+        "too many mounts: this container can share at most " +
+            std::to_string(kTransports - 1 - cfg.disks.size() - (c.rootfs.empty() ? 0 : 1)) +
+            " host directories (bind mounts of files in one directory count once)");
+  }
   cfg.serial_ports = {std::string(protocol::kPortName)};
   cfg.runtime_dir = o.runtime_dir;
   cfg.boot_log = o.boot_log;
