@@ -20,8 +20,9 @@ constexpr int kContainers = 8;
 
 using ParallelTest = ContainerTest;
 
-// The first use of a state root: 8 CLIs create its state store at once.
-// `create` boots nothing, so this is about the store alone.
+// The first use of a state root: 8 CLIs create its state store and load
+// the embedded image into it at once. `create` boots nothing, so this is
+// about the stores alone.
 TEST_F(ParallelTest, EightCreatesAtOnceOnAFreshStateRootAllSucceed) {
   std::vector<CliResult> creates(kContainers);
   {
@@ -41,9 +42,11 @@ TEST_F(ParallelTest, EightCreatesAtOnceOnAFreshStateRootAllSucceed) {
 }
 
 TEST_F(ParallelTest, EightDetachedRunsFromOneImageEachHaveTheirOwnWritableLayer) {
-  // The state store already exists (its first use by concurrent CLIs is the
-  // test above): this test is about the containers.
-  ASSERT_EQ(vessel({"ls"}).exit_code, 0);
+  // The state store exists and holds the image (their first use by
+  // concurrent CLIs is the test above): this test is about the containers.
+  CliResult primer = vessel({"create", "--name", "primer", kImage, "true"});
+  ASSERT_EQ(primer.exit_code, 0) << primer.err;
+  ASSERT_EQ(vessel({"rm", "primer"}).exit_code, 0);
   std::vector<CliResult> runs(kContainers);
   {
     std::vector<std::thread> threads;
