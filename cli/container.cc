@@ -303,6 +303,37 @@ int remove(const Flags& f, const GlobalOptions& g) {
                   });
 }
 
+// prune: every stopped container (Docker's container prune).
+int prune(const GlobalOptions& g) {
+  auto cs = open_containers(g);
+  if (!cs.ok()) {
+    print_error("prune: " + cs.error().to_string());
+    return kExitFailure;
+  }
+  auto all = (*cs)->list();
+  if (!all.ok()) {
+    print_error("prune: " + all.error().to_string());
+    return kExitFailure;
+  }
+  int rc = kExitOk;
+  bool header = false;
+  for (const auto& r : *all) {
+    if (r.state.status != RunState::kExited && r.state.status != RunState::kCreated &&
+        r.state.status != RunState::kRemoving)
+      continue;
+    if (auto s = (*cs)->remove(r, false); !s.ok()) {
+      if (s.error().code() == ErrorCode::kFailedPrecondition) continue;  // started meanwhile
+      print_error("prune: " + s.error().to_string());
+      rc = kExitFailure;
+      continue;
+    }
+    if (!header) std::cout << "Deleted Containers:\n";
+    header = true;
+    std::cout << r.id << "\n";
+  }
+  return rc;
+}
+
 int inspect(const Flags& f, const GlobalOptions& g) {
   json out = json::array();
   int rc = for_each(g, "inspect", f.refs,
@@ -724,6 +755,9 @@ Runner add_container(CLI::App& app, const GlobalOptions& global) {
   rm_cmd->add_flag("-f,--force", f->force, "Kill and remove running containers");
   rm_cmd->add_flag("-a,--all", f->all, "Remove all containers");
   rm_cmd->add_flag("-v,--volumes", f->volumes, "Remove anonymous volumes of the containers");
+
+  auto* prune_cmd = verb("prune", "Remove all stopped containers", [&g] { return prune(g); });
+  prune_cmd->add_flag("-f,--force", f->force, "Do not prompt (vessel never prompts)");
 
   auto* ls_cmd = verb("ls", "List containers", [f, &g] { return list(*f, g); });
   ls_cmd->alias("list");

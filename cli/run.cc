@@ -205,6 +205,8 @@ Result<runtime::ContainerConfig> build_config(const RunFlags& f, const std::stri
     return Error(ErrorCode::kInvalidArgument,
                  "invalid --cpus " + std::to_string(f.cpus) + " (expected 0 < cpus <= 255)");
   spec.cpus = static_cast<unsigned>(std::ceil(f.cpus));  // vCPUs are whole
+  if (std::floor(f.cpus) != f.cpus)                      // the rest is a cgroup quota
+    spec.cpu_millis = static_cast<uint32_t>(std::lround(f.cpus * 1000));
   auto mem = parse_size(f.memory);
   if (!mem)
     return Error(ErrorCode::kInvalidArgument,

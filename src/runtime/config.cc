@@ -169,6 +169,7 @@ std::string to_json(const ContainerConfig& c) {
       {"cpus", c.cpus},
       {"memory_bytes", c.memory_bytes},
       {"pids_limit", c.pids_limit},
+      {"cpu_millis", c.cpu_millis},
       {"ulimits", c.ulimits},
       {"accel", c.accel},
       {"kernel", c.kernel},
@@ -209,6 +210,7 @@ Result<ContainerConfig> config_from_json(const std::string& text) {
     c.cpus = j.at("cpus").get<unsigned>();
     c.memory_bytes = j.at("memory_bytes").get<uint64_t>();
     c.pids_limit = j.at("pids_limit").get<uint64_t>();
+    c.cpu_millis = j.at("cpu_millis").get<uint32_t>();
     c.ulimits = j.at("ulimits").get<std::vector<std::string>>();
     c.accel = j.at("accel").get<std::string>();
     c.kernel = j.at("kernel").get<std::string>();

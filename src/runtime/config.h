@@ -55,6 +55,9 @@ struct ContainerConfig {
   /// container over its limit is OOM-killed, never the agent.
   uint64_t memory_bytes = 512ull << 20;
   uint64_t pids_limit = 0;  // --pids-limit; 0: none
+  /// --cpus as a fraction: a cgroup CPU quota in millicpus (0: whole vCPUs,
+  /// no quota). --cpus 1.5 gives 2 vCPUs and a quota of 1500.
+  uint32_t cpu_millis = 0;
   /// --ulimit as given ("nofile=1024:2048"), applied to every process.
   std::vector<std::string> ulimits;
   std::string accel;   // "kvm", "tcg" or "" (automatic)

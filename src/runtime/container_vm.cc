@@ -158,6 +158,10 @@ Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
                         static_cast<uint8_t>(c.read_only)};
   setup.memory_limit_bytes = c.memory_bytes;
   setup.pids_limit = c.pids_limit;
+  if (c.cpu_millis > 0) {
+    setup.cpu_period_usec = 100'000;
+    setup.cpu_quota_usec = std::max<uint32_t>(c.cpu_millis * 100, 1000);
+  }
   if (!c.root_image.empty()) {
     cfg.disks.push_back({root, kLowerSerial, true});
     setup.lower_serial = kLowerSerial;
