@@ -91,6 +91,15 @@ struct EntryHeader {
   uint32_t devmajor = 0, devminor = 0;
 };
 
+/// The id of the mount `leaf` is on (statx(2) STATX_MNT_ID, Linux 5.8), or
+/// 0 if unknown.
+uint64_t mount_id(int dirfd, const char* leaf, bool follow) {
+  struct statx stx {};
+  int flags = follow ? 0 : AT_SYMLINK_NOFOLLOW;
+  if (statx(dirfd, leaf, flags | AT_NO_AUTOMOUNT, STATX_MNT_ID, &stx) < 0) return 0;
+  return (stx.stx_mask & STATX_MNT_ID) ? stx.stx_mnt_id : 0;
+}
+
 class Writer {
  public:
   Writer(int out_fd, int err_fd, const WriteOptions& options)
@@ -103,14 +112,15 @@ class Writer {
   uint64_t problems() const { return problems_; }
 
   void add_top(const std::string& path, const struct stat& st, bool follow) {
-    root_dev_ = st.st_dev;
+    if (options_.one_file_system) root_mount_ = mount_id(AT_FDCWD, path.c_str(), follow);
     std::string name = options_.name;
     std::string trimmed = path;
     while (trimmed.size() > 1 && trimmed.back() == '/')
       trimmed.pop_back();
     std::string base = trimmed.substr(trimmed.rfind('/') + 1);
     if (name.empty()) name = base;
-    if (name.empty()) name = ".";  // "/"
+    if (name.empty()) name = ".";                        // "/"
+    if (options_.top_only && name == ".") name = "top";  // a stat needs the entry
     if (name == "." && !S_ISDIR(st.st_mode)) name = base.empty() || base == "." ? "file" : base;
     add(AT_FDCWD, path.c_str(), name, st, follow, 0);
   }
@@ -232,7 +242,12 @@ class Writer {
            int depth) {
     if (failed_) return;
     bool top = depth == 0;
-    if (options_.one_file_system && st.st_dev != root_dev_ && !S_ISDIR(st.st_mode)) return;
+    // Another mount: a directory is archived empty (its mount point), the
+    // rest left out. By mount id, not st_dev: overlayfs reports the st_dev
+    // of the layer a non-directory comes from (filesystems/overlayfs.rst).
+    bool other_mount =
+        options_.one_file_system && !top && mount_id(dirfd, leaf, false) != root_mount_;
+    if (other_mount && !S_ISDIR(st.st_mode)) return;
     EntryHeader h;
     h.name = name;
     h.mode = st.st_mode & 07777;
@@ -275,7 +290,7 @@ class Writer {
           header(h);
         }
         if (options_.top_only) return;
-        if (options_.one_file_system && st.st_dev != root_dev_) return;
+        if (other_mount) return;
         if (depth >= kMaxDepth) {
           problem("'" + name + "' is nested too deep; its contents are left out");
           return;
@@ -371,7 +386,7 @@ class Writer {
   bool failed_ = false;
   int write_errno_ = 0;
   uint64_t problems_ = 0;
-  dev_t root_dev_ = 0;
+  uint64_t root_mount_ = 0;
   std::map<std::pair<dev_t, ino_t>, std::string> links_;
 };
 

@@ -302,7 +302,7 @@ Status LayerApplier::apply_entry(archive_entry* entry, std::string_view name) {
   }
 
   const std::string& leaf = parts.back();
-  if (leaf.starts_with(kWhiteoutPrefix)) {
+  if (options_.whiteouts && leaf.starts_with(kWhiteoutPrefix)) {
     if (leaf == kOpaqueMarker) {
       parts.pop_back();
       return apply_opaque(parts);

@@ -19,6 +19,9 @@ struct ApplyOptions {
   /// chown entries to the uid/gid in the tar (needs CAP_CHOWN). When false,
   /// files belong to the caller.
   bool preserve_ownership = true;
+  /// Apply OCI whiteouts (".wh.<name>" deletes <name>). Off for archives
+  /// that are not layers (vessel cp), where such a name is just a file.
+  bool whiteouts = true;
 };
 
 /// What one layer contained.
