@@ -1,9 +1,7 @@
-// Acceptance tests of issue 4 for what is not built yet: bind mounts,
-// tmpfs, named volumes, stats, cp, export, prune and the --memory cgroup
-// limit. Every test is DISABLED_: they compile, ctest lists them as
-// disabled, and each is enabled (the prefix dropped) when its feature lands.
-// The flags and output formats are Docker's, which the issue asks for;
-// where Vessel's final format may differ, the test says what it assumes.
+// Acceptance tests of issue 4 written before their features: bind mounts,
+// tmpfs, named volumes, stats, prune and the --memory cgroup limit (all
+// enabled now), and cp and export (still DISABLED_ here: cp_test.cc covers
+// them). The flags and output formats are Docker's, which the issue asks for.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -49,7 +47,7 @@ using PendingTest = ContainerTest;
 
 // --- Bind mounts and tmpfs ------------------------------------------------------
 
-TEST_F(PendingTest, DISABLED_BindMountIsSharedBothWays) {
+TEST_F(PendingTest, BindMountIsSharedBothWays) {
   std::string dir = scratch_dir() + "/shared";
   ASSERT_TRUE(sys::make_dirs(dir, 0755).ok());
   std::ofstream(dir + "/from-host") << "host\n";
@@ -60,7 +58,7 @@ TEST_F(PendingTest, DISABLED_BindMountIsSharedBothWays) {
   EXPECT_EQ(read_host_file(dir + "/from-ctr"), "ctr\n");
 }
 
-TEST_F(PendingTest, DISABLED_ReadOnlyBindMountRefusesWrites) {
+TEST_F(PendingTest, ReadOnlyBindMountRefusesWrites) {
   std::string dir = scratch_dir() + "/ro";
   ASSERT_TRUE(sys::make_dirs(dir, 0755).ok());
   CliResult r = vessel({"run", "--rm", "-m", kMemory, "-v", dir + ":/mnt/ro:ro", kImage, "sh", "-c",
@@ -70,7 +68,7 @@ TEST_F(PendingTest, DISABLED_ReadOnlyBindMountRefusesWrites) {
   EXPECT_NE(::access((dir + "/file").c_str(), F_OK), 0);
 }
 
-TEST_F(PendingTest, DISABLED_SingleFileBindMount) {
+TEST_F(PendingTest, SingleFileBindMount) {
   std::string file = scratch_dir() + "/config.txt";
   std::ofstream(file) << "setting=1\n";
   CliResult r = vessel({"run", "--rm", "-m", kMemory, "-v", file + ":/etc/app.conf", kImage, "sh",
@@ -80,7 +78,7 @@ TEST_F(PendingTest, DISABLED_SingleFileBindMount) {
   EXPECT_EQ(read_host_file(file), "setting=2\n");
 }
 
-TEST_F(PendingTest, DISABLED_MountFlagTypeBind) {
+TEST_F(PendingTest, MountFlagTypeBind) {
   std::string dir = scratch_dir() + "/m";
   ASSERT_TRUE(sys::make_dirs(dir, 0755).ok());
   std::ofstream(dir + "/f") << "via --mount\n";
@@ -92,7 +90,7 @@ TEST_F(PendingTest, DISABLED_MountFlagTypeBind) {
   EXPECT_NE(::access((dir + "/g").c_str(), F_OK), 0);
 }
 
-TEST_F(PendingTest, DISABLED_BindMountOfAMissingHostPathFailsWith125) {
+TEST_F(PendingTest, BindMountOfAMissingHostPathFailsWith125) {
   std::string missing = scratch_dir() + "/missing";
   CliResult r = vessel({"run", "--rm", "-m", kMemory, "--mount",
                         "type=bind,source=" + missing + ",target=/data", kImage, "true"});
@@ -100,7 +98,7 @@ TEST_F(PendingTest, DISABLED_BindMountOfAMissingHostPathFailsWith125) {
   EXPECT_TRUE(contains(r.err, missing)) << r.err;
 }
 
-TEST_F(PendingTest, DISABLED_TmpfsMountWithASize) {
+TEST_F(PendingTest, TmpfsMountWithASize) {
   CliResult r = vessel({"run", "--rm", "-m", kMemory, "--tmpfs", "/scratch:size=16m", kImage, "sh",
                         "-c", "grep ' /scratch ' /proc/mounts; df -k /scratch | tail -1"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -108,7 +106,7 @@ TEST_F(PendingTest, DISABLED_TmpfsMountWithASize) {
   EXPECT_TRUE(contains(r.out, "16384")) << "size=16m not applied:\n" << r.out;
 }
 
-TEST_F(PendingTest, DISABLED_InspectShowsTheMounts) {
+TEST_F(PendingTest, InspectShowsTheMounts) {
   std::string dir = scratch_dir() + "/shown";
   ASSERT_TRUE(sys::make_dirs(dir, 0755).ok());
   std::string id = run_detached({"-v", dir + ":/mnt/shown:ro", kImage, "sh", "-c", kIdle});
@@ -123,7 +121,7 @@ TEST_F(PendingTest, DISABLED_InspectShowsTheMounts) {
 
 // --- Named volumes ---------------------------------------------------------------
 
-TEST_F(PendingTest, DISABLED_VolumeCreateLsInspectRm) {
+TEST_F(PendingTest, VolumeCreateLsInspectRm) {
   CliResult create = vessel({"volume", "create", "data"});
   EXPECT_EQ(create.exit_code, 0) << create.err;
   EXPECT_EQ(create.out, "data\n");
@@ -145,7 +143,7 @@ TEST_F(PendingTest, DISABLED_VolumeCreateLsInspectRm) {
   EXPECT_TRUE(contains(missing.err, "No such volume: data")) << missing.err;
 }
 
-TEST_F(PendingTest, DISABLED_RunCreatesAMissingNamedVolumeAndItOutlivesTheContainer) {
+TEST_F(PendingTest, RunCreatesAMissingNamedVolumeAndItOutlivesTheContainer) {
   CliResult first = vessel({"run", "--rm", "-m", kMemory, "-v", "keep:/data", kImage, "sh", "-c",
                             "echo kept > /data/file"});
   EXPECT_EQ(first.exit_code, 0) << first.err;
@@ -155,7 +153,7 @@ TEST_F(PendingTest, DISABLED_RunCreatesAMissingNamedVolumeAndItOutlivesTheContai
   EXPECT_EQ(second.out, "kept\n") << second.err;
 }
 
-TEST_F(PendingTest, DISABLED_TwoRunningContainersShareANamedVolume) {
+TEST_F(PendingTest, TwoRunningContainersShareANamedVolume) {
   ASSERT_EQ(vessel({"volume", "create", "shared"}).exit_code, 0);
   std::string writer = run_detached({"--name", "writer", "-v", "shared:/data", kImage, "sh", "-c",
                                      "echo ready; while true; do date +%s%N > /data/now; "
@@ -180,7 +178,7 @@ TEST_F(PendingTest, DISABLED_TwoRunningContainersShareANamedVolume) {
   EXPECT_TRUE(contains(rm.err, "in use")) << rm.err;
 }
 
-TEST_F(PendingTest, DISABLED_ANonRootUserCanWriteToADirectoryItOwnsInAVolume) {
+TEST_F(PendingTest, ANonRootUserCanWriteToADirectoryItOwnsInAVolume) {
   CliResult r = vessel({"run", "--rm", "-m", kMemory, "-v", "owned:/data", kImage, "sh", "-c",
                         "mkdir /data/home && chown 1000:1000 /data/home"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -192,17 +190,18 @@ TEST_F(PendingTest, DISABLED_ANonRootUserCanWriteToADirectoryItOwnsInAVolume) {
   EXPECT_EQ(user.out, "1000:1000 644\nrefused\n");
 }
 
-TEST_F(PendingTest, DISABLED_VolumePruneRemovesOnlyUnusedVolumes) {
+TEST_F(PendingTest, VolumePruneRemovesOnlyUnusedVolumes) {
   ASSERT_EQ(vessel({"volume", "create", "unused"}).exit_code, 0);
   std::string id = run_detached({"-v", "used:/data", kImage, "sh", "-c", kIdle});
   ASSERT_FALSE(id.empty());
-  CliResult prune = vessel({"volume", "prune", "-f"});
+  // As Docker 23+: prune alone takes anonymous volumes only, -a named ones too.
+  CliResult prune = vessel({"volume", "prune", "-a", "-f"});
   EXPECT_EQ(prune.exit_code, 0) << prune.err;
   EXPECT_TRUE(contains(prune.out, "unused")) << prune.out;
   EXPECT_EQ(vessel({"volume", "ls", "-q"}).out, "used\n");
 }
 
-TEST_F(PendingTest, DISABLED_RmVolumesRemovesTheContainersAnonymousVolumes) {
+TEST_F(PendingTest, RmVolumesRemovesTheContainersAnonymousVolumes) {
   // An anonymous volume: -v with a container path only (as an image's VOLUME).
   std::string id = run_detached({"--name", "anon", "-v", "/cache", kImage, "sh", "-c", kIdle});
   ASSERT_FALSE(id.empty());
@@ -217,11 +216,11 @@ TEST_F(PendingTest, DISABLED_RmVolumesRemovesTheContainersAnonymousVolumes) {
 // --- stats --------------------------------------------------------------------------
 
 // Assumes Docker's table: CONTAINER ID, NAME, CPU %, MEM USAGE / LIMIT, ...
-TEST_F(PendingTest, DISABLED_StatsNoStreamShowsMemoryThatRisesWhenTheContainerAllocates) {
+TEST_F(PendingTest, StatsNoStreamShowsMemoryThatRisesWhenTheContainerAllocates) {
   std::string id = run_detached(
-      {"--name", "hog", "-m", "512m", kImage, "sh", "-c",
+      {"--name", "hog", "-m", "512m", "--tmpfs", "/fill:size=256m", kImage, "sh", "-c",
        "echo ready; until [ -e /tmp/go ]; do sleep 0.1; done; "
-       "head -c 104857600 /dev/zero | tr '\\0' x > /dev/shm/fill; echo filled; sleep 1000"});
+       "head -c 104857600 /dev/zero | tr '\\0' x > /fill/data && echo filled; sleep 1000"});
   ASSERT_FALSE(id.empty());
   ASSERT_TRUE(wait_for_log("hog", "ready"));
   auto memory_use = [&]() -> std::optional<double> {
@@ -246,7 +245,7 @@ TEST_F(PendingTest, DISABLED_StatsNoStreamShowsMemoryThatRisesWhenTheContainerAl
       << "memory use went from " << *before << " to " << *after << " bytes";
 }
 
-TEST_F(PendingTest, DISABLED_StatsOfAStoppedContainerFails) {
+TEST_F(PendingTest, StatsOfAStoppedContainerFails) {
   CliResult created = vessel({"create", "--name", "cold", kImage, "true"});
   ASSERT_EQ(created.exit_code, 0) << created.err;
   CliResult s = vessel({"stats", "--no-stream", "cold"});
@@ -326,7 +325,7 @@ TEST_F(PendingTest, DISABLED_ExportWritesTheContainersFilesystemAsATar) {
 
 // --- prune ------------------------------------------------------------------------------
 
-TEST_F(PendingTest, DISABLED_PruneRemovesStoppedContainersOnly) {
+TEST_F(PendingTest, PruneRemovesStoppedContainersOnly) {
   std::string running = run_detached({"--name", "keep", kImage, "sh", "-c", kIdle});
   ASSERT_FALSE(running.empty());
   ASSERT_EQ(vessel({"run", "-m", kMemory, "--name", "old", kImage, "true"}).exit_code, 0);
@@ -341,12 +340,14 @@ TEST_F(PendingTest, DISABLED_PruneRemovesStoppedContainersOnly) {
 
 // --- --memory as a cgroup limit ---------------------------------------------------------
 
-TEST_F(PendingTest, DISABLED_MemoryLimitOomKillsTheProcessNotTheAgent) {
+TEST_F(PendingTest, MemoryLimitOomKillsTheProcessNotTheAgent) {
   // More than the VM has: the container's cgroup limit must kill the
   // process (137, OOMKilled) while the guest and its agent carry on.
-  std::string id = run_detached({"--name", "greedy", "-m", "256m", kImage, "sh", "-c",
+  // (/dev/shm holds only 64 MiB, as in Docker: a tmpfs of 1 GiB instead.)
+  std::string id = run_detached({"--name", "greedy", "-m", "256m", "--tmpfs", "/fill:size=1g",
+                                 kImage, "sh", "-c",
                                  "echo ready; until [ -e /tmp/go ]; do sleep 0.1; done; "
-                                 "head -c 536870912 /dev/zero | tr '\\0' x > /dev/shm/fill"});
+                                 "head -c 536870912 /dev/zero | tr '\\0' x > /fill/data"});
   ASSERT_FALSE(id.empty());
   ASSERT_TRUE(wait_for_log("greedy", "ready"));
   ASSERT_EQ(vessel({"exec", "greedy", "touch", "/tmp/go"}).exit_code, 0);
