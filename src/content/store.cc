@@ -4,7 +4,9 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+
 #include <unistd.h>
+#include <ctime>
 
 #include <cstdio>
 #include <cstdlib>
@@ -84,13 +86,26 @@ Result<uint64_t> Store::size(const Digest& d) const {
 }
 
 Result<Ingest> Store::begin() {
-  std::string templ = root_ + "/ingest/blob-XXXXXX";
+  // Made under a name the sweep of abandoned ingests skips, locked, then
+  // renamed: another process must never see an ingest unlocked (it would
+  // take it for abandoned and delete it under us).
+  std::string templ = root_ + "/ingest/.new-XXXXXX";
   int fd = ::mkostemp(templ.data(), O_CLOEXEC);
   if (fd < 0) return Error::from_errno(errno, "create file in '" + root_ + "/ingest'");
+  UniqueFd owned(fd);
   // Held until the file is committed or this process dies: a free lock marks
   // an abandoned ingest.
   ::flock(fd, LOCK_EX);
-  return Ingest(UniqueFd(fd), templ);
+  // The pid keeps the name unique: the suffix alone is free again for other
+  // processes once the temporary name is gone.
+  std::string path =
+      root_ + "/ingest/blob-" + std::to_string(::getpid()) + "-" + templ.substr(templ.size() - 6);
+  if (::rename(templ.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    ::unlink(templ.c_str());
+    return Error::from_errno(e, "create file in '" + root_ + "/ingest'");
+  }
+  return Ingest(std::move(owned), path);
 }
 
 // Size first: a short blob's digest mismatch says less than its size does.
@@ -213,6 +228,13 @@ void Store::remove_abandoned_ingests() {
     std::string name = e->d_name;
     if (name == "." || name == "..") continue;
     std::string path = dir + "/" + name;
+    if (name.rfind(".new-", 0) == 0) {
+      // Between mkostemp and rename: only one a crash left behind is old.
+      struct stat st;
+      if (::lstat(path.c_str(), &st) == 0 && ::time(nullptr) - st.st_mtime > 60)
+        ::unlink(path.c_str());
+      continue;
+    }
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) continue;
     if (::flock(fd, LOCK_EX | LOCK_NB) == 0) ::unlink(path.c_str());

@@ -9,6 +9,7 @@
 
 int main(int argc, char** argv) {
   vessel::monitor::MonitorOptions o;
+  vessel::log::set_program("vessel-monitor");
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&]() -> std::string {

@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <utility>
 
@@ -186,12 +187,26 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
   sqlite3_busy_timeout(db, kBusyTimeoutMs);
   // WAL: readers never block the writer. synchronous=FULL: a committed
   // transaction survives a power cut, not just a crash of the process.
-  VESSEL_TRY(store->exec("PRAGMA journal_mode=WAL"));
+  // Switching a new database to WAL needs an exclusive lock, and SQLite
+  // does not wait for that one through the busy handler: when several
+  // processes open a fresh state root at once, retry.
+  for (int attempt = 0;; ++attempt) {
+    auto wal = store->exec("PRAGMA journal_mode=WAL");
+    if (wal.ok()) break;
+    if (wal.error().code() != ErrorCode::kTimeout || attempt >= 200) return wal.error();
+    ::usleep(10'000);
+  }
   VESSEL_TRY(store->exec("PRAGMA synchronous=FULL"));
   VESSEL_TRY(store->exec("PRAGMA foreign_keys=ON"));
-  Stmt v(db, "PRAGMA user_version");
-  if (!v.ok() || v.step() != SQLITE_ROW) return db_error(db, "read schema version");
-  int64_t version = v.integer(0);
+  int64_t version = 0;
+  {
+    // Finalized before the write transaction below: a statement still open
+    // would hold a read lock, and upgrading it fails at once (BUSY) instead
+    // of waiting when another process is writing.
+    Stmt v(db, "PRAGMA user_version");
+    if (!v.ok() || v.step() != SQLITE_ROW) return db_error(db, "read schema version");
+    version = v.integer(0);
+  }
   if (version > kSchemaVersion)
     return Error(ErrorCode::kFailedPrecondition, "state store '" + path + "' has schema version " +
                                                      std::to_string(version) +
