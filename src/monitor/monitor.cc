@@ -38,9 +38,13 @@ using protocol::MsgType;
 using runtime::ContainerConfig;
 using runtime::RestartPolicy;
 
-// A client whose unsent output exceeds this is dropped rather than allowed
-// to stall the container.
+// An attached client whose unsent output exceeds this is dropped rather
+// than allowed to stall the container.
 constexpr size_t kMaxQueued = 16 << 20;
+// A client of an exec'd process or a copy gets backpressure instead: while
+// this much waits for it, the guest's channel is not read (the guest then
+// blocks its writers), so a slow `cp` or `export` reader costs no memory.
+constexpr size_t kPauseQueued = 4 << 20;
 
 struct Client {
   explicit Client(Channel c) : ch(std::move(c)) {}
@@ -601,7 +605,12 @@ void Monitor::serve(std::chrono::milliseconds timeout) {
   std::vector<pollfd> p;
   p.push_back({listener_.get(), POLLIN, 0});
   p.push_back({signals_.get(), POLLIN, 0});
-  p.push_back({vm_ ? vm_->agent().fd() : -1, POLLIN, 0});
+  bool paused = false;
+  for (auto& [fd, c] : clients_)
+    if (c->ch.queued() > kPauseQueued)
+      for (auto& [g, r] : routes_)
+        paused = paused || r.client_fd == fd;
+  p.push_back({vm_ && !paused ? vm_->agent().fd() : -1, POLLIN, 0});
   p.push_back({vm_ ? vm_->vm().exit_fd() : -1, POLLIN, 0});
   std::vector<int> fds;
   for (auto& [fd, c] : clients_) {
@@ -652,7 +661,10 @@ void Monitor::serve(std::chrono::milliseconds timeout) {
       drop_client(fd);
       continue;
     }
-    if (c.ch.queued() > kMaxQueued) {
+    bool has_routes = false;
+    for (auto& [g, r] : routes_)
+      has_routes = has_routes || r.client_fd == fd;
+    if (c.ch.queued() > kMaxQueued && !has_routes) {
       log::warn("dropping a client that does not read its output");
       drop_client(fd);
     }
