@@ -38,7 +38,7 @@ floor() {
 }
 floor_console() {
   qemu-system-x86_64 -M microvm,accel=$accel,acpi=off,rtc=on,isa-serial=on \
-    -cpu $cpu -smp 2 -m 512M -nodefaults -no-user-config -display none -no-reboot \
+    -cpu $cpu -smp 2 -m 576M -nodefaults -no-user-config -display none -no-reboot \
     -chardev stdio,id=con,signal=off -serial chardev:con \
     -kernel "$kernel" -initrd "$floor_initrd" \
     -append "console=ttyS0 reboot=t panic=-1 $tcg_args quiet" </dev/null 2>&1

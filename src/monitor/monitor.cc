@@ -93,6 +93,13 @@ class Monitor {
   int run();
 
  private:
+  // Phase timings for --debug (monitor.log): where a start spends its time.
+  void phase(const char* what) {
+    if (log::level() > log::Level::kDebug) return;
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0_).count();
+    log::debug("+" + std::to_string(ms) + " ms: " + what);
+  }
+
   // ---- progress reports to the starter, the store and the clients ----
   void report(const std::string& line) {
     if (o_.ready_fd < 0) return;
@@ -167,6 +174,7 @@ class Monitor {
   bool vm_died_ = false;
   std::string start_error_;
 
+  Clock::time_point t0_ = Clock::now();
   bool stop_requested_ = false;
   std::optional<Clock::time_point> kill_at_, force_at_;
   int restart_count_ = 0;
@@ -180,7 +188,9 @@ std::optional<int> Monitor::start() {
   b.upper_disk = cdir_ + "/upper.img";
   b.debug = o_.debug;
   b.abort_fd = signals_.get();
+  phase("booting");
   auto vm = runtime::ContainerVm::boot(config_, b);
+  phase("guest ready, container set up");
   if (!vm.ok()) {
     start_error_ = vm.error().to_string();
     return 125;
@@ -228,6 +238,7 @@ std::optional<int> Monitor::start() {
     return code ? code : 125;
   }
   main_running_ = true;
+  phase("main process started");
   main_pid_ = result->pid;
   return std::nullopt;
 }
@@ -326,7 +337,9 @@ int Monitor::run() {
         it->second->ch.queue(type_code(MsgType::kExit), r.client_stream,
                              protocol::encode(protocol::Exit{0, SIGKILL}));
     routes_.clear();
+    phase("main process exited");
     vm_->poweroff(10s);
+    phase("VM stopped");
     vm_.reset();
 
     bool restart = should_restart(exit_code);
