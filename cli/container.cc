@@ -191,9 +191,7 @@ int list(const Flags& f, const GlobalOptions& g) {
     auto c = runtime::config_from_json(r.config);
     std::string cmd = c.ok() ? "\"" + command_line(*c) + "\"" : "";
     if (cmd.size() > 22) cmd = cmd.substr(0, 20) + "…\"";
-    std::string created = containers::describe_status(
-        ContainerRecord{.state = {.status = RunState::kRunning, .started = r.created}}, now);
-    created = created.substr(3) + " ago";
+    std::string created = containers::describe_age(r.created, now) + " ago";
     std::printf("%-12s   %-24s   %-22s   %-16s   %-34s   %s\n", r.id.substr(0, 12).c_str(),
                 (r.image.empty() ? "(rootfs)" : r.image).c_str(), cmd.c_str(), created.c_str(),
                 containers::describe_status(r, now).c_str(), r.name.c_str());

@@ -21,19 +21,6 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using state::RunState;
 
-Result<std::string> random_hex(size_t bytes) {
-  std::vector<unsigned char> buf(bytes);
-  if (::getrandom(buf.data(), buf.size(), 0) != static_cast<ssize_t>(buf.size()))
-    return Error::from_errno(errno, "getrandom");
-  static const char* const kHex = "0123456789abcdef";
-  std::string out;
-  for (unsigned char b : buf) {
-    out += kHex[b >> 4];
-    out += kHex[b & 15];
-  }
-  return out;
-}
-
 // Names as Docker makes them: adjective_noun.
 std::string generate_name(uint32_t r) {
   static const char* const kAdjectives[] = {
@@ -54,7 +41,22 @@ std::string display_name(const ContainerRecord& r) {
   return r.name.empty() ? r.id.substr(0, 12) : r.name;
 }
 
-std::string ago(int64_t then_ns, int64_t now_ns) {
+}  // namespace
+
+Result<std::string> random_hex(size_t bytes) {
+  std::vector<unsigned char> buf(bytes);
+  if (::getrandom(buf.data(), buf.size(), 0) != static_cast<ssize_t>(buf.size()))
+    return Error::from_errno(errno, "getrandom");
+  static const char* const kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : buf) {
+    out += kHex[b >> 4];
+    out += kHex[b & 15];
+  }
+  return out;
+}
+
+std::string describe_age(int64_t then_ns, int64_t now_ns) {
   int64_t s = (now_ns - then_ns) / 1'000'000'000;
   if (s < 1) return "Less than a second";
   if (s < 60) return std::to_string(s) + " second" + (s == 1 ? "" : "s");
@@ -62,8 +64,6 @@ std::string ago(int64_t then_ns, int64_t now_ns) {
   if (s < 86400) return std::to_string(s / 3600) + " hour" + (s / 3600 == 1 ? "" : "s");
   return std::to_string(s / 86400) + " day" + (s / 86400 == 1 ? "" : "s");
 }
-
-}  // namespace
 
 Status validate_name(const std::string& name) {
   auto ok_char = [](char c) {
@@ -83,13 +83,13 @@ std::string describe_status(const ContainerRecord& r, int64_t now) {
     case RunState::kCreated:
       return "Created";
     case RunState::kRunning:
-      return "Up " + ago(r.state.started, now);
+      return "Up " + describe_age(r.state.started, now);
     case RunState::kRestarting:
       return "Restarting (" + std::to_string(r.state.exit_code) + ") " +
-             ago(r.state.finished, now) + " ago";
+             describe_age(r.state.finished, now) + " ago";
     case RunState::kExited:
-      return "Exited (" + std::to_string(r.state.exit_code) + ") " + ago(r.state.finished, now) +
-             " ago";
+      return "Exited (" + std::to_string(r.state.exit_code) + ") " +
+             describe_age(r.state.finished, now) + " ago";
     case RunState::kRemoving:
       return "Removal In Progress";
   }

@@ -98,6 +98,12 @@ class Containers {
   std::unique_ptr<state::Store> store_;
 };
 
+/// `bytes` random bytes as lowercase hex (ids, anonymous volume names).
+Result<std::string> random_hex(size_t bytes);
+
+/// "5 seconds", "Less than a second", ... : how long ago `then_ns` was.
+std::string describe_age(int64_t then_ns, int64_t now_ns);
+
 /// "running", "exited (0)", ... as `ls` shows it, with how long ago.
 std::string describe_status(const ContainerRecord& r, int64_t now_ns);
 

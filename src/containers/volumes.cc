@@ -1,5 +1,4 @@
 // Volumes: named host directories that containers mount over virtio-fs.
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -35,14 +34,7 @@ Result<state::VolumeRecord> Containers::create_volume(
     const std::string& given, const std::map<std::string, std::string>& labels, bool anonymous) {
   std::string name = given;
   if (name.empty()) {
-    unsigned char bytes[32];
-    if (::getrandom(bytes, sizeof bytes, 0) != sizeof bytes)
-      return Error::from_errno(errno, "getrandom");
-    static const char* const kHex = "0123456789abcdef";
-    for (unsigned char b : bytes) {
-      name += kHex[b >> 4];
-      name += kHex[b & 15];
-    }
+    VESSEL_ASSIGN_OR_RETURN(name, random_hex(32));
     anonymous = true;
   }
   VESSEL_TRY(runtime::validate_volume_name(name));

@@ -3,12 +3,12 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstring>
 
 #include "sys/fs.h"
+#include "sys/unix_socket.h"
 
 namespace vessel::monitor {
 namespace {
@@ -124,15 +124,7 @@ bool Channel::next(protocol::FrameReader::Frame& out) {
 }
 
 Result<Channel> connect(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path)
-    return Error(ErrorCode::kInvalidArgument, "socket path '" + path + "' is too long");
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return Error::from_errno(errno, "socket");
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-    return Error::from_errno(errno, "connect to monitor '" + path + "'");
+  VESSEL_ASSIGN_OR_RETURN(UniqueFd fd, sys::connect_unix(path));
   ::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) | O_NONBLOCK);
   return Channel(std::move(fd));
 }

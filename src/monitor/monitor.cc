@@ -7,7 +7,6 @@
 #include <sys/mount.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -27,6 +26,7 @@
 #include "runtime/runtime_dir.h"
 #include "state/store.h"
 #include "sys/fs.h"
+#include "sys/unix_socket.h"
 
 namespace vessel::monitor {
 namespace {
@@ -59,20 +59,6 @@ struct Route {
   int client_fd;  // -1 once the client left (output is dropped)
   uint32_t client_stream;
 };
-
-Result<UniqueFd> listen_on(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path)
-    return Error(ErrorCode::kInvalidArgument, "socket path '" + path + "' is too long");
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (!fd) return Error::from_errno(errno, "socket");
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-    return Error::from_errno(errno, "bind '" + path + "'");
-  if (::listen(fd.get(), 64) != 0) return Error::from_errno(errno, "listen");
-  return fd;
-}
 
 std::vector<uint8_t> reply_payload(int errnum, const std::string& message, uint32_t pid = 0) {
   return protocol::encode(protocol::Reply{errnum, message, pid});
@@ -719,7 +705,7 @@ int run_monitor(const MonitorOptions& o) {
   if (!config.ok()) return fail(config.error().to_string());
   auto rdir = runtime::RuntimeDir::create(o.root, o.id);
   if (!rdir.ok()) return fail(rdir.error().to_string());
-  auto listener = listen_on(runtime::monitor_socket_of(o.root, o.id));
+  auto listener = sys::listen_unix(runtime::monitor_socket_of(o.root, o.id), 64, true);
   if (!listener.ok()) return fail(listener.error().to_string());
 
   Monitor m(o, std::move(*store), std::move(*config), std::move(*rdir), std::move(*listener),

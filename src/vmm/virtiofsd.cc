@@ -1,8 +1,9 @@
 #include "vmm/virtiofsd.h"
 
+#include "sys/unix_socket.h"
+
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -26,17 +27,7 @@ Result<sys::Process> start_virtiofsd(const std::string& dir, const std::string& 
     return Error(ErrorCode::kUnavailable,
                  "virtiofsd not found at '" + bin + "' (install the qemu-system-common package)");
 
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (socket_path.size() >= sizeof addr.sun_path)
-    return Error(ErrorCode::kInvalidArgument, "socket path too long: '" + socket_path + "'");
-  std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
-  UniqueFd sock(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!sock) return Error::from_errno(errno, "socket");
-  ::unlink(socket_path.c_str());
-  if (::bind(sock.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-    return Error::from_errno(errno, "bind '" + socket_path + "'");
-  if (::listen(sock.get(), 1) != 0) return Error::from_errno(errno, "listen");
+  VESSEL_ASSIGN_OR_RETURN(UniqueFd sock, sys::listen_unix(socket_path, 1));
 
   sys::SpawnOptions o;
   // cache=auto keeps the guest's page cache coherent with host changes on
