@@ -139,23 +139,13 @@ void mount_system_filesystems() {
       {"devtmpfs", "/dev", MS_NOSUID, "mode=0755"},
       {"devpts", "/dev/pts", MS_NOSUID | MS_NOEXEC, "gid=5,mode=0620,ptmxmode=0666"},
       {"tmpfs", "/run", MS_NOSUID | MS_NODEV, "mode=0755"},
-      // favordynmods: every spawn moves a process into the container's
-      // cgroup, and without it each move waits for an RCU grace period
-      // (the threadgroup rwsem's slow path): ~45 ms per spawn under TCG,
-      // against ~1 ms (measured with the monitor's --debug phases). Forks
-      // and exits get a little slower, which we do far less of.
-      {"cgroup2", "/sys/fs/cgroup", kNoSuidDevExec, "favordynmods"},
+      {"cgroup2", "/sys/fs/cgroup", kNoSuidDevExec, nullptr},
   };
   for (const Mount& m : mounts) {
     Status s = ensure_dir(m.target, 0755);
     if (s.ok()) {
       s = mount_fs(m.type, m.target, m.type, m.flags, m.data,
                    std::string("mount ") + m.type + " on '" + m.target + "'");
-      // A kernel older than 6.0 has no favordynmods: mount without it.
-      if (!s.ok() && m.data && std::string(m.data) == "favordynmods") {
-        s = mount_fs(m.type, m.target, m.type, m.flags, nullptr,
-                     std::string("mount ") + m.type + " on '" + m.target + "'");
-      }
     }
     if (!s.ok()) log_error("%s", s.message().c_str());
   }
