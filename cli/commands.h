@@ -34,6 +34,7 @@ Runner add_system(CLI::App& app, const GlobalOptions& global);
 Runner add_registry(CLI::App& app, const GlobalOptions& global);
 Runner add_container(CLI::App& app, const GlobalOptions& global);
 Runner add_volume(CLI::App& app, const GlobalOptions& global);
+Runner add_network(CLI::App& app, const GlobalOptions& global);
 Runner add_copy(CLI::App& app, const GlobalOptions& global);  // cp, export
 
 /// Attaches our stdio to a container's main process (whose monitor is

@@ -16,11 +16,13 @@
 #include "base/strings.h"
 #include "commands.h"
 #include "monitor/client.h"
+#include "networks/views.h"
 #include "runtime/config.h"
 #include "runtime/container_vm.h"
 #include "runtime/log_file.h"
 #include "runtime/paths.h"
 #include "runtime/runtime_dir.h"
+#include "sys/fs.h"
 #include "sys/terminal.h"
 
 namespace vessel::cli {
@@ -78,11 +80,48 @@ std::string command_line(const runtime::ContainerConfig& c) {
   return out;
 }
 
-json inspect_json(const ContainerRecord& r, const std::string& root) {
+// What the container's monitor bound for its published ports ("" when it
+// is not running).
+std::string ports_file(const std::string& root, const ContainerRecord& r) {
+  auto content = sys::read_file(runtime::runtime_dir_of(root, r.id) + "/ports.json", 1 << 20);
+  return content.ok() ? *content : "";
+}
+
+// "10.220.0.2" (every address it holds now, comma separated) and
+// "0.0.0.0:8080->80/tcp" as `ls` shows them.
+std::pair<std::string, std::string> addresses_and_ports(containers::Containers& cs,
+                                                        const ContainerRecord& r) {
+  std::string addrs, ports;
+  if (auto views = cs.networks().endpoints_of(r.id); views.ok())
+    for (const auto& v : *views)
+      if (v.ip) addrs += (addrs.empty() ? "" : ",") + net::Ipv4{v.ip}.to_string();
+  std::string bound = ports_file(cs.root(), r);
+  if (!bound.empty()) {
+    json j = json::parse(bound, nullptr, false);
+    if (j.is_array())
+      for (const auto& p : j)
+        if (p.is_object())
+          ports += (ports.empty() ? "" : ", ") + p.value("host_ip", std::string("0.0.0.0")) + ":" +
+                   std::to_string(p.value("host_port", 0)) + "->" +
+                   std::to_string(p.value("container_port", 0)) + "/" +
+                   p.value("proto", std::string("tcp"));
+  }
+  return {addrs, ports};
+}
+
+json inspect_json(containers::Containers& cs, const ContainerRecord& r) {
+  const std::string& root = cs.root();
   auto cfg = runtime::config_from_json(r.config);
   runtime::ContainerConfig c = cfg.ok() ? *cfg : runtime::ContainerConfig{};
   const auto& s = r.state;
   std::string dir = runtime::container_dir(root, r.id);
+  json network_settings = json::object();
+  {
+    std::string bound = ports_file(root, r);
+    json ports = bound.empty() ? json::object() : networks::ports_view(c.ports, bound);
+    auto ns = networks::network_settings(cs.networks(), r.id, r.name, ports);
+    if (ns.ok()) network_settings = std::move(*ns);
+  }
   json mounts = json::array();
   for (const auto& m : c.mounts) {
     std::string source = m.source;
@@ -139,7 +178,14 @@ json inspect_json(const ContainerRecord& r, const std::string& root) {
           {"MaximumRetryCount", c.restart.max_retries}}},
         {"NanoCpus", static_cast<int64_t>(c.cpus) * 1'000'000'000},
         {"Memory", c.memory_bytes},
+        {"NetworkMode", c.network_mode},
+        {"PortBindings", networks::ports_view(c.ports, "")},
+        {"Dns", c.dns},
+        {"DnsSearch", c.dns_search},
+        {"DnsOptions", c.dns_options},
+        {"ExtraHosts", c.extra_hosts},
         {"Accel", c.accel.empty() ? "auto" : c.accel}}},
+      {"NetworkSettings", network_settings},
       {"Rootfs",
        {{"Image", c.root_image},
         {"Directory", c.rootfs},
@@ -180,21 +226,26 @@ int list(const Flags& f, const GlobalOptions& g) {
                      {"State", state::state_name(r.state.status)},
                      {"Status", containers::describe_status(r, now)},
                      {"ExitCode", r.state.exit_code},
-                     {"Names", r.name}});
+                     {"Names", r.name},
+                     {"Networks", c.ok() ? c->network_mode : ""},
+                     {"IPAddress", addresses_and_ports(**cs, r).first},
+                     {"Ports", addresses_and_ports(**cs, r).second}});
     }
     std::cout << out.dump(2) << "\n";
     return kExitOk;
   }
-  std::printf("%-12s   %-24s   %-22s   %-16s   %-34s   %s\n", "CONTAINER ID", "IMAGE", "COMMAND",
-              "CREATED", "STATUS", "NAMES");
+  std::printf("%-12s   %-24s   %-22s   %-16s   %-34s   %-15s   %-24s   %s\n", "CONTAINER ID",
+              "IMAGE", "COMMAND", "CREATED", "STATUS", "ADDRESS", "PORTS", "NAMES");
   for (const auto& r : shown) {
     auto c = runtime::config_from_json(r.config);
     std::string cmd = c.ok() ? "\"" + command_line(*c) + "\"" : "";
     if (cmd.size() > 22) cmd = cmd.substr(0, 20) + "…\"";
     std::string created = containers::describe_age(r.created, now) + " ago";
-    std::printf("%-12s   %-24s   %-22s   %-16s   %-34s   %s\n", r.id.substr(0, 12).c_str(),
-                (r.image.empty() ? "(rootfs)" : r.image).c_str(), cmd.c_str(), created.c_str(),
-                containers::describe_status(r, now).c_str(), r.name.c_str());
+    auto [addrs, ports] = addresses_and_ports(**cs, r);
+    std::printf("%-12s   %-24s   %-22s   %-16s   %-34s   %-15s   %-24s   %s\n",
+                r.id.substr(0, 12).c_str(), (r.image.empty() ? "(rootfs)" : r.image).c_str(),
+                cmd.c_str(), created.c_str(), containers::describe_status(r, now).c_str(),
+                addrs.c_str(), ports.c_str(), r.name.c_str());
   }
   return kExitOk;
 }
@@ -336,10 +387,35 @@ int inspect(const Flags& f, const GlobalOptions& g) {
   json out = json::array();
   int rc = for_each(g, "inspect", f.refs,
                     [&](Containers& cs, const ContainerRecord& r, const std::string&) -> Status {
-                      out.push_back(inspect_json(r, cs.root()));
+                      out.push_back(inspect_json(cs, r));
                       return ok_status();
                     });
   std::cout << out.dump(4) << "\n";
+  return rc;
+}
+
+// vessel port CONTAINER [PORT[/PROTO]]: the published ports as bound now.
+int port(const Flags& f, const GlobalOptions& g) {
+  if (f.refs.empty() || f.refs.size() > 2) {
+    print_error("port: give a container and optionally a port (e.g. 80/tcp)");
+    return kExitUsage;
+  }
+  std::string filter = f.refs.size() == 2 ? f.refs[1] : "";
+  if (!filter.empty() && filter.find('/') == std::string::npos) filter += "/tcp";
+  bool found = false;
+  int rc = for_each(g, "port", {f.refs[0]},
+                    [&](Containers& cs, const ContainerRecord& r, const std::string&) -> Status {
+                      for (const auto& line : networks::port_lines(ports_file(cs.root(), r))) {
+                        if (!filter.empty() && line.rfind(filter + " ", 0) != 0) continue;
+                        std::cout << (filter.empty() ? line : line.substr(line.find("-> ") + 3))
+                                  << "\n";
+                        found = true;
+                      }
+                      if (!filter.empty() && !found)
+                        return Error(ErrorCode::kNotFound,
+                                     "no public port '" + filter + "' published for " + r.name);
+                      return ok_status();
+                    });
   return rc;
 }
 
@@ -768,6 +844,10 @@ Runner add_container(CLI::App& app, const GlobalOptions& global) {
   auto* inspect_cmd = verb("inspect", "Show containers' configuration and state as JSON",
                            [f, &g] { return inspect(*f, g); });
   refs(inspect_cmd);
+
+  auto* port_cmd = verb("port", "List a container's published ports: port CONTAINER [PORT[/PROTO]]",
+                        [f, &g] { return port(*f, g); });
+  port_cmd->add_option("args", f->refs, "Container, then optionally a port")->required();
 
   auto* logs_cmd = verb("logs", "Show a container's output", [f, &g] { return logs(*f, g); });
   refs(logs_cmd);

@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   add(add_registry);
   add(add_container);
   add(add_volume);
+  add(add_network);
   add(add_copy);
 
   // Name an unknown verb plainly, as Docker does, rather than CLI11's

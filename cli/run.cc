@@ -12,6 +12,8 @@
 #include "commands.h"
 #include "containers/containers.h"
 #include "monitor/client.h"
+#include "net/port_spec.h"
+#include "networks/networks.h"
 #include "runtime/config.h"
 #include "runtime/paths.h"
 #include "sys/fs.h"
@@ -34,6 +36,10 @@ struct RunFlags {
   std::string pull = "missing";
   std::optional<std::string> entrypoint;
   PullFlags pull_flags;
+  // Networking.
+  std::vector<std::string> networks, aliases, dns, dns_search, dns_options, add_hosts, publish;
+  std::string ip, mac;
+  bool publish_all = false;
   std::vector<std::string> command;
 };
 
@@ -166,6 +172,17 @@ Status apply_image(const RunFlags& f, const std::string& root, const std::string
   }
   for (const auto& [k, v] : config.config.labels)
     spec.labels.emplace(k, v);  // --label entries, added first, win
+  // -P: every ExposedPorts entry on a free host port, unless -p gave it.
+  if (f.publish_all) {
+    for (const auto& key : config.config.exposed_ports) {
+      auto port = net::parse_port_key(key);
+      if (!port.ok()) return port.error().wrap("image '" + ref.familiar() + "' ExposedPorts");
+      bool given = false;
+      for (const auto& m : spec.ports)
+        given = given || (m.container_port == port->first && m.proto == port->second);
+      if (!given) spec.ports.push_back({"", 0, port->first, port->second});
+    }
+  }
   return ok_status();
 }
 
@@ -244,6 +261,14 @@ Result<runtime::ContainerConfig> build_config(const RunFlags& f, const std::stri
     VESSEL_ASSIGN_OR_RETURN(runtime::MountSpec m, runtime::parse_tmpfs_flag(v));
     spec.mounts.push_back(std::move(m));
   }
+  for (const auto& p : f.publish) {
+    VESSEL_ASSIGN_OR_RETURN(auto mappings, net::parse_publish(p));
+    spec.ports.insert(spec.ports.end(), mappings.begin(), mappings.end());
+  }
+  spec.dns = f.dns;
+  spec.dns_search = f.dns_search;
+  spec.dns_options = f.dns_options;
+  spec.extra_hosts = f.add_hosts;
   VESSEL_ASSIGN_OR_RETURN(
       runtime::GuestAssets assets,
       runtime::find_guest_assets(f.kernel.empty() ? std::nullopt
@@ -263,7 +288,18 @@ Result<containers::ContainerRecord> create(const RunFlags& f, const GlobalOption
   if (!f.cidfile.empty() && ::access(f.cidfile.c_str(), F_OK) == 0)
     return Error(ErrorCode::kAlreadyExists, "container ID file '" + f.cidfile + "' already exists");
   notice_accel(cs.root(), config.accel, g.debug);
-  VESSEL_ASSIGN_OR_RETURN(containers::ContainerRecord r, cs.create(std::move(config), f.name));
+  // --ip, --mac-address and --network-alias belong to the first network.
+  std::vector<networks::Attachment> attachments;
+  for (const auto& n : f.networks)
+    attachments.push_back({n, "", "", {}});
+  if (!f.ip.empty() || !f.mac.empty() || !f.aliases.empty()) {
+    if (attachments.empty()) attachments.push_back({networks::kDefaultNetwork, "", "", {}});
+    attachments.front().ip = f.ip;
+    attachments.front().mac = f.mac;
+    attachments.front().aliases = f.aliases;
+  }
+  VESSEL_ASSIGN_OR_RETURN(containers::ContainerRecord r,
+                          cs.create(std::move(config), f.name, attachments));
   if (!f.cidfile.empty()) {
     if (auto s = sys::write_file_atomic(f.cidfile, r.id); !s.ok()) {
       (void)cs.remove(r, true);
@@ -355,6 +391,23 @@ void add_container_flags(CLI::App* cmd, RunFlags& f) {
   cmd->add_flag("--init", f.init, "Accepted for Docker compatibility (vessel-init always reaps)");
   cmd->add_option("--accel", f.accel,
                   "Accelerator: kvm, tcg or auto (default: $VESSEL_ACCEL or auto)");
+  cmd->add_option("--network,--net", f.networks,
+                  "Connect to a network (repeatable; 'none': only loopback; default: default)")
+      ->allow_extra_args(false);
+  cmd->add_option("--ip", f.ip, "IPv4 address on the (first) network");
+  cmd->add_option("--mac-address", f.mac, "MAC address on the (first) network");
+  cmd->add_option("--network-alias", f.aliases, "Another name on the (first) network")
+      ->allow_extra_args(false);
+  cmd->add_option("-p,--publish", f.publish,
+                  "Publish a port: [HOSTIP:][HOSTPORT:]CTRPORT[/tcp|udp], ranges allowed")
+      ->allow_extra_args(false);
+  cmd->add_flag("-P,--publish-all", f.publish_all,
+                "Publish the image's exposed ports on free host ports");
+  cmd->add_option("--dns", f.dns, "DNS server instead of the network's")->allow_extra_args(false);
+  cmd->add_option("--dns-search", f.dns_search, "DNS search domain")->allow_extra_args(false);
+  cmd->add_option("--dns-option", f.dns_options, "DNS resolver option")->allow_extra_args(false);
+  cmd->add_option("--add-host", f.add_hosts, "Add NAME:IP to /etc/hosts (IP may be host-gateway)")
+      ->allow_extra_args(false);
   cmd->add_option("--kernel", f.kernel, "Guest kernel to boot instead of the built one");
 }
 

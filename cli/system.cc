@@ -46,12 +46,33 @@ int status(const SystemFlags& f, const GlobalOptions& g, bool kernel_only) {
     auto qemu = vmm::find_qemu(probe);
     out["qemu"] = qemu.ok() ? nlohmann::json(*qemu) : nlohmann::json(nullptr);
     out["virtiofsd"] = vmm::virtiofsd_path();
+    // What crashed monitors and commands left on the host (leases, DNS
+    // servers, bridges, the firewall table): found, removed or repaired,
+    // and said here.
+    nlohmann::json cleanup = nlohmann::json::array();
+    if (auto cs = containers::Containers::open(runtime::resolve_root(g.root)); cs.ok()) {
+      (void)(*cs)->list();  // reconcile: dead monitors give their addresses back
+      auto swept = (*cs)->networks().sweep();
+      if (swept.ok())
+        for (const auto& line : *swept)
+          cleanup.push_back(line);
+      else
+        cleanup.push_back("network cleanup failed: " + swept.error().to_string());
+    }
+    out["networkCleanup"] = cleanup;
   }
   if (f.format == "json") {
     std::cout << out.dump(2) << "\n";
   } else {
-    for (auto& [k, v] : out.items())
+    for (auto& [k, v] : out.items()) {
+      if (k == "networkCleanup") {
+        std::cout << k << ": " << (v.empty() ? "nothing left behind" : "") << "\n";
+        for (const auto& line : v)
+          std::cout << "  " << line.get<std::string>() << "\n";
+        continue;
+      }
       std::cout << k << ": " << (v.is_string() ? v.get<std::string>() : v.dump()) << "\n";
+    }
   }
   return assets.ok() ? kExitOk : kExitFailure;
 }

@@ -37,6 +37,10 @@ packages=(
   linux-source-6.12 make bc bison flex libelf-dev libssl-dev cpio xz-utils kmod
   # fixtures
   busybox-static e2fsprogs gzip zstd
+  # networking: netlink (libmnl), nftables (libnftables), DNS per network (dnsmasq)
+  libmnl-dev libnftables-dev nftables dnsmasq-base iproute2
+  # network benchmark
+  iperf3
   # image tests: a registry on 127.0.0.1 and tools that build OCI images
   docker-registry skopeo umoci apache2-utils openssl
 )

@@ -96,6 +96,13 @@ std::string describe_status(const ContainerRecord& r, int64_t now) {
   return "Unknown";
 }
 
+Containers::Containers(std::string root, std::unique_ptr<state::Store> store)
+    : root_(std::move(root)), store_(std::move(store)) {
+  std::string r = root_;
+  networks_ = std::make_unique<networks::Networks>(
+      root_, *store_, [r](const std::string& id) { return runtime::owner_alive(r, id); });
+}
+
 Result<std::unique_ptr<Containers>> Containers::open(const std::string& root) {
   VESSEL_TRY(sys::make_dirs(root, 0700));
   VESSEL_TRY(sys::make_dirs(runtime::containers_dir(root), 0700));
@@ -103,8 +110,8 @@ Result<std::unique_ptr<Containers>> Containers::open(const std::string& root) {
   return std::unique_ptr<Containers>(new Containers(root, std::move(store)));
 }
 
-Result<ContainerRecord> Containers::create(runtime::ContainerConfig config,
-                                           const std::string& name) {
+Result<ContainerRecord> Containers::create(runtime::ContainerConfig config, const std::string& name,
+                                           const std::vector<networks::Attachment>& attachments) {
   if (!name.empty()) VESSEL_TRY(validate_name(name));
   if (config.auto_remove && config.restart.kind != runtime::RestartPolicy::Kind::kNo)
     return Error(ErrorCode::kInvalidArgument,
@@ -113,6 +120,16 @@ Result<ContainerRecord> Containers::create(runtime::ContainerConfig config,
   VESSEL_ASSIGN_OR_RETURN(std::string id, random_hex(32));
   VESSEL_TRY(runtime::prepare_config(config, id));
   VESSEL_TRY(runtime::check_mounts(config.mounts));
+  for (const auto& h : config.extra_hosts)
+    VESSEL_TRY(networks::validate_extra_host(h));
+  for (const auto& d : config.dns)
+    if (auto a = net::Ipv4::parse(d); !a.ok()) return a.error().wrap("invalid --dns");
+  VESSEL_ASSIGN_OR_RETURN(auto endpoints, networks_->plan(id, attachments));
+  config.network_mode =
+      endpoints.empty() ? std::string(networks::kNoNetwork) : endpoints.front().network;
+  if (endpoints.empty() && !config.ports.empty())
+    return Error(ErrorCode::kInvalidArgument,
+                 "published ports (-p, -P) need a network: not with --network none");
   remove_orphans();
 
   // Mount sources: bind paths must exist (-v makes a missing directory, as
@@ -180,7 +197,7 @@ Result<ContainerRecord> Containers::create(runtime::ContainerConfig config,
       r.name = generate_name(rnd);
       if (attempt >= 3) r.name += "_" + id.substr(0, 6);
     }
-    auto added = store_->add_container(r);
+    auto added = store_->add_container(r, endpoints);
     if (added.ok()) {
       for (const auto& m : config.mounts)
         if (m.type == runtime::MountSpec::Type::kVolume)
@@ -211,6 +228,9 @@ Result<ContainerRecord> Containers::reconcile(ContainerRecord r) {
     });
     if (updated.ok()) r = std::move(*updated);
   }
+  // A dead monitor's addresses and names go (its taps went with its QEMU).
+  if (auto s = networks_->release(r.id); !s.ok())
+    log::warn("release the addresses of " + display_name(r) + ": " + s.error().to_string());
   runtime::remove_if_stale(root_, r.id);
   return r;
 }

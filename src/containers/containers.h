@@ -16,6 +16,7 @@
 #include "base/error.h"
 #include "monitor/api.h"
 #include "monitor/client.h"
+#include "networks/networks.h"
 #include "runtime/config.h"
 #include "state/store.h"
 
@@ -32,9 +33,14 @@ class Containers {
   state::Store& store() { return *store_; }
 
   /// Records a new container: checks and completes `config`, gives it an id
-  /// and a name (generated when `name` is empty), makes its directory and
-  /// writable layer. kAlreadyExists for a taken name.
-  Result<ContainerRecord> create(runtime::ContainerConfig config, const std::string& name);
+  /// and a name (generated when `name` is empty), its network endpoints
+  /// (`attachments`; none: the default network), makes its directory and
+  /// writable layer. kAlreadyExists for a taken name or address.
+  Result<ContainerRecord> create(runtime::ContainerConfig config, const std::string& name,
+                                 const std::vector<networks::Attachment>& attachments = {});
+
+  /// The networks of this state root.
+  networks::Networks& networks() { return *networks_; }
 
   /// By name, id or unique id prefix; reconciled.
   Result<ContainerRecord> find(const std::string& ref);
@@ -92,10 +98,10 @@ class Containers {
   std::string volume_data(const std::string& name) const;
 
  private:
-  Containers(std::string root, std::unique_ptr<state::Store> store)
-      : root_(std::move(root)), store_(std::move(store)) {}
+  Containers(std::string root, std::unique_ptr<state::Store> store);
   std::string root_;
   std::unique_ptr<state::Store> store_;
+  std::unique_ptr<networks::Networks> networks_;
 };
 
 /// `bytes` random bytes as lowercase hex (ids, anonymous volume names).

@@ -14,11 +14,15 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <vector>
 
 #include "base/log.h"
 #include "monitor/api.h"
+#include "net/port_proxy.h"
+#include "networks/networks.h"
 #include "runtime/config.h"
 #include "runtime/container_vm.h"
 #include "runtime/log_file.h"
@@ -137,6 +141,14 @@ class Monitor {
   }
   void flush_clients(std::chrono::milliseconds budget);
 
+  // ---- networking: made once per monitor, kept across restarts ----
+  // Leases the container's addresses, makes its taps (they live as long as
+  // this process holds them: a dead monitor leaves none) and binds its
+  // published ports.
+  Status setup_network(runtime::BootOptions& b);
+  void sync_dns();
+  void release_network();
+
   MonitorOptions o_;
   std::unique_ptr<state::Store> store_;
   ContainerConfig config_;
@@ -152,6 +164,12 @@ class Monitor {
   uint32_t next_stream_ = 2;
   std::vector<int> stop_waiters_;
   std::deque<int> stats_waiters_;
+
+  std::unique_ptr<networks::Networks> networks_;
+  std::vector<networks::Nic> nics_;
+  std::vector<UniqueFd> taps_;
+  std::unique_ptr<net::PortProxy> proxy_;
+  bool network_ready_ = false;
 
   std::unique_ptr<runtime::ContainerVm> vm_;
   bool main_running_ = false;
@@ -174,7 +192,11 @@ std::optional<int> Monitor::start() {
   b.upper_disk = cdir_ + "/upper.img";
   b.debug = o_.debug;
   b.abort_fd = signals_.get();
-  phase("booting");
+  if (auto s = setup_network(b); !s.ok()) {
+    start_error_ = s.error().to_string();
+    return 125;
+  }
+  phase("network ready; booting");
   auto vm = runtime::ContainerVm::boot(config_, b);
   phase("guest ready, container set up");
   if (!vm.ok()) {
@@ -227,6 +249,86 @@ std::optional<int> Monitor::start() {
   phase("main process started");
   main_pid_ = result->pid;
   return std::nullopt;
+}
+
+Status Monitor::setup_network(runtime::BootOptions& b) {
+  if (!network_ready_) {
+    std::string root = o_.root;
+    networks_ = std::make_unique<networks::Networks>(
+        root, *store_, [root](const std::string& id) { return runtime::owner_alive(root, id); });
+    VESSEL_ASSIGN_OR_RETURN(nics_, networks_->acquire(o_.id));
+    for (const auto& nic : nics_) {
+      auto tap = networks_->plug(nic);
+      if (!tap.ok()) return tap.error().wrap("attach to network " + nic.network.name);
+      taps_.push_back(std::move(*tap));
+    }
+    if (!config_.ports.empty()) {
+      const networks::Nic* target = nullptr;
+      for (const auto& nic : nics_)
+        if (!target && !nic.network.internal) target = &nic;
+      if (!target)
+        return Error(ErrorCode::kInvalidArgument,
+                     "published ports need a network with a route out (not none or internal)");
+      VESSEL_ASSIGN_OR_RETURN(proxy_, net::PortProxy::start(config_.ports, target->address));
+      nlohmann::json ports = nlohmann::json::array();
+      for (const auto& m : proxy_->bound())
+        ports.push_back({{"host_ip", m.host_ip.empty() ? "0.0.0.0" : m.host_ip},
+                         {"host_port", m.host_port},
+                         {"container_port", m.container_port},
+                         {"proto", net::proto_name(m.proto)}});
+      VESSEL_TRY(sys::write_file_atomic(rdir_.path() + "/ports.json", ports.dump()));
+    }
+    network_ready_ = true;
+  }
+  b.nics.clear();
+  b.interfaces.clear();
+  b.gateway = 0;
+  std::vector<net::Ipv4> own;
+  for (size_t i = 0; i < nics_.size(); ++i) {
+    const auto& nic = nics_[i];
+    b.nics.push_back({taps_[i].get(), nic.mac.to_string()});
+    protocol::Interface itf;
+    itf.name = nic.name;
+    itf.mac.assign(nic.mac.bytes.begin(), nic.mac.bytes.end());
+    itf.address = nic.address.value;
+    itf.prefix_len = nic.network.subnet.prefix;
+    b.interfaces.push_back(std::move(itf));
+    // The default route goes through the first network with a way out.
+    if (b.gateway == 0 && !nic.network.internal) b.gateway = nic.network.gateway.value;
+    own.push_back(nic.address);
+  }
+  std::vector<std::string> extra = config_.extra_hosts;
+  for (auto& e : extra) {
+    auto colon = e.find(':');
+    if (colon != std::string::npos && e.substr(colon + 1) == "host-gateway")
+      e = e.substr(0, colon + 1) +
+          (nics_.empty() ? std::string("127.0.0.1") : nics_.front().network.gateway.to_string());
+  }
+  b.hosts = networks::container_hosts(config_.hostname, own, extra);
+  b.resolv_conf =
+      networks::container_resolv_conf(nics_.empty() ? nullptr : &nics_.front().network, config_.dns,
+                                      config_.dns_search, config_.dns_options);
+  return ok_status();
+}
+
+void Monitor::sync_dns() {
+  std::set<std::string> done;
+  for (const auto& nic : nics_) {
+    if (!done.insert(nic.network.name).second) continue;
+    if (auto s = networks_->sync_dns(nic.network); !s.ok())
+      log::warn("dns of network " + nic.network.name + ": " + s.error().to_string());
+  }
+}
+
+void Monitor::release_network() {
+  proxy_.reset();
+  taps_.clear();
+  if (networks_) {
+    if (auto s = networks_->release(o_.id); !s.ok())
+      log::warn("release network addresses: " + s.error().to_string());
+  }
+  nics_.clear();
+  network_ready_ = false;
 }
 
 bool Monitor::should_restart(int exit_code) const {
@@ -301,6 +403,7 @@ int Monitor::run() {
       s.restart_count = restart_count_;
       if (restart_count_ == 0) s.stopped_by_user = false;
     });
+    if (restart_count_ == 0) sync_dns();
     broadcast(type_code(ApiType::kStarted), kMainStream, reply_payload(0, "", main_pid_));
     report("ok " + std::to_string(main_pid_) + "\n");
     report_done();
@@ -359,6 +462,9 @@ int Monitor::run() {
 
   // The end: tell the clients, clean up, go.
   finish_stop_waiters(0, "");
+  // Addresses and names go before the record can (--rm): the leases are
+  // what the DNS answers from.
+  release_network();
   if (config_.auto_remove) {
     if (auto s = store_->remove_container(o_.id); !s.ok())
       log::warn("remove container: " + s.error().to_string());

@@ -180,7 +180,19 @@ std::string to_json(const ContainerConfig& c) {
       {"auto_remove", c.auto_remove},
       {"labels", c.labels},
       {"boot_timeout_seconds", c.boot_timeout_seconds},
+      {"network_mode", c.network_mode},
+      {"dns", c.dns},
+      {"dns_search", c.dns_search},
+      {"dns_options", c.dns_options},
+      {"extra_hosts", c.extra_hosts},
   };
+  json ports = json::array();
+  for (const auto& p : c.ports)
+    ports.push_back({{"host_ip", p.host_ip},
+                     {"host_port", p.host_port},
+                     {"container_port", p.container_port},
+                     {"proto", net::proto_name(p.proto)}});
+  j["ports"] = std::move(ports);
   return j.dump();
 }
 
@@ -221,6 +233,22 @@ Result<ContainerConfig> config_from_json(const std::string& text) {
     c.auto_remove = j.at("auto_remove").get<bool>();
     c.labels = j.at("labels").get<std::map<std::string, std::string>>();
     c.boot_timeout_seconds = j.at("boot_timeout_seconds").get<int>();
+    // Networking fields came later: absent in older configurations.
+    c.network_mode = j.value("network_mode", std::string("default"));
+    c.dns = j.value("dns", std::vector<std::string>{});
+    c.dns_search = j.value("dns_search", std::vector<std::string>{});
+    c.dns_options = j.value("dns_options", std::vector<std::string>{});
+    c.extra_hosts = j.value("extra_hosts", std::vector<std::string>{});
+    if (j.contains("ports")) {
+      for (const auto& p : j.at("ports")) {
+        net::PortMapping m;
+        m.host_ip = p.at("host_ip").get<std::string>();
+        m.host_port = p.at("host_port").get<uint16_t>();
+        m.container_port = p.at("container_port").get<uint16_t>();
+        m.proto = p.at("proto").get<std::string>() == "udp" ? net::Proto::kUdp : net::Proto::kTcp;
+        c.ports.push_back(m);
+      }
+    }
     return c;
   } catch (const json::exception& e) {
     return Error(ErrorCode::kInvalidArgument,

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "net/port_spec.h"
 #include "runtime/mounts.h"
 
 namespace vessel::runtime {
@@ -47,6 +48,17 @@ struct ContainerConfig {
   bool tty = false;         // -t
   bool open_stdin = false;  // -i
   std::string hostname;
+
+  // Networking. Which networks the container is on (its endpoints: address,
+  // MAC, aliases) is in the state store; these are the rest.
+  /// "default", "none" or the first network's name (Docker's NetworkMode).
+  std::string network_mode = "default";
+  std::vector<std::string> dns;          // --dns: nameservers instead of the network's
+  std::vector<std::string> dns_search;   // --dns-search
+  std::vector<std::string> dns_options;  // --dns-option
+  std::vector<std::string> extra_hosts;  // --add-host NAME:IP
+  /// -p and -P, one entry per port (ranges expanded).
+  std::vector<net::PortMapping> ports;
 
   // The VM.
   unsigned cpus = 2;

@@ -4,12 +4,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <map>
+#include <optional>
 #include <utility>
 
 namespace vessel::state {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+// 1: containers, volumes. 2: networks, endpoints, leases (added by the
+// same IF NOT EXISTS script, so a version 1 store upgrades in place).
+constexpr int kSchemaVersion = 2;
 
 // Busy waits: SQLite retries a locked database for this long before giving
 // up. Writers hold the lock for milliseconds; a minute means "stuck".
@@ -44,7 +49,40 @@ CREATE TABLE IF NOT EXISTS volume_uses (
   volume TEXT NOT NULL REFERENCES volumes(name),
   PRIMARY KEY (container, volume)
 );
+CREATE TABLE IF NOT EXISTS networks (
+  name TEXT PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  subnet TEXT NOT NULL,
+  gateway TEXT NOT NULL,
+  bridge TEXT NOT NULL UNIQUE,
+  internal INTEGER NOT NULL,
+  labels TEXT NOT NULL,
+  created INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS endpoints (
+  container TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+  network TEXT NOT NULL REFERENCES networks(name),
+  position INTEGER NOT NULL,
+  fixed_ip INTEGER NOT NULL,
+  last_ip INTEGER NOT NULL,
+  mac TEXT NOT NULL,
+  aliases TEXT NOT NULL,
+  PRIMARY KEY (container, network)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS endpoints_fixed_ip ON endpoints (network, fixed_ip)
+  WHERE fixed_ip != 0;
+CREATE TABLE IF NOT EXISTS leases (
+  network TEXT NOT NULL REFERENCES networks(name),
+  ip INTEGER NOT NULL,
+  container TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+  PRIMARY KEY (network, ip)
+);
 )sql";
+
+std::string ip_text(uint32_t ip) {
+  return std::to_string(ip >> 24) + "." + std::to_string((ip >> 16) & 255) + "." +
+         std::to_string((ip >> 8) & 255) + "." + std::to_string(ip & 255);
+}
 
 constexpr const char* kContainerColumns =
     "id, name, image, image_id, config, created, status, monitor_pid, started, finished, "
@@ -240,22 +278,66 @@ Status Store::exec(const char* sql) {
   return ok_status();
 }
 
-Status Store::add_container(const ContainerRecord& r) {
+Status Store::add_container(const ContainerRecord& r,
+                            const std::vector<EndpointRecord>& endpoints) {
+  VESSEL_TRY(exec("BEGIN IMMEDIATE"));
+  auto rollback = [&](Error e) -> Status {
+    (void)exec("ROLLBACK");
+    return e;
+  };
   std::string sql = std::string("INSERT INTO containers (") + kContainerColumns +
                     ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
-  Stmt s(db_, sql.c_str());
-  if (!s.ok()) return db_error(db_, "add container");
-  s.bind(1, r.id).bind(2, r.name).bind(3, r.image).bind(4, r.image_id).bind(5, r.config);
-  s.bind(6, r.created);
-  bind_state(s, 7, r.state);
-  if (s.step() != SQLITE_DONE) {
-    Error e = db_error(db_, "add container");
-    if (e.code() != ErrorCode::kAlreadyExists) return e;
-    if (container(r.id).ok())
-      return Error(ErrorCode::kAlreadyExists, "a container with id " + r.id + " exists");
-    return Error(ErrorCode::kAlreadyExists,
-                 "the container name \"" + r.name + "\" is already in use");
+  {
+    Stmt s(db_, sql.c_str());
+    if (!s.ok()) return rollback(db_error(db_, "add container"));
+    s.bind(1, r.id).bind(2, r.name).bind(3, r.image).bind(4, r.image_id).bind(5, r.config);
+    s.bind(6, r.created);
+    bind_state(s, 7, r.state);
+    if (s.step() != SQLITE_DONE) {
+      Error e = db_error(db_, "add container");
+      if (e.code() != ErrorCode::kAlreadyExists) return rollback(e);
+      if (container(r.id).ok())
+        return rollback(
+            Error(ErrorCode::kAlreadyExists, "a container with id " + r.id + " exists"));
+      return rollback(Error(ErrorCode::kAlreadyExists,
+                            "the container name \"" + r.name + "\" is already in use"));
+    }
   }
+  for (const auto& e : endpoints) {
+    if (!network(e.network).ok())
+      return rollback(Error(ErrorCode::kNotFound, "network " + e.network + " not found"));
+    if (e.fixed_ip != 0) {
+      // A fixed address must not be another container's fixed address nor
+      // held by a running one.
+      Stmt q(db_,
+             "SELECT c.name FROM endpoints e JOIN containers c ON c.id = e.container "
+             "WHERE e.network = ?1 AND e.fixed_ip = ?2 UNION "
+             "SELECT c.name FROM leases l JOIN containers c ON c.id = l.container "
+             "WHERE l.network = ?1 AND l.ip = ?2");
+      if (!q.ok()) return rollback(db_error(db_, "query addresses"));
+      q.bind(1, e.network).bind(2, int64_t{e.fixed_ip});
+      if (q.step() == SQLITE_ROW)
+        return rollback(Error(ErrorCode::kAlreadyExists,
+                              "address " + ip_text(e.fixed_ip) + " on network " + e.network +
+                                  " is already in use by container " + q.text(0)));
+    }
+    Stmt s(db_,
+           "INSERT INTO endpoints (container, network, position, fixed_ip, last_ip, mac, aliases) "
+           "VALUES (?1,?2,?3,?4,?5,?6,?7)");
+    if (!s.ok()) return rollback(db_error(db_, "add endpoint"));
+    s.bind(1, r.id).bind(2, e.network).bind(3, int64_t{e.position}).bind(4, int64_t{e.fixed_ip});
+    s.bind(5, int64_t{e.last_ip}).bind(6, e.mac).bind(7, e.aliases);
+    if (s.step() != SQLITE_DONE) {
+      Error err = db_error(db_, "add endpoint");
+      if (err.code() == ErrorCode::kAlreadyExists)
+        return rollback(Error(ErrorCode::kAlreadyExists,
+                              e.fixed_ip ? "address " + ip_text(e.fixed_ip) + " on network " +
+                                               e.network + " is already in use"
+                                         : "container is on network " + e.network + " twice"));
+      return rollback(err);
+    }
+  }
+  VESSEL_TRY(exec("COMMIT"));
   return ok_status();
 }
 
@@ -315,6 +397,229 @@ Status Store::remove_container(const std::string& id) {
   if (!s.ok() || s.bind(1, id).step() != SQLITE_DONE) return db_error(db_, "remove container");
   if (sqlite3_changes(db_) == 0) return Error(ErrorCode::kNotFound, "No such container: " + id);
   return ok_status();
+}
+
+namespace {
+
+constexpr const char* kNetworkColumns =
+    "name, id, subnet, gateway, bridge, internal, labels, created";
+
+NetworkRecord read_network(Stmt& s) {
+  return NetworkRecord{s.text(0), s.text(1),         s.text(2), s.text(3),
+                       s.text(4), s.integer(5) != 0, s.text(6), s.integer(7)};
+}
+
+constexpr const char* kEndpointColumns =
+    "container, network, position, fixed_ip, last_ip, mac, aliases";
+
+EndpointRecord read_endpoint(Stmt& s) {
+  EndpointRecord e;
+  e.container = s.text(0);
+  e.network = s.text(1);
+  e.position = static_cast<int>(s.integer(2));
+  e.fixed_ip = static_cast<uint32_t>(s.integer(3));
+  e.last_ip = static_cast<uint32_t>(s.integer(4));
+  e.mac = s.text(5);
+  e.aliases = s.text(6);
+  return e;
+}
+
+}  // namespace
+
+Status Store::add_network(const NetworkRecord& r) {
+  std::string sql =
+      std::string("INSERT INTO networks (") + kNetworkColumns + ") VALUES (?,?,?,?,?,?,?,?)";
+  Stmt s(db_, sql.c_str());
+  if (!s.ok()) return db_error(db_, "add network");
+  s.bind(1, r.name).bind(2, r.id).bind(3, r.subnet).bind(4, r.gateway).bind(5, r.bridge);
+  s.bind(6, int64_t{r.internal}).bind(7, r.labels).bind(8, r.created);
+  if (s.step() != SQLITE_DONE) {
+    Error e = db_error(db_, "add network");
+    if (e.code() == ErrorCode::kAlreadyExists)
+      return Error(ErrorCode::kAlreadyExists, "network with name " + r.name + " already exists");
+    return e;
+  }
+  return ok_status();
+}
+
+Result<NetworkRecord> Store::network(const std::string& name) {
+  std::string sql = std::string("SELECT ") + kNetworkColumns + " FROM networks WHERE name = ?1";
+  Stmt s(db_, sql.c_str());
+  if (!s.ok()) return db_error(db_, "query network");
+  s.bind(1, name);
+  int rc = s.step();
+  if (rc == SQLITE_DONE) return Error(ErrorCode::kNotFound, "network " + name + " not found");
+  if (rc != SQLITE_ROW) return db_error(db_, "query network");
+  return read_network(s);
+}
+
+Result<std::vector<NetworkRecord>> Store::networks() {
+  std::string sql = std::string("SELECT ") + kNetworkColumns + " FROM networks ORDER BY name";
+  Stmt s(db_, sql.c_str());
+  if (!s.ok()) return db_error(db_, "query networks");
+  std::vector<NetworkRecord> out;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW)
+    out.push_back(read_network(s));
+  if (rc != SQLITE_DONE) return db_error(db_, "query networks");
+  return out;
+}
+
+Status Store::remove_network(const std::string& name) {
+  VESSEL_TRY(exec("BEGIN IMMEDIATE"));
+  auto rollback = [&](Error e) -> Status {
+    (void)exec("ROLLBACK");
+    return e;
+  };
+  {
+    Stmt q(db_,
+           "SELECT c.name FROM endpoints e JOIN containers c ON c.id = e.container "
+           "WHERE e.network = ?1 ORDER BY c.created LIMIT 1");
+    if (!q.ok()) return rollback(db_error(db_, "query endpoints"));
+    q.bind(1, name);
+    if (q.step() == SQLITE_ROW)
+      return rollback(Error(
+          ErrorCode::kFailedPrecondition,
+          "network " + name + " has containers attached (" + q.text(0) + "): remove them first"));
+  }
+  {
+    Stmt d(db_, "DELETE FROM leases WHERE network = ?1");
+    if (!d.ok() || d.bind(1, name).step() != SQLITE_DONE)
+      return rollback(db_error(db_, "remove leases"));
+  }
+  Stmt s(db_, "DELETE FROM networks WHERE name = ?1");
+  if (!s.ok() || s.bind(1, name).step() != SQLITE_DONE)
+    return rollback(db_error(db_, "remove network"));
+  if (sqlite3_changes(db_) == 0)
+    return rollback(Error(ErrorCode::kNotFound, "network " + name + " not found"));
+  VESSEL_TRY(exec("COMMIT"));
+  return ok_status();
+}
+
+Result<std::vector<EndpointRecord>> Store::endpoints_of(const std::string& container) {
+  std::string sql = std::string("SELECT ") + kEndpointColumns +
+                    " FROM endpoints WHERE container = ?1 ORDER BY position";
+  Stmt s(db_, sql.c_str());
+  if (!s.ok()) return db_error(db_, "query endpoints");
+  s.bind(1, container);
+  std::vector<EndpointRecord> out;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW)
+    out.push_back(read_endpoint(s));
+  if (rc != SQLITE_DONE) return db_error(db_, "query endpoints");
+  return out;
+}
+
+Result<std::vector<EndpointRecord>> Store::endpoints_on(const std::string& network) {
+  std::string sql = std::string("SELECT ") + kEndpointColumns +
+                    " FROM endpoints WHERE network = ?1 ORDER BY container";
+  Stmt s(db_, sql.c_str());
+  if (!s.ok()) return db_error(db_, "query endpoints");
+  s.bind(1, network);
+  std::vector<EndpointRecord> out;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW)
+    out.push_back(read_endpoint(s));
+  if (rc != SQLITE_DONE) return db_error(db_, "query endpoints");
+  return out;
+}
+
+Result<std::vector<LeaseRecord>> Store::leases(const std::string& network) {
+  Stmt s(db_, network.empty()
+                  ? "SELECT network, ip, container FROM leases ORDER BY network, ip"
+                  : "SELECT network, ip, container FROM leases WHERE network = ?1 ORDER BY ip");
+  if (!s.ok()) return db_error(db_, "query leases");
+  if (!network.empty()) s.bind(1, network);
+  std::vector<LeaseRecord> out;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW)
+    out.push_back({s.text(0), static_cast<uint32_t>(s.integer(1)), s.text(2)});
+  if (rc != SQLITE_DONE) return db_error(db_, "query leases");
+  return out;
+}
+
+Status Store::release_addresses(const std::string& container) {
+  Stmt s(db_, "DELETE FROM leases WHERE container = ?1");
+  if (!s.ok() || s.bind(1, container).step() != SQLITE_DONE)
+    return db_error(db_, "release addresses");
+  return ok_status();
+}
+
+Result<std::vector<LeaseRecord>> Store::lease_addresses(
+    const std::string& container, const std::function<AddressPool(const std::string&)>& pools,
+    const std::function<bool(const std::string&)>& alive) {
+  VESSEL_TRY(exec("BEGIN IMMEDIATE"));
+  auto rollback = [&](Error e) -> Result<std::vector<LeaseRecord>> {
+    (void)exec("ROLLBACK");
+    return e;
+  };
+  auto eps = endpoints_of(container);
+  if (!eps.ok()) return rollback(eps.error());
+  std::vector<LeaseRecord> out;
+  for (const auto& e : *eps) {
+    auto held = leases(e.network);
+    if (!held.ok()) return rollback(held.error());
+    // Ours already (a restart under the same monitor), or stale: a holder
+    // whose monitor is gone gives its addresses up.
+    std::map<uint32_t, std::string> used;
+    std::optional<uint32_t> mine;
+    for (const auto& l : *held) {
+      if (l.container == container) {
+        mine = l.ip;
+        continue;
+      }
+      if (!alive(l.container)) {
+        Stmt d(db_, "DELETE FROM leases WHERE container = ?1");
+        if (!d.ok() || d.bind(1, l.container).step() != SQLITE_DONE)
+          return rollback(db_error(db_, "release stale lease"));
+        continue;
+      }
+      used[l.ip] = l.container;
+    }
+    if (mine) {
+      out.push_back({e.network, *mine, container});
+      continue;
+    }
+    AddressPool pool = pools(e.network);
+    auto usable = [&](uint32_t ip) {
+      if (ip < pool.first || ip > pool.last || used.count(ip)) return false;
+      return std::find(pool.reserved.begin(), pool.reserved.end(), ip) == pool.reserved.end();
+    };
+    uint32_t ip = 0;
+    if (e.fixed_ip != 0) {
+      if (!usable(e.fixed_ip)) {
+        std::string holder = used.count(e.fixed_ip) ? used[e.fixed_ip] : "";
+        return rollback(Error(ErrorCode::kAlreadyExists,
+                              "address " + ip_text(e.fixed_ip) + " on network " + e.network +
+                                  " is already in use" +
+                                  (holder.empty() ? "" : " by container " + holder.substr(0, 12))));
+      }
+      ip = e.fixed_ip;
+    } else if (e.last_ip != 0 && usable(e.last_ip)) {
+      ip = e.last_ip;
+    } else {
+      for (uint64_t a = pool.first; a <= pool.last && pool.first != 0; ++a) {
+        if (usable(static_cast<uint32_t>(a))) {
+          ip = static_cast<uint32_t>(a);
+          break;
+        }
+      }
+      if (ip == 0)
+        return rollback(
+            Error(ErrorCode::kUnavailable, "network " + e.network + " has no free address left"));
+    }
+    Stmt ins(db_, "INSERT INTO leases (network, ip, container) VALUES (?1, ?2, ?3)");
+    if (!ins.ok()) return rollback(db_error(db_, "lease address"));
+    ins.bind(1, e.network).bind(2, int64_t{ip}).bind(3, container);
+    if (ins.step() != SQLITE_DONE) return rollback(db_error(db_, "lease address"));
+    Stmt up(db_, "UPDATE endpoints SET last_ip = ?1 WHERE container = ?2 AND network = ?3");
+    if (!up.ok()) return rollback(db_error(db_, "record address"));
+    up.bind(1, int64_t{ip}).bind(2, container).bind(3, e.network);
+    if (up.step() != SQLITE_DONE) return rollback(db_error(db_, "record address"));
+    out.push_back({e.network, ip, container});
+  }
+  VESSEL_TRY(exec("COMMIT"));
+  return out;
 }
 
 Status Store::add_volume(const VolumeRecord& r) {

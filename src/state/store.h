@@ -52,6 +52,46 @@ struct VolumeRecord {
   bool anonymous = false;
 };
 
+/// A network (the model; the host objects are the net layer's business).
+struct NetworkRecord {
+  std::string name;     // unique
+  std::string id;       // 64 lowercase hex
+  std::string subnet;   // "10.220.0.0/16"
+  std::string gateway;  // "10.220.0.1"
+  std::string bridge;   // unique
+  bool internal = false;
+  std::string labels = "{}";  // JSON object
+  int64_t created = 0;
+};
+
+/// A container's place on a network, fixed at create and kept until the
+/// container is removed: its NIC's position, MAC and aliases, and the
+/// address it asked for (--ip) or last held.
+struct EndpointRecord {
+  std::string container;
+  std::string network;
+  int position = 0;            // NIC index: eth<position>
+  uint32_t fixed_ip = 0;       // --ip (host byte order); 0: any
+  uint32_t last_ip = 0;        // the address it held last; preferred at the next start
+  std::string mac;             // "02:..."
+  std::string aliases = "[]";  // JSON array of names
+};
+
+/// An address in use: leased by a container's monitor when it starts the
+/// container and released when the container stops for good (or its monitor
+/// is found dead). UNIQUE(network, ip): never two holders.
+struct LeaseRecord {
+  std::string network;
+  uint32_t ip = 0;
+  std::string container;
+};
+
+/// What the allocator may hand out on one network.
+struct AddressPool {
+  uint32_t first = 0, last = 0;    // inclusive range of usable host addresses
+  std::vector<uint32_t> reserved;  // never handed out (the gateway)
+};
+
 class Store {
  public:
   /// Opens (creating) the database at `path`.
@@ -60,8 +100,12 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  /// kAlreadyExists when the id or the name is taken.
-  Status add_container(const ContainerRecord& record);
+  /// kAlreadyExists when the id or the name is taken. With `endpoints`, the
+  /// container's network endpoints are recorded in the same transaction:
+  /// kNotFound for a network that does not exist, kAlreadyExists for a
+  /// fixed address another container asked for or holds.
+  Status add_container(const ContainerRecord& record,
+                       const std::vector<EndpointRecord>& endpoints = {});
   /// By exact id; kNotFound.
   Result<ContainerRecord> container(const std::string& id);
   /// By name, full id or unique id prefix, as Docker resolves them: kNotFound
@@ -76,6 +120,38 @@ class Store {
                                            const std::function<Status(ContainerRecord&)>& change);
   /// kNotFound if there is no such container.
   Status remove_container(const std::string& id);
+
+  // ---- networks -----------------------------------------------------------
+
+  /// kAlreadyExists when the name (or the bridge) is taken.
+  Status add_network(const NetworkRecord& record);
+  /// kNotFound ("network X not found").
+  Result<NetworkRecord> network(const std::string& name);
+  /// All networks, by name.
+  Result<std::vector<NetworkRecord>> networks();
+  /// kFailedPrecondition while a container (running or not) has an endpoint
+  /// on it; kNotFound.
+  Status remove_network(const std::string& name);
+
+  /// A container's endpoints, by position.
+  Result<std::vector<EndpointRecord>> endpoints_of(const std::string& container);
+  /// The endpoints on a network, by container.
+  Result<std::vector<EndpointRecord>> endpoints_on(const std::string& network);
+
+  /// Leases an address on each of `container`'s networks, in one
+  /// transaction: its fixed address, else the one it held last when free,
+  /// else the lowest free address of `pools[network]`. A lease held by a
+  /// container for which `alive` says false is stale and given up first.
+  /// Returns the leases (one per endpoint, in endpoint order). kAlreadyExists
+  /// when a fixed address is held by a live container, kUnavailable when a
+  /// network has no free address left.
+  Result<std::vector<LeaseRecord>> lease_addresses(
+      const std::string& container, const std::function<AddressPool(const std::string&)>& pools,
+      const std::function<bool(const std::string&)>& alive);
+  /// Releases every lease of `container`.
+  Status release_addresses(const std::string& container);
+  /// Current leases, on `network` ("" = every network).
+  Result<std::vector<LeaseRecord>> leases(const std::string& network = "");
 
   /// kAlreadyExists when the name is taken.
   Status add_volume(const VolumeRecord& record);
