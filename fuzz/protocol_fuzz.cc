@@ -33,7 +33,13 @@ bool same(const Setup& a, const Setup& b) {
          a.resolv_conf == b.resolv_conf && a.read_only == b.read_only &&
          a.lower_serial == b.lower_serial && a.upper_serial == b.upper_serial &&
          a.memory_limit_bytes == b.memory_limit_bytes && a.pids_limit == b.pids_limit &&
-         a.cpu_quota_usec == b.cpu_quota_usec && a.cpu_period_usec == b.cpu_period_usec;
+         a.cpu_quota_usec == b.cpu_quota_usec && a.cpu_period_usec == b.cpu_period_usec &&
+         a.mounts.size() == b.mounts.size() && a.gateway == b.gateway &&
+         std::equal(a.interfaces.begin(), a.interfaces.end(), b.interfaces.begin(),
+                    b.interfaces.end(), [](const Interface& x, const Interface& y) {
+                      return x.name == y.name && x.mac == y.mac && x.address == y.address &&
+                             x.prefix_len == y.prefix_len && x.mtu == y.mtu;
+                    });
 }
 bool same(const Rlimit& a, const Rlimit& b) {
   return a.resource == b.resource && a.soft == b.soft && a.hard == b.hard;

@@ -20,6 +20,8 @@
 #include <string>
 #include <utility>
 
+#include "guest/net.h"
+
 namespace vessel::guest {
 namespace {
 
@@ -151,26 +153,6 @@ Status mount_api_filesystems(const std::string& root, const ContainerCgroup& cgr
                     "newinstance,ptmxmode=0666,mode=0620,gid=5");
   if (!s.ok()) return s;
   return mount_in_root(root, "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=65536k");
-}
-
-/// Writes `contents` to /run/vessel/<name> and bind-mounts it over
-/// /etc/<name> in the container. Only an existing regular file reached
-/// through no symlink is covered: the root is a host directory, so init never
-/// creates files in it, and a symlink would be resolved in init's namespace
-/// rather than the container's. Empty contents mean the host leaves the
-/// image's file alone.
-Status cover_etc_file(const std::string& root, const std::string& name,
-                      const std::string& contents) {
-  if (contents.empty()) return {};
-  std::string target = root + "/etc/" + name;
-  struct stat st;
-  if (!resolves_to_itself(target) || stat(target.c_str(), &st) < 0 || !S_ISREG(st.st_mode)) {
-    return {};
-  }
-  std::string source = std::string(kRunDir) + "/" + name;
-  Status s = write_file(source, contents, 0644);
-  if (!s.ok()) return s;
-  return mount_fs(source.c_str(), target, nullptr, MS_BIND, nullptr, "bind '/etc/" + name + "'");
 }
 
 /// What the namespace helper sends back: errnum 0, or the errno of `step`.
@@ -371,6 +353,51 @@ Result<UniqueFd> open_mount_point(int root_fd, const std::string& target, bool f
   return dir;
 }
 
+/// Writes `contents` to /run/vessel/<name> and bind-mounts it over
+/// /etc/<name> in the container, as Docker does for hosts, resolv.conf and
+/// hostname. What the image lacks (the file, /etc itself) is created first,
+/// so an empty root gets all three. Every lookup stays inside the root
+/// (open_mount_point: RESOLVE_IN_ROOT), so a symlinked /etc/<name> is
+/// followed within the container, never into init's tree. Where the mount
+/// point cannot be made (a read-only root without the file, a dangling
+/// symlink) or is not a regular file, the image's entry is left as it is:
+/// that costs the container the file, not its start. Empty contents mean the
+/// host leaves the image's file alone.
+Status cover_etc_file(int root_fd, const std::string& name, const std::string& contents) {
+  if (contents.empty()) return {};
+  std::string target = "/etc/" + name;
+  Result<UniqueFd> point = open_mount_point(root_fd, target, /*file=*/true);
+  if (!point.ok()) {
+    // EROFS: a read-only root has no room for a missing file; not worth a
+    // console line (each byte is slow under emulation).
+    if (point.status().errnum() != EROFS)
+      log_error("leaving '%s' as it is: %s", target.c_str(), point.status().message().c_str());
+    return {};
+  }
+  struct stat st;
+  if (fstat(point.value().get(), &st) < 0 || !S_ISREG(st.st_mode)) {
+    log_error("leaving '%s' as it is: not a regular file", target.c_str());
+    return {};
+  }
+  std::string source = std::string(kRunDir) + "/" + name;
+  Status s = write_file(source, contents, 0644);
+  if (!s.ok()) return s;
+  std::string at = "/proc/self/fd/" + std::to_string(point.value().get());
+  return mount_fs(source.c_str(), at, nullptr, MS_BIND, nullptr, "bind '" + target + "'");
+}
+
+/// /etc/hosts, /etc/resolv.conf and /etc/hostname.
+Status cover_etc_files(const protocol::Setup& setup, const std::string& root) {
+  int rfd = open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rfd < 0) return Status::from_errno("open container root");
+  UniqueFd root_fd(rfd);
+  Status s = cover_etc_file(root_fd.get(), "hosts", setup.hosts);
+  if (s.ok()) s = cover_etc_file(root_fd.get(), "resolv.conf", setup.resolv_conf);
+  if (s.ok() && !setup.hostname.empty())
+    s = cover_etc_file(root_fd.get(), "hostname", setup.hostname + "\n");
+  return s;
+}
+
 /// The container's mounts besides its root, in the order given: virtio-fs
 /// shares (bind mounts and volumes on the host; each share is mounted once
 /// under /run/vessel/mounts and bound into place, a subpath picking a file
@@ -435,8 +462,12 @@ Status mount_extra(const protocol::Setup& setup, const std::string& root) {
 }  // namespace
 
 Result<Container> Container::prepare(const protocol::Setup& setup, const ContainerCgroup& cgroup) {
+  // The network first: nothing mounted from the host, and no process, may
+  // see the VM before its interfaces are configured.
+  Status s = configure_network(setup);
+  if (!s.ok()) return s;
   std::string root(kContainerRoot);
-  Status s = ensure_dirs(root, 0755);
+  s = ensure_dirs(root, 0755);
   if (!s.ok()) return s;
   if (!setup.lower_serial.empty()) {
     s = mount_image_root(setup, root);
@@ -453,9 +484,7 @@ Result<Container> Container::prepare(const protocol::Setup& setup, const Contain
   if (!setup.hostname.empty() && sethostname(setup.hostname.data(), setup.hostname.size()) < 0) {
     return Status::from_errno("set hostname '" + setup.hostname + "'");
   }
-  s = cover_etc_file(root, "hosts", setup.hosts);
-  if (!s.ok()) return s;
-  s = cover_etc_file(root, "resolv.conf", setup.resolv_conf);
+  s = cover_etc_files(setup, root);
   if (!s.ok()) return s;
   s = mount_extra(setup, root);
   if (!s.ok()) return s;

@@ -22,12 +22,14 @@ class Container {
  public:
   Container() = default;
 
-  /// Mounts the root filesystem named by `setup` at kContainerRoot and the
-  /// API filesystems under it (with `cgroup`, when valid, as the container's
-  /// /sys/fs/cgroup; else the whole cgroup2 tree if any), sets the hostname, covers /etc/hosts and
-  /// /etc/resolv.conf, and creates the mount namespace. A failure carries
-  /// the errno and a message for SetupResult, and undoes the mounts, so that
-  /// a corrected Setup can be tried again.
+  /// Configures the network (net.h), mounts the root filesystem named by
+  /// `setup` at kContainerRoot and the API filesystems under it (with
+  /// `cgroup`, when valid, as the container's /sys/fs/cgroup; else the whole
+  /// cgroup2 tree if any), sets the hostname, covers /etc/hosts,
+  /// /etc/resolv.conf and /etc/hostname (creating what the image lacks), and
+  /// creates the mount namespace. A failure carries the errno and a message
+  /// for SetupResult, and undoes the mounts (not the network), so that a
+  /// corrected Setup without interfaces can be tried again.
   static Result<Container> prepare(const protocol::Setup& setup, const ContainerCgroup& cgroup);
 
   /// False until prepare() has succeeded.

@@ -4,16 +4,14 @@
 //   stage 1  (the kernel's /init, on the initramfs rootfs) copies itself onto
 //            a tmpfs, makes that tmpfs the root and re-executes itself;
 //   stage 2  (/init --stage2, on the tmpfs) mounts the system filesystems,
-//            brings up loopback, opens the agent port and serves the host
-//            (agent.h) until told to power off.
+//            opens the agent port and serves the host (agent.h) until told
+//            to power off. The network, loopback included, is configured by
+//            Setup (net.h).
 #include <dirent.h>
 #include <fcntl.h>
-#include <net/if.h>
 #include <signal.h>
-#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/signalfd.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/utsname.h>
@@ -181,26 +179,6 @@ void enable_cgroup_controllers() {
   }
 }
 
-/// Brings up `lo`. The kernel assigns 127.0.0.1/8 and ::1 itself when the
-/// interface goes up.
-void bring_up_loopback() {
-  UniqueFd sock(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  if (!sock) {
-    log_error("socket: %s", std::strerror(errno));
-    return;
-  }
-  ifreq req{};
-  std::strncpy(req.ifr_name, "lo", IFNAMSIZ - 1);
-  if (ioctl(sock.get(), SIOCGIFFLAGS, &req) < 0) {
-    log_error("get flags of 'lo': %s", std::strerror(errno));
-    return;
-  }
-  req.ifr_flags = static_cast<short>(req.ifr_flags | IFF_UP | IFF_RUNNING);
-  if (ioctl(sock.get(), SIOCSIFFLAGS, &req) < 0) {
-    log_error("bring up 'lo': %s", std::strerror(errno));
-  }
-}
-
 Result<UniqueFd> open_sigchld_fd() {
   sigset_t set;
   sigemptyset(&set);
@@ -265,7 +243,6 @@ std::string describe_guest() {
   // Made at boot rather than at Setup, so that Stats works from the start.
   Result<ContainerCgroup> cgroup = ContainerCgroup::create();
   if (!cgroup.ok()) log_error("container cgroup: %s", cgroup.status().message().c_str());
-  bring_up_loopback();
   Result<UniqueFd> sigchld = open_sigchld_fd();
   if (!sigchld.ok()) {
     log_error("%s; powering off", sigchld.status().message().c_str());

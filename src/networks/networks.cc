@@ -527,7 +527,8 @@ std::string container_resolv_conf(const Network* first, const std::vector<std::s
     else
       servers = h.nameservers;
   }
-  std::string out;
+  // Never empty: an empty file would leave the image's own (or none at all).
+  std::string out = "# made by vessel\n";
   for (const auto& s : servers)
     out += "nameserver " + s + "\n";
   auto s = search.empty() ? h.search : search;

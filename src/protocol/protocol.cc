@@ -235,8 +235,57 @@ std::vector<uint8_t> encode(const Setup& m) {
     w.u8(mt.read_only);
     w.str(mt.options);
   }
+  w.u32(static_cast<uint32_t>(m.interfaces.size()));
+  for (const Interface& i : m.interfaces) {
+    w.str(i.name);
+    w.str(i.mac);
+    w.u32(i.address);
+    w.u8(i.prefix_len);
+    w.u32(i.mtu);
+  }
+  w.u32(m.gateway);
   return w.take();
 }
+
+namespace {
+
+/// A name the kernel takes for a network device (dev_valid_name() in
+/// net/core/dev.c): 1 to IFNAMSIZ - 1 bytes, not "." or "..", and no '/',
+/// ':', NUL or whitespace.
+bool valid_interface_name(const std::string& name) {
+  if (name.empty() || name.size() > 15 || name == "." || name == "..") return false;
+  for (char c : name) {
+    if (c == '/' || c == ':' || c == '\0' || c == ' ' || (c >= '\t' && c <= '\r')) return false;
+  }
+  return true;
+}
+
+/// The netmask of a prefix of 1 to 32 bits, host byte order.
+uint32_t prefix_mask(uint8_t prefix_len) {
+  return ~uint32_t{0} << (32 - prefix_len);
+}
+
+/// Interfaces with distinct names and MACs, each address with a prefix of
+/// 1 to 32, and a gateway (if any) inside the subnet of an interface that
+/// has an address.
+bool valid_network(const std::vector<Interface>& interfaces, uint32_t gateway) {
+  bool gateway_reachable = gateway == 0;
+  for (size_t i = 0; i < interfaces.size(); ++i) {
+    const Interface& a = interfaces[i];
+    if (!valid_interface_name(a.name) || a.mac.size() != 6) return false;
+    if (a.address != 0 && (a.prefix_len < 1 || a.prefix_len > 32)) return false;
+    for (size_t j = 0; j < i; ++j) {
+      if (interfaces[j].name == a.name || interfaces[j].mac == a.mac) return false;
+    }
+    if (a.address != 0) {
+      uint32_t mask = prefix_mask(a.prefix_len);  // prefix_len is 1 to 32 here
+      if ((gateway & mask) == (a.address & mask)) gateway_reachable = true;
+    }
+  }
+  return gateway_reachable;
+}
+
+}  // namespace
 
 bool decode(std::span<const uint8_t> p, Setup& out) {
   Reader r(p);
@@ -285,6 +334,21 @@ bool decode(std::span<const uint8_t> p, Setup& out) {
                   mt.options.find('\0') == std::string::npos;
     }
   }
+  out.interfaces.clear();
+  uint32_t n_interfaces = 0;
+  // Each interface takes at least 17 bytes (two string lengths, two u32, a u8).
+  if (r.list_count(kMaxInterfaces, 17, n_interfaces)) {
+    out.interfaces.resize(n_interfaces);
+    for (Interface& i : out.interfaces) {
+      i.name = r.str();
+      i.mac = r.str();
+      i.address = r.u32();
+      i.prefix_len = r.u8();
+      i.mtu = r.u32();
+    }
+  }
+  out.gateway = r.u32();
+  bool network_ok = valid_network(out.interfaces, out.gateway);
   // cpu.max: a quota of at least 1 ms, a period of 1 ms to 1 s (0: default).
   bool period_ok = out.cpu_period_usec == 0 || (out.cpu_period_usec >= kMinCpuPeriodUsec &&
                                                 out.cpu_period_usec <= kMaxCpuPeriodUsec);
@@ -294,7 +358,7 @@ bool decode(std::span<const uint8_t> p, Setup& out) {
   bool virtiofs = !out.rootfs_tag.empty(), image = !out.lower_serial.empty();
   return r.ok() && out.hostname.size() <= 64 && virtiofs != image && out.rootfs_tag.size() <= 36 &&
          out.lower_serial.size() <= 20 && out.upper_serial.size() <= 20 &&
-         (out.upper_serial.empty() || image) && period_ok && quota_ok && mounts_ok;
+         (out.upper_serial.empty() || image) && period_ok && quota_ok && mounts_ok && network_ok;
 }
 
 std::vector<uint8_t> encode(const Spawn& m) {

@@ -28,7 +28,8 @@ namespace vessel::protocol {
 /// Bumped when a message changes incompatibly. Peers must agree exactly.
 /// 2: Stats and StatsResult; resource limits in Setup and Spawn; Exit.oom_killed;
 /// CopyOut and CopyIn.
-inline constexpr uint32_t kVersion = 2;
+/// 3: network interfaces, the default gateway and /etc/hostname in Setup.
+inline constexpr uint32_t kVersion = 3;
 /// Name of the virtio-serial port the guest serves on.
 inline constexpr std::string_view kPortName = "vessel.agent";
 
@@ -111,6 +112,18 @@ struct Mount {
 };
 inline constexpr uint32_t kMaxMounts = 64;
 
+/// A network interface of the VM (a virtio-net device), found by its MAC,
+/// renamed to `name`, given `address`/`prefix_len` and `mtu`, and brought up
+/// by vessel-init over netlink before any process runs (no DHCP).
+struct Interface {
+  std::string name;        // "eth0", ...: 1 to 15 bytes, no '/', no NUL
+  std::string mac;         // exactly 6 raw bytes
+  uint32_t address = 0;    // IPv4, host byte order; 0: no address
+  uint8_t prefix_len = 0;  // 1 to 32 when address is set
+  uint32_t mtu = 0;        // 0: leave the device's
+};
+inline constexpr uint32_t kMaxInterfaces = 8;
+
 struct Setup {
   std::string hostname;
   std::string rootfs_tag;    // virtio-fs tag of the container's root, or ""
@@ -127,6 +140,11 @@ struct Setup {
   uint32_t cpu_period_usec = 0;     // cpu.max period; 0: kDefaultCpuPeriodUsec
   /// Mounted in this order after the root is ready, before any process runs.
   std::vector<Mount> mounts;
+  /// Configured before the root is mounted; `lo` is always up.
+  std::vector<Interface> interfaces;
+  /// IPv4 default route via this address (host byte order), which must be in
+  /// one interface's subnet; 0: no default route.
+  uint32_t gateway = 0;
 };
 
 /// One setrlimit(2) for a spawned process. `resource` is Linux's generic

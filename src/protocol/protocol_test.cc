@@ -206,10 +206,10 @@ TEST(ProtocolMessages, SetupLimitsRoundTrip) {
   EXPECT_EQ(out.cpu_quota_usec, 150000u);
   EXPECT_EQ(out.cpu_period_usec, 100000u);
   // The limits follow the earlier fields, in this order and width (then
-  // the mount count, 0 here).
+  // the mount count, the interface count and the gateway, 0 here).
   Bytes p = encode(in);
-  ASSERT_GE(p.size(), 28u);
-  const Bytes tail(p.end() - 28, p.end() - 4);
+  ASSERT_GE(p.size(), 36u);
+  const Bytes tail(p.end() - 36, p.end() - 12);
   Bytes want;
   put_u64(want, 5ull << 32);
   put_u64(want, 100);
@@ -260,8 +260,160 @@ TEST(ProtocolMalformed, SetupBadMountsRejected) {
   SetupMsg in;
   in.rootfs_tag = "rootfs";
   Bytes p = encode(in);
-  p.resize(p.size() - 4);
+  p.resize(p.size() - 12);  // the mount count, then no interfaces and no gateway
   put_u32(p, kMaxMounts + 1);
+  put_u32(p, 0);
+  put_u32(p, 0);
+  EXPECT_FALSE(decode(p, out));
+}
+
+// 10.0.0.2/24 on eth0 and 192.168.7.9/16 on eth1; each a MAC of its own.
+SetupMsg setup_with_interfaces() {
+  SetupMsg in;
+  in.rootfs_tag = "rootfs";
+  in.interfaces = {{"eth0", std::string("\x02\x00\x0a\x00\x00\x02", 6), 0x0A000002, 24, 1500},
+                   {"eth1", std::string("\x02\x00\xc0\xa8\x07\x09", 6), 0xC0A80709, 16, 0}};
+  in.gateway = 0x0A000001;
+  return in;
+}
+
+TEST(ProtocolMessages, SetupInterfacesRoundTrip) {
+  SetupMsg in = setup_with_interfaces();
+  SetupMsg out;
+  ASSERT_TRUE(decode(encode(in), out));
+  ASSERT_EQ(out.interfaces.size(), 2u);
+  EXPECT_EQ(out.interfaces[0].name, "eth0");
+  EXPECT_EQ(out.interfaces[0].mac, in.interfaces[0].mac);
+  EXPECT_EQ(out.interfaces[0].address, 0x0A000002u);
+  EXPECT_EQ(out.interfaces[0].prefix_len, 24);
+  EXPECT_EQ(out.interfaces[0].mtu, 1500u);
+  EXPECT_EQ(out.interfaces[1].name, "eth1");
+  EXPECT_EQ(out.interfaces[1].mac, in.interfaces[1].mac);
+  EXPECT_EQ(out.interfaces[1].address, 0xC0A80709u);
+  EXPECT_EQ(out.interfaces[1].prefix_len, 16);
+  EXPECT_EQ(out.interfaces[1].mtu, 0u);
+  EXPECT_EQ(out.gateway, 0x0A000001u);
+
+  // After the mounts (none): the count, each interface as name, mac,
+  // address, prefix_len, mtu, then the gateway; all little-endian.
+  SetupMsg one;
+  one.rootfs_tag = "rootfs";
+  one.interfaces = {in.interfaces[0]};
+  one.gateway = 0x0A000001;
+  Bytes p = encode(one);
+  Bytes want;
+  put_u32(want, 0);  // mounts
+  put_u32(want, 1);
+  put_str(want, "eth0");
+  put_str(want, one.interfaces[0].mac);
+  put_u32(want, 0x0A000002);
+  want.push_back(24);
+  put_u32(want, 1500);
+  put_u32(want, 0x0A000001);
+  ASSERT_GE(p.size(), want.size());
+  EXPECT_EQ(Bytes(p.end() - static_cast<std::ptrdiff_t>(want.size()), p.end()), want);
+
+  // No interfaces and no gateway: only lo.
+  SetupMsg none;
+  none.rootfs_tag = "rootfs";
+  ASSERT_TRUE(decode(encode(none), out));
+  EXPECT_TRUE(out.interfaces.empty());
+  EXPECT_EQ(out.gateway, 0u);
+
+  // The most there may be.
+  SetupMsg full;
+  full.rootfs_tag = "rootfs";
+  for (uint32_t i = 0; i < kMaxInterfaces; ++i) {
+    full.interfaces.push_back({"eth" + std::to_string(i),
+                               std::string(5, '\x02') + static_cast<char>(i), 0x0A000002 + (i << 8),
+                               24, 0});
+  }
+  ASSERT_TRUE(decode(encode(full), out));
+  EXPECT_EQ(out.interfaces.size(), kMaxInterfaces);
+}
+
+TEST(ProtocolMalformed, SetupBadInterfacesRejected) {
+  SetupMsg out;
+  auto accepts = [&](const SetupMsg& in) { return decode(encode(in), out); };
+  auto with_name = [](std::string name) {
+    SetupMsg in = setup_with_interfaces();
+    in.interfaces[0].name = std::move(name);
+    return in;
+  };
+  EXPECT_TRUE(accepts(setup_with_interfaces()));
+  EXPECT_TRUE(accepts(with_name(std::string(15, 'n'))));
+  EXPECT_TRUE(accepts(with_name("veth-a.b_c")));
+  EXPECT_FALSE(accepts(with_name("")));
+  EXPECT_FALSE(accepts(with_name(std::string(16, 'n'))));  // IFNAMSIZ counts the NUL
+  EXPECT_FALSE(accepts(with_name("a/b")));
+  EXPECT_FALSE(accepts(with_name(std::string("a\0b", 3))));
+  EXPECT_FALSE(accepts(with_name("a b")));
+  EXPECT_FALSE(accepts(with_name("a\tb")));
+  EXPECT_FALSE(accepts(with_name("eth0\n")));
+  EXPECT_FALSE(accepts(with_name("eth0:1")));  // an alias label, not a device
+  EXPECT_FALSE(accepts(with_name(".")));
+  EXPECT_FALSE(accepts(with_name("..")));
+  EXPECT_FALSE(accepts(with_name("eth1")));  // the other interface's name
+
+  SetupMsg in = setup_with_interfaces();
+  in.interfaces[0].mac.pop_back();
+  EXPECT_FALSE(accepts(in));  // 5 bytes
+  in.interfaces[0].mac = std::string(7, '\x02');
+  EXPECT_FALSE(accepts(in));
+  in.interfaces[0].mac = "";
+  EXPECT_FALSE(accepts(in));
+  in.interfaces[0].mac = in.interfaces[1].mac;
+  EXPECT_FALSE(accepts(in));  // two interfaces, one MAC
+
+  in = setup_with_interfaces();
+  in.interfaces[0].prefix_len = 0;
+  EXPECT_FALSE(accepts(in));
+  in.interfaces[0].prefix_len = 33;
+  EXPECT_FALSE(accepts(in));
+  in.interfaces[0].prefix_len = 32;
+  in.gateway = 0x0A000002;  // /32: only the address itself is on link
+  EXPECT_TRUE(accepts(in));
+  in.interfaces[0].prefix_len = 1;
+  in.gateway = 0x7F000001;  // 10/1 is 0.0.0.0-127.255.255.255
+  EXPECT_TRUE(accepts(in));
+
+  // Without an address the prefix means nothing: 0 is fine, and so is the
+  // interface (it is only brought up).
+  in = setup_with_interfaces();
+  in.interfaces[1].address = 0;
+  in.interfaces[1].prefix_len = 0;
+  EXPECT_TRUE(accepts(in));
+
+  // The gateway must be on one interface's subnet.
+  in = setup_with_interfaces();
+  in.gateway = 0x0A000101;  // 10.0.1.1, outside 10.0.0.0/24
+  EXPECT_FALSE(accepts(in));
+  in.gateway = 0xC0A8FFFE;  // 192.168.255.254, on eth1's /16
+  EXPECT_TRUE(accepts(in));
+  in.interfaces[1].address = 0;  // ... which has no address now
+  EXPECT_FALSE(accepts(in));
+  in.interfaces.clear();
+  EXPECT_FALSE(accepts(in));  // a gateway with no interface at all
+  in.gateway = 0;
+  EXPECT_TRUE(accepts(in));
+
+  // More than kMaxInterfaces, and a count that claims more than follows.
+  in = setup_with_interfaces();
+  in.gateway = 0;
+  for (uint32_t i = 0; in.interfaces.size() <= kMaxInterfaces; ++i)
+    in.interfaces.push_back(
+        {"x" + std::to_string(i), std::string(5, '\x04') + static_cast<char>(i), 0, 0, 0});
+  EXPECT_FALSE(accepts(in));
+  SetupMsg base;
+  base.rootfs_tag = "rootfs";
+  Bytes p = encode(base);
+  p.resize(p.size() - 8);  // the interface count and the gateway
+  put_u32(p, 3);
+  put_u32(p, 0);
+  EXPECT_FALSE(decode(p, out));
+  p.resize(p.size() - 8);
+  put_u32(p, 0xFFFFFFFFu);
+  put_u32(p, 0);
   EXPECT_FALSE(decode(p, out));
 }
 
@@ -486,6 +638,7 @@ TEST(ProtocolMalformed, EveryTruncatedMessageFails) {
   limits.cpu_quota_usec = 50000;
   limits.cpu_period_usec = 100000;
   expect_truncations_fail<SetupMsg>(encode(limits));
+  expect_truncations_fail<SetupMsg>(encode(setup_with_interfaces()));
   expect_truncations_fail<CopyOut>(encode(CopyOut{"/etc/passwd", "pw", CopyOut::kFollowLink}));
   expect_truncations_fail<CopyOut>(encode(CopyOut{"/", "", 0}));
   expect_truncations_fail<CopyIn>(encode(CopyIn{"/tmp", CopyIn::kKeepOwner}));

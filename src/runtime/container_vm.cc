@@ -154,7 +154,8 @@ Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
   cfg.memory_bytes = c.memory_bytes + kGuestReserve;
   cfg.accel = accel.accel;
   cfg.host_tsc_khz = vmm::cpu_khz(facts.cpuinfo);
-  protocol::Setup setup{c.hostname, "", guest_hosts(c.hostname), guest_resolv_conf(),
+  protocol::Setup setup{c.hostname, "", o.hosts.empty() ? guest_hosts(c.hostname) : o.hosts,
+                        o.resolv_conf.empty() ? guest_resolv_conf() : o.resolv_conf,
                         static_cast<uint8_t>(c.read_only)};
   setup.memory_limit_bytes = c.memory_bytes;
   setup.pids_limit = c.pids_limit;
@@ -225,18 +226,29 @@ Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
     pm.tag = it->second;
     setup.mounts.push_back(std::move(pm));
   }
+  cfg.nics = o.nics;
+  setup.interfaces = o.interfaces;
+  setup.gateway = o.gateway;
   // QEMU's microvm has 8 virtio-mmio transports without ACPI (more need a
-  // second IO-APIC, which only ACPI describes): the agent's port, the disks
-  // and one per shared directory must fit.
+  // second IO-APIC, which only ACPI describes): the agent's port, the disks,
+  // the network devices and one per shared directory must fit.
   constexpr size_t kTransports = 8;
-  if (1 + cfg.disks.size() + cfg.shared_dirs.size() > kTransports) {
+  size_t root_devices = cfg.disks.size() + (c.root_image.empty() ? 1 : 0);  // or a share
+  if (1 + root_devices + cfg.nics.size() > kTransports) {
     for (const auto& m : private_mounts)
       ::umount2(m.c_str(), MNT_DETACH);
-    return Error(
-        ErrorCode::kInvalidArgument,
-        "too many mounts: this container can share at most " +
-            std::to_string(kTransports - 1 - cfg.disks.size() - (c.rootfs.empty() ? 0 : 1)) +
-            " host directories (bind mounts of files in one directory count once)");
+    return Error(ErrorCode::kInvalidArgument,
+                 "too many networks: a VM has " + std::to_string(kTransports) +
+                     " device slots, and the agent and the root leave " +
+                     std::to_string(kTransports - 1 - root_devices) + " for networks");
+  }
+  if (1 + cfg.disks.size() + cfg.nics.size() + cfg.shared_dirs.size() > kTransports) {
+    for (const auto& m : private_mounts)
+      ::umount2(m.c_str(), MNT_DETACH);
+    return Error(ErrorCode::kInvalidArgument,
+                 "too many mounts: this container can share at most " +
+                     std::to_string(kTransports - 1 - root_devices - cfg.nics.size()) +
+                     " host directories (bind mounts of files in one directory count once)");
   }
   cfg.serial_ports = {std::string(protocol::kPortName)};
   cfg.runtime_dir = o.runtime_dir;

@@ -3,11 +3,14 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "agent/agent_connection.h"
 #include "base/error.h"
+#include "protocol/protocol.h"
 #include "runtime/config.h"
 #include "vmm/accel.h"
 #include "vmm/vmm.h"
@@ -23,6 +26,17 @@ struct BootOptions {
   /// Boot is abandoned (kUnavailable "interrupted") when this fd becomes
   /// readable; -1 for none.
   int abort_fd = -1;
+  /// The VM's network devices, each an open tap the caller owns and keeps
+  /// open until boot() returns, and what the guest makes of them:
+  /// `interfaces[i]` configures `nics[i]` (the same MAC, as 6 raw bytes).
+  /// Empty: the container has only lo.
+  std::vector<vmm::NetDevice> nics;
+  std::vector<protocol::Interface> interfaces;
+  uint32_t gateway = 0;  // IPv4 default route (host byte order); 0: none
+  /// The container's /etc/hosts and /etc/resolv.conf; "" for the defaults
+  /// (localhost and the hostname; the host's resolvers minus loopback ones).
+  std::string hosts;
+  std::string resolv_conf;
 };
 
 class ContainerVm {

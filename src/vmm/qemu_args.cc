@@ -2,6 +2,20 @@
 
 namespace vessel::vmm {
 
+bool use_vhost_net(Accel accel, bool vhost_net_device_exists) {
+  return accel == Accel::kKvm && vhost_net_device_exists;
+}
+
+bool valid_mac(std::string_view mac) {
+  if (mac.size() != 17) return false;
+  for (size_t i = 0; i < mac.size(); ++i) {
+    char c = mac[i];
+    bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    if (i % 3 == 2 ? c != ':' : !hex) return false;
+  }
+  return true;
+}
+
 std::vector<std::string> qemu_command_line(const VmConfig& c, const QemuLaunch& l) {
   MachineSpec m = machine_spec(c);
   uint64_t mib = c.memory_bytes >> 20;
@@ -59,6 +73,15 @@ std::vector<std::string> qemu_command_line(const VmConfig& c, const QemuLaunch& 
                        "if=none,id=" + id + ",file=" + path + ",format=raw," +
                            "discard=unmap,readonly=" + (d.read_only ? "on" : "off"),
                        "-device", "virtio-blk-device,drive=" + id + ",serial=" + d.serial});
+  }
+  for (size_t i = 0; i < c.nics.size() && i < l.tap_fds.size(); ++i) {
+    std::string id = "net" + std::to_string(i);
+    // An open tap, inherited: QEMU needs no privileges and no tap name. Its
+    // vnet header (IFF_VNET_HDR) is detected from the fd.
+    a.insert(a.end(), {"-netdev",
+                       "tap,id=" + id + ",fd=" + std::to_string(l.tap_fds[i]) +
+                           ",vhost=" + (l.vhost_net ? "on" : "off"),
+                       "-device", "virtio-net-device,netdev=" + id + ",mac=" + c.nics[i].mac});
   }
   if (!c.serial_ports.empty()) {
     a.insert(a.end(), {"-device", "virtio-serial-device,max_ports=" +

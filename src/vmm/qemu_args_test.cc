@@ -69,6 +69,45 @@ TEST(QemuArgs, DisksAreVirtioBlkNamedBySerial) {
   EXPECT_TRUE(has_pair(a, "-device", "virtio-blk-device,drive=disk1,serial=upper"));
 }
 
+TEST(QemuArgs, NicsAreVirtioNetOnInheritedTaps) {
+  VmConfig c = config();
+  c.nics = {{11, "02:42:0a:7b:00:02"}, {12, "02:42:0a:7c:00:02"}};
+  QemuLaunch l{.port_fds = {3}, .qmp_fd = 4, .tap_fds = {5, 6}};
+  auto a = qemu_command_line(c, l);
+  // The fd numbers QEMU sees, not the caller's.
+  EXPECT_TRUE(has_pair(a, "-netdev", "tap,id=net0,fd=5,vhost=off"));
+  EXPECT_TRUE(has_pair(a, "-device", "virtio-net-device,netdev=net0,mac=02:42:0a:7b:00:02"));
+  EXPECT_TRUE(has_pair(a, "-netdev", "tap,id=net1,fd=6,vhost=off"));
+  EXPECT_TRUE(has_pair(a, "-device", "virtio-net-device,netdev=net1,mac=02:42:0a:7c:00:02"));
+  EXPECT_FALSE(contains(a, "fd=11"));
+  l.vhost_net = true;
+  a = qemu_command_line(c, l);
+  EXPECT_TRUE(has_pair(a, "-netdev", "tap,id=net0,fd=5,vhost=on"));
+  // No nics: no network device at all (-nodefaults keeps QEMU's own away).
+  a = qemu_command_line(config(), QemuLaunch{.port_fds = {3}, .qmp_fd = 4});
+  EXPECT_FALSE(contains(a, "-netdev"));
+  EXPECT_FALSE(contains(a, "virtio-net"));
+}
+
+TEST(QemuArgs, VhostNetOnlyWithKvmAndTheDevice) {
+  EXPECT_TRUE(use_vhost_net(Accel::kKvm, true));
+  EXPECT_FALSE(use_vhost_net(Accel::kKvm, false));
+  EXPECT_FALSE(use_vhost_net(Accel::kTcg, true));  // vhost needs KVM's ioeventfd/irqfd
+  EXPECT_FALSE(use_vhost_net(Accel::kTcg, false));
+}
+
+TEST(QemuArgs, MacAddressesAreCheckedBeforeTheyReachTheCommandLine) {
+  EXPECT_TRUE(valid_mac("02:42:0a:7b:00:02"));
+  EXPECT_TRUE(valid_mac("02:42:0A:7B:FF:fe"));
+  EXPECT_FALSE(valid_mac(""));
+  EXPECT_FALSE(valid_mac("02:42:0a:7b:00"));
+  EXPECT_FALSE(valid_mac("02:42:0a:7b:00:02:"));
+  EXPECT_FALSE(valid_mac("02-42-0a-7b-00-02"));
+  EXPECT_FALSE(valid_mac("02:42:0a:7b:00:0g"));
+  EXPECT_FALSE(valid_mac("02:42:0a:7b:0,:02"));  // a comma would start a new QEMU option
+  EXPECT_FALSE(valid_mac("2:42:0a:7b:00:002"));
+}
+
 TEST(QemuArgs, TcgUsesAConservativeCpuModel) {
   auto a = qemu_command_line(config(), {});
   EXPECT_TRUE(has_pair(a, "-cpu", "Nehalem"));

@@ -121,6 +121,13 @@ Result<std::unique_ptr<VmInstance>> QemuVmm::start(const VmConfig& config) {
       return Error::from_errno(errno, std::string(what) + " '" + path + "'");
   }
 
+  for (const NetDevice& nic : c.nics) {
+    if (nic.tap_fd < 0)
+      return Error(ErrorCode::kInvalidArgument, "network device '" + nic.mac + "' has no tap");
+    if (!valid_mac(nic.mac))
+      return Error(ErrorCode::kInvalidArgument, "invalid MAC address '" + nic.mac + "'");
+  }
+
   // The boot log gets the guest console and QEMU's and virtiofsd's
   // complaints; with debug they go straight to our stderr.
   std::string log_path;
@@ -159,6 +166,14 @@ Result<std::unique_ptr<VmInstance>> QemuVmm::start(const VmConfig& config) {
   VESSEL_ASSIGN_OR_RETURN(auto qmp_pair, make_socketpair());
   o.fds.push_back({next_fd, qmp_pair.second.get()});
   launch.qmp_fd = next_fd++;
+  // Taps are opened by the caller (QEMU needs no privileges for them) and
+  // inherited the same way; our copies stay the caller's.
+  for (const NetDevice& nic : c.nics) {
+    o.fds.push_back({next_fd, nic.tap_fd});
+    launch.tap_fds.push_back(next_fd++);
+  }
+  if (!c.nics.empty())
+    launch.vhost_net = use_vhost_net(c.accel, ::access("/dev/vhost-net", R_OK | W_OK) == 0);
 
   o.argv = qemu_command_line(c, launch);
   o.argv[0] = qemu_bin;

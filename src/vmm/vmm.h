@@ -28,6 +28,13 @@ struct Disk {
   bool read_only = false;
 };
 
+/// A virtio-net device backed by an open tap device. The caller owns `tap_fd`
+/// and keeps it open until start() returns (QEMU inherits its own copy).
+struct NetDevice {
+  int tap_fd = -1;
+  std::string mac;  // "02:..:..:..:..:.."
+};
+
 struct VmConfig {
   std::string kernel;   // kernel image (vmlinux on x86_64, Image on arm64)
   std::string initrd;   // initramfs
@@ -37,6 +44,7 @@ struct VmConfig {
   Accel accel = Accel::kTcg;
   std::vector<SharedDir> shared_dirs;
   std::vector<Disk> disks;
+  std::vector<NetDevice> nics;
   /// Names of virtio-serial ports; the host end of each is a connected
   /// socket available from VmInstance::port_fd().
   std::vector<std::string> serial_ports;

@@ -1,6 +1,9 @@
 #include "cli_runner.h"
 
 #include <dirent.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/socket.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pty.h>
@@ -27,6 +30,30 @@ extern char** environ;
 
 namespace vessel::test {
 namespace {
+
+// Every test process that can (root) moves into a network namespace of its
+// own before main(), so that the bridges, taps, nftables rules and DNS
+// servers of the containers it runs, and any server it starts on
+// 127.0.0.1 (registries), exist only there: the host's network is never
+// touched, and tests running side by side do not share a `default`
+// network. ctest runs each test in its own process, so each test gets its
+// own namespace. VESSEL_TEST_HOST_NETNS=1 keeps the host's.
+struct PrivateNetworkNamespace {
+  PrivateNetworkNamespace() {
+    const char* keep = ::getenv("VESSEL_TEST_HOST_NETNS");
+    if ((keep && std::string(keep) == "1") || ::geteuid() != 0) return;
+    if (::unshare(CLONE_NEWNET) != 0) return;
+    // lo starts down in a new namespace.
+    UniqueFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    ifreq ifr{};
+    std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+    if (s.valid() && ::ioctl(s.get(), SIOCGIFFLAGS, &ifr) == 0) {
+      ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
+      (void)::ioctl(s.get(), SIOCSIFFLAGS, &ifr);
+    }
+  }
+};
+const PrivateNetworkNamespace private_network_namespace;
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
@@ -497,8 +524,11 @@ void VmTest::expect_no_leaks() {
 
 void VmTest::kill_leftovers() {
   if (state_root_.empty()) return;
+  // And the DNS servers of its networks (their pid files are under the root).
+  std::vector<std::string> names = vm_process_names();
+  names.push_back("dnsmasq");
   for (int i = 0; i < 50; ++i) {
-    std::vector<int> pids = find_process_ids(vm_process_names(), state_root_);
+    std::vector<int> pids = find_process_ids(names, state_root_);
     if (pids.empty()) return;
     for (int pid : pids)
       ::kill(pid, SIGKILL);
