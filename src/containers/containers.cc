@@ -124,6 +124,10 @@ Result<ContainerRecord> Containers::create(runtime::ContainerConfig config, cons
     VESSEL_TRY(networks::validate_extra_host(h));
   for (const auto& d : config.dns)
     if (auto a = net::Ipv4::parse(d); !a.ok()) return a.error().wrap("invalid --dns");
+  // Addresses held by monitors that died are free again before --ip is
+  // checked against the ones in use.
+  if (auto stale = networks_->release_stale(); !stale.ok())
+    log::warn("release stale addresses: " + stale.error().to_string());
   VESSEL_ASSIGN_OR_RETURN(auto endpoints, networks_->plan(id, attachments));
   config.network_mode =
       endpoints.empty() ? std::string(networks::kNoNetwork) : endpoints.front().network;

@@ -325,6 +325,9 @@ class Request {
     mnl_attr_put_strz(nlh(), type, value.c_str());
   }
   void put_u32(uint16_t type, uint32_t value) { mnl_attr_put_u32(nlh(), type, value); }
+  void put_bytes(uint16_t type, const void* data, size_t size) {
+    mnl_attr_put(nlh(), type, size, data);
+  }
 
  private:
   alignas(nlmsghdr) std::array<uint8_t, kRequestBuffer> buffer_{};
@@ -449,6 +452,15 @@ Status set_mtu(const std::string& name, uint32_t mtu) {
   request.put_string(IFLA_IFNAME, name);
   request.put_u32(IFLA_MTU, mtu);
   return run(request, "set mtu of '" + name + "' to " + std::to_string(mtu));
+}
+
+Status set_mac(const std::string& name, const Mac& mac) {
+  VESSEL_TRY(check_name(name));
+  Request request(RTM_SETLINK, NLM_F_ACK);
+  request.put_link();
+  request.put_string(IFLA_IFNAME, name);
+  request.put_bytes(IFLA_ADDRESS, mac.bytes.data(), mac.bytes.size());
+  return run(request, "set MAC of '" + name + "' to " + mac.to_string());
 }
 
 Status set_master(const std::string& link, const std::string& bridge) {

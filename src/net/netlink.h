@@ -40,6 +40,10 @@ Status create_bridge(const std::string& name);
 Status delete_link(const std::string& name);
 Status set_link_up(const std::string& name, bool up);
 Status set_mtu(const std::string& name, uint32_t mtu);
+/// Sets the link's MAC address. A bridge whose MAC was set keeps it; one
+/// left to the kernel takes the lowest MAC of its ports, so it changes as
+/// ports come and go and its neighbours' ARP caches go stale.
+Status set_mac(const std::string& name, const Mac& mac);
 /// Enslaves `link` to `bridge`.
 Status set_master(const std::string& link, const std::string& bridge);
 /// Adds `address`/`prefix` to the link (ok if it is already there).

@@ -25,6 +25,10 @@ class BridgeBackend final : public Backend {
       if (link.error().code() != ErrorCode::kNotFound) return link.error();
       auto made = net::create_bridge(n.bridge);
       if (!made.ok() && made.error().code() != ErrorCode::kAlreadyExists) return made.error();
+      // A MAC of its own: otherwise the bridge takes its lowest port's, and
+      // each tap that comes or goes can change the gateway's MAC under the
+      // containers (their ARP caches then point nowhere for seconds).
+      VESSEL_TRY(net::set_mac(n.bridge, net::derive_mac("bridge/" + n.id)));
     } else if (link->kind != "bridge") {
       return Error(
           ErrorCode::kAlreadyExists,

@@ -433,7 +433,7 @@ Status Networks::sync_dns(const Network& n) {
   return backend_->serve_dns(n, dir, records);
 }
 
-Result<std::vector<std::string>> Networks::sweep() {
+Result<std::vector<std::string>> Networks::release_stale() {
   std::vector<std::string> report;
   VESSEL_ASSIGN_OR_RETURN(auto leases, store_.leases());
   std::set<std::string> dead;
@@ -444,6 +444,11 @@ Result<std::vector<std::string>> Networks::sweep() {
                      " (its monitor is gone)");
     VESSEL_TRY(release(id));
   }
+  return report;
+}
+
+Result<std::vector<std::string>> Networks::sweep() {
+  VESSEL_ASSIGN_OR_RETURN(std::vector<std::string> report, release_stale());
   VESSEL_ASSIGN_OR_RETURN(auto nets, all());
   for (const auto& n : nets) {
     if (!backend_->dns_running(n, network_dir(n))) continue;

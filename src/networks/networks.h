@@ -144,6 +144,10 @@ class Networks {
   /// it now (starting or stopping its dnsmasq).
   Status sync_dns(const Network& network);
 
+  /// Releases the leases of containers whose monitors are gone (and updates
+  /// their networks' DNS); a line per container.
+  Result<std::vector<std::string>> release_stale();
+
   /// Removes what crashed monitors and commands left: leases of dead
   /// monitors, dnsmasqs of networks without running containers, host
   /// objects of no network. Returns what it did, a line each.

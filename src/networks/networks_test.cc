@@ -207,11 +207,22 @@ TEST_F(NetworksTest, LeasesAreUniqueKeptAcrossRestartsAndReleased) {
 TEST_F(NetworksTest, FixedAddressInUseIsRefusedAtCreate) {
   ASSERT_TRUE(nets_->create({"u", "10.50.0.0/24", "", false, {}}).ok());
   ASSERT_TRUE(add(kIdA, "a", {{"u", "10.50.0.7", "", {}}}).ok());
+  // Not running: another container may ask for the address too.
+  const std::string kIdC = "cccc3333" + std::string(56, '0');
+  ASSERT_TRUE(add(kIdC, "c", {{"u", "10.50.0.7", "", {}}}).ok());
+  // Running (holding it): refused.
+  alive_ = {kIdA};
+  ASSERT_TRUE(nets_->acquire(kIdA).ok());
   auto dup = add(kIdB, "b", {{"u", "10.50.0.7", "", {}}});
   ASSERT_FALSE(dup.ok());
   EXPECT_EQ(dup.error().code(), ErrorCode::kAlreadyExists);
   EXPECT_NE(dup.error().to_string().find("10.50.0.7"), std::string::npos);
   EXPECT_FALSE(store_->container(kIdB).ok());  // nothing half-written
+  // And c cannot start while a holds it.
+  alive_.insert(kIdC);
+  auto c = nets_->acquire(kIdC);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.error().to_string().find("in use"), std::string::npos);
 }
 
 TEST_F(NetworksTest, LeasesOfDeadMonitorsAreStale) {

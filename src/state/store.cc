@@ -69,8 +69,6 @@ CREATE TABLE IF NOT EXISTS endpoints (
   aliases TEXT NOT NULL,
   PRIMARY KEY (container, network)
 );
-CREATE UNIQUE INDEX IF NOT EXISTS endpoints_fixed_ip ON endpoints (network, fixed_ip)
-  WHERE fixed_ip != 0;
 CREATE TABLE IF NOT EXISTS leases (
   network TEXT NOT NULL REFERENCES networks(name),
   ip INTEGER NOT NULL,
@@ -307,11 +305,10 @@ Status Store::add_container(const ContainerRecord& r,
     if (!network(e.network).ok())
       return rollback(Error(ErrorCode::kNotFound, "network " + e.network + " not found"));
     if (e.fixed_ip != 0) {
-      // A fixed address must not be another container's fixed address nor
-      // held by a running one.
+      // A fixed address must not be held by a running container. Another
+      // stopped container may have asked for it too: as in Docker, the
+      // address goes to whichever starts first (the lease decides).
       Stmt q(db_,
-             "SELECT c.name FROM endpoints e JOIN containers c ON c.id = e.container "
-             "WHERE e.network = ?1 AND e.fixed_ip = ?2 UNION "
              "SELECT c.name FROM leases l JOIN containers c ON c.id = l.container "
              "WHERE l.network = ?1 AND l.ip = ?2");
       if (!q.ok()) return rollback(db_error(db_, "query addresses"));
