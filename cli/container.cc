@@ -219,6 +219,7 @@ int list(const Flags& f, const GlobalOptions& g) {
     json out = json::array();
     for (const auto& r : shown) {
       auto c = runtime::config_from_json(r.config);
+      auto [addrs, ports] = addresses_and_ports(**cs, r);
       out.push_back({{"ID", r.id},
                      {"Image", r.image.empty() ? "(rootfs)" : r.image},
                      {"Command", c.ok() ? command_line(*c) : ""},
@@ -228,8 +229,8 @@ int list(const Flags& f, const GlobalOptions& g) {
                      {"ExitCode", r.state.exit_code},
                      {"Names", r.name},
                      {"Networks", c.ok() ? c->network_mode : ""},
-                     {"IPAddress", addresses_and_ports(**cs, r).first},
-                     {"Ports", addresses_and_ports(**cs, r).second}});
+                     {"IPAddress", addrs},
+                     {"Ports", ports}});
     }
     std::cout << out.dump(2) << "\n";
     return kExitOk;

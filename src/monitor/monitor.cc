@@ -403,7 +403,10 @@ int Monitor::run() {
       s.restart_count = restart_count_;
       if (restart_count_ == 0) s.stopped_by_user = false;
     });
-    if (restart_count_ == 0) sync_dns();
+    if (restart_count_ == 0) {
+      sync_dns();
+      phase("names served");
+    }
     broadcast(type_code(ApiType::kStarted), kMainStream, reply_payload(0, "", main_pid_));
     report("ok " + std::to_string(main_pid_) + "\n");
     report_done();
@@ -465,6 +468,7 @@ int Monitor::run() {
   // Addresses and names go before the record can (--rm): the leases are
   // what the DNS answers from.
   release_network();
+  phase("network released");
   if (config_.auto_remove) {
     if (auto s = store_->remove_container(o_.id); !s.ok())
       log::warn("remove container: " + s.error().to_string());
