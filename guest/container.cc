@@ -398,10 +398,39 @@ Status cover_etc_files(const protocol::Setup& setup, const std::string& root) {
   return s;
 }
 
+/// Opens (O_PATH) what a virtio-fs mount binds: `subpath` in the share
+/// mounted at `share`, or the whole share. The subpath comes from the host
+/// (a file or directory, possibly several components deep: "m0/app.conf");
+/// the decode refused ".." and absolute paths, and every lookup stays
+/// beneath the share (RESOLVE_IN_ROOT), so a symlink the share's owner made
+/// cannot send the bind elsewhere in init's tree.
+Result<UniqueFd> open_mount_source(const std::string& share, const std::string& subpath) {
+  int sfd = open(share.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (sfd < 0) return Status::from_errno("open share '" + share + "'");
+  UniqueFd share_fd(sfd);
+  if (subpath.empty()) return share_fd;
+  // A directory is opened with O_DIRECTORY, which (unlike a bare O_PATH)
+  // triggers the automount of a host submount that virtiofsd announces
+  // (FUSE_ATTR_SUBMOUNT): the bind then takes the submount, with its own
+  // st_dev, not the directory it covers. Then a file.
+  open_how how{};
+  how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  int fd =
+      static_cast<int>(syscall(SYS_openat2, share_fd.get(), subpath.c_str(), &how, sizeof how));
+  if (fd < 0 && errno == ENOTDIR) {
+    how.flags = O_PATH | O_CLOEXEC;
+    fd = static_cast<int>(syscall(SYS_openat2, share_fd.get(), subpath.c_str(), &how, sizeof how));
+  }
+  if (fd < 0) return Status::from_errno("open mount source '" + subpath + "'");
+  return UniqueFd(fd);
+}
+
 /// The container's mounts besides its root, in the order given: virtio-fs
 /// shares (bind mounts and volumes on the host; each share is mounted once
-/// under /run/vessel/mounts and bound into place, a subpath picking a file
-/// or directory in it) and tmpfs.
+/// under /run/vessel/mounts/<tag> and bound into place, a subpath picking a
+/// file or directory in it: as root the host serves all of a container's
+/// mounts through one share, "m0", "m1/file", ...) and tmpfs.
 Status mount_extra(const protocol::Setup& setup, const std::string& root) {
   if (setup.mounts.empty()) return Status();
   int rfd = open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -409,11 +438,11 @@ Status mount_extra(const protocol::Setup& setup, const std::string& root) {
   UniqueFd root_fd(rfd);
   std::set<std::string> mounted;  // shares mounted under /run/vessel/mounts
   for (const protocol::Mount& m : setup.mounts) {
+    UniqueFd source_fd;
     std::string source;
     bool file = false;
     if (m.kind == protocol::Mount::kVirtiofs) {
       std::string share = std::string(kRunDir) + "/mounts/" + m.tag;
-      struct stat st;
       if (mounted.insert(m.tag).second) {
         Status s = ensure_dirs(share, 0755);
         if (s.ok()) {
@@ -422,10 +451,14 @@ Status mount_extra(const protocol::Setup& setup, const std::string& root) {
         }
         if (!s.ok()) return s;
       }
-      source = m.subpath.empty() ? share : share + "/" + m.subpath;
-      if (lstat(source.c_str(), &st) != 0)
-        return Status::from_errno("mount source '" + m.subpath + "' in share '" + m.tag + "'");
+      Result<UniqueFd> opened = open_mount_source(share, m.subpath);
+      if (!opened.ok()) return opened.status();
+      source_fd = opened.take();
+      struct stat st;
+      if (fstat(source_fd.get(), &st) != 0)
+        return Status::from_errno("stat mount source '" + m.subpath + "' in '" + m.tag + "'");
       file = !S_ISDIR(st.st_mode);
+      source = "/proc/self/fd/" + std::to_string(source_fd.get());
     }
     Result<UniqueFd> point = open_mount_point(root_fd.get(), m.target, file);
     if (!point.ok()) return point.status();
@@ -445,7 +478,8 @@ Status mount_extra(const protocol::Setup& setup, const std::string& root) {
       continue;
     }
     if (mount(source.c_str(), at.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0)
-      return Status::from_errno("bind '" + m.tag + "' on '" + m.target + "'");
+      return Status::from_errno("bind '" + m.tag + (m.subpath.empty() ? "" : "/" + m.subpath) +
+                                "' on '" + m.target + "'");
     if (m.read_only) {
       // Remount the bind itself, not the share it came from. The fd above
       // names the covered directory; opened again, the path gives the mount.

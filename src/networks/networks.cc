@@ -271,6 +271,14 @@ Result<std::vector<state::EndpointRecord>> Networks::plan(const std::string& id,
                                                           const std::vector<Attachment>& requests) {
   std::vector<Attachment> wanted = requests;
   if (wanted.empty()) wanted.push_back({kDefaultNetwork, "", "", {}});
+  for (auto& a : wanted) {
+    // Docker's name for its default network.
+    if (a.network == "bridge") a.network = kDefaultNetwork;
+    if (a.network == "host")
+      return Error(ErrorCode::kInvalidArgument,
+                   "--network host is not supported: each container is a VM with its own "
+                   "network stack (publish ports with -p instead)");
+  }
   bool none = std::any_of(wanted.begin(), wanted.end(),
                           [](const Attachment& a) { return a.network == kNoNetwork; });
   if (none) {

@@ -8,9 +8,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <map>
-#include "agent/ulimit.h"
+#include <tuple>
+#include <utility>
+#include <vector>
 
+#include "agent/ulimit.h"
 #include "base/log.h"
 #include "base/strings.h"
 #include "sys/fs.h"
@@ -25,6 +29,7 @@ using Clock = std::chrono::steady_clock;
 using protocol::MsgType;
 
 constexpr const char* kRootfsTag = "rootfs";
+constexpr const char* kSharesTag = "shares";
 constexpr const char* kLowerSerial = "vessel-lower";
 constexpr const char* kUpperSerial = "vessel-upper";
 
@@ -63,20 +68,87 @@ Result<std::string> real_root(const ContainerConfig& c) {
   return std::string(real);
 }
 
-// A read-only view of `dir` for virtiofsd, which has no read-only mode of
-// its own: a bind mount remounted read-only under the runtime directory.
-// It exists in the monitor's private mount namespace only (run_monitor
-// unshares one), so it vanishes with the monitor whatever happens.
-Result<std::string> read_only_view(const std::string& dir, const std::string& at) {
-  VESSEL_TRY(sys::make_dirs(at, 0700));
-  if (::mount(dir.c_str(), at.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0)
-    return Error::from_errno(errno, "bind '" + dir + "' read-only");
-  if (::mount(nullptr, at.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) != 0) {
-    int e = errno;
-    ::umount2(at.c_str(), MNT_DETACH);
-    return Error::from_errno(e, "remount '" + at + "' read-only");
+// A host directory that bind mounts and volumes reach, and whether it is
+// served read-only. A single-file bind mount reaches its file's directory.
+struct HostShare {
+  std::string dir;
+  bool read_only = false;
+  bool operator<(const HostShare& o) const {
+    return std::tie(dir, read_only) < std::tie(o.dir, o.read_only);
   }
-  return at;
+};
+
+// Mounts made for virtiofsd, detached (with everything under them) unless
+// handed to the ContainerVm, which detaches them when it ends.
+class PrivateMounts {
+ public:
+  PrivateMounts() = default;
+  PrivateMounts(const PrivateMounts&) = delete;
+  PrivateMounts& operator=(const PrivateMounts&) = delete;
+  ~PrivateMounts() {
+    for (const auto& m : paths_)
+      ::umount2(m.c_str(), MNT_DETACH);
+  }
+  void add(std::string path) { paths_.push_back(std::move(path)); }
+  std::vector<std::string> release() { return std::exchange(paths_, {}); }
+
+ private:
+  std::vector<std::string> paths_;
+};
+
+// Makes every mount under `path` read-only: mount_setattr(2) with
+// AT_RECURSIVE, so that a :ro share's own submounts are read-only too (as
+// Docker's recursive read-only); a kernel before 5.12 gets the top mount
+// read-only (MS_REMOUNT on a bind changes that mount only, mount(2)).
+Status make_read_only(const std::string& path) {
+  mount_attr attr{};
+  attr.attr_set = MOUNT_ATTR_RDONLY;
+  if (::mount_setattr(AT_FDCWD, path.c_str(), AT_RECURSIVE, &attr, sizeof attr) == 0)
+    return ok_status();
+  if (errno != ENOSYS) return Error::from_errno(errno, "make '" + path + "' read-only");
+  if (::mount(nullptr, path.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) != 0)
+    return Error::from_errno(errno, "make '" + path + "' read-only");
+  return ok_status();
+}
+
+// The share tree: every host directory of the container under one
+// directory, served by one virtiofsd through one vhost-user-fs device.
+// microvm has 8 virtio-mmio transports, and a device per directory let a
+// few mounts and networks exhaust them.
+//
+// `at` gets a tmpfs with a subdirectory per share (m0, m1, ...), the
+// share's directory bind-mounted on it (MS_REC: its submounts come along),
+// made read-only for :ro (virtiofsd has no read-only mode of its own, but
+// writes through a read-only mount fail with EROFS on the host). The tmpfs
+// is then remounted read-only, so the guest cannot add anything beside the
+// shares. virtiofsd's sandbox binds its source recursively before
+// pivot_root, so the submounts stay visible to it. A tmpfs, not a plain
+// directory: remove_tree() stops at a mount point, so even a tree left in
+// the host's namespace (no private one) never leads a removal of the
+// runtime directory into the user's files.
+//
+// Only as root, in the monitor's private mount namespace (run_monitor
+// unshares one): the mounts exist there only and vanish with the monitor
+// whatever ends it; `mounts` undoes them sooner.
+Status make_share_tree(const std::string& at, const std::vector<HostShare>& shares,
+                       PrivateMounts& mounts) {
+  VESSEL_TRY(sys::make_dirs(at, 0700));
+  if (::mount("vessel-shares", at.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              "mode=0755,size=64k,nr_inodes=1024") != 0)
+    return Error::from_errno(errno, "mount tmpfs on '" + at + "'");
+  mounts.add(at);
+  for (size_t i = 0; i < shares.size(); ++i) {
+    const HostShare& share = shares[i];
+    std::string sub = at + "/m" + std::to_string(i);
+    if (::mkdir(sub.c_str(), 0755) != 0) return Error::from_errno(errno, "mkdir '" + sub + "'");
+    if (::mount(share.dir.c_str(), sub.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0)
+      return Error::from_errno(errno, "bind '" + share.dir + "' on '" + sub + "'");
+    if (share.read_only) VESSEL_TRY(make_read_only(sub));
+  }
+  if (::mount(nullptr, at.c_str(), nullptr,
+              MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
+    return Error::from_errno(errno, "remount '" + at + "' read-only");
+  return ok_status();
 }
 
 }  // namespace
@@ -174,10 +246,13 @@ Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
     cfg.shared_dirs = {{kRootfsTag, root}};
     setup.rootfs_tag = kRootfsTag;
   }
-  // Bind mounts and volumes: one virtio-fs share per host directory (a
-  // file is reached through its directory's share and a subpath).
-  std::vector<std::string> private_mounts;
-  std::map<std::pair<std::string, bool>, std::string> share_tags;  // (dir, ro) -> tag
+  // Bind mounts and volumes reach host directories (a file through its
+  // directory and a subpath). As root they are all served by one virtiofsd
+  // (make_share_tree); otherwise, without bind mounts to gather them, by
+  // one virtiofsd per distinct directory.
+  std::vector<HostShare> shares;
+  std::map<HostShare, size_t> share_index;
+  std::vector<std::pair<size_t, std::string>> reaches;  // per mount: share, file ("" = all)
   for (const auto& m : c.mounts) {
     protocol::Mount pm;
     pm.target = m.target;
@@ -186,6 +261,7 @@ Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
       pm.kind = protocol::Mount::kTmpfs;
       pm.options = m.options;
       setup.mounts.push_back(std::move(pm));
+      reaches.emplace_back(SIZE_MAX, "");
       continue;
     }
     std::string source = m.type == MountSpec::Type::kVolume
@@ -198,57 +274,77 @@ Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
     char real_source[PATH_MAX];
     if (!::realpath(source.c_str(), real_source))
       return Error::from_errno(errno, "resolve '" + source + "'");
-    std::string dir = real_source;
+    std::string dir = real_source, file;
     if (!S_ISDIR(st.st_mode)) {
-      pm.subpath = dir.substr(dir.rfind('/') + 1);
+      file = dir.substr(dir.rfind('/') + 1);
       dir = dir.substr(0, dir.rfind('/'));
       if (dir.empty()) dir = "/";
     }
-    auto key = std::make_pair(dir, m.read_only);
-    auto it = share_tags.find(key);
-    if (it == share_tags.end()) {
-      std::string tag = "m" + std::to_string(share_tags.size());
-      std::string served = dir;
-      if (m.read_only && ::geteuid() == 0) {
-        auto view = read_only_view(dir, o.runtime_dir + "/ro-" + tag);
-        if (!view.ok()) {
-          for (const auto& pmnt : private_mounts)
-            ::umount2(pmnt.c_str(), MNT_DETACH);
-          return view.error();
-        }
-        served = *view;
-        private_mounts.push_back(served);
-      }
-      cfg.shared_dirs.push_back({tag, served});
-      it = share_tags.emplace(key, tag).first;
+    HostShare key{dir, m.read_only};
+    auto it = share_index.find(key);
+    if (it == share_index.end()) {
+      it = share_index.emplace(key, shares.size()).first;
+      shares.push_back(std::move(key));
     }
     pm.kind = protocol::Mount::kVirtiofs;
-    pm.tag = it->second;
     setup.mounts.push_back(std::move(pm));
+    reaches.emplace_back(it->second, std::move(file));
   }
+  bool share_tree = !shares.empty() && ::geteuid() == 0;
+  size_t share_devices = share_tree ? 1 : shares.size();
   cfg.nics = o.nics;
   setup.interfaces = o.interfaces;
   setup.gateway = o.gateway;
   // QEMU's microvm has 8 virtio-mmio transports without ACPI (more need a
-  // second IO-APIC, which only ACPI describes): the agent's port, the disks,
-  // the network devices and one per shared directory must fit.
+  // second IO-APIC, which only ACPI describes): the agent's port, the root
+  // (two disks, or a share), the network devices and the mounts' shares
+  // must fit. Checked before anything is mounted or started.
   constexpr size_t kTransports = 8;
-  size_t root_devices = cfg.disks.size() + (c.root_image.empty() ? 1 : 0);  // or a share
-  if (1 + root_devices + cfg.nics.size() > kTransports) {
-    for (const auto& m : private_mounts)
-      ::umount2(m.c_str(), MNT_DETACH);
+  size_t root_devices = cfg.disks.size() + (c.root_image.empty() ? 1 : 0);
+  size_t fixed = 1 + root_devices;
+  auto n = [](size_t v) { return std::to_string(v); };
+  if (fixed + cfg.nics.size() > kTransports)
     return Error(ErrorCode::kInvalidArgument,
-                 "too many networks: a VM has " + std::to_string(kTransports) +
-                     " device slots, and the agent and the root leave " +
-                     std::to_string(kTransports - 1 - root_devices) + " for networks");
-  }
-  if (1 + cfg.disks.size() + cfg.nics.size() + cfg.shared_dirs.size() > kTransports) {
-    for (const auto& m : private_mounts)
-      ::umount2(m.c_str(), MNT_DETACH);
+                 "too many networks: a VM has " + n(kTransports) +
+                     " device slots, and the agent and the root leave " + n(kTransports - fixed) +
+                     " for networks");
+  if (fixed + cfg.nics.size() + share_devices > kTransports) {
+    if (share_tree) {
+      std::string left = n(kTransports - fixed - 1);
+      return Error(ErrorCode::kInvalidArgument,
+                   "too many networks for a container with mounts: a VM has " + n(kTransports) +
+                       " device slots, and the agent, the root and the mounts (one slot for all) "
+                       "leave " +
+                       left + " for networks; use at most " + left +
+                       " networks, or no bind mounts or volumes");
+    }
     return Error(ErrorCode::kInvalidArgument,
-                 "too many mounts: this container can share at most " +
-                     std::to_string(kTransports - 1 - root_devices - cfg.nics.size()) +
+                 "too many mounts: without root each host directory takes a device slot, and "
+                 "this container can share at most " +
+                     n(kTransports - fixed - cfg.nics.size()) +
                      " host directories (bind mounts of files in one directory count once)");
+  }
+  PrivateMounts private_mounts;
+  if (share_tree) {
+    std::string at = o.runtime_dir + "/shares";
+    VESSEL_TRY(make_share_tree(at, shares, private_mounts));
+    cfg.shared_dirs.push_back({kSharesTag, at});
+  } else {
+    for (size_t i = 0; i < shares.size(); ++i)
+      cfg.shared_dirs.push_back({"m" + std::to_string(i), shares[i].dir});
+  }
+  for (size_t i = 0; i < setup.mounts.size(); ++i) {
+    auto& [share, file] = reaches[i];
+    if (share == SIZE_MAX) continue;  // a tmpfs
+    protocol::Mount& pm = setup.mounts[i];
+    std::string tag = "m" + std::to_string(share);
+    if (share_tree) {
+      pm.tag = kSharesTag;
+      pm.subpath = file.empty() ? tag : tag + "/" + file;
+    } else {
+      pm.tag = tag;
+      pm.subpath = file;
+    }
   }
   cfg.serial_ports = {std::string(protocol::kPortName)};
   cfg.runtime_dir = o.runtime_dir;
@@ -256,17 +352,13 @@ Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
   cfg.debug = o.debug;
   vmm::QemuVmm qemu;
   auto started = qemu.start(cfg);
-  if (!started.ok()) {
-    for (const auto& m : private_mounts)
-      ::umount2(m.c_str(), MNT_DETACH);
-    return started.error();
-  }
+  if (!started.ok()) return started.error();
   std::unique_ptr<vmm::VmInstance> vm = std::move(*started);
   int port = vm->port_fd(protocol::kPortName);
   ::fcntl(port, F_SETFL, ::fcntl(port, F_GETFL) | O_NONBLOCK);
   std::unique_ptr<ContainerVm> self(new ContainerVm(std::move(vm), port, o.abort_fd));
   self->accel_ = accel;
-  self->private_mounts_ = std::move(private_mounts);
+  self->private_mounts_ = private_mounts.release();
 
   auto fail = [&](Error e, const std::string& what) -> Error {
     // A guest that hangs up usually means QEMU is exiting: give it a moment

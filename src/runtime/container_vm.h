@@ -69,7 +69,7 @@ class ContainerVm {
   agent::AgentConnection agent_;
   int abort_fd_;
   vmm::AccelChoice accel_;
-  std::vector<std::string> private_mounts_;  // read-only binds made for virtiofsd
+  std::vector<std::string> private_mounts_;  // the share tree made for virtiofsd
 };
 
 /// Creates the sparse writable layer: an empty ext4 of `bytes` at `path`.

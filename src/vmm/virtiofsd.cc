@@ -31,10 +31,16 @@ Result<sys::Process> start_virtiofsd(const std::string& dir, const std::string& 
 
   sys::SpawnOptions o;
   // cache=auto keeps the guest's page cache coherent with host changes on
-  // open; the sandbox (a mount namespace rooted at the directory) keeps the
-  // daemon from reaching outside it.
-  o.argv = {bin,  "--fd=3", "-o", "source=" + dir, "-o", "cache=auto",
-            "-o", "xattr",  "-o", "log_level=err"};
+  // open; the sandbox (a mount namespace rooted at the directory, bound
+  // there with its submounts) keeps the daemon from reaching outside it.
+  // announce_submounts: each host mount under the directory (the runtime's
+  // share tree binds every shared directory there) becomes a submount in
+  // the guest with an st_dev of its own; without it the guest shows one
+  // st_dev for all and host inode numbers collide across filesystems (cp
+  // then refuses two different files as "the same file"). A guest without
+  // submount support is served as before (virtiofsd drops the option).
+  o.argv = {bin,  "--fd=3", "-o", "source=" + dir,      "-o", "cache=auto",
+            "-o", "xattr",  "-o", "announce_submounts", "-o", "log_level=err"};
   o.fds = {{3, sock.get()}};
   if (log_fd >= 0) o.fds.push_back({2, log_fd});
   auto p = sys::Process::spawn(o);

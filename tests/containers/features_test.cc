@@ -3,11 +3,15 @@
 // export are in cp_test.cc). The flags and output formats are Docker's,
 // which the issue asks for.
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
+#include <set>
+#include <vector>
 
 #include "base/strings.h"
 #include "containers/container_fixture.h"
@@ -211,6 +215,131 @@ TEST_F(FeaturesTest, RmVolumesRemovesTheContainersAnonymousVolumes) {
   CliResult rm = vessel({"rm", "-f", "-v", "anon"});
   EXPECT_EQ(rm.exit_code, 0) << rm.err;
   EXPECT_EQ(vessel({"volume", "ls", "-q"}).out, "");
+}
+
+// --- The device budget ------------------------------------------------------------
+// microvm has 8 virtio-mmio transports. The agent's port takes one, an image
+// root two and each NIC one; as root all of a container's bind mounts and
+// volumes take one between them (one virtiofsd serving them all).
+
+// The distinct `source=` of the virtiofsd processes of container `id`
+// (virtiofsd forks into its sandbox: two processes per instance).
+std::set<std::string> virtiofsd_sources(const std::vector<std::string>& processes) {
+  std::set<std::string> sources;
+  for (const auto& p : processes) {
+    if (p.find("virtiofsd") == std::string::npos) continue;
+    size_t at = p.find("source=");
+    if (at != std::string::npos) sources.insert(p.substr(at, p.find(' ', at) - at));
+  }
+  return sources;
+}
+
+TEST_F(FeaturesTest, FourMountsAndTwoNetworksFitInOneVm) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root: networks make bridges and taps";
+  std::string rw = scratch_dir() + "/rw", ro = scratch_dir() + "/ro";
+  std::string conf = scratch_dir() + "/conf/app.conf";
+  for (const auto& d : {rw, ro, scratch_dir() + "/conf"})
+    ASSERT_TRUE(sys::make_dirs(d, 0755).ok());
+  ASSERT_EQ(::chmod(rw.c_str(), 0777), 0);  // for the user below
+  std::ofstream(rw + "/from-host") << "rw-host\n";
+  std::ofstream(ro + "/from-host") << "ro-host\n";
+  std::ofstream(conf) << "setting=1\n";
+  ASSERT_EQ(vessel({"network", "create", "n1"}).exit_code, 0);
+  ASSERT_EQ(vessel({"network", "create", "n2"}).exit_code, 0);
+  // An image root (2 disks) + 2 NICs + 4 shared directories was 9 devices.
+  std::string id = run_detached({"--network", "n1", "--network", "n2", "-v", rw + ":/mnt/rw", "-v",
+                                 ro + ":/mnt/ro:ro", "-v", conf + ":/etc/app.conf", "-v",
+                                 "vol:/data", kImage, "sh", "-c", kIdle});
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(wait_for_log(id, "ready"));
+  std::set<std::string> sources = virtiofsd_sources(processes_of(id));
+  ASSERT_EQ(sources.size(), 1u) << "one virtiofsd for all the mounts";
+  EXPECT_TRUE(sources.begin()->ends_with("/shares")) << *sources.begin();
+
+  CliResult links = vessel({"exec", id, "ls", "/sys/class/net"});
+  EXPECT_EQ(links.exit_code, 0) << links.err;
+  EXPECT_TRUE(contains(links.out, "eth0") && contains(links.out, "eth1")) << links.out;
+
+  CliResult r = vessel({"exec", id, "sh", "-c",
+                        "cat /mnt/rw/from-host && echo ctr > /mnt/rw/from-ctr && "
+                        "cat /mnt/ro/from-host && cat /etc/app.conf && "
+                        "echo setting=2 > /etc/app.conf && echo vol > /data/v && cat /data/v"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "rw-host\nro-host\nsetting=1\nvol\n");
+  CliResult refused = vessel({"exec", id, "sh", "-c", "echo x > /mnt/ro/new"});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_TRUE(contains(refused.err, "Read-only file system")) << refused.err;
+  // The host's side of each mount.
+  EXPECT_EQ(read_host_file(rw + "/from-ctr"), "ctr\n");
+  EXPECT_NE(::access((ro + "/new").c_str(), F_OK), 0);
+  EXPECT_EQ(read_host_file(conf), "setting=2\n");
+  EXPECT_EQ(read_host_file(state_root() + "/volumes/vol/_data/v"), "vol\n");
+  // Files the container creates belong to the user that made them.
+  CliResult owned = vessel({"exec", "-u", "1000:1000", id, "sh", "-c", "echo u > /mnt/rw/by-user"});
+  EXPECT_EQ(owned.exit_code, 0) << owned.err;
+  struct stat st;
+  ASSERT_EQ(::stat((rw + "/by-user").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 1000u);
+  EXPECT_EQ(st.st_gid, 1000u);
+
+  EXPECT_EQ(vessel({"rm", "-f", id}).exit_code, 0);
+  expect_gone(id);
+  EXPECT_EQ(vessel({"network", "rm", "n1", "n2"}).exit_code, 0);
+}
+
+// One virtiofsd serves directories of several host filesystems, whose inode
+// numbers may be equal: each must still look like a filesystem of its own
+// (st_dev) in the container, or cp takes two files for one.
+TEST_F(FeaturesTest, MountsOfTwoHostFilesystemsStayApart) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root: mounts two tmpfs";
+  // In a mount namespace of this test process (ctest runs one test per
+  // process): the tmpfs mounts go with it; the monitor inherits them.
+  ASSERT_EQ(::unshare(CLONE_NEWNS), 0);
+  ASSERT_EQ(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), 0);
+  std::string a = scratch_dir() + "/a", b = scratch_dir() + "/b";
+  struct Unmount {
+    std::vector<std::string> paths;
+    ~Unmount() {
+      for (const auto& p : paths)
+        ::umount2(p.c_str(), MNT_DETACH);
+    }
+  } unmount;
+  for (const auto& d : {a, b}) {
+    ASSERT_TRUE(sys::make_dirs(d, 0755).ok());
+    ASSERT_EQ(::mount("tmpfs", d.c_str(), "tmpfs", 0, "size=1m"), 0) << d;
+    unmount.paths.push_back(d);
+  }
+  std::ofstream(a + "/f") << "from-a\n";
+  std::ofstream(b + "/f") << "from-b\n";
+  struct stat sa, sb;
+  ASSERT_EQ(::stat((a + "/f").c_str(), &sa), 0);
+  ASSERT_EQ(::stat((b + "/f").c_str(), &sb), 0);
+  if (sa.st_ino != sb.st_ino)
+    GTEST_SKIP() << "the two tmpfs gave their files different inode numbers (" << sa.st_ino << ", "
+                 << sb.st_ino << "): not the case this test is for";
+  CliResult r = vessel({"run", "--rm", "-m", kMemory, "-v", a + ":/a", "-v", b + ":/b", kImage,
+                        "sh", "-c", "cp /a/f /b/f && cat /b/f"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "from-a\n");
+  EXPECT_EQ(read_host_file(b + "/f"), "from-a\n");
+}
+
+TEST_F(FeaturesTest, TooManyNetworksWithMountsFailsNamingWhatToReduce) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root: networks make bridges and taps";
+  std::string dir = scratch_dir() + "/d";
+  ASSERT_TRUE(sys::make_dirs(dir, 0755).ok());
+  std::vector<std::string> args = {"run", "--rm", "-m", kMemory};
+  for (int i = 1; i <= 5; ++i) {
+    std::string name = "n" + std::to_string(i);
+    ASSERT_EQ(vessel({"network", "create", name}).exit_code, 0);
+    args.insert(args.end(), {"--network", name});
+  }
+  // An image root + 5 NICs fits (8 devices); one mount more does not.
+  args.insert(args.end(), {"-v", dir + ":/d", kImage, "true"});
+  CliResult r = vessel(args);
+  EXPECT_EQ(r.exit_code, 125);
+  EXPECT_TRUE(contains(r.err, "use at most 4 networks, or no bind mounts or volumes")) << r.err;
+  EXPECT_EQ(vessel({"network", "rm", "n1", "n2", "n3", "n4", "n5"}).exit_code, 0);
 }
 
 // --- stats --------------------------------------------------------------------------
