@@ -19,29 +19,12 @@
 
 #include "base/unique_fd.h"
 
+#include "net/netns_fixture.h"
+
 namespace vessel::net {
 namespace {
 
-ino_t netns_inode() {
-  struct stat st {};
-  if (::stat("/proc/thread-self/ns/net", &st) != 0) return 0;
-  return st.st_ino;
-}
-
-class NetlinkTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (::geteuid() != 0)
-      GTEST_SKIP() << "needs root: creates links in a private network namespace";
-    const ino_t before = netns_inode();
-    if (::unshare(CLONE_NEWNET) != 0)
-      GTEST_SKIP() << "cannot make a network namespace: unshare: " << std::strerror(errno);
-    // Never run a test body in the namespace we started in.
-    ASSERT_NE(netns_inode(), before) << "unshare(CLONE_NEWNET) left the namespace unchanged";
-    auto lo = set_link_up("lo", true);
-    ASSERT_TRUE(lo.ok()) << lo.error().to_string();
-  }
-};
+using NetlinkTest = PrivateNetnsTest;
 
 std::optional<LinkInfo> listed(const std::string& name) {
   auto links = list_links();

@@ -17,25 +17,16 @@
 
 #include "net/netlink.h"
 
+#include "net/netns_fixture.h"
+
 namespace vessel::net {
 namespace {
 
-ino_t netns_inode() {
-  struct stat st {};
-  if (::stat("/proc/thread-self/ns/net", &st) != 0) return 0;
-  return st.st_ino;
-}
-
-class TapTest : public ::testing::Test {
+class TapTest : public PrivateNetnsTest {
  protected:
   void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "needs root: creates taps in a private network namespace";
-    const ino_t before = netns_inode();
-    if (::unshare(CLONE_NEWNET) != 0)
-      GTEST_SKIP() << "cannot make a network namespace: unshare: " << std::strerror(errno);
-    ASSERT_NE(netns_inode(), before) << "unshare(CLONE_NEWNET) left the namespace unchanged";
-    auto lo = set_link_up("lo", true);
-    ASSERT_TRUE(lo.ok()) << lo.error().to_string();
+    PrivateNetnsTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     if (::access("/dev/net/tun", R_OK | W_OK) != 0)
       GTEST_SKIP() << "no /dev/net/tun: " << std::strerror(errno);
   }

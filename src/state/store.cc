@@ -493,32 +493,30 @@ Status Store::remove_network(const std::string& name) {
   return ok_status();
 }
 
-Result<std::vector<EndpointRecord>> Store::endpoints_of(const std::string& container) {
-  std::string sql = std::string("SELECT ") + kEndpointColumns +
-                    " FROM endpoints WHERE container = ?1 ORDER BY position";
-  Stmt s(db_, sql.c_str());
-  if (!s.ok()) return db_error(db_, "query endpoints");
-  s.bind(1, container);
+namespace {
+
+Result<std::vector<EndpointRecord>> query_endpoints(sqlite3* db, const char* where,
+                                                    const std::string& arg) {
+  std::string sql = std::string("SELECT ") + kEndpointColumns + " FROM endpoints " + where;
+  Stmt s(db, sql.c_str());
+  if (!s.ok()) return db_error(db, "query endpoints");
+  s.bind(1, arg);
   std::vector<EndpointRecord> out;
   int rc;
   while ((rc = s.step()) == SQLITE_ROW)
     out.push_back(read_endpoint(s));
-  if (rc != SQLITE_DONE) return db_error(db_, "query endpoints");
+  if (rc != SQLITE_DONE) return db_error(db, "query endpoints");
   return out;
 }
 
+}  // namespace
+
+Result<std::vector<EndpointRecord>> Store::endpoints_of(const std::string& container) {
+  return query_endpoints(db_, "WHERE container = ?1 ORDER BY position", container);
+}
+
 Result<std::vector<EndpointRecord>> Store::endpoints_on(const std::string& network) {
-  std::string sql = std::string("SELECT ") + kEndpointColumns +
-                    " FROM endpoints WHERE network = ?1 ORDER BY container";
-  Stmt s(db_, sql.c_str());
-  if (!s.ok()) return db_error(db_, "query endpoints");
-  s.bind(1, network);
-  std::vector<EndpointRecord> out;
-  int rc;
-  while ((rc = s.step()) == SQLITE_ROW)
-    out.push_back(read_endpoint(s));
-  if (rc != SQLITE_DONE) return db_error(db_, "query endpoints");
-  return out;
+  return query_endpoints(db_, "WHERE network = ?1 ORDER BY container", network);
 }
 
 Result<std::vector<LeaseRecord>> Store::leases(const std::string& network) {
