@@ -14,7 +14,7 @@ enum class Proto : uint8_t { kTcp, kUdp };
 const char* proto_name(Proto p);  // "tcp", "udp"
 
 struct PortMapping {
-  std::string host_ip;  // "" = every host address (0.0.0.0); else an IPv4 literal
+  std::string host_ip;     // "" = every host address (0.0.0.0); else an IPv4 literal
   uint16_t host_port = 0;  // 0: a free port chosen when the container starts
   uint16_t container_port = 0;
   Proto proto = Proto::kTcp;

@@ -403,6 +403,8 @@ Status Networks::release(const std::string& id) {
   std::set<std::string> affected;
   for (const auto& l : all_leases)
     if (l.container == id) affected.insert(l.network);
+  // Most callers (every reconcile) hold nothing: no write, no fsync.
+  if (affected.empty()) return ok_status();
   VESSEL_TRY(store_.release_addresses(id));
   Status result = ok_status();
   for (const auto& name : affected) {

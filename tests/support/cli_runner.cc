@@ -1,14 +1,14 @@
 #include "cli_runner.h"
 
 #include <dirent.h>
-#include <net/if.h>
-#include <sched.h>
-#include <sys/socket.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <poll.h>
 #include <pty.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
