@@ -10,6 +10,7 @@
 
 #include "base/log.h"
 #include "runtime/container_vm.h"
+#include "runtime/etc_files.h"
 #include "runtime/paths.h"
 #include "runtime/runtime_dir.h"
 #include "sys/fs.h"
@@ -42,19 +43,6 @@ std::string display_name(const ContainerRecord& r) {
 }
 
 }  // namespace
-
-Result<std::string> random_hex(size_t bytes) {
-  std::vector<unsigned char> buf(bytes);
-  if (::getrandom(buf.data(), buf.size(), 0) != static_cast<ssize_t>(buf.size()))
-    return Error::from_errno(errno, "getrandom");
-  static const char* const kHex = "0123456789abcdef";
-  std::string out;
-  for (unsigned char b : buf) {
-    out += kHex[b >> 4];
-    out += kHex[b & 15];
-  }
-  return out;
-}
 
 std::string describe_age(int64_t then_ns, int64_t now_ns) {
   int64_t s = (now_ns - then_ns) / 1'000'000'000;
@@ -117,11 +105,11 @@ Result<ContainerRecord> Containers::create(runtime::ContainerConfig config, cons
     return Error(ErrorCode::kInvalidArgument,
                  "conflicting options: --restart and --rm (a restarting container is never "
                  "removed)");
-  VESSEL_ASSIGN_OR_RETURN(std::string id, random_hex(32));
+  VESSEL_ASSIGN_OR_RETURN(std::string id, sys::random_hex(32));
   VESSEL_TRY(runtime::prepare_config(config, id));
   VESSEL_TRY(runtime::check_mounts(config.mounts));
   for (const auto& h : config.extra_hosts)
-    VESSEL_TRY(networks::validate_extra_host(h));
+    VESSEL_TRY(runtime::validate_extra_host(h));
   for (const auto& d : config.dns)
     if (auto a = net::Ipv4::parse(d); !a.ok()) return a.error().wrap("invalid --dns");
   // Addresses held by monitors that died are free again before --ip is

@@ -104,9 +104,6 @@ class Containers {
   std::unique_ptr<networks::Networks> networks_;
 };
 
-/// `bytes` random bytes as lowercase hex (ids, anonymous volume names).
-Result<std::string> random_hex(size_t bytes);
-
 /// "5 seconds", "Less than a second", ... : how long ago `then_ns` was.
 std::string describe_age(int64_t then_ns, int64_t now_ns);
 

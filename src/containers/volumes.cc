@@ -34,7 +34,7 @@ Result<state::VolumeRecord> Containers::create_volume(
     const std::string& given, const std::map<std::string, std::string>& labels, bool anonymous) {
   std::string name = given;
   if (name.empty()) {
-    VESSEL_ASSIGN_OR_RETURN(name, random_hex(32));
+    VESSEL_ASSIGN_OR_RETURN(name, sys::random_hex(32));
     anonymous = true;
   }
   VESSEL_TRY(runtime::validate_volume_name(name));

@@ -25,6 +25,7 @@
 #include "networks/networks.h"
 #include "runtime/config.h"
 #include "runtime/container_vm.h"
+#include "runtime/etc_files.h"
 #include "runtime/log_file.h"
 #include "runtime/paths.h"
 #include "runtime/runtime_dir.h"
@@ -304,10 +305,10 @@ Status Monitor::setup_network(runtime::BootOptions& b) {
       e = e.substr(0, colon + 1) +
           (nics_.empty() ? std::string("127.0.0.1") : nics_.front().network.gateway.to_string());
   }
-  b.hosts = networks::container_hosts(config_.hostname, own, extra);
-  b.resolv_conf =
-      networks::container_resolv_conf(nics_.empty() ? nullptr : &nics_.front().network, config_.dns,
-                                      config_.dns_search, config_.dns_options);
+  b.hosts = runtime::container_hosts(config_.hostname, own, extra);
+  b.resolv_conf = runtime::container_resolv_conf(
+      nics_.empty() ? std::nullopt : std::optional(nics_.front().network.gateway), config_.dns,
+      config_.dns_search, config_.dns_options);
   return ok_status();
 }
 

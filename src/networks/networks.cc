@@ -17,21 +17,6 @@ namespace {
 
 using json = nlohmann::json;
 
-Result<std::string> random_id() {
-  unsigned char buf[32];
-  UniqueFd fd(::open("/dev/urandom", O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return Error::from_errno(errno, "open /dev/urandom");
-  if (::read(fd.get(), buf, sizeof buf) != static_cast<ssize_t>(sizeof buf))
-    return Error::from_errno(errno, "read /dev/urandom");
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : buf) {
-    out += hex[c >> 4];
-    out += hex[c & 15];
-  }
-  return out;
-}
-
 Result<Network> from_record(const state::NetworkRecord& r) {
   Network n;
   n.name = r.name;
@@ -127,7 +112,7 @@ Result<Network> Networks::ensure_default() {
   if (!subnet.ok()) return subnet.error().wrap("default network");
   Network n;
   n.name = kDefaultNetwork;
-  VESSEL_ASSIGN_OR_RETURN(n.id, random_id());
+  VESSEL_ASSIGN_OR_RETURN(n.id, sys::random_hex(32));
   n.subnet = *subnet;
   n.gateway = subnet->host(1);
   n.bridge = kDefaultBridge;
@@ -161,7 +146,7 @@ Result<Network> Networks::create(const CreateOptions& o) {
   n.internal = o.internal;
   n.labels = o.labels;
   n.created = state::now_ns();
-  VESSEL_ASSIGN_OR_RETURN(n.id, random_id());
+  VESSEL_ASSIGN_OR_RETURN(n.id, sys::random_hex(32));
   n.bridge = "vsl-" + n.id.substr(0, 11);
   if (!o.subnet.empty()) {
     auto s = net::Ipv4Net::parse(o.subnet);
@@ -487,98 +472,6 @@ Result<std::vector<Networks::EndpointView>> Networks::endpoints_of(const std::st
     out.push_back(std::move(v));
   }
   return out;
-}
-
-// ---- files a container gets ----------------------------------------------
-
-namespace {
-
-struct HostResolv {
-  std::vector<std::string> nameservers, search, options;
-};
-
-HostResolv host_resolv() {
-  HostResolv h;
-  auto content = sys::read_file("/etc/resolv.conf", 64 << 10);
-  if (!content.ok()) return h;
-  for (const auto& line : split(*content, '\n')) {
-    auto words = split(std::string(trim(line)), ' ');
-    words.erase(std::remove_if(words.begin(), words.end(),
-                               [](const std::string& w) { return trim(w).empty(); }),
-                words.end());
-    if (words.size() < 2) continue;
-    std::vector<std::string> rest(words.begin() + 1, words.end());
-    if (words[0] == "nameserver") {
-      // Loopback resolvers mean nothing inside the VM (Docker filters
-      // them the same way).
-      if (starts_with(words[1], "127.") || words[1] == "::1") continue;
-      h.nameservers.push_back(words[1]);
-    } else if (words[0] == "search" || words[0] == "domain") {
-      h.search = rest;
-    } else if (words[0] == "options") {
-      h.options = rest;
-    }
-  }
-  return h;
-}
-
-std::string join_words(const std::vector<std::string>& v) {
-  std::string out;
-  for (const auto& s : v)
-    out += (out.empty() ? "" : " ") + s;
-  return out;
-}
-
-}  // namespace
-
-std::string container_resolv_conf(const Network* first, const std::vector<std::string>& dns,
-                                  const std::vector<std::string>& search,
-                                  const std::vector<std::string>& options) {
-  HostResolv h = host_resolv();
-  std::vector<std::string> servers = dns;
-  if (servers.empty()) {
-    if (first)
-      servers = {first->gateway.to_string()};
-    else
-      servers = h.nameservers;
-  }
-  // Never empty: an empty file would leave the image's own (or none at all).
-  std::string out = "# made by vessel\n";
-  for (const auto& s : servers)
-    out += "nameserver " + s + "\n";
-  auto s = search.empty() ? h.search : search;
-  // "--dns-search ." means no search domains at all, as in Docker.
-  if (!s.empty() && !(s.size() == 1 && s[0] == ".")) out += "search " + join_words(s) + "\n";
-  auto o = options.empty() ? h.options : options;
-  if (!o.empty()) out += "options " + join_words(o) + "\n";
-  return out;
-}
-
-std::string container_hosts(const std::string& hostname, const std::vector<net::Ipv4>& own,
-                            const std::vector<std::string>& extra_hosts) {
-  std::string out = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
-  if (own.empty()) out += "127.0.1.1\t" + hostname + "\n";
-  for (const auto& a : own)
-    out += a.to_string() + "\t" + hostname + "\n";
-  for (const auto& e : extra_hosts) {
-    auto colon = e.find(':');
-    if (colon == std::string::npos) continue;
-    out += e.substr(colon + 1) + "\t" + e.substr(0, colon) + "\n";
-  }
-  return out;
-}
-
-Status validate_extra_host(const std::string& spec) {
-  auto colon = spec.find(':');
-  if (colon == std::string::npos || colon == 0)
-    return Error(ErrorCode::kInvalidArgument,
-                 "invalid --add-host '" + spec + "': expected NAME:IP");
-  std::string ip = spec.substr(colon + 1);
-  if (ip == "host-gateway") return ok_status();
-  if (auto a = net::Ipv4::parse(ip); !a.ok())
-    return Error(ErrorCode::kInvalidArgument,
-                 "invalid --add-host '" + spec + "': '" + ip + "' is not an IPv4 address");
-  return ok_status();
 }
 
 }  // namespace vessel::networks

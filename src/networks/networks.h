@@ -177,19 +177,4 @@ class Networks {
   std::unique_ptr<Backend> backend_;
 };
 
-/// The resolv.conf for a container whose first network is `first` (nullptr:
-/// none; the host's resolvers minus loopback ones), with --dns servers,
-/// --dns-search domains and --dns-option options replacing the defaults.
-std::string container_resolv_conf(const Network* first, const std::vector<std::string>& dns,
-                                  const std::vector<std::string>& search,
-                                  const std::vector<std::string>& options);
-
-/// /etc/hosts for a container: localhost, its own addresses with its
-/// hostname, and --add-host entries ("name:ip").
-std::string container_hosts(const std::string& hostname, const std::vector<net::Ipv4>& own,
-                            const std::vector<std::string>& extra_hosts);
-
-/// Checks one --add-host value (NAME:IP, IP may be "host-gateway").
-Status validate_extra_host(const std::string& spec);
-
 }  // namespace vessel::networks

@@ -17,6 +17,7 @@
 #include "agent/ulimit.h"
 #include "base/log.h"
 #include "base/strings.h"
+#include "runtime/etc_files.h"
 #include "sys/fs.h"
 #include "sys/process.h"
 #include "vmm/qemu_vmm.h"
@@ -32,27 +33,6 @@ constexpr const char* kRootfsTag = "rootfs";
 constexpr const char* kSharesTag = "shares";
 constexpr const char* kLowerSerial = "vessel-lower";
 constexpr const char* kUpperSerial = "vessel-upper";
-
-// The host's resolver configuration minus loopback nameservers, which mean
-// nothing inside the VM (Docker filters them the same way).
-std::string guest_resolv_conf() {
-  auto content = sys::read_file("/etc/resolv.conf", 64 << 10);
-  if (!content.ok()) return "";
-  std::string out;
-  for (const auto& line : split(*content, '\n')) {
-    std::string_view t = trim(line);
-    if (starts_with(t, "nameserver") &&
-        (t.find(" 127.") != std::string_view::npos || t.find(" ::1") != std::string_view::npos))
-      continue;
-    if (!t.empty()) out += std::string(t) + "\n";
-  }
-  return out;
-}
-
-std::string guest_hosts(const std::string& hostname) {
-  return "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + hostname +
-         "\n";
-}
 
 Result<std::string> real_root(const ContainerConfig& c) {
   bool image_root = !c.root_image.empty();
@@ -226,9 +206,12 @@ Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
   cfg.memory_bytes = c.memory_bytes + kGuestReserve;
   cfg.accel = accel.accel;
   cfg.host_tsc_khz = vmm::cpu_khz(facts.cpuinfo);
-  protocol::Setup setup{c.hostname, "", o.hosts.empty() ? guest_hosts(c.hostname) : o.hosts,
-                        o.resolv_conf.empty() ? guest_resolv_conf() : o.resolv_conf,
-                        static_cast<uint8_t>(c.read_only)};
+  protocol::Setup setup{
+      c.hostname, "", o.hosts.empty() ? container_hosts(c.hostname, {}, c.extra_hosts) : o.hosts,
+      o.resolv_conf.empty()
+          ? container_resolv_conf(std::nullopt, c.dns, c.dns_search, c.dns_options)
+          : o.resolv_conf,
+      static_cast<uint8_t>(c.read_only)};
   setup.memory_limit_bytes = c.memory_bytes;
   setup.pids_limit = c.pids_limit;
   if (c.cpu_millis > 0) {

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -172,6 +173,19 @@ Result<std::string> make_temp_dir(const std::string& parent, const std::string& 
   std::string templ = parent + "/" + prefix + "XXXXXX";
   if (!::mkdtemp(templ.data())) return Error::from_errno(errno, "mkdtemp in '" + parent + "'");
   return templ;
+}
+
+Result<std::string> random_hex(size_t bytes) {
+  std::vector<unsigned char> buf(bytes);
+  if (::getrandom(buf.data(), buf.size(), 0) != static_cast<ssize_t>(buf.size()))
+    return Error::from_errno(errno, "getrandom");
+  static const char* const kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : buf) {
+    out += kHex[b >> 4];
+    out += kHex[b & 15];
+  }
+  return out;
 }
 
 }  // namespace vessel::sys

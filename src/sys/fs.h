@@ -42,6 +42,9 @@ class FileLock {
   UniqueFd fd_;
 };
 
+/// `bytes` random bytes (getrandom) as lowercase hex: ids, generated names.
+Result<std::string> random_hex(size_t bytes);
+
 /// Writes all of `data` to a blocking or non-blocking fd (polls on EAGAIN).
 Status write_all(int fd, const void* data, size_t size);
 
