@@ -152,82 +152,32 @@ std::optional<Running> find_running(const DnsConfig& c) {
   return r;
 }
 
-// Forks and execs dnsmasq with `options`, stdout to /dev/null and stderr to
-// `log_fd`, and waits for that first process to exit: dnsmasq's own
-// daemonizing makes that mean "serving" (exit 0) or "failed" (its exit code;
-// the reason is in the log). Hand-rolled rather than sys::Process because
-// the child must shed capabilities between fork and exec.
+// Runs dnsmasq with `options`, stderr to `log_fd`, and waits for that first
+// process to exit: dnsmasq's own daemonizing makes that mean "serving"
+// (exit 0) or "failed" (its exit code; the reason is in the log). It stays
+// root without switching user (the state root is 0700, so the `nobody`
+// user could not read the hosts file), so it keeps only the capability that
+// binding port 53 needs, with a fixed environment.
 Result<int> run_dnsmasq(const std::string& program, const std::vector<std::string>& options,
                         int log_fd) {
-  std::vector<std::string> args{program};
-  args.insert(args.end(), options.begin(), options.end());
-  std::vector<char*> argv;
-  for (auto& a : args)
-    argv.push_back(a.data());
-  argv.push_back(nullptr);
-  // dnsmasq needs no environment; a fixed one keeps the caller's out of it.
-  char path_env[] = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
-  char* envp[] = {path_env, nullptr};
-
-  pid_t pid = ::fork();
-  if (pid < 0) return Error::from_errno(errno, "fork");
-  if (pid == 0) {
-    // The child of a possibly multithreaded parent: system calls only.
-    // Blocked signals and ignored dispositions survive exec; dnsmasq must
-    // get its SIGHUP and SIGTERM whatever the caller blocks or ignores.
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    for (int s = 1; s < NSIG; ++s)
-      ::signal(s, SIG_DFL);
-    // Root without switching user, so keep only what binding port 53 needs:
-    // no inheritable or ambient capabilities, a bounding set of
-    // CAP_NET_BIND_SERVICE (exec gives root the bounding set, see
-    // capabilities(7)), and no way back through setuid binaries. Best
-    // effort: a caller without CAP_SETPCAP has nothing to shed.
-    __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
-    __user_cap_data_struct data[2] = {};
-    if (::syscall(SYS_capget, &hdr, data) == 0) {
-      data[0].inheritable = data[1].inheritable = 0;
-      ::syscall(SYS_capset, &hdr, data);
-    }
-    ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-    for (int cap = 0; cap < 64; ++cap) {
-      if (cap == CAP_NET_BIND_SERVICE) continue;
-      if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno == EINVAL) break;  // past the last
-    }
-    ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-    // Both sources above 2 first, so no dup2 below overwrites the other's
-    // source should the caller have run with 0, 1 or 2 closed.
-    int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-    int high_null = null < 0 ? -1 : ::fcntl(null, F_DUPFD_CLOEXEC, 3);
-    int high_log = ::fcntl(log_fd, F_DUPFD_CLOEXEC, 3);
-    if (high_null < 0 || high_log < 0) ::_exit(127);
-    if (::dup2(high_null, 0) < 0 || ::dup2(high_null, 1) < 0 || ::dup2(high_log, 2) < 0)
-      ::_exit(127);
-    ::syscall(SYS_close_range, 3u, ~0u, 0u);  // fds without O_CLOEXEC from libraries
-    ::execve(argv[0], argv.data(), envp);
-    ::_exit(127);
-  }
+  sys::SpawnOptions o;
+  o.argv = {program};
+  o.argv.insert(o.argv.end(), options.begin(), options.end());
+  o.fds = {{2, log_fd}};
+  o.env = std::vector<std::string>{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"};
+  o.keep_capabilities = std::vector<int>{CAP_NET_BIND_SERVICE};
+  // The daemon outlives us by design; the first process exits at once.
+  o.die_with_parent = false;
+  VESSEL_ASSIGN_OR_RETURN(sys::Process p, sys::Process::spawn(o));
   // dnsmasq's first process returns as soon as the daemon reports, in
   // milliseconds; the bound only guards against a hang.
-  UniqueFd pidfd(pidfd_open(pid));
-  if (pidfd && !wait_exit(pidfd.get(), 10s)) {
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, nullptr, 0);
-    return Error(ErrorCode::kTimeout, "dnsmasq did not finish starting within 10 s");
+  auto status = p.wait(10s);
+  if (!status) {
+    if (status.error().code() == ErrorCode::kTimeout)
+      return Error(ErrorCode::kTimeout, "dnsmasq did not finish starting within 10 s");
+    return status.error();
   }
-  int status = 0;
-  pid_t r;
-  do {
-    r = ::waitpid(pid, &status, 0);
-  } while (r < 0 && errno == EINTR);
-  // ECHILD: the caller ignores SIGCHLD, so the kernel reaped it and the
-  // status is lost; the pid file check in start_dns decides instead.
-  if (r < 0 && errno == ECHILD) return 0;
-  if (r < 0) return Error::from_errno(errno, "waitpid");
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return WEXITSTATUS(status);
+  return status->shell_code();
 }
 
 // The last non-empty line dnsmasq wrote to its log: the reason it failed

@@ -1,6 +1,7 @@
 #include "sys/process.h"
 
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -33,7 +34,8 @@ ExitStatus decode_wait_status(int status) {
 }
 
 // Runs in the forked child: only async-signal-safe calls until execve.
-[[noreturn]] void exec_child(const SpawnOptions& o, char* const* argv, pid_t parent, int err_fd) {
+[[noreturn]] void exec_child(const SpawnOptions& o, char* const* argv, char* const* envp,
+                             pid_t parent, int err_fd) {
   auto fail = [&](int e) {
     ssize_t unused = ::write(err_fd, &e, sizeof e);
     (void)unused;
@@ -49,6 +51,25 @@ ExitStatus decode_wait_status(int status) {
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
   for (int s = 1; s < NSIG; ++s)
     ::signal(s, SIG_DFL);
+  if (o.keep_capabilities) {
+    // Exec gives root the whole bounding set (capabilities(7)): drop what
+    // is not kept from it, clear inheritable and ambient, and close the
+    // way back through setuid binaries.
+    __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[2] = {};
+    if (::syscall(SYS_capget, &hdr, data) == 0) {
+      data[0].inheritable = data[1].inheritable = 0;
+      ::syscall(SYS_capset, &hdr, data);
+    }
+    ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    for (int cap = 0; cap < 64; ++cap) {
+      if (std::find(o.keep_capabilities->begin(), o.keep_capabilities->end(), cap) !=
+          o.keep_capabilities->end())
+        continue;
+      if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno == EINVAL) break;  // past the last
+    }
+    if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail(errno);
+  }
 
   // Move every source fd above the highest target first, so that a dup2 onto
   // a target cannot clobber a source that is still to be used.
@@ -76,7 +97,10 @@ ExitStatus decode_wait_status(int status) {
       ::close(null);
     }
   }
-  ::execv(argv[0], argv);
+  if (envp)
+    ::execve(argv[0], argv, envp);
+  else
+    ::execv(argv[0], argv);
   fail(errno);
   ::_exit(127);  // not reached: fail() exits
 }
@@ -95,6 +119,12 @@ Result<Process> Process::spawn(const SpawnOptions& options) {
   for (const auto& a : options.argv)
     argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
+  std::vector<char*> envp;
+  if (options.env) {
+    for (const auto& e : *options.env)
+      envp.push_back(const_cast<char*>(e.c_str()));
+    envp.push_back(nullptr);
+  }
 
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return Error::from_errno(errno, "pipe");
@@ -103,7 +133,8 @@ Result<Process> Process::spawn(const SpawnOptions& options) {
   pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) return Error::from_errno(errno, "fork");
-  if (pid == 0) exec_child(options, argv.data(), parent, err_write.get());
+  if (pid == 0)
+    exec_child(options, argv.data(), options.env ? envp.data() : nullptr, parent, err_write.get());
   err_write.reset();
 
   int child_errno = 0;

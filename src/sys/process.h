@@ -33,6 +33,14 @@ struct SpawnOptions {
   /// Put the child in its own process group, so a terminal's ^C reaches
   /// only the CLI, which decides what to forward.
   bool new_process_group = true;
+  /// The child's environment ("KEY=VALUE"); nullopt: this process's.
+  std::optional<std::vector<std::string>> env;
+  /// When set, a child that stays root keeps only these capabilities
+  /// (capability(7) numbers) in its bounding set, has no inheritable or
+  /// ambient ones, and runs with no_new_privs: a daemon that needs root for
+  /// one thing (dnsmasq binding port 53) and nothing else. Best effort for
+  /// a caller without CAP_SETPCAP, which has nothing to shed.
+  std::optional<std::vector<int>> keep_capabilities;
 };
 
 /// A running child. Destruction kills (SIGKILL) and reaps it unless it was
