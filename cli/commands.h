@@ -36,6 +36,7 @@ Runner add_container(CLI::App& app, const GlobalOptions& global);
 Runner add_volume(CLI::App& app, const GlobalOptions& global);
 Runner add_network(CLI::App& app, const GlobalOptions& global);
 Runner add_copy(CLI::App& app, const GlobalOptions& global);  // cp, export
+Runner add_machine(CLI::App& app, const GlobalOptions& global);
 
 /// Attaches our stdio to a container's main process (whose monitor is
 /// starting or running) until it exits, then waits for the monitor to finish
@@ -43,6 +44,13 @@ Runner add_copy(CLI::App& app, const GlobalOptions& global);  // cp, export
 /// could not start). `verb` prefixes error messages.
 int attach_container(containers::Containers& cs, const containers::ContainerRecord& r, bool tty,
                      bool interactive, const std::string& verb);
+
+/// Runs `spawn` in the running container (or machine) `r` through its
+/// monitor, with our stdio attached unless `detach`, and returns its exit
+/// code (126/127 when it could not start, 1 for Vessel's own failures).
+int exec_process(containers::Containers& cs, const containers::ContainerRecord& r,
+                 protocol::Spawn spawn, bool tty, bool interactive, bool detach,
+                 const std::string& verb);
 
 /// Flags shared by `image pull` and `run` (which pulls missing images).
 struct PullFlags {
@@ -61,6 +69,18 @@ Result<images::ImageRecord> pull_image(images::ImageStore& store, const image::R
 /// into `store` and returns it; nullopt when there is no such embedded image.
 Result<std::optional<images::ImageRecord>> load_embedded(images::ImageStore& store,
                                                          const image::Reference& ref);
+
+/// An image found locally, embedded, or pulled, with its ext4 snapshot.
+struct ResolvedImage {
+  image::Reference ref;
+  images::ImageRecord record;
+  image::ImageConfig config;
+  std::string snapshot;
+};
+/// Finds image `name` in the store under `root`, loading an embedded one or
+/// pulling it as `pull` says ("missing", "always" or "never").
+Result<ResolvedImage> resolve_image(const std::string& root, const std::string& name,
+                                    const std::string& pull, const PullFlags& flags);
 
 /// Prints "vessel: <message>" to stderr.
 void print_error(const std::string& message);

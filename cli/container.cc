@@ -490,11 +490,6 @@ int exec(const Flags& f, const GlobalOptions& g) {
     print_error("exec: " + c.error().to_string());
     return kExitFailure;
   }
-  auto ch = (*cs)->connect(*r);
-  if (!ch.ok()) {
-    print_error("exec: " + ch.error().to_string());
-    return kExitFailure;
-  }
   protocol::Spawn spawn = runtime::main_spawn(*c, 0, 0);
   spawn.argv.assign(f.command.begin() + 1, f.command.end());
   for (const auto& e : f.env) {
@@ -514,9 +509,22 @@ int exec(const Flags& f, const GlobalOptions& g) {
     spawn.uid = spawn.gid = 0;
     spawn.groups.clear();
   }
-  spawn.tty = f.tty;
-  spawn.stdin_open = f.interactive && !f.detach;
-  if (f.tty) {
+  return exec_process(**cs, *r, std::move(spawn), f.tty, f.interactive, f.detach, "exec");
+}
+
+}  // namespace
+
+int exec_process(containers::Containers& cs, const containers::ContainerRecord& r,
+                 protocol::Spawn spawn, bool tty, bool interactive, bool detach,
+                 const std::string& verb) {
+  auto ch = cs.connect(r);
+  if (!ch.ok()) {
+    print_error(verb + ": " + ch.error().to_string());
+    return kExitFailure;
+  }
+  spawn.tty = tty;
+  spawn.stdin_open = interactive && !detach;
+  if (tty) {
     auto ws = sys::window_size(STDIN_FILENO);
     if (!ws) ws = sys::window_size(STDOUT_FILENO);
     if (ws) {
@@ -526,7 +534,7 @@ int exec(const Flags& f, const GlobalOptions& g) {
   }
   auto signals = sys::SignalGuard::install({SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH});
   if (!signals.ok()) {
-    print_error("exec: " + signals.error().to_string());
+    print_error(verb + ": " + signals.error().to_string());
     return kExitFailure;
   }
   constexpr uint32_t kStream = 2;
@@ -537,28 +545,30 @@ int exec(const Flags& f, const GlobalOptions& g) {
                 : Result<protocol::FrameReader::Frame>(sent.error());
   protocol::Reply reply;
   if (!fr.ok() || !protocol::decode(fr->payload, reply)) {
-    print_error("exec: " + (fr.ok() ? std::string("malformed reply") : fr.error().to_string()));
+    print_error(verb + ": " + (fr.ok() ? std::string("malformed reply") : fr.error().to_string()));
     return kExitFailure;
   }
   if (reply.errnum != 0) {
-    print_error("exec: " + reply.message);
+    print_error(verb + ": " + reply.message);
     int code = runtime::exec_failure_code(reply.errnum);
     return code ? code : kExitFailure;
   }
-  if (f.detach) return kExitOk;
+  if (detach) return kExitOk;
   std::optional<sys::RawTerminal> raw;
-  if (f.tty && f.interactive && ::isatty(STDIN_FILENO)) {
+  if (tty && interactive && ::isatty(STDIN_FILENO)) {
     auto t = sys::RawTerminal::enter(STDIN_FILENO);
     if (t.ok()) raw.emplace(std::move(*t));
   }
-  auto exit = monitor::pump(*ch, kStream, {f.tty, f.interactive, true}, *signals);
+  auto exit = monitor::pump(*ch, kStream, {tty, interactive, true}, *signals);
   raw.reset();
   if (!exit.ok()) {
-    print_error("exec: " + exit.error().to_string());
+    print_error(verb + ": " + exit.error().to_string());
     return kExitFailure;
   }
   return exit->signal ? 128 + exit->signal : exit->code;
 }
+
+namespace {
 
 std::string human_bytes(uint64_t b) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};

@@ -41,6 +41,7 @@ int main(int argc, char** argv) {
   add(add_volume);
   add(add_network);
   add(add_copy);
+  add(add_machine);
 
   // Name an unknown verb plainly, as Docker does, rather than CLI11's
   // "A subcommand is required".

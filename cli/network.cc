@@ -42,7 +42,7 @@ int run_network(const std::string& verb, const NetworkFlags& f, const GlobalOpti
   auto& nets = c.networks();
   // Containers whose monitors died give their addresses back first, so
   // what we show and decide on is current.
-  (void)c.list();
+  (void)c.list("");
   // And whatever else crashes left (bridges of no network, a stale
   // firewall, DNS servers of networks without running containers).
   if (auto swept = nets.sweep(); swept.ok())

@@ -112,29 +112,43 @@ std::vector<std::string> merge_env(const std::vector<std::string>& base,
   return out;
 }
 
+}  // namespace
+
+Result<ResolvedImage> resolve_image(const std::string& root, const std::string& name,
+                                    const std::string& pull, const PullFlags& flags) {
+  VESSEL_ASSIGN_OR_RETURN(image::Reference ref, image::parse_reference(name));
+  VESSEL_ASSIGN_OR_RETURN(images::ImageStore store, images::ImageStore::open(root));
+  VESSEL_ASSIGN_OR_RETURN(std::optional<images::ImageRecord> found, store.find(ref));
+  if (!found && pull != "always") {
+    VESSEL_ASSIGN_OR_RETURN(found, load_embedded(store, ref));
+  }
+  if (pull == "always" || (!found && pull == "missing")) {
+    VESSEL_ASSIGN_OR_RETURN(images::ImageRecord pulled, pull_image(store, ref, flags));
+    found = std::move(pulled);
+  }
+  if (!found)
+    return Error(ErrorCode::kNotFound,
+                 "image '" + ref.familiar() + "' is not present locally (and --pull is never)");
+  ResolvedImage out{ref, *found, {}, {}};
+  VESSEL_ASSIGN_OR_RETURN(out.config, store.config(*found));
+  VESSEL_ASSIGN_OR_RETURN(out.snapshot, store.snapshot(*found));
+  return out;
+}
+
+namespace {
+
 // Resolves IMAGE (pulling it as --pull says) and fills the configuration
 // from its config the way Docker does: Entrypoint + (CMD args or the image's
 // Cmd), Env under -e, WorkingDir unless -w, User unless -u, StopSignal
 // unless --stop-signal, Labels under --label.
 Status apply_image(const RunFlags& f, const std::string& root, const std::string& name,
                    std::vector<std::string> args, runtime::ContainerConfig& spec) {
-  VESSEL_ASSIGN_OR_RETURN(image::Reference ref, image::parse_reference(name));
-  VESSEL_ASSIGN_OR_RETURN(images::ImageStore store, images::ImageStore::open(root));
-  VESSEL_ASSIGN_OR_RETURN(std::optional<images::ImageRecord> found, store.find(ref));
-  if (!found && f.pull != "always") {
-    VESSEL_ASSIGN_OR_RETURN(found, load_embedded(store, ref));
-  }
-  if (f.pull == "always" || (!found && f.pull == "missing")) {
-    VESSEL_ASSIGN_OR_RETURN(images::ImageRecord pulled, pull_image(store, ref, f.pull_flags));
-    found = std::move(pulled);
-  }
-  if (!found)
-    return Error(ErrorCode::kNotFound,
-                 "image '" + ref.familiar() + "' is not present locally (and --pull is never)");
-  VESSEL_ASSIGN_OR_RETURN(image::ImageConfig config, store.config(*found));
-  VESSEL_ASSIGN_OR_RETURN(spec.root_image, store.snapshot(*found));
+  VESSEL_ASSIGN_OR_RETURN(ResolvedImage resolved, resolve_image(root, name, f.pull, f.pull_flags));
+  const image::Reference& ref = resolved.ref;
+  const image::ImageConfig& config = resolved.config;
+  spec.root_image = resolved.snapshot;
   spec.image = ref.familiar();
-  spec.image_id = found->manifest.str();
+  spec.image_id = resolved.record.manifest.str();
 
   std::vector<std::string> argv = config.config.entrypoint;
   if (f.entrypoint)

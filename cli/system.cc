@@ -51,7 +51,7 @@ int status(const SystemFlags& f, const GlobalOptions& g, bool kernel_only) {
     // and said here.
     nlohmann::json cleanup = nlohmann::json::array();
     if (auto cs = containers::Containers::open(runtime::resolve_root(g.root)); cs.ok()) {
-      (void)(*cs)->list();  // reconcile: dead monitors give their addresses back
+      (void)(*cs)->list("");  // reconcile: dead monitors give their addresses back
       auto swept = (*cs)->networks().sweep();
       if (swept.ok())
         for (const auto& line : *swept)

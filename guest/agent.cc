@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -13,6 +14,7 @@
 #include <utility>
 
 #include "guest/copy.h"
+#include "guest/machine.h"
 
 namespace vessel::guest {
 namespace {
@@ -59,6 +61,7 @@ void Agent::run(const std::string& guest) {
   hello.guest = guest;
   queue_frame(MsgType::kHello, 0, protocol::encode(hello));
   for (;;) {
+    if (setup_reply_pending_) check_machine_ready();
     // Write what the port takes now; the rest waits for POLLOUT.
     flush_port();
     int timeout = build_poll_set();
@@ -83,10 +86,11 @@ int Agent::build_poll_set() {
     poll_fds_.push_back(pollfd{fd, events, 0});
     poll_tags_.push_back(tag);
   };
-  int timeout = -1;
+  int timeout = setup_reply_pending_ ? static_cast<int>(kMachineReadyPollMs) : -1;
   int64_t wait_ms = port_retry_at_ms_ - monotonic_ms();
   if (wait_ms > 0) {
     timeout = static_cast<int>(std::min(wait_ms, kPortRetryMs));
+    if (setup_reply_pending_) timeout = std::min(timeout, static_cast<int>(kMachineReadyPollMs));
   } else {
     short events = POLLIN;
     if (outbound_size() > 0) events |= POLLOUT;
@@ -283,7 +287,18 @@ bool Agent::handle_frame(const protocol::FrameReader::Frame& frame) {
 
 void Agent::fail(const char* why) {
   log_error("%s; powering off", why);
+  if (machine_) machine_power_off();
   power_off();
+}
+
+void Agent::machine_power_off() {
+  // systemd's documented signal for "start poweroff.target" (systemd(1),
+  // SIGRTMIN+4): a clean shutdown that ends in an ACPI power-off. This
+  // process is then stopped with the rest; the host forces the VM off if
+  // the init does not finish in time.
+  kill(1, SIGRTMIN + 4);
+  for (;;)
+    pause();
 }
 
 // ---- messages ------------------------------------------------------------------
@@ -315,7 +330,59 @@ void Agent::on_setup(uint32_t stream, const protocol::Setup& setup) {
     return;
   }
   container_ = container.take();
+  if (setup.machine) {
+    // PID 1 becomes the image's init; the agent goes on in a child, which
+    // adopts the orphans of the processes it starts (a subreaper), so they
+    // are reaped here, not by the machine's init.
+    pid_t pid = fork();
+    if (pid < 0) {
+      Status s = Status::from_errno("fork the agent");
+      container_ = Container();
+      reply(MsgType::kSetupResult, stream, s);
+      return;
+    }
+    if (pid > 0) {
+      Status s = exec_machine_init(container_.mount_ns(), setup.init);
+      log_error("%s; powering off", s.message().c_str());
+      power_off();
+    }
+    machine_ = true;
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    // The init's shutdown ends every process with SIGTERM (then waits up to
+    // 90 s before SIGKILL): this one goes at once.
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    signal(SIGTERM, SIG_DFL);
+    sigprocmask(SIG_UNBLOCK, &term, nullptr);
+    // The host hears "set up" once the init can take commands (see
+    // check_machine_ready), so that `machine start` then `machine exec
+    // systemctl ...` works.
+    setup_reply_pending_ = true;
+    setup_reply_stream_ = stream;
+    setup_reply_deadline_ms_ = monotonic_ms() + kMachineReadyTimeoutMs;
+    return;
+  }
   reply(MsgType::kSetupResult, stream, Status());
+}
+
+void Agent::check_machine_ready() {
+  // PID 1 still being vessel-init means it has not executed the init yet.
+  char exe[256];
+  ssize_t n = readlink("/proc/1/exe", exe, sizeof exe - 1);
+  std::string path = n > 0 ? std::string(exe, static_cast<size_t>(n)) : "";
+  bool started = !path.empty() && path != "/init";
+  bool systemd = path.ends_with("/systemd");
+  // systemd listens on its private socket once its manager is up; seen
+  // through PID 1's root, which is the machine's (with its /run).
+  bool ready = started && (!systemd || access("/proc/1/root/run/systemd/private", F_OK) == 0);
+  bool late = monotonic_ms() >= setup_reply_deadline_ms_;
+  if (!ready && !late) return;
+  if (!ready)
+    log_error("the machine's init is not ready after %lld s; going on",
+              static_cast<long long>(kMachineReadyTimeoutMs / 1000));
+  setup_reply_pending_ = false;
+  reply(MsgType::kSetupResult, setup_reply_stream_, Status());
 }
 
 bool Agent::can_start(uint32_t stream) {
@@ -411,6 +478,7 @@ void Agent::on_poweroff() {
   // Whatever is still queued goes out if the port takes it now; the host
   // asked for the power-off, so it is not waited for.
   flush_port();
+  if (machine_) machine_power_off();
   power_off();
 }
 

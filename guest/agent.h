@@ -72,6 +72,8 @@ class Agent {
   void on_resize(uint32_t stream, const protocol::Resize& resize);
   void on_stats();
   [[noreturn]] void on_poweroff();
+  /// A machine's power-off: asks its init to shut down cleanly.
+  [[noreturn]] void machine_power_off();
   void reply(protocol::MsgType type, uint32_t stream, const Status& status, uint32_t pid = 0);
 
   // Processes.
@@ -102,6 +104,16 @@ class Agent {
 
   ContainerCgroup cgroup_;
   Container container_;
+  /// This is a machine's agent: no longer PID 1, its init runs the machine.
+  bool machine_ = false;
+  /// A machine's SetupResult waits until its init takes commands (systemd:
+  /// its private socket exists), at most kMachineReadyTimeoutMs.
+  void check_machine_ready();
+  static constexpr int64_t kMachineReadyPollMs = 20;
+  static constexpr int64_t kMachineReadyTimeoutMs = 30000;
+  bool setup_reply_pending_ = false;
+  uint32_t setup_reply_stream_ = 0;
+  int64_t setup_reply_deadline_ms_ = 0;
   std::map<uint32_t, Process> processes_;
   uint64_t next_serial_ = 1;
 

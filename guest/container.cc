@@ -20,6 +20,7 @@
 #include <string>
 #include <utility>
 
+#include "guest/machine.h"
 #include "guest/net.h"
 
 namespace vessel::guest {
@@ -155,6 +156,21 @@ Status mount_api_filesystems(const std::string& root, const ContainerCgroup& cgr
   return mount_in_root(root, "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=65536k");
 }
 
+/// A machine's API filesystems: /proc, a writable /sys and the kernel's
+/// devtmpfs at /dev (udev manages it), and /dev/pts, mounted here so that
+/// the agent's ptys and the machine's are one devpts instance. The image's
+/// init mounts the rest (/run, /dev/shm, /sys/fs/cgroup, ...) itself.
+Status mount_machine_filesystems(const std::string& root) {
+  constexpr unsigned long kNoSuidDevExec = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+  Status s = mount_in_root(root, "/proc", "proc", kNoSuidDevExec, nullptr);
+  if (s.ok()) s = mount_in_root(root, "/sys", "sysfs", kNoSuidDevExec, nullptr);
+  if (s.ok()) s = mount_in_root(root, "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
+  if (s.ok())
+    s = mount_in_root(root, "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+                      "newinstance,ptmxmode=0666,mode=0620,gid=5");
+  return s;
+}
+
 /// What the namespace helper sends back: errnum 0, or the errno of `step`.
 struct HelperReport {
   int32_t errnum = 0;
@@ -282,6 +298,16 @@ Status mount_image_root(const protocol::Setup& setup, const std::string& root) {
   Result<std::string> lower_dev = find_disk(setup.lower_serial);
   if (!lower_dev.ok()) return lower_dev.status();
   std::string lower_path = lower_dev.take();
+  if (setup.machine) {
+    // The machine's own disk, read-write; the host may have made it larger
+    // since the last boot (--disk), so the filesystem grows to fit.
+    Status s = mount_fs(lower_path.c_str(), root, "ext4", 0, nullptr,
+                        "mount the machine's disk '" + lower_path + "'");
+    if (!s.ok()) return s;
+    s = grow_filesystem(root, lower_path);
+    if (!s.ok()) log_error("%s", s.message().c_str());
+    return {};
+  }
   if (setup.upper_serial.empty() || setup.read_only) {
     return mount_fs(lower_path.c_str(), root, "ext4", MS_RDONLY, nullptr,
                     "mount root image '" + lower_path + "'");
@@ -513,12 +539,12 @@ Result<Container> Container::prepare(const protocol::Setup& setup, const Contain
   if (!s.ok()) return s;
   RootMountGuard guard(root);
 
-  s = mount_api_filesystems(root, cgroup);
+  s = setup.machine ? mount_machine_filesystems(root) : mount_api_filesystems(root, cgroup);
   if (!s.ok()) return s;
   if (!setup.hostname.empty() && sethostname(setup.hostname.data(), setup.hostname.size()) < 0) {
     return Status::from_errno("set hostname '" + setup.hostname + "'");
   }
-  s = cover_etc_files(setup, root);
+  s = setup.machine ? prepare_machine_root(setup, root) : cover_etc_files(setup, root);
   if (!s.ok()) return s;
   s = mount_extra(setup, root);
   if (!s.ok()) return s;

@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
 # Build the Vessel guest kernel from Debian's linux-source-6.12 package.
 #
-#   kernel/build.sh [--arch x86_64|arm64] [--print-path] [--config-only]
+#   kernel/build.sh [--arch x86_64|arm64] [--flavor container|machine]
+#                   [--print-path] [--config-only]
 #
+# Two flavors: the container kernel (config-$arch, the default) and the
+# machine kernel, for VMs whose PID 1 is the image's systemd: config-$arch
+# with config-machine-$arch merged on top (ACPI power-off and power button,
+# systemd's kernel requirements).
 # The kernel is cached outside the source tree, keyed by the source package
-# version and the hash of the config fragment, so a second build is instant.
-# Cache root: $VESSEL_KERNEL_CACHE, default /var/cache/vessel/kernel.
+# version, the flavor and the hash of its config fragments, so a second build
+# is instant. Cache root: $VESSEL_KERNEL_CACHE, default /var/cache/vessel/kernel.
 # On success the last line of stdout is the path of the kernel image.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 arch=$(uname -m)
+flavor=container
 while [ $# -gt 0 ]; do
   case "$1" in
     --arch) arch=$2; shift 2 ;;
+    --flavor) flavor=$2; shift 2 ;;
     --print-path) print_only=1; shift ;;
     --config-only) config_only=1; shift ;;  # resolve and check the config, print it
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "build.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -27,8 +34,16 @@ case "$arch" in
   *) echo "build.sh: unsupported arch '$arch'" >&2; exit 2 ;;
 esac
 
-fragment="$here/config-$arch"
-[ -f "$fragment" ] || { echo "build.sh: missing config '$fragment'" >&2; exit 1; }
+# The fragments in the order they are merged: a later one overrides an
+# earlier one's setting of the same option.
+case "$flavor" in
+  container) fragments=("$here/config-$arch") ;;
+  machine) fragments=("$here/config-$arch" "$here/config-machine-$arch") ;;
+  *) echo "build.sh: unknown flavor '$flavor' (container or machine)" >&2; exit 2 ;;
+esac
+for f in "${fragments[@]}"; do
+  [ -f "$f" ] || { echo "build.sh: missing config '$f'" >&2; exit 1; }
+done
 
 pkg=linux-source-6.12
 tarball=/usr/src/$pkg.tar.xz
@@ -40,8 +55,17 @@ cache=${VESSEL_KERNEL_CACHE:-/var/cache/vessel/kernel}
 # Bump when a change to this script changes the kernel it produces (not for
 # changes to messages or options): it is part of the cache key.
 recipe=1
-hash=$( (cat "$fragment"; echo "recipe=$recipe") | sha256sum | cut -c1-16)
-key="$arch-${version//[^A-Za-z0-9.+-]/_}-$hash"
+if [ "$flavor" = container ]; then
+  # Unchanged from before flavors existed, so that cached kernels stay valid.
+  hash=$( (cat "${fragments[0]}"; echo "recipe=$recipe") | sha256sum | cut -c1-16)
+  key="$arch-${version//[^A-Za-z0-9.+-]/_}-$hash"
+else
+  # Each fragment hashed on its own: moving a line from one to the other
+  # changes the key.
+  hash=$( (for f in "${fragments[@]}"; do sha256sum < "$f"; done
+           echo "recipe=$recipe"; echo "flavor=$flavor") | sha256sum | cut -c1-16)
+  key="$arch-$flavor-${version//[^A-Za-z0-9.+-]/_}-$hash"
+fi
 out="$cache/$key"
 
 if [ -f "$out/kernel" ] && [ -z "${config_only:-}" ]; then echo "$out/kernel"; exit 0; fi
@@ -73,11 +97,19 @@ mk() { make -s -C "$src" O="$build" ARCH="$karch" "${cross[@]}" "$@"; }
 echo "build.sh: configuring $key" >&2
 mk tinyconfig >/dev/null
 KCONFIG_CONFIG="$build/.config" "$src/scripts/kconfig/merge_config.sh" -m -O "$build" \
-  "$build/.config" "$fragment" >/dev/null
+  "$build/.config" "${fragments[@]}" >/dev/null
 mk olddefconfig >/dev/null
 
-# Every option the fragment asks for must have survived Kconfig's dependency
-# resolution; a silently dropped option is a kernel that lacks a driver.
+# Every option the fragments ask for must have survived Kconfig's dependency
+# resolution; a silently dropped option is a kernel that lacks a driver. An
+# option set in several fragments is checked against its last setting, the
+# one merge_config.sh applies.
+effective() {
+  awk '/^CONFIG_[A-Za-z0-9_]+=/ { o = $0; sub(/=.*/, "", o) }
+       /^# CONFIG_[A-Za-z0-9_]+ is not set$/ { o = $2 }
+       o != "" { if (!(o in last)) order[n++] = o; last[o] = $0; o = "" }
+       END { for (i = 0; i < n; i++) print last[order[i]] }' "$@"
+}
 missing=0
 while IFS= read -r line; do
   case "$line" in
@@ -85,8 +117,9 @@ while IFS= read -r line; do
     "# CONFIG_"*" is not set") opt=${line#\# }; opt=${opt%% *}
       ! grep -q "^$opt=" "$build/.config" || { echo "build.sh: not disabled: $opt" >&2; missing=1; } ;;
   esac
-done < "$fragment"
-[ "$missing" = 0 ] || { echo "build.sh: config fragment not fully applied" >&2; exit 1; }
+done < <(effective "${fragments[@]}")
+[ "$missing" = 0 ] || {
+  echo "build.sh: config fragments not fully applied" >&2; rm -rf "$build"; exit 1; }
 if [ -n "${config_only:-}" ]; then
   cat "$build/.config"; rm -rf "$build"; exit 0
 fi

@@ -35,12 +35,14 @@ packages=(
   "$qemu_pkg" qemu-system-common
   # guest kernel build
   linux-source-6.12 make bc bison flex libelf-dev libssl-dev cpio xz-utils kmod
-  # fixtures
-  busybox-static e2fsprogs gzip zstd
+  # fixtures (debootstrap: the systemd machine image, scripts/make-machine-image.sh)
+  busybox-static e2fsprogs gzip zstd debootstrap
   # networking: netlink (libmnl), nftables (libnftables), DNS per network (dnsmasq)
   libmnl-dev libnftables-dev nftables dnsmasq-base iproute2
   # network benchmark
   iperf3
+  # machine baseline benchmark: QMP client (bench/machine_baseline.sh)
+  socat
   # image tests: a registry on 127.0.0.1 and tools that build OCI images
   docker-registry skopeo umoci apache2-utils openssl
 )

@@ -170,11 +170,17 @@ Result<ContainerRecord> Containers::create(runtime::ContainerConfig config, cons
     drop_anonymous();
     return e;
   };
-  if (!config.root_image.empty() && !config.read_only) {
+  if (config.machine.enabled) {
+    std::string disk = dir + "/disk.img";
+    if (auto s = sys::copy_sparse(config.root_image, disk, config.machine.disk_bytes); !s.ok())
+      return cleanup(s.error().wrap("make the machine's disk"));
+    config.root_image = disk;
+  } else if (!config.root_image.empty() && !config.read_only) {
     if (auto s = runtime::make_writable_disk(dir + "/upper.img", config.writable_bytes); !s.ok())
       return cleanup(s.error());
   }
   ContainerRecord r;
+  r.kind = config.machine.enabled ? kMachine : kContainer;
   r.id = id;
   r.image = config.image;
   r.image_id = config.image_id;
@@ -227,17 +233,30 @@ Result<ContainerRecord> Containers::reconcile(ContainerRecord r) {
   return r;
 }
 
-Result<ContainerRecord> Containers::find(const std::string& ref) {
-  VESSEL_ASSIGN_OR_RETURN(ContainerRecord r, store_->find_container(ref));
+Result<ContainerRecord> Containers::find(const std::string& ref, const std::string& kind) {
+  auto found = store_->find_container(ref);
+  if (!found.ok() && found.error().code() == ErrorCode::kNotFound && kind == kMachine)
+    return Error(ErrorCode::kNotFound, "No such machine: " + ref);
+  VESSEL_ASSIGN_OR_RETURN(ContainerRecord r, std::move(found));
+  if (r.kind != kind) {
+    if (kind == kMachine)
+      return Error(ErrorCode::kNotFound,
+                   "No such machine: " + ref + " (" + r.name + " is a container)");
+    return Error(ErrorCode::kNotFound, "No such container: " + ref + " (" + r.name +
+                                           " is a machine: use `vessel machine`)");
+  }
   return reconcile(std::move(r));
 }
 
-Result<std::vector<ContainerRecord>> Containers::list() {
+Result<std::vector<ContainerRecord>> Containers::list(const std::string& kind) {
   VESSEL_ASSIGN_OR_RETURN(auto all, store_->containers());
+  std::vector<ContainerRecord> out;
   for (auto& r : all) {
+    if (!kind.empty() && r.kind != kind) continue;
     VESSEL_ASSIGN_OR_RETURN(r, reconcile(std::move(r)));
+    out.push_back(std::move(r));
   }
-  return all;
+  return out;
 }
 
 Result<std::optional<monitor::Launch>> Containers::start(const ContainerRecord& record,

@@ -24,6 +24,10 @@ namespace vessel::containers {
 
 using state::ContainerRecord;
 
+/// The kinds of record (state::ContainerRecord::kind).
+inline const std::string kContainer = "container";
+inline const std::string kMachine = "machine";
+
 class Containers {
  public:
   /// Opens the state under `root` (creating it).
@@ -36,16 +40,23 @@ class Containers {
   /// and a name (generated when `name` is empty), its network endpoints
   /// (`attachments`; none: the default network), makes its directory and
   /// writable layer. kAlreadyExists for a taken name or address.
+  ///
+  /// A machine (config.machine.enabled) is recorded with kind "machine",
+  /// and its disk is made from its image: config.root_image (the image's
+  /// snapshot) is copied to <dir>/disk.img, sparse, made
+  /// config.machine.disk_bytes long, and becomes the root_image recorded.
   Result<ContainerRecord> create(runtime::ContainerConfig config, const std::string& name,
                                  const std::vector<networks::Attachment>& attachments = {});
 
   /// The networks of this state root.
   networks::Networks& networks() { return *networks_; }
 
-  /// By name, id or unique id prefix; reconciled.
-  Result<ContainerRecord> find(const std::string& ref);
-  /// All containers, oldest first; reconciled.
-  Result<std::vector<ContainerRecord>> list();
+  /// By name, id or unique id prefix, of `kind` ("container" or "machine";
+  /// one of the other kind is not found, with a message that says what it
+  /// is); reconciled.
+  Result<ContainerRecord> find(const std::string& ref, const std::string& kind = kContainer);
+  /// All records of `kind` ("" = every kind), oldest first; reconciled.
+  Result<std::vector<ContainerRecord>> list(const std::string& kind = kContainer);
   /// If `r` is recorded running but its monitor is gone, records it exited
   /// and removes what the monitor left; returns the current record.
   Result<ContainerRecord> reconcile(ContainerRecord r);

@@ -141,6 +141,7 @@ class Monitor {
     stop_waiters_.clear();
   }
   void flush_clients(std::chrono::milliseconds budget);
+  bool machine() const { return config_.machine.enabled; }
 
   // ---- networking: made once per monitor, kept across restarts ----
   // Leases the container's addresses, makes its taps (they live as long as
@@ -205,6 +206,13 @@ std::optional<int> Monitor::start() {
     return 125;
   }
   vm_ = std::move(*vm);
+  if (machine()) {
+    // A machine has no main process: its init took PID 1 after Setup, and
+    // it runs until the VM powers off.
+    main_running_ = true;
+    phase("machine booting its init");
+    return std::nullopt;
+  }
 
   // A foreground client wants every byte: wait for it to attach.
   if (o_.wait_attach) {
@@ -414,7 +422,21 @@ int Monitor::run() {
 
     while (main_running_ && !vm_died_)
       serve(1s);
-    if (main_exit_) {
+    bool rebooted = false;
+    if (machine()) {
+      // The VM ending is how a machine stops: its init shut it down (asked
+      // by a stop, or by itself), or the stop forced it. QEMU exits on a
+      // reboot too (-no-reboot: a new VM is simpler than a guest reset
+      // under vhost-user devices); the kernel's last words say which one
+      // the init asked for, and a reboot boots the machine again.
+      exit_code = 0;
+      if (!stop_requested_ && vm_died_) {
+        std::string last = vm_->vm().boot_log_tail(4096);
+        rebooted = last.find("reboot: Restarting system") != std::string::npos &&
+                   last.find("reboot: Power down") == std::string::npos;
+        log::info(rebooted ? "the machine rebooted" : "the machine powered off");
+      }
+    } else if (main_exit_) {
       exit_code = main_exit_->signal ? 128 + main_exit_->signal : main_exit_->code;
       oom = main_exit_->oom_killed != 0;
     } else {
@@ -435,7 +457,7 @@ int Monitor::run() {
     phase("VM stopped");
     vm_.reset();
 
-    bool restart = should_restart(exit_code);
+    bool restart = rebooted || should_restart(exit_code);
     update([&](state::ContainerState& s) {
       s.status = restart ? state::RunState::kRestarting : state::RunState::kExited;
       s.exit_code = exit_code;
@@ -547,6 +569,17 @@ void Monitor::request_stop(int signal, int timeout, int client_fd) {
   if (!main_running_) return;
   int sig = signal > 0 ? signal : config_.stop_signal;
   int secs = timeout >= 0 ? timeout : config_.stop_timeout;
+  if (machine()) {
+    // A clean shutdown by the machine's init (the agent asks it), the VM
+    // forced off if it has not powered off after the timeout.
+    auto at = Clock::now() + std::chrono::seconds(sig == SIGKILL ? 0 : secs);
+    if (!force_at_) {
+      log::info("stopping the machine: power-off, forced after " + std::to_string(secs) + " s");
+      if (vm_ && sig != SIGKILL) (void)vm_->agent().send(MsgType::kPoweroff, 0);
+    }
+    if (!force_at_ || at < *force_at_) force_at_ = at;
+    return;
+  }
   log::info(std::string("stopping: ") + strsignal(sig) + ", SIGKILL after " + std::to_string(secs) +
             " s");
   send_to_main(MsgType::kSignal, protocol::encode(protocol::Signal{sig}));
@@ -586,6 +619,11 @@ void Monitor::handle_client_frame(int fd, Client& c, Frame& f) {
     if (!protocol::decode(f.payload, s) || s.signo <= 0 || s.signo >= 65)
       return reply(EINVAL, "invalid signal");
     if (!main_running_) return reply(ESRCH, "container is not running");
+    if (machine()) {
+      // A machine's "process" is the VM: any signal that ends it stops it.
+      request_stop(s.signo, s.signo == SIGKILL ? 0 : -1, -1);
+      return reply(0, "");
+    }
     if (s.signo == SIGKILL || s.signo == SIGTERM) {
       stop_requested_ = true;
       update([](state::ContainerState& st) { st.stopped_by_user = true; });
@@ -700,7 +738,8 @@ void Monitor::serve(std::chrono::milliseconds timeout) {
     force_at_ = now + 5s;
   }
   if (force_at_ && now >= *force_at_ && main_running_ && vm_) {
-    log::warn("the guest did not end the process: forcing the VM off");
+    log::warn(machine() ? "the machine did not power off in time: forcing it off"
+                        : "the guest did not end the process: forcing the VM off");
     (void)vm_->vm().stop(0ms);
     main_exit_ = protocol::Exit{0, SIGKILL};
     main_running_ = false;

@@ -244,10 +244,35 @@ std::vector<uint8_t> encode(const Setup& m) {
     w.u32(i.mtu);
   }
   w.u32(m.gateway);
+  w.u8(m.machine);
+  w.str(m.user.name);
+  w.u32(m.user.uid);
+  w.u32(m.user.gid);
+  w.str(m.user.home);
+  w.str(m.user.shell);
+  w.u8(m.user.create_home);
+  w.str(m.init);
   return w.take();
 }
 
 namespace {
+
+/// A user name useradd(8) would take (Debian's relaxed rule): 1 to 32
+/// bytes, not starting with '-' or a digit-only name, letters, digits and
+/// ._- (and a trailing $ for machine accounts).
+bool valid_user_name(const std::string& name) {
+  if (name.empty() || name.size() > 32 || name[0] == '-' || name == "." || name == "..")
+    return false;
+  bool all_digits = true;
+  for (size_t i = 0; i < name.size(); ++i) {
+    char c = name[i];
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-' || (c == '$' && i + 1 == name.size());
+    if (!ok) return false;
+    all_digits = all_digits && c >= '0' && c <= '9';
+  }
+  return !all_digits;
+}
 
 /// A name the kernel takes for a network device (dev_valid_name() in
 /// net/core/dev.c): 1 to IFNAMSIZ - 1 bytes, not "." or "..", and no '/',
@@ -348,17 +373,39 @@ bool decode(std::span<const uint8_t> p, Setup& out) {
     }
   }
   out.gateway = r.u32();
+  bool virtiofs = !out.rootfs_tag.empty(), image = !out.lower_serial.empty();
+  out.machine = r.u8();
+  out.user.name = r.str();
+  out.user.uid = r.u32();
+  out.user.gid = r.u32();
+  out.user.home = r.str();
+  out.user.shell = r.str();
+  out.user.create_home = r.u8();
+  out.init = r.str();
   bool network_ok = valid_network(out.interfaces, out.gateway);
+  // A machine boots from its own disk; its user and init are plain paths
+  // and a name that goes into /etc/passwd (no ':' or newline can split it).
+  auto abs_path = [](const std::string& p) {
+    return !p.empty() && p[0] == '/' && p.size() <= 4096 &&
+           p.find_first_of(std::string("\0\n:", 3)) == std::string::npos;
+  };
+  bool machine_ok = out.machine == 0
+                        ? out.user.name.empty() && out.init.empty()
+                        : out.machine == 1 && image && out.upper_serial.empty() &&
+                              abs_path(out.init) &&
+                              (out.user.name.empty() ||
+                               (valid_user_name(out.user.name) && abs_path(out.user.home) &&
+                                abs_path(out.user.shell) && out.user.uid != 0));
   // cpu.max: a quota of at least 1 ms, a period of 1 ms to 1 s (0: default).
   bool period_ok = out.cpu_period_usec == 0 || (out.cpu_period_usec >= kMinCpuPeriodUsec &&
                                                 out.cpu_period_usec <= kMaxCpuPeriodUsec);
   bool quota_ok = out.cpu_quota_usec == 0 || out.cpu_quota_usec >= kMinCpuPeriodUsec;
   // A hostname is at most 64 bytes (HOST_NAME_MAX), a tag at most 36 and a
   // virtio-blk serial 20. Exactly one kind of root; an upper needs a lower.
-  bool virtiofs = !out.rootfs_tag.empty(), image = !out.lower_serial.empty();
-  return r.ok() && out.hostname.size() <= 64 && virtiofs != image && out.rootfs_tag.size() <= 36 &&
-         out.lower_serial.size() <= 20 && out.upper_serial.size() <= 20 &&
-         (out.upper_serial.empty() || image) && period_ok && quota_ok && mounts_ok && network_ok;
+  return r.ok() && machine_ok && out.hostname.size() <= 64 && virtiofs != image &&
+         out.rootfs_tag.size() <= 36 && out.lower_serial.size() <= 20 &&
+         out.upper_serial.size() <= 20 && (out.upper_serial.empty() || image) && period_ok &&
+         quota_ok && mounts_ok && network_ok;
 }
 
 std::vector<uint8_t> encode(const Spawn& m) {

@@ -29,7 +29,9 @@ namespace vessel::protocol {
 /// 2: Stats and StatsResult; resource limits in Setup and Spawn; Exit.oom_killed;
 /// CopyOut and CopyIn.
 /// 3: network interfaces, the default gateway and /etc/hostname in Setup.
-inline constexpr uint32_t kVersion = 3;
+/// 4: Setup.machine (a persistent machine: writable root disk, its own init
+/// as PID 1, a user).
+inline constexpr uint32_t kVersion = 4;
 /// Name of the virtio-serial port the guest serves on.
 inline constexpr std::string_view kPortName = "vessel.agent";
 
@@ -124,6 +126,18 @@ struct Interface {
 };
 inline constexpr uint32_t kMaxInterfaces = 8;
 
+/// The user a machine is set up for (machine only): an /etc/passwd entry
+/// with this name, uid, gid, home and shell, a group with its gid, and
+/// passwordless sudo when the image has sudo.
+struct MachineUser {
+  std::string name;  // a valid user name ("" = no user)
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  std::string home;         // absolute path
+  std::string shell;        // absolute path; used when it exists in the root, else a fallback
+  uint8_t create_home = 0;  // make `home` on the root disk (not shared from the host)
+};
+
 struct Setup {
   std::string hostname;
   std::string rootfs_tag;    // virtio-fs tag of the container's root, or ""
@@ -145,6 +159,14 @@ struct Setup {
   /// IPv4 default route via this address (host byte order), which must be in
   /// one interface's subnet; 0: no default route.
   uint32_t gateway = 0;
+  /// A machine rather than a container: lower_serial is the machine's own
+  /// root disk, mounted read-write (and grown to the disk's size), /etc/hosts,
+  /// resolv.conf and hostname are written on it, `user` is made to exist,
+  /// and after SetupResult PID 1 executes `init` in the root while the
+  /// agent goes on in a process of its own.
+  uint8_t machine = 0;
+  MachineUser user;  // machine only; name "" = none
+  std::string init;  // machine only: absolute path in the root ("/sbin/init")
 };
 
 /// One setrlimit(2) for a spawned process. `resource` is Linux's generic

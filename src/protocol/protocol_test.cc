@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include <array>
 #include <cstring>
 #include <string>
@@ -192,6 +194,10 @@ TEST(ProtocolMessages, SetupRoundTrip) {
   EXPECT_EQ(out.cpu_period_usec, 0u);
 }
 
+// The bytes a Setup that is not a machine ends with: machine 0, an empty
+// user (name, uid, gid, home, shell, create_home) and an empty init.
+constexpr size_t kMachineTail = 1 + 4 + 4 + 4 + 4 + 4 + 1 + 4;
+
 TEST(ProtocolMessages, SetupLimitsRoundTrip) {
   SetupMsg in;
   in.rootfs_tag = "rootfs";
@@ -208,8 +214,8 @@ TEST(ProtocolMessages, SetupLimitsRoundTrip) {
   // The limits follow the earlier fields, in this order and width (then
   // the mount count, the interface count and the gateway, 0 here).
   Bytes p = encode(in);
-  ASSERT_GE(p.size(), 36u);
-  const Bytes tail(p.end() - 36, p.end() - 12);
+  ASSERT_GE(p.size(), 36u + kMachineTail);
+  const Bytes tail(p.end() - 36 - kMachineTail, p.end() - 12 - kMachineTail);
   Bytes want;
   put_u64(want, 5ull << 32);
   put_u64(want, 100);
@@ -260,10 +266,11 @@ TEST(ProtocolMalformed, SetupBadMountsRejected) {
   SetupMsg in;
   in.rootfs_tag = "rootfs";
   Bytes p = encode(in);
-  p.resize(p.size() - 12);  // the mount count, then no interfaces and no gateway
+  p.resize(p.size() - 12 - kMachineTail);  // the mount count, no interfaces, no gateway
   put_u32(p, kMaxMounts + 1);
   put_u32(p, 0);
   put_u32(p, 0);
+  p.resize(p.size() + kMachineTail);  // no machine
   EXPECT_FALSE(decode(p, out));
 }
 
@@ -310,6 +317,7 @@ TEST(ProtocolMessages, SetupInterfacesRoundTrip) {
   want.push_back(24);
   put_u32(want, 1500);
   put_u32(want, 0x0A000001);
+  want.resize(want.size() + kMachineTail);  // not a machine
   ASSERT_GE(p.size(), want.size());
   EXPECT_EQ(Bytes(p.end() - static_cast<std::ptrdiff_t>(want.size()), p.end()), want);
 
@@ -407,13 +415,15 @@ TEST(ProtocolMalformed, SetupBadInterfacesRejected) {
   SetupMsg base;
   base.rootfs_tag = "rootfs";
   Bytes p = encode(base);
-  p.resize(p.size() - 8);  // the interface count and the gateway
+  p.resize(p.size() - 8 - kMachineTail);  // the interface count, the gateway, no machine
   put_u32(p, 3);
   put_u32(p, 0);
+  p.resize(p.size() + kMachineTail);
   EXPECT_FALSE(decode(p, out));
-  p.resize(p.size() - 8);
+  p.resize(p.size() - 8 - kMachineTail);
   put_u32(p, 0xFFFFFFFFu);
   put_u32(p, 0);
+  p.resize(p.size() + kMachineTail);
   EXPECT_FALSE(decode(p, out));
 }
 
@@ -835,6 +845,62 @@ TEST(ProtocolMessages, SetupWithImageRootRoundTrip) {
   EXPECT_EQ(out.rootfs_tag, "");
   EXPECT_EQ(out.lower_serial, "vessel-lower");
   EXPECT_EQ(out.upper_serial, "vessel-upper");
+}
+
+TEST(ProtocolMessages, SetupMachineRoundTrip) {
+  SetupMsg in;
+  in.lower_serial = "vessel-root";
+  in.machine = 1;
+  in.init = "/sbin/init";
+  in.user.name = "tester";
+  in.user.uid = 4242;
+  in.user.gid = 4243;
+  in.user.home = "/home/tester";
+  in.user.shell = "/bin/bash";
+  in.user.create_home = 1;
+  SetupMsg out;
+  ASSERT_TRUE(decode(encode(in), out));
+  EXPECT_EQ(out.machine, 1);
+  EXPECT_EQ(out.init, "/sbin/init");
+  EXPECT_EQ(out.user.name, "tester");
+  EXPECT_EQ(out.user.uid, 4242u);
+  EXPECT_EQ(out.user.gid, 4243u);
+  EXPECT_EQ(out.user.home, "/home/tester");
+  EXPECT_EQ(out.user.shell, "/bin/bash");
+  EXPECT_EQ(out.user.create_home, 1);
+}
+
+TEST(ProtocolMalformed, SetupBadMachineRejected) {
+  auto base = [] {
+    SetupMsg m;
+    m.lower_serial = "vessel-root";
+    m.machine = 1;
+    m.init = "/sbin/init";
+    m.user.name = "tester";
+    m.user.uid = 1000;
+    m.user.home = "/home/tester";
+    m.user.shell = "/bin/sh";
+    return m;
+  };
+  SetupMsg out;
+  ASSERT_TRUE(decode(encode(base()), out));
+  std::vector<std::function<void(SetupMsg&)>> bad = {
+      [](SetupMsg& m) { m.init = "sbin/init"; },             // relative
+      [](SetupMsg& m) { m.init.clear(); },                   // none
+      [](SetupMsg& m) { m.user.name = "a:b"; },              // splits a passwd line
+      [](SetupMsg& m) { m.user.name = "x\nroot"; },          // a second line
+      [](SetupMsg& m) { m.user.home = "/home/a:0:0"; },      // a field in a path
+      [](SetupMsg& m) { m.user.uid = 0; },                   // root is root
+      [](SetupMsg& m) { m.upper_serial = "vessel-upper"; },  // a machine has one disk
+      [](SetupMsg& m) { m.lower_serial.clear(), m.rootfs_tag = "rootfs"; },
+      [](SetupMsg& m) { m.machine = 2; },
+      [](SetupMsg& m) { m.machine = 0; },  // a container with a user
+  };
+  for (size_t i = 0; i < bad.size(); ++i) {
+    SetupMsg m = base();
+    bad[i](m);
+    EXPECT_FALSE(decode(encode(m), out)) << "case " << i;
+  }
 }
 
 // ---- FrameReader -----------------------------------------------------------

@@ -193,6 +193,19 @@ std::string to_json(const ContainerConfig& c) {
                      {"container_port", p.container_port},
                      {"proto", net::proto_name(p.proto)}});
   j["ports"] = std::move(ports);
+  if (c.machine.enabled) {
+    const MachineConfig& m = c.machine;
+    j["machine"] = {{"user", m.user},
+                    {"uid", m.uid},
+                    {"gid", m.gid},
+                    {"home", m.home},
+                    {"shell", m.shell},
+                    {"share_home", m.share_home},
+                    {"init", m.init},
+                    {"disk_bytes", m.disk_bytes},
+                    {"autostart", m.autostart},
+                    {"pending", m.pending}};
+  }
   return j.dump();
 }
 
@@ -248,6 +261,21 @@ Result<ContainerConfig> config_from_json(const std::string& text) {
         m.proto = p.at("proto").get<std::string>() == "udp" ? net::Proto::kUdp : net::Proto::kTcp;
         c.ports.push_back(m);
       }
+    }
+    if (j.contains("machine")) {
+      const json& m = j.at("machine");
+      MachineConfig& mc = c.machine;
+      mc.enabled = true;
+      mc.user = m.at("user").get<std::string>();
+      mc.uid = m.at("uid").get<uint32_t>();
+      mc.gid = m.at("gid").get<uint32_t>();
+      mc.home = m.at("home").get<std::string>();
+      mc.shell = m.at("shell").get<std::string>();
+      mc.share_home = m.at("share_home").get<bool>();
+      mc.init = m.at("init").get<std::string>();
+      mc.disk_bytes = m.at("disk_bytes").get<uint64_t>();
+      mc.autostart = m.at("autostart").get<bool>();
+      mc.pending = m.at("pending").get<std::map<std::string, std::string>>();
     }
     return c;
   } catch (const json::exception& e) {

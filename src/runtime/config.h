@@ -23,6 +23,25 @@ struct RestartPolicy {
 };
 Result<RestartPolicy> parse_restart_policy(const std::string& text);
 
+/// What makes a VM a persistent machine rather than a container: its root
+/// is its own disk (root_image, written in place), its init runs as PID 1,
+/// and a user is made to exist in it. Changes from `machine set` wait in
+/// `pending` (setting -> value, as the user gave it) until the next start.
+struct MachineConfig {
+  bool enabled = false;
+  std::string user;  // "" = no user (root only)
+  uint32_t uid = 0, gid = 0;
+  std::string home;   // the user's home in the machine (and on the host when shared)
+  std::string shell;  // the user's shell, where the image has it
+  /// The home directory is the host's, shared at the same path (a bind mount
+  /// in `mounts`); else it is made on the machine's disk.
+  bool share_home = true;
+  std::string init = "/sbin/init";
+  uint64_t disk_bytes = 16ull << 30;  // the disk grows to this at the next start
+  bool autostart = false;
+  std::map<std::string, std::string> pending;
+};
+
 struct ContainerConfig {
   // The root filesystem: a host directory served over virtio-fs, or an ext4
   // image used read-only under a writable layer (none with read_only).
@@ -83,6 +102,8 @@ struct ContainerConfig {
   bool auto_remove = false;  // --rm
   std::map<std::string, std::string> labels;
   int boot_timeout_seconds = 60;
+
+  MachineConfig machine;
 };
 
 /// Memory the VM has beyond the container's limit (guest kernel, init).

@@ -39,15 +39,15 @@ std::string resolve_root(const std::optional<std::string>& flag) {
   return env("HOME") + "/.local/share/vessel";
 }
 
-Result<GuestAssets> find_guest_assets(const std::optional<std::string>& kernel_flag) {
+Result<GuestAssets> find_guest_assets(const std::optional<std::string>& kernel_flag, bool machine) {
   GuestAssets a;
   a.share_dir = share_dir();
   if (kernel_flag && !kernel_flag->empty())
     a.kernel = *kernel_flag;
-  else if (auto k = env("VESSEL_KERNEL"); !k.empty())
+  else if (auto k = env(machine ? "VESSEL_MACHINE_KERNEL" : "VESSEL_KERNEL"); !k.empty())
     a.kernel = k;
   else
-    a.kernel = a.share_dir + "/kernel";
+    a.kernel = a.share_dir + (machine ? "/kernel-machine" : "/kernel");
   if (auto i = env("VESSEL_INITRD"); !i.empty())
     a.initrd = i;
   else

@@ -44,11 +44,14 @@ struct GuestAssets {
   std::string share_dir;  // where they were found ("" for overrides)
 };
 
-/// Kernel: `kernel_flag`, else $VESSEL_KERNEL, else <share>/kernel.
+/// Kernel: `kernel_flag`, else $VESSEL_KERNEL, else <share>/kernel; for a
+/// `machine`, $VESSEL_MACHINE_KERNEL, else <share>/kernel-machine (the
+/// kernel with what systemd needs, and ACPI).
 /// Initramfs: $VESSEL_INITRD, else <share>/initramfs.cpio.gz.
 /// <share> is $VESSEL_SHARE_DIR, else <dir of this executable>/../share/vessel
 /// (the build tree and an installed prefix have the same layout).
 /// kUnavailable naming what is missing and how to build it.
-Result<GuestAssets> find_guest_assets(const std::optional<std::string>& kernel_flag);
+Result<GuestAssets> find_guest_assets(const std::optional<std::string>& kernel_flag,
+                                      bool machine = false);
 
 }  // namespace vessel::runtime

@@ -14,7 +14,10 @@ namespace {
 
 // 1: containers, volumes. 2: networks, endpoints, leases (added by the
 // same IF NOT EXISTS script, so a version 1 store upgrades in place).
-constexpr int kSchemaVersion = 2;
+// 3: containers.kind ("container" or "machine"), added by kUpgradeTo3.
+constexpr int kSchemaVersion = 3;
+constexpr const char* kUpgradeTo3 =
+    "ALTER TABLE containers ADD COLUMN kind TEXT NOT NULL DEFAULT 'container'";
 
 // Busy waits: SQLite retries a locked database for this long before giving
 // up. Writers hold the lock for milliseconds; a minute means "stuck".
@@ -36,7 +39,8 @@ CREATE TABLE IF NOT EXISTS containers (
   error TEXT NOT NULL,
   restart_count INTEGER NOT NULL,
   stopped_by_user INTEGER NOT NULL,
-  oom_killed INTEGER NOT NULL
+  oom_killed INTEGER NOT NULL,
+  kind TEXT NOT NULL DEFAULT 'container'
 );
 CREATE TABLE IF NOT EXISTS volumes (
   name TEXT PRIMARY KEY,
@@ -84,7 +88,7 @@ std::string ip_text(uint32_t ip) {
 
 constexpr const char* kContainerColumns =
     "id, name, image, image_id, config, created, status, monitor_pid, started, finished, "
-    "exit_code, error, restart_count, stopped_by_user, oom_killed";
+    "exit_code, error, restart_count, stopped_by_user, oom_killed, kind";
 
 Error db_error(sqlite3* db, const std::string& what) {
   int code = sqlite3_extended_errcode(db);
@@ -146,6 +150,7 @@ Result<ContainerRecord> read_container(Stmt& s) {
   r.state.restart_count = static_cast<int>(s.integer(12));
   r.state.stopped_by_user = s.integer(13) != 0;
   r.state.oom_killed = s.integer(14) != 0;
+  r.kind = s.text(15);
   return r;
 }
 
@@ -251,6 +256,8 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
   if (version < kSchemaVersion) {
     VESSEL_TRY(store->exec("BEGIN IMMEDIATE"));
     Status s = store->exec(kSchema);
+    // The new table has the column already; an older one gains it.
+    if (s.ok() && version > 0 && version < 3) s = store->exec(kUpgradeTo3);
     if (s.ok()) s = store->exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
     if (!s.ok()) {
       (void)store->exec("ROLLBACK");
@@ -284,13 +291,14 @@ Status Store::add_container(const ContainerRecord& r,
     return e;
   };
   std::string sql = std::string("INSERT INTO containers (") + kContainerColumns +
-                    ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+                    ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
   {
     Stmt s(db_, sql.c_str());
     if (!s.ok()) return rollback(db_error(db_, "add container"));
     s.bind(1, r.id).bind(2, r.name).bind(3, r.image).bind(4, r.image_id).bind(5, r.config);
     s.bind(6, r.created);
     bind_state(s, 7, r.state);
+    s.bind(16, r.kind);
     if (s.step() != SQLITE_DONE) {
       Error e = db_error(db_, "add container");
       if (e.code() != ErrorCode::kAlreadyExists) return rollback(e);

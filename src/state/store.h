@@ -43,6 +43,9 @@ struct ContainerRecord {
   std::string config;    // the container's configuration, JSON (runtime's business)
   int64_t created = 0;
   ContainerState state;
+  /// "container", or "machine" (a persistent machine: same lifecycle
+  /// machinery, but container commands never list or touch it).
+  std::string kind = "container";
 };
 
 struct VolumeRecord {

@@ -170,5 +170,32 @@ TEST_F(StoreTest, RejectsANewerSchema) {
   EXPECT_EQ(s.error().code(), ErrorCode::kFailedPrecondition);
 }
 
+TEST_F(StoreTest, KeepsTheKindOfRecord) {
+  auto store = open();
+  ContainerRecord m = make(std::string(64, 'b'), "dev");
+  m.kind = "machine";
+  ASSERT_TRUE(store->add_container(make(std::string(64, 'a'), "web")).ok());
+  ASSERT_TRUE(store->add_container(m).ok());
+  EXPECT_EQ(store->container(std::string(64, 'a'))->kind, "container");
+  EXPECT_EQ(store->find_container("dev")->kind, "machine");
+}
+
+// A version 2 store (before machines) gains the kind column in place, and
+// its containers stay containers.
+TEST_F(StoreTest, UpgradesAVersion2Store) {
+  {
+    auto store = open();
+    ASSERT_TRUE(store->add_container(make(std::string(64, 'a'), "web")).ok());
+  }
+  std::string downgrade =
+      "sqlite3 " + path_ + " 'ALTER TABLE containers DROP COLUMN kind; PRAGMA user_version=2'";
+  ASSERT_EQ(std::system(downgrade.c_str()), 0);
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  auto r = store->container(std::string(64, 'a'));
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  EXPECT_EQ(r->kind, "container");
+}
+
 }  // namespace
 }  // namespace vessel::state

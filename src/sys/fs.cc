@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <vector>
@@ -173,6 +174,40 @@ Result<std::string> make_temp_dir(const std::string& parent, const std::string& 
   std::string templ = parent + "/" + prefix + "XXXXXX";
   if (!::mkdtemp(templ.data())) return Error::from_errno(errno, "mkdtemp in '" + parent + "'");
   return templ;
+}
+
+Status copy_sparse(const std::string& from, const std::string& to, uint64_t size) {
+  VESSEL_ASSIGN_OR_RETURN(UniqueFd in, open_fd(from, O_RDONLY));
+  struct stat st;
+  if (::fstat(in.get(), &st) != 0) return Error::from_errno(errno, "stat '" + from + "'");
+  VESSEL_ASSIGN_OR_RETURN(UniqueFd out, open_fd(to, O_WRONLY | O_CREAT | O_EXCL, 0600));
+  auto fail = [&](const std::string& what) {
+    Error e = Error::from_errno(errno, what);
+    ::unlink(to.c_str());
+    return e;
+  };
+  off_t end = st.st_size;
+  off_t pos = 0;
+  while (pos < end) {
+    off_t data = ::lseek(in.get(), pos, SEEK_DATA);
+    if (data < 0 && errno == ENXIO) break;  // only a hole is left
+    if (data < 0) return fail("seek in '" + from + "'");
+    off_t hole = ::lseek(in.get(), data, SEEK_HOLE);
+    if (hole < 0) return fail("seek in '" + from + "'");
+    loff_t src = data, dst = data;
+    while (src < hole) {
+      ssize_t n =
+          ::copy_file_range(in.get(), &src, out.get(), &dst, static_cast<size_t>(hole - src), 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return fail("copy '" + from + "' to '" + to + "'");
+      if (n == 0) break;  // the source shrank
+    }
+    pos = hole;
+  }
+  off_t length = std::max<off_t>(end, static_cast<off_t>(size));
+  if (::ftruncate(out.get(), length) != 0) return fail("size '" + to + "'");
+  if (::fsync(out.get()) != 0) return fail("sync '" + to + "'");
+  return ok_status();
 }
 
 Result<std::string> random_hex(size_t bytes) {

@@ -45,6 +45,12 @@ class FileLock {
 /// `bytes` random bytes (getrandom) as lowercase hex: ids, generated names.
 Result<std::string> random_hex(size_t bytes);
 
+/// Copies the file `from` to a new file `to` (mode 0600, O_EXCL), keeping
+/// holes (SEEK_DATA/SEEK_HOLE) and sharing blocks where the filesystem can
+/// (copy_file_range), then makes it `size` bytes long (sparse) if that is
+/// larger, and fsyncs it. A failure removes `to`.
+Status copy_sparse(const std::string& from, const std::string& to, uint64_t size = 0);
+
 /// Writes all of `data` to a blocking or non-blocking fd (polls on EAGAIN).
 Status write_all(int fd, const void* data, size_t size);
 

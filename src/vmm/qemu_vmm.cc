@@ -136,8 +136,9 @@ Result<std::unique_ptr<VmInstance>> QemuVmm::start(const VmConfig& config) {
     log.reset(::fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3));
   } else {
     log_path = c.boot_log.empty() ? c.runtime_dir + "/boot.log" : c.boot_log;
-    VESSEL_ASSIGN_OR_RETURN(log,
-                            sys::open_fd(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600));
+    VESSEL_ASSIGN_OR_RETURN(
+        log, sys::open_fd(log_path,
+                          O_WRONLY | O_CREAT | O_APPEND | (c.append_boot_log ? 0 : O_TRUNC), 0600));
   }
 
   std::vector<sys::Process> daemons;

@@ -55,6 +55,13 @@ struct VmConfig {
   std::string boot_log;
   /// Console and QEMU diagnostics go to stderr instead of the boot log.
   bool debug = false;
+  /// Append to the boot log rather than start it afresh.
+  bool append_boot_log = false;
+  /// ACPI (the kernel must have it; the machine kernel does): the guest
+  /// can power the VM off, QMP system_powerdown reaches it, and the devices
+  /// are described by ACPI (up to 23 virtio-mmio devices, not 8). Without
+  /// it (containers) the guest ends the VM by rebooting.
+  bool acpi = false;
   /// Host TSC rate in kHz (0: unknown). Under TCG the guest's TSC runs at the
   /// host's rate, so the kernel can be told its delay-loop value up front.
   uint64_t host_tsc_khz = 0;
