@@ -45,6 +45,10 @@ Runner add_machine(CLI::App& app, const GlobalOptions& global);
 int attach_container(containers::Containers& cs, const containers::ContainerRecord& r, bool tty,
                      bool interactive, const std::string& verb);
 
+/// Applies `-e` flags to `env`: KEY=VALUE replaces KEY; a bare KEY takes
+/// this process's value (and is skipped when unset), as Docker does.
+void apply_env_flags(std::vector<std::string>& env, const std::vector<std::string>& flags);
+
 /// Runs `spawn` in the running container (or machine) `r` through its
 /// monitor, with our stdio attached unless `detach`, and returns its exit
 /// code (126/127 when it could not start, 1 for Vessel's own failures).

@@ -492,17 +492,7 @@ int exec(const Flags& f, const GlobalOptions& g) {
   }
   protocol::Spawn spawn = runtime::main_spawn(*c, 0, 0);
   spawn.argv.assign(f.command.begin() + 1, f.command.end());
-  for (const auto& e : f.env) {
-    std::string item = e;
-    if (item.find('=') == std::string::npos) {
-      const char* v = ::getenv(item.c_str());
-      if (!v) continue;
-      item += std::string("=") + v;
-    }
-    std::string key = item.substr(0, item.find('='));
-    std::erase_if(spawn.env, [&](const std::string& x) { return x.substr(0, x.find('=')) == key; });
-    spawn.env.push_back(item);
-  }
+  apply_env_flags(spawn.env, f.env);
   if (!f.workdir.empty()) spawn.cwd = f.workdir;
   if (!f.user.empty()) {
     spawn.user = f.user;
@@ -513,6 +503,20 @@ int exec(const Flags& f, const GlobalOptions& g) {
 }
 
 }  // namespace
+
+void apply_env_flags(std::vector<std::string>& env, const std::vector<std::string>& flags) {
+  for (const auto& e : flags) {
+    std::string item = e;
+    if (item.find('=') == std::string::npos) {
+      const char* v = ::getenv(item.c_str());
+      if (!v) continue;
+      item += std::string("=") + v;
+    }
+    std::string key = item.substr(0, item.find('='));
+    std::erase_if(env, [&](const std::string& x) { return x.substr(0, x.find('=')) == key; });
+    env.push_back(item);
+  }
+}
 
 int exec_process(containers::Containers& cs, const containers::ContainerRecord& r,
                  protocol::Spawn spawn, bool tty, bool interactive, bool detach,

@@ -205,17 +205,7 @@ Result<protocol::Spawn> machine_spawn(const runtime::ContainerConfig& c, const M
   }
   if (const char* lang = ::getenv("LANG"); lang && *lang)
     s.env.push_back(std::string("LANG=") + lang);
-  for (const auto& e : f.env) {
-    std::string item = e;
-    if (item.find('=') == std::string::npos) {
-      const char* v = ::getenv(item.c_str());
-      if (!v) continue;
-      item += std::string("=") + v;
-    }
-    std::string key = item.substr(0, item.find('='));
-    std::erase_if(s.env, [&](const std::string& x) { return x.substr(0, x.find('=')) == key; });
-    s.env.push_back(item);
-  }
+  apply_env_flags(s.env, f.env);
   s.cwd = cwd.empty() ? home : cwd;
   if (as_user) s.user = c.machine.user;
   return s;

@@ -397,15 +397,17 @@ Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
                 "boot VM");
   log::debug("guest: " + hello->guest);
 
+  const std::string set_up = c.machine.enabled ? "set up machine" : "set up container";
   if (auto s = self->agent_.send_message(MsgType::kSetup, 0, setup); !s.ok())
-    return fail(s.error(), "set up container");
-  auto reply = self->await(30s);
-  if (!reply.ok()) return fail(reply.error(), "set up container");
+    return fail(s.error(), set_up);
+  // A machine answers once its init takes commands (at most 30 s after it starts).
+  auto reply = self->await(c.machine.enabled ? 90s : 30s);
+  if (!reply.ok()) return fail(reply.error(), set_up);
   auto result = agent::decode_as<protocol::Reply>(*reply);
   if (!result.ok() || reply->header.type != static_cast<uint16_t>(MsgType::kSetupResult))
-    return fail(Error(ErrorCode::kProtocol, "unexpected reply to setup"), "set up container");
+    return fail(Error(ErrorCode::kProtocol, "unexpected reply to setup"), set_up);
   if (result->errnum != 0)
-    return fail(Error(ErrorCode::kInternal, result->message, result->errnum), "set up container");
+    return fail(Error(ErrorCode::kInternal, result->message, result->errnum), set_up);
   return self;
 }
 
