@@ -172,7 +172,8 @@ Result<ContainerRecord> Containers::create(runtime::ContainerConfig config, cons
   };
   if (config.machine.enabled) {
     std::string disk = dir + "/disk.img";
-    if (auto s = sys::copy_sparse(config.root_image, disk, config.machine.disk_bytes); !s.ok())
+    if (auto s = runtime::make_machine_disk(config.root_image, disk, config.machine.disk_bytes);
+        !s.ok())
       return cleanup(s.error().wrap("make the machine's disk"));
     config.root_image = disk;
   } else if (!config.root_image.empty() && !config.read_only) {

@@ -43,7 +43,7 @@ class Containers {
   ///
   /// A machine (config.machine.enabled) is recorded with kind "machine",
   /// and its disk is made from its image: config.root_image (the image's
-  /// snapshot) is copied to <dir>/disk.img, sparse, made
+  /// snapshot) is copied to <dir>/disk.img (runtime::make_machine_disk), sparse, with a journal, made
   /// config.machine.disk_bytes long, and becomes the root_image recorded.
   Result<ContainerRecord> create(runtime::ContainerConfig config, const std::string& name,
                                  const std::vector<networks::Attachment>& attachments = {});

@@ -169,6 +169,34 @@ Status make_writable_disk(const std::string& path, uint64_t bytes) {
   return ok_status();
 }
 
+Status make_machine_disk(const std::string& snapshot, const std::string& path, uint64_t bytes) {
+  VESSEL_TRY(sys::copy_sparse(snapshot, path, bytes));
+  // Image snapshots have no journal (read-only, they need none); a disk
+  // written in place does: without one, a kill -9 of the monitor (QEMU
+  // dies with it) left files holding other files' blocks. The copy is ours
+  // and has never been booted, so the host's tune2fs may touch it.
+  std::string tune2fs;
+  for (const char* candidate : {"tune2fs", "/usr/sbin/tune2fs", "/sbin/tune2fs"})
+    if (auto p = sys::find_program(candidate)) {
+      tune2fs = *p;
+      break;
+    }
+  auto fail = [&](Error e) {
+    ::unlink(path.c_str());
+    return e;
+  };
+  if (tune2fs.empty())
+    return fail(Error(ErrorCode::kUnavailable, "tune2fs not found (install e2fsprogs)"));
+  auto p = sys::Process::spawn({.argv = {tune2fs, "-O", "has_journal", path}});
+  if (!p.ok()) return fail(p.error());
+  auto st = p->wait();
+  if (!st.ok()) return fail(st.error());
+  if (st->code != 0 || st->signal != 0)
+    return fail(
+        Error(ErrorCode::kInternal, "tune2fs -O has_journal '" + path + "' " + st->to_string()));
+  return ok_status();
+}
+
 protocol::Spawn main_spawn(const ContainerConfig& c, uint16_t rows, uint16_t cols) {
   protocol::Spawn s;
   s.argv = c.argv;

@@ -75,6 +75,10 @@ class ContainerVm {
 /// Creates the sparse writable layer: an empty ext4 of `bytes` at `path`.
 Status make_writable_disk(const std::string& path, uint64_t bytes);
 
+/// Makes a machine's disk at `path` from an image's ext4 `snapshot`: a
+/// sparse copy, `bytes` long, with a journal added (snapshots have none).
+Status make_machine_disk(const std::string& snapshot, const std::string& path, uint64_t bytes);
+
 /// The Spawn message that starts `config`'s main process.
 protocol::Spawn main_spawn(const ContainerConfig& config, uint16_t rows, uint16_t cols);
 
