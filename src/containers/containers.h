@@ -43,8 +43,8 @@ class Containers {
   ///
   /// A machine (config.machine.enabled) is recorded with kind "machine",
   /// and its disk is made from its image: config.root_image (the image's
-  /// snapshot) is copied to <dir>/disk.img (runtime::make_machine_disk), sparse, with a journal, made
-  /// config.machine.disk_bytes long, and becomes the root_image recorded.
+  /// snapshot) is copied to <dir>/disk.img (runtime::make_machine_disk), sparse, with a journal,
+  /// made config.machine.disk_bytes long, and becomes the root_image recorded.
   Result<ContainerRecord> create(runtime::ContainerConfig config, const std::string& name,
                                  const std::vector<networks::Attachment>& attachments = {});
 
