@@ -15,6 +15,7 @@
 #include "machines/machines.h"
 #include "net/port_spec.h"
 #include "networks/views.h"
+#include "runtime/log_file.h"
 #include "runtime/paths.h"
 #include "runtime/runtime_dir.h"
 #include "sys/fs.h"
@@ -50,6 +51,10 @@ std::string human(uint64_t bytes) {
   return std::to_string(bytes >> 20) + "MiB";
 }
 
+std::string iso_time(int64_t ns) {
+  return ns ? runtime::format_timestamp(ns) : "0001-01-01T00:00:00Z";
+}
+
 std::string state_text(Machines& ms, const ContainerRecord& r) {
   bool up = runtime::owner_alive(ms.root(), r.id);
   return up ? "running" : "stopped";
@@ -83,11 +88,11 @@ json inspect_json(Machines& ms, const ContainerRecord& r) {
             {"Name", r.name},
             {"Image", r.image},
             {"ImageID", r.image_id},
-            {"Created", r.created},
+            {"Created", iso_time(r.created)},
             {"State",
              {{"Status", state_text(ms, r)},
-              {"StartedAt", r.state.started},
-              {"FinishedAt", r.state.finished},
+              {"StartedAt", iso_time(r.state.started)},
+              {"FinishedAt", iso_time(r.state.finished)},
               {"Error", r.state.error}}},
             {"Default", ms.default_name() == r.name},
             {"Address", address_of(ms, r)}};
