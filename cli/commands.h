@@ -45,6 +45,9 @@ Runner add_machine(CLI::App& app, const GlobalOptions& global);
 int attach_container(containers::Containers& cs, const containers::ContainerRecord& r, bool tty,
                      bool interactive, const std::string& verb);
 
+/// A time as inspect shows it (RFC 3339, nanoseconds); Docker's zero time for 0.
+std::string iso_time(int64_t ns);
+
 /// Applies `-e` flags to `env`: KEY=VALUE replaces KEY; a bare KEY takes
 /// this process's value (and is skipped when unset), as Docker does.
 void apply_env_flags(std::vector<std::string>& env, const std::vector<std::string>& flags);

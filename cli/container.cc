@@ -69,10 +69,6 @@ int for_each(
   return rc;
 }
 
-std::string iso_time(int64_t ns) {
-  return ns ? runtime::format_timestamp(ns) : "0001-01-01T00:00:00Z";
-}
-
 std::string command_line(const runtime::ContainerConfig& c) {
   std::string out;
   for (const auto& a : c.argv)
@@ -503,6 +499,10 @@ int exec(const Flags& f, const GlobalOptions& g) {
 }
 
 }  // namespace
+
+std::string iso_time(int64_t ns) {
+  return ns ? runtime::format_timestamp(ns) : "0001-01-01T00:00:00Z";
+}
 
 void apply_env_flags(std::vector<std::string>& env, const std::vector<std::string>& flags) {
   for (const auto& e : flags) {

@@ -15,7 +15,6 @@
 #include "machines/machines.h"
 #include "net/port_spec.h"
 #include "networks/views.h"
-#include "runtime/log_file.h"
 #include "runtime/paths.h"
 #include "runtime/runtime_dir.h"
 #include "sys/fs.h"
@@ -49,10 +48,6 @@ std::string human(uint64_t bytes) {
   if (bytes >= (1ull << 30) && bytes % (1ull << 30) == 0)
     return std::to_string(bytes >> 30) + "GiB";
   return std::to_string(bytes >> 20) + "MiB";
-}
-
-std::string iso_time(int64_t ns) {
-  return ns ? runtime::format_timestamp(ns) : "0001-01-01T00:00:00Z";
 }
 
 std::string state_text(Machines& ms, const ContainerRecord& r) {

@@ -289,8 +289,8 @@ Result<bool> Machines::start(const ContainerRecord& record, bool debug) {
 }
 
 Status Machines::stop(const ContainerRecord& r, std::chrono::seconds timeout) {
-  VESSEL_TRY(cs_->stop(r, 0, static_cast<int>(timeout.count())));
-  return cs_->wait_gone(r, timeout + std::chrono::seconds(15));
+  // Returns once the monitor has gone (the VM powered off or was forced).
+  return cs_->stop(r, 0, static_cast<int>(timeout.count()));
 }
 
 Status Machines::remove(const ContainerRecord& r, bool force) {

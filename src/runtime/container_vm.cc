@@ -143,30 +143,37 @@ ContainerVm::~ContainerVm() {
     ::umount2(m.c_str(), MNT_DETACH);
 }
 
+namespace {
+
+// Runs an e2fsprogs tool (found on PATH or in the sbin directories, which a
+// user's PATH may lack) with `args`; its output is discarded.
+Status run_e2fsprogs(const std::string& tool, std::vector<std::string> args) {
+  std::optional<std::string> path;
+  for (const std::string& candidate : {tool, "/usr/sbin/" + tool, "/sbin/" + tool})
+    if (!path) path = sys::find_program(candidate);
+  if (!path) return Error(ErrorCode::kUnavailable, tool + " not found (install e2fsprogs)");
+  std::string what = tool;
+  for (const auto& a : args)
+    what += " " + a;
+  args.insert(args.begin(), *path);
+  VESSEL_ASSIGN_OR_RETURN(sys::Process p, sys::Process::spawn({.argv = std::move(args)}));
+  VESSEL_ASSIGN_OR_RETURN(sys::ExitStatus st, p.wait());
+  if (st.code != 0 || st.signal != 0)
+    return Error(ErrorCode::kInternal, what + " " + st.to_string());
+  return ok_status();
+}
+
+}  // namespace
+
 Status make_writable_disk(const std::string& path, uint64_t bytes) {
-  // mkfs with lazy inode tables and journal touches a few MiB (about 15 ms).
-  std::string mkfs;
-  for (const char* candidate : {"mkfs.ext4", "/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"}) {
-    if (auto p = sys::find_program(candidate)) {
-      mkfs = *p;
-      break;
-    }
-  }
-  if (mkfs.empty())
-    return Error(ErrorCode::kUnavailable, "mkfs.ext4 not found (install e2fsprogs)");
   {
     VESSEL_ASSIGN_OR_RETURN(UniqueFd fd, sys::open_fd(path, O_WRONLY | O_CREAT | O_EXCL, 0600));
     if (::ftruncate(fd.get(), static_cast<off_t>(bytes)) != 0)
       return Error::from_errno(errno, "size writable layer '" + path + "'");
   }
-  VESSEL_ASSIGN_OR_RETURN(
-      sys::Process p,
-      sys::Process::spawn({.argv = {mkfs, "-q", "-F", "-L", "vessel-upper", "-E",
-                                    "lazy_itable_init=1,lazy_journal_init=1", path}}));
-  VESSEL_ASSIGN_OR_RETURN(sys::ExitStatus st, p.wait());
-  if (st.code != 0 || st.signal != 0)
-    return Error(ErrorCode::kInternal, "mkfs.ext4 '" + path + "' " + st.to_string());
-  return ok_status();
+  // mkfs with lazy inode tables and journal touches a few MiB (about 15 ms).
+  return run_e2fsprogs("mkfs.ext4", {"-q", "-F", "-L", "vessel-upper", "-E",
+                                     "lazy_itable_init=1,lazy_journal_init=1", path});
 }
 
 Status make_machine_disk(const std::string& snapshot, const std::string& path, uint64_t bytes) {
@@ -175,25 +182,10 @@ Status make_machine_disk(const std::string& snapshot, const std::string& path, u
   // written in place does: without one, a kill -9 of the monitor (QEMU
   // dies with it) left files holding other files' blocks. The copy is ours
   // and has never been booted, so the host's tune2fs may touch it.
-  std::string tune2fs;
-  for (const char* candidate : {"tune2fs", "/usr/sbin/tune2fs", "/sbin/tune2fs"})
-    if (auto p = sys::find_program(candidate)) {
-      tune2fs = *p;
-      break;
-    }
-  auto fail = [&](Error e) {
+  if (auto s = run_e2fsprogs("tune2fs", {"-O", "has_journal", path}); !s.ok()) {
     ::unlink(path.c_str());
-    return e;
-  };
-  if (tune2fs.empty())
-    return fail(Error(ErrorCode::kUnavailable, "tune2fs not found (install e2fsprogs)"));
-  auto p = sys::Process::spawn({.argv = {tune2fs, "-O", "has_journal", path}});
-  if (!p.ok()) return fail(p.error());
-  auto st = p->wait();
-  if (!st.ok()) return fail(st.error());
-  if (st->code != 0 || st->signal != 0)
-    return fail(
-        Error(ErrorCode::kInternal, "tune2fs -O has_journal '" + path + "' " + st->to_string()));
+    return s;
+  }
   return ok_status();
 }
 
