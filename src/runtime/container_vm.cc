@@ -332,19 +332,22 @@ Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
   // must fit. Checked before anything is mounted or started.
   const size_t kTransports = cfg.acpi ? kAcpiTransports : 8;
   size_t root_devices = cfg.disks.size() + (c.root_image.empty() ? 1 : 0);
-  size_t fixed = 1 + root_devices;
+  // The agent's port and the balloon (free page reporting: freed guest
+  // memory goes back to the host) are in every VM.
+  cfg.balloon = true;
+  size_t fixed = 2 + root_devices;
   auto n = [](size_t v) { return std::to_string(v); };
   if (fixed + cfg.nics.size() > kTransports)
     return Error(ErrorCode::kInvalidArgument,
                  "too many networks: a VM has " + n(kTransports) +
-                     " device slots, and the agent and the root leave " + n(kTransports - fixed) +
+                     " device slots, and the agent, the balloon and the root leave " + n(kTransports - fixed) +
                      " for networks");
   if (fixed + cfg.nics.size() + share_devices > kTransports) {
     if (share_tree) {
       std::string left = n(kTransports - fixed - 1);
       return Error(ErrorCode::kInvalidArgument,
                    "too many networks for a container with mounts: a VM has " + n(kTransports) +
-                       " device slots, and the agent, the root and the mounts (one slot for all) "
+                       " device slots, and the agent, the balloon, the root and the mounts (one slot for all) "
                        "leave " +
                        left + " for networks; use at most " + left +
                        " networks, or no bind mounts or volumes");

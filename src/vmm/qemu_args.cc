@@ -92,6 +92,13 @@ std::vector<std::string> qemu_command_line(const VmConfig& c, const QemuLaunch& 
                          "-device", "virtserialport,chardev=" + id + ",name=" + c.serial_ports[i]});
     }
   }
+  if (c.balloon) {
+    // Free page reporting: the guest kernel reports free blocks of
+    // 2^page_reporting_order pages and QEMU discards them (MADV_DONTNEED,
+    // or a hole punched in the memfd that backs shared guest RAM), so they
+    // leave the host's resident set. The balloon itself is never inflated.
+    a.insert(a.end(), {"-device", "virtio-balloon-device,free-page-reporting=on"});
+  }
   if (l.qmp_fd >= 0) {
     a.insert(a.end(), {"-chardev", "socket,id=qmp,fd=" + std::to_string(l.qmp_fd), "-mon",
                        "chardev=qmp,mode=control"});

@@ -65,6 +65,9 @@ struct VmConfig {
   /// Host TSC rate in kHz (0: unknown). Under TCG the guest's TSC runs at the
   /// host's rate, so the kernel can be told its delay-loop value up front.
   uint64_t host_tsc_khz = 0;
+  /// A virtio-balloon device with free page reporting: pages the guest
+  /// frees go back to the host within seconds (it never inflates).
+  bool balloon = false;
 };
 
 /// One running VM. Destruction forces it off and releases everything it
