@@ -37,7 +37,9 @@ TEST(QemuArgs, BasicMachine) {
   EXPECT_TRUE(has_pair(a, "-m", "256M"));
   EXPECT_TRUE(has_pair(a, "-kernel", "/k"));
   EXPECT_TRUE(has_pair(a, "-initrd", "/i"));
-  EXPECT_TRUE(contains(a, "accel=tcg"));
+  EXPECT_TRUE(has_pair(a, "-accel", "tcg,tb-size=32"));
+  // -M microvm,accel=... and -accel cannot both be given.
+  EXPECT_FALSE(contains(a, "accel="));
   EXPECT_TRUE(contains(a, "-no-reboot"));
   EXPECT_TRUE(has_pair(a, "-chardev", "socket,id=port0,fd=3"));
   EXPECT_TRUE(has_pair(a, "-device", "virtserialport,chardev=port0,name=vessel.agent"));
@@ -121,17 +123,22 @@ TEST(QemuArgs, TcgGetsTimerHintsAndDelayLoopValue) {
   ASSERT_NE(append, a.end());
   EXPECT_NE((append + 1)->find("lpj=25961360"), std::string::npos);
   EXPECT_NE((append + 1)->find("tsc=reliable"), std::string::npos);
+  // Without it a slow boot fails to calibrate the TSC and the guest's tick
+  // never stops.
+  EXPECT_NE((append + 1)->find("tsc_early_khz=2596136"), std::string::npos);
   c.accel = Accel::kKvm;
   a = qemu_command_line(c, {});
   append = std::find(a.begin(), a.end(), "-append");
   EXPECT_EQ((append + 1)->find("lpj="), std::string::npos);
+  EXPECT_EQ((append + 1)->find("tsc_early_khz="), std::string::npos);
 }
 
 TEST(QemuArgs, KvmUsesHostCpuAndQuietUnlessDebug) {
   VmConfig c = config();
   c.accel = Accel::kKvm;
   auto a = qemu_command_line(c, {});
-  EXPECT_TRUE(contains(a, "accel=kvm"));
+  EXPECT_TRUE(has_pair(a, "-accel", "kvm"));
+  EXPECT_FALSE(contains(a, "tb-size"));
   EXPECT_TRUE(has_pair(a, "-cpu", "host"));
   auto append = std::find(a.begin(), a.end(), "-append");
   ASSERT_NE(append, a.end());

@@ -8,8 +8,8 @@ MachineSpec machine_spec(const VmConfig& c) {
   MachineSpec m;
   m.binary = "qemu-system-aarch64";
   bool kvm = c.accel == Accel::kKvm;
-  m.machine_args = {"-M", std::string("virt,gic-version=max,accel=") + (kvm ? "kvm" : "tcg"),
-                    "-cpu", kvm ? "host" : "max"};
+  // The accelerator is given by qemu_command_line (-accel, with TCG's options).
+  m.machine_args = {"-M", "virt,gic-version=max", "-cpu", kvm ? "host" : "max"};
   m.kernel_args = "console=ttyAMA0 reboot=t panic=-1";
   return m;
 }

@@ -13,14 +13,15 @@ MachineSpec machine_spec(const VmConfig& c) {
   MachineSpec m;
   m.binary = "qemu-system-x86_64";
   bool kvm = c.accel == Accel::kKvm;
-  m.machine_args = {"-M",
-                    std::string("microvm,accel=") + (kvm ? "kvm" : "tcg") +
-                        (c.acpi ? ",acpi=on" : ",acpi=off") + ",rtc=on,isa-serial=on",
-                    // Not "max" under TCG: with QEMU 7.2 about 1 run in 8 of
-                    // `sh -c 'echo "$X"'` died of SIGSEGV in the guest (a newer instruction
-                    // emulated wrongly; max without AVX still failed 1 in 20). Nehalem
-                    // (x86-64-v2, as RHEL 9 images need) failed 0 in 30, qemu64 0 in 50.
-                    "-cpu", kvm ? "host" : "Nehalem"};
+  // The accelerator is not a machine property here: qemu_command_line
+  // gives it as -accel, which takes TCG's options (both cannot be given).
+  m.machine_args = {
+      "-M", std::string("microvm") + (c.acpi ? ",acpi=on" : ",acpi=off") + ",rtc=on,isa-serial=on",
+      // Not "max" under TCG: with QEMU 7.2 about 1 run in 8 of
+      // `sh -c 'echo "$X"'` died of SIGSEGV in the guest (a newer instruction
+      // emulated wrongly; max without AVX still failed 1 in 20). Nehalem
+      // (x86-64-v2, as RHEL 9 images need) failed 0 in 30, qemu64 0 in 50.
+      "-cpu", kvm ? "host" : "Nehalem"};
   m.kernel_args = "console=ttyS0 reboot=t panic=-1";
   if (!kvm) {
     // Under TCG the guest TSC follows the host's: tell the kernel it is
@@ -28,12 +29,23 @@ MachineSpec machine_spec(const VmConfig& c) {
     // value it would calibrate (TSC ticks per jiffy, HZ=100 in our config).
     // Measured: floor boot 1.13 s -> 0.81 s (docs/performance.md).
     m.kernel_args += " tsc=reliable no_timer_check";
-    if (c.host_tsc_khz) m.kernel_args += " lpj=" + std::to_string(c.host_tsc_khz * 1000 / 100);
-    // microvm's ACPI is "hardware-reduced": the kernel then skips the PIT
-    // and, without the TSC's rate, hung calibrating the APIC timer (10 boots
-    // in 10 under load). Its rate is the host's under TCG.
-    if (c.acpi && c.host_tsc_khz)
+    if (c.host_tsc_khz) {
+      m.kernel_args += " lpj=" + std::to_string(c.host_tsc_khz * 1000 / 100);
+      // The TSC's rate, so the kernel does not measure it against the PIT.
+      // That measurement is timed in host time and fails whenever the
+      // emulation is slow (a busy host, several VMs booting at once): the
+      // guest printed "tsc: Unable to calibrate against PIT ... Marking TSC
+      // unstable" and fell back to the refined-jiffies clocksource, which
+      // is not good for high resolution timers, so the tick never became
+      // one-shot and NO_HZ_IDLE never stopped it: 100 timer interrupts a
+      // second per vCPU forever, and clock_gettime() in 10 ms steps. 10 idle
+      // containers started in a row on a loaded host: 3.3 % of a host core
+      // each (all 10 on refined-jiffies); with the rate given, 0.2 % (all
+      // on the TSC).
+      // microvm with ACPI ("hardware-reduced") skips the PIT altogether and
+      // then hung calibrating the APIC timer without it (10 boots in 10).
       m.kernel_args += " tsc_early_khz=" + std::to_string(c.host_tsc_khz);
+    }
   }
   return m;
 }
