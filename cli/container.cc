@@ -651,9 +651,12 @@ int stats(const Flags& f, const GlobalOptions& g) {
     json out = json::array();
     std::string table;
     char line[512];
-    std::snprintf(line, sizeof line, "%-12s   %-20s   %-7s   %-21s   %-6s   %-19s   %-19s   %s\n",
-                  "CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O",
-                  "BLOCK I/O", "PIDS");
+    // VM MEM: what the container's VM holds of the host's memory (QEMU's
+    // resident set), beside the container's own use inside it.
+    std::snprintf(line, sizeof line,
+                  "%-12s   %-20s   %-7s   %-21s   %-6s   %-10s   %-19s   %-19s   %s\n",
+                  "CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "VM MEM",
+                  "NET I/O", "BLOCK I/O", "PIDS");
     table += line;
     for (const auto& r : targets) {
       auto s = sample(**cs, r);
@@ -676,6 +679,7 @@ int stats(const Flags& f, const GlobalOptions& g) {
                      {"MemUsage", mem},
                      {"MemLimit", s->memory_limit},
                      {"MemPerc", mem_pct},
+                     {"VMMemUsage", s->host_vm_rss},
                      {"NetInput", s->net_rx_bytes},
                      {"NetOutput", s->net_tx_bytes},
                      {"BlockInput", s->io_read_bytes},
@@ -689,9 +693,10 @@ int stats(const Flags& f, const GlobalOptions& g) {
       char mem_pct_text[16];
       std::snprintf(mem_pct_text, sizeof mem_pct_text, "%.2f%%", mem_pct);
       std::snprintf(
-          line, sizeof line, "%-12s   %-20s   %-7s   %-21s   %-6s   %-19s   %-19s   %llu\n",
+          line, sizeof line, "%-12s   %-20s   %-7s   %-21s   %-6s   %-10s   %-19s   %-19s   %llu\n",
           r.id.substr(0, 12).c_str(), r.name.c_str(), cpu_text,
           (human_bytes(mem) + " / " + human_bytes(s->memory_limit)).c_str(), mem_pct_text,
+          human_bytes(s->host_vm_rss).c_str(),
           (human_bytes(s->net_rx_bytes) + " / " + human_bytes(s->net_tx_bytes)).c_str(),
           (human_bytes(s->io_read_bytes) + " / " + human_bytes(s->io_write_bytes)).c_str(),
           static_cast<unsigned long long>(s->pids_current));

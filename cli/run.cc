@@ -30,6 +30,7 @@ struct RunFlags {
   int stop_timeout = -1;
   std::vector<std::string> labels, volumes, mounts, tmpfs, ulimits;
   int64_t pids_limit = 0;
+  std::string memory_reclaim = "auto";
   std::vector<std::string> env, env_files;
   std::string workdir, user, rootfs, rootfs_image, name, hostname, memory = "512m", accel, kernel;
   double cpus = 2;
@@ -247,6 +248,10 @@ Result<runtime::ContainerConfig> build_config(const RunFlags& f, const std::stri
   if (f.pids_limit < 0 && f.pids_limit != -1)
     return Error(ErrorCode::kInvalidArgument, "invalid --pids-limit (expected N > 0, or -1)");
   spec.pids_limit = f.pids_limit > 0 ? static_cast<uint64_t>(f.pids_limit) : 0;
+  if (f.memory_reclaim != "auto" && f.memory_reclaim != "off")
+    return Error(ErrorCode::kInvalidArgument,
+                 "invalid --memory-reclaim '" + f.memory_reclaim + "' (expected auto or off)");
+  spec.memory_reclaim = f.memory_reclaim == "auto";
   std::string accel = f.accel;
   if (accel.empty()) {
     const char* e = ::getenv("VESSEL_ACCEL");
@@ -394,6 +399,9 @@ void add_container_flags(CLI::App* cmd, RunFlags& f) {
   cmd->add_option("--ulimit", f.ulimits, "Set a ulimit: NAME=SOFT[:HARD] (e.g. nofile=1024:2048)")
       ->allow_extra_args(false);
   cmd->add_option("--pids-limit", f.pids_limit, "Limit the container's processes (-1: none)");
+  cmd->add_option("--memory-reclaim", f.memory_reclaim,
+                  "auto: return an idle container's page cache to the host; off: keep it "
+                  "(default auto)");
   cmd->add_option("--tmpfs", f.tmpfs, "Mount a tmpfs: DST[:size=64m,mode=1777]")
       ->allow_extra_args(false);
   cmd->add_option("--restart", f.restart,

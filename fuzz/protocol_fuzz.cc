@@ -35,6 +35,7 @@ bool same(const Setup& a, const Setup& b) {
          a.memory_limit_bytes == b.memory_limit_bytes && a.pids_limit == b.pids_limit &&
          a.cpu_quota_usec == b.cpu_quota_usec && a.cpu_period_usec == b.cpu_period_usec &&
          a.mounts.size() == b.mounts.size() && a.gateway == b.gateway &&
+         a.memory_reclaim == b.memory_reclaim &&
          std::equal(a.interfaces.begin(), a.interfaces.end(), b.interfaces.begin(),
                     b.interfaces.end(), [](const Interface& x, const Interface& y) {
                       return x.name == y.name && x.mac == y.mac && x.address == y.address &&
@@ -76,7 +77,7 @@ bool same(const Stats& a, const Stats& b) {
          a.io_read_bytes == b.io_read_bytes && a.io_write_bytes == b.io_write_bytes &&
          a.net_rx_bytes == b.net_rx_bytes && a.net_tx_bytes == b.net_tx_bytes &&
          a.guest_mem_total == b.guest_mem_total && a.guest_mem_available == b.guest_mem_available &&
-         a.cpus == b.cpus;
+         a.cpus == b.cpus && a.host_vm_rss == b.host_vm_rss;
 }
 bool same(const CopyOut& a, const CopyOut& b) {
   return a.path == b.path && a.name == b.name && a.flags == b.flags;

@@ -1,5 +1,6 @@
 #include "guest/agent.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
@@ -76,7 +77,29 @@ void Agent::run(const std::string& guest) {
     for (size_t i = 0; i < poll_fds_.size(); ++i) {
       if (poll_fds_[i].revents != 0) dispatch(poll_fds_[i], poll_tags_[i]);
     }
+    if (reclaim_on_ && monotonic_ms() >= reclaim_next_ms_) reclaim_tick();
   }
+}
+
+void Agent::reclaim_tick() {
+  int64_t now = monotonic_ms();
+  reclaim_next_ms_ = now + IdleReclaim::kPeriodMs;
+  std::string dir(kContainerCgroup);
+  auto cpu = read_file(dir + "/cpu.stat");
+  auto memory = read_file(dir + "/memory.stat", 16384);
+  if (!cpu.ok() || !memory.ok()) return;
+  uint64_t bytes = reclaim_.on_sample(parse_reclaim_sample(now, cpu.value(), memory.value()));
+  if (bytes == 0) return;
+  // The kernel reclaims up to `bytes` from the cgroup's LRU lists, coldest
+  // first; EAGAIN when it found less than asked, which is fine here.
+  UniqueFd fd(open((dir + "/memory.reclaim").c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd) {
+    reclaim_on_ = false;  // a kernel before 5.19: nothing to do, ever
+    log_error("memory.reclaim: %s; idle page cache stays", std::strerror(errno));
+    return;
+  }
+  std::string text = std::to_string(bytes);
+  (void)!write(fd.get(), text.data(), text.size());
 }
 
 int Agent::build_poll_set() {
@@ -87,6 +110,10 @@ int Agent::build_poll_set() {
     poll_tags_.push_back(tag);
   };
   int timeout = setup_reply_pending_ ? static_cast<int>(kMachineReadyPollMs) : -1;
+  if (reclaim_on_) {
+    int64_t until = std::max<int64_t>(reclaim_next_ms_ - monotonic_ms(), 0);
+    timeout = timeout < 0 ? static_cast<int>(until) : std::min(timeout, static_cast<int>(until));
+  }
   int64_t wait_ms = port_retry_at_ms_ - monotonic_ms();
   if (wait_ms > 0) {
     timeout = static_cast<int>(std::min(wait_ms, kPortRetryMs));
@@ -330,6 +357,8 @@ void Agent::on_setup(uint32_t stream, const protocol::Setup& setup) {
     return;
   }
   container_ = container.take();
+  reclaim_on_ = setup.memory_reclaim && !setup.machine && cgroup_.valid();
+  reclaim_next_ms_ = monotonic_ms() + IdleReclaim::kPeriodMs;
   if (setup.machine) {
     // PID 1 becomes the image's init; the agent goes on in a child, which
     // adopts the orphans of the processes it starts (a subreaper), so they

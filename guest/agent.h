@@ -16,6 +16,7 @@
 #include "guest/cgroup.h"
 #include "guest/container.h"
 #include "guest/process.h"
+#include "guest/reclaim.h"
 #include "protocol/protocol.h"
 
 namespace vessel::guest {
@@ -116,6 +117,13 @@ class Agent {
   int64_t setup_reply_deadline_ms_ = 0;
   std::map<uint32_t, Process> processes_;
   uint64_t next_serial_ = 1;
+
+  /// Idle page cache reclaim (Setup.memory_reclaim): sampled every
+  /// IdleReclaim::kPeriodMs from Setup on; the only timer of an idle agent.
+  void reclaim_tick();
+  IdleReclaim reclaim_;
+  bool reclaim_on_ = false;
+  int64_t reclaim_next_ms_ = 0;
 
   std::vector<pollfd> poll_fds_;
   std::vector<PollTag> poll_tags_;

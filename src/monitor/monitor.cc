@@ -31,6 +31,7 @@
 #include "runtime/runtime_dir.h"
 #include "state/store.h"
 #include "sys/fs.h"
+#include "sys/process.h"
 #include "sys/unix_socket.h"
 
 namespace vessel::monitor {
@@ -682,8 +683,22 @@ void Monitor::handle_guest_frame(Frame& f) {
     if (type == MsgType::kStatsResult && !stats_waiters_.empty()) {
       int fd = stats_waiters_.front();
       stats_waiters_.pop_front();
+      // The host's figure joins the guest's: QEMU's resident memory (what
+      // the VM costs the host, beside what the container uses inside it).
+      // A malformed answer goes on as it came; the client rejects it.
+      protocol::Stats st;
+      std::vector<uint8_t> payload = f.payload;
+      if (protocol::decode(f.payload, st) && vm_) {
+        // Private anonymous pages (its heap, TCG's code, guest RAM when not
+        // shared) and the memfd guest RAM shared with virtiofsd, whose
+        // pages virtiofsd may have filled without QEMU ever touching them.
+        pid_t qemu = vm_->vm().pid();
+        auto mem = sys::process_memory(qemu);
+        st.host_vm_rss = (mem.ok() ? mem->anonymous : 0) + sys::memfd_bytes(qemu);
+        payload = protocol::encode(st);
+      }
       if (auto it = clients_.find(fd); it != clients_.end())
-        it->second->ch.queue(f.header.type, 0, f.payload);
+        it->second->ch.queue(f.header.type, 0, payload);
     }
     return;
   }

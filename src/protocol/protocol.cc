@@ -252,6 +252,7 @@ std::vector<uint8_t> encode(const Setup& m) {
   w.str(m.user.shell);
   w.u8(m.user.create_home);
   w.str(m.init);
+  w.u8(m.memory_reclaim);
   return w.take();
 }
 
@@ -382,6 +383,7 @@ bool decode(std::span<const uint8_t> p, Setup& out) {
   out.user.shell = r.str();
   out.user.create_home = r.u8();
   out.init = r.str();
+  out.memory_reclaim = r.u8();
   bool network_ok = valid_network(out.interfaces, out.gateway);
   // A machine boots from its own disk; its user and init are plain paths
   // and a name that goes into /etc/passwd (no ':' or newline can split it).
@@ -405,7 +407,7 @@ bool decode(std::span<const uint8_t> p, Setup& out) {
   return r.ok() && machine_ok && out.hostname.size() <= 64 && virtiofs != image &&
          out.rootfs_tag.size() <= 36 && out.lower_serial.size() <= 20 &&
          out.upper_serial.size() <= 20 && (out.upper_serial.empty() || image) && period_ok &&
-         quota_ok && mounts_ok && network_ok;
+         quota_ok && mounts_ok && network_ok && out.memory_reclaim <= 1;
 }
 
 std::vector<uint8_t> encode(const Spawn& m) {
@@ -556,6 +558,7 @@ std::vector<uint8_t> encode(const Stats& m) {
   w.u64(m.guest_mem_total);
   w.u64(m.guest_mem_available);
   w.u32(m.cpus);
+  w.u64(m.host_vm_rss);
   return w.take();
 }
 
@@ -582,6 +585,7 @@ bool decode(std::span<const uint8_t> p, Stats& out) {
   out.guest_mem_total = r.u64();
   out.guest_mem_available = r.u64();
   out.cpus = r.u32();
+  out.host_vm_rss = r.u64();
   return r.ok();
 }
 

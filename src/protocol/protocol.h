@@ -31,7 +31,9 @@ namespace vessel::protocol {
 /// 3: network interfaces, the default gateway and /etc/hostname in Setup.
 /// 4: Setup.machine (a persistent machine: writable root disk, its own init
 /// as PID 1, a user).
-inline constexpr uint32_t kVersion = 4;
+/// 5: Setup.memory_reclaim (the agent returns an idle container's page cache);
+/// Stats.host_vm_rss.
+inline constexpr uint32_t kVersion = 5;
 /// Name of the virtio-serial port the guest serves on.
 inline constexpr std::string_view kPortName = "vessel.agent";
 
@@ -167,6 +169,10 @@ struct Setup {
   uint8_t machine = 0;
   MachineUser user;  // machine only; name "" = none
   std::string init;  // machine only: absolute path in the root ("/sbin/init")
+  /// 1 (auto): while the container is idle the agent reclaims its page cache
+  /// (memory.reclaim), and free page reporting returns it to the host;
+  /// 0 (off): the cache stays until the guest needs the memory.
+  uint8_t memory_reclaim = 1;
 };
 
 /// One setrlimit(2) for a spawned process. `resource` is Linux's generic
@@ -298,6 +304,12 @@ struct Stats {
   uint64_t guest_mem_total = 0;      // /proc/meminfo MemTotal, bytes
   uint64_t guest_mem_available = 0;  // /proc/meminfo MemAvailable, bytes
   uint32_t cpus = 0;                 // online CPUs in the guest
+  /// Not from the guest: the host memory the VM holds (QEMU's private
+  /// anonymous pages and the pages of its memfd guest RAM: guest RAM touched
+  /// and not given back, TCG's code, QEMU's heap), which the monitor sets
+  /// before passing the answer on (the guest sends 0; whatever it puts there
+  /// is replaced).
+  uint64_t host_vm_rss = 0;
 };
 
 std::vector<uint8_t> encode(const Hello& m);

@@ -70,6 +70,7 @@ Stats sample_stats() {
   s.guest_mem_total = 17;
   s.guest_mem_available = ~0ull;
   s.cpus = 19;
+  s.host_vm_rss = 20ull << 33;
   return s;
 }
 
@@ -83,7 +84,7 @@ bool same_stats(const Stats& a, const Stats& b) {
          a.io_read_bytes == b.io_read_bytes && a.io_write_bytes == b.io_write_bytes &&
          a.net_rx_bytes == b.net_rx_bytes && a.net_tx_bytes == b.net_tx_bytes &&
          a.guest_mem_total == b.guest_mem_total && a.guest_mem_available == b.guest_mem_available &&
-         a.cpus == b.cpus;
+         a.cpus == b.cpus && a.host_vm_rss == b.host_vm_rss;
 }
 
 // ---- header ----------------------------------------------------------------
@@ -192,11 +193,19 @@ TEST(ProtocolMessages, SetupRoundTrip) {
   EXPECT_EQ(out.pids_limit, 0u);
   EXPECT_EQ(out.cpu_quota_usec, 0u);
   EXPECT_EQ(out.cpu_period_usec, 0u);
+  // Idle page cache reclaim is on unless turned off.
+  EXPECT_EQ(out.memory_reclaim, 1);
+  in.memory_reclaim = 0;
+  ASSERT_TRUE(decode(encode(in), out));
+  EXPECT_EQ(out.memory_reclaim, 0);
+  in.memory_reclaim = 2;
+  EXPECT_FALSE(decode(encode(in), out));
 }
 
 // The bytes a Setup that is not a machine ends with: machine 0, an empty
-// user (name, uid, gid, home, shell, create_home) and an empty init.
-constexpr size_t kMachineTail = 1 + 4 + 4 + 4 + 4 + 4 + 1 + 4;
+// user (name, uid, gid, home, shell, create_home), an empty init and
+// memory_reclaim.
+constexpr size_t kMachineTail = 1 + 4 + 4 + 4 + 4 + 4 + 1 + 4 + 1;
 
 TEST(ProtocolMessages, SetupLimitsRoundTrip) {
   SetupMsg in;
@@ -318,6 +327,7 @@ TEST(ProtocolMessages, SetupInterfacesRoundTrip) {
   put_u32(want, 1500);
   put_u32(want, 0x0A000001);
   want.resize(want.size() + kMachineTail);  // not a machine
+  want.back() = 1;                          // memory_reclaim: auto
   ASSERT_GE(p.size(), want.size());
   EXPECT_EQ(Bytes(p.end() - static_cast<std::ptrdiff_t>(want.size()), p.end()), want);
 
@@ -557,8 +567,8 @@ TEST(ProtocolMessages, ExitRoundTrip) {
 TEST(ProtocolMessages, StatsRoundTrip) {
   Stats in = sample_stats();
   Bytes p = encode(in);
-  // 18 u64 fields and a u32, no padding.
-  EXPECT_EQ(p.size(), 18u * 8 + 4);
+  // 18 u64 fields, a u32 and the host's u64, no padding.
+  EXPECT_EQ(p.size(), 18u * 8 + 4 + 8);
   const Bytes first = {8, 7, 6, 5, 4, 3, 2, 1};
   EXPECT_EQ(Bytes(p.begin(), p.begin() + 8), first);
   Stats out;

@@ -169,6 +169,7 @@ std::string to_json(const ContainerConfig& c) {
       {"cpus", c.cpus},
       {"memory_bytes", c.memory_bytes},
       {"pids_limit", c.pids_limit},
+      {"memory_reclaim", c.memory_reclaim},
       {"cpu_millis", c.cpu_millis},
       {"ulimits", c.ulimits},
       {"accel", c.accel},
@@ -248,6 +249,7 @@ Result<ContainerConfig> config_from_json(const std::string& text) {
     c.boot_timeout_seconds = j.at("boot_timeout_seconds").get<int>();
     // Networking fields came later: absent in older configurations.
     c.network_mode = j.value("network_mode", std::string("default"));
+    c.memory_reclaim = j.value("memory_reclaim", true);  // came later
     c.dns = j.value("dns", std::vector<std::string>{});
     c.dns_search = j.value("dns_search", std::vector<std::string>{});
     c.dns_options = j.value("dns_options", std::vector<std::string>{});

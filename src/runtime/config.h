@@ -86,6 +86,9 @@ struct ContainerConfig {
   /// container over its limit is OOM-killed, never the agent.
   uint64_t memory_bytes = 512ull << 20;
   uint64_t pids_limit = 0;  // --pids-limit; 0: none
+  /// --memory-reclaim auto|off: while idle, the container's page cache is
+  /// reclaimed in the guest and goes back to the host (docs/architecture.md).
+  bool memory_reclaim = true;
   /// --cpus as a fraction: a cgroup CPU quota in millicpus (0: whole vCPUs,
   /// no quota). --cpus 1.5 gives 2 vCPUs and a quota of 1500.
   uint32_t cpu_millis = 0;

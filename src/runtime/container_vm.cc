@@ -240,6 +240,9 @@ Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
       static_cast<uint8_t>(c.read_only)};
   setup.memory_limit_bytes = c.machine.enabled ? 0 : c.memory_bytes;
   setup.pids_limit = c.pids_limit;
+  // A machine's cgroups are its init's; free page reporting alone returns
+  // what it frees.
+  setup.memory_reclaim = !c.machine.enabled && c.memory_reclaim;
   if (c.cpu_millis > 0) {
     setup.cpu_period_usec = 100'000;
     setup.cpu_quota_usec = std::max<uint32_t>(c.cpu_millis * 100, 1000);
@@ -340,14 +343,15 @@ Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
   if (fixed + cfg.nics.size() > kTransports)
     return Error(ErrorCode::kInvalidArgument,
                  "too many networks: a VM has " + n(kTransports) +
-                     " device slots, and the agent, the balloon and the root leave " + n(kTransports - fixed) +
-                     " for networks");
+                     " device slots, and the agent, the balloon and the root leave " +
+                     n(kTransports - fixed) + " for networks");
   if (fixed + cfg.nics.size() + share_devices > kTransports) {
     if (share_tree) {
       std::string left = n(kTransports - fixed - 1);
       return Error(ErrorCode::kInvalidArgument,
                    "too many networks for a container with mounts: a VM has " + n(kTransports) +
-                       " device slots, and the agent, the balloon, the root and the mounts (one slot for all) "
+                       " device slots, and the agent, the balloon, the root and the mounts (one "
+                       "slot for all) "
                        "leave " +
                        left + " for networks; use at most " + left +
                        " networks, or no bind mounts or volumes");

@@ -1,5 +1,6 @@
 #include "sys/process.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <poll.h>
@@ -16,6 +17,7 @@
 #include <cstring>
 
 #include "base/strings.h"
+#include "sys/fs.h"
 
 namespace vessel::sys {
 namespace {
@@ -225,6 +227,51 @@ Result<ExitStatus> Process::wait(std::optional<std::chrono::milliseconds> timeou
 void Process::detach() {
   pid_ = -1;
   pidfd_.reset();
+}
+
+ProcessMemory parse_smaps_rollup(std::string_view text) {
+  ProcessMemory m;
+  const std::pair<std::string_view, uint64_t ProcessMemory::*> fields[] = {
+      {"Rss:", &ProcessMemory::rss},
+      {"Pss:", &ProcessMemory::pss},
+      {"Pss_Anon:", &ProcessMemory::pss_anon},
+      {"Pss_Shmem:", &ProcessMemory::pss_shmem},
+      {"Anonymous:", &ProcessMemory::anonymous}};
+  for (std::string_view line : split(text, '\n')) {
+    for (const auto& [name, field] : fields) {
+      if (!starts_with(line, name)) continue;
+      std::string_view v = trim(line.substr(name.size()));
+      if (auto space = v.find(' '); space != std::string_view::npos) v = v.substr(0, space);
+      if (auto kib = parse_u64(v); kib && *kib < (UINT64_MAX >> 10)) m.*field = *kib << 10;
+    }
+  }
+  return m;
+}
+
+Result<ProcessMemory> process_memory(pid_t pid) {
+  std::string path = "/proc/" + std::to_string(pid) + "/smaps_rollup";
+  VESSEL_ASSIGN_OR_RETURN(std::string text, read_file(path));
+  return parse_smaps_rollup(text);
+}
+
+uint64_t memfd_bytes(pid_t pid) {
+  std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return 0;
+  uint64_t total = 0;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    std::string fd = dir + "/" + e->d_name;
+    char target[256];
+    ssize_t n = ::readlink(fd.c_str(), target, sizeof target - 1);
+    if (n <= 0) continue;
+    target[n] = '\0';
+    if (std::strncmp(target, "/memfd:", 7) != 0) continue;
+    struct stat st;
+    if (::stat(fd.c_str(), &st) == 0) total += static_cast<uint64_t>(st.st_blocks) * 512;
+  }
+  ::closedir(d);
+  return total;
 }
 
 std::optional<std::string> find_program(const std::string& name) {

@@ -4,8 +4,10 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/error.h"
@@ -78,6 +80,25 @@ class Process {
   UniqueFd pidfd_;
   std::optional<ExitStatus> status_;
 };
+
+/// A process's memory as the host counts it (/proc/PID/smaps_rollup), bytes.
+/// Pss divides each shared page among the processes that map it.
+struct ProcessMemory {
+  uint64_t rss = 0;
+  uint64_t pss = 0;
+  uint64_t pss_anon = 0;   // private and anonymous (heap, TCG code buffer)
+  uint64_t pss_shmem = 0;  // shared memory (a VM's memfd-backed guest RAM)
+  uint64_t anonymous = 0;  // private anonymous pages, whole
+};
+
+/// Parses the text of an smaps_rollup file; fields it lacks stay 0.
+ProcessMemory parse_smaps_rollup(std::string_view text);
+/// Reads /proc/`pid`/smaps_rollup.
+Result<ProcessMemory> process_memory(pid_t pid);
+/// Bytes allocated to the memfds process `pid` holds open (their pages
+/// exist whether or not the process has touched them: another process,
+/// such as virtiofsd, may have). 0 when there are none or on error.
+uint64_t memfd_bytes(pid_t pid);
 
 /// Looks up `name` in $PATH (or returns it if it contains '/'); nullopt if not found.
 std::optional<std::string> find_program(const std::string& name);

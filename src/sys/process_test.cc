@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -70,6 +71,42 @@ TEST(FindProgram, FindsShell) {
   ASSERT_TRUE(sh.has_value());
   EXPECT_EQ(sh->back(), 'h');
   EXPECT_FALSE(find_program("definitely-not-a-program-xyz").has_value());
+}
+
+TEST(ProcessMemory, ParsesSmapsRollup) {
+  ProcessMemory m = parse_smaps_rollup(
+      "55d0c0000000-7ffd7b1f5000 ---p 00000000 00:00 0                          [rollup]\n"
+      "Rss:              141312 kB\n"
+      "Pss:              137216 kB\n"
+      "Pss_Dirty:        100000 kB\n"
+      "Pss_Anon:          58368 kB\n"
+      "Pss_File:           4096 kB\n"
+      "Pss_Shmem:         47104 kB\n"
+      "Anonymous:         60000 kB\n");
+  EXPECT_EQ(m.rss, 141312ull << 10);
+  EXPECT_EQ(m.pss, 137216ull << 10);
+  EXPECT_EQ(m.pss_anon, 58368ull << 10);
+  EXPECT_EQ(m.pss_shmem, 47104ull << 10);
+  EXPECT_EQ(m.anonymous, 60000ull << 10);
+  EXPECT_EQ(parse_smaps_rollup("garbage\nRss: lots kB\n").rss, 0u);
+}
+
+TEST(ProcessMemory, CountsMemfdPagesAllocated) {
+  uint64_t before = memfd_bytes(::getpid());
+  UniqueFd fd(::memfd_create("vessel-test", MFD_CLOEXEC));
+  ASSERT_TRUE(fd);
+  ASSERT_EQ(::ftruncate(fd.get(), 8 << 20), 0);
+  EXPECT_EQ(memfd_bytes(::getpid()), before);  // sized, nothing allocated
+  std::string data(1 << 20, 'x');
+  ASSERT_EQ(::pwrite(fd.get(), data.data(), data.size(), 0), static_cast<ssize_t>(data.size()));
+  EXPECT_EQ(memfd_bytes(::getpid()), before + (1 << 20));
+}
+
+TEST(ProcessMemory, ReadsItsOwn) {
+  auto m = process_memory(::getpid());
+  ASSERT_TRUE(m.ok()) << m.error().to_string();
+  EXPECT_GT(m->rss, 0u);
+  EXPECT_GT(m->pss, 0u);
 }
 
 }  // namespace

@@ -42,6 +42,7 @@ class QemuInstance final : public VmInstance {
   }
 
   int exit_fd() const override { return qemu_.pidfd(); }
+  pid_t pid() const override { return qemu_.pid(); }
 
   bool running() override { return !qemu_.try_wait().has_value(); }
 
