@@ -143,6 +143,8 @@ Result<ContainerCgroup> ContainerCgroup::create() {
   Status s = ensure_dir(dir, 0755);
   if (!s.ok()) return s;
   ContainerCgroup cgroup;
+  cgroup.dir_.reset(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!cgroup.dir_) return Status::from_errno("open '" + dir + "'");
   std::string procs = cgroup_file("cgroup.procs");
   cgroup.procs_.reset(open(procs.c_str(), O_WRONLY | O_CLOEXEC));
   if (!cgroup.procs_) return Status::from_errno("open '" + procs + "'");

@@ -36,8 +36,13 @@ class ContainerCgroup {
   Status apply_limits(const protocol::Setup& setup) const;
 
   /// cgroup.procs of the container's cgroup, opened for writing: a child
-  /// writes "0" to it to move itself in before exec. -1 when not valid().
+  /// forked outside the cgroup writes "0" to it to move itself in before
+  /// exec. -1 when not valid().
   int procs_fd() const { return procs_.get(); }
+
+  /// The container cgroup's directory (O_RDONLY): clone3(2)'s
+  /// CLONE_INTO_CGROUP starts a child in it. -1 when not valid().
+  int dir_fd() const { return dir_.get(); }
 
   /// memory.events oom_kill: processes of the cgroup killed by any OOM
   /// killer so far. 0 when not valid() or unreadable.
@@ -48,6 +53,7 @@ class ContainerCgroup {
   protocol::Stats sample() const;
 
  private:
+  UniqueFd dir_;
   UniqueFd procs_;
 };
 

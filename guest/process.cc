@@ -2,11 +2,13 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -102,6 +104,7 @@ struct ChildPlan {
   int mount_ns = -1;
   int report_fd = -1;
   int cgroup_procs_fd = -1;  // the container cgroup's cgroup.procs, or -1
+  int cgroup_dir_fd = -1;    // the container cgroup's directory, or -1
   const char* cwd = "/";
   std::vector<std::string> candidates;
   std::vector<char*> argv;
@@ -206,6 +209,61 @@ std::vector<char*> c_strings(const std::vector<std::string>& strings) {
     out.push_back(const_cast<char*>(s.c_str()));
   out.push_back(nullptr);
   return out;
+}
+
+/// False once clone3(2) turned out to lack CLONE_INTO_CGROUP (before 5.7).
+bool g_clone_into_cgroup = true;
+
+/// Forks as fork(2) does (0 in the child), with the child starting in the
+/// cgroup of `cgroup_dir_fd` when it can: `joined` tells the child whether
+/// it is there already or must move itself in through cgroup.procs.
+///
+/// Why: moving a process into a cgroup (a write to cgroup.procs) is a
+/// migration, which write-locks cgroup_threadgroup_rwsem; unless cgroup2 is
+/// mounted with favordynmods, that lock first waits for an RCU grace period
+/// (percpu_down_write -> rcu_sync_enter, kernel/rcu/sync.c), ~45 ms per
+/// spawn under TCG. A child created in the cgroup (clone3's
+/// CLONE_INTO_CGROUP, cgroup_css_set_fork() in kernel/cgroup/cgroup.c)
+/// takes that rwsem only for reading: no migration, no grace period.
+///
+/// clone3 has no glibc wrapper in Debian 12's glibc; with no stack and no
+/// CLONE_VM the raw call returns twice like fork(2). glibc's own fork
+/// bookkeeping (atfork handlers, malloc and stdio locks) is not needed:
+/// vessel-init has one thread and no atfork handlers.
+pid_t fork_into(int cgroup_dir_fd, bool& joined) {
+  joined = false;
+  if (cgroup_dir_fd >= 0 && g_clone_into_cgroup) {
+    clone_args args{};
+    args.flags = CLONE_INTO_CGROUP;
+    args.exit_signal = SIGCHLD;
+    args.cgroup = static_cast<uint64_t>(cgroup_dir_fd);
+    long pid = syscall(SYS_clone3, &args, sizeof(args));
+    if (pid >= 0) {
+      joined = true;
+      return static_cast<pid_t>(pid);
+    }
+    // ENOSYS: no clone3 (before 5.3); E2BIG: a clone_args without the
+    // cgroup field (5.3-5.6). Anything else, such as EAGAIN at the cgroup's
+    // pids.max, falls back to fork and migration for this spawn, as before:
+    // a migration ignores pids.max, so exec into a full container works.
+    if (errno == ENOSYS || errno == E2BIG) g_clone_into_cgroup = false;
+  }
+  return fork();
+}
+
+/// In the child: joins the container's cgroup (unless fork_into() started
+/// it there) and makes a cgroup namespace rooted there, as Docker gives on
+/// cgroup v2: the process sees "0::/" in /proc/self/cgroup, matching its
+/// /sys/fs/cgroup. Returns 0, or the errno with `stage` naming the step.
+int enter_cgroup(int procs_fd, bool joined, Stage& stage) {
+  if (procs_fd < 0) return 0;
+  // Before anything is allocated for the program ("0" is the writer
+  // itself; cgroup-v2.rst, "cgroup.procs").
+  stage = Stage::kCgroup;
+  if (!joined && !write_all(procs_fd, "0", 1)) return errno;
+  stage = Stage::kCgroupNamespace;
+  if (unshare(CLONE_NEWCGROUP) < 0) return errno;
+  return 0;
 }
 
 // ---- the child, between fork and exec ----------------------------------------
@@ -397,17 +455,13 @@ int resolve_user(const std::string& spec, uint32_t& uid, uint32_t& gid, std::vec
   return group_found ? 0 : ESRCH;
 }
 
-[[noreturn]] void run_child(const ChildPlan& plan) {
+[[noreturn]] void run_child(const ChildPlan& plan, bool in_cgroup) {
   const protocol::Spawn& spec = *plan.spec;
   const int report = plan.report_fd;
   reset_signals();
-  if (plan.cgroup_procs_fd >= 0) {
-    // Into the container's cgroup before anything is allocated for the
-    // program ("0" is the writer itself; cgroup-v2.rst, "cgroup.procs").
-    if (!write_all(plan.cgroup_procs_fd, "0", 1)) child_fail(report, Stage::kCgroup, errno);
-    // A cgroup namespace rooted there, as Docker gives on cgroup v2: the
-    // process sees "0::/" in /proc/self/cgroup, matching its /sys/fs/cgroup.
-    if (unshare(CLONE_NEWCGROUP) < 0) child_fail(report, Stage::kCgroupNamespace, errno);
+  Stage stage = Stage::kCgroup;
+  if (int e = enter_cgroup(plan.cgroup_procs_fd, in_cgroup, stage); e != 0) {
+    child_fail(report, stage, e);
   }
   // A session (and process group) of its own; only a session leader can
   // take a controlling terminal.
@@ -540,15 +594,13 @@ void wait_for(pid_t pid) {
 }
 
 [[noreturn]] void run_task_child(Task& task, const Stdio& io, int mount_ns, int cgroup_procs_fd,
-                                 int report_fd) {
+                                 bool in_cgroup, int report_fd) {
   reset_signals();
-  if (cgroup_procs_fd >= 0) {
-    if (!write_all(cgroup_procs_fd, "0", 1)) {
-      task_fail(report_fd, Status::from_errno("join the container cgroup"));
-    }
-    if (unshare(CLONE_NEWCGROUP) < 0) {
-      task_fail(report_fd, Status::from_errno("create a cgroup namespace"));
-    }
+  Stage stage = Stage::kCgroup;
+  if (int e = enter_cgroup(cgroup_procs_fd, in_cgroup, stage); e != 0) {
+    task_fail(report_fd,
+              Status::from_errno(e, stage == Stage::kCgroup ? "join the container cgroup"
+                                                            : "create a cgroup namespace"));
   }
   if (setsid() < 0) task_fail(report_fd, Status::from_errno("setsid"));
   if (setns(mount_ns, CLONE_NEWNS) < 0) {
@@ -579,10 +631,11 @@ Result<Process> spawn_task(Task& task, const Container& container, const Contain
   UniqueFd report_r(fds[0]);
   UniqueFd report_w(fds[1]);
 
-  pid_t pid = fork();
+  bool in_cgroup = false;
+  pid_t pid = fork_into(cgroup.dir_fd(), in_cgroup);
   if (pid < 0) return Status::from_errno("fork");
   if (pid == 0) {
-    run_task_child(task, io, container.mount_ns(), cgroup.procs_fd(), report_w.get());
+    run_task_child(task, io, container.mount_ns(), cgroup.procs_fd(), in_cgroup, report_w.get());
   }
   report_w.reset();
   io.stdin_r.reset();
@@ -630,14 +683,16 @@ Result<Process> spawn_process(const protocol::Spawn& spec, const Container& cont
   plan.mount_ns = container.mount_ns();
   plan.report_fd = report_w.get();
   plan.cgroup_procs_fd = cgroup.procs_fd();
+  plan.cgroup_dir_fd = cgroup.dir_fd();
   if (!spec.cwd.empty()) plan.cwd = spec.cwd.c_str();
   plan.candidates = exec_candidates(spec.argv[0], spec.env);
   plan.argv = c_strings(spec.argv);
   plan.envp = c_strings(spec.env);
 
-  pid_t pid = fork();
+  bool in_cgroup = false;
+  pid_t pid = fork_into(plan.cgroup_dir_fd, in_cgroup);
   if (pid < 0) return Status::from_errno("fork");
-  if (pid == 0) run_child(plan);
+  if (pid == 0) run_child(plan, in_cgroup);
 
   // Close our copies of the child's ends: the report pipe must reach EOF
   // when the child execs, and the stdio pipes when the process exits.
