@@ -133,6 +133,19 @@ TEST(QemuArgs, TcgGetsTimerHintsAndDelayLoopValue) {
   EXPECT_EQ((append + 1)->find("tsc_early_khz="), std::string::npos);
 }
 
+TEST(QemuArgs, TcgGuestZeroesPagesItHandsOut) {
+  // Stale translated code after virtiofsd writes guest RAM (machine_x86_64.cc).
+  auto a = qemu_command_line(config(), {});
+  auto append = std::find(a.begin(), a.end(), "-append");
+  ASSERT_NE(append, a.end());
+  EXPECT_NE((append + 1)->find("init_on_alloc=1"), std::string::npos);
+  VmConfig c = config();
+  c.accel = Accel::kKvm;
+  a = qemu_command_line(c, {});
+  append = std::find(a.begin(), a.end(), "-append");
+  EXPECT_EQ((append + 1)->find("init_on_alloc"), std::string::npos);
+}
+
 TEST(QemuArgs, KvmUsesHostCpuAndQuietUnlessDebug) {
   VmConfig c = config();
   c.accel = Accel::kKvm;

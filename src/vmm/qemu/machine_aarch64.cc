@@ -11,6 +11,9 @@ MachineSpec machine_spec(const VmConfig& c) {
   // The accelerator is given by qemu_command_line (-accel, with TCG's options).
   m.machine_args = {"-M", "virt,gic-version=max", "-cpu", kvm ? "host" : "max"};
   m.kernel_args = "console=ttyAMA0 reboot=t panic=-1";
+  // Stale TCG translations after virtiofsd writes guest RAM: see
+  // machine_x86_64.cc (the cause is in QEMU's TCG, not the architecture).
+  if (!kvm) m.kernel_args += " init_on_alloc=1";
   return m;
 }
 

@@ -46,6 +46,19 @@ MachineSpec machine_spec(const VmConfig& c) {
       // then hung calibrating the APIC timer without it (10 boots in 10).
       m.kernel_args += " tsc_early_khz=" + std::to_string(c.host_tsc_khz);
     }
+    // TCG keeps translated guest code until a write through the emulated
+    // CPU or QEMU's own device code hits its page. virtiofsd (vhost-user)
+    // writes guest RAM through its own mapping, unseen: when a page whose
+    // code was translated is freed and the page cache reuses it for a file
+    // read over virtio-fs, a later exec from that page can run the stale
+    // translation. That was the "1 run in 500 of busybox sh dies of
+    // SIGSEGV": a loop that drops the guest's caches and execs two static
+    // binaries from virtio-fs crashed 2 times in 1000 (4 in 1300 in all);
+    // with the kernel zeroing every page it hands out (a CPU write, which
+    // invalidates the stale code) 0 in 2000. QEMU 10.0 crashes more often
+    // (44 runs in 150) and is fixed the same way. Start time: no change
+    // measured (docs/architecture.md, "TCG and vhost-user writes").
+    m.kernel_args += " init_on_alloc=1";
   }
   return m;
 }
