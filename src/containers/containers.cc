@@ -34,6 +34,32 @@ std::string generate_name(uint32_t r) {
   return std::string(kAdjectives[r % 20]) + "_" + kNouns[(r / 20) % 20];
 }
 
+/// Makes `path` a fresh writable layer of `bytes`: a sparse copy of an empty
+/// ext4 of that size, made once per state root under <root>/cache. mkfs.ext4
+/// is a process that writes and syncs ~4 MiB of metadata (17-50 ms on the
+/// test machine, in every image-root create); copying what it wrote takes
+/// 5-14 ms. The copies share the template's UUID and hash seed, which only
+/// each container's own VM ever sees. The template is made under a unique
+/// name and renamed into place, so concurrent creates never copy half of
+/// one.
+Status make_writable_layer(const std::string& root, const std::string& path, uint64_t bytes) {
+  std::string cache = root + "/cache";
+  VESSEL_TRY(sys::make_dirs(cache, 0700));
+  std::string layer = cache + "/writable-" + std::to_string(bytes) + ".ext4";
+  if (::access(layer.c_str(), F_OK) != 0) {
+    VESSEL_ASSIGN_OR_RETURN(std::string suffix, sys::random_hex(8));
+    std::string made = layer + ".tmp-" + suffix;
+    Status s = runtime::make_writable_disk(made, bytes);
+    if (s.ok() && ::rename(made.c_str(), layer.c_str()) != 0)
+      s = Error::from_errno(errno, "rename '" + made + "' to '" + layer + "'");
+    if (!s.ok()) {
+      ::unlink(made.c_str());
+      return s;
+    }
+  }
+  return sys::copy_sparse(layer, path);
+}
+
 bool active(RunState s) {
   return s == RunState::kRunning || s == RunState::kRestarting;
 }
@@ -177,7 +203,7 @@ Result<ContainerRecord> Containers::create(runtime::ContainerConfig config, cons
       return cleanup(s.error().wrap("make the machine's disk"));
     config.root_image = disk;
   } else if (!config.root_image.empty() && !config.read_only) {
-    if (auto s = runtime::make_writable_disk(dir + "/upper.img", config.writable_bytes); !s.ok())
+    if (auto s = make_writable_layer(root_, dir + "/upper.img", config.writable_bytes); !s.ok())
       return cleanup(s.error());
   }
   ContainerRecord r;
