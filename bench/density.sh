@@ -180,7 +180,7 @@ baseline_round() {  # n
     echo "$(now) - $t0" | bc >> "$root/exec.txt"
   done
   R[bexec,$n]=$(median < "$root/exec.txt")
-  kill -KILL "${baseline_pids[@]}"; wait 2>/dev/null || true; baseline_pids=()
+  { kill -KILL "${baseline_pids[@]}"; wait; } 2>/dev/null || true; baseline_pids=()
   printf '  baseline N=%-3s PSS %s MiB; CPU %s %%; nsenter true %.3f s\n' \
     "$n" "${R[bpss,$n]}" "${R[bcpu,$n]}" "${R[bexec,$n]}"
 }
