@@ -16,8 +16,6 @@
 #include <cerrno>
 #include <cstdint>
 #include <iterator>
-#include <memory>
-#include <new>
 #include <set>
 #include <string>
 #include <utility>
@@ -173,10 +171,15 @@ Status mount_machine_filesystems(const std::string& root) {
   return s;
 }
 
+/// What the namespace helper sends back: errnum 0, or the errno of `step`.
+struct HelperReport {
+  int32_t errnum = 0;
+  int32_t step = 0;
+};
+
 constexpr const char* kHelperSteps[] = {
     "unshare mount namespace",          "make mounts private", "chdir to the container root",
     "pivot_root to the container root", "detach the old root", "chdir '/'",
-    "open /proc/self/ns/mnt",
 };
 
 /// Runs in the helper child: enters a new mount namespace whose root is
@@ -202,62 +205,62 @@ int enter_container_root(const char* root, int32_t* step) {
   return 0;
 }
 
-/// What the helper and init share (CLONE_VM): the root, and the outcome.
-struct NamespaceHelper {
-  const char* root = nullptr;
-  int32_t errnum = 0;
-  int32_t step = 0;
-  int ns_fd = -1;  // in init's fd table too (CLONE_FILES)
-};
-
-int run_namespace_helper(void* arg) {
-  auto* helper = static_cast<NamespaceHelper*>(arg);
-  helper->errnum = enter_container_root(helper->root, &helper->step);
-  if (helper->errnum == 0) {
-    helper->ns_fd = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
-    if (helper->ns_fd < 0) {
-      helper->errnum = errno;
-      helper->step = 6;
-    }
+bool read_exact(int fd, void* data, size_t size) {
+  char* p = static_cast<char*>(data);
+  while (size > 0) {
+    ssize_t n = read(fd, p, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    p += n;
+    size -= static_cast<size_t>(n);
   }
-  return 0;  // the clone(2) wrapper exits the helper
+  return true;
 }
 
 /// Creates the container's mount namespace and returns an fd for it. A
-/// namespace lives as long as a process or an fd refers to it: a helper
-/// enters the new namespace, opens it, and exits; from then on the fd
-/// alone keeps the namespace.
-///
-/// The helper shares init's memory and fd table and init waits for it
-/// (CLONE_VM | CLONE_FILES | CLONE_VFORK, as posix_spawn(3) does): no copy
-/// of init's page tables, no pipe, no kill, and the fd it opens is init's.
-/// Its own fs_struct (no CLONE_FS) lets it unshare the mount namespace and
-/// chdir without touching init's. It only makes system calls and writes
-/// `helper`; errno is init's too (same TLS), which init does not read
-/// after. The fork, pipe and SIGKILL this replaces cost 11-37 ms under TCG.
+/// namespace lives as long as a process or an fd refers to it, so a helper
+/// child enters the new namespace, init opens /proc/<child>/ns/mnt, and the
+/// helper is killed: from then on the fd alone keeps the namespace.
 Result<UniqueFd> create_mount_namespace(const std::string& root) {
   constexpr std::string_view kWhat = "create container mount namespace";
-  constexpr size_t kStackSize = 64 << 10;
-  std::unique_ptr<char[]> stack(new (std::nothrow) char[kStackSize]);
-  if (!stack) return Status(ENOMEM, std::string(kWhat) + ": allocate the helper's stack");
-  NamespaceHelper helper;
-  helper.root = root.c_str();
-  // The stack grows down on every architecture Vessel runs on.
-  pid_t pid = clone(run_namespace_helper, stack.get() + kStackSize,
-                    CLONE_VM | CLONE_FILES | CLONE_VFORK | SIGCHLD, &helper);
-  if (pid < 0) return Status::from_errno(std::string(kWhat) + ": clone");
-  // CLONE_VFORK: the helper has exited when clone returns; reap it.
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) < 0) return Status::from_errno("pipe");
+  UniqueFd report_r(fds[0]);
+  UniqueFd report_w(fds[1]);
+  pid_t pid = fork();
+  if (pid < 0) return Status::from_errno("fork");
+  if (pid == 0) {
+    HelperReport report;
+    report.errnum = enter_container_root(root.c_str(), &report.step);
+    write_all(report_w.get(), &report, sizeof(report));
+    if (report.errnum != 0) _exit(1);
+    // Every signal is blocked (inherited from init), so this waits for the
+    // parent's SIGKILL.
+    for (;;)
+      pause();
+  }
+  report_w.reset();
+  HelperReport report;
+  bool reported = read_exact(report_r.get(), &report, sizeof(report));
+  UniqueFd ns;
+  int open_errno = 0;
+  if (reported && report.errnum == 0) {
+    std::string path = "/proc/" + std::to_string(pid) + "/ns/mnt";
+    ns.reset(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    open_errno = errno;
+  }
+  kill(pid, SIGKILL);
   while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
   }
-  UniqueFd ns(helper.ns_fd);
-  if (helper.errnum != 0) {
-    int32_t step = helper.step;
+  if (!reported) return Status(EIO, std::string(kWhat) + ": helper exited without a report");
+  if (report.errnum != 0) {
+    int32_t step = report.step;
     const char* what = step >= 0 && step < static_cast<int32_t>(std::size(kHelperSteps))
                            ? kHelperSteps[step]
                            : "?";
-    return Status::from_errno(helper.errnum, std::string(kWhat) + ": " + what);
+    return Status::from_errno(report.errnum, std::string(kWhat) + ": " + what);
   }
-  if (!ns) return Status(EIO, std::string(kWhat) + ": the helper opened no namespace");
+  if (!ns) return Status::from_errno(open_errno, std::string(kWhat) + ": open /proc/<pid>/ns/mnt");
   return ns;
 }
 
