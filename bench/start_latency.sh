@@ -1,20 +1,40 @@
 #!/usr/bin/env bash
-# Start latency: `vessel run --rm --rootfs <busybox> true` against the floor,
-# the same QEMU, kernel, machine and memory booting an init that reboots at
-# once (no Vessel code), alternated in one run. Prints medians and the ratio.
+# Start latency: `vessel run --rm --rootfs <busybox> true` (a virtio-fs root)
+# and `vessel run --rm vessel/busybox true` (an image root: ext4 snapshot and
+# writable layer, the snapshot cached) against the floor, the same QEMU,
+# kernel, machine and memory booting an init that reboots at once (no Vessel
+# code), alternated in one run. Prints medians and each case's ratio.
 #
-#   bench/start_latency.sh [--build-dir DIR] [--runs N]
+#   bench/start_latency.sh [--build-dir DIR] [--runs N] [--cases rootfs,image]
+#                          [--network none|default]
+#
+# The floor has no NIC, so ours runs with --network none by default (the
+# like-for-like comparison, and the method of the history in
+# docs/performance.md); --network default adds a NIC on the default network
+# (bench/network.sh measures what that costs). As root the script re-executes
+# itself under `unshare -n`: bridges and taps stay in a namespace of its own.
 set -euo pipefail
+self=$(realpath "$0")
 cd "$(dirname "$0")/.."
 build=build
 runs=10
+cases=rootfs,image
+network=none
 while [ $# -gt 0 ]; do
   case "$1" in
     --build-dir) build=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
+    --cases) cases=$2; shift 2 ;;
+    --network) network=$2; shift 2 ;;
     *) echo "start_latency.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
+case "$network" in none|default) ;; *) echo "start_latency.sh: --network none or default" >&2; exit 2 ;; esac
+if [ "$(id -u)" = 0 ] && [ "${VESSEL_BENCH_NETNS:-}" != 1 ]; then
+  VESSEL_BENCH_NETNS=1 exec unshare -n -- "$self" --build-dir "$build" --runs "$runs" \
+    --cases "$cases" --network "$network"
+fi
+[ "${VESSEL_BENCH_NETNS:-}" = 1 ] && ip link set lo up
 vessel=$build/bin/vessel
 kernel=$build/share/vessel/kernel
 floor_initrd=$build/bench/floor-initramfs.cpio.gz
@@ -27,45 +47,71 @@ trap 'rm -rf "$root"' EXIT
 accel=${VESSEL_ACCEL:-tcg}
 if [ "$accel" = kvm ]; then cpu=host; tcg_args=; else
   cpu=Nehalem
-  # The same TCG hints vmm/qemu/machine_x86_64.cc gives (lpj from the host TSC).
+  # The same kernel arguments vmm/qemu/machine_x86_64.cc gives under TCG
+  # (lpj and tsc_early_khz from the host TSC, init_on_alloc=1).
   khz=$(awk -F: '/^cpu MHz/ {printf "%d", $2 * 1000; exit}' /proc/cpuinfo)
-  tcg_args="tsc=reliable no_timer_check${khz:+ lpj=$((khz * 1000 / 100))}"
+  tcg_args="tsc=reliable no_timer_check${khz:+ lpj=$((khz * 1000 / 100)) tsc_early_khz=$khz}"
+  tcg_args="$tcg_args init_on_alloc=1"
 fi
+# QEMU's accelerator options as vmm/qemu_args.cc gives them.
+if [ "$accel" = kvm ]; then accel_opts=kvm; else accel_opts=tcg,tb-size=32; fi
 
 # The floor's command line mirrors the machine vmm/qemu/machine_x86_64.cc builds.
 floor() {
   floor_console "$@" >/dev/null
 }
 floor_console() {
-  qemu-system-x86_64 -M microvm,accel=$accel,acpi=off,rtc=on,isa-serial=on \
+  qemu-system-x86_64 -M microvm,acpi=off,rtc=on,isa-serial=on -accel "$accel_opts" \
     -cpu $cpu -smp 2 -m 576M -nodefaults -no-user-config -display none -no-reboot \
     -chardev stdio,id=con,signal=off -serial chardev:con \
     -kernel "$kernel" -initrd "$floor_initrd" \
     -append "console=ttyS0 reboot=t panic=-1 $tcg_args quiet" </dev/null 2>&1
 }
+# ours CASE CMD...: the case's `vessel run --rm` of CMD.
 ours() {
-  VESSEL_ACCEL=$accel "$vessel" --root "$root" run --rm --rootfs "$rootfs" true </dev/null
-}
-ours_echo() {
-  VESSEL_ACCEL=$accel "$vessel" --root "$root" run --rm --rootfs "$rootfs" echo ok </dev/null
+  local what=$1; shift
+  if [ "$what" = rootfs ]; then set -- --rootfs "$rootfs" "$@"; else set -- vessel/busybox "$@"; fi
+  VESSEL_ACCEL=$accel "$vessel" --root "$root" run --rm --network "$network" "$@" </dev/null
 }
 # shellcheck source=bench/lib.sh
 . bench/lib.sh  # the script has cd'd to the repository root
 
-# Warm the page cache, and check that both really ran.
-floor_console | grep -q vessel-floor-init || { echo "floor init did not run" >&2; exit 1; }
-[ "$(ours_echo)" = ok ] || { echo "vessel run failed" >&2; exit 1; }
-: > "$root/ours.txt"; : > "$root/floor.txt"
-for i in $(seq "$runs"); do
-  t0=$(now); floor; t1=$(now); ours; t2=$(now)
-  echo "$t1 - $t0" | bc >> "$root/floor.txt"
-  echo "$t2 - $t1" | bc >> "$root/ours.txt"
+selected=()
+for c in ${cases//,/ }; do
+  case "$c" in
+    rootfs|image) selected+=("$c") ;;
+    *) echo "start_latency.sh: unknown case '$c' (rootfs, image)" >&2; exit 2 ;;
+  esac
 done
-m_ours=$(median < "$root/ours.txt")
+# Warm the page cache, and check that each really ran. The image case's
+# first run also loads the embedded image and makes its ext4 snapshot
+# (cached from then on: the runs below measure a start, not a pull).
+floor_console > "$root/floor.log" || true
+grep -q vessel-floor-init "$root/floor.log" || { echo "floor init did not run" >&2; exit 1; }
+: > "$root/floor.txt"
+for c in "${selected[@]}"; do
+  [ "$(ours "$c" echo ok)" = ok ] || { echo "vessel run ($c) failed" >&2; exit 1; }
+  : > "$root/$c.txt"
+done
+for i in $(seq "$runs"); do
+  t0=$(now); floor; t1=$(now)
+  echo "$t1 - $t0" | bc >> "$root/floor.txt"
+  for c in "${selected[@]}"; do
+    t0=$(now); ours "$c" true; t1=$(now)
+    echo "$t1 - $t0" | bc >> "$root/$c.txt"
+  done
+done
+line() {  # label file
+  printf '  %-37s: median %.3f s  (min %.3f, max %.3f)\n' "$1" "$(median < "$2")" \
+    "$(sort -n "$2" | head -1)" "$(sort -n "$2" | tail -1)"
+}
 m_floor=$(median < "$root/floor.txt")
-printf 'start latency (%s, %d runs alternated, accel=%s)\n' "$(uname -m)" "$runs" "$accel"
-printf '  vessel run --rm true : median %.3f s  (min %.3f, max %.3f)\n' "$m_ours" \
-  "$(sort -n "$root/ours.txt" | head -1)" "$(sort -n "$root/ours.txt" | tail -1)"
-printf '  floor (bare boot)    : median %.3f s  (min %.3f, max %.3f)\n' "$m_floor" \
-  "$(sort -n "$root/floor.txt" | head -1)" "$(sort -n "$root/floor.txt" | tail -1)"
-printf '  ratio                : %.2f\n' "$(echo "$m_ours / $m_floor" | bc -l)"
+printf 'start latency (%s, %d runs alternated, accel=%s, --network %s)\n' "$(uname -m)" "$runs" \
+  "$accel" "$network"
+line "floor (bare boot)" "$root/floor.txt"
+for c in "${selected[@]}"; do
+  if [ "$c" = rootfs ]; then label="run --rm --rootfs busybox true"; else
+    label="run --rm vessel/busybox true (image)"; fi
+  line "$label" "$root/$c.txt"
+  printf '  %-37s: %.2f\n' "  ratio" "$(echo "$(median < "$root/$c.txt") / $m_floor" | bc -l)"
+done
