@@ -123,7 +123,7 @@ cpu_percent() {
     {d = $2 - ($1 in b ? b[$1] : 0); if (d > 0) s += d}
     END {printf "%.4f\n", 100 * s / wall}' "$root/cpu0" "$root/cpu1"
 }
-mib() { echo "scale=1; $1 / 1024" | bc -l; }
+mib() { printf "%.1f" "$(echo "$1 / 1024" | bc -l)"; }
 div() { echo "scale=4; $1 / $2" | bc -l; }
 
 declare -A R  # results: R[key,N]

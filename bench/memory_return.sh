@@ -80,7 +80,7 @@ qemu_of() {  # container -> QEMU's pid (the monitor's child)
   pgrep -P "$m" qemu
 }
 rss_kb() { awk '/^Rss:/ {print $2}' "/proc/$1/smaps_rollup"; }
-mib() { echo "scale=1; $1 / 1024" | bc -l; }
+mib() { printf "%.1f" "$(echo "$1 / 1024" | bc -l)"; }
 
 printf 'memory return (%s, accel=%s, %s cores, load %s)\n' "$(uname -m)" "$accel" "$(nproc)" \
   "$(cut -d' ' -f1-3 /proc/loadavg)"
