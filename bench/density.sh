@@ -70,7 +70,6 @@ cleanup() {
   "$vessel" --root "$root" rm -f --all >/dev/null 2>&1 || true
   # unshare -f ignores SIGTERM while it waits; SIGKILL it, --kill-child takes sleep.
   [ ${#baseline_pids[@]} -eq 0 ] || kill -KILL "${baseline_pids[@]}" 2>/dev/null || true
-  wait 2>/dev/null || true
   rm -rf "$root"
 }
 trap cleanup EXIT
@@ -165,6 +164,7 @@ baseline_round() {  # n
   for i in $(seq "$n"); do
     unshare -fp --mount-proc --kill-child sleep infinity &
     baseline_pids+=("$!")
+    disown "$!"  # no job notice when it is killed
   done
   sleep 2
   for p in "${baseline_pids[@]}"; do
@@ -180,7 +180,9 @@ baseline_round() {  # n
     echo "$(now) - $t0" | bc >> "$root/exec.txt"
   done
   R[bexec,$n]=$(median < "$root/exec.txt")
-  { kill -KILL "${baseline_pids[@]}"; wait; } 2>/dev/null || true; baseline_pids=()
+  kill -KILL "${baseline_pids[@]}"
+  for p in "${baseline_pids[@]}"; do while kill -0 "$p" 2>/dev/null; do sleep 0.1; done; done
+  baseline_pids=()
   printf '  baseline N=%-3s PSS %s MiB; CPU %s %%; nsenter true %.3f s\n' \
     "$n" "${R[bpss,$n]}" "${R[bcpu,$n]}" "${R[bexec,$n]}"
 }
