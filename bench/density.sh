@@ -21,7 +21,8 @@
 #   mounts it is a memfd shared with virtiofsd: the same rule counts both
 #   halves). Pages the guest gave back through free page reporting are no
 #   longer there. beyond guest RAM = PSS - guest RAM: QEMU's own heap, TCG's
-#   translated code (tb-size=32), the monitor, shared binaries.
+#   translated code (tb-size=32), the monitor, shared binaries. Of it, TCG
+#   code: the Pss of anonymous executable mappings (none under KVM).
 # - VMMemUsage: what `vessel stats --no-stream --format json` reports (QEMU's
 #   Anonymous + its memfd pages), mean, as a cross-check.
 # - host CPU: the time on CPU of every thread of those processes, from the
@@ -102,6 +103,17 @@ guest_kb() {
   done
   echo "$s"
 }
+# tcg_kb PID...: summed Pss of anonymous executable mappings: TCG's
+# translated code (none under KVM).
+tcg_kb() {
+  local p s=0 k
+  for p in "$@"; do
+    k=$(awk '/^[0-9a-f]+-[0-9a-f]+ / {code = ($2 ~ /x/ && NF == 5)}
+      /^Pss:/ && code {s += $2} END {print s + 0}' "/proc/$p/smaps" 2>/dev/null || echo 0)
+    s=$((s + ${k:-0}))
+  done
+  echo "$s"
+}
 # cpu_ns PID...: "TID NS" for every thread.
 cpu_ns() {
   local p t
@@ -127,7 +139,7 @@ div() { echo "scale=4; $1 / $2" | bc -l; }
 
 declare -A R  # results: R[key,N]
 vessel_round() {  # n
-  local n=$1 i pids=() mpid t0 total=0 guest=0 p
+  local n=$1 i pids=() mpid t0 total=0 guest=0 tcg=0 p
   : > "$root/start.txt"; : > "$root/exec.txt"
   for i in $(seq "$n"); do
     t0=$(now)
@@ -140,7 +152,8 @@ vessel_round() {  # n
     mapfile -t own < <(descendants "$mpid")
     pids+=("${own[@]}")
   done
-  total=$(pss_kb "${pids[@]}"); guest=$(guest_kb "${pids[@]}")
+  total=$(pss_kb "${pids[@]}"); guest=$(guest_kb "${pids[@]}"); tcg=$(tcg_kb "${pids[@]}")
+  R[tcg,$n]=$(mib $((tcg / n)))
   R[pss,$n]=$(mib $((total / n))); R[guest,$n]=$(mib $((guest / n)))
   R[beyond,$n]=$(mib $(((total - guest) / n)))
   R[cpu,$n]=$(div "$(cpu_percent "$cpu_seconds" "${pids[@]}")" "$n")
@@ -153,8 +166,8 @@ vessel_round() {  # n
   done
   R[exec,$n]=$(median < "$root/exec.txt"); R[start,$n]=$(median < "$root/start.txt")
   t0=$(now); v rm -f --all >/dev/null; R[rm,$n]=$(echo "$(now) - $t0" | bc)
-  printf '  vessel   N=%-3s PSS %s MiB = guest RAM %s + beyond %s; VMMemUsage %s MiB; CPU %s %%; exec %.3f s; run -d %.3f s; rm -f --all %.1f s\n' \
-    "$n" "${R[pss,$n]}" "${R[guest,$n]}" "${R[beyond,$n]}" "${R[vmmem,$n]}" "${R[cpu,$n]}" \
+  printf '  vessel   N=%-3s PSS %s MiB = guest RAM %s + beyond %s (TCG code %s); VMMemUsage %s MiB; CPU %s %%; exec %.3f s; run -d %.3f s; rm -f --all %.1f s\n' \
+    "$n" "${R[pss,$n]}" "${R[guest,$n]}" "${R[beyond,$n]}" "${R[tcg,$n]}" "${R[vmmem,$n]}" "${R[cpu,$n]}" \
     "${R[exec,$n]}" "${R[start,$n]}" "${R[rm,$n]}"
 }
 baseline_round() {  # n
@@ -205,6 +218,7 @@ row() {  # label key format
 row 'vessel PSS, MiB' pss .1f
 row '  guest RAM touched, MiB' guest .1f
 row '  beyond guest RAM, MiB' beyond .1f
+row '    of it TCG code, MiB' tcg .1f
 row '  VMMemUsage (stats), MiB' vmmem .1f
 row 'vessel host CPU, %' cpu .3f
 row 'vessel exec true, s' exec .3f
