@@ -26,6 +26,7 @@ while [ $# -gt 0 ]; do
     --runs) runs=$2; shift 2 ;;
     --cases) cases=$2; shift 2 ;;
     --network) network=$2; shift 2 ;;
+    -h|--help) sed -n '2,15p' "$self"; exit 0 ;;
     *) echo "start_latency.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done

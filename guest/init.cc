@@ -22,6 +22,7 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/unique_fd.h"
 #include "guest/agent.h"
@@ -165,17 +166,26 @@ void enable_cgroup_controllers() {
   Result<std::string> available = read_file("/sys/fs/cgroup/cgroup.controllers");
   if (!available.ok()) return;
   std::string_view list = available.value();
+  std::vector<std::string> enables;
+  std::string all;
   size_t start = 0;
   while (start < list.size()) {
     size_t end = list.find_first_of(" \n", start);
     if (end == std::string_view::npos) end = list.size();
     if (end > start) {
-      // One write each: a write naming several fails whole if one fails.
-      std::string enable = "+" + std::string(list.substr(start, end - start));
-      Status ignored = write_file("/sys/fs/cgroup/cgroup.subtree_control", enable, 0644);
-      (void)ignored;
+      enables.push_back("+" + std::string(list.substr(start, end - start)));
+      all += (all.empty() ? "" : " ") + enables.back();
     }
     start = end + 1;
+  }
+  // All in one write (each write to subtree_control is a cgroup tree
+  // update, slow under emulation); a write naming several fails whole if
+  // one fails, so then one write each.
+  const char* control = "/sys/fs/cgroup/cgroup.subtree_control";
+  if (all.empty() || write_file(control, all, 0644).ok()) return;
+  for (const auto& enable : enables) {
+    Status ignored = write_file(control, enable, 0644);
+    (void)ignored;
   }
 }
 
