@@ -683,8 +683,8 @@ void Monitor::handle_guest_frame(Frame& f) {
     if (type == MsgType::kStatsResult && !stats_waiters_.empty()) {
       int fd = stats_waiters_.front();
       stats_waiters_.pop_front();
-      // The host's figure joins the guest's: QEMU's resident memory (what
-      // the VM costs the host, beside what the container uses inside it).
+      // The host's figure joins the guest's: the host memory the VM holds
+      // (what it costs the host, beside what the container uses inside it).
       // A malformed answer goes on as it came; the client rejects it.
       protocol::Stats st;
       std::vector<uint8_t> payload = f.payload;
