@@ -1,6 +1,5 @@
 #include "guest/agent.h"
 
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
@@ -84,22 +83,15 @@ void Agent::run(const std::string& guest) {
 void Agent::reclaim_tick() {
   int64_t now = monotonic_ms();
   reclaim_next_ms_ = now + IdleReclaim::kPeriodMs;
-  std::string dir(kContainerCgroup);
-  auto cpu = read_file(dir + "/cpu.stat");
-  auto memory = read_file(dir + "/memory.stat", 16384);
-  if (!cpu.ok() || !memory.ok()) return;
-  uint64_t bytes = reclaim_.on_sample(parse_reclaim_sample(now, cpu.value(), memory.value()));
+  uint64_t bytes = reclaim_.on_sample(parse_reclaim_sample(now, cgroup_.control_text("cpu.stat"),
+                                                           cgroup_.control_text("memory.stat")));
   if (bytes == 0) return;
-  // The kernel reclaims up to `bytes` from the cgroup's LRU lists, coldest
-  // first; EAGAIN when it found less than asked, which is fine here.
-  UniqueFd fd(open((dir + "/memory.reclaim").c_str(), O_WRONLY | O_CLOEXEC));
-  if (!fd) {
-    reclaim_on_ = false;  // a kernel before 5.19: nothing to do, ever
-    log_error("memory.reclaim: %s; idle page cache stays", std::strerror(errno));
-    return;
+  // The kernel reclaims coldest first; EAGAIN (less found than asked) is
+  // fine. A kernel without memory.reclaim never will: stop asking.
+  if (Status s = cgroup_.reclaim(bytes); !s.ok() && s.errnum() != EAGAIN) {
+    reclaim_on_ = false;
+    log_error("%s; idle page cache stays", s.message().c_str());
   }
-  std::string text = std::to_string(bytes);
-  (void)!write(fd.get(), text.data(), text.size());
 }
 
 int Agent::build_poll_set() {

@@ -176,6 +176,15 @@ uint64_t ContainerCgroup::oom_kills() const {
   return cgroup_text::keyed_value(read_text(cgroup_file("memory.events")), "oom_kill");
 }
 
+std::string ContainerCgroup::control_text(std::string_view name) const {
+  return valid() ? read_text(cgroup_file(name)) : std::string();
+}
+
+Status ContainerCgroup::reclaim(uint64_t bytes) const {
+  if (!valid()) return Status(EOPNOTSUPP, "no container cgroup");
+  return write_control("memory.reclaim", std::to_string(bytes));
+}
+
 protocol::Stats ContainerCgroup::sample() const {
   using namespace cgroup_text;
   protocol::Stats st;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "base/unique_fd.h"
@@ -51,6 +52,12 @@ class ContainerCgroup {
   /// A sample of the cgroup's usage and of the guest's memory, network and
   /// CPUs, for StatsResult. What cannot be read is left 0.
   protocol::Stats sample() const;
+
+  /// The text of one of the cgroup's files ("cpu.stat"), "" when unreadable.
+  std::string control_text(std::string_view name) const;
+  /// Asks the kernel to reclaim up to `bytes` of the cgroup's memory
+  /// (memory.reclaim, Linux 5.19). EAGAIN: it found less than asked.
+  Status reclaim(uint64_t bytes) const;
 
  private:
   UniqueFd dir_;
