@@ -31,6 +31,7 @@
 #include "runtime/runtime_dir.h"
 #include "state/store.h"
 #include "sys/fs.h"
+#include "sys/host_cgroup.h"
 #include "sys/process.h"
 #include "sys/unix_socket.h"
 
@@ -873,9 +874,32 @@ int run_monitor(const MonitorOptions& o) {
   auto listener = sys::listen_unix(runtime::monitor_socket_of(o.root, o.id), 64, true);
   if (!listener.ok()) return fail(listener.error().to_string());
 
-  Monitor m(o, std::move(*store), std::move(*config), std::move(*rdir), std::move(*listener),
-            std::move(signals));
-  return m.run();
+  // The VM's host processes (this monitor, QEMU, virtiofsd) in a host
+  // cgroup of their own with memory, pids and CPU bounds: a runaway VM
+  // cannot starve the host or its neighbours (docs/security.md). A host
+  // without usable cgroups runs the VM unbounded, with a warning.
+  std::optional<sys::HostCgroup> cgroup;
+  if (::geteuid() == 0 && runtime::vmm_confinement().enabled) {
+    auto cg = sys::HostCgroup::enter(o.id.substr(0, 12), runtime::host_limits(*config));
+    if (cg.ok()) {
+      (void)runtime::record_host_cgroups(rdir->path(), cg->dirs());
+      cgroup.emplace(std::move(*cg));
+    } else {
+      log::warn(cg.error().to_string() + " (the VM runs without host resource bounds)");
+    }
+  }
+
+  int code;
+  {
+    Monitor m(o, std::move(*store), std::move(*config), std::move(*rdir), std::move(*listener),
+              std::move(signals));
+    code = m.run();
+  }
+  // The VM and its daemons are gone: leave and remove the cgroup.
+  if (cgroup) {
+    if (auto st = cgroup->leave(); !st.ok()) log::warn(st.error().to_string());
+  }
+  return code;
 }
 
 }  // namespace vessel::monitor

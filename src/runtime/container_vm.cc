@@ -20,6 +20,7 @@
 #include "runtime/etc_files.h"
 #include "sys/fs.h"
 #include "sys/process.h"
+#include "vmm/qemu_jail.h"
 #include "vmm/qemu_vmm.h"
 
 namespace vessel::runtime {
@@ -213,6 +214,24 @@ int exec_failure_code(int errnum) {
   return 0;
 }
 
+vmm::Confinement vmm_confinement() {
+  vmm::Confinement c;
+  const char* env = ::getenv("VESSEL_CONFINE");
+  c.enabled = !(env && (std::string_view(env) == "0" || std::string_view(env) == "off"));
+  // This process (the container's monitor) lives as long as the VM: its
+  // pid makes the VM's uid unique among running VMs.
+  c.uid = c.gid = vmm::confined_id(::getpid());
+  return c;
+}
+
+uint64_t vm_memory_bytes(const ContainerConfig& c) {
+  return c.machine.enabled ? c.memory_bytes : c.memory_bytes + kGuestReserve;
+}
+
+sys::HostLimits host_limits(const ContainerConfig& c) {
+  return {.memory_max = vm_memory_bytes(c) + kHostOverheadBytes, .pids_max = kHostPidsMax};
+}
+
 Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
                                                        const BootOptions& o) {
   VESSEL_ASSIGN_OR_RETURN(std::string root, real_root(c));
@@ -229,7 +248,7 @@ Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
   cfg.cpus = c.cpus;
   // A machine's memory is its VM's; a container's is its cgroup's limit,
   // with room beside it for the guest kernel and the agent.
-  cfg.memory_bytes = c.machine.enabled ? c.memory_bytes : c.memory_bytes + kGuestReserve;
+  cfg.memory_bytes = vm_memory_bytes(c);
   cfg.accel = accel.accel;
   cfg.host_tsc_khz = vmm::cpu_khz(facts.cpuinfo);
   protocol::Setup setup{
@@ -338,6 +357,8 @@ Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
   // The agent's port and the balloon (free page reporting: freed guest
   // memory goes back to the host) are in every VM.
   cfg.balloon = true;
+  cfg.confine = vmm_confinement();
+  cfg.name = "vessel-" + o.runtime_dir.substr(o.runtime_dir.rfind('/') + 1);
   size_t fixed = 2 + root_devices;
   auto n = [](size_t v) { return std::to_string(v); };
   if (fixed + cfg.nics.size() > kTransports)

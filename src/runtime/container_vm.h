@@ -12,6 +12,7 @@
 #include "base/error.h"
 #include "protocol/protocol.h"
 #include "runtime/config.h"
+#include "sys/host_cgroup.h"
 #include "vmm/accel.h"
 #include "vmm/vmm.h"
 
@@ -71,6 +72,29 @@ class ContainerVm {
   vmm::AccelChoice accel_;
   std::vector<std::string> private_mounts_;  // the share tree made for virtiofsd
 };
+
+/// How this process's VMs are confined (docs/security.md): on unless
+/// $VESSEL_CONFINE is "0" or "off" (a switch for benchmarks and debugging),
+/// with the uid kConfinedIdBase + this process's pid (the VM's monitor).
+vmm::Confinement vmm_confinement();
+
+/// The guest RAM of `config`'s VM: a machine's memory; a container's limit
+/// plus kGuestReserve.
+uint64_t vm_memory_bytes(const ContainerConfig& config);
+
+/// What a VM's host processes (monitor, QEMU, virtiofsd) may use beyond
+/// guest RAM before their host cgroup's limit holds them: QEMU's TCG code
+/// buffer (32 MiB), its heap and device state, virtiofsd, the monitor,
+/// and the host page cache of the VM's disk images charged to it.
+inline constexpr uint64_t kHostOverheadBytes = 256ull << 20;
+/// Threads of QEMU (vCPUs, its block I/O pool of up to 64), virtiofsd's
+/// (a pool per daemon) and the monitor's, with room.
+inline constexpr uint64_t kHostPidsMax = 1024;
+
+/// The host cgroup limits of `config`'s VM (docs/security.md): memory =
+/// guest RAM + kHostOverheadBytes, pids kHostPidsMax, the default CPU
+/// weight (every VM counts the same as any other service).
+sys::HostLimits host_limits(const ContainerConfig& config);
 
 /// Creates the sparse writable layer: an empty ext4 of `bytes` at `path`.
 Status make_writable_disk(const std::string& path, uint64_t bytes);

@@ -6,7 +6,9 @@
 #include <ctime>
 
 #include "base/log.h"
+#include "base/strings.h"
 #include "runtime/paths.h"
+#include "sys/host_cgroup.h"
 
 namespace vessel::runtime {
 
@@ -50,6 +52,26 @@ bool owner_alive(const std::string& root, const std::string& id) {
   return lock.ok() && !lock->has_value();
 }
 
+Status record_host_cgroups(const std::string& dir, const std::vector<std::string>& cgroups) {
+  std::string text;
+  for (const auto& c : cgroups)
+    text += c + "\n";
+  return sys::write_file_atomic(dir + "/cgroups", text, 0600);
+}
+
+namespace {
+// The host cgroups a dead monitor recorded: empty now that its processes
+// are gone (rmdir refuses one that is not).
+void remove_recorded_cgroups(const std::string& dir) {
+  auto text = sys::read_file(dir + "/cgroups", 1 << 16);
+  if (!text.ok()) return;
+  std::vector<std::string> dirs;
+  for (std::string_view line : split(*text, '\n'))
+    if (starts_with(line, "/sys/fs/cgroup/")) dirs.emplace_back(line);
+  sys::remove_host_cgroups(dirs);
+}
+}  // namespace
+
 bool remove_if_stale(const std::string& root, const std::string& id) {
   std::string dir = runtime_dir_of(root, id);
   struct stat st;
@@ -57,6 +79,7 @@ bool remove_if_stale(const std::string& root, const std::string& id) {
   auto lock = sys::FileLock::try_acquire(dir + "/lock");
   if (lock.ok() && !lock->has_value()) return false;  // held: alive
   log::debug("removing runtime files of a dead monitor: " + dir);
+  remove_recorded_cgroups(dir);
   if (auto s = sys::remove_tree(dir); !s.ok()) {
     log::warn(s.error().to_string());
     return false;
@@ -83,6 +106,7 @@ void remove_stale_runtime_dirs(const std::string& root) {
     auto lock = sys::FileLock::try_acquire(path + "/lock");
     if (lock.ok() && !lock->has_value()) continue;
     log::debug("removing runtime files of a dead monitor: " + path);
+    remove_recorded_cgroups(path);
     if (auto s = sys::remove_tree(path); !s.ok()) log::warn(s.error().to_string());
   }
 }

@@ -7,6 +7,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "base/error.h"
 #include "sys/fs.h"
@@ -35,6 +36,10 @@ class RuntimeDir {
   std::string path_;
   std::optional<sys::FileLock> lock_;
 };
+
+/// Records the host cgroups of id's VM (sys::HostCgroup::dirs()) in its
+/// runtime directory, so that whoever finds the owner dead removes them.
+Status record_host_cgroups(const std::string& dir, const std::vector<std::string>& cgroups);
 
 /// True while the owner of id's runtime directory (its monitor) lives.
 bool owner_alive(const std::string& root, const std::string& id);

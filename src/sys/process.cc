@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/sched.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -36,8 +37,8 @@ ExitStatus decode_wait_status(int status) {
 }
 
 // Runs in the forked child: only async-signal-safe calls until execve.
-[[noreturn]] void exec_child(const SpawnOptions& o, char* const* argv, char* const* envp,
-                             pid_t parent, int err_fd) {
+[[noreturn]] void exec_child(const SpawnOptions& o, const JailPlan* jail, char* const* argv,
+                             char* const* envp, pid_t parent, int parent_pidfd, int err_fd) {
   auto fail = [&](int e) {
     ssize_t unused = ::write(err_fd, &e, sizeof e);
     (void)unused;
@@ -45,7 +46,14 @@ ExitStatus decode_wait_status(int status) {
   };
   if (o.die_with_parent) {
     if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail(errno);
-    if (::getppid() != parent) ::_exit(127);  // the parent already died
+    // Did the parent die before that? In a pid namespace of its own the
+    // child sees no parent (getppid() is 0): its pidfd tells.
+    if (jail) {
+      pollfd pfd{parent_pidfd, POLLIN, 0};
+      if (::poll(&pfd, 1, 0) != 0) ::_exit(127);
+    } else if (::getppid() != parent) {
+      ::_exit(127);
+    }
   }
   if (o.new_process_group) ::setpgid(0, 0);
   sigset_t none;
@@ -53,6 +61,17 @@ ExitStatus decode_wait_status(int status) {
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
   for (int s = 1; s < NSIG; ++s)
     ::signal(s, SIG_DFL);
+  if (jail) {
+    // A negative errno: the jail failed, not the exec.
+    if (int e = enter_jail(*jail); e != 0) fail(-e);
+    // A change of uid clears the parent-death signal (commit_creds() in
+    // kernel/cred.c): set it again, and look once more.
+    if (o.die_with_parent) {
+      if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail(errno);
+      pollfd pfd{parent_pidfd, POLLIN, 0};
+      if (::poll(&pfd, 1, 0) != 0) ::_exit(127);
+    }
+  }
   if (o.keep_capabilities) {
     // Exec gives root the whole bounding set (capabilities(7)): drop what
     // is not kept from it, clear inheritable and ambient, and close the
@@ -133,10 +152,29 @@ Result<Process> Process::spawn(const SpawnOptions& options) {
   UniqueFd err_read(pipe_fds[0]), err_write(pipe_fds[1]);
 
   pid_t parent = ::getpid();
-  pid_t pid = ::fork();
-  if (pid < 0) return Error::from_errno(errno, "fork");
+  std::optional<JailPlan> jail;
+  UniqueFd parent_pidfd, child_pidfd;
+  pid_t pid;
+  if (options.jail) {
+    VESSEL_ASSIGN_OR_RETURN(jail, plan_jail(*options.jail));
+    parent_pidfd.reset(pidfd_open(parent));
+    if (!parent_pidfd) return Error::from_errno(errno, "pidfd_open");
+    // clone3, not fork: the child starts in its new namespaces (a pid
+    // namespace applies only to children) and the pidfd comes with it.
+    int pidfd = -1;
+    clone_args args{};
+    args.flags = CLONE_PIDFD | jail_clone_flags(*jail);
+    args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
+    args.exit_signal = SIGCHLD;
+    pid = static_cast<pid_t>(::syscall(SYS_clone3, &args, sizeof args));
+    if (pid > 0) child_pidfd.reset(pidfd);
+  } else {
+    pid = ::fork();
+  }
+  if (pid < 0) return Error::from_errno(errno, options.jail ? "clone3 (jail)" : "fork");
   if (pid == 0)
-    exec_child(options, argv.data(), options.env ? envp.data() : nullptr, parent, err_write.get());
+    exec_child(options, jail ? &*jail : nullptr, argv.data(), options.env ? envp.data() : nullptr,
+               parent, parent_pidfd.get(), err_write.get());
   err_write.reset();
 
   int child_errno = 0;
@@ -144,10 +182,12 @@ Result<Process> Process::spawn(const SpawnOptions& options) {
   do {
     n = ::read(err_read.get(), &child_errno, sizeof child_errno);
   } while (n < 0 && errno == EINTR);
-  UniqueFd pidfd(pidfd_open(pid));
+  UniqueFd pidfd = child_pidfd ? std::move(child_pidfd) : UniqueFd(pidfd_open(pid));
   Process p(pid, std::move(pidfd));
   if (n == static_cast<ssize_t>(sizeof child_errno)) {
     (void)p.wait();
+    if (child_errno < 0)
+      return Error::from_errno(-child_errno, "enter the jail of '" + options.argv[0] + "'");
     return Error::from_errno(child_errno, "execute '" + options.argv[0] + "'");
   }
   if (!p.pidfd_) return Error::from_errno(errno, "pidfd_open");

@@ -12,6 +12,7 @@
 
 #include "base/error.h"
 #include "base/unique_fd.h"
+#include "sys/jail.h"
 
 namespace vessel::sys {
 
@@ -43,6 +44,11 @@ struct SpawnOptions {
   /// one thing (dnsmasq binding port 53) and nothing else. Best effort for
   /// a caller without CAP_SETPCAP, which has nothing to shed.
   std::optional<std::vector<int>> keep_capabilities;
+  /// Run the child in a jail (sys/jail.h): its own mount, pid, ipc, uts
+  /// (and network) namespaces, a root of read-only binds, an unprivileged
+  /// uid, no capabilities, no_new_privs. Needs root. argv[0] is a path
+  /// inside the jail.
+  std::optional<Jail> jail;
 };
 
 /// A running child. Destruction kills (SIGKILL) and reaps it unless it was

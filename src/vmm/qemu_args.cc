@@ -54,10 +54,13 @@ std::vector<std::string> qemu_command_line(const VmConfig& c, const QemuLaunch& 
                         "-serial",
                         "chardev:con",
                         "-kernel",
-                        c.kernel,
+                        l.kernel_path.empty() ? c.kernel : l.kernel_path,
                         "-initrd",
-                        c.initrd,
+                        l.initrd_path.empty() ? c.initrd : l.initrd_path,
                     });
+  if (l.sandbox) a.insert(a.end(), {"-sandbox", kQemuSandbox});
+  if (!c.name.empty()) a.insert(a.end(), {"-name", c.name});
+  if (!l.data_dir.empty()) a.insert(a.end(), {"-L", l.data_dir});
   std::string cmdline = m.kernel_args;
   if (!c.debug) cmdline += " quiet";
   if (!c.cmdline.empty()) cmdline += " " + c.cmdline;
@@ -70,9 +73,16 @@ std::vector<std::string> qemu_command_line(const VmConfig& c, const QemuLaunch& 
              {"-object", "memory-backend-memfd,id=mem,size=" + std::to_string(mib) + "M,share=on",
               "-numa", "node,memdev=mem"});
   }
-  for (size_t i = 0; i < c.shared_dirs.size() && i < l.fs_sockets.size(); ++i) {
+  for (size_t i = 0; i < c.shared_dirs.size(); ++i) {
     std::string id = "fs" + std::to_string(i);
-    a.insert(a.end(), {"-chardev", "socket,id=" + id + ",path=" + l.fs_sockets[i], "-device",
+    std::string chardev;
+    if (i < l.fs_fds.size())
+      chardev = "socket,id=" + id + ",fd=" + std::to_string(l.fs_fds[i]);
+    else if (i < l.fs_sockets.size())
+      chardev = "socket,id=" + id + ",path=" + l.fs_sockets[i];
+    else
+      continue;
+    a.insert(a.end(), {"-chardev", chardev, "-device",
                        "vhost-user-fs-device,chardev=" + id + ",tag=" + c.shared_dirs[i].tag});
   }
   for (size_t i = 0; i < c.disks.size(); ++i) {
@@ -81,8 +91,15 @@ std::vector<std::string> qemu_command_line(const VmConfig& c, const QemuLaunch& 
     // QEMU parses commas in option values as separators: a path with one
     // must be escaped by doubling it.
     std::string path;
-    for (char ch : d.path)
-      path += ch == ',' ? std::string(",,") : std::string(1, ch);
+    if (i < l.disk_fds.size() && !l.disk_fds[i].empty()) {
+      std::string set = std::to_string(i + 1);
+      for (int fd : l.disk_fds[i])
+        a.insert(a.end(), {"-add-fd", "fd=" + std::to_string(fd) + ",set=" + set});
+      path = "/dev/fdset/" + set;
+    } else {
+      for (char ch : d.path)
+        path += ch == ',' ? std::string(",,") : std::string(1, ch);
+    }
     a.insert(a.end(), {"-drive",
                        "if=none,id=" + id + ",file=" + path + ",format=raw," +
                            "discard=unmap,readonly=" + (d.read_only ? "on" : "off"),
@@ -94,7 +111,10 @@ std::vector<std::string> qemu_command_line(const VmConfig& c, const QemuLaunch& 
     // vnet header (IFF_VNET_HDR) is detected from the fd.
     a.insert(a.end(), {"-netdev",
                        "tap,id=" + id + ",fd=" + std::to_string(l.tap_fds[i]) +
-                           ",vhost=" + (l.vhost_net ? "on" : "off"),
+                           ",vhost=" + (l.vhost_net ? "on" : "off") +
+                           (l.vhost_net && i < l.vhost_fds.size()
+                                ? ",vhostfd=" + std::to_string(l.vhost_fds[i])
+                                : std::string()),
                        "-device", "virtio-net-device,netdev=" + id + ",mac=" + c.nics[i].mac});
   }
   if (!c.serial_ports.empty()) {

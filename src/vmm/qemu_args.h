@@ -19,7 +19,30 @@ struct QemuLaunch {
   /// Let the taps use vhost-net (the kernel moves the packets, not QEMU).
   /// Only with KVM and a /dev/vhost-net: see use_vhost_net().
   bool vhost_net = false;
+  /// With vhost_net, an open /dev/vhost-net per NIC (fds as QEMU sees them).
+  std::vector<int> vhost_fds;
+  /// Confined (VmConfig::confine): QEMU's seccomp sandbox with every
+  /// optional part denied.
+  bool sandbox = false;
+  /// Paths of the kernel and initramfs as QEMU sees them (in its jail);
+  /// "" = VmConfig's.
+  std::string kernel_path;
+  std::string initrd_path;
+  /// Firmware directory (-L); "" = QEMU's own.
+  std::string data_dir;
+  /// Per disk, the fds (as QEMU sees them) of its image, put in an fd set
+  /// (-add-fd) that the drive names as /dev/fdset/N: a read-only disk needs
+  /// an O_RDONLY fd, a writable one an O_RDWR and an O_RDONLY one (QEMU
+  /// opens it both ways). Empty: disks are opened by path.
+  std::vector<std::vector<int>> disk_fds;
+  /// Per shared dir, a connected vhost-user socket (fd as QEMU sees it)
+  /// instead of fs_sockets.
+  std::vector<int> fs_fds;
 };
+
+/// The -sandbox argument of a confined QEMU.
+inline constexpr const char* kQemuSandbox =
+    "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
 
 /// vhost-net needs /dev/vhost-net and KVM: the kernel's vhost worker is
 /// kicked and interrupts the guest through KVM's ioeventfd and irqfd, which

@@ -7,13 +7,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <optional>
 
 #include "base/log.h"
 #include "sys/fs.h"
 #include "sys/process.h"
+#include "sys/unix_socket.h"
 #include "vmm/qemu_args.h"
+#include "vmm/qemu_jail.h"
 #include "vmm/qmp.h"
 #include "vmm/virtiofsd.h"
 
@@ -122,6 +125,10 @@ Result<std::unique_ptr<VmInstance>> QemuVmm::start(const VmConfig& config) {
       return Error::from_errno(errno, std::string(what) + " '" + path + "'");
   }
 
+  for (char ch : c.name) {
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '_' && ch != '.')
+      return Error(ErrorCode::kInvalidArgument, "invalid VM name '" + c.name + "'");
+  }
   for (const NetDevice& nic : c.nics) {
     if (nic.tap_fd < 0)
       return Error(ErrorCode::kInvalidArgument, "network device '" + nic.mac + "' has no tap");
@@ -142,22 +149,69 @@ Result<std::unique_ptr<VmInstance>> QemuVmm::start(const VmConfig& config) {
                           O_WRONLY | O_CREAT | O_APPEND | (c.append_boot_log ? 0 : O_TRUNC), 0600));
   }
 
-  std::vector<sys::Process> daemons;
+  // Confined: QEMU's seccomp sandbox always; as root also a jail, where
+  // QEMU finds only what it loads by path, and is given everything else
+  // (disks, vhost-user sockets) as fds opened here.
+  bool jailed = c.confine.enabled && ::geteuid() == 0;
+  sys::SpawnOptions o;
   QemuLaunch launch;
+  launch.sandbox = c.confine.enabled;
+  std::optional<QemuFiles> files;
+  if (jailed) {
+    auto found = find_qemu_files(qemu_bin);
+    if (!found.ok()) return found.error().wrap("confine QEMU");
+    files = std::move(*found);
+    std::string mountpoint = c.runtime_dir + "/jail";
+    if (::mkdir(mountpoint.c_str(), 0755) != 0 && errno != EEXIST)
+      return Error::from_errno(errno, "create '" + mountpoint + "'");
+    VESSEL_ASSIGN_OR_RETURN(sys::Jail jail, qemu_jail(*files, c, mountpoint));
+    o.jail = std::move(jail);
+    launch.kernel_path = kJailKernel;
+    launch.initrd_path = kJailInitrd;
+    launch.data_dir = files->data_dir;
+    // A minimal environment: the jail has nothing the rest would name.
+    o.env = std::vector<std::string>{};
+    if (!files->module_dir.empty()) o.env->push_back("QEMU_MODULE_DIR=" + files->module_dir);
+    // Says whose VM this is to anyone looking at the host's processes (the
+    // command line names no host path any more).
+    o.env->push_back("VESSEL_RUNTIME_DIR=" + c.runtime_dir);
+  }
+
+  std::vector<sys::Process> daemons;
+  std::vector<UniqueFd> child_ends;
+  int next_fd = 3;
   for (size_t i = 0; i < c.shared_dirs.size(); ++i) {
     std::string sock = c.runtime_dir + "/fs" + std::to_string(i) + ".sock";
     VESSEL_ASSIGN_OR_RETURN(sys::Process d,
                             start_virtiofsd(c.shared_dirs[i].host_path, sock, log.get()));
     daemons.push_back(std::move(d));
     launch.fs_sockets.push_back(sock);
+    if (jailed) {
+      // The daemon listens already (start_virtiofsd), so this connects at
+      // once; QEMU takes the connected socket.
+      VESSEL_ASSIGN_OR_RETURN(UniqueFd conn, sys::connect_unix(sock));
+      o.fds.push_back({next_fd, conn.get()});
+      launch.fs_fds.push_back(next_fd++);
+      child_ends.push_back(std::move(conn));
+    }
+  }
+  if (jailed) {
+    for (const Disk& d : c.disks) {
+      std::vector<int> set;
+      for (int mode :
+           d.read_only ? std::vector<int>{O_RDONLY} : std::vector<int>{O_RDWR, O_RDONLY}) {
+        VESSEL_ASSIGN_OR_RETURN(UniqueFd fd, sys::open_fd(d.path, mode | O_CLOEXEC));
+        o.fds.push_back({next_fd, fd.get()});
+        set.push_back(next_fd++);
+        child_ends.push_back(std::move(fd));
+      }
+      launch.disk_fds.push_back(std::move(set));
+    }
   }
 
   // Serial ports and QMP are socketpairs whose QEMU ends are inherited as
   // fds 3, 4, ...: nothing to connect to, so no startup race.
-  sys::SpawnOptions o;
   std::vector<std::pair<std::string, UniqueFd>> ports;
-  std::vector<UniqueFd> child_ends;
-  int next_fd = 3;
   for (const auto& name : c.serial_ports) {
     VESSEL_ASSIGN_OR_RETURN(auto pair, make_socketpair());
     ports.emplace_back(name, std::move(pair.first));
@@ -176,9 +230,18 @@ Result<std::unique_ptr<VmInstance>> QemuVmm::start(const VmConfig& config) {
   }
   if (!c.nics.empty())
     launch.vhost_net = use_vhost_net(c.accel, ::access("/dev/vhost-net", R_OK | W_OK) == 0);
+  if (launch.vhost_net) {
+    // One vhost-net instance per NIC, opened here: a jailed QEMU could not.
+    for (size_t i = 0; i < c.nics.size(); ++i) {
+      VESSEL_ASSIGN_OR_RETURN(UniqueFd fd, sys::open_fd("/dev/vhost-net", O_RDWR | O_CLOEXEC));
+      o.fds.push_back({next_fd, fd.get()});
+      launch.vhost_fds.push_back(next_fd++);
+      child_ends.push_back(std::move(fd));
+    }
+  }
 
   o.argv = qemu_command_line(c, launch);
-  o.argv[0] = qemu_bin;
+  o.argv[0] = files ? files->binary : qemu_bin;
   o.fds.push_back({1, log.get()});
   o.fds.push_back({2, log.get()});
   if (log::level() <= log::Level::kDebug) {

@@ -2,6 +2,8 @@
 // containers or the agent protocol: it boots a kernel with some devices.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -35,6 +37,18 @@ struct NetDevice {
   std::string mac;  // "02:..:..:..:..:.."
 };
 
+/// How the hypervisor's process is confined (docs/security.md).
+struct Confinement {
+  /// QEMU's own seccomp sandbox (-sandbox on, ...), and, when the caller is
+  /// root, a jail (sys/jail.h): namespaces of its own, a root that holds
+  /// only what QEMU loads, `uid`/`gid` with no capabilities. Disks and
+  /// vhost-user sockets are then passed as fds.
+  bool enabled = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;
+};
+
 struct VmConfig {
   std::string kernel;   // kernel image (vmlinux on x86_64, Image on arm64)
   std::string initrd;   // initramfs
@@ -48,6 +62,9 @@ struct VmConfig {
   /// Names of virtio-serial ports; the host end of each is a connected
   /// socket available from VmInstance::port_fd().
   std::vector<std::string> serial_ports;
+  /// The VM's name (QEMU's -name: shown by ps and in QEMU's messages);
+  /// letters, digits, '-', '_' and '.' only. "" for none.
+  std::string name;
   /// Directory (existing, private) for sockets and the boot log.
   std::string runtime_dir;
   /// Where the boot log goes instead of <runtime_dir>/boot.log (kept after
@@ -68,6 +85,7 @@ struct VmConfig {
   /// A virtio-balloon device with free page reporting: pages the guest
   /// frees go back to the host within seconds (it never inflates).
   bool balloon = false;
+  Confinement confine;
 };
 
 /// One running VM. Destruction forces it off and releases everything it

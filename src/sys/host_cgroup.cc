@@ -1,0 +1,197 @@
+#include "sys/host_cgroup.h"
+
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "base/strings.h"
+#include "sys/fs.h"
+
+namespace vessel::sys {
+namespace {
+
+bool exists(const std::string& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0;
+}
+
+// The path of this process's cgroup in the hierarchy whose /proc/self/cgroup
+// line has `controllers` ("memory", "cpu,cpuacct"; "" for v2's "0::").
+std::string own_path(const std::string& self_cgroup, std::string_view controller, bool v2) {
+  for (std::string_view line : split(self_cgroup, '\n')) {
+    auto first = line.find(':');
+    if (first == std::string_view::npos) continue;
+    auto second = line.find(':', first + 1);
+    if (second == std::string_view::npos) continue;
+    std::string_view ctrls = line.substr(first + 1, second - first - 1);
+    std::string_view path = line.substr(second + 1);
+    if (v2) {
+      if (line.substr(0, first) == "0" && ctrls.empty()) return std::string(path);
+      continue;
+    }
+    for (std::string_view c : split(ctrls, ','))
+      if (c == controller) return std::string(path);
+  }
+  return "/";
+}
+
+std::string join(const std::string& a, const std::string& b) {
+  std::string r = a;
+  if (b != "/") r += b;
+  return r;
+}
+
+Status write_value(const std::string& file, const std::string& value) {
+  VESSEL_ASSIGN_OR_RETURN(UniqueFd fd, open_fd(file, O_WRONLY | O_CLOEXEC));
+  if (::write(fd.get(), value.data(), value.size()) < 0)
+    return Error::from_errno(errno, "write '" + value + "' to '" + file + "'");
+  return ok_status();
+}
+
+}  // namespace
+
+CgroupVersion cgroup_version(const std::string& fs_root) {
+  struct statfs fs;
+  if (::statfs(fs_root.c_str(), &fs) != 0) return CgroupVersion::kNone;
+  if (fs.f_type == CGROUP2_SUPER_MAGIC) return CgroupVersion::kV2;
+  if (exists(fs_root + "/memory") || exists(fs_root + "/pids")) return CgroupVersion::kV1;
+  return CgroupVersion::kNone;
+}
+
+Result<HostCgroupPlan> plan_host_cgroup(const std::string& name, const HostLimits& limits,
+                                        CgroupVersion version, const std::string& fs_root,
+                                        const std::string& self_cgroup) {
+  if (name.empty() || name.find('/') != std::string::npos || name[0] == '.')
+    return Error(ErrorCode::kInvalidArgument, "host cgroup: invalid name '" + name + "'");
+  HostCgroupPlan p;
+  p.version = version;
+  switch (version) {
+    case CgroupVersion::kNone:
+      return Error(ErrorCode::kUnavailable,
+                   "host cgroup: no cgroup filesystem at '" + fs_root + "'");
+    case CgroupVersion::kV2: {
+      std::string slice = fs_root + "/vessel.slice";
+      std::string dir = slice + "/vessel-" + name + ".scope";
+      p.make = {slice, dir};
+      // Controllers reach a cgroup only through its parents' subtree_control.
+      p.settings.emplace_back(fs_root + "/cgroup.subtree_control", "+memory +pids +cpu");
+      p.settings.emplace_back(slice + "/cgroup.subtree_control", "+memory +pids +cpu");
+      if (limits.memory_max) {
+        p.settings.emplace_back(dir + "/memory.max", std::to_string(limits.memory_max));
+        p.settings.emplace_back(dir + "/memory.swap.max", "0");
+      }
+      if (limits.pids_max)
+        p.settings.emplace_back(dir + "/pids.max", std::to_string(limits.pids_max));
+      p.settings.emplace_back(dir + "/cpu.weight", std::to_string(limits.cpu_weight));
+      p.dirs = {dir};
+      p.origins = {join(fs_root, own_path(self_cgroup, "", true))};
+      p.memory_dir = dir;
+      break;
+    }
+    case CgroupVersion::kV1: {
+      struct Controller {
+        const char* name;
+        const char* mount;
+      };
+      for (const Controller c :
+           {Controller{"memory", "memory"}, Controller{"pids", "pids"}, Controller{"cpu", "cpu"}}) {
+        std::string hierarchy = fs_root + "/" + c.mount;
+        if (!exists(hierarchy)) continue;
+        std::string origin = join(hierarchy, own_path(self_cgroup, c.name, false));
+        std::string parent = origin + "/vessel";
+        std::string dir = parent + "/" + name;
+        p.make.push_back(parent);
+        p.make.push_back(dir);
+        std::string ctl = c.name;
+        if (ctl == "memory" && limits.memory_max) {
+          p.settings.emplace_back(dir + "/memory.limit_in_bytes",
+                                  std::to_string(limits.memory_max));
+          p.memory_dir = dir;
+        } else if (ctl == "memory") {
+          p.memory_dir = dir;
+        }
+        if (ctl == "pids" && limits.pids_max)
+          p.settings.emplace_back(dir + "/pids.max", std::to_string(limits.pids_max));
+        if (ctl == "cpu")
+          p.settings.emplace_back(dir + "/cpu.shares", std::to_string(std::max<uint64_t>(
+                                                           2, limits.cpu_weight * 1024 / 100)));
+        p.dirs.push_back(dir);
+        p.origins.push_back(origin);
+      }
+      if (p.dirs.empty())
+        return Error(ErrorCode::kUnavailable,
+                     "host cgroup: no memory, pids or cpu hierarchy under '" + fs_root + "'");
+      break;
+    }
+  }
+  return p;
+}
+
+Result<HostCgroup> HostCgroup::enter(const std::string& name, const HostLimits& limits,
+                                     const std::string& fs_root) {
+  VESSEL_ASSIGN_OR_RETURN(std::string self, read_file("/proc/self/cgroup", 1 << 16));
+  VESSEL_ASSIGN_OR_RETURN(HostCgroupPlan plan,
+                          plan_host_cgroup(name, limits, cgroup_version(fs_root), fs_root, self));
+  for (const auto& d : plan.make) {
+    if (::mkdir(d.c_str(), 0755) != 0 && errno != EEXIST)
+      return Error::from_errno(errno, "host cgroup: create '" + d + "'");
+  }
+  for (const auto& [file, value] : plan.settings) {
+    Status st = write_value(file, value);
+    // Enabling a controller that is on already, or one the kernel lacks
+    // (swap accounting off), is not a failure; a limit that does not
+    // take is.
+    if (!st.ok() && (std::string_view(file).ends_with("subtree_control") ||
+                     std::string_view(file).ends_with("swap.max")))
+      continue;
+    if (!st.ok()) {
+      remove_host_cgroups(plan.dirs);
+      return st.error().wrap("host cgroup");
+    }
+  }
+  std::string pid = std::to_string(::getpid());
+  for (const auto& d : plan.dirs) {
+    Status st = write_value(d + "/cgroup.procs", pid);
+    if (!st.ok()) {
+      HostCgroup partial(plan);
+      (void)partial.leave();
+      return st.error().wrap("host cgroup: enter");
+    }
+  }
+  return HostCgroup(std::move(plan));
+}
+
+Status HostCgroup::leave() {
+  std::string pid = std::to_string(::getpid());
+  Status result = ok_status();
+  for (size_t i = 0; i < plan_.dirs.size(); ++i) {
+    if (i < plan_.origins.size()) (void)write_value(plan_.origins[i] + "/cgroup.procs", pid);
+    if (::rmdir(plan_.dirs[i].c_str()) != 0 && errno != ENOENT && result.ok())
+      result = Error::from_errno(errno, "host cgroup: remove '" + plan_.dirs[i] + "'");
+  }
+  plan_.dirs.clear();
+  return result;
+}
+
+Result<uint64_t> HostCgroup::memory_current() const {
+  if (plan_.memory_dir.empty()) return Error(ErrorCode::kUnavailable, "no memory cgroup");
+  std::string file =
+      plan_.memory_dir +
+      (plan_.version == CgroupVersion::kV2 ? "/memory.current" : "/memory.usage_in_bytes");
+  VESSEL_ASSIGN_OR_RETURN(std::string text, read_file(file, 4096));
+  auto v = parse_u64(trim(text));
+  if (!v) return Error(ErrorCode::kInternal, "'" + file + "': not a number");
+  return *v;
+}
+
+void remove_host_cgroups(const std::vector<std::string>& dirs) {
+  for (const auto& d : dirs)
+    ::rmdir(d.c_str());
+}
+
+}  // namespace vessel::sys

@@ -1,0 +1,81 @@
+// A cgroup on the host for one VM's processes (its monitor, QEMU,
+// virtiofsd), with memory, pids and CPU limits. Hosts differ: cgroup v2
+// (one unified hierarchy, modern distributions) and v1 (a hierarchy per
+// controller, as these build machines mount them, beside an empty v2
+// one). Both are supported; where the cgroup lives in each is in
+// docs/security.md, "Host resource bounds".
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+
+namespace vessel::sys {
+
+enum class CgroupVersion { kNone, kV1, kV2 };
+
+struct HostLimits {
+  uint64_t memory_max = 0;  // bytes; 0: no limit
+  uint64_t pids_max = 0;    // 0: no limit
+  uint64_t cpu_weight =
+      100;  // cgroup v2 cpu.weight (1..10000; v1 cpu.shares = weight * 1024 / 100)
+};
+
+/// What entering a cgroup means on one host: directories to make, files to
+/// write, where this process came from. Pure (unit-tested with made-up
+/// hosts).
+struct HostCgroupPlan {
+  CgroupVersion version = CgroupVersion::kNone;
+  std::vector<std::string> make;                              // parents first
+  std::vector<std::pair<std::string, std::string>> settings;  // file, value
+  std::vector<std::string> dirs;                              // the cgroup (one per v1 hierarchy)
+  std::vector<std::string> origins;                           // where this process was, per dir
+  std::string memory_dir;  // the dir holding the memory controller
+};
+
+/// The plan for cgroup `name` under `fs_root` (where cgroupfs is mounted)
+/// for a process whose /proc/self/cgroup reads `self_cgroup`.
+///   v2: <fs_root>/vessel.slice/vessel-<name>.scope, controllers enabled
+///       down from the root (a cgroup with processes cannot delegate them,
+///       so not under the caller's own cgroup);
+///   v1: <hierarchy>/<the caller's cgroup there>/vessel/<name> in the
+///       memory, pids and cpu hierarchies that exist.
+Result<HostCgroupPlan> plan_host_cgroup(const std::string& name, const HostLimits& limits,
+                                        CgroupVersion version, const std::string& fs_root,
+                                        const std::string& self_cgroup);
+
+/// The cgroup version mounted at `fs_root`.
+CgroupVersion cgroup_version(const std::string& fs_root = "/sys/fs/cgroup");
+
+class HostCgroup {
+ public:
+  /// Makes the cgroup `name`, applies `limits` and moves this process into
+  /// it, so that every child it starts from now on is in it too.
+  static Result<HostCgroup> enter(const std::string& name, const HostLimits& limits,
+                                  const std::string& fs_root = "/sys/fs/cgroup");
+  HostCgroup() = default;
+  HostCgroup(HostCgroup&&) = default;
+  HostCgroup& operator=(HostCgroup&&) = default;
+
+  /// Moves this process back where it came from and removes the cgroup
+  /// (its children must be gone).
+  Status leave();
+  CgroupVersion version() const { return plan_.version; }
+  const std::vector<std::string>& dirs() const { return plan_.dirs; }
+  /// Bytes charged to the cgroup now (memory.current, v1 memory.usage_in_bytes).
+  Result<uint64_t> memory_current() const;
+
+ private:
+  explicit HostCgroup(HostCgroupPlan plan) : plan_(std::move(plan)) {}
+  HostCgroupPlan plan_;
+};
+
+/// Removes what a killed monitor left: each of `dirs` (HostCgroup::dirs())
+/// that exists and has no process in it (rmdir refuses a busy cgroup).
+void remove_host_cgroups(const std::vector<std::string>& dirs);
+
+}  // namespace vessel::sys

@@ -1,0 +1,92 @@
+#include "sys/host_cgroup.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "sys/fs.h"
+
+namespace vessel::sys {
+namespace {
+
+const char kHybridSelf[] =
+    "9:name=systemd:/\n8:pids:/\n4:memory:/session/abc\n2:cpuacct:/\n1:cpu:/\n0::/\n";
+
+TEST(HostCgroup, V2PlanIsUnderVesselSliceWithLimits) {
+  auto p = plan_host_cgroup("0123456789ab", {.memory_max = 1 << 30, .pids_max = 512},
+                            CgroupVersion::kV2, "/cg", "0::/user.slice/session-1.scope\n");
+  ASSERT_TRUE(p.ok()) << p.error().to_string();
+  EXPECT_EQ(p->dirs, (std::vector<std::string>{"/cg/vessel.slice/vessel-0123456789ab.scope"}));
+  EXPECT_EQ(p->origins, (std::vector<std::string>{"/cg/user.slice/session-1.scope"}));
+  EXPECT_EQ(p->make.front(), "/cg/vessel.slice");
+  auto has = [&](const std::string& f, const std::string& v) {
+    for (const auto& s : p->settings)
+      if (s.first == f && s.second == v) return true;
+    return false;
+  };
+  EXPECT_TRUE(has("/cg/cgroup.subtree_control", "+memory +pids +cpu"));
+  EXPECT_TRUE(has("/cg/vessel.slice/vessel-0123456789ab.scope/memory.max", "1073741824"));
+  EXPECT_TRUE(has("/cg/vessel.slice/vessel-0123456789ab.scope/pids.max", "512"));
+  EXPECT_TRUE(has("/cg/vessel.slice/vessel-0123456789ab.scope/cpu.weight", "100"));
+}
+
+TEST(HostCgroup, V1PlanNestsUnderTheCallersCgroupInEachHierarchy) {
+  auto dir = make_temp_dir("/tmp", "vessel-cg-test-");
+  ASSERT_TRUE(dir.ok());
+  for (const char* h : {"memory", "pids", "cpu"})
+    ASSERT_EQ(::mkdir((*dir + "/" + h).c_str(), 0755), 0);
+  auto p = plan_host_cgroup("0123456789ab", {.memory_max = 100, .pids_max = 7, .cpu_weight = 200},
+                            CgroupVersion::kV1, *dir, kHybridSelf);
+  ASSERT_TRUE(p.ok()) << p.error().to_string();
+  EXPECT_EQ(p->dirs, (std::vector<std::string>{*dir + "/memory/session/abc/vessel/0123456789ab",
+                                               *dir + "/pids/vessel/0123456789ab",
+                                               *dir + "/cpu/vessel/0123456789ab"}));
+  EXPECT_EQ(p->origins[0], *dir + "/memory/session/abc");
+  EXPECT_EQ(p->memory_dir, p->dirs[0]);
+  bool shares = false;
+  for (const auto& s : p->settings)
+    shares =
+        shares || (s.first == *dir + "/cpu/vessel/0123456789ab/cpu.shares" && s.second == "2048");
+  EXPECT_TRUE(shares);
+  (void)remove_tree(*dir);
+}
+
+TEST(HostCgroup, BadNamesAndMissingHierarchiesAreErrors) {
+  EXPECT_FALSE(plan_host_cgroup("../x", {}, CgroupVersion::kV2, "/cg", "").ok());
+  EXPECT_FALSE(plan_host_cgroup("", {}, CgroupVersion::kV2, "/cg", "").ok());
+  EXPECT_EQ(plan_host_cgroup("x", {}, CgroupVersion::kNone, "/cg", "").error().code(),
+            ErrorCode::kUnavailable);
+  EXPECT_EQ(plan_host_cgroup("x", {}, CgroupVersion::kV1, "/nonexistent", "").error().code(),
+            ErrorCode::kUnavailable);
+}
+
+// On this host for real: a child process enters a cgroup with limits and
+// leaves it, and nothing stays behind.
+TEST(HostCgroup, EnterAndLeaveOnThisHost) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  if (cgroup_version() == CgroupVersion::kNone) GTEST_SKIP() << "no cgroup filesystem";
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto cg = HostCgroup::enter("unit-test-" + std::to_string(::getpid()),
+                                {.memory_max = 256 << 20, .pids_max = 64});
+    if (!cg.ok()) ::_exit(10);
+    auto self = read_file("/proc/self/cgroup");
+    if (!self.ok() || self->find("/vessel") == std::string::npos) ::_exit(11);
+    auto mem = cg->memory_current();
+    if (!mem.ok()) ::_exit(12);
+    auto dirs = cg->dirs();
+    if (!cg->leave().ok()) ::_exit(13);
+    for (const auto& d : dirs)
+      if (::access(d.c_str(), F_OK) == 0) ::_exit(14);
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+}  // namespace
+}  // namespace vessel::sys

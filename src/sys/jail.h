@@ -1,0 +1,73 @@
+// A jail for a child process: new namespaces, a root directory that holds
+// only what the program needs (read-only binds of the files it opens by
+// path), an unprivileged uid with no capabilities and no_new_privs. The
+// mechanism only; what goes in a jail is the caller's (vmm/qemu_jail.h).
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+
+namespace vessel::sys {
+
+/// A host file or directory (or device node, with `device`) bound read-only
+/// at `target` (an absolute path inside the jail).
+struct JailBind {
+  std::string source;
+  std::string target;
+  bool device = false;  // a device node: not nodev (still read-only, noexec)
+};
+
+struct Jail {
+  /// An existing empty directory where the jail's root (a tmpfs) is
+  /// mounted in the child's own mount namespace; the host never sees it.
+  std::string mountpoint;
+  std::vector<JailBind> binds;
+  /// {target, link path inside the jail}: e.g. {"usr/lib", "/lib"}.
+  std::vector<std::pair<std::string, std::string>> symlinks;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;  // supplementary groups (e.g. kvm's)
+  /// A network namespace of its own too: the program reaches no network
+  /// and no abstract unix socket; devices it was given as fds still work.
+  bool new_network = true;
+  std::string hostname = "jail";
+};
+
+/// A Jail turned into plain C strings and flags, ready for the forked
+/// child, which may only make async-signal-safe calls (no allocation).
+struct JailPlan {
+  struct Mount {
+    std::string target;  // host path of the target (under the mountpoint)
+    std::string source;
+    bool is_dir = false;
+    bool device = false;
+  };
+  std::string mountpoint;
+  std::vector<std::string> dirs;  // to make, parents first
+  std::vector<Mount> mounts;
+  std::vector<std::pair<std::string, std::string>> symlinks;  // target, host link path
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;
+  bool new_network = true;
+  std::string hostname;
+};
+
+/// Checks `jail` (absolute targets without "..", sources that exist, a
+/// non-root uid and gid) and plans it. kInvalidArgument / kNotFound name
+/// the offending path.
+Result<JailPlan> plan_jail(const Jail& jail);
+
+/// In the forked child (in its new mount namespace, still root): builds the
+/// jail, enters it, drops every privilege. Returns 0 or an errno; only
+/// async-signal-safe calls.
+int enter_jail(const JailPlan& plan);
+
+/// The clone flags a jailed child is created with.
+unsigned long jail_clone_flags(const JailPlan& plan);
+
+}  // namespace vessel::sys

@@ -1,0 +1,154 @@
+#include "sys/jail.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "sys/fs.h"
+#include "sys/process.h"
+
+namespace vessel::sys {
+namespace {
+
+TEST(Jail, PlanRejectsRelativeDotDotAndRoot) {
+  Jail j;
+  j.mountpoint = "/tmp";
+  j.uid = j.gid = 70000;
+  j.binds = {{"/bin/sh", "bin/sh"}};
+  EXPECT_EQ(plan_jail(j).error().code(), ErrorCode::kInvalidArgument);
+  j.binds = {{"/bin/sh", "/bin/../../sh"}};
+  EXPECT_EQ(plan_jail(j).error().code(), ErrorCode::kInvalidArgument);
+  j.binds = {{"/nonexistent/file", "/x"}};
+  auto p = plan_jail(j);
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.error().message().find("/nonexistent/file"), std::string::npos);
+  j.binds = {};
+  j.uid = 0;
+  EXPECT_EQ(plan_jail(j).error().code(), ErrorCode::kInvalidArgument);
+}
+
+TEST(Jail, PlanMakesParentsFirst) {
+  Jail j;
+  j.mountpoint = "/m";
+  j.uid = j.gid = 70000;
+  j.binds = {{"/bin/sh", "/usr/bin/sh"}, {"/tmp", "/a/b"}};
+  j.symlinks = {{"usr/lib", "/lib"}};
+  auto p = plan_jail(j);
+  ASSERT_TRUE(p.ok()) << p.error().to_string();
+  EXPECT_EQ(p->dirs, (std::vector<std::string>{"/m/a", "/m/a/b", "/m/usr", "/m/usr/bin"}));
+  ASSERT_EQ(p->mounts.size(), 2u);
+  EXPECT_EQ(p->mounts[0].target, "/m/usr/bin/sh");
+  EXPECT_FALSE(p->mounts[0].is_dir);
+  EXPECT_TRUE(p->mounts[1].is_dir);
+  EXPECT_EQ(p->symlinks[0].second, "/m/lib");
+}
+
+// A static busybox in a jail: only what was bound is there, as an
+// unprivileged uid without capabilities, in namespaces of its own.
+TEST(Jail, ChildSeesOnlyItsBindsWithoutPrivileges) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  if (::access("/bin/busybox", X_OK) != 0) GTEST_SKIP() << "needs busybox-static";
+  auto dir = make_temp_dir("/tmp", "vessel-jail-test-");
+  ASSERT_TRUE(dir.ok());
+  Jail j;
+  j.mountpoint = *dir;
+  j.uid = 70123;
+  j.gid = 70124;
+  j.binds = {{"/bin/busybox", "/bin/busybox"}, {"/dev/null", "/dev/null", true}};
+  int out[2];
+  ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
+  auto p = Process::spawn(
+      {.argv =
+           {"/bin/busybox", "sh", "-c",
+            "id -u; id -g; ls /; echo x > /new 2>/dev/null || echo ro; exec /bin/busybox sleep 30"},
+       .fds = {{1, out[1]}},
+       .jail = j});
+  ::close(out[1]);
+  ASSERT_TRUE(p.ok()) << p.error().to_string();
+  std::string text;
+  char buf[256];
+  while (text.find("ro\n") == std::string::npos) {
+    ssize_t n = ::read(out[0], buf, sizeof buf);
+    if (n <= 0) break;
+    text.append(buf, static_cast<size_t>(n));
+  }
+  ::close(out[0]);
+  EXPECT_EQ(text, "70123\n70124\nbin\ndev\nro\n");
+  auto status = read_file("/proc/" + std::to_string(p->pid()) + "/status");
+  ASSERT_TRUE(status.ok());
+  EXPECT_NE(status->find("CapEff:\t0000000000000000"), std::string::npos) << *status;
+  EXPECT_NE(status->find("CapBnd:\t0000000000000000"), std::string::npos) << *status;
+  EXPECT_NE(status->find("NoNewPrivs:\t1"), std::string::npos) << *status;
+  struct stat mine, its;
+  ASSERT_EQ(::stat("/proc/self/ns/mnt", &mine), 0);
+  ASSERT_EQ(::stat(("/proc/" + std::to_string(p->pid()) + "/ns/mnt").c_str(), &its), 0);
+  EXPECT_NE(mine.st_ino, its.st_ino);
+  ASSERT_EQ(::stat("/proc/self/ns/net", &mine), 0);
+  ASSERT_EQ(::stat(("/proc/" + std::to_string(p->pid()) + "/ns/net").c_str(), &its), 0);
+  EXPECT_NE(mine.st_ino, its.st_ino);
+  auto root = list_dir("/proc/" + std::to_string(p->pid()) + "/root");
+  ASSERT_TRUE(root.ok());
+  EXPECT_EQ(root->size(), 2u);
+  ASSERT_TRUE(p->kill(SIGKILL).ok());
+  (void)p->wait();
+  // The jail's mounts were the child's alone.
+  auto left = list_dir(*dir);
+  ASSERT_TRUE(left.ok());
+  EXPECT_TRUE(left->empty());
+  ::rmdir(dir->c_str());
+}
+
+// The uid change clears the parent-death signal; a jailed child must still
+// die with its parent.
+TEST(Jail, ChildDiesWithItsParent) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  if (::access("/bin/busybox", X_OK) != 0) GTEST_SKIP() << "needs busybox-static";
+  auto dir = make_temp_dir("/tmp", "vessel-jail-test-");
+  ASSERT_TRUE(dir.ok());
+  int pids[2];
+  ASSERT_EQ(::pipe2(pids, O_CLOEXEC), 0);
+  pid_t middle = ::fork();
+  ASSERT_GE(middle, 0);
+  if (middle == 0) {
+    Jail j;
+    j.mountpoint = *dir;
+    j.uid = j.gid = 70125;
+    j.binds = {{"/bin/busybox", "/bin/busybox"}, {"/dev/null", "/dev/null", true}};
+    auto p = Process::spawn({.argv = {"/bin/busybox", "sleep", "60"}, .jail = j});
+    pid_t pid = p.ok() ? p->pid() : -1;
+    (void)!::write(pids[1], &pid, sizeof pid);
+    ::_exit(0);  // no destructor: the child is not killed by us
+  }
+  ::close(pids[1]);
+  pid_t child = -1;
+  ASSERT_EQ(::read(pids[0], &child, sizeof child), static_cast<ssize_t>(sizeof child));
+  ::close(pids[0]);
+  ASSERT_GT(child, 0);
+  int status;
+  ::waitpid(middle, &status, 0);
+  bool gone = false;
+  for (int i = 0; i < 50 && !gone; ++i) {
+    auto stat = read_file("/proc/" + std::to_string(child) + "/stat");
+    // Gone, or a zombie waiting for init to reap it.
+    gone = !stat.ok() || stat->find(") Z ") != std::string::npos;
+    if (!gone) ::usleep(100'000);
+  }
+  EXPECT_TRUE(gone) << "the jailed child outlived its parent";
+  ::rmdir(dir->c_str());
+}
+
+TEST(Jail, AFailureToEnterIsReportedAsSuch) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  Jail j;
+  j.mountpoint = "/nonexistent-jail-dir";
+  j.uid = j.gid = 70000;
+  auto p = Process::spawn({.argv = {"/bin/true"}, .jail = j});
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.error().message().find("jail"), std::string::npos) << p.error().to_string();
+}
+
+}  // namespace
+}  // namespace vessel::sys
