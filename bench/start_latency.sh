@@ -6,7 +6,11 @@
 # code), alternated in one run. Prints medians and each case's ratio.
 #
 #   bench/start_latency.sh [--build-dir DIR] [--runs N] [--cases rootfs,image]
-#                          [--network none|default]
+#                          [--network none|default] [--compare-confinement]
+#
+# --compare-confinement adds each case again with the VMM unconfined
+# (VESSEL_CONFINE=0: QEMU as root, no jail, no seccomp, no host cgroup) and
+# prints what confinement costs a start (docs/security.md).
 #
 # The floor has no NIC, so ours runs with --network none by default (the
 # like-for-like comparison, and the method of the history in
@@ -20,20 +24,24 @@ build=build
 runs=10
 cases=rootfs,image
 network=none
+compare=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --build-dir) build=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
     --cases) cases=$2; shift 2 ;;
     --network) network=$2; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$self"; exit 0 ;;
+    --compare-confinement) compare=1; shift ;;
+    -h|--help) sed -n '2,19p' "$self"; exit 0 ;;
     *) echo "start_latency.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
 case "$network" in none|default) ;; *) echo "start_latency.sh: --network none or default" >&2; exit 2 ;; esac
 if [ "$(id -u)" = 0 ] && [ "${VESSEL_BENCH_NETNS:-}" != 1 ]; then
+  extra=()
+  [ "$compare" = 1 ] && extra=(--compare-confinement)
   VESSEL_BENCH_NETNS=1 exec unshare -n -- "$self" --build-dir "$build" --runs "$runs" \
-    --cases "$cases" --network "$network"
+    --cases "$cases" --network "$network" "${extra[@]}"
 fi
 [ "${VESSEL_BENCH_NETNS:-}" = 1 ] && ip link set lo up
 vessel=$build/bin/vessel
@@ -71,8 +79,11 @@ floor_console() {
 # ours CASE CMD...: the case's `vessel run --rm` of CMD.
 ours() {
   local what=$1; shift
+  local confine=1
+  case "$what" in *-unconfined) confine=0; what=${what%-unconfined} ;; esac
   if [ "$what" = rootfs ]; then set -- --rootfs "$rootfs" "$@"; else set -- vessel/busybox "$@"; fi
-  VESSEL_ACCEL=$accel "$vessel" --root "$root" run --rm --network "$network" "$@" </dev/null
+  VESSEL_CONFINE=$confine VESSEL_ACCEL=$accel "$vessel" --root "$root" run --rm \
+    --network "$network" "$@" </dev/null
 }
 # shellcheck source=bench/lib.sh
 . bench/lib.sh  # the script has cd'd to the repository root
@@ -80,7 +91,7 @@ ours() {
 selected=()
 for c in ${cases//,/ }; do
   case "$c" in
-    rootfs|image) selected+=("$c") ;;
+    rootfs|image) selected+=("$c"); [ "$compare" = 1 ] && selected+=("$c-unconfined") ;;
     *) echo "start_latency.sh: unknown case '$c' (rootfs, image)" >&2; exit 2 ;;
   esac
 done
@@ -111,8 +122,17 @@ printf 'start latency (%s, %d runs alternated, accel=%s, --network %s)\n' "$(una
   "$accel" "$network"
 line "floor (bare boot)" "$root/floor.txt"
 for c in "${selected[@]}"; do
-  if [ "$c" = rootfs ]; then label="run --rm --rootfs busybox true"; else
-    label="run --rm vessel/busybox true (image)"; fi
+  case "$c" in
+    rootfs*) label="run --rm --rootfs busybox true" ;;
+    *) label="run --rm vessel/busybox true (image)" ;;
+  esac
+  case "$c" in *-unconfined) label="$label, unconfined" ;; esac
   line "$label" "$root/$c.txt"
   printf '  %-37s: %.2f\n' "  ratio" "$(echo "$(median < "$root/$c.txt") / $m_floor" | bc -l)"
 done
+if [ "$compare" = 1 ]; then
+  for c in ${cases//,/ }; do
+    printf '  %-37s: %.3f (confined / unconfined medians)\n' "confinement cost, $c" \
+      "$(echo "$(median < "$root/$c.txt") / $(median < "$root/$c-unconfined.txt")" | bc -l)"
+  done
+fi

@@ -6,6 +6,7 @@
 
 #include "base/strings.h"
 #include "commands.h"
+#include "runtime/container_vm.h"
 #include "runtime/paths.h"
 #include "sys/fs.h"
 #include "vmm/accel.h"
@@ -46,6 +47,11 @@ int status(const SystemFlags& f, const GlobalOptions& g, bool kernel_only) {
     auto qemu = vmm::find_qemu(probe);
     out["qemu"] = qemu.ok() ? nlohmann::json(*qemu) : nlohmann::json(nullptr);
     out["virtiofsd"] = vmm::virtiofsd_path();
+    runtime::ConfinementStatus conf = runtime::confinement_status();
+    out["confinement"] = {{"enabled", conf.enabled},
+                          {"qemu", conf.qemu},
+                          {"virtiofsd", conf.virtiofsd},
+                          {"hostCgroup", conf.host_cgroup}};
     // What crashed monitors and commands left on the host (leases, DNS
     // servers, bridges, the firewall table): found, removed or repaired,
     // and said here.
@@ -65,6 +71,12 @@ int status(const SystemFlags& f, const GlobalOptions& g, bool kernel_only) {
     std::cout << out.dump(2) << "\n";
   } else {
     for (auto& [k, v] : out.items()) {
+      if (k == "confinement") {
+        std::cout << k << ": " << (v["enabled"].get<bool>() ? "on" : "off") << "\n";
+        for (const char* part : {"qemu", "virtiofsd", "hostCgroup"})
+          std::cout << "  " << part << ": " << v[part].get<std::string>() << "\n";
+        continue;
+      }
       if (k == "networkCleanup") {
         std::cout << k << ": " << (v.empty() ? "nothing left behind" : "") << "\n";
         for (const auto& line : v)

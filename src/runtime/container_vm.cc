@@ -20,6 +20,7 @@
 #include "runtime/etc_files.h"
 #include "sys/fs.h"
 #include "sys/process.h"
+#include "vmm/qemu_args.h"
 #include "vmm/qemu_jail.h"
 #include "vmm/qemu_vmm.h"
 
@@ -222,6 +223,39 @@ vmm::Confinement vmm_confinement() {
   // pid makes the VM's uid unique among running VMs.
   c.uid = c.gid = vmm::confined_id(::getpid());
   return c;
+}
+
+ConfinementStatus confinement_status() {
+  ConfinementStatus s;
+  s.enabled = vmm_confinement().enabled;
+  bool root = ::geteuid() == 0;
+  if (!s.enabled) {
+    s.qemu = "unconfined (VESSEL_CONFINE=0): as this user, with its capabilities, no seccomp";
+    s.virtiofsd = "its own sandbox (namespaces, seccomp, reduced capabilities)";
+    s.host_cgroup = "none";
+    return s;
+  }
+  s.qemu = root ? "jailed: uid " + std::to_string(vmm::kConfinedIdBase) +
+                      "+monitor pid, no capabilities, no_new_privs, seccomp (-sandbox " +
+                      vmm::kQemuSandbox +
+                      "), own mount/pid/ipc/uts/net namespaces, root of read-only binds"
+                : std::string("seccomp (-sandbox ") + vmm::kQemuSandbox +
+                      "); not root, so no jail (runs as this user)";
+  s.virtiofsd = "its own sandbox: mount/pid/net namespaces rooted at the share, seccomp, "
+                "file-serving capabilities only";
+  auto version = sys::cgroup_version();
+  if (!root)
+    s.host_cgroup = "none (not root)";
+  else if (version == sys::CgroupVersion::kV2)
+    s.host_cgroup = "cgroup v2: /sys/fs/cgroup/vessel.slice/vessel-<id12>.scope";
+  else if (version == sys::CgroupVersion::kV1)
+    s.host_cgroup = "cgroup v1: <controller>/<caller's cgroup>/vessel/<id12> (memory, pids, cpu)";
+  else
+    s.host_cgroup = "none (no cgroup filesystem)";
+  if (version != sys::CgroupVersion::kNone && root)
+    s.host_cgroup += "; memory = guest RAM + " + std::to_string(kHostOverheadBytes >> 20) +
+                     " MiB, pids " + std::to_string(kHostPidsMax);
+  return s;
 }
 
 uint64_t vm_memory_bytes(const ContainerConfig& c) {

@@ -78,6 +78,16 @@ class ContainerVm {
 /// with the uid kConfinedIdBase + this process's pid (the VM's monitor).
 vmm::Confinement vmm_confinement();
 
+/// The confinement in force for VMs started now, as `vessel system status`
+/// shows it: one line per process kind.
+struct ConfinementStatus {
+  bool enabled = false;
+  std::string qemu;
+  std::string virtiofsd;
+  std::string host_cgroup;
+};
+ConfinementStatus confinement_status();
+
 /// The guest RAM of `config`'s VM: a machine's memory; a container's limit
 /// plus kGuestReserve.
 uint64_t vm_memory_bytes(const ContainerConfig& config);

@@ -1,0 +1,152 @@
+// The VMM runs confined (issue 13; docs/security.md): QEMU as an
+// unprivileged uid without capabilities, under seccomp, in namespaces and
+// a jail of its own; virtiofsd in its sandbox; the VM's host processes in
+// a host cgroup with limits that go away with the container. And the
+// container still works.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <set>
+
+#include <gtest/gtest.h>
+
+#include "base/strings.h"
+#include "containers/container_fixture.h"
+#include "sys/fs.h"
+
+namespace vessel::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+class ConfinementTest : public ContainerTest {
+ protected:
+  // The field `name` of /proc/PID/status ("" if absent).
+  static std::string status_field(int pid, const std::string& name) {
+    auto text = sys::read_file("/proc/" + std::to_string(pid) + "/status", 1 << 16);
+    if (!text.ok()) return "";
+    for (std::string_view line : split(*text, '\n')) {
+      if (starts_with(line, name + ":")) return std::string(trim(line.substr(name.size() + 1)));
+    }
+    return "";
+  }
+  static std::string link(const std::string& path) {
+    char buf[256];
+    ssize_t n = ::readlink(path.c_str(), buf, sizeof buf);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+  }
+  int qemu_of(const std::string& id) {
+    auto pids = find_process_ids({"qemu-system-x86_64", "qemu-system-aarch64"}, id.substr(0, 12));
+    return pids.size() == 1 ? pids[0] : -1;
+  }
+};
+
+TEST_F(ConfinementTest, QemuIsJailedVirtiofsdSandboxedAndTheContainerStillWorks) {
+  std::string share = scratch_dir() + "/share";
+  ASSERT_EQ(::mkdir(share.c_str(), 0755), 0);
+  std::string id =
+      run_detached({"--name", "jailed", "-v", share + ":/data", kImage, "sleep", "600"});
+  ASSERT_FALSE(id.empty());
+  int qemu = qemu_of(id);
+  ASSERT_GT(qemu, 0) << testing::PrintToString(processes_of(id));
+
+  // Unprivileged, capability-free, no way back, filtered.
+  std::string uid = status_field(qemu, "Uid");
+  EXPECT_FALSE(uid.empty());
+  EXPECT_NE(uid.substr(0, uid.find('\t')), "0") << "QEMU runs as root: " << uid;
+  EXPECT_EQ(status_field(qemu, "CapEff"), "0000000000000000");
+  EXPECT_EQ(status_field(qemu, "CapPrm"), "0000000000000000");
+  EXPECT_EQ(status_field(qemu, "NoNewPrivs"), "1");
+  EXPECT_EQ(status_field(qemu, "Seccomp"), "2");
+  // Namespaces of its own.
+  for (const char* ns : {"mnt", "pid", "ipc", "uts", "net"})
+    EXPECT_NE(link("/proc/" + std::to_string(qemu) + "/ns/" + ns),
+              link(std::string("/proc/self/ns/") + ns))
+        << ns;
+  // Its root holds only what it loads: no host configuration, homes, state.
+  auto root = sys::list_dir("/proc/" + std::to_string(qemu) + "/root");
+  ASSERT_TRUE(root.ok());
+  std::set<std::string> names(root->begin(), root->end());
+  for (const char* host_only : {"etc", "home", "root", "var", "tmp", "proc", "sys", "run", "work"})
+    EXPECT_EQ(names.count(host_only), 0u) << "/" << host_only << " is visible to QEMU";
+  EXPECT_EQ(names.count("vm"), 1u) << testing::PrintToString(names);
+  // Nothing of the state root either: its files are fds, not paths.
+  auto cmdline = sys::read_file("/proc/" + std::to_string(qemu) + "/cmdline", 1 << 20);
+  ASSERT_TRUE(cmdline.ok());
+  EXPECT_EQ(cmdline->find(state_root()), std::string::npos) << *cmdline;
+
+  // virtiofsd's workers: seccomp, no_new_privs, less than root's capabilities.
+  auto fsds = find_process_ids({"virtiofsd"}, id.substr(0, 12));
+  ASSERT_FALSE(fsds.empty());
+  int filtered = 0;
+  for (int pid : fsds) {
+    if (status_field(pid, "Seccomp") != "2") continue;  // the sandbox's waiting parent
+    ++filtered;
+    EXPECT_EQ(status_field(pid, "NoNewPrivs"), "1");
+    EXPECT_NE(status_field(pid, "CapEff"), "000001ffffffffff");
+    EXPECT_NE(link("/proc/" + std::to_string(pid) + "/ns/mnt"), link("/proc/self/ns/mnt"));
+  }
+  EXPECT_GT(filtered, 0) << "no virtiofsd runs under seccomp";
+
+  // The container does what containers do: files through the share, exec.
+  auto r = vessel({"exec", "jailed", "sh", "-c", "echo through > /data/f && cat /data/f"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "through\n");
+  auto host = sys::read_file(share + "/f");
+  ASSERT_TRUE(host.ok());
+  EXPECT_EQ(*host, "through\n");
+}
+
+TEST_F(ConfinementTest, TheVmsHostProcessesShareABoundedHostCgroupThatGoesWithThem) {
+  std::string id = run_detached({"--name", "bounded", "-m", "256m", kImage, "sleep", "600"});
+  ASSERT_FALSE(id.empty());
+  int qemu = qemu_of(id);
+  ASSERT_GT(qemu, 0);
+  nlohmann::json j = inspect("bounded");
+  int monitor = j["State"]["Pid"].get<int>();
+  auto cgroups = sys::read_file("/proc/" + std::to_string(qemu) + "/cgroup");
+  auto monitors = sys::read_file("/proc/" + std::to_string(monitor) + "/cgroup");
+  ASSERT_TRUE(cgroups.ok() && monitors.ok());
+  EXPECT_EQ(*cgroups, *monitors) << "QEMU and its monitor in different cgroups";
+  // The memory controller's cgroup: v2's single line, or v1's memory line.
+  std::string dir;
+  for (std::string_view line : split(*cgroups, '\n')) {
+    auto parts = split(line, ':');
+    if (parts.size() < 3) continue;
+    std::string path(line.substr(parts[0].size() + parts[1].size() + 2));
+    if (parts[0] == "0" && parts[1].empty() && contains(path, "vessel"))
+      dir = "/sys/fs/cgroup" + path;
+    for (std::string_view c : split(parts[1], ','))
+      if (c == "memory") dir = "/sys/fs/cgroup/memory" + path;
+  }
+  ASSERT_TRUE(contains(dir, id.substr(0, 12))) << *cgroups;
+  auto limit = sys::read_file(
+      dir + (contains(dir, "vessel.slice") ? "/memory.max" : "/memory.limit_in_bytes"));
+  ASSERT_TRUE(limit.ok()) << dir;
+  // 256 MiB for the container, 64 MiB for the guest kernel, 256 MiB for QEMU & co.
+  uint64_t expected = (256ull + 64 + 256) << 20;
+  EXPECT_EQ(parse_u64(trim(*limit)).value_or(0), expected) << dir;
+
+  ASSERT_EQ(vessel({"rm", "-f", "bounded"}).exit_code, 0);
+  expect_gone(id);
+  struct stat st;
+  EXPECT_NE(::stat(dir.c_str(), &st), 0) << dir << " left behind";
+}
+
+// The switch the benchmark compares against: everything as before.
+TEST_F(ConfinementTest, VesselConfineZeroRunsQemuUnconfined) {
+  RunOptions o;
+  o.env = {"VESSEL_CONFINE=0"};
+  std::string id = run_detached({"--name", "loose", kImage, "sleep", "600"}, o);
+  ASSERT_FALSE(id.empty());
+  int qemu = qemu_of(id);
+  ASSERT_GT(qemu, 0);
+  EXPECT_EQ(status_field(qemu, "Seccomp"), "0");
+  std::string uid = status_field(qemu, "Uid");
+  EXPECT_EQ(uid.substr(0, uid.find('\t')), "0");
+  EXPECT_EQ(link("/proc/" + std::to_string(qemu) + "/ns/pid"), link("/proc/self/ns/pid"));
+}
+
+}  // namespace
+}  // namespace vessel::test
