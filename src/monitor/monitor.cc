@@ -74,14 +74,16 @@ std::vector<uint8_t> reply_payload(int errnum, const std::string& message, uint3
 class Monitor {
  public:
   Monitor(const MonitorOptions& o, std::unique_ptr<state::Store> store, ContainerConfig config,
-          runtime::RuntimeDir rdir, UniqueFd listener, UniqueFd signals)
+          runtime::RuntimeDir rdir, UniqueFd listener, UniqueFd signals,
+          std::optional<sys::HostCgroup> cgroup)
       : o_(o),
         store_(std::move(store)),
         config_(std::move(config)),
         rdir_(std::move(rdir)),
         listener_(std::move(listener)),
         signals_(std::move(signals)),
-        cdir_(runtime::container_dir(o.root, o.id)) {}
+        cdir_(runtime::container_dir(o.root, o.id)),
+        cgroup_(std::move(cgroup)) {}
 
   int run();
 
@@ -160,6 +162,7 @@ class Monitor {
   UniqueFd listener_;
   UniqueFd signals_;
   std::string cdir_;
+  std::optional<sys::HostCgroup> cgroup_;  // this process's host cgroup (VESSEL_CONFINE)
   std::optional<runtime::LogWriter> log_;
 
   std::map<int, std::unique_ptr<Client>> clients_;
@@ -498,6 +501,14 @@ int Monitor::run() {
     if (auto s = store_->remove_container(o_.id); !s.ok())
       log::warn("remove container: " + s.error().to_string());
     if (auto s = sys::remove_tree(cdir_); !s.ok()) log::warn(s.error().to_string());
+  }
+  // The VM and its daemons are gone: leave the host cgroup and remove it
+  // (moving a process between v1 memory cgroups takes ~15 ms here) while
+  // the runtime directory's lock is still held, so that whoever waits for
+  // this monitor to go finds nothing of it left.
+  if (cgroup_) {
+    if (auto st = cgroup_->leave(); !st.ok()) log::warn(st.error().to_string());
+    cgroup_.reset();
   }
   {
     runtime::RuntimeDir gone = std::move(rdir_);  // removed here, before clients hear of the end
@@ -889,16 +900,15 @@ int run_monitor(const MonitorOptions& o) {
     }
   }
 
+  std::vector<std::string> cgroup_dirs = cgroup ? cgroup->dirs() : std::vector<std::string>{};
   int code;
   {
     Monitor m(o, std::move(*store), std::move(*config), std::move(*rdir), std::move(*listener),
-              std::move(signals));
+              std::move(signals), std::move(cgroup));
     code = m.run();
   }
-  // The VM and its daemons are gone: leave and remove the cgroup.
-  if (cgroup) {
-    if (auto st = cgroup->leave(); !st.ok()) log::warn(st.error().to_string());
-  }
+  // Left already; one that a daemon kept busy then is free now.
+  sys::remove_host_cgroups(cgroup_dirs);
   return code;
 }
 
