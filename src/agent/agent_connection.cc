@@ -56,7 +56,10 @@ Status AgentConnection::validate(const Frame& f) const {
 
 Status AgentConnection::read_available() {
   uint8_t buf[65536];
-  while (true) {
+  // At most kMaxReadPerCall per call: a guest that writes faster than we
+  // read must not keep us here queueing frames without bound; the caller
+  // handles what came and polls again, and the guest waits (backpressure).
+  for (size_t total = 0; total < kMaxReadPerCall;) {
     ssize_t n = ::read(fd_, buf, sizeof buf);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -65,6 +68,7 @@ Status AgentConnection::read_available() {
     }
     if (n == 0) return Error(ErrorCode::kUnavailable, "guest closed the agent channel");
     reader_.feed(buf, static_cast<size_t>(n));
+    total += static_cast<size_t>(n);
     if (static_cast<size_t>(n) < sizeof buf) break;
   }
   Frame f;

@@ -30,8 +30,12 @@ class AgentConnection {
     return send(type, stream, payload);
   }
 
-  /// Reads what the socket has now (call when poll says readable) and queues
-  /// the whole frames. kUnavailable when the guest closed the channel,
+  /// Bytes read_available() takes from the socket at most per call.
+  static constexpr size_t kMaxReadPerCall = 1u << 20;
+
+  /// Reads what the socket has now, up to kMaxReadPerCall (call when poll
+  /// says readable; call again while it stays readable), and queues the
+  /// whole frames. kUnavailable when the guest closed the channel,
   /// kProtocol when it sent something invalid; either is final.
   Status read_available();
   /// Takes the next queued frame.

@@ -907,8 +907,13 @@ int run_monitor(const MonitorOptions& o) {
               std::move(signals), std::move(cgroup));
     code = m.run();
   }
-  // Left already; one that a daemon kept busy then is free now.
-  sys::remove_host_cgroups(cgroup_dirs);
+  // Left already; one that a dying daemon kept busy then is free soon. (A
+  // cgroup still left is swept by the next monitor that starts.)
+  for (int i = 0; i < 20 && !cgroup_dirs.empty(); ++i) {
+    sys::remove_host_cgroups(cgroup_dirs);
+    std::erase_if(cgroup_dirs, [](const std::string& d) { return ::access(d.c_str(), F_OK) != 0; });
+    if (!cgroup_dirs.empty()) ::usleep(100'000);
+  }
   return code;
 }
 

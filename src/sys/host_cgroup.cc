@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <ctime>
 
 #include "base/strings.h"
 #include "sys/fs.h"
@@ -51,6 +52,24 @@ Status write_value(const std::string& file, const std::string& value) {
   if (::write(fd.get(), value.data(), value.size()) < 0)
     return Error::from_errno(errno, "write '" + value + "' to '" + file + "'");
   return ok_status();
+}
+
+// Empty cgroups beside `dir` that a killed monitor (or one whose VM was
+// still dying when it was reconciled) left: removed when older than a
+// minute, so a sibling just made by a monitor about to move in is spared.
+// rmdir refuses any cgroup that has a process in it.
+void sweep_stale_siblings(const std::string& dir) {
+  std::string parent = dir.substr(0, dir.rfind('/'));
+  auto names = list_dir(parent);
+  if (!names.ok()) return;
+  time_t now = ::time(nullptr);
+  for (const auto& n : *names) {
+    std::string path = parent + "/" + n;
+    if (path == dir) continue;
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || now - st.st_mtime < 60) continue;
+    ::rmdir(path.c_str());
+  }
 }
 
 }  // namespace
@@ -141,6 +160,8 @@ Result<HostCgroup> HostCgroup::enter(const std::string& name, const HostLimits& 
     if (::mkdir(d.c_str(), 0755) != 0 && errno != EEXIST)
       return Error::from_errno(errno, "host cgroup: create '" + d + "'");
   }
+  for (const auto& d : plan.dirs)
+    sweep_stale_siblings(d);
   for (const auto& [file, value] : plan.settings) {
     Status st = write_value(file, value);
     // Enabling a controller that is on already, or one the kernel lacks

@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <iostream>
 #include <set>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -130,6 +132,51 @@ TEST_F(ConfinementTest, TheVmsHostProcessesShareABoundedHostCgroupThatGoesWithTh
 
   ASSERT_EQ(vessel({"rm", "-f", "bounded"}).exit_code, 0);
   expect_gone(id);
+  struct stat st;
+  EXPECT_NE(::stat(dir.c_str(), &st), 0) << dir << " left behind";
+}
+
+// A guest that forks without end and allocates all it can: it stays inside
+// its bounds (the container's cgroup in the guest, the VM's host cgroup),
+// a neighbour keeps working, and rm -f cleans it up.
+TEST_F(ConfinementTest, ARunawayGuestStaysInsideItsBoundsAndRmCleansUp) {
+  std::string good = run_detached({"--name", "good", kImage, "sleep", "600"});
+  ASSERT_FALSE(good.empty());
+  std::string bomb =
+      run_detached({"--name", "bomb", "-m", "128m", kImage, "sh", "-c",
+                    "x=y; (while :; do x=$x$x; done) & f() { f | f & }; f; sleep 600"});
+  ASSERT_FALSE(bomb.empty());
+  std::this_thread::sleep_for(10s);
+  nlohmann::json j = inspect("bomb");
+  int monitor = j["State"]["Pid"].get<int>();
+  ASSERT_GT(monitor, 0);
+  auto cgroups = sys::read_file("/proc/" + std::to_string(monitor) + "/cgroup");
+  ASSERT_TRUE(cgroups.ok());
+  std::string dir;
+  for (std::string_view line : split(*cgroups, '\n')) {
+    auto parts = split(line, ':');
+    if (parts.size() < 3) continue;
+    std::string path(line.substr(parts[0].size() + parts[1].size() + 2));
+    if (parts[0] == "0" && parts[1].empty() && contains(path, "vessel"))
+      dir = "/sys/fs/cgroup" + path;
+    for (std::string_view c : split(parts[1], ','))
+      if (c == "memory") dir = "/sys/fs/cgroup/memory" + path;
+  }
+  ASSERT_FALSE(dir.empty()) << *cgroups;
+  bool v2 = contains(dir, "vessel.slice");
+  auto limit = sys::read_file(dir + (v2 ? "/memory.max" : "/memory.limit_in_bytes"));
+  auto peak = sys::read_file(dir + (v2 ? "/memory.peak" : "/memory.max_usage_in_bytes"));
+  if (limit.ok() && peak.ok()) {
+    uint64_t l = parse_u64(trim(*limit)).value_or(0), p = parse_u64(trim(*peak)).value_or(~0ull);
+    std::cout << "host cgroup peak " << (p >> 20) << " MiB of " << (l >> 20) << " MiB\n";
+    EXPECT_LE(p, l);
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = vessel({"exec", "good", "true"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 20s) << "the neighbour answered slowly";
+  ASSERT_EQ(vessel({"rm", "-f", "bomb"}).exit_code, 0);
+  expect_gone(bomb);
   struct stat st;
   EXPECT_NE(::stat(dir.c_str(), &st), 0) << dir << " left behind";
 }
