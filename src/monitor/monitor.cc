@@ -1,6 +1,7 @@
 #include "monitor/monitor.h"
 
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -32,6 +33,7 @@
 #include "state/store.h"
 #include "sys/fs.h"
 #include "sys/host_cgroup.h"
+#include "sys/jail.h"
 #include "sys/process.h"
 #include "sys/unix_socket.h"
 
@@ -704,9 +706,18 @@ void Monitor::handle_guest_frame(Frame& f) {
         // Private anonymous pages (its heap, TCG's code, guest RAM when not
         // shared) and the memfd guest RAM shared with virtiofsd, whose
         // pages virtiofsd may have filled without QEMU ever touching them.
+        // With a host cgroup: what the VM's processes hold there that is
+        // not page cache (QEMU, virtiofsd, this monitor); the same figure
+        // as below where there is none.
         pid_t qemu = vm_->vm().pid();
-        auto mem = sys::process_memory(qemu);
-        st.host_vm_rss = (mem.ok() ? mem->anonymous : 0) + sys::memfd_bytes(qemu);
+        auto held = cgroup_ ? cgroup_->memory_unreclaimable()
+                            : Result<uint64_t>(Error(ErrorCode::kUnavailable, ""));
+        if (held.ok()) {
+          st.host_vm_rss = *held;
+        } else {
+          auto mem = sys::process_memory(qemu);
+          st.host_vm_rss = (mem.ok() ? mem->anonymous : 0) + sys::memfd_bytes(qemu);
+        }
         payload = protocol::encode(st);
       }
       if (auto it = clients_.find(fd); it != clients_.end())
@@ -884,6 +895,18 @@ int run_monitor(const MonitorOptions& o) {
   if (!rdir.ok()) return fail(rdir.error().to_string());
   auto listener = sys::listen_unix(runtime::monitor_socket_of(o.root, o.id), 64, true);
   if (!listener.ok()) return fail(listener.error().to_string());
+
+  // Capabilities nothing a monitor starts ever uses go for good, from its
+  // bounding set too, so no child (QEMU, virtiofsd, dnsmasq) can regain
+  // them: modules, raw I/O, clocks, reboot, audit, MAC policy, BPF, perf.
+  if (::geteuid() == 0 && runtime::vmm_confinement().enabled) {
+    Status dropped = sys::drop_capabilities(
+        {CAP_LINUX_IMMUTABLE, CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_SYS_PACCT, CAP_SYS_BOOT,
+         CAP_SYS_TIME, CAP_SYS_TTY_CONFIG, CAP_LEASE, CAP_AUDIT_WRITE, CAP_AUDIT_CONTROL,
+         CAP_MAC_OVERRIDE, CAP_MAC_ADMIN, CAP_SYSLOG, CAP_WAKE_ALARM, CAP_BLOCK_SUSPEND,
+         CAP_AUDIT_READ, CAP_PERFMON, CAP_BPF, CAP_CHECKPOINT_RESTORE});
+    if (!dropped.ok()) log::warn(dropped.error().to_string());
+  }
 
   // The VM's host processes (this monitor, QEMU, virtiofsd) in a host
   // cgroup of their own with memory, pids and CPU bounds: a runaway VM

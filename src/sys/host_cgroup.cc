@@ -210,6 +210,20 @@ Result<uint64_t> HostCgroup::memory_current() const {
   return *v;
 }
 
+Result<uint64_t> HostCgroup::memory_unreclaimable() const {
+  if (plan_.memory_dir.empty()) return Error(ErrorCode::kUnavailable, "no memory cgroup");
+  VESSEL_ASSIGN_OR_RETURN(std::string text, read_file(plan_.memory_dir + "/memory.stat", 1 << 16));
+  std::string_view anon = plan_.version == CgroupVersion::kV2 ? "anon" : "rss";
+  uint64_t total = 0;
+  for (std::string_view line : split(text, '\n')) {
+    auto space = line.find(' ');
+    if (space == std::string_view::npos) continue;
+    std::string_view key = line.substr(0, space);
+    if (key == anon || key == "shmem") total += parse_u64(trim(line.substr(space + 1))).value_or(0);
+  }
+  return total;
+}
+
 void remove_host_cgroups(const std::vector<std::string>& dirs) {
   for (const auto& d : dirs)
     ::rmdir(d.c_str());

@@ -68,6 +68,11 @@ class HostCgroup {
   const std::vector<std::string>& dirs() const { return plan_.dirs; }
   /// Bytes charged to the cgroup now (memory.current, v1 memory.usage_in_bytes).
   Result<uint64_t> memory_current() const;
+  /// Anonymous plus shared memory charged to the cgroup (memory.stat: v2
+  /// "anon" + "shmem", v1 "rss" + "shmem"), bytes: what its processes hold
+  /// that is not reclaimable page cache (a VM's guest RAM in a memfd is
+  /// shmem, QEMU's heap and TCG code are anon).
+  Result<uint64_t> memory_unreclaimable() const;
 
  private:
   explicit HostCgroup(HostCgroupPlan plan) : plan_(std::move(plan)) {}

@@ -87,6 +87,24 @@ Result<JailPlan> plan_jail(const Jail& jail) {
   return plan;
 }
 
+Status drop_capabilities(const std::vector<int>& caps) {
+  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2] = {};
+  if (::syscall(SYS_capget, &hdr, data) != 0) return Error::from_errno(errno, "capget");
+  for (int cap : caps) {
+    if (cap < 0 || cap >= 64) continue;
+    if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL)
+      return Error::from_errno(errno, "drop capability " + std::to_string(cap));
+    ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_LOWER, cap, 0, 0);
+    uint32_t bit = 1u << (cap % 32);
+    data[cap / 32].effective &= ~bit;
+    data[cap / 32].permitted &= ~bit;
+    data[cap / 32].inheritable &= ~bit;
+  }
+  if (::syscall(SYS_capset, &hdr, data) != 0) return Error::from_errno(errno, "capset");
+  return ok_status();
+}
+
 unsigned long jail_clone_flags(const JailPlan& plan) {
   unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
   if (plan.new_network) flags |= CLONE_NEWNET;

@@ -67,6 +67,11 @@ Result<JailPlan> plan_jail(const Jail& jail);
 /// async-signal-safe calls.
 int enter_jail(const JailPlan& plan);
 
+/// Drops `caps` (capability(7) numbers) from this process for good: from
+/// its bounding set (so no child gets them either), its effective,
+/// permitted and inheritable sets, and its ambient set.
+Status drop_capabilities(const std::vector<int>& caps);
+
 /// The clone flags a jailed child is created with.
 unsigned long jail_clone_flags(const JailPlan& plan);
 

@@ -1,9 +1,13 @@
 #include "sys/jail.h"
 
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
 
 #include <gtest/gtest.h>
 
@@ -138,6 +142,30 @@ TEST(Jail, ChildDiesWithItsParent) {
   }
   EXPECT_TRUE(gone) << "the jailed child outlived its parent";
   ::rmdir(dir->c_str());
+}
+
+TEST(Jail, DroppedCapabilitiesAreGoneForChildrenToo) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    if (!drop_capabilities({CAP_SYS_MODULE, CAP_SYS_TIME}).ok()) ::_exit(10);
+    auto status = read_file("/proc/self/status");
+    if (!status.ok()) ::_exit(11);
+    // CAP_SYS_MODULE is bit 16, CAP_SYS_TIME bit 25: 0x2010000 gone from each set.
+    for (const char* set : {"CapEff:", "CapPrm:", "CapBnd:"}) {
+      auto at = status->find(set);
+      if (at == std::string::npos) ::_exit(12);
+      uint64_t v = std::strtoull(status->c_str() + at + std::strlen(set), nullptr, 16);
+      if (v & 0x2010000) ::_exit(13);
+      if (!(v & 1)) ::_exit(14);  // CAP_CHOWN kept
+    }
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
 TEST(Jail, AFailureToEnterIsReportedAsSuch) {

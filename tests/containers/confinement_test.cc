@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <set>
@@ -77,6 +78,14 @@ TEST_F(ConfinementTest, QemuIsJailedVirtiofsdSandboxedAndTheContainerStillWorks)
   auto cmdline = sys::read_file("/proc/" + std::to_string(qemu) + "/cmdline", 1 << 20);
   ASSERT_TRUE(cmdline.ok());
   EXPECT_EQ(cmdline->find(state_root()), std::string::npos) << *cmdline;
+
+  // The monitor gave up what it never uses (CAP_SYS_MODULE is bit 16,
+  // CAP_SYS_RAWIO 17, CAP_SYS_BOOT 22), for its children too.
+  int monitor = inspect("jailed")["State"]["Pid"].get<int>();
+  for (int pid : {monitor, qemu}) {
+    uint64_t bnd = std::strtoull(status_field(pid, "CapBnd").c_str(), nullptr, 16);
+    EXPECT_EQ(bnd & ((1ull << 16) | (1ull << 17) | (1ull << 22)), 0u) << "pid " << pid;
+  }
 
   // virtiofsd's workers: seccomp, no_new_privs, less than root's capabilities.
   auto fsds = find_process_ids({"virtiofsd"}, id.substr(0, 12));
