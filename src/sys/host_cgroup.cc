@@ -106,7 +106,8 @@ Result<HostCgroupPlan> plan_host_cgroup(const std::string& name, const HostLimit
       }
       if (limits.pids_max)
         p.settings.emplace_back(dir + "/pids.max", std::to_string(limits.pids_max));
-      p.settings.emplace_back(dir + "/cpu.weight", std::to_string(limits.cpu_weight));
+      if (limits.cpu_weight)
+        p.settings.emplace_back(dir + "/cpu.weight", std::to_string(limits.cpu_weight));
       p.dirs = {dir};
       p.origins = {join(fs_root, own_path(self_cgroup, "", true))};
       p.memory_dir = dir;
@@ -136,7 +137,7 @@ Result<HostCgroupPlan> plan_host_cgroup(const std::string& name, const HostLimit
         }
         if (ctl == "pids" && limits.pids_max)
           p.settings.emplace_back(dir + "/pids.max", std::to_string(limits.pids_max));
-        if (ctl == "cpu")
+        if (ctl == "cpu" && limits.cpu_weight)
           p.settings.emplace_back(dir + "/cpu.shares", std::to_string(std::max<uint64_t>(
                                                            2, limits.cpu_weight * 1024 / 100)));
         p.dirs.push_back(dir);
@@ -154,6 +155,11 @@ Result<HostCgroupPlan> plan_host_cgroup(const std::string& name, const HostLimit
 Result<HostCgroup> HostCgroup::enter(const std::string& name, const HostLimits& limits,
                                      const std::string& fs_root) {
   VESSEL_ASSIGN_OR_RETURN(std::string self, read_file("/proc/self/cgroup", 1 << 16));
+  return enter(name, limits, fs_root, self);
+}
+
+Result<HostCgroup> HostCgroup::enter(const std::string& name, const HostLimits& limits,
+                                     const std::string& fs_root, const std::string& self) {
   VESSEL_ASSIGN_OR_RETURN(HostCgroupPlan plan,
                           plan_host_cgroup(name, limits, cgroup_version(fs_root), fs_root, self));
   for (const auto& d : plan.make) {

@@ -57,6 +57,9 @@ class HostCgroup {
   /// it, so that every child it starts from now on is in it too.
   static Result<HostCgroup> enter(const std::string& name, const HostLimits& limits,
                                   const std::string& fs_root = "/sys/fs/cgroup");
+  /// The same with this process's /proc/self/cgroup given (tests).
+  static Result<HostCgroup> enter(const std::string& name, const HostLimits& limits,
+                                  const std::string& fs_root, const std::string& self_cgroup);
   HostCgroup() = default;
   HostCgroup(HostCgroup&&) = default;
   HostCgroup& operator=(HostCgroup&&) = default;

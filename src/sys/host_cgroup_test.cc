@@ -88,5 +88,39 @@ TEST(HostCgroup, EnterAndLeaveOnThisHost) {
   EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
+// The v2 code path for real where the host has a v2 hierarchy beside v1
+// (the hybrid layout here mounts one, without controllers, at
+// /sys/fs/cgroup/unified): the scope is made, entered, left and removed.
+TEST(HostCgroup, V2EnterAndLeaveOnAUnifiedHierarchy) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  std::string unified = "/sys/fs/cgroup/unified";
+  if (cgroup_version() == CgroupVersion::kV2) unified = "/sys/fs/cgroup";
+  if (cgroup_version(unified) != CgroupVersion::kV2) GTEST_SKIP() << "no cgroup v2 hierarchy";
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto self = read_file("/proc/self/cgroup");
+    if (!self.ok()) ::_exit(9);
+    // Limits only where the controllers are there (not in a hybrid's v2).
+    HostLimits limits{.memory_max = 0, .pids_max = 0, .cpu_weight = 0};
+    if (unified == "/sys/fs/cgroup") limits = {.memory_max = 256 << 20, .pids_max = 64};
+    auto cg = HostCgroup::enter("unit-test-" + std::to_string(::getpid()), limits, unified, *self);
+    if (!cg.ok()) ::_exit(10);
+    if (cg->version() != CgroupVersion::kV2) ::_exit(11);
+    auto now = read_file("/proc/self/cgroup");
+    if (!now.ok() || now->find("0::/vessel.slice/vessel-unit-test-") == std::string::npos)
+      ::_exit(12);
+    auto dirs = cg->dirs();
+    if (!cg->leave().ok()) ::_exit(13);
+    for (const auto& d : dirs)
+      if (::access(d.c_str(), F_OK) == 0) ::_exit(14);
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
 }  // namespace
 }  // namespace vessel::sys
