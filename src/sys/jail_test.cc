@@ -64,12 +64,12 @@ TEST(Jail, ChildSeesOnlyItsBindsWithoutPrivileges) {
   j.binds = {{"/bin/busybox", "/bin/busybox"}, {"/dev/null", "/dev/null", true}};
   int out[2];
   ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
-  auto p = Process::spawn(
-      {.argv =
-           {"/bin/busybox", "sh", "-c",
-            "id -u; id -g; ls /; echo x > /new 2>/dev/null || echo ro; exec /bin/busybox sleep 30"},
-       .fds = {{1, out[1]}},
-       .jail = j});
+  auto p =
+      Process::spawn({.argv = {"/bin/busybox", "sh", "-c",
+                               "id -u; id -g; ls /; echo x > /dev/null && echo dev-w; "
+                               "echo x > /new 2>/dev/null || echo ro; exec /bin/busybox sleep 30"},
+                      .fds = {{1, out[1]}},
+                      .jail = j});
   ::close(out[1]);
   ASSERT_TRUE(p.ok()) << p.error().to_string();
   std::string text;
@@ -80,7 +80,8 @@ TEST(Jail, ChildSeesOnlyItsBindsWithoutPrivileges) {
     text.append(buf, static_cast<size_t>(n));
   }
   ::close(out[0]);
-  EXPECT_EQ(text, "70123\n70124\nbin\ndev\nro\n");
+  // A device node on the read-only jail opens for writing (as /dev/kvm must).
+  EXPECT_EQ(text, "70123\n70124\nbin\ndev\ndev-w\nro\n");
   auto status = read_file("/proc/" + std::to_string(p->pid()) + "/status");
   ASSERT_TRUE(status.ok());
   EXPECT_NE(status->find("CapEff:\t0000000000000000"), std::string::npos) << *status;
