@@ -932,10 +932,10 @@ int run_monitor(const MonitorOptions& o) {
   }
   // Left already; one that a dying daemon kept busy then is free soon. (A
   // cgroup still left is swept by the next monitor that starts.)
-  for (int i = 0; i < 20 && !cgroup_dirs.empty(); ++i) {
+  for (int i = 0; i < 5 && !cgroup_dirs.empty(); ++i) {
     sys::remove_host_cgroups(cgroup_dirs);
     std::erase_if(cgroup_dirs, [](const std::string& d) { return ::access(d.c_str(), F_OK) != 0; });
-    if (!cgroup_dirs.empty()) ::usleep(100'000);
+    if (!cgroup_dirs.empty()) ::usleep(50'000);
   }
   return code;
 }

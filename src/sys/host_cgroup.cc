@@ -72,7 +72,16 @@ void sweep_stale_siblings(const std::string& dir) {
   }
 }
 
+std::vector<std::string>& escape_files() {
+  static std::vector<std::string> files;
+  return files;
+}
+
 }  // namespace
+
+const std::vector<std::string>& outliving_child_cgroups() {
+  return escape_files();
+}
 
 CgroupVersion cgroup_version(const std::string& fs_root) {
   struct statfs fs;
@@ -190,10 +199,14 @@ Result<HostCgroup> HostCgroup::enter(const std::string& name, const HostLimits& 
       return st.error().wrap("host cgroup: enter");
     }
   }
+  escape_files().clear();
+  for (const auto& o : plan.origins)
+    escape_files().push_back(o + "/cgroup.procs");
   return HostCgroup(std::move(plan));
 }
 
 Status HostCgroup::leave() {
+  escape_files().clear();
   std::string pid = std::to_string(::getpid());
   Status result = ok_status();
   for (size_t i = 0; i < plan_.dirs.size(); ++i) {

@@ -82,6 +82,14 @@ class HostCgroup {
   HostCgroupPlan plan_;
 };
 
+/// The cgroup.procs files of where this process was before it entered its
+/// HostCgroup (empty when it is in none): Process::spawn puts a child that
+/// is to outlive us (die_with_parent = false: a daemon such as a
+/// network's dnsmasq, shared by every container) back there, so that it
+/// neither stays in one VM's cgroup under its limits nor keeps that cgroup
+/// from being removed.
+const std::vector<std::string>& outliving_child_cgroups();
+
 /// Removes what a killed monitor left: each of `dirs` (HostCgroup::dirs())
 /// that exists and has no process in it (rmdir refuses a busy cgroup).
 void remove_host_cgroups(const std::vector<std::string>& dirs);

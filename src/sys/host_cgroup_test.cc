@@ -1,11 +1,14 @@
 #include "sys/host_cgroup.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include "sys/fs.h"
+#include "sys/process.h"
 
 namespace vessel::sys {
 namespace {
@@ -76,6 +79,23 @@ TEST(HostCgroup, EnterAndLeaveOnThisHost) {
     if (!self.ok() || self->find("/vessel") == std::string::npos) ::_exit(11);
     auto mem = cg->memory_current();
     if (!mem.ok()) ::_exit(12);
+    // A child that outlives us goes back where we came from; others stay.
+    for (bool outlives : {true, false}) {
+      int out[2];
+      if (::pipe2(out, O_CLOEXEC) != 0) ::_exit(15);
+      auto p = Process::spawn({.argv = {"/bin/cat", "/proc/self/cgroup"},
+                               .fds = {{1, out[1]}},
+                               .die_with_parent = !outlives});
+      ::close(out[1]);
+      if (!p.ok()) ::_exit(16);
+      char buf[4096];
+      ssize_t n = ::read(out[0], buf, sizeof buf - 1);
+      ::close(out[0]);
+      (void)p->wait();
+      std::string text(buf, n > 0 ? static_cast<size_t>(n) : 0);
+      bool inside = text.find("/vessel") != std::string::npos;
+      if (inside == outlives) ::_exit(outlives ? 17 : 18);
+    }
     auto dirs = cg->dirs();
     if (!cg->leave().ok()) ::_exit(13);
     for (const auto& d : dirs)

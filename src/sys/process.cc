@@ -19,6 +19,7 @@
 
 #include "base/strings.h"
 #include "sys/fs.h"
+#include "sys/host_cgroup.h"
 
 namespace vessel::sys {
 namespace {
@@ -38,7 +39,8 @@ ExitStatus decode_wait_status(int status) {
 
 // Runs in the forked child: only async-signal-safe calls until execve.
 [[noreturn]] void exec_child(const SpawnOptions& o, const JailPlan* jail, char* const* argv,
-                             char* const* envp, pid_t parent, int parent_pidfd, int err_fd) {
+                             char* const* envp, pid_t parent, int parent_pidfd, int err_fd,
+                             const std::vector<std::string>& escape_cgroups) {
   auto fail = [&](int e) {
     ssize_t unused = ::write(err_fd, &e, sizeof e);
     (void)unused;
@@ -56,6 +58,15 @@ ExitStatus decode_wait_status(int status) {
     }
   }
   if (o.new_process_group) ::setpgid(0, 0);
+  // A child that outlives us leaves our host cgroup (sys/host_cgroup.h);
+  // "0" written to cgroup.procs moves the writer.
+  for (const auto& procs : escape_cgroups) {
+    int fd = ::open(procs.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    ssize_t unused = ::write(fd, "0", 1);
+    (void)unused;
+    ::close(fd);
+  }
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -152,6 +163,9 @@ Result<Process> Process::spawn(const SpawnOptions& options) {
   UniqueFd err_read(pipe_fds[0]), err_write(pipe_fds[1]);
 
   pid_t parent = ::getpid();
+  // Copied before the fork: the child only reads it.
+  std::vector<std::string> escape;
+  if (!options.die_with_parent) escape = outliving_child_cgroups();
   std::optional<JailPlan> jail;
   UniqueFd parent_pidfd, child_pidfd;
   pid_t pid;
@@ -174,7 +188,7 @@ Result<Process> Process::spawn(const SpawnOptions& options) {
   if (pid < 0) return Error::from_errno(errno, options.jail ? "clone3 (jail)" : "fork");
   if (pid == 0)
     exec_child(options, jail ? &*jail : nullptr, argv.data(), options.env ? envp.data() : nullptr,
-               parent, parent_pidfd.get(), err_write.get());
+               parent, parent_pidfd.get(), err_write.get(), escape);
   err_write.reset();
 
   int child_errno = 0;

@@ -136,6 +136,17 @@ std::vector<std::string> ContainerTest::processes_of(const std::string& id) {
   return find_processes(vm_process_names(), id.substr(0, 12));
 }
 
+void ContainerTest::expect_no_processes(const std::string& id) {
+  std::vector<std::string> left;
+  wait_until(
+      [&] {
+        left = processes_of(id);
+        return left.empty();
+      },
+      std::chrono::seconds(5));
+  EXPECT_EQ(left, std::vector<std::string>{}) << "processes of " << id << " left";
+}
+
 void ContainerTest::expect_gone(const std::string& id) {
   ASSERT_TRUE(is_full_id(id)) << "not an id: '" << id << "'";
   std::vector<std::string> left;

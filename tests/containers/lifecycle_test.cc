@@ -168,7 +168,7 @@ TEST_F(LifecycleTest, StopIsGracefulTheTermTrapRuns) {
   EXPECT_EQ(j["State"]["Status"], "exited");
   EXPECT_EQ(j["State"]["ExitCode"], 0);
   EXPECT_TRUE(contains(vessel({"logs", "polite"}).out, "got TERM"));
-  EXPECT_EQ(processes_of(id), std::vector<std::string>{});
+  expect_no_processes(id);
 }
 
 TEST_F(LifecycleTest, StopFallsBackToSigkillAfterTheTimeout) {
@@ -186,7 +186,7 @@ TEST_F(LifecycleTest, StopFallsBackToSigkillAfterTheTimeout) {
   json j = inspect("stubborn");
   EXPECT_EQ(j["State"]["Status"], "exited");
   EXPECT_EQ(j["State"]["ExitCode"], 128 + SIGKILL);
-  EXPECT_EQ(processes_of(id), std::vector<std::string>{});
+  expect_no_processes(id);
 }
 
 TEST_F(LifecycleTest, KillSendsTheSignalToTheMainProcess) {
@@ -331,7 +331,7 @@ TEST_F(LifecycleTest, CreateThenStartThenWaitGivesTheExitCode) {
   json j = inspect("job");
   EXPECT_EQ(j["State"]["Status"], "exited");
   EXPECT_EQ(j["State"]["ExitCode"], 3);
-  EXPECT_EQ(processes_of(id), std::vector<std::string>{});
+  expect_no_processes(id);
 }
 
 TEST_F(LifecycleTest, StartAttachShowsTheOutputAndGivesTheExitCode) {

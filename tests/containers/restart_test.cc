@@ -74,7 +74,7 @@ TEST_F(RestartTest, AlwaysRestartsAfterACleanExitAndStopEndsItForGood) {
   j = inspect("phoenix");
   EXPECT_EQ(j["State"]["Status"], "exited") << j.dump(2);
   // For good: the monitor, which restarts it, is gone with its VM.
-  EXPECT_EQ(processes_of(id), std::vector<std::string>{});
+  expect_no_processes(id);
   int count = j["RestartCount"];
   size_t runs = count_of(logs_of("phoenix"), "run\n");
   EXPECT_EQ(vessel({"ls", "-q"}).out, "");
