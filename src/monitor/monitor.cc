@@ -227,6 +227,14 @@ std::optional<int> Monitor::start() {
       serve(100ms);
     o_.wait_attach = false;  // only for the first start
   }
+  // An OCI runtime's create: the container exists, booted and set up, and
+  // its process waits for kStart (vessel-runtime start), however long.
+  if (o_.hold) {
+    report("held\n");
+    while (o_.hold && !stop_requested_)
+      serve(1s);
+    o_.hold = false;  // only for the first start
+  }
   if (stop_requested_) {
     start_error_ = "stopped before it started";
     return 137;
@@ -630,6 +638,11 @@ void Monitor::handle_client_frame(int fd, Client& c, Frame& f) {
       update([](state::ContainerState& st) { st.stopped_by_user = true; });
     }
     send_to_main(MsgType::kSignal, f.payload);
+    return reply(0, "");
+  }
+  if (type == type_code(ApiType::kStart) && stream == 0) {
+    if (!o_.hold) return reply(EALREADY, "the container was not waiting to start");
+    o_.hold = false;
     return reply(0, "");
   }
   if (type == type_code(MsgType::kStats) && stream == 0) {
