@@ -93,6 +93,13 @@ class OciRuntimeTest : public ::testing::Test {
       s.skip = std::string("unshare: ") + std::strerror(errno);
       return;
     }
+    // A /run of our own: containerd's fifo and shim socket directories,
+    // Podman's network namespaces and vessel-runtime's default root (which
+    // Podman uses) are made there and vanish with the namespace.
+    if (::mount("tmpfs", "/run", "tmpfs", 0, "mode=755") != 0) {
+      s.skip = std::string("mount a tmpfs on /run: ") + std::strerror(errno);
+      return;
+    }
     (void)run_process({"/usr/sbin/ip", "link", "set", "lo", "up"}, {});
     // Reap the relays (the pid-file processes) when vessel-runtime exits,
     // as containerd's shim and conmon do.
@@ -171,15 +178,53 @@ class OciRuntimeTest : public ::testing::Test {
       std::this_thread::sleep_for(100ms);
     ASSERT_TRUE(exists(s.address)) << "containerd did not start:\n"
                                    << read_text(s.base + "/containerd.log");
-    std::string archive = s.base + "/busybox.tar";
-    auto saved = run_process({paths().vessel, "--root", s.base + "/vessel", "image", "save", "-o",
-                              archive, "vessel/busybox"},
-                             {.env = {"VESSEL_SHARE_DIR=" + paths().share}});
-    ASSERT_EQ(saved.exit_code, 0) << describe(saved);
+    std::string archive = need_archive();
+    ASSERT_FALSE(archive.empty());
     auto imported = ctr({"image", "import", archive});
     ASSERT_EQ(imported.exit_code, 0) << describe(imported);
     auto listed = ctr({"image", "ls", "-q"});
     ASSERT_NE(listed.out.find(kImage), std::string::npos) << describe(listed);
+  }
+
+  // The embedded image as `vessel image save` writes it (made once).
+  std::string need_archive() {
+    std::string archive = g_shared->base + "/busybox.tar";
+    if (exists(archive)) return archive;
+    auto saved = run_process({paths().vessel, "--root", g_shared->base + "/vessel", "image", "save",
+                              "-o", archive, "vessel/busybox"},
+                             {.env = {"VESSEL_SHARE_DIR=" + paths().share}});
+    EXPECT_EQ(saved.exit_code, 0) << describe(saved);
+    return saved.exit_code == 0 ? archive : "";
+  }
+
+  // Podman with its storage, run root and configuration in the test's
+  // directory (containers.conf: cgroupfs, file events, and no default
+  // ulimits: the hard nofile limit here is below Podman's default), and
+  // vessel-runtime as its runtime. Loads the image once.
+  void need_podman() {
+    if (!exists("/usr/bin/podman") || !exists("/usr/bin/conmon"))
+      GTEST_SKIP() << "podman or conmon is not installed";
+    std::string conf = g_shared->base + "/containers.conf";
+    if (exists(conf)) return;
+    write_text(conf,
+               "[containers]\ndefault_ulimits = []\n"
+               "[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n");
+    std::string archive = need_archive();
+    ASSERT_FALSE(archive.empty());
+    auto loaded = podman({"load", "-i", archive});
+    ASSERT_EQ(loaded.exit_code, 0) << describe(loaded);
+  }
+
+  CliResult podman(const std::vector<std::string>& args, RunOptions o = {}) {
+    const std::string& b = g_shared->base;
+    std::vector<std::string> argv = {"/usr/bin/podman", "--root",          b + "/podman/storage",
+                                     "--runroot",       b + "/podman/run", "--tmpdir",
+                                     b + "/podman/tmp", "--runtime",       g_shared->runtime};
+    argv.insert(argv.end(), args.begin(), args.end());
+    o.env.push_back("CONTAINERS_CONF=" + b + "/containers.conf");
+    o.env.push_back("VESSEL_ACCEL=tcg");
+    if (o.timeout == 120s) o.timeout = 180s;
+    return run_process(argv, o);
   }
 
   CliResult ctr(const std::vector<std::string>& args, RunOptions o = {}) {
@@ -246,6 +291,20 @@ TEST_F(OciRuntimeTest, CtrRunPrintsOutputAndExitCode) {
   expect_nothing_left(g_shared->runc_root + "/" + kNamespace);
 }
 
+TEST_F(OciRuntimeTest, CtrRunWithTty) {
+  need_containerd();
+  // ctr's terminal is ours: the pty master goes to the shim over the
+  // console socket, the window size reaches the guest's pty.
+  RunOptions o;
+  o.pty = true;
+  o.window = {33, 77};
+  auto r = ctr_run({"--rm", "-t"}, "tty", {"sh", "-c", "tty; stty size; exit 4"}, o);
+  EXPECT_EQ(r.exit_code, 4) << describe(r);
+  EXPECT_NE(r.out.find("/dev/pts/0"), std::string::npos) << describe(r);
+  EXPECT_NE(r.out.find("33 77"), std::string::npos) << describe(r);
+  expect_nothing_left(g_shared->runc_root + "/" + kNamespace);
+}
+
 TEST_F(OciRuntimeTest, CtrTaskExecKillAndRemove) {
   need_containerd();
   auto started = ctr_run({"-d"}, "sleeper", {"sleep", "1000"});
@@ -274,6 +333,42 @@ TEST_F(OciRuntimeTest, CtrTaskExecKillAndRemove) {
   auto rm_container = ctr({"container", "rm", "sleeper"});
   EXPECT_EQ(rm_container.exit_code, 0) << describe(rm_container);
   expect_nothing_left(g_shared->runc_root + "/" + kNamespace);
+}
+
+// ---- Podman: `podman --runtime vessel-runtime` ----
+
+TEST_F(OciRuntimeTest, PodmanRunWithFlags) {
+  need_podman();
+  std::string data = g_shared->base + "/podman-data";
+  ::mkdir(data.c_str(), 0755);
+  write_text(data + "/f", "from-host\n");
+  // --network none: Podman's namespace then has only lo, which the VM has.
+  auto r = podman({"run", "--rm", "--network", "none", "-e", "FOO=bar", "-w", "/etc", "-u",
+                   "1000:1000", "-v", data + ":/data", "--memory", "64m", kImage, "sh", "-c",
+                   "echo $FOO; pwd; id -u; cat /data/f; cat /sys/fs/cgroup/memory.max; exit 3"});
+  EXPECT_EQ(r.exit_code, 3) << describe(r);
+  EXPECT_EQ(r.out, "bar\n/etc\n1000\nfrom-host\n67108864\n") << describe(r);
+}
+
+TEST_F(OciRuntimeTest, PodmanExecStopLogs) {
+  need_podman();
+  auto started = podman({"run", "-d", "--name", "p1", "--network", "none", kImage, "sh", "-c",
+                         "trap 'echo got-term; exit 0' TERM; echo started; "
+                         "while true; do sleep 0.2; done"});
+  ASSERT_EQ(started.exit_code, 0) << describe(started);
+  auto exec = podman({"exec", "p1", "sh", "-c", "echo in-exec; exit 6"});
+  EXPECT_EQ(exec.exit_code, 6) << describe(exec);
+  EXPECT_EQ(exec.out, "in-exec\n");
+  auto stop = podman({"stop", "-t", "20", "p1"});
+  EXPECT_EQ(stop.exit_code, 0) << describe(stop);
+  auto code = podman({"inspect", "p1", "--format", "{{.State.ExitCode}}"});
+  EXPECT_EQ(code.out, "0\n") << "the trap handler did not run: " << describe(code);
+  auto logs = podman({"logs", "p1"});
+  EXPECT_EQ(logs.out, "started\ngot-term\n") << describe(logs);
+  auto rm = podman({"rm", "p1"});
+  EXPECT_EQ(rm.exit_code, 0) << describe(rm);
+  // Podman gives no --root: vessel-runtime's default, in our /run.
+  expect_nothing_left("/run/vessel-runtime");
 }
 
 // ---- vessel-runtime's own command line, as the shim drives it ----
