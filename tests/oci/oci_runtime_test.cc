@@ -482,6 +482,39 @@ TEST_F(OciRuntimeTest, CreateHoldsUntilStart) {
   expect_nothing_left(root);
 }
 
+TEST_F(OciRuntimeTest, KillBeforeStartEndsItUnstarted) {
+  std::string root = g_shared->base + "/kill-created";
+  std::string bundle = g_shared->base + "/bundle-kill";
+  std::string out = make_bundle(bundle, "echo ran > /tmp/ran");
+  std::string pid_file = bundle + "/pid";
+  int created = run_to_files({g_shared->runtime, "--root", root, "create", "--bundle", bundle,
+                              "--pid-file", pid_file, "c2"},
+                             bundle + "/stdout", bundle + "/stderr");
+  ASSERT_EQ(created, 0) << read_text(bundle + "/stderr");
+  int pid = std::atoi(read_text(pid_file).c_str());
+  ASSERT_GT(pid, 0);
+  auto killed = runtime({"kill", "c2", "KILL"}, root);
+  EXPECT_EQ(killed.exit_code, 0) << describe(killed);
+  int status = 0;
+  pid_t reaped = 0;
+  for (int i = 0; i < 300 && reaped == 0; ++i) {
+    reaped = ::waitpid(pid, &status, WNOHANG);
+    if (reaped == 0) std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_EQ(reaped, pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 137) << "status " << status;
+  EXPECT_FALSE(exists(out + "/ran")) << "the process ran though it was never started";
+  EXPECT_EQ(Json::parse(runtime({"state", "c2"}, root).out)["status"], "stopped");
+  // A second kill finds it gone, in the words containerd's shim looks for.
+  auto again = runtime({"kill", "c2", "KILL"}, root);
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_NE(again.err.find("container not running"), std::string::npos) << describe(again);
+  auto started = runtime({"start", "c2"}, root);
+  EXPECT_NE(started.exit_code, 0) << describe(started);
+  EXPECT_EQ(runtime({"delete", "c2"}, root).exit_code, 0);
+  expect_nothing_left(root);
+}
+
 TEST_F(OciRuntimeTest, BadBundlesFailClearlyAndLeaveNothing) {
   std::string root = g_shared->base + "/errors";
   std::string bundle = g_shared->base + "/bundle-bad";
