@@ -21,6 +21,7 @@
 
 #include "base/log.h"
 #include "monitor/api.h"
+#include "net/netns_link.h"
 #include "net/port_proxy.h"
 #include "networks/networks.h"
 #include "runtime/config.h"
@@ -149,6 +150,7 @@ class Monitor {
   // this process holds them: a dead monitor leaves none) and binds its
   // published ports.
   Status setup_network(runtime::BootOptions& b);
+  Status setup_netns(runtime::BootOptions& b);
   void sync_dns();
   void release_network();
 
@@ -173,6 +175,7 @@ class Monitor {
   std::vector<UniqueFd> taps_;
   std::unique_ptr<net::PortProxy> proxy_;
   bool network_ready_ = false;
+  std::unique_ptr<net::NetnsLink> netns_link_;  // config_.netns_path joined
 
   std::unique_ptr<runtime::ContainerVm> vm_;
   bool main_running_ = false;
@@ -270,6 +273,7 @@ std::optional<int> Monitor::start() {
 }
 
 Status Monitor::setup_network(runtime::BootOptions& b) {
+  if (!config_.netns_path.empty()) return setup_netns(b);
   if (!network_ready_) {
     std::string root = o_.root;
     networks_ = std::make_unique<networks::Networks>(
@@ -326,6 +330,32 @@ Status Monitor::setup_network(runtime::BootOptions& b) {
   b.resolv_conf = runtime::container_resolv_conf(
       nics_.empty() ? std::nullopt : std::optional(nics_.front().network.gateway), config_.dns,
       config_.dns_search, config_.dns_options);
+  return ok_status();
+}
+
+// A caller's network namespace (vessel-runtime under CNI): one NIC, on a
+// tap inside that namespace mirrored to its interface, with the interface's
+// MAC, address and gateway. Made once; the tap lives while we hold it.
+Status Monitor::setup_netns(runtime::BootOptions& b) {
+  if (!netns_link_) {
+    auto link = net::join_netns(config_.netns_path, "vt" + o_.id.substr(0, 12) + "0");
+    if (!link.ok()) return link.error();
+    netns_link_ = std::make_unique<net::NetnsLink>(std::move(*link));
+  }
+  const auto& l = *netns_link_;
+  b.nics.clear();
+  b.interfaces.clear();
+  b.nics.push_back({l.tap.get(), l.mac.to_string()});
+  protocol::Interface itf;
+  itf.name = "eth0";
+  itf.mac.assign(l.mac.bytes.begin(), l.mac.bytes.end());
+  itf.address = l.address.address.value;
+  itf.prefix_len = l.address.prefix;
+  b.interfaces.push_back(std::move(itf));
+  b.gateway = l.gateway ? l.gateway->value : 0;
+  b.hosts = runtime::container_hosts(config_.hostname, {l.address.address}, config_.extra_hosts);
+  b.resolv_conf = runtime::container_resolv_conf(std::nullopt, config_.dns, config_.dns_search,
+                                                 config_.dns_options);
   return ok_status();
 }
 

@@ -1,7 +1,6 @@
 #include "oci/runtime.h"
 
 #include <fcntl.h>
-#include <net/if.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -20,6 +19,7 @@
 #include "base/log.h"
 #include "base/strings.h"
 #include "monitor/client.h"
+#include "net/netns_link.h"
 #include "oci/spec.h"
 #include "runtime/container_vm.h"
 #include "runtime/log_file.h"
@@ -48,39 +48,6 @@ std::string vessel_root(const std::string& root) {
 
 Error not_found(const std::string& id) {
   return Error(ErrorCode::kNotFound, "container '" + id + "' does not exist");
-}
-
-// The network interfaces in the namespace at `path`, read from a child that
-// joins it (setns would move this process for good).
-Result<std::vector<std::string>> interfaces_in(const std::string& path) {
-  VESSEL_ASSIGN_OR_RETURN(UniqueFd ns, sys::open_fd(path, O_RDONLY));
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return Error::from_errno(errno, "pipe");
-  UniqueFd r(fds[0]), w(fds[1]);
-  pid_t child = ::fork();
-  if (child < 0) return Error::from_errno(errno, "fork");
-  if (child == 0) {
-    if (::setns(ns.get(), CLONE_NEWNET) != 0) ::_exit(1);
-    struct if_nameindex* list = ::if_nameindex();
-    if (!list) ::_exit(2);
-    std::string names;
-    for (auto* i = list; i->if_index != 0; ++i)
-      names += std::string(i->if_name) + "\n";
-    (void)sys::write_all(w.get(), names.data(), names.size());
-    ::_exit(0);
-  }
-  w.reset();
-  std::string out;
-  char buf[512];
-  ssize_t n;
-  while ((n = ::read(r.get(), buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
-    if (n > 0) out.append(buf, static_cast<size_t>(n));
-  int status = 0;
-  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    return Error(ErrorCode::kInvalidArgument, "cannot enter network namespace '" + path + "'");
-  return split(out.substr(0, out.empty() ? 0 : out.size() - 1), '\n');
 }
 
 // A pty pair for a container with a terminal: the master goes to the caller
@@ -340,18 +307,26 @@ Status Runtime::create(const std::string& id, const CreateOptions& o) {
   VESSEL_ASSIGN_OR_RETURN(Spec spec, parse_spec(*text, bundle));
   for (const auto& i : spec.ignored)
     log::debug("ignored: " + i);
-  if (!spec.netns_path.empty()) {
-    // Kata-style joining of a CNI namespace is not done yet: a namespace
-    // with only lo is what the VM has anyway; one with interfaces would be
-    // silently cut off, so it is refused.
-    VESSEL_ASSIGN_OR_RETURN(auto names, interfaces_in(spec.netns_path));
-    for (const auto& n : names)
-      if (n != "lo")
-        return Error(ErrorCode::kInvalidArgument,
-                     "linux.namespaces: network namespace '" + spec.netns_path +
-                         "' has interface '" + n +
-                         "': joining a configured network namespace is not supported yet "
-                         "(only namespaces with just lo)");
+  // A CRI pod's sandbox ("pause") container only holds the namespaces: its
+  // VM does not take the pod's interface, which the pod's container joins.
+  auto type = spec.annotations.find("io.kubernetes.cri.container-type");
+  if (type == spec.annotations.end())
+    type = spec.annotations.find("io.kubernetes.cri-o.ContainerType");
+  bool sandbox = type != spec.annotations.end() && type->second == "sandbox";
+  if (!spec.netns_path.empty() && !sandbox) {
+    // A namespace with only lo is what the VM has anyway. One that CNI
+    // configured has one interface: the VM's NIC is joined to it (the
+    // monitor does it, net/netns_link.h). Another VM's tap there counts as
+    // an interface: a second container cannot take the same namespace.
+    auto names = net::netns_interfaces(spec.netns_path);
+    if (!names.ok()) return names.error().wrap("linux.namespaces: network");
+    if (names->size() > 1)
+      return Error(ErrorCode::kInvalidArgument,
+                   "linux.namespaces: network namespace '" + spec.netns_path + "' has " +
+                       std::to_string(names->size()) +
+                       " interfaces besides lo (another container's VM may have joined it); "
+                       "only one can be joined to a VM");
+    if (names->size() == 1) spec.config.netns_path = spec.netns_path;
   }
   if (spec.process.terminal && o.console_socket.empty())
     return Error(ErrorCode::kInvalidArgument,

@@ -482,6 +482,70 @@ TEST_F(OciRuntimeTest, CreateHoldsUntilStart) {
   expect_nothing_left(root);
 }
 
+TEST_F(OciRuntimeTest, NetworkNamespaceBecomesTheVms) {
+  if (!exists("/usr/bin/curl") || !exists("/usr/sbin/tc"))
+    GTEST_SKIP() << "curl or tc is not installed";
+  // As CNI would: a namespace with one end of a veth pair and an address,
+  // the other end here (our namespace stands for the host).
+  auto sh = [](const std::string& script) {
+    auto r = run_process({"/bin/sh", "-c", script}, {});
+    EXPECT_EQ(r.exit_code, 0) << script << "\n" << describe(r);
+    return r.exit_code == 0;
+  };
+  ASSERT_TRUE(
+      sh("ip netns add pod1 && "
+         "ip link add vpod1 type veth peer name eth0 netns pod1 && "
+         "ip addr add 198.51.100.1/24 dev vpod1 && ip link set vpod1 up && "
+         "ip -n pod1 addr add 198.51.100.2/24 dev eth0 && ip -n pod1 link set eth0 up && "
+         "ip -n pod1 link set lo up && ip -n pod1 route add default via 198.51.100.1"));
+  std::string root = g_shared->base + "/netns";
+  // A CRI pod's sandbox comes first: its VM keeps lo only.
+  std::string pause = g_shared->base + "/bundle-pause";
+  make_bundle(pause, "sleep 1000");
+  Json pause_spec = Json::parse(read_text(pause + "/config.json"));
+  pause_spec["linux"]["namespaces"][1]["path"] = "/run/netns/pod1";
+  pause_spec["annotations"]["io.kubernetes.cri.container-type"] = "sandbox";
+  write_text(pause + "/config.json", pause_spec.dump());
+  ASSERT_EQ(run_to_files({g_shared->runtime, "--root", root, "create", "--bundle", pause,
+                          "--pid-file", pause + "/pid", "pause1"},
+                         pause + "/stdout", pause + "/stderr"),
+            0)
+      << read_text(pause + "/stderr");
+  std::string bundle = g_shared->base + "/bundle-netns";
+  std::string www = make_bundle(bundle, "httpd -f -p 80 -h /tmp");
+  write_text(www + "/index.html", "served from the VM\n");
+  Json spec = Json::parse(read_text(bundle + "/config.json"));
+  spec["linux"]["namespaces"][1]["path"] = "/run/netns/pod1";
+  write_text(bundle + "/config.json", spec.dump());
+  int created = run_to_files({g_shared->runtime, "--root", root, "create", "--bundle", bundle,
+                              "--pid-file", bundle + "/pid", "n1"},
+                             bundle + "/stdout", bundle + "/stderr");
+  ASSERT_EQ(created, 0) << read_text(bundle + "/stderr");
+  auto started = runtime({"start", "n1"}, root);
+  ASSERT_EQ(started.exit_code, 0) << describe(started);
+  // The pod's address is the VM's: the server in the guest answers on it.
+  CliResult got;
+  for (int i = 0; i < 30; ++i) {
+    got = run_process({"/usr/bin/curl", "-sS", "-m", "3", "http://198.51.100.2/index.html"}, {});
+    if (got.exit_code == 0) break;
+    std::this_thread::sleep_for(300ms);
+  }
+  EXPECT_EQ(got.out, "served from the VM\n") << describe(got);
+  // A second container cannot take the same interface.
+  auto second = runtime({"create", "--bundle", bundle, "n2"}, root);
+  EXPECT_NE(second.exit_code, 0);
+  EXPECT_NE(second.err.find("another container's VM may have joined it"), std::string::npos)
+      << describe(second);
+  EXPECT_EQ(runtime({"delete", "--force", "pause1"}, root).exit_code, 0);
+  auto deleted = runtime({"delete", "--force", "n1"}, root);
+  EXPECT_EQ(deleted.exit_code, 0) << describe(deleted);
+  expect_nothing_left(root);
+  // The tap lived as long as the VM.
+  auto links = run_process({"/usr/sbin/ip", "-n", "pod1", "-o", "link"}, {});
+  EXPECT_EQ(links.out.find("vt"), std::string::npos) << links.out;
+  sh("ip netns del pod1");
+}
+
 TEST_F(OciRuntimeTest, KillBeforeStartEndsItUnstarted) {
   std::string root = g_shared->base + "/kill-created";
   std::string bundle = g_shared->base + "/bundle-kill";
