@@ -288,6 +288,9 @@ TEST_F(OciRuntimeTest, CtrRunPrintsOutputAndExitCode) {
   EXPECT_EQ(three.exit_code, 3) << describe(three);
   EXPECT_EQ(three.out, "out\n");
   EXPECT_EQ(three.err, "err\n");
+  // Killed by a signal: 128 + N, as with runc.
+  auto killed = ctr_run({"--rm"}, "killed", {"sh", "-c", "kill -KILL $$"});
+  EXPECT_EQ(killed.exit_code, 137) << describe(killed);
   expect_nothing_left(g_shared->runc_root + "/" + kNamespace);
 }
 
