@@ -9,8 +9,9 @@
 #
 # Podman's storage, run root and containers.conf live in a temporary
 # directory; as root the script re-executes itself in network and mount
-# namespaces of its own with a tmpfs /run (Podman's network namespaces and
-# vessel-runtime's default root stay there).
+# namespaces of its own with a tmpfs on /run, /var/lib/containers and
+# /var/lib/cni (Podman's network namespaces and caches, vessel-runtime's
+# default root stay there).
 set -euo pipefail
 self=$(realpath "$0")
 cd "$(dirname "$0")/.."
@@ -30,6 +31,9 @@ if [ "${VESSEL_BENCH_NETNS:-}" != 1 ]; then
     --runs "$runs"
 fi
 mount -t tmpfs tmpfs /run
+for d in /var/lib/containers /var/lib/cni; do  # Podman's and CNI's state, covered here
+  mkdir -p "$d" && mount -t tmpfs tmpfs "$d"
+done
 ip link set lo up
 build=$(realpath "$build")
 vessel=$build/bin/vessel

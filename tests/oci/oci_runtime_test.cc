@@ -100,6 +100,16 @@ class OciRuntimeTest : public ::testing::Test {
       s.skip = std::string("mount a tmpfs on /run: ") + std::strerror(errno);
       return;
     }
+    // The same for what Podman and CNI keep under /var/lib (the blob info
+    // cache, host-local IPAM leases and libcni's results): the directories
+    // are made if missing (left empty on the host), and covered here.
+    for (const char* dir : {"/var/lib/containers", "/var/lib/cni"}) {
+      ::mkdir(dir, 0700);
+      if (::mount("tmpfs", dir, "tmpfs", 0, "mode=700") != 0) {
+        s.skip = std::string("mount a tmpfs on ") + dir + ": " + std::strerror(errno);
+        return;
+      }
+    }
     (void)run_process({"/usr/sbin/ip", "link", "set", "lo", "up"}, {});
     // Reap the relays (the pid-file processes) when vessel-runtime exits,
     // as containerd's shim and conmon do.
@@ -371,6 +381,38 @@ TEST_F(OciRuntimeTest, PodmanExecStopLogs) {
   auto rm = podman({"rm", "p1"});
   EXPECT_EQ(rm.exit_code, 0) << describe(rm);
   // Podman gives no --root: vessel-runtime's default, in our /run.
+  expect_nothing_left("/run/vessel-runtime");
+}
+
+TEST_F(OciRuntimeTest, PodmanNetworkAndPublishedPort) {
+  need_podman();
+  if (!exists("/usr/bin/curl") || !exists("/usr/sbin/tc"))
+    GTEST_SKIP() << "curl or tc is not installed";
+  // Podman's default network (CNI's bridge plugin, config in our directory,
+  // the bridge and its rules in our namespace): the VM joins the
+  // container's namespace and has its address; -p reaches it too.
+  std::string www = g_shared->base + "/podman-www";
+  ::mkdir(www.c_str(), 0755);
+  write_text(www + "/index.html", "via podman's network\n");
+  std::string cni = "--cni-config-dir=" + g_shared->base + "/cni";
+  auto started = podman({cni, "run", "-d", "--name", "web", "-p", "8080:80", "-v", www + ":/www",
+                         kImage, "httpd", "-f", "-p", "80", "-h", "/www"});
+  ASSERT_EQ(started.exit_code, 0) << describe(started);
+  auto ip = podman({cni, "inspect", "web", "--format", "{{.NetworkSettings.IPAddress}}"});
+  std::string address = ip.out.substr(0, ip.out.find('\n'));
+  ASSERT_FALSE(address.empty()) << describe(ip);
+  for (const std::string& url :
+       {"http://" + address + "/index.html", std::string("http://127.0.0.1:8080/index.html")}) {
+    CliResult got;
+    for (int i = 0; i < 30; ++i) {
+      got = run_process({"/usr/bin/curl", "-sS", "-m", "3", url}, {});
+      if (got.exit_code == 0) break;
+      std::this_thread::sleep_for(300ms);
+    }
+    EXPECT_EQ(got.out, "via podman's network\n") << url << ": " << describe(got);
+  }
+  auto rm = podman({cni, "rm", "-f", "web"});
+  EXPECT_EQ(rm.exit_code, 0) << describe(rm);
   expect_nothing_left("/run/vessel-runtime");
 }
 
