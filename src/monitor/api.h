@@ -13,6 +13,7 @@
 //   kKill     stream 0: protocol::Signal    kResult stream 0: Reply
 //   kStats    stream 0: empty               kStatsResult stream 0 (the guest's answer)
 //   kStart    stream 0: empty               kResult stream 0: Reply (releases a held start)
+//   kPause    stream 0: u8 pause            kResult stream 0: Reply (VM frozen or thawed)
 #pragma once
 
 #include <cstdint>
@@ -36,6 +37,9 @@ enum class ApiType : uint16_t {
   /// start); answered with kResult once the release is taken, before the
   /// process has started (attached clients then get kStarted).
   kStart = 69,
+  /// u8: 1 freezes the VM's vCPUs, 0 thaws them (vessel-runtime pause and
+  /// resume); answered with kResult (ESRCH: not running).
+  kPause = 70,
 };
 
 inline uint16_t type_code(ApiType t) {

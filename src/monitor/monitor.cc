@@ -675,6 +675,13 @@ void Monitor::handle_client_frame(int fd, Client& c, Frame& f) {
     o_.hold = false;
     return reply(0, "");
   }
+  if (type == type_code(ApiType::kPause) && stream == 0) {
+    if (f.payload.size() != 1) return drop_client(fd);
+    if (!main_running_ || !vm_) return reply(ESRCH, "container is not running");
+    if (auto s = vm_->vm().pause(f.payload[0] != 0); !s.ok())
+      return reply(EIO, s.error().to_string());
+    return reply(0, "");
+  }
   if (type == type_code(MsgType::kStats) && stream == 0) {
     if (!main_running_ || !vm_) return reply(ESRCH, "container is not running");
     if (!vm_->agent().send(MsgType::kStats, 0).ok()) return reply(EIO, "guest unreachable");

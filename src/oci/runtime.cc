@@ -282,6 +282,7 @@ Result<State> Runtime::load(const std::string& id) {
   s.pid = j.value("pid", 0);
   s.created = j.value("created", "");
   s.vessel_id = j.value("vessel_id", "");
+  s.paused = j.value("paused", false);
   if (j.contains("annotations") && j["annotations"].is_object())
     for (auto it = j["annotations"].begin(); it != j["annotations"].end(); ++it)
       if (it.value().is_string()) s.annotations[it.key()] = it.value().get<std::string>();
@@ -290,7 +291,8 @@ Result<State> Runtime::load(const std::string& id) {
 
 Status Runtime::save(const State& s) {
   Json j = {{"bundle", s.bundle},   {"rootfs", s.rootfs},       {"pid", s.pid},
-            {"created", s.created}, {"vessel_id", s.vessel_id}, {"annotations", s.annotations}};
+            {"created", s.created}, {"vessel_id", s.vessel_id}, {"annotations", s.annotations},
+            {"paused", s.paused}};
   return sys::write_file_atomic(dir(s.id) + "/state.json", j.dump(), 0600);
 }
 
@@ -403,7 +405,7 @@ Result<State> Runtime::state(const std::string& id) {
           break;
         case RunState::kRunning:
         case RunState::kRestarting:
-          s.status = "running";
+          s.status = s.paused ? "paused" : "running";
           break;
         case RunState::kExited:
         case RunState::kRemoving:
@@ -468,6 +470,9 @@ Status Runtime::kill(const std::string& id, int signal, bool /*all*/) {
     if (!st.ok() && st.error().code() != ErrorCode::kUnavailable) return st;
     return ok_status();
   }
+  // A frozen VM would hold the signal until resumed: SIGKILL thaws it, as
+  // it kills a frozen cgroup's tasks under runc.
+  if (s.status == "paused" && signal == SIGKILL) VESSEL_TRY(pause(id, false));
   auto st = cs_->kill(r, signal);
   if (!st.ok() && st.error().code() == ErrorCode::kFailedPrecondition) return not_running;
   return st;
@@ -479,6 +484,7 @@ Status Runtime::remove(const std::string& id, bool force) {
     return Error(ErrorCode::kFailedPrecondition, "cannot delete container '" + id +
                                                      "' that is not stopped: it is " + s.status +
                                                      " (use --force)");
+  if (s.status == "paused") (void)pause(id, false);  // so that the kill can end it at once
   if (!s.vessel_id.empty()) {
     auto r = cs_->find(s.vessel_id);
     if (r.ok())
@@ -542,10 +548,20 @@ Result<int> Runtime::exec(const std::string& id, const ExecOptions& o) {
   return WEXITSTATUS(status);
 }
 
-Status Runtime::pause(const std::string& id, bool /*pause*/) {
+Status Runtime::pause(const std::string& id, bool pause) {
   VESSEL_ASSIGN_OR_RETURN(State s, state(id));
-  return Error(ErrorCode::kUnavailable,
-               "pause and resume are not supported yet (container '" + id + "')");
+  if (pause ? s.status != "running" : s.status != "paused")
+    return Error(ErrorCode::kFailedPrecondition, "container '" + id + "' is " + s.status +
+                                                     (pause ? ", not running" : ", not paused"));
+  VESSEL_ASSIGN_OR_RETURN(auto r, cs_->find(s.vessel_id));
+  VESSEL_ASSIGN_OR_RETURN(monitor::Channel ch, cs_->connect(r));
+  uint8_t payload = pause ? 1 : 0;
+  VESSEL_TRY(
+      monitor::request(ch, monitor::ApiType::kPause, std::span<const uint8_t>(&payload, 1), 30s));
+  // Kept here: the monitor knows the VM, this root knows what was asked.
+  VESSEL_ASSIGN_OR_RETURN(State saved, load(id));
+  saved.paused = pause;
+  return save(saved);
 }
 
 }  // namespace vessel::oci

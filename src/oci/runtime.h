@@ -42,6 +42,7 @@ struct State {
   std::map<std::string, std::string> annotations;
   std::string created;  // RFC 3339
   std::string vessel_id;
+  bool paused = false;  // pause was asked (the VM's vCPUs are stopped)
 };
 
 /// runtime-spec's state JSON (ociVersion, id, status, pid, bundle,

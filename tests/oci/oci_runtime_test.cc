@@ -320,10 +320,31 @@ TEST_F(OciRuntimeTest, CtrRunWithTty) {
 
 TEST_F(OciRuntimeTest, CtrTaskExecKillAndRemove) {
   need_containerd();
-  auto started = ctr_run({"-d"}, "sleeper", {"sleep", "1000"});
+  // A counter the test can watch (a bind mount): it stops while paused.
+  std::string dir = g_shared->base + "/counter";
+  ::mkdir(dir.c_str(), 0755);
+  auto started =
+      ctr_run({"-d", "--mount", "type=bind,src=" + dir + ",dst=/tmp,options=rbind:rw"}, "sleeper",
+              {"sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.1; done"});
   ASSERT_EQ(started.exit_code, 0) << describe(started);
   auto tasks = ctr({"task", "ls"});
   EXPECT_NE(tasks.out.find("RUNNING"), std::string::npos) << describe(tasks);
+
+  auto count = [&] { return std::atoi(read_text(dir + "/n").c_str()); };
+  for (int i = 0; i < 50 && count() == 0; ++i)
+    std::this_thread::sleep_for(100ms);
+  auto paused = ctr({"task", "pause", "sleeper"});
+  EXPECT_EQ(paused.exit_code, 0) << describe(paused);
+  EXPECT_NE(ctr({"task", "ls"}).out.find("PAUSED"), std::string::npos);
+  int frozen = count();
+  std::this_thread::sleep_for(1s);
+  EXPECT_EQ(count(), frozen) << "the counter moved while the VM was paused";
+  auto resumed = ctr({"task", "resume", "sleeper"});
+  EXPECT_EQ(resumed.exit_code, 0) << describe(resumed);
+  EXPECT_NE(ctr({"task", "ls"}).out.find("RUNNING"), std::string::npos);
+  for (int i = 0; i < 50 && count() == frozen; ++i)
+    std::this_thread::sleep_for(100ms);
+  EXPECT_GT(count(), frozen) << "the counter did not move after resume";
 
   auto exec = ctr({"task", "exec", "--exec-id", "e1", "sleeper", "sh", "-c",
                    "echo from-exec; cat /proc/1/comm >&2; exit 5"});
