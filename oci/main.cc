@@ -50,9 +50,8 @@ int main(int argc, char** argv) {
   app.add_flag("--debug", g.debug, "Debug logging; the monitor logs its phases");
   app.add_flag("--systemd-cgroup", g.systemd_cgroup,
                "Accepted (the container's cgroups are inside its VM)");
-  bool rootless_unused = false;
-  std::string criu_unused;
-  app.add_option("--rootless", rootless_unused, "Accepted and ignored");
+  std::string rootless_unused, criu_unused;
+  app.add_option("--rootless", rootless_unused, "true, false or auto: accepted and ignored");
   app.add_option("--criu", criu_unused, "Accepted and ignored (checkpoints are not supported)");
   app.set_version_flag("-v,--version",
                        "vessel-runtime version 0.1.0\nspec: 1.0.2\n(one VM per container)");
