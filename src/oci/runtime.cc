@@ -126,6 +126,44 @@ Status read_report(int fd, int* code) {
   return Error(ErrorCode::kUnavailable, "the relay exited before it was ready");
 }
 
+// SIGKILL cannot be caught, and callers send it to the pid they know (the
+// runc shim kills an exec'd process with kill(2)): a relay killed that way
+// would leave its process running in the VM. So each relay forks a
+// guardian that holds the relay's monitor connection and a pipe from it;
+// when the pipe closes without the relay's "normal end" byte, the relay
+// was killed and the guardian sends SIGKILL to the process on the same
+// connection and stream. Returns the pipe's write end, or -1.
+int start_guardian(int channel_fd, uint32_t stream) {
+  int fds[2];
+  if (::pipe(fds) != 0) return -1;
+  pid_t g = ::fork();
+  if (g < 0) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return -1;
+  }
+  if (g > 0) {
+    ::close(fds[0]);
+    return fds[1];
+  }
+  ::close(fds[1]);
+  // Not the caller's stdio: its readers wait for every writer to go.
+  int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  for (int fd = 0; fd < 3; ++fd)
+    ::dup2(null, fd);
+  ::signal(SIGPIPE, SIG_IGN);
+  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH})
+    ::signal(s, SIG_IGN);
+  char c;
+  ssize_t n;
+  while ((n = ::read(fds[0], &c, 1)) < 0 && errno == EINTR) {
+  }
+  if (n == 1) ::_exit(0);
+  monitor::Channel ch{UniqueFd(channel_fd)};
+  (void)ch.send_message(monitor::type_code(MsgType::kSignal), stream, protocol::Signal{SIGKILL});
+  ::_exit(0);
+}
+
 // The relay (see runtime.h), in the forked child: never returns. `spawn`
 // set: an exec'd process on kExecStream; else the main process, attached.
 [[noreturn]] void relay(const std::string& socket_path, int report_fd, int tty_fd,
@@ -189,7 +227,10 @@ Status read_report(int fd, int* code) {
                               protocol::Resize{ws->rows, ws->cols});
   }
   ::close(report_fd);
+  int guard = start_guardian(ch.fd(), stream);
   auto exit = monitor::pump(ch, stream, {tty, true, true}, *signals);
+  // Tell the guardian this is a normal end (it leaves the process alone).
+  if (guard >= 0) (void)sys::write_all(guard, "x", 1);
   if (!exit.ok()) ::_exit(255);
   ::_exit(exit->signal ? 128 + exit->signal : exit->code);
 }

@@ -354,6 +354,21 @@ TEST_F(OciRuntimeTest, CtrTaskExecKillAndRemove) {
   // container's VM, not beside containerd.
   EXPECT_EQ(exec.err, "init\n") << describe(exec);
 
+  // An exec'd process whose pid (its relay) gets SIGKILL from the shim
+  // ends in the VM too.
+  auto detached = ctr({"task", "exec", "--detach", "--exec-id", "e2", "sleeper", "sleep", "1000"});
+  EXPECT_EQ(detached.exit_code, 0) << describe(detached);
+  auto killed = ctr({"task", "kill", "--exec-id", "e2", "-s", "SIGKILL", "sleeper"});
+  EXPECT_EQ(killed.exit_code, 0) << describe(killed);
+  CliResult ps;
+  for (int i = 0; i < 30; ++i) {
+    ps = ctr({"task", "exec", "--exec-id", "ps" + std::to_string(i), "sleeper", "ps"});
+    if (ps.out.find("sleep 1000") == std::string::npos) break;
+    std::this_thread::sleep_for(200ms);
+  }
+  EXPECT_EQ(ps.out.find("sleep 1000"), std::string::npos) << describe(ps);
+  EXPECT_NE(ps.out.find("sh -c"), std::string::npos) << describe(ps);
+
   auto kill = ctr({"task", "kill", "sleeper"});  // SIGTERM
   EXPECT_EQ(kill.exit_code, 0) << describe(kill);
   bool stopped = false;
