@@ -45,6 +45,8 @@ packages=(
   socat
   # image tests: a registry on 127.0.0.1 and tools that build OCI images
   docker-registry skopeo umoci apache2-utils openssl
+  # OCI runtime tests (tests/oci): containerd 1.6 with ctr and the runc shim
+  containerd
 )
 
 missing=()

@@ -12,6 +12,12 @@ void set_level(Level level);
 Level level();
 /// The prefix printed before each line ("vessel").
 void set_program(std::string_view name);
+/// Where lines go (default STDERR_FILENO). The caller keeps `fd` open.
+void set_fd(int fd);
+/// JSON lines as logrus writes them, {"level":"error","msg":"...","time":"..."}
+/// (what containerd's runc shim reads from an OCI runtime's --log), instead
+/// of "program: message".
+void set_json(bool json);
 
 void write(Level level, std::string_view message);
 inline void debug(std::string_view m) {

@@ -12,6 +12,8 @@
 //   kStop     stream 0: Stop                kResult stream 0: Reply, once stopped
 //   kKill     stream 0: protocol::Signal    kResult stream 0: Reply
 //   kStats    stream 0: empty               kStatsResult stream 0 (the guest's answer)
+//   kStart    stream 0: empty               kResult stream 0: Reply (releases a held start)
+//   kPause    stream 0: u8 pause            kResult stream 0: Reply (VM frozen or thawed)
 #pragma once
 
 #include <cstdint>
@@ -31,6 +33,13 @@ enum class ApiType : uint16_t {
   kStop = 66,
   kKill = 67,
   kResult = 68,
+  /// Releases a main process held by MonitorOptions::hold (vessel-runtime
+  /// start); answered with kResult once the release is taken, before the
+  /// process has started (attached clients then get kStarted).
+  kStart = 69,
+  /// u8: 1 freezes the VM's vCPUs, 0 thaws them (vessel-runtime pause and
+  /// resume); answered with kResult (ESRCH: not running).
+  kPause = 70,
 };
 
 inline uint16_t type_code(ApiType t) {

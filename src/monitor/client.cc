@@ -77,12 +77,13 @@ Result<std::string> monitor_program() {
                                             "VESSEL_MONITOR)");
 }
 
-Result<Launch> launch(const std::string& root, const std::string& id, bool wait_attach,
-                      bool debug) {
+namespace {
+
+Result<Launch> launch_with(const std::string& root, const std::string& id,
+                           const std::vector<std::string>& flags) {
   VESSEL_ASSIGN_OR_RETURN(std::string program, monitor_program());
   std::vector<std::string> args = {program, "--root", root, "--id", id, "--ready-fd", "3"};
-  if (wait_attach) args.push_back("--wait-attach");
-  if (debug) args.push_back("--debug");
+  args.insert(args.end(), flags.begin(), flags.end());
   std::vector<char*> argv;
   for (auto& a : args)
     argv.push_back(a.data());
@@ -137,6 +138,34 @@ Result<Launch> launch(const std::string& root, const std::string& id, bool wait_
   std::string message = starts_with(line, "fail ") ? read_rest(l.ready.get()) : line;
   if (message.empty()) message = "the monitor exited at once (see " + log_path + ")";
   return Error(ErrorCode::kUnavailable, message);
+}
+
+}  // namespace
+
+Result<Launch> launch(const std::string& root, const std::string& id, bool wait_attach,
+                      bool debug) {
+  std::vector<std::string> flags;
+  if (wait_attach) flags.push_back("--wait-attach");
+  if (debug) flags.push_back("--debug");
+  return launch_with(root, id, flags);
+}
+
+Result<Launch> launch_held(const std::string& root, const std::string& id, bool debug) {
+  std::vector<std::string> flags = {"--hold"};
+  if (debug) flags.push_back("--debug");
+  return launch_with(root, id, flags);
+}
+
+Status wait_held(Launch& l, std::chrono::milliseconds timeout) {
+  bool eof = false;
+  VESSEL_ASSIGN_OR_RETURN(std::string line, read_line(l.ready.get(), Clock::now() + timeout, &eof));
+  if (line == "held") return ok_status();
+  if (starts_with(line, "fail ")) {
+    std::string message = read_rest(l.ready.get());
+    return Error(ErrorCode::kUnavailable,
+                 message.empty() ? "the container failed to start" : message);
+  }
+  return Error(ErrorCode::kUnavailable, "the monitor exited while booting the VM");
 }
 
 Result<StartReport> wait_started(Launch& l) {

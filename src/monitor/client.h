@@ -29,6 +29,14 @@ Result<std::string> monitor_program();
 /// to init, stdio away from the caller's terminal; its diagnostics go to
 /// <container dir>/monitor.log), and waits until its socket accepts.
 Result<Launch> launch(const std::string& root, const std::string& id, bool wait_attach, bool debug);
+/// The same, with MonitorOptions::hold: the main process waits for kStart.
+/// Read the report with wait_held().
+Result<Launch> launch_held(const std::string& root, const std::string& id, bool debug);
+
+/// After launch_held: waits (up to `timeout`) until the monitor reports the
+/// VM booted and the process held; the error carries the monitor's message
+/// (the boot log's tail when the VM did not come up).
+Status wait_held(Launch& launch, std::chrono::milliseconds timeout);
 
 /// How the first start of the main process went.
 struct StartReport {

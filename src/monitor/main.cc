@@ -27,12 +27,14 @@ int main(int argc, char** argv) {
       o.ready_fd = std::atoi(value().c_str());
     else if (a == "--wait-attach")
       o.wait_attach = true;
+    else if (a == "--hold")
+      o.hold = true;
     else if (a == "--debug")
       o.debug = true;
     else {
       vessel::log::error("unknown argument '" + a +
                          "' (usage: vessel-monitor --root DIR --id ID "
-                         "[--ready-fd FD] [--wait-attach] [--debug])");
+                         "[--ready-fd FD] [--wait-attach] [--hold] [--debug])");
       return 2;
     }
   }

@@ -22,6 +22,7 @@
 
 #include "base/log.h"
 #include "monitor/api.h"
+#include "net/netns_link.h"
 #include "net/port_proxy.h"
 #include "networks/networks.h"
 #include "runtime/config.h"
@@ -154,6 +155,7 @@ class Monitor {
   // this process holds them: a dead monitor leaves none) and binds its
   // published ports.
   Status setup_network(runtime::BootOptions& b);
+  Status setup_netns(runtime::BootOptions& b);
   void sync_dns();
   void release_network();
 
@@ -179,6 +181,7 @@ class Monitor {
   std::vector<UniqueFd> taps_;
   std::unique_ptr<net::PortProxy> proxy_;
   bool network_ready_ = false;
+  std::unique_ptr<net::NetnsLink> netns_link_;  // config_.netns_path joined
 
   std::unique_ptr<runtime::ContainerVm> vm_;
   bool main_running_ = false;
@@ -233,6 +236,14 @@ std::optional<int> Monitor::start() {
       serve(100ms);
     o_.wait_attach = false;  // only for the first start
   }
+  // An OCI runtime's create: the container exists, booted and set up, and
+  // its process waits for kStart (vessel-runtime start), however long.
+  if (o_.hold) {
+    report("held\n");
+    while (o_.hold && !stop_requested_)
+      serve(1s);
+    o_.hold = false;  // only for the first start
+  }
   if (stop_requested_) {
     start_error_ = "stopped before it started";
     return 137;
@@ -268,6 +279,7 @@ std::optional<int> Monitor::start() {
 }
 
 Status Monitor::setup_network(runtime::BootOptions& b) {
+  if (!config_.netns_path.empty()) return setup_netns(b);
   if (!network_ready_) {
     std::string root = o_.root;
     networks_ = std::make_unique<networks::Networks>(
@@ -324,6 +336,32 @@ Status Monitor::setup_network(runtime::BootOptions& b) {
   b.resolv_conf = runtime::container_resolv_conf(
       nics_.empty() ? std::nullopt : std::optional(nics_.front().network.gateway), config_.dns,
       config_.dns_search, config_.dns_options);
+  return ok_status();
+}
+
+// A caller's network namespace (vessel-runtime under CNI): one NIC, on a
+// tap inside that namespace mirrored to its interface, with the interface's
+// MAC, address and gateway. Made once; the tap lives while we hold it.
+Status Monitor::setup_netns(runtime::BootOptions& b) {
+  if (!netns_link_) {
+    auto link = net::join_netns(config_.netns_path, "vt" + o_.id.substr(0, 12) + "0");
+    if (!link.ok()) return link.error();
+    netns_link_ = std::make_unique<net::NetnsLink>(std::move(*link));
+  }
+  const auto& l = *netns_link_;
+  b.nics.clear();
+  b.interfaces.clear();
+  b.nics.push_back({l.tap.get(), l.mac.to_string()});
+  protocol::Interface itf;
+  itf.name = "eth0";
+  itf.mac.assign(l.mac.bytes.begin(), l.mac.bytes.end());
+  itf.address = l.address.address.value;
+  itf.prefix_len = l.address.prefix;
+  b.interfaces.push_back(std::move(itf));
+  b.gateway = l.gateway ? l.gateway->value : 0;
+  b.hosts = runtime::container_hosts(config_.hostname, {l.address.address}, config_.extra_hosts);
+  b.resolv_conf = runtime::container_resolv_conf(std::nullopt, config_.dns, config_.dns_search,
+                                                 config_.dns_options);
   return ok_status();
 }
 
@@ -644,6 +682,18 @@ void Monitor::handle_client_frame(int fd, Client& c, Frame& f) {
       update([](state::ContainerState& st) { st.stopped_by_user = true; });
     }
     send_to_main(MsgType::kSignal, f.payload);
+    return reply(0, "");
+  }
+  if (type == type_code(ApiType::kStart) && stream == 0) {
+    if (!o_.hold) return reply(EALREADY, "the container was not waiting to start");
+    o_.hold = false;
+    return reply(0, "");
+  }
+  if (type == type_code(ApiType::kPause) && stream == 0) {
+    if (f.payload.size() != 1) return drop_client(fd);
+    if (!main_running_ || !vm_) return reply(ESRCH, "container is not running");
+    if (auto s = vm_->vm().pause(f.payload[0] != 0); !s.ok())
+      return reply(EIO, s.error().to_string());
     return reply(0, "");
   }
   if (type == type_code(MsgType::kStats) && stream == 0) {

@@ -21,6 +21,11 @@ struct MonitorOptions {
   /// Hold the main process until a client attaches (foreground run, start -a),
   /// so it misses none of its output.
   bool wait_attach = false;
+  /// Hold the main process, with no deadline, until a client sends kStart
+  /// (an OCI runtime's `create`, then `start`). Once the VM is booted and
+  /// set up, "held\n" is reported on ready_fd. A stop or kill meanwhile ends
+  /// the container without starting it.
+  bool hold = false;
   bool debug = false;
 };
 

@@ -182,6 +182,7 @@ std::string to_json(const ContainerConfig& c) {
       {"labels", c.labels},
       {"boot_timeout_seconds", c.boot_timeout_seconds},
       {"network_mode", c.network_mode},
+      {"netns_path", c.netns_path},
       {"dns", c.dns},
       {"dns_search", c.dns_search},
       {"dns_options", c.dns_options},
@@ -249,6 +250,7 @@ Result<ContainerConfig> config_from_json(const std::string& text) {
     c.boot_timeout_seconds = j.at("boot_timeout_seconds").get<int>();
     // Networking fields came later: absent in older configurations.
     c.network_mode = j.value("network_mode", std::string("default"));
+    c.netns_path = j.value("netns_path", std::string());
     c.memory_reclaim = j.value("memory_reclaim", true);  // came later
     c.dns = j.value("dns", std::vector<std::string>{});
     c.dns_search = j.value("dns_search", std::vector<std::string>{});

@@ -72,6 +72,11 @@ struct ContainerConfig {
   // MAC, aliases) is in the state store; these are the rest.
   /// "default", "none" or the first network's name (Docker's NetworkMode).
   std::string network_mode = "default";
+  /// A network namespace configured by someone else (CNI, for an OCI
+  /// runtime's caller): the VM's one NIC is joined to its interface and
+  /// takes its MAC, address and route (net/netns_link.h). Only with
+  /// network_mode "none"; "" = none.
+  std::string netns_path;
   std::vector<std::string> dns;          // --dns: nameservers instead of the network's
   std::vector<std::string> dns_search;   // --dns-search
   std::vector<std::string> dns_options;  // --dns-option

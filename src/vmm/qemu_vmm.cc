@@ -57,6 +57,13 @@ class QemuInstance final : public VmInstance {
     return reply["status"].get<std::string>();
   }
 
+  Status pause(bool paused) override {
+    if (!running()) return Error(ErrorCode::kFailedPrecondition, "the VM is not running");
+    auto r = qmp_.execute(paused ? "stop" : "cont");
+    if (!r.ok()) return r.error().wrap(paused ? "pause the VM" : "resume the VM");
+    return ok_status();
+  }
+
   Status stop(std::chrono::milliseconds grace) override {
     if (!qemu_.try_wait()) {
       if (grace.count() > 0) (void)qemu_.wait(grace);

@@ -101,6 +101,9 @@ class VmInstance {
   virtual bool running() = 0;
   /// The hypervisor's view of the VM ("running", "paused", "shutdown", ...).
   virtual Result<std::string> status() = 0;
+  /// Freezes (`paused`) or thaws the VM's vCPUs (QMP stop / cont); devices
+  /// and sockets stay as they are. Added for vessel-runtime's pause/resume.
+  virtual Status pause(bool paused) = 0;
   /// Waits up to `grace` for the VM to stop by itself (the guest was asked
   /// to power off), then forces it off. Stops the device daemons too.
   virtual Status stop(std::chrono::milliseconds grace) = 0;

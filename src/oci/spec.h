@@ -1,0 +1,74 @@
+// The OCI runtime specification's config.json (runtime-spec 1.x), as
+// containerd, Podman and CRI-O hand it to a runtime in a bundle, mapped onto
+// a Vessel container (runtime::ContainerConfig): the VM is the container.
+//
+// What maps and what does not is decided here, once, for every front end:
+// a field Vessel cannot honour is an error naming the field (never a silent
+// difference); a field that has no meaning inside a VM of the container's
+// own (seccomp, AppArmor, maskedPaths, the host cgroup path, ...) is
+// accepted and listed in `ignored`, so the runtime can log it.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/error.h"
+#include "protocol/protocol.h"
+#include "runtime/config.h"
+
+namespace vessel::oci {
+
+/// The runtime-spec version this runtime implements (state's ociVersion).
+inline constexpr const char* kOciVersion = "1.0.2";
+
+/// A spec's `process` (also what `exec --process FILE` reads).
+struct Process {
+  std::vector<std::string> args;  // at least one
+  std::vector<std::string> env;   // KEY=VALUE
+  std::string cwd = "/";          // absolute
+  uint32_t uid = 0, gid = 0;
+  std::vector<uint32_t> additional_gids;
+  bool terminal = false;
+  uint16_t rows = 0, cols = 0;  // consoleSize, 0 if absent
+  std::vector<protocol::Rlimit> rlimits;
+  /// The same limits as `--ulimit` strings ("nofile=1024:1024").
+  std::vector<std::string> ulimits;
+  bool no_new_privileges = false;
+};
+
+/// A bundle's config.json, mapped.
+struct Spec {
+  runtime::ContainerConfig config;  // rootfs, process, mounts, limits, hostname
+  Process process;
+  std::map<std::string, std::string> annotations;
+  /// linux.namespaces' network path: the namespace the container's network
+  /// should be (CNI made it); "" when the spec asks for a new one.
+  std::string netns_path;
+  /// Fields accepted without effect, "field: why", for the runtime's log.
+  std::vector<std::string> ignored;
+};
+
+/// Parses `process` as it stands in config.json or in an exec process file.
+/// kInvalidArgument naming the field ("process.args: ...") for anything
+/// malformed or unsupported. `where` prefixes field names ("process").
+Result<Process> parse_process(std::string_view json, const std::string& where = "process");
+
+/// Parses a bundle's config.json and maps it. `bundle` is the bundle
+/// directory (absolute): a relative root.path is resolved against it. The
+/// root must be an existing directory (the caller mounted it). Errors name
+/// the field: "root.path: ...", "mounts[3] (/data): type 'nfs' ...",
+/// "linux.namespaces: user namespaces are not supported".
+Result<Spec> parse_spec(std::string_view json, const std::string& bundle);
+
+/// The same, without touching the filesystem (root.path is only made
+/// absolute): for tests and fuzzing.
+Result<Spec> parse_spec_text(std::string_view json, const std::string& bundle);
+
+/// A default config.json for `vessel-runtime spec`, as `runc spec` writes
+/// (args ["sh"], terminal, root "rootfs").
+std::string default_spec();
+
+}  // namespace vessel::oci

@@ -1,0 +1,232 @@
+#include "oci/spec.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace vessel::oci {
+namespace {
+
+using Json = nlohmann::json;
+
+std::string testdata(const std::string& name) {
+  std::ifstream in(std::string(VESSEL_OCI_TESTDATA) + "/" + name);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+bool has(const std::vector<std::string>& v, const std::string& prefix) {
+  return std::any_of(v.begin(), v.end(),
+                     [&](const std::string& s) { return s.rfind(prefix, 0) == 0; });
+}
+
+// The message of the error parsing `spec` (as JSON) gives, or "" if it parses.
+std::string error_of(const Json& spec) {
+  auto r = parse_spec_text(spec.dump(), "/bundle");
+  return r.ok() ? "" : r.error().to_string();
+}
+
+Json minimal() {
+  return Json::parse(R"({"ociVersion": "1.0.2", "root": {"path": "rootfs"},
+    "process": {"args": ["true"], "cwd": "/"}})");
+}
+
+TEST(Spec, RuncDefault) {
+  // What `runc spec` (runc 1.1.5) writes.
+  auto s = parse_spec_text(testdata("runc_spec.json"), "/b");
+  ASSERT_TRUE(s.ok()) << s.error().to_string();
+  EXPECT_EQ(s->config.rootfs, "/b/rootfs");
+  EXPECT_TRUE(s->config.read_only);
+  EXPECT_EQ(s->config.argv, std::vector<std::string>{"sh"});
+  EXPECT_TRUE(s->config.tty);
+  EXPECT_EQ(s->config.hostname, "runc");
+  EXPECT_EQ(s->config.workdir, "/");
+  EXPECT_EQ(s->config.ulimits, std::vector<std::string>{"nofile=1024:1024"});
+  ASSERT_EQ(s->process.rlimits.size(), 1u);
+  EXPECT_EQ(s->process.rlimits[0].resource, 7u);  // RLIMIT_NOFILE
+  // proc, /dev, devpts, shm, mqueue, sysfs and cgroup are the guest's own.
+  EXPECT_TRUE(s->config.mounts.empty());
+  EXPECT_EQ(s->netns_path, "");
+  EXPECT_EQ(s->config.network_mode, "none");
+  EXPECT_TRUE(has(s->ignored, "process.capabilities"));
+  EXPECT_TRUE(has(s->ignored, "process.noNewPrivileges"));
+  EXPECT_TRUE(has(s->ignored, "linux.maskedPaths"));
+}
+
+TEST(Spec, ContainerdRun) {
+  // The shape of what `ctr run` (containerd 1.6) writes, with limits and a
+  // bind mount.
+  auto s = parse_spec_text(testdata("containerd_spec.json"), "/run/b");
+  ASSERT_TRUE(s.ok()) << s.error().to_string();
+  const auto& c = s->config;
+  EXPECT_EQ(c.rootfs, "/run/b/rootfs");
+  EXPECT_FALSE(c.read_only);
+  EXPECT_EQ(c.argv, (std::vector<std::string>{"sh", "-c", "exit 3"}));
+  EXPECT_EQ(c.groups, std::vector<uint32_t>{10});
+  EXPECT_EQ(c.memory_bytes, 256ull << 20);
+  EXPECT_EQ(c.cpu_millis, 1500u);
+  EXPECT_EQ(c.cpus, 2u);
+  EXPECT_EQ(c.pids_limit, 100u);
+  ASSERT_EQ(c.mounts.size(), 2u);
+  EXPECT_EQ(c.mounts[0].type, runtime::MountSpec::Type::kTmpfs);
+  EXPECT_EQ(c.mounts[0].target, "/run");
+  EXPECT_EQ(c.mounts[0].options, "mode=755,size=65536k");
+  EXPECT_EQ(c.mounts[1].type, runtime::MountSpec::Type::kBind);
+  EXPECT_EQ(c.mounts[1].source, "/srv/data");
+  EXPECT_EQ(c.mounts[1].target, "/data");
+  EXPECT_TRUE(c.mounts[1].read_only);
+  EXPECT_EQ(s->annotations.at("io.containerd.image.name"), "docker.io/vessel/busybox:latest");
+  EXPECT_EQ(c.labels.at("io.containerd.image.name"), "docker.io/vessel/busybox:latest");
+  EXPECT_TRUE(has(s->ignored, "linux.cgroupsPath"));
+  EXPECT_TRUE(has(s->ignored, "linux.resources.devices"));
+}
+
+TEST(Spec, NetworkNamespacePath) {
+  Json j = minimal();
+  j["linux"]["namespaces"] =
+      Json::parse(R"([{"type": "network", "path": "/var/run/netns/cni-1"}])");
+  auto s = parse_spec_text(j.dump(), "/b");
+  ASSERT_TRUE(s.ok()) << s.error().to_string();
+  EXPECT_EQ(s->netns_path, "/var/run/netns/cni-1");
+}
+
+TEST(Spec, AbsoluteRootAndUser) {
+  Json j = minimal();
+  j["root"]["path"] = "/var/lib/x/rootfs";
+  j["process"]["user"] = {{"uid", 1000}, {"gid", 1001}, {"umask", 18}};
+  j["process"]["env"] = {"A=1", "B="};
+  j["process"]["terminal"] = false;
+  auto s = parse_spec_text(j.dump(), "/b");
+  ASSERT_TRUE(s.ok()) << s.error().to_string();
+  EXPECT_EQ(s->config.rootfs, "/var/lib/x/rootfs");
+  EXPECT_EQ(s->config.uid, 1000u);
+  EXPECT_EQ(s->config.gid, 1001u);
+  EXPECT_EQ(s->config.env, (std::vector<std::string>{"A=1", "B="}));
+  EXPECT_FALSE(s->config.tty);
+}
+
+TEST(Spec, ErrorsNameTheField) {
+  EXPECT_EQ(error_of(Json::array()), "config.json: not a JSON object");
+  {
+    auto r = parse_spec_text("{\"ociVersion\": ", "/b");
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().to_string(), "config.json: not valid JSON");
+  }
+  Json j = minimal();
+  j.erase("ociVersion");
+  EXPECT_EQ(error_of(j), "ociVersion: missing");
+  j = minimal();
+  j["ociVersion"] = "2.0.0";
+  EXPECT_EQ(error_of(j), "ociVersion: '2.0.0' is not 1.x");
+  j = minimal();
+  j.erase("root");
+  EXPECT_EQ(error_of(j), "root: missing");
+  j = minimal();
+  j.erase("process");
+  EXPECT_EQ(error_of(j), "process: missing (create needs a process)");
+  j = minimal();
+  j["process"]["args"] = Json::array();
+  EXPECT_EQ(error_of(j), "process.args: no command given");
+  j = minimal();
+  j["process"]["args"] = {"sh", 3};
+  EXPECT_EQ(error_of(j), "process.args[1]: not a string");
+  j = minimal();
+  j["process"]["cwd"] = "tmp";
+  EXPECT_EQ(error_of(j), "process.cwd: 'tmp' is not an absolute path");
+  j = minimal();
+  j["process"]["env"] = {"NOEQUALS"};
+  EXPECT_EQ(error_of(j), "process.env[0]: 'NOEQUALS' is not KEY=VALUE");
+  j = minimal();
+  j["process"]["user"] = {{"uid", -1}};
+  EXPECT_EQ(error_of(j), "process.user.uid: out of range (0 to 4294967294)");
+  j = minimal();
+  j["process"]["user"] = {{"uid", 0}, {"umask", 63}};
+  EXPECT_EQ(error_of(j), "process.user.umask: only 0022 is supported");
+  j = minimal();
+  j["process"]["rlimits"] = Json::parse(R"([{"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}])");
+  EXPECT_EQ(error_of(j), "process.rlimits[0]: unknown type 'RLIMIT_BOGUS'");
+  j = minimal();
+  j["process"]["rlimits"] = Json::parse(R"([{"type": "RLIMIT_NOFILE", "soft": 9, "hard": 1}])");
+  EXPECT_EQ(error_of(j), "process.rlimits[0]: soft limit above the hard one");
+  j = minimal();
+  j["linux"]["namespaces"] = Json::parse(R"([{"type": "user"}])");
+  EXPECT_EQ(error_of(j), "linux.namespaces[0]: user namespaces are not supported");
+  j = minimal();
+  j["linux"]["namespaces"] = Json::parse(R"([{"type": "ipc", "path": "/proc/1/ns/ipc"}])");
+  EXPECT_EQ(error_of(j),
+            "linux.namespaces[0]: joining an existing ipc namespace ('/proc/1/ns/ipc') is not "
+            "supported: each container has its own VM");
+  j = minimal();
+  j["linux"]["uidMappings"] = Json::parse(R"([{"containerID": 0, "hostID": 1000, "size": 1}])");
+  EXPECT_EQ(error_of(j), "linux.uidMappings: user namespaces are not supported");
+  j = minimal();
+  j["mounts"] = Json::parse(R"([{"destination": "/mnt", "type": "nfs", "source": "srv:/x"}])");
+  EXPECT_EQ(error_of(j),
+            "mounts[0] (/mnt).type: 'nfs' is not supported here (Vessel makes proc, sysfs, "
+            "devpts, mqueue and cgroup at their usual places, tmpfs anywhere, and bind mounts)");
+  j = minimal();
+  j["mounts"] = Json::parse(R"([{"destination": "/mnt", "type": "bind", "source": "rel"}])");
+  EXPECT_EQ(error_of(j),
+            "mounts[0] (/mnt).source: a bind mount needs an absolute host path (got 'rel')");
+  j = minimal();
+  j["mounts"] = Json::parse(
+      R"([{"destination": "/mnt", "type": "bind", "source": "/x", "options": ["rbind", "idmap"]}])");
+  EXPECT_EQ(error_of(j), "mounts[0] (/mnt).options: bind mount option 'idmap' is not supported");
+  j = minimal();
+  j["linux"]["resources"]["memory"]["limit"] = 1024;
+  EXPECT_EQ(error_of(j),
+            "linux.resources.memory.limit: at least 32 MiB is needed (got 1024 bytes)");
+  j = minimal();
+  j["linux"]["devices"] =
+      Json::parse(R"([{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}])");
+  EXPECT_EQ(error_of(j), "linux.devices: host device nodes cannot be passed into the VM");
+  j = minimal();
+  j["hooks"]["prestart"] = Json::parse(R"([{"path": "/bin/true"}])");
+  EXPECT_EQ(error_of(j), "hooks.prestart: hooks are not supported");
+  j = minimal();
+  j["annotations"] = {{"a", 1}};
+  EXPECT_EQ(error_of(j), "annotations.a: not a string");
+}
+
+TEST(Spec, RootMustExist) {
+  char tmpl[] = "/tmp/oci-spec-test-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  std::string bundle = tmpl;
+  auto missing = parse_spec(minimal().dump(), bundle);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().to_string(), "root.path: '" + bundle + "/rootfs' does not exist");
+  ASSERT_EQ(::mkdir((bundle + "/rootfs").c_str(), 0755), 0);
+  EXPECT_TRUE(parse_spec(minimal().dump(), bundle).ok());
+  ::rmdir((bundle + "/rootfs").c_str());
+  ::rmdir(bundle.c_str());
+}
+
+TEST(Spec, ExecProcessFile) {
+  // What containerd's shim writes for `ctr task exec --exec-id x ID sh -c 'echo hi'`.
+  auto p = parse_process(
+      R"({"user": {"uid": 0, "gid": 0}, "args": ["sh", "-c", "echo hi"], "env": ["PATH=/bin"],
+          "cwd": "/", "terminal": true, "consoleSize": {"height": 24, "width": 80}})");
+  ASSERT_TRUE(p.ok()) << p.error().to_string();
+  EXPECT_EQ(p->args.size(), 3u);
+  EXPECT_TRUE(p->terminal);
+  EXPECT_EQ(p->rows, 24);
+  EXPECT_EQ(p->cols, 80);
+  auto bad = parse_process(R"({"args": ["x"]})");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().to_string(), "process.cwd: missing");
+}
+
+TEST(Spec, DefaultSpecParses) {
+  auto s = parse_spec_text(default_spec(), "/b");
+  ASSERT_TRUE(s.ok()) << s.error().to_string();
+  EXPECT_EQ(s->config.argv, std::vector<std::string>{"sh"});
+}
+
+}  // namespace
+}  // namespace vessel::oci

@@ -1,0 +1,709 @@
+// vessel-runtime under its real callers (issue 11): containerd 1.6's `ctr`
+// with the io.containerd.runc.v2 shim told to run vessel-runtime instead of
+// runc, and vessel-runtime's own command line as the shim calls it.
+//
+// One containerd serves the whole binary: it runs in a network and mount
+// namespace of the test process's own (unshared in SetUpTestSuite), with
+// its root, state, socket and the runc root in a temporary directory, the
+// CRI plugin disabled. The image is the embedded vessel/busybox, written
+// by `vessel image save` and imported with `ctr image import`.
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "support/cli_runner.h"
+
+namespace vessel::test {
+namespace {
+
+using namespace std::chrono_literals;
+using Json = nlohmann::json;
+
+constexpr const char* kImage = "docker.io/vessel/busybox:latest";
+constexpr const char* kNamespace = "test";
+
+std::string dir_of(const std::string& path) {
+  return path.substr(0, path.rfind('/'));
+}
+
+bool exists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream(path) << text;
+}
+
+std::string describe(const CliResult& r) {
+  return "exit " + std::to_string(r.exit_code) + (r.timed_out ? " (timed out)" : "") +
+         "\nstdout: " + r.out + "\nstderr: " + r.err;
+}
+
+// Everything this binary shares: the temp directory, the namespaces, the
+// containerd daemon.
+struct Shared {
+  std::string skip;  // why the tests cannot run, or ""
+  std::string base, runtime, runc_root, address;
+  pid_t containerd = 0;
+};
+Shared* g_shared = nullptr;
+
+class OciRuntimeTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    g_shared = new Shared;
+    Shared& s = *g_shared;
+    if (::geteuid() != 0) {
+      s.skip = "needs root (containerd, virtio-fs)";
+      return;
+    }
+    if (auto reason = vm_unavailable_reason()) {
+      s.skip = *reason;
+      return;
+    }
+    s.runtime = dir_of(paths().vessel) + "/vessel-runtime";
+    if (!exists(s.runtime)) {
+      s.skip = "vessel-runtime is not built (" + s.runtime + ")";
+      return;
+    }
+    // Our own network and mount namespaces: containerd's mounts and the
+    // containers' lo stay out of the host's, and vanish with this process.
+    if (::unshare(CLONE_NEWNET | CLONE_NEWNS) != 0 ||
+        ::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) {
+      s.skip = std::string("unshare: ") + std::strerror(errno);
+      return;
+    }
+    // A /run of our own: containerd's fifo and shim socket directories,
+    // Podman's network namespaces and vessel-runtime's default root (which
+    // Podman uses) are made there and vanish with the namespace.
+    if (::mount("tmpfs", "/run", "tmpfs", 0, "mode=755") != 0) {
+      s.skip = std::string("mount a tmpfs on /run: ") + std::strerror(errno);
+      return;
+    }
+    // The same for what Podman and CNI keep under /var/lib (the blob info
+    // cache, host-local IPAM leases and libcni's results): the directories
+    // are made if missing (left empty on the host), and covered here.
+    for (const char* dir : {"/var/lib/containers", "/var/lib/cni"}) {
+      ::mkdir(dir, 0700);
+      if (::mount("tmpfs", dir, "tmpfs", 0, "mode=700") != 0) {
+        s.skip = std::string("mount a tmpfs on ") + dir + ": " + std::strerror(errno);
+        return;
+      }
+    }
+    (void)run_process({"/usr/sbin/ip", "link", "set", "lo", "up"}, {});
+    // Reap the relays (the pid-file processes) when vessel-runtime exits,
+    // as containerd's shim and conmon do.
+    ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+    char tmpl[] = "/tmp/vessel-oci-test-XXXXXX";
+    if (!::mkdtemp(tmpl)) {
+      s.skip = "mkdtemp failed";
+      return;
+    }
+    s.base = tmpl;
+    s.runc_root = s.base + "/runc";
+    s.address = s.base + "/containerd.sock";
+  }
+
+  static void TearDownTestSuite() {
+    if (!g_shared) return;
+    if (g_shared->containerd > 0) {
+      ::kill(g_shared->containerd, SIGTERM);
+      for (int i = 0; i < 100 && ::waitpid(g_shared->containerd, nullptr, WNOHANG) == 0; ++i)
+        std::this_thread::sleep_for(100ms);
+      ::kill(g_shared->containerd, SIGKILL);
+      ::waitpid(g_shared->containerd, nullptr, 0);
+    }
+    // Whatever is left (a failed test): the shims and their children.
+    for (int pid : find_process_ids({"containerd-shim-runc-v2", "vessel-runtime", "vessel-monitor",
+                                     "qemu-system-x86_64", "virtiofsd"},
+                                    g_shared->base))
+      ::kill(pid, SIGKILL);
+    if (!g_shared->base.empty())
+      (void)run_process({"/bin/rm", "-rf", "--one-file-system", g_shared->base}, {});
+    delete g_shared;
+    g_shared = nullptr;
+  }
+
+  void SetUp() override {
+    if (!g_shared->skip.empty()) GTEST_SKIP() << g_shared->skip;
+  }
+
+  // Starts containerd and imports the image, once, for the tests that need it.
+  void need_containerd() {
+    Shared& s = *g_shared;
+    if (s.containerd > 0) return;
+    if (!exists("/usr/bin/containerd") || !exists("/usr/bin/ctr") ||
+        !exists("/usr/bin/containerd-shim-runc-v2"))
+      GTEST_SKIP() << "containerd, ctr or containerd-shim-runc-v2 is not installed";
+    write_text(s.base + "/containerd.toml",
+               "version = 2\n"
+               "root = \"" +
+                   s.base +
+                   "/root\"\n"
+                   "state = \"" +
+                   s.base +
+                   "/state\"\n"
+                   "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n"
+                   "[grpc]\n  address = \"" +
+                   s.address +
+                   "\"\n"
+                   "[ttrpc]\n  address = \"" +
+                   s.base +
+                   "/containerd.ttrpc.sock\"\n"
+                   "[debug]\n  address = \"\"\n"
+                   "[metrics]\n  address = \"\"\n");
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      int log = ::open((s.base + "/containerd.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+      ::dup2(log, 1);
+      ::dup2(log, 2);
+      ::setenv("VESSEL_ACCEL", "tcg", 1);
+      ::execl("/usr/bin/containerd", "containerd", "--config",
+              (s.base + "/containerd.toml").c_str(), nullptr);
+      ::_exit(127);
+    }
+    s.containerd = pid;
+    for (int i = 0; i < 100 && !exists(s.address); ++i)
+      std::this_thread::sleep_for(100ms);
+    ASSERT_TRUE(exists(s.address)) << "containerd did not start:\n"
+                                   << read_text(s.base + "/containerd.log");
+    std::string archive = need_archive();
+    ASSERT_FALSE(archive.empty());
+    auto imported = ctr({"image", "import", archive});
+    ASSERT_EQ(imported.exit_code, 0) << describe(imported);
+    auto listed = ctr({"image", "ls", "-q"});
+    ASSERT_NE(listed.out.find(kImage), std::string::npos) << describe(listed);
+  }
+
+  // The embedded image as `vessel image save` writes it (made once).
+  std::string need_archive() {
+    std::string archive = g_shared->base + "/busybox.tar";
+    if (exists(archive)) return archive;
+    auto saved = run_process({paths().vessel, "--root", g_shared->base + "/vessel", "image", "save",
+                              "-o", archive, "vessel/busybox"},
+                             {.env = {"VESSEL_SHARE_DIR=" + paths().share}});
+    EXPECT_EQ(saved.exit_code, 0) << describe(saved);
+    return saved.exit_code == 0 ? archive : "";
+  }
+
+  // Podman with its storage, run root and configuration in the test's
+  // directory (containers.conf: cgroupfs, file events, and no default
+  // ulimits: the hard nofile limit here is below Podman's default), and
+  // vessel-runtime as its runtime. Loads the image once.
+  void need_podman() {
+    if (!exists("/usr/bin/podman") || !exists("/usr/bin/conmon"))
+      GTEST_SKIP() << "podman or conmon is not installed";
+    std::string conf = g_shared->base + "/containers.conf";
+    if (exists(conf)) return;
+    write_text(conf,
+               "[containers]\ndefault_ulimits = []\n"
+               "[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n");
+    std::string archive = need_archive();
+    ASSERT_FALSE(archive.empty());
+    auto loaded = podman({"load", "-i", archive});
+    ASSERT_EQ(loaded.exit_code, 0) << describe(loaded);
+  }
+
+  CliResult podman(const std::vector<std::string>& args, RunOptions o = {}) {
+    const std::string& b = g_shared->base;
+    std::vector<std::string> argv = {"/usr/bin/podman", "--root",          b + "/podman/storage",
+                                     "--runroot",       b + "/podman/run", "--tmpdir",
+                                     b + "/podman/tmp", "--runtime",       g_shared->runtime};
+    argv.insert(argv.end(), args.begin(), args.end());
+    o.env.push_back("CONTAINERS_CONF=" + b + "/containers.conf");
+    o.env.push_back("VESSEL_ACCEL=tcg");
+    if (o.timeout == 120s) o.timeout = 180s;
+    return run_process(argv, o);
+  }
+
+  CliResult ctr(const std::vector<std::string>& args, RunOptions o = {}) {
+    std::vector<std::string> argv = {"/usr/bin/ctr", "--address", g_shared->address, "-n",
+                                     kNamespace};
+    argv.insert(argv.end(), args.begin(), args.end());
+    if (o.timeout == 120s) o.timeout = 180s;
+    return run_process(argv, o);
+  }
+
+  // `ctr run` with vessel-runtime in runc's place.
+  CliResult ctr_run(const std::vector<std::string>& flags, const std::string& id,
+                    const std::vector<std::string>& command, RunOptions o = {}) {
+    std::vector<std::string> args = {"run", "--runc-binary", g_shared->runtime, "--runc-root",
+                                     g_shared->runc_root};
+    args.insert(args.end(), flags.begin(), flags.end());
+    args.push_back(kImage);
+    args.push_back(id);
+    args.insert(args.end(), command.begin(), command.end());
+    return ctr(args, o);
+  }
+
+  // vessel-runtime with the test's runtime root.
+  CliResult runtime(const std::vector<std::string>& args, const std::string& root,
+                    RunOptions o = {}) {
+    std::vector<std::string> argv = {g_shared->runtime, "--root", root};
+    argv.insert(argv.end(), args.begin(), args.end());
+    o.env.push_back("VESSEL_ACCEL=tcg");
+    return run_process(argv, o);
+  }
+
+  // No VM process of this test's directory is left, and no state but the
+  // (empty) store.
+  void expect_nothing_left(const std::string& root) {
+    std::vector<std::string> left;
+    for (int i = 0; i < 50; ++i) {
+      left = find_processes({"vessel-monitor", "qemu-system-x86_64", "virtiofsd"}, root);
+      if (left.empty()) break;
+      std::this_thread::sleep_for(100ms);
+    }
+    EXPECT_TRUE(left.empty()) << "left running: " << left.front();
+    auto entries = run_process(
+        {"/usr/bin/find", root, "-mindepth", "1", "-not", "-path", root + "/.vessel*"}, {});
+    EXPECT_EQ(entries.out, "") << "runtime state left in " << root;
+    auto containers =
+        run_process({"/usr/bin/find", root + "/.vessel/containers", "-mindepth", "1"}, {});
+    EXPECT_EQ(containers.out, "") << "container files left";
+    auto run_dir = run_process({"/usr/bin/find", root + "/.vessel/run", "-mindepth", "1"}, {});
+    EXPECT_EQ(run_dir.out, "") << "runtime directories left";
+  }
+};
+
+// ---- containerd: what `ctr run` users see ----
+
+TEST_F(OciRuntimeTest, CtrRunPrintsOutputAndExitCode) {
+  need_containerd();
+  auto hi = ctr_run({"--rm"}, "hi", {"echo", "hi"});
+  EXPECT_EQ(hi.exit_code, 0) << describe(hi);
+  EXPECT_EQ(hi.out, "hi\n") << describe(hi);
+  auto three = ctr_run({"--rm"}, "three", {"sh", "-c", "echo out; echo err >&2; exit 3"});
+  EXPECT_EQ(three.exit_code, 3) << describe(three);
+  EXPECT_EQ(three.out, "out\n");
+  EXPECT_EQ(three.err, "err\n");
+  // Killed by a signal: 128 + N, as with runc.
+  auto killed = ctr_run({"--rm"}, "killed", {"sh", "-c", "kill -KILL $$"});
+  EXPECT_EQ(killed.exit_code, 137) << describe(killed);
+  expect_nothing_left(g_shared->runc_root + "/" + kNamespace);
+}
+
+TEST_F(OciRuntimeTest, CtrRunWithTty) {
+  need_containerd();
+  // ctr's terminal is ours: the pty master goes to the shim over the
+  // console socket, the window size reaches the guest's pty.
+  RunOptions o;
+  o.pty = true;
+  o.window = {33, 77};
+  auto r = ctr_run({"--rm", "-t"}, "tty", {"sh", "-c", "tty; stty size; exit 4"}, o);
+  EXPECT_EQ(r.exit_code, 4) << describe(r);
+  EXPECT_NE(r.out.find("/dev/pts/0"), std::string::npos) << describe(r);
+  EXPECT_NE(r.out.find("33 77"), std::string::npos) << describe(r);
+  expect_nothing_left(g_shared->runc_root + "/" + kNamespace);
+}
+
+TEST_F(OciRuntimeTest, CtrTaskExecKillAndRemove) {
+  need_containerd();
+  // A counter the test can watch (a bind mount): it stops while paused.
+  std::string dir = g_shared->base + "/counter";
+  ::mkdir(dir.c_str(), 0755);
+  auto started =
+      ctr_run({"-d", "--mount", "type=bind,src=" + dir + ",dst=/tmp,options=rbind:rw"}, "sleeper",
+              {"sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.1; done"});
+  ASSERT_EQ(started.exit_code, 0) << describe(started);
+  auto tasks = ctr({"task", "ls"});
+  EXPECT_NE(tasks.out.find("RUNNING"), std::string::npos) << describe(tasks);
+
+  auto count = [&] { return std::atoi(read_text(dir + "/n").c_str()); };
+  for (int i = 0; i < 50 && count() == 0; ++i)
+    std::this_thread::sleep_for(100ms);
+  auto paused = ctr({"task", "pause", "sleeper"});
+  EXPECT_EQ(paused.exit_code, 0) << describe(paused);
+  EXPECT_NE(ctr({"task", "ls"}).out.find("PAUSED"), std::string::npos);
+  int frozen = count();
+  std::this_thread::sleep_for(1s);
+  EXPECT_EQ(count(), frozen) << "the counter moved while the VM was paused";
+  auto resumed = ctr({"task", "resume", "sleeper"});
+  EXPECT_EQ(resumed.exit_code, 0) << describe(resumed);
+  EXPECT_NE(ctr({"task", "ls"}).out.find("RUNNING"), std::string::npos);
+  for (int i = 0; i < 50 && count() == frozen; ++i)
+    std::this_thread::sleep_for(100ms);
+  EXPECT_GT(count(), frozen) << "the counter did not move after resume";
+
+  auto exec = ctr({"task", "exec", "--exec-id", "e1", "sleeper", "sh", "-c",
+                   "echo from-exec; cat /proc/1/comm >&2; exit 5"});
+  EXPECT_EQ(exec.exit_code, 5) << describe(exec);
+  EXPECT_EQ(exec.out, "from-exec\n");
+  // PID 1 is vessel-init (/init in the initramfs): the process runs in the
+  // container's VM, not beside containerd.
+  EXPECT_EQ(exec.err, "init\n") << describe(exec);
+
+  // An exec'd process whose pid (its relay) gets SIGKILL from the shim
+  // ends in the VM too.
+  auto detached = ctr({"task", "exec", "--detach", "--exec-id", "e2", "sleeper", "sleep", "1000"});
+  EXPECT_EQ(detached.exit_code, 0) << describe(detached);
+  auto killed = ctr({"task", "kill", "--exec-id", "e2", "-s", "SIGKILL", "sleeper"});
+  EXPECT_EQ(killed.exit_code, 0) << describe(killed);
+  CliResult ps;
+  for (int i = 0; i < 30; ++i) {
+    ps = ctr({"task", "exec", "--exec-id", "ps" + std::to_string(i), "sleeper", "ps"});
+    if (ps.out.find("sleep 1000") == std::string::npos) break;
+    std::this_thread::sleep_for(200ms);
+  }
+  EXPECT_EQ(ps.out.find("sleep 1000"), std::string::npos) << describe(ps);
+  EXPECT_NE(ps.out.find("sh -c"), std::string::npos) << describe(ps);
+
+  auto kill = ctr({"task", "kill", "sleeper"});  // SIGTERM
+  EXPECT_EQ(kill.exit_code, 0) << describe(kill);
+  bool stopped = false;
+  for (int i = 0; i < 100 && !stopped; ++i) {
+    stopped = ctr({"task", "ls"}).out.find("STOPPED") != std::string::npos;
+    if (!stopped) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(stopped) << describe(ctr({"task", "ls"}));
+  auto rm_task = ctr({"task", "rm", "sleeper"});
+  EXPECT_EQ(rm_task.exit_code, 0) << describe(rm_task);
+  auto rm_container = ctr({"container", "rm", "sleeper"});
+  EXPECT_EQ(rm_container.exit_code, 0) << describe(rm_container);
+  expect_nothing_left(g_shared->runc_root + "/" + kNamespace);
+}
+
+// ---- Podman: `podman --runtime vessel-runtime` ----
+
+TEST_F(OciRuntimeTest, PodmanRunWithFlags) {
+  need_podman();
+  std::string data = g_shared->base + "/podman-data";
+  ::mkdir(data.c_str(), 0755);
+  write_text(data + "/f", "from-host\n");
+  // --network none: Podman's namespace then has only lo, which the VM has.
+  auto r = podman({"run", "--rm", "--network", "none", "-e", "FOO=bar", "-w", "/etc", "-u",
+                   "1000:1000", "-v", data + ":/data", "--memory", "64m", kImage, "sh", "-c",
+                   "echo $FOO; pwd; id -u; cat /data/f; cat /sys/fs/cgroup/memory.max; exit 3"});
+  EXPECT_EQ(r.exit_code, 3) << describe(r);
+  EXPECT_EQ(r.out, "bar\n/etc\n1000\nfrom-host\n67108864\n") << describe(r);
+}
+
+TEST_F(OciRuntimeTest, PodmanExecStopLogs) {
+  need_podman();
+  auto started = podman({"run", "-d", "--name", "p1", "--network", "none", kImage, "sh", "-c",
+                         "trap 'echo got-term; exit 0' TERM; echo started; "
+                         "while true; do sleep 0.2; done"});
+  ASSERT_EQ(started.exit_code, 0) << describe(started);
+  auto exec = podman({"exec", "p1", "sh", "-c", "echo in-exec; exit 6"});
+  EXPECT_EQ(exec.exit_code, 6) << describe(exec);
+  EXPECT_EQ(exec.out, "in-exec\n");
+  auto stop = podman({"stop", "-t", "20", "p1"});
+  EXPECT_EQ(stop.exit_code, 0) << describe(stop);
+  auto code = podman({"inspect", "p1", "--format", "{{.State.ExitCode}}"});
+  EXPECT_EQ(code.out, "0\n") << "the trap handler did not run: " << describe(code);
+  auto logs = podman({"logs", "p1"});
+  EXPECT_EQ(logs.out, "started\ngot-term\n") << describe(logs);
+  auto rm = podman({"rm", "p1"});
+  EXPECT_EQ(rm.exit_code, 0) << describe(rm);
+  // Podman gives no --root: vessel-runtime's default, in our /run.
+  expect_nothing_left("/run/vessel-runtime");
+}
+
+TEST_F(OciRuntimeTest, PodmanNetworkAndPublishedPort) {
+  need_podman();
+  if (!exists("/usr/bin/curl") || !exists("/usr/sbin/tc"))
+    GTEST_SKIP() << "curl or tc is not installed";
+  // Podman's default network (CNI's bridge plugin, config in our directory,
+  // the bridge and its rules in our namespace): the VM joins the
+  // container's namespace and has its address; -p reaches it too.
+  std::string www = g_shared->base + "/podman-www";
+  ::mkdir(www.c_str(), 0755);
+  write_text(www + "/index.html", "via podman's network\n");
+  std::string cni = "--cni-config-dir=" + g_shared->base + "/cni";
+  auto started = podman({cni, "run", "-d", "--name", "web", "-p", "8080:80", "-v", www + ":/www",
+                         kImage, "httpd", "-f", "-p", "80", "-h", "/www"});
+  ASSERT_EQ(started.exit_code, 0) << describe(started);
+  auto ip = podman({cni, "inspect", "web", "--format", "{{.NetworkSettings.IPAddress}}"});
+  std::string address = ip.out.substr(0, ip.out.find('\n'));
+  ASSERT_FALSE(address.empty()) << describe(ip);
+  for (const std::string& url :
+       {"http://" + address + "/index.html", std::string("http://127.0.0.1:8080/index.html")}) {
+    CliResult got;
+    for (int i = 0; i < 30; ++i) {
+      got = run_process({"/usr/bin/curl", "-sS", "-m", "3", url}, {});
+      if (got.exit_code == 0) break;
+      std::this_thread::sleep_for(300ms);
+    }
+    EXPECT_EQ(got.out, "via podman's network\n") << url << ": " << describe(got);
+  }
+  auto rm = podman({cni, "rm", "-f", "web"});
+  EXPECT_EQ(rm.exit_code, 0) << describe(rm);
+  expect_nothing_left("/run/vessel-runtime");
+}
+
+// ---- vessel-runtime's own command line, as the shim drives it ----
+
+// Runs `argv` with stdin from /dev/null and stdout and stderr to files, and
+// waits for it alone: the relay that `create` leaves behind keeps them open
+// (run_process would wait for it too). Returns the exit status.
+int run_to_files(const std::vector<std::string>& argv, const std::string& out,
+                 const std::string& err) {
+  pid_t pid = ::fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    int in = ::open("/dev/null", O_RDONLY);
+    int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ::dup2(in, 0);
+    ::dup2(o, 1);
+    ::dup2(e, 2);
+    ::setenv("VESSEL_ACCEL", "tcg", 1);
+    std::vector<char*> args;
+    for (const auto& a : argv)
+      args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// A bundle whose root is the busybox fixture (read-only) and that writes
+// to a bind-mounted scratch directory.
+std::string make_bundle(const std::string& dir, const std::string& script) {
+  ::mkdir(dir.c_str(), 0700);
+  std::string out = dir + "/out";
+  ::mkdir(out.c_str(), 0777);
+  Json spec = {
+      {"ociVersion", "1.0.2"},
+      {"root", {{"path", paths().rootfs}, {"readonly", true}}},
+      {"process",
+       {{"args", {"sh", "-c", script}},
+        {"cwd", "/"},
+        {"env", {"PATH=/bin:/sbin:/usr/bin"}},
+        {"user", {{"uid", 0}, {"gid", 0}}}}},
+      {"hostname", "oci-test"},
+      {"mounts",
+       {{{"destination", "/proc"}, {"type", "proc"}, {"source", "proc"}},
+        {{"destination", "/tmp"}, {"type", "bind"}, {"source", out}, {"options", {"rbind"}}}}},
+      {"linux", {{"namespaces", {{{"type", "pid"}}, {{"type", "network"}}, {{"type", "mount"}}}}}},
+  };
+  write_text(dir + "/config.json", spec.dump());
+  return out;
+}
+
+TEST_F(OciRuntimeTest, CreateHoldsUntilStart) {
+  std::string root = g_shared->base + "/direct";
+  std::string bundle = g_shared->base + "/bundle-hold";
+  std::string out = make_bundle(bundle, "hostname > /tmp/ran; echo to-stdout; exit 7");
+  std::string pid_file = bundle + "/pid";
+  std::string out_file = bundle + "/stdout", err_file = bundle + "/stderr";
+  int created = run_to_files(
+      {g_shared->runtime, "--root", root, "--log", bundle + "/log.json", "--log-format", "json",
+       "create", "--bundle", bundle, "--pid-file", pid_file, "c1"},
+      out_file, err_file);
+  ASSERT_EQ(created, 0) << read_text(err_file) << read_text(bundle + "/log.json");
+  int pid = std::atoi(read_text(pid_file).c_str());
+  ASSERT_GT(pid, 0);
+  EXPECT_EQ(::kill(pid, 0), 0) << "the pid-file process is not alive";
+
+  auto state = runtime({"state", "c1"}, root);
+  ASSERT_EQ(state.exit_code, 0) << describe(state);
+  Json j = Json::parse(state.out);
+  EXPECT_EQ(j["status"], "created");
+  EXPECT_EQ(j["pid"], pid);
+  EXPECT_EQ(j["bundle"], bundle);
+  EXPECT_EQ(j["id"], "c1");
+  EXPECT_EQ(j["rootfs"], paths().rootfs);
+  std::this_thread::sleep_for(500ms);
+  EXPECT_FALSE(exists(out + "/ran")) << "the process ran before start";
+
+  auto refused = runtime({"delete", "c1"}, root);
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.err.find("not stopped"), std::string::npos) << describe(refused);
+
+  auto started = runtime({"start", "c1"}, root);
+  ASSERT_EQ(started.exit_code, 0) << describe(started);
+  // The pid-file process ends with the container, with its exit status
+  // (we are its subreaper, as the shim is).
+  int status = 0;
+  pid_t reaped = 0;
+  for (int i = 0; i < 600 && reaped == 0; ++i) {
+    reaped = ::waitpid(pid, &status, WNOHANG);
+    if (reaped == 0) std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_EQ(reaped, pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 7);
+  EXPECT_EQ(read_text(out + "/ran"), "oci-test\n");
+  // Its stdout was ours (the runtime's stdout, as given to create).
+  EXPECT_EQ(read_text(out_file), "to-stdout\n");
+
+  Json after = Json::parse(runtime({"state", "c1"}, root).out);
+  EXPECT_EQ(after["status"], "stopped");
+  auto deleted = runtime({"delete", "c1"}, root);
+  EXPECT_EQ(deleted.exit_code, 0) << describe(deleted);
+  auto gone = runtime({"state", "c1"}, root);
+  EXPECT_NE(gone.exit_code, 0);
+  EXPECT_NE(gone.err.find("container 'c1' does not exist"), std::string::npos) << describe(gone);
+  expect_nothing_left(root);
+}
+
+TEST_F(OciRuntimeTest, NetworkNamespaceBecomesTheVms) {
+  if (!exists("/usr/bin/curl") || !exists("/usr/sbin/tc"))
+    GTEST_SKIP() << "curl or tc is not installed";
+  // As CNI would: a namespace with one end of a veth pair and an address,
+  // the other end here (our namespace stands for the host).
+  auto sh = [](const std::string& script) {
+    auto r = run_process({"/bin/sh", "-c", script}, {});
+    EXPECT_EQ(r.exit_code, 0) << script << "\n" << describe(r);
+    return r.exit_code == 0;
+  };
+  ASSERT_TRUE(
+      sh("ip netns add pod1 && "
+         "ip link add vpod1 type veth peer name eth0 netns pod1 && "
+         "ip addr add 198.51.100.1/24 dev vpod1 && ip link set vpod1 up && "
+         "ip -n pod1 addr add 198.51.100.2/24 dev eth0 && ip -n pod1 link set eth0 up && "
+         "ip -n pod1 link set lo up && ip -n pod1 route add default via 198.51.100.1"));
+  std::string root = g_shared->base + "/netns";
+  // A CRI pod's sandbox comes first: its VM keeps lo only.
+  std::string pause = g_shared->base + "/bundle-pause";
+  make_bundle(pause, "sleep 1000");
+  Json pause_spec = Json::parse(read_text(pause + "/config.json"));
+  pause_spec["linux"]["namespaces"][1]["path"] = "/run/netns/pod1";
+  pause_spec["annotations"]["io.kubernetes.cri.container-type"] = "sandbox";
+  write_text(pause + "/config.json", pause_spec.dump());
+  ASSERT_EQ(run_to_files({g_shared->runtime, "--root", root, "create", "--bundle", pause,
+                          "--pid-file", pause + "/pid", "pause1"},
+                         pause + "/stdout", pause + "/stderr"),
+            0)
+      << read_text(pause + "/stderr");
+  std::string bundle = g_shared->base + "/bundle-netns";
+  std::string www = make_bundle(bundle, "httpd -f -p 80 -h /tmp");
+  write_text(www + "/index.html", "served from the VM\n");
+  Json spec = Json::parse(read_text(bundle + "/config.json"));
+  spec["linux"]["namespaces"][1]["path"] = "/run/netns/pod1";
+  write_text(bundle + "/config.json", spec.dump());
+  int created = run_to_files({g_shared->runtime, "--root", root, "create", "--bundle", bundle,
+                              "--pid-file", bundle + "/pid", "n1"},
+                             bundle + "/stdout", bundle + "/stderr");
+  ASSERT_EQ(created, 0) << read_text(bundle + "/stderr");
+  auto started = runtime({"start", "n1"}, root);
+  ASSERT_EQ(started.exit_code, 0) << describe(started);
+  // The pod's address is the VM's: the server in the guest answers on it.
+  CliResult got;
+  for (int i = 0; i < 30; ++i) {
+    got = run_process({"/usr/bin/curl", "-sS", "-m", "3", "http://198.51.100.2/index.html"}, {});
+    if (got.exit_code == 0) break;
+    std::this_thread::sleep_for(300ms);
+  }
+  EXPECT_EQ(got.out, "served from the VM\n") << describe(got);
+  // A second container cannot take the same interface.
+  auto second = runtime({"create", "--bundle", bundle, "n2"}, root);
+  EXPECT_NE(second.exit_code, 0);
+  EXPECT_NE(second.err.find("another container's VM may have joined it"), std::string::npos)
+      << describe(second);
+  EXPECT_EQ(runtime({"delete", "--force", "pause1"}, root).exit_code, 0);
+  auto deleted = runtime({"delete", "--force", "n1"}, root);
+  EXPECT_EQ(deleted.exit_code, 0) << describe(deleted);
+  expect_nothing_left(root);
+  // The tap lived as long as the VM.
+  auto links = run_process({"/usr/sbin/ip", "-n", "pod1", "-o", "link"}, {});
+  EXPECT_EQ(links.out.find("vt"), std::string::npos) << links.out;
+  sh("ip netns del pod1");
+}
+
+TEST_F(OciRuntimeTest, KillBeforeStartEndsItUnstarted) {
+  std::string root = g_shared->base + "/kill-created";
+  std::string bundle = g_shared->base + "/bundle-kill";
+  std::string out = make_bundle(bundle, "echo ran > /tmp/ran");
+  std::string pid_file = bundle + "/pid";
+  int created = run_to_files({g_shared->runtime, "--root", root, "create", "--bundle", bundle,
+                              "--pid-file", pid_file, "c2"},
+                             bundle + "/stdout", bundle + "/stderr");
+  ASSERT_EQ(created, 0) << read_text(bundle + "/stderr");
+  int pid = std::atoi(read_text(pid_file).c_str());
+  ASSERT_GT(pid, 0);
+  auto killed = runtime({"kill", "c2", "KILL"}, root);
+  EXPECT_EQ(killed.exit_code, 0) << describe(killed);
+  int status = 0;
+  pid_t reaped = 0;
+  for (int i = 0; i < 300 && reaped == 0; ++i) {
+    reaped = ::waitpid(pid, &status, WNOHANG);
+    if (reaped == 0) std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_EQ(reaped, pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 137) << "status " << status;
+  EXPECT_FALSE(exists(out + "/ran")) << "the process ran though it was never started";
+  EXPECT_EQ(Json::parse(runtime({"state", "c2"}, root).out)["status"], "stopped");
+  // A second kill finds it gone, in the words containerd's shim looks for.
+  auto again = runtime({"kill", "c2", "KILL"}, root);
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_NE(again.err.find("container not running"), std::string::npos) << describe(again);
+  auto started = runtime({"start", "c2"}, root);
+  EXPECT_NE(started.exit_code, 0) << describe(started);
+  EXPECT_EQ(runtime({"delete", "c2"}, root).exit_code, 0);
+  expect_nothing_left(root);
+}
+
+TEST_F(OciRuntimeTest, BadBundlesFailClearlyAndLeaveNothing) {
+  std::string root = g_shared->base + "/errors";
+  std::string bundle = g_shared->base + "/bundle-bad";
+  make_bundle(bundle, "true");
+  std::string good = read_text(bundle + "/config.json");
+  auto create = [&](const std::string& config) {
+    write_text(bundle + "/config.json", config);
+    return runtime({"--log", bundle + "/log.json", "--log-format", "json", "create", "--bundle",
+                    bundle, "--pid-file", bundle + "/pid", "bad"},
+                   root);
+  };
+  auto last_log_error = [&] {
+    std::string msg;
+    std::istringstream lines(read_text(bundle + "/log.json"));
+    for (std::string line; std::getline(lines, line);) {
+      Json j = Json::parse(line, nullptr, false);
+      EXPECT_FALSE(j.is_discarded()) << "not a JSON log line: " << line;
+      if (!j.is_discarded() && j["level"] == "error") msg = j["msg"];
+    }
+    return msg;
+  };
+
+  auto malformed = create("{\"ociVersion\": ");
+  EXPECT_NE(malformed.exit_code, 0);
+  EXPECT_EQ(last_log_error(), "create 'bad': config.json: not valid JSON");
+
+  Json j = Json::parse(good);
+  j["root"]["path"] = bundle + "/no-such-root";
+  auto missing = create(j.dump());
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_EQ(last_log_error(),
+            "create 'bad': root.path: '" + bundle + "/no-such-root' does not exist");
+
+  j = Json::parse(good);
+  j["linux"]["namespaces"].push_back({{"type", "user"}});
+  auto userns = create(j.dump());
+  EXPECT_NE(userns.exit_code, 0);
+  EXPECT_EQ(last_log_error(),
+            "create 'bad': linux.namespaces[3]: user namespaces are not supported");
+  EXPECT_NE(userns.err.find("user namespaces are not supported"), std::string::npos)
+      << describe(userns);
+  EXPECT_FALSE(exists(bundle + "/pid"));
+  expect_nothing_left(root);
+}
+
+}  // namespace
+}  // namespace vessel::test
