@@ -55,7 +55,9 @@ Status AgentConnection::validate(const Frame& f) const {
 }
 
 Status AgentConnection::read_available() {
+  if (error_) return *error_;
   uint8_t buf[65536];
+  std::optional<Error> read_error;
   // At most kMaxReadPerCall per call: a guest that writes faster than we
   // read must not keep us here queueing frames without bound; the caller
   // handles what came and polls again, and the guest waits (backpressure).
@@ -63,23 +65,37 @@ Status AgentConnection::read_available() {
     ssize_t n = ::read(fd_, buf, sizeof buf);
     if (n < 0) {
       if (errno == EINTR) continue;
-      if (errno == EAGAIN) break;
-      return Error::from_errno(errno, "read from guest");
+      if (errno != EAGAIN) read_error = Error::from_errno(errno, "read from guest");
+      break;
     }
-    if (n == 0) return Error(ErrorCode::kUnavailable, "guest closed the agent channel");
+    if (n == 0) {
+      read_error = Error(ErrorCode::kUnavailable, "guest closed the agent channel");
+      break;
+    }
     reader_.feed(buf, static_cast<size_t>(n));
     total += static_cast<size_t>(n);
     if (static_cast<size_t>(n) < sizeof buf) break;
   }
+  // The frames that came whole before whatever went wrong are queued first
+  // (a guest's last words: an Exit, then EOF); the error is kept and
+  // returned from now on, after them.
   Frame f;
-  while (true) {
+  while (!error_) {
     auto st = reader_.next(f);
-    if (st == protocol::FrameReader::Status::kNeedMore) return ok_status();
-    if (st == protocol::FrameReader::Status::kError)
-      return Error(ErrorCode::kProtocol, "guest sent a frame larger than the protocol allows");
-    VESSEL_TRY(validate(f));
+    if (st == protocol::FrameReader::Status::kNeedMore) break;
+    if (st == protocol::FrameReader::Status::kError) {
+      error_ = Error(ErrorCode::kProtocol, "guest sent a frame larger than the protocol allows");
+      break;
+    }
+    if (Status v = validate(f); !v.ok()) {
+      error_ = v.error();
+      break;
+    }
     frames_.push_back(std::move(f));
   }
+  if (!error_ && read_error) error_ = std::move(read_error);
+  if (error_) return *error_;
+  return ok_status();
 }
 
 bool AgentConnection::next(Frame& out) {
@@ -93,6 +109,7 @@ Result<Frame> AgentConnection::wait_frame(std::chrono::steady_clock::time_point 
                                           int abort_fd) {
   Frame f;
   while (!next(f)) {
+    if (error_) return *error_;  // after the frames that came before it
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return Error(ErrorCode::kTimeout, "guest did not answer in time");
@@ -102,7 +119,7 @@ Result<Frame> AgentConnection::wait_frame(std::chrono::steady_clock::time_point 
     if (r <= 0) continue;
     if (abort_fd >= 0 && (p[1].revents & POLLIN))
       return Error(ErrorCode::kUnavailable, "the VM stopped");
-    if (p[0].revents) VESSEL_TRY(read_available());
+    if (p[0].revents) (void)read_available();  // an error: kept, returned above
   }
   return f;
 }

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <deque>
+#include <optional>
 #include <span>
 
 #include "base/error.h"
@@ -36,10 +37,15 @@ class AgentConnection {
   /// Reads what the socket has now, up to kMaxReadPerCall (call when poll
   /// says readable; call again while it stays readable), and queues the
   /// whole frames. kUnavailable when the guest closed the channel,
-  /// kProtocol when it sent something invalid; either is final.
+  /// kProtocol when it sent something invalid; either is final (error()),
+  /// and the whole frames that came before it are queued all the same.
   Status read_available();
   /// Takes the next queued frame.
   bool next(Frame& out);
+  /// The error that ended the channel, once there is one (it is final).
+  /// Frames queued before it are still taken with next(); a caller that
+  /// stops polling the fd (nothing more will come) must check this.
+  const std::optional<Error>& error() const { return error_; }
 
   /// Waits for the next frame, up to `deadline`; also returns (with
   /// kUnavailable) when `abort_fd` becomes readable, e.g. QEMU exited.
@@ -51,6 +57,7 @@ class AgentConnection {
   int fd_;
   protocol::FrameReader reader_;
   std::deque<Frame> frames_;
+  std::optional<Error> error_;
 };
 
 /// Decodes a frame's payload as message M; kProtocol if it does not decode.

@@ -133,3 +133,53 @@ TEST_F(AgentTest, TimesOut) {
 
 }  // namespace
 }  // namespace vessel::agent
+
+namespace vessel::agent {
+namespace {
+
+// A guest's last good frame arrives in the same read as its bad one (or
+// its EOF): the good one is handed out first, then the error, for good.
+TEST(AgentOrder, FramesBeforeAnErrorComeFirstThenTheErrorStays) {
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  UniqueFd host(sv[0]), guest(sv[1]);
+  ::fcntl(host.get(), F_SETFL, O_NONBLOCK);
+  auto good = protocol::make_frame(protocol::MsgType::kSpawnResult, 1,
+                                   protocol::encode(protocol::Reply{0, "", 1}));
+  std::vector<uint8_t> bad(protocol::kHeaderSize);
+  protocol::encode_header({0x80000000u, static_cast<uint16_t>(protocol::MsgType::kStdout), 0, 1},
+                          bad.data());
+  good.insert(good.end(), bad.begin(), bad.end());
+  ASSERT_EQ(::write(guest.get(), good.data(), good.size()), static_cast<ssize_t>(good.size()));
+  AgentConnection c(host.get());
+  auto first = c.wait_frame(std::chrono::steady_clock::now() + std::chrono::seconds(2));
+  ASSERT_TRUE(first.ok()) << first.error().to_string();
+  EXPECT_EQ(first->header.type, static_cast<uint16_t>(protocol::MsgType::kSpawnResult));
+  ASSERT_TRUE(c.error().has_value());
+  auto second = c.wait_frame(std::chrono::steady_clock::now() + std::chrono::seconds(2));
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.error().code(), ErrorCode::kProtocol);
+  EXPECT_FALSE(c.read_available().ok());
+}
+
+// EOF right after an Exit: the Exit is not lost.
+TEST(AgentOrder, ALastFrameBeforeEofIsDelivered) {
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  UniqueFd host(sv[0]), guest(sv[1]);
+  ::fcntl(host.get(), F_SETFL, O_NONBLOCK);
+  auto exit =
+      protocol::make_frame(protocol::MsgType::kExit, 1, protocol::encode(protocol::Exit{7, 0}));
+  ASSERT_EQ(::write(guest.get(), exit.data(), exit.size()), static_cast<ssize_t>(exit.size()));
+  guest.reset();
+  AgentConnection c(host.get());
+  Status st = c.read_available();
+  if (st.ok()) st = c.read_available();  // the EOF may need a second read
+  EXPECT_EQ(st.error().code(), ErrorCode::kUnavailable);
+  Frame f;
+  ASSERT_TRUE(c.next(f));
+  EXPECT_EQ(f.header.type, static_cast<uint16_t>(protocol::MsgType::kExit));
+}
+
+}  // namespace
+}  // namespace vessel::agent

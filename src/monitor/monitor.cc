@@ -839,6 +839,16 @@ void Monitor::serve(std::chrono::milliseconds timeout) {
       timeout =
           std::min(timeout, std::chrono::duration_cast<std::chrono::milliseconds>(*at - now + 1ms));
 
+  // A channel that failed while a frame before the failure was still being
+  // handled (during the start) has nothing more to poll for: end it now.
+  if (vm_ && !vm_died_ && vm_->agent().error()) {
+    log::warn("guest connection: " + vm_->agent().error()->to_string());
+    vm_died_ = true;
+    Frame f;
+    while (vm_->agent().next(f))
+      handle_guest_frame(f);
+  }
+
   std::vector<pollfd> p;
   p.push_back({listener_.get(), POLLIN, 0});
   p.push_back({signals_.get(), POLLIN, 0});
