@@ -1,6 +1,7 @@
 // /containers/...: create, start, attach, wait, logs, list, inspect, stop,
 // kill, restart, remove, resize, prune. Lifecycle calls go to the
 // containers layer; the JSON comes from containers/views.h.
+#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include "api/create_body.h"
 #include "api/handlers.h"
 #include "api/session.h"
+#include "base/log.h"
 #include "base/strings.h"
 #include "containers/views.h"
 #include "images/image_store.h"
@@ -211,6 +213,7 @@ Status start_container(Context& ctx, Containers& cs, const ContainerRecord& r,
     return Error(report.exit_code == 125 ? ErrorCode::kInternal : ErrorCode::kInvalidArgument,
                  *failure);
   }
+  ctx.notify_started(r.id);
   return ok_status();
 }
 
@@ -285,6 +288,13 @@ Reply wait(Context& ctx, Request& req, Exchange& ex) {
   bool seen_running = running(f.r);
   int64_t finished_at_start = f.r.state.finished;
   bool created = f.r.state.status == RunState::kCreated;
+  // Once the main process runs, listen to the monitor too: it tells its
+  // attached clients the exit even when --rm removes the record at once
+  // (polling alone could miss the exit code then). Not before: an attach
+  // would release a monitor that waits for the client's real attach.
+  std::optional<monitor::Channel> ch;
+  int exit_code = -1;  // -1: not heard from the monitor
+  uint64_t starts_seen = ctx.start_count(f.r.id);
   while (true) {
     auto cur = f.cs->find(f.r.id);
     if (!cur.ok()) {
@@ -293,15 +303,45 @@ Reply wait(Context& ctx, Request& req, Exchange& ex) {
       last = *cur;
       bool run = running(last);
       seen_running = seen_running || run;
+      if (!run) exit_code = -1;  // the record has it now
       if (condition == "not-running" && !run) break;
       if (condition == "next-exit" && !run &&
           (seen_running || last.state.finished != finished_at_start ||
            (created && last.state.status == RunState::kExited)))
         break;
+      if (run && !ch && exit_code < 0) {
+        if (auto c = f.cs->connect(last); c.ok()) {
+          auto a = monitor::encode(monitor::Attach{0, 0});
+          if (c->send(monitor::type_code(monitor::ApiType::kAttach), monitor::kMainStream, a).ok())
+            ch.emplace(std::move(*c));
+        }
+      }
     }
     if (ex.client_gone()) return taken;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    pollfd p{ch ? ch->fd() : -1, POLLIN, 0};
+    if (ch)
+      ::poll(&p, 1, 100);
+    else
+      ctx.await_start(f.r.id, starts_seen, std::chrono::milliseconds(100));
+    starts_seen = ctx.start_count(f.r.id);
+    if (ch && p.revents) {
+      bool closed = !ch->read_available().ok();
+      protocol::FrameReader::Frame fr;
+      while (ch->next(fr)) {
+        protocol::Exit e;
+        if (fr.header.type == monitor::type_code(protocol::MsgType::kExit) &&
+            fr.header.stream == monitor::kMainStream && protocol::decode(fr.payload, e))
+          exit_code = e.signal ? 128 + e.signal : e.code;
+      }
+      if (closed) ch.reset();
+    }
   }
+  if (exit_code >= 0 && last.state.status != RunState::kExited) last.state.exit_code = exit_code;
+  // As `vessel wait`: the answer comes once the monitor has finished too, so
+  // that a remove right after it is not refused.
+  if (last.state.status == RunState::kExited) (void)f.cs->wait_gone(last, std::chrono::seconds(30));
+  log::debug("wait " + f.r.id.substr(0, 12) + " (" + condition + "): exit " +
+             std::to_string(last.state.exit_code) + (exit_code >= 0 ? " (from the monitor)" : ""));
   json body = {{"StatusCode", last.state.exit_code}, {"Error", nullptr}};
   if (!last.state.error.empty() && last.state.exit_code == 125)
     body["Error"] = {{"Message", last.state.error}};

@@ -34,6 +34,26 @@ std::vector<std::shared_ptr<AttachWaiter>> Context::take_waiters(const std::stri
   return out;
 }
 
+void Context::notify_started(const std::string& id) {
+  std::lock_guard lock(mu_);
+  ++starts_[id];
+  started_cv_.notify_all();
+}
+
+uint64_t Context::start_count(const std::string& id) {
+  std::lock_guard lock(mu_);
+  auto it = starts_.find(id);
+  return it == starts_.end() ? 0 : it->second;
+}
+
+void Context::await_start(const std::string& id, uint64_t seen, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  started_cv_.wait_for(lock, timeout, [&] {
+    auto it = starts_.find(id);
+    return it != starts_.end() && it->second > seen;
+  });
+}
+
 std::shared_ptr<ExecEntry> Context::add_exec(std::shared_ptr<ExecEntry> e) {
   std::lock_guard lock(mu_);
   execs_[e->id] = e;

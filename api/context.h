@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <map>
 #include <memory>
@@ -60,6 +61,15 @@ class Context {
   /// The waiters of container `id`, removed from the table.
   std::vector<std::shared_ptr<AttachWaiter>> take_waiters(const std::string& id);
 
+  /// The start handler says container `id`'s main process now runs; a
+  /// wait handler blocked in await_start() wakes at once (it then listens
+  /// to the monitor for the exit, which --rm would otherwise race).
+  void notify_started(const std::string& id);
+  /// How many times notify_started(id) was called.
+  uint64_t start_count(const std::string& id);
+  /// Waits up to `timeout` for start_count(id) to exceed `seen`.
+  void await_start(const std::string& id, uint64_t seen, std::chrono::milliseconds timeout);
+
   std::shared_ptr<ExecEntry> add_exec(std::shared_ptr<ExecEntry> e);
   std::shared_ptr<ExecEntry> exec(const std::string& id);
 
@@ -72,6 +82,8 @@ class Context {
   std::mutex mu_;
   std::map<std::string, std::vector<std::shared_ptr<AttachWaiter>>> waiters_;
   std::map<std::string, std::shared_ptr<ExecEntry>> execs_;
+  std::condition_variable started_cv_;
+  std::map<std::string, uint64_t> starts_;
 };
 
 /// The client's connection, for handlers that stream or hijack it.

@@ -113,14 +113,6 @@ Reply start(Context& ctx, Request& req, Exchange& ex) {
       return error_reply(409, "exec " + e->id + " has already been started");
     e->running = true;
   }
-  VESSEL_ASSIGN_OR_RETURN_REPLY(auto cs, ctx.containers());
-  auto r = cs->find(e->container);
-  if (!r.ok()) return error_reply(404, "No such container: " + e->container);
-  auto ch = cs->connect(*r);
-  if (!ch.ok()) return error_reply(409, "Container " + e->container + " is not running");
-  protocol::Spawn spawn = e->spawn;
-  spawn.stdin_open = e->attach_stdin && !detach;
-  constexpr uint32_t kStream = 2;
   auto finish = [&](int code) {
     std::lock_guard lock(e->mu);
     e->running = false;
@@ -129,31 +121,51 @@ Reply start(Context& ctx, Request& req, Exchange& ex) {
     if (e->resize_fd >= 0) ::close(e->resize_fd);
     e->resize_fd = -1;
   };
-  if (auto s = ch->send_message(monitor::type_code(protocol::MsgType::kSpawn), kStream, spawn);
-      !s.ok()) {
+  VESSEL_ASSIGN_OR_RETURN_REPLY(auto cs, ctx.containers());
+  auto r = cs->find(e->container);
+  if (!r.ok()) {
     finish(126);
-    return error_reply(s.error());
+    return error_reply(404, "No such container: " + e->container);
   }
+  auto ch = cs->connect(*r);
+  if (!ch.ok()) {
+    finish(126);
+    return error_reply(409, "Container " + e->container + " is not running");
+  }
+  protocol::Spawn spawn = e->spawn;
+  spawn.stdin_open = e->attach_stdin && !detach;
+  constexpr uint32_t kStream = 2;
+  Reply taken;
+  taken.taken = true;
+  // The connection is taken over before the process starts, as Docker
+  // does: clients read the 101 with a buffered reader and then the raw
+  // socket, so output sent along with the headers could be lost.
+  if (!detach && !ex.hijack(!spawn.tty).ok()) {
+    finish(126);
+    return taken;
+  }
+  // A failure after the hijack goes on the stream (Docker's way; the exit
+  // code comes from exec inspect).
+  auto fail = [&](int code, const std::string& message) {
+    finish(code);
+    if (detach) return error_reply(code == 126 || code == 127 ? 400 : 500, message);
+    (void)ex.write(spawn.tty ? message + "\r\n" : frame_stream(1, message + "\n"));
+    return taken;
+  };
+  if (auto s = ch->send_message(monitor::type_code(protocol::MsgType::kSpawn), kStream, spawn);
+      !s.ok())
+    return fail(126, "exec: " + s.error().to_string());
   auto fr = monitor::await_frame(*ch, monitor::type_code(protocol::MsgType::kSpawnResult), kStream,
                                  std::chrono::seconds(60));
   protocol::Reply reply;
-  if (!fr.ok() || !protocol::decode(fr->payload, reply)) {
-    finish(126);
-    return error_reply(500, "exec: " + (fr.ok() ? std::string("malformed reply from the monitor")
-                                                : fr.error().to_string()));
-  }
+  if (!fr.ok() || !protocol::decode(fr->payload, reply))
+    return fail(126, "exec: " + (fr.ok() ? std::string("malformed reply from the monitor")
+                                         : fr.error().to_string()));
   if (reply.errnum != 0) {
     int code = runtime::exec_failure_code(reply.errnum);
-    finish(code ? code : 126);
-    std::string message = "OCI runtime exec failed: exec failed: " + reply.message +
-                          (code == 127 ? ": executable file not found in $PATH" : "") + ": unknown";
-    // Docker reports this on the stream (the exit code by exec inspect).
-    if (detach) return error_reply(400, message);
-    Reply taken;
-    taken.taken = true;
-    if (ex.hijack(!spawn.tty).ok())
-      (void)ex.write(spawn.tty ? message + "\r\n" : frame_stream(1, message + "\r\n"));
-    return taken;
+    return fail(code ? code : 126, "OCI runtime exec failed: exec failed: " + reply.message +
+                                       (code == 127 ? ": executable file not found in $PATH" : "") +
+                                       ": unknown");
   }
   {
     std::lock_guard lock(e->mu);
@@ -170,8 +182,6 @@ Reply start(Context& ctx, Request& req, Exchange& ex) {
   } else {
     pipe_fds[0] = -1;
   }
-  Reply taken;
-  taken.taken = true;
   SessionOptions so;
   so.tty = spawn.tty;
   so.forward_stdin = spawn.stdin_open;
@@ -179,10 +189,8 @@ Reply start(Context& ctx, Request& req, Exchange& ex) {
   so.stderr = e->attach_stderr;
   so.resize_fd = pipe_fds[0];
   int code = 137;
-  if (ex.hijack(!spawn.tty).ok()) {
-    auto exit = pump_session(*ch, kStream, ex, so);
-    if (exit.ok()) code = exit->signal ? 128 + exit->signal : exit->code;
-  }
+  auto exit = pump_session(*ch, kStream, ex, so);
+  if (exit.ok()) code = exit->signal ? 128 + exit->signal : exit->code;
   finish(code);
   if (pipe_fds[0] >= 0) ::close(pipe_fds[0]);
   return taken;

@@ -1,5 +1,6 @@
 #include "api/server.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -228,6 +229,7 @@ Status serve(const ServiceOptions& o) {
     // Like docker.sock: the owner (and root) only.
     ::chmod(o.socket_path.c_str(), 0600);
   }
+  ::fcntl(acceptor.native_handle(), F_SETFD, FD_CLOEXEC);
   Context ctx(o.root);
   ctx.last_activity_ns = now_ns();
   Router router = make_router();
@@ -244,9 +246,17 @@ Status serve(const ServiceOptions& o) {
         break;
       continue;
     }
+    // accept4 with SOCK_CLOEXEC, not Asio's accept: the monitors this
+    // process starts (fork + exec, from other threads at any moment) must
+    // not inherit client connections, or a client would never see EOF.
+    int fd = ::accept4(acceptor.native_handle(), nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) continue;
     local::socket sock(io);
-    acceptor.accept(sock, ec);
-    if (ec) continue;
+    sock.assign(local(), fd, ec);
+    if (ec) {
+      ::close(fd);
+      continue;
+    }
     ctx.active++;
     ctx.last_activity_ns = now_ns();
     std::thread([&ctx, &router, s = std::move(sock)]() mutable {

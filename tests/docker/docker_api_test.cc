@@ -1,0 +1,286 @@
+// The Docker Engine API (`vessel system service`, issue 12) driven by real
+// clients: the docker CLI of Debian's docker.io (/usr/bin/docker), a newer
+// docker CLI where installed (/usr/local/bin/docker), docker-py
+// (python3-docker), and raw HTTP for what clients never send. Each test
+// runs in a network namespace of its own (NetworkTest) with one service on
+// a socket in its scratch directory, serving its temporary state root.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "net/network_fixture.h"
+#include "sys/fs.h"
+#include "sys/process.h"
+
+namespace vessel::test {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+constexpr const char* kDockerCli = "/usr/bin/docker";
+constexpr const char* kNewDockerCli = "/usr/local/bin/docker";
+
+class DockerApiTest : public NetworkTest {
+ protected:
+  void SetUp() override {
+    if (::access(kDockerCli, X_OK) != 0)
+      GTEST_SKIP() << "no docker CLI at " << kDockerCli << " (install docker.io)";
+    NetworkTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    socket_ = scratch_dir() + "/docker.sock";
+    ::setenv("VESSEL_ACCEL", "tcg", 1);  // the service's containers, as run_cli does
+    UniqueFd log(::open((scratch_dir() + "/service.log").c_str(),
+                        O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    ASSERT_TRUE(log) << "open the service log: " << std::strerror(errno);
+    sys::SpawnOptions o;
+    // --debug: each request is logged, printed when a test fails.
+    o.argv = {paths().vessel, "--debug", "--root", state_root(),       "system",
+              "service",      "--time",  "0",      "unix://" + socket_};
+    o.fds = {{2, log.get()}};
+    auto p = sys::Process::spawn(o);
+    ASSERT_TRUE(p.ok()) << p.error().to_string();
+    service_.emplace(std::move(*p));
+    ASSERT_TRUE(wait_until(
+        [&] {
+          return raw("GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                     .find("200 OK") != std::string::npos;
+        },
+        10s))
+        << "the service did not answer /_ping: " << service_log();
+  }
+
+  void TearDown() override {
+    if (service_) {
+      (void)service_->kill(SIGTERM);
+      (void)service_->wait(10s);
+      service_.reset();
+    }
+    if (HasFailure() && !socket_.empty())
+      std::fprintf(stderr, "--- service log:\n%s\n", service_log().c_str());
+    NetworkTest::TearDown();
+  }
+
+  std::string service_log() {
+    auto text = sys::read_file(scratch_dir() + "/service.log", 1 << 20);
+    return text.ok() ? *text : "";
+  }
+
+  // A docker CLI run against the service, with a config directory of the
+  // test's own (the user's ~/.docker is never read).
+  CliResult docker(const std::vector<std::string>& args, RunOptions o = {},
+                   const std::string& cli = kDockerCli) {
+    std::vector<std::string> argv{cli};
+    argv.insert(argv.end(), args.begin(), args.end());
+    o.env.push_back("DOCKER_HOST=unix://" + socket_);
+    o.env.push_back("DOCKER_CONFIG=" + scratch_dir() + "/docker-config");
+    return run_process(argv, o);
+  }
+
+  // One raw request on a fresh connection; everything the service answers
+  // until it closes (or 10 s).
+  std::string raw(const std::string& request) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return "";
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::snprintf(a.sun_path, sizeof a.sun_path, "%s", socket_.c_str());
+    std::string out;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+      (void)::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+      auto deadline = std::chrono::steady_clock::now() + 10s;
+      char buf[65536];
+      while (std::chrono::steady_clock::now() < deadline) {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, 200) <= 0) continue;
+        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        out.append(buf, static_cast<size_t>(n));
+      }
+    }
+    ::close(fd);
+    return out;
+  }
+
+  std::string socket_;
+  std::optional<sys::Process> service_;
+};
+
+std::string post(const std::string& path, const std::string& body) {
+  return "POST " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: " +
+         "application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+// The body of a raw reply, parsed (null when it is not JSON).
+json body_of(const std::string& reply) {
+  auto at = reply.find("\r\n\r\n");
+  if (at == std::string::npos) return json();
+  return json::parse(reply.substr(at + 4), nullptr, false);
+}
+
+TEST_F(DockerApiTest, RunPrintsOutputAndGivesTheExitCodeBack) {
+  CliResult hi = docker({"run", "--rm", kImage, "echo", "hi"});
+  EXPECT_EQ(hi.exit_code, 0) << hi.err;
+  EXPECT_EQ(hi.out, "hi\n");
+  CliResult three = docker({"run", "--rm", kImage, "sh", "-c", "echo out; echo err >&2; exit 3"});
+  EXPECT_EQ(three.exit_code, 3) << three.err;
+  EXPECT_EQ(three.out, "out\n");
+  EXPECT_TRUE(contains(three.err, "err\n")) << three.err;
+  CliResult missing = docker({"run", "--rm", kImage, "no-such-command"});
+  EXPECT_EQ(missing.exit_code, 127) << missing.err;
+  if (::access(kNewDockerCli, X_OK) == 0) {
+    CliResult v = docker({"version", "--format", "{{.Client.APIVersion}}"}, {}, kNewDockerCli);
+    EXPECT_EQ(v.exit_code, 0) << v.err;
+    EXPECT_EQ(v.out, "1.41\n");  // negotiated down to what Vessel serves
+    CliResult newer =
+        docker({"run", "--rm", kImage, "sh", "-c", "echo new; exit 5"}, {}, kNewDockerCli);
+    EXPECT_EQ(newer.exit_code, 5) << newer.err;
+    EXPECT_EQ(newer.out, "new\n");
+  }
+  // --rm: nothing left.
+  CliResult ps = docker({"ps", "-a", "-q"});
+  EXPECT_EQ(ps.exit_code, 0) << ps.err;
+  EXPECT_EQ(ps.out, "");
+}
+
+TEST_F(DockerApiTest, DetachedContainerPsLogsExecInspectStopRm) {
+  CliResult run = docker({"run", "-d", "--name", "web", "-l", "role=test", kImage, "sh", "-c",
+                          "echo ready; while true; do sleep 1; done"});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  std::string id = run.out.substr(0, run.out.find('\n'));
+  EXPECT_TRUE(is_full_id(id)) << run.out;
+  EXPECT_TRUE(wait_until([&] { return contains(docker({"logs", "web"}).out, "ready"); }, 60s));
+
+  CliResult ps = docker({"ps", "--format", "{{.Names}} {{.Status}}"});
+  EXPECT_EQ(ps.exit_code, 0) << ps.err;
+  EXPECT_TRUE(contains(ps.out, "web Up")) << ps.out;
+  CliResult filtered = docker({"ps", "-q", "--no-trunc", "--filter", "label=role=test"});
+  EXPECT_EQ(filtered.out, id + "\n");
+  EXPECT_EQ(docker({"ps", "-q", "--filter", "name=nomatch"}).out, "");
+
+  CliResult exec = docker({"exec", "web", "sh", "-c", "echo inside; exit 4"});
+  EXPECT_EQ(exec.exit_code, 4) << exec.err;
+  EXPECT_EQ(exec.out, "inside\n");
+  CliResult in = docker({"exec", "-i", "web", "cat"}, {.stdin_data = "through stdin\n"});
+  EXPECT_EQ(in.exit_code, 0) << in.err;
+  EXPECT_EQ(in.out, "through stdin\n");
+  CliResult nocmd = docker({"exec", "web", "no-such-command"});
+  EXPECT_EQ(nocmd.exit_code, 127) << nocmd.err;
+
+  CliResult di = docker({"inspect", "web"});
+  ASSERT_EQ(di.exit_code, 0) << di.err;
+  json j = json::parse(di.out, nullptr, false);
+  ASSERT_TRUE(j.is_array() && j.size() == 1) << di.out;
+  EXPECT_EQ(j[0]["Id"], id);
+  EXPECT_EQ(j[0]["Name"], "/web");
+  EXPECT_EQ(j[0]["State"]["Running"], true);
+  EXPECT_EQ(j[0]["Config"]["Labels"]["role"], "test");
+  // The same object `vessel inspect` shows (one view for both).
+  json mine = inspect(id);
+  EXPECT_EQ(mine["Config"], j[0]["Config"]);
+  EXPECT_EQ(mine["HostConfig"], j[0]["HostConfig"]);
+
+  CliResult stop = docker({"stop", "-t", "1", "web"});
+  EXPECT_EQ(stop.exit_code, 0) << stop.err;
+  EXPECT_EQ(docker({"inspect", "-f", "{{.State.Status}}", "web"}).out, "exited\n");
+  CliResult rm = docker({"rm", "web"});
+  EXPECT_EQ(rm.exit_code, 0) << rm.err;
+  CliResult gone = docker({"rm", "web"});
+  EXPECT_EQ(gone.exit_code, 1);
+  EXPECT_TRUE(contains(gone.err, "No such container: web")) << gone.err;
+  EXPECT_EQ(docker({"ps", "-a", "-q"}).out, "");
+}
+
+TEST_F(DockerApiTest, VolumesAndBadRequestsWithoutAVm) {
+  CliResult create = docker({"volume", "create", "--label", "k=v", "data"});
+  EXPECT_EQ(create.exit_code, 0) << create.err;
+  EXPECT_EQ(create.out, "data\n");
+  CliResult ls = docker({"volume", "ls", "-q"});
+  EXPECT_EQ(ls.out, "data\n") << ls.err;
+  CliResult vi = docker({"volume", "inspect", "-f", "{{.Driver}} {{.Labels}}", "data"});
+  EXPECT_EQ(vi.out, "local map[k:v]\n") << vi.err;
+  EXPECT_EQ(docker({"volume", "rm", "data"}).exit_code, 0);
+  EXPECT_EQ(docker({"volume", "ls", "-q"}).out, "");
+  CliResult nov = docker({"volume", "rm", "data"});
+  EXPECT_NE(nov.exit_code, 0);
+  EXPECT_TRUE(contains(nov.err, "No such volume: data")) << nov.err;
+
+  // Malformed JSON, a field of the wrong type, an unsupported feature, an
+  // unknown endpoint, a version too new, a body over the limit: Docker's
+  // error shapes, and the service goes on serving.
+  std::string bad = raw(post("/v1.41/containers/create", "{\"Image\": "));
+  EXPECT_TRUE(contains(bad, "HTTP/1.1 400")) << bad;
+  EXPECT_EQ(body_of(bad)["message"], "invalid JSON body: not well-formed JSON") << bad;
+  std::string type = raw(post("/v1.41/containers/create",
+                              R"({"Image": "vessel/busybox", "HostConfig": {"Memory": "1g"}})"));
+  EXPECT_EQ(body_of(type)["message"], "HostConfig.Memory: expected an integer") << type;
+  std::string priv =
+      raw(post("/v1.41/containers/create",
+               R"({"Image": "vessel/busybox", "HostConfig": {"Privileged": true}})"));
+  EXPECT_TRUE(contains(priv, "HTTP/1.1 400")) << priv;
+  EXPECT_TRUE(contains(body_of(priv).value("message", ""), "Privileged")) << priv;
+  std::string unknown =
+      raw("GET /v1.41/no/such/thing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_TRUE(contains(unknown, "HTTP/1.1 404")) << unknown;
+  EXPECT_EQ(body_of(unknown)["message"], "page not found");
+  std::string newer = raw("GET /v1.99/version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_TRUE(contains(newer, "HTTP/1.1 400")) << newer;
+  EXPECT_TRUE(contains(newer, "Maximum supported API version is 1.41")) << newer;
+  std::string huge = raw("POST /containers/create HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                         std::to_string(64 << 20) + "\r\n\r\n{");
+  EXPECT_TRUE(contains(huge, "HTTP/1.1 413")) << huge;
+  std::string nosuch =
+      raw("GET /containers/nope/json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_TRUE(contains(nosuch, "HTTP/1.1 404")) << nosuch;
+  EXPECT_EQ(body_of(nosuch)["message"], "No such container: nope");
+  std::string image = raw(post("/containers/create", R"({"Image": "no/such-image"})"));
+  EXPECT_TRUE(contains(image, "HTTP/1.1 404")) << image;
+  EXPECT_EQ(body_of(image)["message"], "No such image: no/such-image:latest");
+  std::string ping = raw("HEAD /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_TRUE(contains(ping, "HTTP/1.1 200")) << ping;
+  EXPECT_TRUE(contains(ping, "Api-Version: 1.41")) << ping;
+  EXPECT_TRUE(contains(ping, "Ostype: linux") || contains(ping, "OSType: linux")) << ping;
+  CliResult info = docker({"info", "--format", "{{.OSType}} {{.Containers}}"});
+  EXPECT_EQ(info.exit_code, 0) << info.err;
+  EXPECT_EQ(info.out, "linux 0\n");
+}
+
+TEST_F(DockerApiTest, DockerPyCreatesStartsWaitsExecsAndRemoves) {
+  if (run_process({"/usr/bin/python3", "-c", "import docker"}, {}).exit_code != 0)
+    GTEST_SKIP() << "python3-docker is not installed";
+  std::string script = R"PY(
+import sys, docker
+c = docker.DockerClient(base_url=sys.argv[1], version="auto")
+ct = c.containers.create("vessel/busybox", ["sh", "-c", "echo hello; read x; echo got $x; exit 7"],
+                         stdin_open=True, labels={"from": "docker-py"})
+ct.start()
+code, out = ct.exec_run(["sh", "-c", "echo exec-out; exit 2"])
+print("exec", code, out.decode().strip())
+sock = ct.attach_socket(params={"stdin": 1, "stream": 1})
+sock._sock.sendall(b"line\n")
+sock._sock.close()
+res = ct.wait(timeout=120)
+print("wait", res["StatusCode"])
+print("logs", ct.logs().decode().replace("\n", "|"))
+ct.remove()
+print("left", len(c.containers.list(all=True)))
+)PY";
+  ASSERT_TRUE(sys::write_file_atomic(scratch_dir() + "/client.py", script).ok());
+  CliResult py = run_process(
+      {"/usr/bin/python3", scratch_dir() + "/client.py", "unix://" + socket_}, {.timeout = 300s});
+  EXPECT_EQ(py.exit_code, 0) << py.err;
+  EXPECT_TRUE(contains(py.out, "exec 2 exec-out\n")) << py.out << py.err;
+  EXPECT_TRUE(contains(py.out, "wait 7\n")) << py.out << py.err;
+  EXPECT_TRUE(contains(py.out, "logs hello|got line|\n")) << py.out << py.err;
+  EXPECT_TRUE(contains(py.out, "left 0\n")) << py.out << py.err;
+}
+
+}  // namespace
+}  // namespace vessel::test
