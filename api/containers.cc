@@ -275,7 +275,8 @@ Reply attach(Context& ctx, Request& req, Exchange& ex) {
 
 Reply wait(Context& ctx, Request& req, Exchange& ex) {
   VESSEL_ASSIGN_OR_RETURN_REPLY(Found f, find(ctx, req));
-  std::string condition = req.arg("condition", "not-running");
+  std::string condition = req.arg("condition");
+  if (condition.empty()) condition = "not-running";
   if (condition != "not-running" && condition != "next-exit" && condition != "removed")
     return error_reply(
         400, "invalid condition '" + condition + "' (expected not-running, next-exit or removed)");
@@ -330,8 +331,10 @@ Reply wait(Context& ctx, Request& req, Exchange& ex) {
       while (ch->next(fr)) {
         protocol::Exit e;
         if (fr.header.type == monitor::type_code(protocol::MsgType::kExit) &&
-            fr.header.stream == monitor::kMainStream && protocol::decode(fr.payload, e))
+            fr.header.stream == monitor::kMainStream && protocol::decode(fr.payload, e)) {
           exit_code = e.signal ? 128 + e.signal : e.code;
+          ctx.hear_exit(f.r.id, exit_code);
+        }
       }
       if (closed) ch.reset();
     }

@@ -54,6 +54,39 @@ void Context::await_start(const std::string& id, uint64_t seen, std::chrono::mil
   });
 }
 
+void Context::publish(nlohmann::json event) {
+  std::lock_guard lock(mu_);
+  events_.push_back(std::move(event));
+  if (events_.size() > 256) events_.pop_front();
+  ++event_count_;
+}
+
+uint64_t Context::event_count() {
+  std::lock_guard lock(mu_);
+  return event_count_;
+}
+
+std::vector<nlohmann::json> Context::events_after(uint64_t seen) {
+  std::lock_guard lock(mu_);
+  std::vector<nlohmann::json> out;
+  uint64_t first = event_count_ - events_.size();  // sequence number of events_[0]
+  for (uint64_t i = std::max(seen, first); i < event_count_; ++i)
+    out.push_back(events_[i - first]);
+  return out;
+}
+
+void Context::hear_exit(const std::string& id, int code) {
+  std::lock_guard lock(mu_);
+  if (exits_.size() > 1024) exits_.clear();
+  exits_[id] = code;
+}
+
+int Context::heard_exit(const std::string& id) {
+  std::lock_guard lock(mu_);
+  auto it = exits_.find(id);
+  return it == exits_.end() ? -1 : it->second;
+}
+
 std::shared_ptr<ExecEntry> Context::add_exec(std::shared_ptr<ExecEntry> e) {
   std::lock_guard lock(mu_);
   execs_[e->id] = e;

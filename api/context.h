@@ -7,9 +7,11 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -70,6 +72,18 @@ class Context {
   /// Waits up to `timeout` for start_count(id) to exceed `seen`.
   void await_start(const std::string& id, uint64_t seen, std::chrono::milliseconds timeout);
 
+  /// Events this service makes itself (image pull), for /events; the
+  /// last 256 are kept.
+  void publish(nlohmann::json event);
+  uint64_t event_count();
+  /// The events published after the first `seen`.
+  std::vector<nlohmann::json> events_after(uint64_t seen);
+
+  /// The exit code a wait heard from container `id`'s monitor (-1: none),
+  /// for the die event of a container --rm removed at once.
+  void hear_exit(const std::string& id, int code);
+  int heard_exit(const std::string& id);
+
   std::shared_ptr<ExecEntry> add_exec(std::shared_ptr<ExecEntry> e);
   std::shared_ptr<ExecEntry> exec(const std::string& id);
 
@@ -84,6 +98,9 @@ class Context {
   std::map<std::string, std::shared_ptr<ExecEntry>> execs_;
   std::condition_variable started_cv_;
   std::map<std::string, uint64_t> starts_;
+  std::deque<nlohmann::json> events_;
+  uint64_t event_count_ = 0;
+  std::map<std::string, int> exits_;
 };
 
 /// The client's connection, for handlers that stream or hijack it.

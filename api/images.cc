@@ -8,6 +8,7 @@
 #include "images/image_store.h"
 #include "images/views.h"
 #include "runtime/paths.h"
+#include "state/store.h"
 
 namespace vessel::api {
 
@@ -182,6 +183,15 @@ Reply create(Context& ctx, Request& req, Exchange& ex) {
     (void)ex.write(progress_line({{"errorDetail", {{"message", m}}}, {"error", m}}));
     return taken;
   }
+  int64_t now = state::now_ns();
+  ctx.publish({{"status", "pull"},
+               {"id", ref->familiar()},
+               {"Type", "image"},
+               {"Action", "pull"},
+               {"Actor", {{"ID", ref->familiar()}, {"Attributes", {{"name", ref->familiar()}}}}},
+               {"scope", "local"},
+               {"time", now / 1'000'000'000},
+               {"timeNano", now}});
   (void)ex.write(progress_line({{"status", "Digest: " + pulled->manifest.str()}}));
   (void)ex.write(
       progress_line({{"status", std::string(had ? "Status: Image is up to date for "

@@ -45,6 +45,10 @@ packages=(
   socat
   # image tests: a registry on 127.0.0.1 and tools that build OCI images
   docker-registry skopeo umoci apache2-utils openssl
+  # Docker Engine API (`vessel system service`): Boost.Beast (header-only),
+  # and the clients its tests drive (docker.io for its CLI only: the tests
+  # never start dockerd; docker-py; docker-compose)
+  libboost-dev docker.io python3-docker docker-compose
 )
 
 missing=()

@@ -84,29 +84,39 @@ class DockerApiTest : public NetworkTest {
     return run_process(argv, o);
   }
 
-  // One raw request on a fresh connection; everything the service answers
-  // until it closes (or 10 s).
-  std::string raw(const std::string& request) {
-    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return "";
+  // A connection to the service with `request` sent (-1 on failure).
+  UniqueFd send_request(const std::string& request) {
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd) return fd;
     sockaddr_un a{};
     a.sun_family = AF_UNIX;
     std::snprintf(a.sun_path, sizeof a.sun_path, "%s", socket_.c_str());
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return UniqueFd();
+    (void)::send(fd.get(), request.data(), request.size(), MSG_NOSIGNAL);
+    return fd;
+  }
+
+  // What arrives on `fd` until it closes or `quiet` passes without data
+  // (or 10 s in all).
+  static std::string read_reply(int fd, std::chrono::milliseconds quiet = 10s) {
     std::string out;
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-      (void)::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
-      auto deadline = std::chrono::steady_clock::now() + 10s;
-      char buf[65536];
-      while (std::chrono::steady_clock::now() < deadline) {
-        pollfd p{fd, POLLIN, 0};
-        if (::poll(&p, 1, 200) <= 0) continue;
-        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-        if (n <= 0) break;
-        out.append(buf, static_cast<size_t>(n));
-      }
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    char buf[65536];
+    while (fd >= 0 && std::chrono::steady_clock::now() < deadline) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(quiet.count())) <= 0) break;
+      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      out.append(buf, static_cast<size_t>(n));
     }
-    ::close(fd);
     return out;
+  }
+
+  // One raw request on a fresh connection; everything the service answers
+  // until it closes (or 10 s).
+  std::string raw(const std::string& request) {
+    UniqueFd fd = send_request(request);
+    return read_reply(fd.get());
   }
 
   std::string socket_;
@@ -151,6 +161,11 @@ TEST_F(DockerApiTest, RunPrintsOutputAndGivesTheExitCodeBack) {
 }
 
 TEST_F(DockerApiTest, DetachedContainerPsLogsExecInspectStopRm) {
+  // Events from now on, of containers only (read at the end).
+  UniqueFd events = send_request(
+      "GET /v1.41/events?filters=%7B%22type%22%3A%5B%22container%22%5D%7D HTTP/1.1\r\nHost: "
+      "x\r\n\r\n");
+  ASSERT_TRUE(events);
   CliResult run = docker({"run", "-d", "--name", "web", "-l", "role=test", kImage, "sh", "-c",
                           "echo ready; while true; do sleep 1; done"});
   ASSERT_EQ(run.exit_code, 0) << run.err;
@@ -196,6 +211,23 @@ TEST_F(DockerApiTest, DetachedContainerPsLogsExecInspectStopRm) {
   EXPECT_EQ(gone.exit_code, 1);
   EXPECT_TRUE(contains(gone.err, "No such container: web")) << gone.err;
   EXPECT_EQ(docker({"ps", "-a", "-q"}).out, "");
+
+  // The events of its life, in order: create, start, die (with the exit
+  // code of SIGTERM's death), destroy.
+  std::string stream = read_reply(events.get(), 1s);
+  std::vector<std::string> actions;
+  for (const auto& line :
+       lines(stream.substr(std::min(stream.size(), stream.find("\r\n\r\n") + 4)))) {
+    json e = json::parse(line, nullptr, false);
+    if (!e.is_object()) continue;
+    EXPECT_EQ(e["Type"], "container") << line;
+    if (e["Actor"]["ID"] != id) continue;
+    actions.push_back(e["Action"]);
+    if (e["Action"] == "die") {
+      EXPECT_EQ(e["Actor"]["Attributes"]["name"], "web") << line;
+    }
+  }
+  EXPECT_EQ(actions, (std::vector<std::string>{"create", "start", "die", "destroy"})) << stream;
 }
 
 TEST_F(DockerApiTest, VolumesAndBadRequestsWithoutAVm) {
@@ -247,6 +279,9 @@ TEST_F(DockerApiTest, VolumesAndBadRequestsWithoutAVm) {
   EXPECT_TRUE(contains(ping, "HTTP/1.1 200")) << ping;
   EXPECT_TRUE(contains(ping, "Api-Version: 1.41")) << ping;
   EXPECT_TRUE(contains(ping, "Ostype: linux") || contains(ping, "OSType: linux")) << ping;
+  CliResult df = docker({"system", "df", "--format", "{{.Type}}"});
+  EXPECT_EQ(df.exit_code, 0) << df.err;
+  EXPECT_TRUE(contains(df.out, "Images\n")) << df.out;
   CliResult info = docker({"info", "--format", "{{.OSType}} {{.Containers}}"});
   EXPECT_EQ(info.exit_code, 0) << info.err;
   EXPECT_EQ(info.out, "linux 0\n");
