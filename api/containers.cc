@@ -178,6 +178,40 @@ Reply create(Context& ctx, Request& req, Exchange&) {
   return json_reply(201, {{"Id", r.id}, {"Warnings", json::array()}});
 }
 
+// Reads the monitor connection until the main process's Exit comes (its
+// code, 128 + signal for a signal; -1 if none came), the monitor closes
+// (`closed`), or `timeout` passes.
+struct HeardExit {
+  int code = -1;
+  bool closed = false;
+};
+HeardExit read_exit(monitor::Channel& ch, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  HeardExit out;
+  while (true) {
+    protocol::FrameReader::Frame f;
+    while (ch.next(f)) {
+      protocol::Exit e;
+      if (f.header.type == monitor::type_code(protocol::MsgType::kExit) &&
+          f.header.stream == monitor::kMainStream && protocol::decode(f.payload, e)) {
+        out.code = e.signal ? 128 + e.signal : e.code;
+        return out;
+      }
+    }
+    if (out.closed) return out;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return out;
+    pollfd p{ch.fd(), POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) > 0 && !ch.read_available().ok())
+      out.closed = true;  // what came before the end is still read above
+  }
+}
+
+bool exit_code_known(int code) {
+  return code >= 0;
+}
+
 // Docker's start error text, which its CLI maps to exit codes 127 and 126.
 std::string start_error(const monitor::StartReport& report) {
   if (report.exit_code == 127)
@@ -289,20 +323,43 @@ Reply wait(Context& ctx, Request& req, Exchange& ex) {
   bool seen_running = running(f.r);
   int64_t finished_at_start = f.r.state.finished;
   bool created = f.r.state.status == RunState::kCreated;
-  // Once the main process runs, listen to the monitor too: it tells its
-  // attached clients the exit even when --rm removes the record at once
-  // (polling alone could miss the exit code then). Not before: an attach
-  // would release a monitor that waits for the client's real attach.
+  // Listen to the monitor too: it tells its attached clients the exit even
+  // when --rm removes the record at once (polling alone could miss the
+  // exit code then). Connect as soon as the monitor is there, but attach
+  // only once the main process runs (an attach before would release a
+  // monitor that waits for the client's real attach): the start handler
+  // wakes us then, and the attach is in the monitor's socket long before
+  // its last round of reading, after the VM is off.
   std::optional<monitor::Channel> ch;
+  bool attached = false;
   int exit_code = -1;  // -1: not heard from the monitor
   uint64_t starts_seen = ctx.start_count(f.r.id);
+  bool run = running(f.r);
+  auto listen = [&] {
+    if (!ch && !exit_code_known(exit_code) && runtime::owner_alive(ctx.root(), f.r.id))
+      if (auto c = f.cs->connect(f.r); c.ok()) {
+        ch.emplace(std::move(*c));
+      }
+    if (ch && !attached && run) {
+      auto a = monitor::encode(monitor::Attach{0, 0});
+      attached =
+          ch->send(monitor::type_code(monitor::ApiType::kAttach), monitor::kMainStream, a).ok();
+    }
+  };
   while (true) {
     auto cur = f.cs->find(f.r.id);
     if (!cur.ok()) {
-      if (cur.error().code() == ErrorCode::kNotFound) break;  // removed
+      if (cur.error().code() == ErrorCode::kNotFound) {  // removed
+        // The monitor removes the record before it tells the exit.
+        if (attached && exit_code < 0) {
+          exit_code = read_exit(*ch, std::chrono::seconds(5)).code;
+          if (exit_code >= 0) ctx.hear_exit(f.r.id, exit_code);
+        }
+        break;
+      }
     } else {
       last = *cur;
-      bool run = running(last);
+      run = running(last);
       seen_running = seen_running || run;
       if (!run) exit_code = -1;  // the record has it now
       if (condition == "not-running" && !run) break;
@@ -310,33 +367,26 @@ Reply wait(Context& ctx, Request& req, Exchange& ex) {
           (seen_running || last.state.finished != finished_at_start ||
            (created && last.state.status == RunState::kExited)))
         break;
-      if (run && !ch && exit_code < 0) {
-        if (auto c = f.cs->connect(last); c.ok()) {
-          auto a = monitor::encode(monitor::Attach{0, 0});
-          if (c->send(monitor::type_code(monitor::ApiType::kAttach), monitor::kMainStream, a).ok())
-            ch.emplace(std::move(*c));
-        }
-      }
     }
+    listen();
     if (ex.client_gone()) return taken;
-    pollfd p{ch ? ch->fd() : -1, POLLIN, 0};
-    if (ch)
-      ::poll(&p, 1, 100);
-    else
-      ctx.await_start(f.r.id, starts_seen, std::chrono::milliseconds(100));
-    starts_seen = ctx.start_count(f.r.id);
-    if (ch && p.revents) {
-      bool closed = !ch->read_available().ok();
-      protocol::FrameReader::Frame fr;
-      while (ch->next(fr)) {
-        protocol::Exit e;
-        if (fr.header.type == monitor::type_code(protocol::MsgType::kExit) &&
-            fr.header.stream == monitor::kMainStream && protocol::decode(fr.payload, e)) {
-          exit_code = e.signal ? 128 + e.signal : e.code;
-          ctx.hear_exit(f.r.id, exit_code);
-        }
+    if (attached) {
+      HeardExit heard = read_exit(*ch, std::chrono::milliseconds(100));
+      if (heard.code >= 0) {
+        exit_code = heard.code;
+        ctx.hear_exit(f.r.id, exit_code);
       }
-      if (closed) ch.reset();
+      if (heard.code >= 0 || heard.closed) {
+        ch.reset();  // heard, or the monitor has gone
+        attached = false;
+      }
+    } else {
+      ctx.await_start(f.r.id, starts_seen, std::chrono::milliseconds(100));
+      if (ctx.start_count(f.r.id) != starts_seen) {
+        starts_seen = ctx.start_count(f.r.id);
+        run = true;  // the start handler saw the main process run
+        listen();
+      }
     }
   }
   if (exit_code >= 0 && last.state.status != RunState::kExited) last.state.exit_code = exit_code;
