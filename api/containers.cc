@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <thread>
 
@@ -461,6 +462,17 @@ Result<bool> matches(const ContainerRecord& r, const runtime::ContainerConfig& c
                      const std::map<std::string, std::vector<std::string>>& filters) {
   for (const auto& [k, values] : filters) {
     if (values.empty()) continue;
+    // Docker: label filters must all match; the values of other keys are
+    // alternatives.
+    if (k == "label") {
+      for (const auto& v : values) {
+        auto eq = v.find('=');
+        auto it = c.labels.find(v.substr(0, eq));
+        if (it == c.labels.end() || (eq != std::string::npos && it->second != v.substr(eq + 1)))
+          return false;
+      }
+      continue;
+    }
     bool any = false;
     for (const auto& v : values) {
       if (k == "id")
@@ -513,7 +525,21 @@ Reply list(Context& ctx, Request& req, Exchange&) {
 
 Reply inspect(Context& ctx, Request& req, Exchange&) {
   VESSEL_ASSIGN_OR_RETURN_REPLY(Found f, find(ctx, req));
-  return json_reply(200, containers::inspect_view(*f.cs, f.r));
+  json view = containers::inspect_view(*f.cs, f.r);
+  // Docker lists the short id among each network's aliases (Vessel's DNS
+  // answers it too); docker-compose looks for it to know a container is
+  // already connected as it wants.
+  if (auto nets = view["NetworkSettings"].find("Networks");
+      nets != view["NetworkSettings"].end() && nets->is_object())
+    for (auto& [name, ep] : nets->items()) {
+      (void)name;
+      json& aliases = ep["Aliases"];
+      if (!aliases.is_array()) aliases = json::array();
+      std::string short_id = f.r.id.substr(0, 12);
+      if (std::find(aliases.begin(), aliases.end(), short_id) == aliases.end())
+        aliases.push_back(short_id);
+    }
+  return json_reply(200, view);
 }
 
 Result<int> timeout_arg(const Request& req) {

@@ -258,16 +258,21 @@ Result<CreateSpec> parse_create_body(const json& body) {
     if (t < 0 || t > 86400) return bad("Config.StopTimeout", "expected 0 to 86400 seconds");
     c.stop_timeout = static_cast<int>(t);
   }
+  if (const json* hc = field(body, "HostConfig")) VESSEL_TRY(read_host_config(*hc, out));
+  // Anonymous volumes, where nothing of HostConfig is mounted already
+  // (docker-compose lists a service's volumes here too).
   if (const json* vols = field(body, "Volumes")) {
     if (!vols->is_object()) return bad("Config.Volumes", "expected an object");
     for (auto& [target, ignored] : vols->items()) {
       (void)ignored;
       auto m = runtime::parse_volume_flag(target);
       if (!m.ok()) return m.error().wrap("Config.Volumes");
-      c.mounts.push_back(std::move(*m));
+      bool covered = false;
+      for (const auto& existing : c.mounts)
+        covered = covered || existing.target == m->target;
+      if (!covered) c.mounts.push_back(std::move(*m));
     }
   }
-  if (const json* hc = field(body, "HostConfig")) VESSEL_TRY(read_host_config(*hc, out));
   if (const json* nc = field(body, "NetworkingConfig")) {
     if (!nc->is_object()) return bad("NetworkingConfig", "expected an object");
     if (const json* eps = field(*nc, "EndpointsConfig")) {

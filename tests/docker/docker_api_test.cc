@@ -287,6 +287,61 @@ TEST_F(DockerApiTest, VolumesAndBadRequestsWithoutAVm) {
   EXPECT_EQ(info.out, "linux 0\n");
 }
 
+TEST_F(DockerApiTest, ComposeUpPsExecDownWithAVolumeAPortAndNames) {
+  const char* compose = "/usr/bin/docker-compose";
+  if (::access(compose, X_OK) != 0) GTEST_SKIP() << "docker-compose is not installed";
+  std::string dir = scratch_dir() + "/project";
+  ASSERT_TRUE(sys::make_dirs(dir, 0700).ok());
+  // A web server and a client that reaches it by service name on the
+  // project's network; a named volume; a published port.
+  ASSERT_TRUE(sys::write_file_atomic(dir + "/docker-compose.yml", R"(version: "3"
+services:
+  web:
+    image: vessel/busybox
+    command: ["sh", "-c", "mkdir -p /www && echo hello-from-web > /www/index.html && httpd -f -p 80 -h /www"]
+    ports: ["8080:80"]
+    volumes: ["data:/data"]
+  client:
+    image: vessel/busybox
+    command: ["sh", "-c", "while ! wget -q -O /tmp/got http://web/; do sleep 1; done; cat /tmp/got; sleep 1000"]
+volumes:
+  data: {}
+)")
+                  .ok());
+  auto run_compose = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv{
+        compose, "--project-directory", dir, "-f", dir + "/docker-compose.yml", "-p", "demo"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    RunOptions o;
+    o.env = {"DOCKER_HOST=unix://" + socket_, "DOCKER_CONFIG=" + scratch_dir() + "/docker-config"};
+    o.timeout = 180s;
+    return run_process(argv, o);
+  };
+  CliResult up = run_compose({"up", "-d"});
+  ASSERT_EQ(up.exit_code, 0) << up.err;
+  CliResult ps = run_compose({"ps"});
+  EXPECT_EQ(ps.exit_code, 0) << ps.err;
+  EXPECT_EQ(lines(ps.out).size(), 4u) << ps.out;  // a header, a rule, two containers
+  EXPECT_TRUE(contains(ps.out, "0.0.0.0:8080->80/tcp")) << ps.out;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return contains(docker({"logs", "demo_client_1"}).out, "hello-from-web");
+      },
+      60s))
+      << "the client did not reach web by name";
+  CliResult exec = run_compose({"exec", "-T", "web", "cat", "/www/index.html"});
+  EXPECT_EQ(exec.exit_code, 0) << exec.err;
+  EXPECT_EQ(exec.out, "hello-from-web\n");
+  auto got = http_get_eventually("127.0.0.1", 8080, 30s);
+  EXPECT_EQ(got.value_or(""), "hello-from-web\n");
+  EXPECT_EQ(docker({"volume", "ls", "-q"}).out, "demo_data\n");
+  CliResult down = run_compose({"down", "-v"});
+  EXPECT_EQ(down.exit_code, 0) << down.err;
+  EXPECT_EQ(docker({"ps", "-a", "-q"}).out, "");
+  EXPECT_EQ(docker({"volume", "ls", "-q"}).out, "");
+  EXPECT_FALSE(contains(docker({"network", "ls"}).out, "demo_default"));
+}
+
 TEST_F(DockerApiTest, DockerPyCreatesStartsWaitsExecsAndRemoves) {
   if (run_process({"/usr/bin/python3", "-c", "import docker"}, {}).exit_code != 0)
     GTEST_SKIP() << "python3-docker is not installed";
