@@ -202,6 +202,16 @@ TEST_F(DockerApiTest, DetachedContainerPsLogsExecInspectStopRm) {
   EXPECT_EQ(mine["Config"], j[0]["Config"]);
   EXPECT_EQ(mine["HostConfig"], j[0]["HostConfig"]);
 
+  // A client that goes away in the middle of an attach: the container
+  // runs on and the service goes on serving.
+  {
+    UniqueFd attach = send_request(
+        "POST /v1.41/containers/web/attach?stream=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: "
+        "x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n");
+    EXPECT_TRUE(contains(read_reply(attach.get(), 1s), "HTTP/1.1 101 UPGRADED"));
+  }
+  EXPECT_TRUE(contains(docker({"ps", "--format", "{{.Names}}"}).out, "web\n"));
+
   CliResult stop = docker({"stop", "-t", "1", "web"});
   EXPECT_EQ(stop.exit_code, 0) << stop.err;
   EXPECT_EQ(docker({"inspect", "-f", "{{.State.Status}}", "web"}).out, "exited\n");
@@ -285,6 +295,46 @@ TEST_F(DockerApiTest, VolumesAndBadRequestsWithoutAVm) {
   CliResult info = docker({"info", "--format", "{{.OSType}} {{.Containers}}"});
   EXPECT_EQ(info.exit_code, 0) << info.err;
   EXPECT_EQ(info.out, "linux 0\n");
+}
+
+TEST_F(DockerApiTest, ServiceExitsWhenIdleAndTakesASystemdSocket) {
+  // --time 1: gone about a second after the last connection, socket too.
+  std::string sock = scratch_dir() + "/idle.sock";
+  auto started = std::chrono::steady_clock::now();
+  CliResult idle =
+      run_cli({"--root", state_root(), "system", "service", "--time", "1", "unix://" + sock},
+              {.timeout = 30s});
+  EXPECT_EQ(idle.exit_code, 0) << idle.err;
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 10s);
+  EXPECT_NE(::access(sock.c_str(), F_OK), 0) << "the socket was left behind";
+  // A second service on a live socket is refused, naming it.
+  CliResult twice = run_cli({"--root", state_root(), "system", "service", "unix://" + socket_});
+  EXPECT_EQ(twice.exit_code, 1);
+  EXPECT_TRUE(contains(twice.err, "another service is listening there")) << twice.err;
+  CliResult tcp = run_cli({"--root", state_root(), "system", "service", "tcp://0.0.0.0:2375"});
+  EXPECT_EQ(tcp.exit_code, 125);
+  EXPECT_TRUE(contains(tcp.err, "only unix:// sockets are served")) << tcp.err;
+
+  // Socket activation: systemd-socket-activate listens and passes fd 3.
+  const char* activate = "/usr/bin/systemd-socket-activate";
+  if (::access(activate, X_OK) != 0) return;
+  std::string activated = scratch_dir() + "/activated.sock";
+  sys::SpawnOptions o;
+  o.argv = {activate,     "-l",     activated, paths().vessel, "--root",
+            state_root(), "system", "service", "--time",       "0"};
+  auto p = sys::Process::spawn(o);
+  ASSERT_TRUE(p.ok()) << p.error().to_string();
+  std::string saved = socket_;
+  socket_ = activated;
+  bool answered = wait_until(
+      [&] {
+        return contains(docker({"version", "--format", "{{.Server.APIVersion}}"}).out, "1.41");
+      },
+      10s);
+  socket_ = saved;
+  EXPECT_TRUE(answered) << "no answer on the socket systemd-socket-activate passed";
+  (void)p->kill(SIGTERM);
+  (void)p->wait(5s);
 }
 
 TEST_F(DockerApiTest, ComposeUpPsExecDownWithAVolumeAPortAndNames) {
