@@ -202,6 +202,13 @@ TEST_F(DockerApiTest, DetachedContainerPsLogsExecInspectStopRm) {
   EXPECT_EQ(mine["Config"], j[0]["Config"]);
   EXPECT_EQ(mine["HostConfig"], j[0]["HostConfig"]);
 
+  // -it through a terminal: the process gets one.
+  RunOptions pty;
+  pty.pty = true;
+  CliResult term = docker({"exec", "-it", "web", "sh", "-c", "tty; echo cols=$(stty size)"}, pty);
+  EXPECT_EQ(term.exit_code, 0) << term.out;
+  EXPECT_TRUE(contains(term.out, "/dev/pts/")) << term.out;
+
   // A client that goes away in the middle of an attach: the container
   // runs on and the service goes on serving.
   {
