@@ -626,6 +626,85 @@ Reply prune(Context& ctx, Request&, Exchange&) {
   return json_reply(200, {{"ContainersDeleted", deleted}, {"SpaceReclaimed", 0}});
 }
 
+// Docker's stats object from two guest samples (`pre` may be empty: the
+// first of a stream). CPU times are the container cgroup's; Docker's
+// system_cpu_usage is the guest's clock times its CPUs, so the CLI's
+// (cpu delta / system delta) * online CPUs is the container's share of
+// its VM's CPUs.
+json stats_view(const ContainerRecord& r, const protocol::Stats& s,
+                const std::optional<protocol::Stats>& pre) {
+  auto cpu = [](const protocol::Stats& x) {
+    return json{
+        {"cpu_usage",
+         {{"total_usage", x.cpu_usage_usec * 1000},
+          {"usage_in_kernelmode", x.cpu_system_usec * 1000},
+          {"usage_in_usermode", x.cpu_user_usec * 1000}}},
+        {"system_cpu_usage", x.timestamp_ns * std::max<uint32_t>(x.cpus, 1)},
+        {"online_cpus", x.cpus},
+        {"throttling_data", {{"periods", 0}, {"throttled_periods", 0}, {"throttled_time", 0}}}};
+  };
+  int64_t now = state::now_ns();
+  return {{"id", r.id},
+          {"name", "/" + r.name},
+          {"read", runtime::format_timestamp(now)},
+          {"preread", pre ? runtime::format_timestamp(
+                                now - static_cast<int64_t>(s.timestamp_ns - pre->timestamp_ns))
+                          : "0001-01-01T00:00:00Z"},
+          {"cpu_stats", cpu(s)},
+          {"precpu_stats", pre ? cpu(*pre)
+                               : json{{"cpu_usage", {{"total_usage", 0}}},
+                                      {"system_cpu_usage", 0},
+                                      {"online_cpus", s.cpus}}},
+          {"memory_stats",
+           {{"usage", s.memory_current},
+            {"limit", s.memory_limit},
+            {"stats",
+             {{"anon", s.memory_anon},
+              {"file", s.memory_file},
+              {"inactive_file", s.memory_inactive_file},
+              {"oom_kill", s.oom_kills}}}}},
+          {"pids_stats", {{"current", s.pids_current}, {"limit", s.pids_limit}}},
+          {"blkio_stats",
+           {{"io_service_bytes_recursive",
+             json::array(
+                 {{{"major", 0}, {"minor", 0}, {"op", "read"}, {"value", s.io_read_bytes}},
+                  {{"major", 0}, {"minor", 0}, {"op", "write"}, {"value", s.io_write_bytes}}})}}},
+          {"networks", {{"eth0", {{"rx_bytes", s.net_rx_bytes}, {"tx_bytes", s.net_tx_bytes}}}}},
+          {"num_procs", 0},
+          {"vessel_vm_memory", s.host_vm_rss}};
+}
+
+// /containers/{id}/stats: stream=false (docker stats --no-stream) answers
+// one object from two samples half a second apart; else one a second until
+// the client goes or the container stops.
+Reply stats(Context& ctx, Request& req, Exchange& ex) {
+  VESSEL_ASSIGN_OR_RETURN_REPLY(Found f, find(ctx, req));
+  bool stream = req.flag("stream", true);
+  if (!running(f.r)) {
+    if (!stream) return error_reply(409, "Container " + f.r.id + " is not running");
+  }
+  std::optional<protocol::Stats> pre;
+  if (!stream || req.flag("one-shot") == false) {
+    if (auto first = f.cs->stats(f.r); first.ok()) pre = *first;
+  }
+  if (!stream) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    VESSEL_ASSIGN_OR_RETURN_REPLY(auto s, f.cs->stats(f.r));
+    return json_reply(200, stats_view(f.r, s, pre));
+  }
+  Reply taken;
+  taken.taken = true;
+  if (!ex.begin_stream(200, "application/json").ok()) return taken;
+  while (!ex.client_gone()) {
+    auto s = f.cs->stats(f.r);
+    if (!s.ok()) return taken;  // stopped
+    if (!ex.write(stats_view(f.r, *s, pre).dump() + "\n").ok()) return taken;
+    pre = *s;
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+  return taken;
+}
+
 Reply not_yet(Context&, Request& req, Exchange&) {
   return error_reply(501, "'" + req.method + " " + req.path +
                               "' is not supported by Vessel yet (see docs/docker-api.md)");
@@ -653,9 +732,10 @@ void add_container_routes(Router& r) {
   r.add("POST", "/containers/{id}/resize", resize);
   for (const char* p : {"/containers/{id}/pause", "/containers/{id}/unpause"})
     r.add("POST", p, pause);
+  r.add("GET", "/containers/{id}/stats", stats);
   for (const char* p :
-       {"/containers/{id}/stats", "/containers/{id}/archive", "/containers/{id}/export",
-        "/containers/{id}/top", "/containers/{id}/changes", "/containers/{id}/attach/ws"})
+       {"/containers/{id}/archive", "/containers/{id}/export", "/containers/{id}/top",
+        "/containers/{id}/changes", "/containers/{id}/attach/ws"})
     r.add("GET", p, not_yet);
   for (const char* p : {"/containers/{id}/update", "/containers/{id}/rename"})
     r.add("POST", p, not_yet);

@@ -462,33 +462,9 @@ std::string human_bytes(uint64_t b) {
   return buf;
 }
 
-// One resource sample from a running container's guest (its monitor asks
-// the agent, which reads the container's cgroup).
+// One resource sample from a running container's guest.
 Result<protocol::Stats> sample(Containers& cs, const ContainerRecord& r) {
-  VESSEL_ASSIGN_OR_RETURN(monitor::Channel ch, cs.connect(r));
-  VESSEL_TRY(ch.send(monitor::type_code(protocol::MsgType::kStats), 0));
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (true) {
-    protocol::FrameReader::Frame fr;
-    while (ch.next(fr)) {
-      if (fr.header.type == monitor::type_code(protocol::MsgType::kStatsResult)) {
-        protocol::Stats st;
-        if (!protocol::decode(fr.payload, st))
-          return Error(ErrorCode::kProtocol, "malformed statistics from the guest");
-        return st;
-      }
-      if (fr.header.type == monitor::type_code(monitor::ApiType::kResult)) {
-        protocol::Reply reply;
-        (void)protocol::decode(fr.payload, reply);
-        return Error(ErrorCode::kFailedPrecondition, reply.message);
-      }
-    }
-    if (std::chrono::steady_clock::now() > deadline)
-      return Error(ErrorCode::kTimeout, "no statistics from the guest in time");
-    pollfd p{ch.fd(), POLLIN, 0};
-    ::poll(&p, 1, 100);
-    VESSEL_TRY(ch.read_available());
-  }
+  return cs.stats(r);
 }
 
 int stats(const Flags& f, const GlobalOptions& g) {

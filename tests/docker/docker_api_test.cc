@@ -202,6 +202,10 @@ TEST_F(DockerApiTest, DetachedContainerPsLogsExecInspectStopRm) {
   EXPECT_EQ(mine["Config"], j[0]["Config"]);
   EXPECT_EQ(mine["HostConfig"], j[0]["HostConfig"]);
 
+  CliResult st = docker({"stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}", "web"});
+  EXPECT_EQ(st.exit_code, 0) << st.err;
+  EXPECT_TRUE(contains(st.out, "web ") && contains(st.out, " / ")) << st.out;
+
   // -it through a terminal: the process gets one.
   RunOptions pty;
   pty.pty = true;
