@@ -73,8 +73,7 @@ void apply_user(const std::string& user, runtime::ContainerConfig& c) {
 // The image named by the body, found locally (an image embedded in the
 // build counts as local, as for `vessel run`); Docker's 404 otherwise, on
 // which clients pull and try again.
-Result<std::pair<images::ImageRecord, image::Reference>> local_image(const std::string& root,
-                                                                     const std::string& name,
+Result<std::pair<images::ImageRecord, image::Reference>> local_image(const std::string& name,
                                                                      images::ImageStore& store) {
   VESSEL_ASSIGN_OR_RETURN(image::Reference ref, image::parse_reference(name));
   VESSEL_ASSIGN_OR_RETURN(auto found, store.find(ref));
@@ -85,7 +84,6 @@ Result<std::pair<images::ImageRecord, image::Reference>> local_image(const std::
       VESSEL_ASSIGN_OR_RETURN(found, store.find(ref));
     }
   }
-  (void)root;
   if (!found) return Error(ErrorCode::kNotFound, "No such image: " + ref.familiar());
   return std::make_pair(*found, ref);
 }
@@ -96,7 +94,7 @@ Result<std::pair<images::ImageRecord, image::Reference>> local_image(const std::
 // VOLUMEs as anonymous volumes, ExposedPorts when PublishAllPorts.
 Result<runtime::ContainerConfig> complete_config(const std::string& root, CreateSpec spec) {
   VESSEL_ASSIGN_OR_RETURN(images::ImageStore store, images::ImageStore::open(root));
-  VESSEL_ASSIGN_OR_RETURN(auto found, local_image(root, spec.image, store));
+  VESSEL_ASSIGN_OR_RETURN(auto found, local_image(spec.image, store));
   auto& [rec, ref] = found;
   VESSEL_ASSIGN_OR_RETURN(image::ImageConfig image, store.config(rec));
   runtime::ContainerConfig c = std::move(spec.config);
@@ -209,10 +207,6 @@ HeardExit read_exit(monitor::Channel& ch, std::chrono::milliseconds timeout) {
   }
 }
 
-bool exit_code_known(int code) {
-  return code >= 0;
-}
-
 // Docker's start error text, which its CLI maps to exit codes 127 and 126.
 std::string start_error(const monitor::StartReport& report) {
   if (report.exit_code == 127)
@@ -297,8 +291,10 @@ Reply attach(Context& ctx, Request& req, Exchange& ex) {
   if (!ch->send(monitor::type_code(monitor::ApiType::kAttach), monitor::kMainStream, a).ok())
     return taken;
   // The start: boot, set up, spawn (the monitor waits for this attach).
-  auto started = await_while_client(*ch, monitor::type_code(monitor::ApiType::kStarted),
-                                    monitor::kMainStream, ex, std::chrono::minutes(10));
+  // Not given up when the client hangs up meanwhile: what it sent before
+  // (stdin, then its end) is still forwarded, by the pump below.
+  auto started = monitor::await_frame(*ch, monitor::type_code(monitor::ApiType::kStarted),
+                                      monitor::kMainStream, std::chrono::minutes(10));
   if (!started.ok()) return taken;
   protocol::Reply reply;
   if (!protocol::decode(started->payload, reply)) return taken;
@@ -337,7 +333,7 @@ Reply wait(Context& ctx, Request& req, Exchange& ex) {
   uint64_t starts_seen = ctx.start_count(f.r.id);
   bool run = running(f.r);
   auto listen = [&] {
-    if (!ch && !exit_code_known(exit_code) && runtime::owner_alive(ctx.root(), f.r.id))
+    if (!ch && exit_code < 0 && runtime::owner_alive(ctx.root(), f.r.id))
       if (auto c = f.cs->connect(f.r); c.ok()) {
         ch.emplace(std::move(*c));
       }

@@ -11,18 +11,6 @@ namespace vessel::api {
 using monitor::type_code;
 using protocol::MsgType;
 
-Result<protocol::FrameReader::Frame> await_while_client(monitor::Channel& ch, uint16_t type,
-                                                        uint32_t stream, Exchange& ex,
-                                                        std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (true) {
-    auto fr = monitor::await_frame(ch, type, stream, std::chrono::milliseconds(200));
-    if (fr.ok() || fr.error().code() != ErrorCode::kTimeout) return fr;
-    if (ex.client_gone()) return Error(ErrorCode::kUnavailable, "the client went away");
-    if (std::chrono::steady_clock::now() > deadline) return fr.error();
-  }
-}
-
 Result<protocol::Exit> pump_session(monitor::Channel& ch, uint32_t stream, Exchange& ex,
                                     const SessionOptions& o) {
   bool reading = true;  // the client's side is open for reading

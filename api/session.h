@@ -22,10 +22,4 @@ struct SessionOptions {
 Result<protocol::Exit> pump_session(monitor::Channel& ch, uint32_t stream, Exchange& ex,
                                     const SessionOptions& o);
 
-/// Waits for the first frame of `type` on `stream`, giving up when the
-/// client goes away or after `timeout`.
-Result<protocol::FrameReader::Frame> await_while_client(monitor::Channel& ch, uint16_t type,
-                                                        uint32_t stream, Exchange& ex,
-                                                        std::chrono::milliseconds timeout);
-
 }  // namespace vessel::api
