@@ -125,9 +125,8 @@ Reply create(Context& ctx, Request& req, Exchange& ex) {
   taken.taken = true;
   if (!ex.begin_stream(200, "application/json").ok()) return taken;
   std::string shown_tag = ref->digest ? ref->digest->str() : ref->tag;
-  std::string repo = ref->familiar().substr(0, ref->familiar().find_first_of("@"));
-  if (!ref->digest) repo = repo.substr(0, repo.rfind(':'));
-  (void)ex.write(progress_line({{"status", "Pulling from " + repo}, {"id", shown_tag}}));
+  // Docker names the repository's path: "Pulling from library/busybox".
+  (void)ex.write(progress_line({{"status", "Pulling from " + ref->repository}, {"id", shown_tag}}));
   std::mutex mu;
   o.progress = [&](const images::PullEvent& e) {
     std::lock_guard lock(mu);

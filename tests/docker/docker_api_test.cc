@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "images/local_registry.h"
 #include "net/network_fixture.h"
 #include "sys/fs.h"
 #include "sys/process.h"
@@ -346,6 +347,35 @@ TEST_F(DockerApiTest, ServiceExitsWhenIdleAndTakesASystemdSocket) {
   EXPECT_TRUE(answered) << "no answer on the socket systemd-socket-activate passed";
   (void)p->kill(SIGTERM);
   (void)p->wait(5s);
+}
+
+TEST_F(DockerApiTest, PullFromALoopbackRegistryWithProgressThenRun) {
+  if (::access(kDockerRegistryBin, X_OK) != 0)
+    GTEST_SKIP() << "no " << kDockerRegistryBin << " (install docker-registry)";
+  auto registry = LocalRegistry::start(scratch_dir() + "/registry");
+  ASSERT_TRUE(registry.ok()) << registry.error().to_string();
+  // The embedded image, pushed there by Vessel, then forgotten locally.
+  std::string name = registry->host() + "/test/busybox:1";
+  ASSERT_EQ(vessel({"image", "pull", kImage}).exit_code, 0);
+  ASSERT_EQ(vessel({"image", "tag", kImage, name}).exit_code, 0);
+  CliResult push = vessel({"image", "push", name});
+  ASSERT_EQ(push.exit_code, 0) << push.err;
+  ASSERT_EQ(vessel({"image", "rm", name}).exit_code, 0);
+
+  CliResult pull = docker({"pull", name});
+  EXPECT_EQ(pull.exit_code, 0) << pull.err;
+  EXPECT_TRUE(contains(pull.out, "1: Pulling from test/busybox")) << pull.out;
+  EXPECT_TRUE(contains(pull.out, "Digest: sha256:")) << pull.out;
+  EXPECT_TRUE(contains(pull.out, "Status: Downloaded newer image for " + name)) << pull.out;
+  EXPECT_GE(registry->count_requests("GET /v2/test/busybox/manifests/"), 1u);
+  CliResult again = docker({"pull", name});
+  EXPECT_TRUE(contains(again.out, "Status: Image is up to date for " + name)) << again.out;
+  CliResult run = docker({"run", "--rm", name, "echo", "pulled"});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.out, "pulled\n");
+  CliResult missing = docker({"pull", registry->host() + "/test/nothing:1"});
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_FALSE(missing.err.empty());
 }
 
 TEST_F(DockerApiTest, ComposeUpPsExecDownWithAVolumeAPortAndNames) {
