@@ -13,6 +13,7 @@
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <cstdlib>
+#include <system_error>
 #include <thread>
 
 #include "api/context.h"
@@ -259,11 +260,18 @@ Status serve(const ServiceOptions& o) {
     }
     ctx.active++;
     ctx.last_activity_ns = now_ns();
-    std::thread([&ctx, &router, s = std::move(sock)]() mutable {
-      serve_connection(ctx, router, std::move(s));
-      ctx.last_activity_ns = now_ns();
+    try {
+      std::thread([&ctx, &router, s = std::move(sock)]() mutable {
+        serve_connection(ctx, router, std::move(s));
+        ctx.last_activity_ns = now_ns();
+        ctx.active--;
+      }).detach();
+    } catch (const std::system_error& e) {
+      // No thread to be had (a limit): this connection is dropped, the
+      // service goes on.
+      log::warn(std::string("serve: cannot take a connection: ") + e.what());
       ctx.active--;
-    }).detach();
+    }
   }
   if (!activated) ::unlink(o.socket_path.c_str());
   return ok_status();
