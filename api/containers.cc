@@ -395,7 +395,7 @@ Reply wait(Context& ctx, Request& req, Exchange& ex) {
   json body = {{"StatusCode", last.state.exit_code}, {"Error", nullptr}};
   if (!last.state.error.empty() && last.state.exit_code == 125)
     body["Error"] = {{"Message", last.state.error}};
-  (void)ex.write(body.dump() + "\n");
+  (void)ex.write(dump_json(body) + "\n");
   return taken;
 }
 
@@ -694,7 +694,7 @@ Reply stats(Context& ctx, Request& req, Exchange& ex) {
   while (!ex.client_gone()) {
     auto s = f.cs->stats(f.r);
     if (!s.ok()) return taken;  // stopped
-    if (!ex.write(stats_view(f.r, *s, pre).dump() + "\n").ok()) return taken;
+    if (!ex.write(dump_json(stats_view(f.r, *s, pre)) + "\n").ok()) return taken;
     pre = *s;
     std::this_thread::sleep_for(std::chrono::seconds(1));
   }

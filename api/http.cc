@@ -13,10 +13,14 @@ bool Request::flag(const std::string& k, bool fallback) const {
   return v == "1" || v == "true" || v == "True" || v == "TRUE";
 }
 
+std::string dump_json(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 Reply json_reply(int status, const json& body) {
   Reply r;
   r.status = status;
-  r.body = body.dump() + "\n";
+  r.body = dump_json(body) + "\n";
   return r;
 }
 

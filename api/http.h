@@ -61,6 +61,10 @@ struct Reply {
   bool taken = false;
 };
 
+/// `j` as one line of JSON. Strings may hold what a client sent (a path,
+/// a name): bytes that are not UTF-8 are replaced (U+FFFD), never a throw.
+std::string dump_json(const nlohmann::json& j);
+
 /// A JSON reply.
 Reply json_reply(int status, const nlohmann::json& body);
 /// Docker's error body {"message": ...} with `status`.

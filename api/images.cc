@@ -100,7 +100,7 @@ Reply remove(Context& ctx, Request& req, Exchange&) {
 }
 
 std::string progress_line(const json& j) {
-  return j.dump() + "\r\n";
+  return dump_json(j) + "\r\n";
 }
 
 Reply create(Context& ctx, Request& req, Exchange& ex) {

@@ -262,7 +262,13 @@ Status serve(const ServiceOptions& o) {
     ctx.last_activity_ns = now_ns();
     try {
       std::thread([&ctx, &router, s = std::move(sock)]() mutable {
-        serve_connection(ctx, router, std::move(s));
+        // Handlers' exceptions are replies already; anything else thrown
+        // ends this connection, never the service.
+        try {
+          serve_connection(ctx, router, std::move(s));
+        } catch (const std::exception& e) {
+          log::warn(std::string("serve: a connection failed: ") + e.what());
+        }
         ctx.last_activity_ns = now_ns();
         ctx.active--;
       }).detach();

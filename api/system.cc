@@ -266,7 +266,7 @@ Reply events(Context& ctx, Request& req, Exchange& ex) {
     });
     for (const auto& e : out)
       if (wanted(e) && (!until || e["timeNano"].get<int64_t>() <= until))
-        if (!ex.write(e.dump() + "\n").ok()) return taken;
+        if (!ex.write(dump_json(e) + "\n").ok()) return taken;
     if (until && state::now_ns() > until) return taken;
     if (ex.client_gone()) return taken;
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
