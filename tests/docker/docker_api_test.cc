@@ -297,6 +297,9 @@ TEST_F(DockerApiTest, VolumesAndBadRequestsWithoutAVm) {
   std::string image = raw(post("/containers/create", R"({"Image": "no/such-image"})"));
   EXPECT_TRUE(contains(image, "HTTP/1.1 404")) << image;
   EXPECT_EQ(body_of(image)["message"], "No such image: no/such-image:latest");
+  std::string utf8 =
+      raw("GET /v1.41\xc1/containers/json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_TRUE(contains(utf8, "HTTP/1.1 400")) << utf8;  // once crashed the service
   std::string ping = raw("HEAD /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   EXPECT_TRUE(contains(ping, "HTTP/1.1 200")) << ping;
   EXPECT_TRUE(contains(ping, "Api-Version: 1.41")) << ping;
