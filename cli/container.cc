@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "base/strings.h"
 #include "commands.h"
+#include "containers/views.h"
 #include "monitor/client.h"
 #include "networks/views.h"
 #include "runtime/config.h"
@@ -69,125 +70,11 @@ int for_each(
   return rc;
 }
 
-std::string command_line(const runtime::ContainerConfig& c) {
-  std::string out;
-  for (const auto& a : c.argv)
-    out += (out.empty() ? "" : " ") + a;
-  return out;
-}
-
 // What the container's monitor bound for its published ports ("" when it
 // is not running).
 std::string ports_file(const std::string& root, const ContainerRecord& r) {
   auto content = sys::read_file(runtime::runtime_dir_of(root, r.id) + "/ports.json", 1 << 20);
   return content.ok() ? *content : "";
-}
-
-// "10.220.0.2" (every address it holds now, comma separated) and
-// "0.0.0.0:8080->80/tcp" as `ls` shows them.
-std::pair<std::string, std::string> addresses_and_ports(containers::Containers& cs,
-                                                        const ContainerRecord& r) {
-  std::string addrs, ports;
-  if (auto views = cs.networks().endpoints_of(r.id); views.ok())
-    for (const auto& v : *views)
-      if (v.ip) addrs += (addrs.empty() ? "" : ",") + net::Ipv4{v.ip}.to_string();
-  std::string bound = ports_file(cs.root(), r);
-  if (!bound.empty()) {
-    json j = json::parse(bound, nullptr, false);
-    if (j.is_array())
-      for (const auto& p : j)
-        if (p.is_object())
-          ports += (ports.empty() ? "" : ", ") + p.value("host_ip", std::string("0.0.0.0")) + ":" +
-                   std::to_string(p.value("host_port", 0)) + "->" +
-                   std::to_string(p.value("container_port", 0)) + "/" +
-                   p.value("proto", std::string("tcp"));
-  }
-  return {addrs, ports};
-}
-
-json inspect_json(containers::Containers& cs, const ContainerRecord& r) {
-  const std::string& root = cs.root();
-  auto cfg = runtime::config_from_json(r.config);
-  runtime::ContainerConfig c = cfg.ok() ? *cfg : runtime::ContainerConfig{};
-  const auto& s = r.state;
-  std::string dir = runtime::container_dir(root, r.id);
-  json network_settings = json::object();
-  {
-    std::string bound = ports_file(root, r);
-    json ports = bound.empty() ? json::object() : networks::ports_view(c.ports, bound);
-    auto ns = networks::network_settings(cs.networks(), r.id, r.name, ports);
-    if (ns.ok()) network_settings = std::move(*ns);
-  }
-  json mounts = json::array();
-  for (const auto& m : c.mounts) {
-    std::string source = m.source;
-    if (m.type == runtime::MountSpec::Type::kVolume)
-      source = root + "/volumes/" + m.source + "/_data";
-    json j = {{"Type", runtime::mount_type_name(m.type)},
-              {"Source", m.type == runtime::MountSpec::Type::kTmpfs ? "" : source},
-              {"Destination", m.target},
-              {"RW", !m.read_only}};
-    if (m.type == runtime::MountSpec::Type::kVolume) j["Name"] = m.source;
-    if (!m.options.empty()) j["Options"] = m.options;
-    mounts.push_back(j);
-  }
-  return json{
-      {"Id", r.id},
-      {"Name", "/" + r.name},
-      {"Created", iso_time(r.created)},
-      {"Path", c.argv.empty() ? "" : c.argv[0]},
-      {"Args", c.argv.size() > 1 ? std::vector<std::string>(c.argv.begin() + 1, c.argv.end())
-                                 : std::vector<std::string>{}},
-      {"Image", r.image_id},
-      {"State",
-       {{"Status", state::state_name(s.status)},
-        {"Running", s.status == RunState::kRunning},
-        {"Restarting", s.status == RunState::kRestarting},
-        {"OOMKilled", s.oom_killed},
-        {"Dead", false},
-        {"Pid", s.monitor_pid},
-        {"ExitCode", s.exit_code},
-        {"Error", s.error},
-        {"StartedAt", iso_time(s.started)},
-        {"FinishedAt", iso_time(s.finished)}}},
-      {"RestartCount", s.restart_count},
-      {"LogPath", dir + "/container.log"},
-      {"BootLogPath", dir + "/boot.log"},
-      {"Config",
-       {{"Hostname", c.hostname},
-        {"User", c.user.empty() ? std::to_string(c.uid) + ":" + std::to_string(c.gid) : c.user},
-        {"Tty", c.tty},
-        {"OpenStdin", c.open_stdin},
-        {"Env", c.env},
-        {"Cmd", c.argv},
-        {"Image", r.image},
-        {"WorkingDir", c.workdir},
-        {"Labels", c.labels},
-        {"StopSignal",
-         std::string("SIG") + (sigabbrev_np(c.stop_signal) ? sigabbrev_np(c.stop_signal) : "?")},
-        {"StopTimeout", c.stop_timeout}}},
-      {"HostConfig",
-       {{"AutoRemove", c.auto_remove},
-        {"ReadonlyRootfs", c.read_only},
-        {"RestartPolicy",
-         {{"Name", c.restart.to_string().substr(0, c.restart.to_string().find(':'))},
-          {"MaximumRetryCount", c.restart.max_retries}}},
-        {"NanoCpus", static_cast<int64_t>(c.cpus) * 1'000'000'000},
-        {"Memory", c.memory_bytes},
-        {"NetworkMode", c.network_mode},
-        {"PortBindings", networks::ports_view(c.ports, "")},
-        {"Dns", c.dns},
-        {"DnsSearch", c.dns_search},
-        {"DnsOptions", c.dns_options},
-        {"ExtraHosts", c.extra_hosts},
-        {"Accel", c.accel.empty() ? "auto" : c.accel}}},
-      {"NetworkSettings", network_settings},
-      {"Rootfs",
-       {{"Image", c.root_image},
-        {"Directory", c.rootfs},
-        {"WritableLayer", c.root_image.empty() || c.read_only ? "" : dir + "/upper.img"}}},
-      {"Mounts", mounts},
-  };
 }
 
 int list(const Flags& f, const GlobalOptions& g) {
@@ -213,21 +100,8 @@ int list(const Flags& f, const GlobalOptions& g) {
   int64_t now = state::now_ns();
   if (f.format == "json") {
     json out = json::array();
-    for (const auto& r : shown) {
-      auto c = runtime::config_from_json(r.config);
-      auto [addrs, ports] = addresses_and_ports(**cs, r);
-      out.push_back({{"ID", r.id},
-                     {"Image", r.image.empty() ? "(rootfs)" : r.image},
-                     {"Command", c.ok() ? command_line(*c) : ""},
-                     {"CreatedAt", iso_time(r.created)},
-                     {"State", state::state_name(r.state.status)},
-                     {"Status", containers::describe_status(r, now)},
-                     {"ExitCode", r.state.exit_code},
-                     {"Names", r.name},
-                     {"Networks", c.ok() ? c->network_mode : ""},
-                     {"IPAddress", addrs},
-                     {"Ports", ports}});
-    }
+    for (const auto& r : shown)
+      out.push_back(containers::ls_view(**cs, r, now));
     std::cout << out.dump(2) << "\n";
     return kExitOk;
   }
@@ -235,10 +109,11 @@ int list(const Flags& f, const GlobalOptions& g) {
               "IMAGE", "COMMAND", "CREATED", "STATUS", "ADDRESS", "PORTS", "NAMES");
   for (const auto& r : shown) {
     auto c = runtime::config_from_json(r.config);
-    std::string cmd = c.ok() ? "\"" + command_line(*c) + "\"" : "";
+    std::string cmd = c.ok() ? "\"" + containers::command_line(*c) + "\"" : "";
     if (cmd.size() > 22) cmd = cmd.substr(0, 20) + "…\"";
     std::string created = containers::describe_age(r.created, now) + " ago";
-    auto [addrs, ports] = addresses_and_ports(**cs, r);
+    json row = containers::ls_view(**cs, r, now);
+    std::string addrs = row["IPAddress"], ports = row["Ports"];
     std::printf("%-12s   %-24s   %-22s   %-16s   %-34s   %-15s   %-24s   %s\n",
                 r.id.substr(0, 12).c_str(), (r.image.empty() ? "(rootfs)" : r.image).c_str(),
                 cmd.c_str(), created.c_str(), containers::describe_status(r, now).c_str(),
@@ -384,7 +259,7 @@ int inspect(const Flags& f, const GlobalOptions& g) {
   json out = json::array();
   int rc = for_each(g, "inspect", f.refs,
                     [&](Containers& cs, const ContainerRecord& r, const std::string&) -> Status {
-                      out.push_back(inspect_json(cs, r));
+                      out.push_back(containers::inspect_view(cs, r));
                       return ok_status();
                     });
   std::cout << out.dump(4) << "\n";
@@ -501,7 +376,7 @@ int exec(const Flags& f, const GlobalOptions& g) {
 }  // namespace
 
 std::string iso_time(int64_t ns) {
-  return ns ? runtime::format_timestamp(ns) : "0001-01-01T00:00:00Z";
+  return containers::iso_time(ns);
 }
 
 void apply_env_flags(std::vector<std::string>& env, const std::vector<std::string>& flags) {
@@ -587,33 +462,9 @@ std::string human_bytes(uint64_t b) {
   return buf;
 }
 
-// One resource sample from a running container's guest (its monitor asks
-// the agent, which reads the container's cgroup).
+// One resource sample from a running container's guest.
 Result<protocol::Stats> sample(Containers& cs, const ContainerRecord& r) {
-  VESSEL_ASSIGN_OR_RETURN(monitor::Channel ch, cs.connect(r));
-  VESSEL_TRY(ch.send(monitor::type_code(protocol::MsgType::kStats), 0));
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (true) {
-    protocol::FrameReader::Frame fr;
-    while (ch.next(fr)) {
-      if (fr.header.type == monitor::type_code(protocol::MsgType::kStatsResult)) {
-        protocol::Stats st;
-        if (!protocol::decode(fr.payload, st))
-          return Error(ErrorCode::kProtocol, "malformed statistics from the guest");
-        return st;
-      }
-      if (fr.header.type == monitor::type_code(monitor::ApiType::kResult)) {
-        protocol::Reply reply;
-        (void)protocol::decode(fr.payload, reply);
-        return Error(ErrorCode::kFailedPrecondition, reply.message);
-      }
-    }
-    if (std::chrono::steady_clock::now() > deadline)
-      return Error(ErrorCode::kTimeout, "no statistics from the guest in time");
-    pollfd p{ch.fd(), POLLIN, 0};
-    ::poll(&p, 1, 100);
-    VESSEL_TRY(ch.read_available());
-  }
+  return cs.stats(r);
 }
 
 int stats(const Flags& f, const GlobalOptions& g) {

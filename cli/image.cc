@@ -14,6 +14,7 @@
 #include "base/strings.h"
 #include "commands.h"
 #include "images/image_store.h"
+#include "images/views.h"
 #include "runtime/paths.h"
 #include "sys/fs.h"
 
@@ -257,36 +258,12 @@ int inspect(const std::string& name, const GlobalOptions& g) {
     return kExitFailure;
   }
   auto& [store, rec] = *local;
-  auto config = store.config(rec);
-  auto manifest = store.manifest_bytes(rec);
-  if (!config.ok() || !manifest.ok()) {
-    print_error("inspect: " + (config.ok() ? manifest.error() : config.error()).to_string());
+  auto out = images::inspect_view(store, rec);
+  if (!out.ok()) {
+    print_error("inspect: " + out.error().to_string());
     return kExitFailure;
   }
-  nlohmann::json layers = nlohmann::json::array();
-  for (const auto& l : rec.layers)
-    layers.push_back(l.str());
-  const auto& c = config->config;
-  nlohmann::json out = {
-      {"Name", rec.name},
-      {"Id", rec.config.str()},
-      {"Digest", rec.manifest.str()},
-      {"Platform", rec.platform},
-      {"Size", rec.size},
-      {"Layers", layers},
-      {"Config",
-       {{"User", c.user},
-        {"Env", c.env},
-        {"Entrypoint", c.entrypoint},
-        {"Cmd", c.cmd},
-        {"WorkingDir", c.working_dir},
-        {"StopSignal", c.stop_signal},
-        {"Labels", c.labels},
-        {"ExposedPorts", c.exposed_ports},
-        {"Volumes", c.volumes}}},
-      {"Manifest", nlohmann::json::parse(*manifest, nullptr, false)},
-  };
-  std::cout << nlohmann::json::array({out}).dump(2) << "\n";
+  std::cout << nlohmann::json::array({*out}).dump(2) << "\n";
   return kExitOk;
 }
 

@@ -4,6 +4,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "api/server.h"
 #include "base/strings.h"
 #include "commands.h"
 #include "runtime/container_vm.h"
@@ -19,7 +20,37 @@ namespace {
 struct SystemFlags {
   std::string format = "table";
   std::string kernel;
+  int idle_seconds = 5;
+  std::string uri;
 };
+
+// vessel system service [--time SECONDS] [URI]: the Docker Engine API
+// (api/ does the work).
+int service(const SystemFlags& f, const GlobalOptions& g) {
+  std::string root = runtime::resolve_root(g.root);
+  api::ServiceOptions o;
+  o.root = root;
+  o.idle_seconds = f.idle_seconds;
+  if (f.idle_seconds < 0) {
+    print_error("system service: --time must be 0 (never exit) or a number of seconds");
+    return kExitUsage;
+  }
+  if (f.uri.empty()) {
+    o.socket_path = api::default_socket(root);
+  } else {
+    auto path = api::socket_from_uri(f.uri);
+    if (!path.ok()) {
+      print_error("system service: " + path.error().to_string());
+      return kExitUsage;
+    }
+    o.socket_path = *path;
+  }
+  if (auto s = api::serve(o); !s.ok()) {
+    print_error("system service: " + s.error().to_string());
+    return kExitFailure;
+  }
+  return kExitOk;
+}
 
 int status(const SystemFlags& f, const GlobalOptions& g, bool kernel_only) {
   nlohmann::json out;
@@ -93,7 +124,8 @@ int status(const SystemFlags& f, const GlobalOptions& g, bool kernel_only) {
 
 Runner add_system(CLI::App& app, const GlobalOptions& global) {
   auto flags = std::make_shared<SystemFlags>();
-  CLI::App* cmd = app.add_subcommand("system", "Inspect the host setup Vessel uses");
+  CLI::App* cmd =
+      app.add_subcommand("system", "Inspect the host setup Vessel uses; serve the Docker API");
   cmd->require_subcommand(1);
   auto* kernel = cmd->add_subcommand("kernel", "Show the guest kernel and initramfs in use");
   auto* st = cmd->add_subcommand("status", "Show kernel, accelerator, QEMU and state root");
@@ -102,7 +134,17 @@ Runner add_system(CLI::App& app, const GlobalOptions& global) {
         ->check(CLI::IsMember({"table", "json"}));
     c->add_option("--kernel", flags->kernel, "Kernel to report instead of the built one");
   }
-  return [kernel, flags, &global] { return status(*flags, global, kernel->parsed()); };
+  auto* svc = cmd->add_subcommand(
+      "service",
+      "Serve the Docker Engine API on a unix socket (default: /run/vessel/docker.sock for "
+      "root, else <root>/run/docker.sock); see docs/docker-api.md");
+  svc->add_option("-t,--time", flags->idle_seconds,
+                  "Exit after this many seconds without a connection (0: never; default 5)");
+  svc->add_option("uri", flags->uri, "Where to listen: unix:///path/docker.sock");
+  return [kernel, svc, flags, &global] {
+    if (svc->parsed()) return service(*flags, global);
+    return status(*flags, global, kernel->parsed());
+  };
 }
 
 }  // namespace vessel::cli

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "containers/views.h"
 #include "runtime/log_file.h"
 #include "runtime/paths.h"
 
@@ -18,19 +19,6 @@ struct VolumeFlags {
   std::string format = "table";
   bool quiet = false, all = false, force = false;
 };
-
-json volume_json(containers::Containers& cs, const state::VolumeRecord& v) {
-  json labels = json::parse(v.labels, nullptr, false);
-  auto users = cs.store().volume_users(v.name);
-  return {{"Name", v.name},
-          {"Driver", "local"},
-          {"Mountpoint", cs.volume_data(v.name)},
-          {"CreatedAt", runtime::format_timestamp(v.created)},
-          {"Labels", labels.is_discarded() ? json::object() : labels},
-          {"Anonymous", v.anonymous},
-          {"UsedBy", users.ok() ? json(*users) : json::array()},
-          {"Scope", "local"}};
-}
 
 int run_volume(CLI::App* which, const std::string& verb, const VolumeFlags& f,
                const GlobalOptions& g) {
@@ -71,7 +59,7 @@ int run_volume(CLI::App* which, const std::string& verb, const VolumeFlags& f,
     } else if (f.format == "json") {
       json out = json::array();
       for (const auto& v : *vols)
-        out.push_back(volume_json(c, v));
+        out.push_back(containers::volume_view(c, v));
       std::cout << out.dump(2) << "\n";
     } else {
       std::printf("%-10s %s\n", "DRIVER", "VOLUME NAME");
@@ -89,7 +77,7 @@ int run_volume(CLI::App* which, const std::string& verb, const VolumeFlags& f,
         rc = fail(v.error());
         continue;
       }
-      out.push_back(volume_json(c, *v));
+      out.push_back(containers::volume_view(c, *v));
     }
     std::cout << out.dump(4) << "\n";
     return rc;

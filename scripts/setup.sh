@@ -47,6 +47,10 @@ packages=(
   docker-registry skopeo umoci apache2-utils openssl
   # OCI runtime tests (tests/oci): containerd 1.6 with ctr and the runc shim
   containerd
+  # Docker Engine API (`vessel system service`): Boost.Beast (header-only),
+  # and the clients its tests drive (docker.io for its CLI only: the tests
+  # never start dockerd; docker-py; docker-compose)
+  libboost-dev docker.io python3-docker docker-compose
 )
 
 missing=()

@@ -1,5 +1,7 @@
 #include "containers/containers.h"
 
+#include <poll.h>
+
 #include <signal.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -303,6 +305,33 @@ Result<monitor::Channel> Containers::connect(const ContainerRecord& r) {
     return Error(ErrorCode::kFailedPrecondition,
                  "container " + display_name(r) + " is not running");
   return ch;
+}
+
+Result<protocol::Stats> Containers::stats(const ContainerRecord& r) {
+  VESSEL_ASSIGN_OR_RETURN(monitor::Channel ch, connect(r));
+  VESSEL_TRY(ch.send(monitor::type_code(protocol::MsgType::kStats), 0));
+  auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (true) {
+    protocol::FrameReader::Frame fr;
+    while (ch.next(fr)) {
+      if (fr.header.type == monitor::type_code(protocol::MsgType::kStatsResult)) {
+        protocol::Stats st;
+        if (!protocol::decode(fr.payload, st))
+          return Error(ErrorCode::kProtocol, "malformed statistics from the guest");
+        return st;
+      }
+      if (fr.header.type == monitor::type_code(monitor::ApiType::kResult)) {
+        protocol::Reply reply;
+        (void)protocol::decode(fr.payload, reply);
+        return Error(ErrorCode::kFailedPrecondition, reply.message);
+      }
+    }
+    if (Clock::now() > deadline)
+      return Error(ErrorCode::kTimeout, "no statistics from the guest in time");
+    pollfd p{ch.fd(), POLLIN, 0};
+    ::poll(&p, 1, 100);
+    VESSEL_TRY(ch.read_available());
+  }
 }
 
 Status Containers::wait_gone(const ContainerRecord& r, std::chrono::milliseconds timeout) {

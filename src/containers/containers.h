@@ -82,6 +82,11 @@ class Containers {
   /// anonymous volumes go too.
   Status remove(const ContainerRecord& r, bool force, bool volumes = false);
 
+  /// One resource sample of a running container, from its guest (the
+  /// monitor asks the agent, which reads the container's cgroup);
+  /// kFailedPrecondition when it is not running, kTimeout after 10 s.
+  Result<protocol::Stats> stats(const ContainerRecord& r);
+
   /// Waits until the container's monitor has gone (after a stop), up to `timeout`.
   Status wait_gone(const ContainerRecord& r, std::chrono::milliseconds timeout);
 

@@ -1,0 +1,36 @@
+// The body of POST /containers/create (Docker's Config + HostConfig +
+// NetworkingConfig), read into what the containers layer takes. Pure: no
+// state is touched, so the fuzz target runs it on any bytes. The image's
+// defaults (Entrypoint, Cmd, Env, ...) are applied later, by the handler,
+// once the image is found.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "networks/networks.h"
+#include "runtime/config.h"
+
+namespace vessel::api {
+
+struct CreateSpec {
+  std::string image;                                   // Config.Image, required
+  runtime::ContainerConfig config;                     // everything the body says
+  std::optional<std::vector<std::string>> entrypoint;  // null/absent: the image's
+  std::optional<std::vector<std::string>> cmd;         // null/absent: the image's
+  bool workdir_set = false, user_set = false, stop_signal_set = false;
+  bool publish_all = false;  // HostConfig.PublishAllPorts
+  std::vector<networks::Attachment> attachments;
+};
+
+/// Reads `body`. Each known field must have its JSON type; zero values of
+/// fields Vessel does not support are accepted (clients send them all),
+/// anything else naming such a feature is refused. Errors are
+/// kInvalidArgument naming the field: "HostConfig.Memory: expected a
+/// number", "HostConfig.Privileged is not supported by Vessel (...)".
+Result<CreateSpec> parse_create_body(const nlohmann::json& body);
+
+}  // namespace vessel::api

@@ -1,0 +1,470 @@
+// The Docker Engine API (`vessel system service`, issue 12) driven by real
+// clients: the docker CLI of Debian's docker.io (/usr/bin/docker), a newer
+// docker CLI where installed (/usr/local/bin/docker), docker-py
+// (python3-docker), and raw HTTP for what clients never send. Each test
+// runs in a network namespace of its own (NetworkTest) with one service on
+// a socket in its scratch directory, serving its temporary state root.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "images/local_registry.h"
+#include "net/network_fixture.h"
+#include "sys/fs.h"
+#include "sys/process.h"
+
+namespace vessel::test {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+constexpr const char* kDockerCli = "/usr/bin/docker";
+constexpr const char* kNewDockerCli = "/usr/local/bin/docker";
+
+class DockerApiTest : public NetworkTest {
+ protected:
+  void SetUp() override {
+    if (::access(kDockerCli, X_OK) != 0)
+      GTEST_SKIP() << "no docker CLI at " << kDockerCli << " (install docker.io)";
+    NetworkTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    socket_ = scratch_dir() + "/docker.sock";
+    ::setenv("VESSEL_ACCEL", "tcg", 1);  // the service's containers, as run_cli does
+    UniqueFd log(::open((scratch_dir() + "/service.log").c_str(),
+                        O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    ASSERT_TRUE(log) << "open the service log: " << std::strerror(errno);
+    sys::SpawnOptions o;
+    // --debug: each request is logged, printed when a test fails.
+    o.argv = {paths().vessel, "--debug", "--root", state_root(),       "system",
+              "service",      "--time",  "0",      "unix://" + socket_};
+    o.fds = {{2, log.get()}};
+    auto p = sys::Process::spawn(o);
+    ASSERT_TRUE(p.ok()) << p.error().to_string();
+    service_.emplace(std::move(*p));
+    ASSERT_TRUE(wait_until(
+        [&] {
+          return raw("GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                     .find("200 OK") != std::string::npos;
+        },
+        10s))
+        << "the service did not answer /_ping: " << service_log();
+  }
+
+  void TearDown() override {
+    if (service_) {
+      (void)service_->kill(SIGTERM);
+      (void)service_->wait(10s);
+      service_.reset();
+    }
+    if (HasFailure() && !socket_.empty())
+      std::fprintf(stderr, "--- service log:\n%s\n", service_log().c_str());
+    NetworkTest::TearDown();
+  }
+
+  std::string service_log() {
+    auto text = sys::read_file(scratch_dir() + "/service.log", 1 << 20);
+    return text.ok() ? *text : "";
+  }
+
+  // A docker CLI run against the service, with a config directory of the
+  // test's own (the user's ~/.docker is never read).
+  CliResult docker(const std::vector<std::string>& args, RunOptions o = {},
+                   const std::string& cli = kDockerCli) {
+    std::vector<std::string> argv{cli};
+    argv.insert(argv.end(), args.begin(), args.end());
+    o.env.push_back("DOCKER_HOST=unix://" + socket_);
+    o.env.push_back("DOCKER_CONFIG=" + scratch_dir() + "/docker-config");
+    return run_process(argv, o);
+  }
+
+  // A connection to the service with `request` sent (-1 on failure).
+  UniqueFd send_request(const std::string& request) {
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd) return fd;
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::snprintf(a.sun_path, sizeof a.sun_path, "%s", socket_.c_str());
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return UniqueFd();
+    (void)::send(fd.get(), request.data(), request.size(), MSG_NOSIGNAL);
+    return fd;
+  }
+
+  // What arrives on `fd` until it closes or `quiet` passes without data
+  // (or 10 s in all).
+  static std::string read_reply(int fd, std::chrono::milliseconds quiet = 10s) {
+    std::string out;
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    char buf[65536];
+    while (fd >= 0 && std::chrono::steady_clock::now() < deadline) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(quiet.count())) <= 0) break;
+      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      out.append(buf, static_cast<size_t>(n));
+    }
+    return out;
+  }
+
+  // One raw request on a fresh connection; everything the service answers
+  // until it closes (or 10 s).
+  std::string raw(const std::string& request) {
+    UniqueFd fd = send_request(request);
+    return read_reply(fd.get());
+  }
+
+  std::string socket_;
+  std::optional<sys::Process> service_;
+};
+
+std::string post(const std::string& path, const std::string& body) {
+  return "POST " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: " +
+         "application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+// The body of a raw reply, parsed (null when it is not JSON).
+json body_of(const std::string& reply) {
+  auto at = reply.find("\r\n\r\n");
+  if (at == std::string::npos) return json();
+  return json::parse(reply.substr(at + 4), nullptr, false);
+}
+
+TEST_F(DockerApiTest, RunPrintsOutputAndGivesTheExitCodeBack) {
+  CliResult hi = docker({"run", "--rm", kImage, "echo", "hi"});
+  EXPECT_EQ(hi.exit_code, 0) << hi.err;
+  EXPECT_EQ(hi.out, "hi\n");
+  CliResult three = docker({"run", "--rm", kImage, "sh", "-c", "echo out; echo err >&2; exit 3"});
+  EXPECT_EQ(three.exit_code, 3) << three.err;
+  EXPECT_EQ(three.out, "out\n");
+  EXPECT_TRUE(contains(three.err, "err\n")) << three.err;
+  CliResult missing = docker({"run", "--rm", kImage, "no-such-command"});
+  EXPECT_EQ(missing.exit_code, 127) << missing.err;
+  if (::access(kNewDockerCli, X_OK) == 0) {
+    CliResult v = docker({"version", "--format", "{{.Client.APIVersion}}"}, {}, kNewDockerCli);
+    EXPECT_EQ(v.exit_code, 0) << v.err;
+    EXPECT_EQ(v.out, "1.41\n");  // negotiated down to what Vessel serves
+    CliResult newer =
+        docker({"run", "--rm", kImage, "sh", "-c", "echo new; exit 5"}, {}, kNewDockerCli);
+    EXPECT_EQ(newer.exit_code, 5) << newer.err;
+    EXPECT_EQ(newer.out, "new\n");
+  }
+  // --rm: nothing left.
+  CliResult ps = docker({"ps", "-a", "-q"});
+  EXPECT_EQ(ps.exit_code, 0) << ps.err;
+  EXPECT_EQ(ps.out, "");
+}
+
+TEST_F(DockerApiTest, DetachedContainerPsLogsExecInspectStopRm) {
+  // Events from now on, of containers only (read at the end).
+  UniqueFd events = send_request(
+      "GET /v1.41/events?filters=%7B%22type%22%3A%5B%22container%22%5D%7D HTTP/1.1\r\nHost: "
+      "x\r\n\r\n");
+  ASSERT_TRUE(events);
+  CliResult run = docker({"run", "-d", "--name", "web", "-l", "role=test", kImage, "sh", "-c",
+                          "echo ready; while true; do sleep 1; done"});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  std::string id = run.out.substr(0, run.out.find('\n'));
+  EXPECT_TRUE(is_full_id(id)) << run.out;
+  EXPECT_TRUE(wait_until([&] { return contains(docker({"logs", "web"}).out, "ready"); }, 60s));
+
+  CliResult ps = docker({"ps", "--format", "{{.Names}} {{.Status}}"});
+  EXPECT_EQ(ps.exit_code, 0) << ps.err;
+  EXPECT_TRUE(contains(ps.out, "web Up")) << ps.out;
+  CliResult filtered = docker({"ps", "-q", "--no-trunc", "--filter", "label=role=test"});
+  EXPECT_EQ(filtered.out, id + "\n");
+  EXPECT_EQ(docker({"ps", "-q", "--filter", "name=nomatch"}).out, "");
+
+  CliResult exec = docker({"exec", "web", "sh", "-c", "echo inside; exit 4"});
+  EXPECT_EQ(exec.exit_code, 4) << exec.err;
+  EXPECT_EQ(exec.out, "inside\n");
+  CliResult in = docker({"exec", "-i", "web", "cat"}, {.stdin_data = "through stdin\n"});
+  EXPECT_EQ(in.exit_code, 0) << in.err;
+  EXPECT_EQ(in.out, "through stdin\n");
+  CliResult nocmd = docker({"exec", "web", "no-such-command"});
+  EXPECT_EQ(nocmd.exit_code, 127) << nocmd.err;
+
+  CliResult di = docker({"inspect", "web"});
+  ASSERT_EQ(di.exit_code, 0) << di.err;
+  json j = json::parse(di.out, nullptr, false);
+  ASSERT_TRUE(j.is_array() && j.size() == 1) << di.out;
+  EXPECT_EQ(j[0]["Id"], id);
+  EXPECT_EQ(j[0]["Name"], "/web");
+  EXPECT_EQ(j[0]["State"]["Running"], true);
+  EXPECT_EQ(j[0]["Config"]["Labels"]["role"], "test");
+  // The same object `vessel inspect` shows (one view for both).
+  json mine = inspect(id);
+  EXPECT_EQ(mine["Config"], j[0]["Config"]);
+  EXPECT_EQ(mine["HostConfig"], j[0]["HostConfig"]);
+
+  CliResult st = docker({"stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}", "web"});
+  EXPECT_EQ(st.exit_code, 0) << st.err;
+  EXPECT_TRUE(contains(st.out, "web ") && contains(st.out, " / ")) << st.out;
+
+  // -it through a terminal: the process gets one.
+  RunOptions pty;
+  pty.pty = true;
+  CliResult term = docker({"exec", "-it", "web", "sh", "-c", "tty; echo cols=$(stty size)"}, pty);
+  EXPECT_EQ(term.exit_code, 0) << term.out;
+  EXPECT_TRUE(contains(term.out, "/dev/pts/")) << term.out;
+
+  // A client that goes away in the middle of an attach: the container
+  // runs on and the service goes on serving.
+  {
+    UniqueFd attach = send_request(
+        "POST /v1.41/containers/web/attach?stream=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: "
+        "x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n");
+    EXPECT_TRUE(contains(read_reply(attach.get(), 1s), "HTTP/1.1 101 UPGRADED"));
+  }
+  EXPECT_TRUE(contains(docker({"ps", "--format", "{{.Names}}"}).out, "web\n"));
+
+  CliResult stop = docker({"stop", "-t", "1", "web"});
+  EXPECT_EQ(stop.exit_code, 0) << stop.err;
+  EXPECT_EQ(docker({"inspect", "-f", "{{.State.Status}}", "web"}).out, "exited\n");
+  CliResult rm = docker({"rm", "web"});
+  EXPECT_EQ(rm.exit_code, 0) << rm.err;
+  CliResult gone = docker({"rm", "web"});
+  EXPECT_EQ(gone.exit_code, 1);
+  EXPECT_TRUE(contains(gone.err, "No such container: web")) << gone.err;
+  EXPECT_EQ(docker({"ps", "-a", "-q"}).out, "");
+
+  // The events of its life, in order: create, start, die (with the exit
+  // code of SIGTERM's death), destroy.
+  std::string stream = read_reply(events.get(), 1s);
+  std::vector<std::string> actions;
+  for (const auto& line :
+       lines(stream.substr(std::min(stream.size(), stream.find("\r\n\r\n") + 4)))) {
+    json e = json::parse(line, nullptr, false);
+    if (!e.is_object()) continue;
+    EXPECT_EQ(e["Type"], "container") << line;
+    if (e["Actor"]["ID"] != id) continue;
+    actions.push_back(e["Action"]);
+    if (e["Action"] == "die") {
+      EXPECT_EQ(e["Actor"]["Attributes"]["name"], "web") << line;
+    }
+  }
+  EXPECT_EQ(actions, (std::vector<std::string>{"create", "start", "die", "destroy"})) << stream;
+}
+
+TEST_F(DockerApiTest, VolumesAndBadRequestsWithoutAVm) {
+  CliResult create = docker({"volume", "create", "--label", "k=v", "data"});
+  EXPECT_EQ(create.exit_code, 0) << create.err;
+  EXPECT_EQ(create.out, "data\n");
+  CliResult ls = docker({"volume", "ls", "-q"});
+  EXPECT_EQ(ls.out, "data\n") << ls.err;
+  CliResult vi = docker({"volume", "inspect", "-f", "{{.Driver}} {{.Labels}}", "data"});
+  EXPECT_EQ(vi.out, "local map[k:v]\n") << vi.err;
+  EXPECT_EQ(docker({"volume", "rm", "data"}).exit_code, 0);
+  EXPECT_EQ(docker({"volume", "ls", "-q"}).out, "");
+  CliResult nov = docker({"volume", "rm", "data"});
+  EXPECT_NE(nov.exit_code, 0);
+  EXPECT_TRUE(contains(nov.err, "No such volume: data")) << nov.err;
+
+  // Malformed JSON, a field of the wrong type, an unsupported feature, an
+  // unknown endpoint, a version too new, a body over the limit: Docker's
+  // error shapes, and the service goes on serving.
+  std::string bad = raw(post("/v1.41/containers/create", "{\"Image\": "));
+  EXPECT_TRUE(contains(bad, "HTTP/1.1 400")) << bad;
+  EXPECT_EQ(body_of(bad)["message"], "invalid JSON body: not well-formed JSON") << bad;
+  std::string type = raw(post("/v1.41/containers/create",
+                              R"({"Image": "vessel/busybox", "HostConfig": {"Memory": "1g"}})"));
+  EXPECT_EQ(body_of(type)["message"], "HostConfig.Memory: expected an integer") << type;
+  std::string priv =
+      raw(post("/v1.41/containers/create",
+               R"({"Image": "vessel/busybox", "HostConfig": {"Privileged": true}})"));
+  EXPECT_TRUE(contains(priv, "HTTP/1.1 400")) << priv;
+  EXPECT_TRUE(contains(body_of(priv).value("message", ""), "Privileged")) << priv;
+  std::string unknown =
+      raw("GET /v1.41/no/such/thing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_TRUE(contains(unknown, "HTTP/1.1 404")) << unknown;
+  EXPECT_EQ(body_of(unknown)["message"], "page not found");
+  std::string newer = raw("GET /v1.99/version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_TRUE(contains(newer, "HTTP/1.1 400")) << newer;
+  EXPECT_TRUE(contains(newer, "Maximum supported API version is 1.41")) << newer;
+  std::string huge = raw("POST /containers/create HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                         std::to_string(64 << 20) + "\r\n\r\n{");
+  EXPECT_TRUE(contains(huge, "HTTP/1.1 413")) << huge;
+  std::string nosuch =
+      raw("GET /containers/nope/json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_TRUE(contains(nosuch, "HTTP/1.1 404")) << nosuch;
+  EXPECT_EQ(body_of(nosuch)["message"], "No such container: nope");
+  std::string image = raw(post("/containers/create", R"({"Image": "no/such-image"})"));
+  EXPECT_TRUE(contains(image, "HTTP/1.1 404")) << image;
+  EXPECT_EQ(body_of(image)["message"], "No such image: no/such-image:latest");
+  std::string utf8 =
+      raw("GET /v1.41\xc1/containers/json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_TRUE(contains(utf8, "HTTP/1.1 400")) << utf8;  // once crashed the service
+  std::string ping = raw("HEAD /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_TRUE(contains(ping, "HTTP/1.1 200")) << ping;
+  EXPECT_TRUE(contains(ping, "Api-Version: 1.41")) << ping;
+  EXPECT_TRUE(contains(ping, "Ostype: linux") || contains(ping, "OSType: linux")) << ping;
+  CliResult df = docker({"system", "df", "--format", "{{.Type}}"});
+  EXPECT_EQ(df.exit_code, 0) << df.err;
+  EXPECT_TRUE(contains(df.out, "Images\n")) << df.out;
+  CliResult info = docker({"info", "--format", "{{.OSType}} {{.Containers}}"});
+  EXPECT_EQ(info.exit_code, 0) << info.err;
+  EXPECT_EQ(info.out, "linux 0\n");
+}
+
+TEST_F(DockerApiTest, ServiceExitsWhenIdleAndTakesASystemdSocket) {
+  // --time 1: gone about a second after the last connection, socket too.
+  std::string sock = scratch_dir() + "/idle.sock";
+  auto started = std::chrono::steady_clock::now();
+  CliResult idle =
+      run_cli({"--root", state_root(), "system", "service", "--time", "1", "unix://" + sock},
+              {.timeout = 30s});
+  EXPECT_EQ(idle.exit_code, 0) << idle.err;
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 10s);
+  EXPECT_NE(::access(sock.c_str(), F_OK), 0) << "the socket was left behind";
+  // A second service on a live socket is refused, naming it.
+  CliResult twice = run_cli({"--root", state_root(), "system", "service", "unix://" + socket_});
+  EXPECT_EQ(twice.exit_code, 1);
+  EXPECT_TRUE(contains(twice.err, "another service is listening there")) << twice.err;
+  CliResult tcp = run_cli({"--root", state_root(), "system", "service", "tcp://0.0.0.0:2375"});
+  EXPECT_EQ(tcp.exit_code, 125);
+  EXPECT_TRUE(contains(tcp.err, "only unix:// sockets are served")) << tcp.err;
+
+  // Socket activation: systemd-socket-activate listens and passes fd 3.
+  const char* activate = "/usr/bin/systemd-socket-activate";
+  if (::access(activate, X_OK) != 0) return;
+  std::string activated = scratch_dir() + "/activated.sock";
+  sys::SpawnOptions o;
+  o.argv = {activate,     "-l",     activated, paths().vessel, "--root",
+            state_root(), "system", "service", "--time",       "0"};
+  auto p = sys::Process::spawn(o);
+  ASSERT_TRUE(p.ok()) << p.error().to_string();
+  std::string saved = socket_;
+  socket_ = activated;
+  bool answered = wait_until(
+      [&] {
+        return contains(docker({"version", "--format", "{{.Server.APIVersion}}"}).out, "1.41");
+      },
+      10s);
+  socket_ = saved;
+  EXPECT_TRUE(answered) << "no answer on the socket systemd-socket-activate passed";
+  (void)p->kill(SIGTERM);
+  (void)p->wait(5s);
+}
+
+TEST_F(DockerApiTest, PullFromALoopbackRegistryWithProgressThenRun) {
+  if (::access(kDockerRegistryBin, X_OK) != 0)
+    GTEST_SKIP() << "no " << kDockerRegistryBin << " (install docker-registry)";
+  auto registry = LocalRegistry::start(scratch_dir() + "/registry");
+  ASSERT_TRUE(registry.ok()) << registry.error().to_string();
+  // The embedded image, pushed there by Vessel, then forgotten locally.
+  std::string name = registry->host() + "/test/busybox:1";
+  ASSERT_EQ(vessel({"image", "pull", kImage}).exit_code, 0);
+  ASSERT_EQ(vessel({"image", "tag", kImage, name}).exit_code, 0);
+  CliResult push = vessel({"image", "push", name});
+  ASSERT_EQ(push.exit_code, 0) << push.err;
+  ASSERT_EQ(vessel({"image", "rm", name}).exit_code, 0);
+
+  CliResult pull = docker({"pull", name});
+  EXPECT_EQ(pull.exit_code, 0) << pull.err;
+  EXPECT_TRUE(contains(pull.out, "1: Pulling from test/busybox")) << pull.out;
+  EXPECT_TRUE(contains(pull.out, "Digest: sha256:")) << pull.out;
+  EXPECT_TRUE(contains(pull.out, "Status: Downloaded newer image for " + name)) << pull.out;
+  EXPECT_GE(registry->count_requests("GET /v2/test/busybox/manifests/"), 1u);
+  CliResult again = docker({"pull", name});
+  EXPECT_TRUE(contains(again.out, "Status: Image is up to date for " + name)) << again.out;
+  CliResult run = docker({"run", "--rm", name, "echo", "pulled"});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.out, "pulled\n");
+  CliResult missing = docker({"pull", registry->host() + "/test/nothing:1"});
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_FALSE(missing.err.empty());
+}
+
+TEST_F(DockerApiTest, ComposeUpPsExecDownWithAVolumeAPortAndNames) {
+  const char* compose = "/usr/bin/docker-compose";
+  if (::access(compose, X_OK) != 0) GTEST_SKIP() << "docker-compose is not installed";
+  std::string dir = scratch_dir() + "/project";
+  ASSERT_TRUE(sys::make_dirs(dir, 0700).ok());
+  // A web server and a client that reaches it by service name on the
+  // project's network; a named volume; a published port.
+  ASSERT_TRUE(sys::write_file_atomic(dir + "/docker-compose.yml", R"(version: "3"
+services:
+  web:
+    image: vessel/busybox
+    command: ["sh", "-c", "mkdir -p /www && echo hello-from-web > /www/index.html && httpd -f -p 80 -h /www"]
+    ports: ["8080:80"]
+    volumes: ["data:/data"]
+  client:
+    image: vessel/busybox
+    command: ["sh", "-c", "while ! wget -q -O /tmp/got http://web/; do sleep 1; done; cat /tmp/got; sleep 1000"]
+volumes:
+  data: {}
+)")
+                  .ok());
+  auto run_compose = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv{
+        compose, "--project-directory", dir, "-f", dir + "/docker-compose.yml", "-p", "demo"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    RunOptions o;
+    o.env = {"DOCKER_HOST=unix://" + socket_, "DOCKER_CONFIG=" + scratch_dir() + "/docker-config"};
+    o.timeout = 180s;
+    return run_process(argv, o);
+  };
+  CliResult up = run_compose({"up", "-d"});
+  ASSERT_EQ(up.exit_code, 0) << up.err;
+  CliResult ps = run_compose({"ps"});
+  EXPECT_EQ(ps.exit_code, 0) << ps.err;
+  EXPECT_EQ(lines(ps.out).size(), 4u) << ps.out;  // a header, a rule, two containers
+  EXPECT_TRUE(contains(ps.out, "0.0.0.0:8080->80/tcp")) << ps.out;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return contains(docker({"logs", "demo_client_1"}).out, "hello-from-web");
+      },
+      60s))
+      << "the client did not reach web by name";
+  CliResult exec = run_compose({"exec", "-T", "web", "cat", "/www/index.html"});
+  EXPECT_EQ(exec.exit_code, 0) << exec.err;
+  EXPECT_EQ(exec.out, "hello-from-web\n");
+  auto got = http_get_eventually("127.0.0.1", 8080, 30s);
+  EXPECT_EQ(got.value_or(""), "hello-from-web\n");
+  EXPECT_EQ(docker({"volume", "ls", "-q"}).out, "demo_data\n");
+  CliResult down = run_compose({"down", "-v"});
+  EXPECT_EQ(down.exit_code, 0) << down.err;
+  EXPECT_EQ(docker({"ps", "-a", "-q"}).out, "");
+  EXPECT_EQ(docker({"volume", "ls", "-q"}).out, "");
+  EXPECT_FALSE(contains(docker({"network", "ls"}).out, "demo_default"));
+}
+
+TEST_F(DockerApiTest, DockerPyCreatesStartsWaitsExecsAndRemoves) {
+  if (run_process({"/usr/bin/python3", "-c", "import docker"}, {}).exit_code != 0)
+    GTEST_SKIP() << "python3-docker is not installed";
+  std::string script = R"PY(
+import sys, docker
+c = docker.DockerClient(base_url=sys.argv[1], version="auto")
+ct = c.containers.create("vessel/busybox", ["sh", "-c", "echo hello; read x; echo got $x; exit 7"],
+                         stdin_open=True, labels={"from": "docker-py"})
+ct.start()
+code, out = ct.exec_run(["sh", "-c", "echo exec-out; exit 2"])
+print("exec", code, out.decode().strip())
+sock = ct.attach_socket(params={"stdin": 1, "stream": 1})
+sock._sock.sendall(b"line\n")
+sock._sock.close()
+res = ct.wait(timeout=120)
+print("wait", res["StatusCode"])
+print("logs", ct.logs().decode().replace("\n", "|"))
+ct.remove()
+print("left", len(c.containers.list(all=True)))
+)PY";
+  ASSERT_TRUE(sys::write_file_atomic(scratch_dir() + "/client.py", script).ok());
+  CliResult py = run_process(
+      {"/usr/bin/python3", scratch_dir() + "/client.py", "unix://" + socket_}, {.timeout = 300s});
+  EXPECT_EQ(py.exit_code, 0) << py.err;
+  EXPECT_TRUE(contains(py.out, "exec 2 exec-out\n")) << py.out << py.err;
+  EXPECT_TRUE(contains(py.out, "wait 7\n")) << py.out << py.err;
+  EXPECT_TRUE(contains(py.out, "logs hello|got line|\n")) << py.out << py.err;
+  EXPECT_TRUE(contains(py.out, "left 0\n")) << py.out << py.err;
+}
+
+}  // namespace
+}  // namespace vessel::test
