@@ -241,8 +241,9 @@ ConfinementStatus confinement_status() {
                       "), own mount/pid/ipc/uts/net namespaces, root of read-only binds"
                 : std::string("seccomp (-sandbox ") + vmm::kQemuSandbox +
                       "); not root, so no jail (runs as this user)";
-  s.virtiofsd = "its own sandbox: mount/pid/net namespaces rooted at the share, seccomp, "
-                "file-serving capabilities only";
+  s.virtiofsd =
+      "its own sandbox: mount/pid/net namespaces rooted at the share, seccomp, "
+      "file-serving capabilities only";
   auto version = sys::cgroup_version();
   if (!root)
     s.host_cgroup = "none (not root)";
