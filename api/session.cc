@@ -24,32 +24,14 @@ Result<protocol::Exit> pump_session(monitor::Channel& ch, uint32_t stream, Excha
         type_code(MsgType::kStdin), stream,
         std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(data.data()), data.size()));
   };
-  auto out = [&](uint8_t which, const std::vector<uint8_t>& data) -> Status {
+  auto out = [&](int which, const std::vector<uint8_t>& data) -> Status {
     if ((which == 1 && !o.stdout) || (which == 2 && !o.stderr) || data.empty()) return ok_status();
     std::string_view bytes(reinterpret_cast<const char*>(data.data()), data.size());
-    return ex.write(o.tty ? std::string(bytes) : frame_stream(which, bytes));
+    return ex.write(o.tty ? std::string(bytes) : frame_stream(static_cast<uint8_t>(which), bytes));
   };
   while (true) {
-    protocol::FrameReader::Frame f;
-    while (ch.next(f)) {
-      if (f.header.stream != stream) continue;
-      auto type = static_cast<MsgType>(f.header.type);
-      if (type == MsgType::kStdout) {
-        VESSEL_TRY(out(1, f.payload));
-      } else if (type == MsgType::kStderr) {
-        VESSEL_TRY(out(2, f.payload));
-      } else if (type == MsgType::kStdinAck) {
-        protocol::Ack ack;
-        if (!protocol::decode(f.payload, ack) || ack.bytes > in_flight)
-          return Error(ErrorCode::kProtocol, "bad stdin acknowledgement");
-        in_flight -= ack.bytes;
-      } else if (type == MsgType::kExit) {
-        protocol::Exit e;
-        if (!protocol::decode(f.payload, e))
-          return Error(ErrorCode::kProtocol, "malformed exit message");
-        return e;
-      }
-    }
+    VESSEL_ASSIGN_OR_RETURN(auto exit, monitor::take_stream_frames(ch, stream, in_flight, out));
+    if (exit) return *exit;
     // Bytes the client sent with its request go first, within the window.
     while (!pending_in.empty() && in_flight < protocol::kStdinWindow) {
       size_t n = std::min<size_t>(

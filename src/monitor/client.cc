@@ -228,6 +228,32 @@ Status request(Channel& ch, ApiType type, std::span<const uint8_t> payload,
   return ok_status();
 }
 
+Result<std::optional<protocol::Exit>> take_stream_frames(
+    Channel& ch, uint32_t stream, uint32_t& in_flight,
+    const std::function<Status(int, const std::vector<uint8_t>&)>& out) {
+  Frame f;
+  while (ch.next(f)) {
+    if (f.header.stream != stream) continue;
+    auto type = static_cast<MsgType>(f.header.type);
+    if (type == MsgType::kStdout) {
+      VESSEL_TRY(out(1, f.payload));
+    } else if (type == MsgType::kStderr) {
+      VESSEL_TRY(out(2, f.payload));
+    } else if (type == MsgType::kStdinAck) {
+      protocol::Ack ack;
+      if (!protocol::decode(f.payload, ack) || ack.bytes > in_flight)
+        return Error(ErrorCode::kProtocol, "bad stdin acknowledgement");
+      in_flight -= ack.bytes;
+    } else if (type == MsgType::kExit) {
+      protocol::Exit e;
+      if (!protocol::decode(f.payload, e))
+        return Error(ErrorCode::kProtocol, "malformed exit message");
+      return std::optional<protocol::Exit>(e);
+    }
+  }
+  return std::optional<protocol::Exit>();
+}
+
 Result<protocol::Exit> pump(Channel& ch, uint32_t stream, const SessionOptions& o,
                             sys::SignalGuard& signals) {
   bool stdin_open = o.forward_stdin;
@@ -240,27 +266,13 @@ Result<protocol::Exit> pump(Channel& ch, uint32_t stream, const SessionOptions& 
     // A reader that went away (EPIPE) stops that stream, not the session.
     if (!broken && !sys::write_all(fd, data.data(), data.size()).ok()) broken = true;
   };
+  auto to_fd = [&](int which, const std::vector<uint8_t>& data) {
+    write_out(which == 1 ? STDOUT_FILENO : STDERR_FILENO, data);
+    return ok_status();
+  };
   while (true) {
-    Frame f;
-    while (ch.next(f)) {
-      if (f.header.stream != stream) continue;
-      auto type = static_cast<MsgType>(f.header.type);
-      if (type == MsgType::kStdout) {
-        write_out(STDOUT_FILENO, f.payload);
-      } else if (type == MsgType::kStderr) {
-        write_out(STDERR_FILENO, f.payload);
-      } else if (type == MsgType::kStdinAck) {
-        protocol::Ack ack;
-        if (!protocol::decode(f.payload, ack) || ack.bytes > in_flight)
-          return Error(ErrorCode::kProtocol, "bad stdin acknowledgement");
-        in_flight -= ack.bytes;
-      } else if (type == MsgType::kExit) {
-        protocol::Exit e;
-        if (!protocol::decode(f.payload, e))
-          return Error(ErrorCode::kProtocol, "malformed exit message");
-        return e;
-      }
-    }
+    VESSEL_ASSIGN_OR_RETURN(auto exit, take_stream_frames(ch, stream, in_flight, to_fd));
+    if (exit) return *exit;
     bool want_stdin = stdin_open && in_flight < protocol::kStdinWindow;
     pollfd p[3] = {{ch.fd(), POLLIN, 0},
                    {signals.fd(), POLLIN, 0},

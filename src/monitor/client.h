@@ -5,7 +5,10 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "base/error.h"
 #include "base/unique_fd.h"
@@ -65,6 +68,16 @@ struct SessionOptions {
   bool forward_stdin = false;  // our stdin goes to the process
   bool proxy_signals = true;   // SIGINT, SIGTERM, SIGHUP, SIGQUIT are forwarded
 };
+
+/// Takes the frames `ch` has queued for the process on `stream`: its
+/// stdout and stderr go to `out` (1 or 2, the bytes), stdin
+/// acknowledgements lower `in_flight` (the stdin bytes sent and not yet
+/// acknowledged). Returns the process's Exit once it has come, nullopt
+/// while it runs; kProtocol for a malformed acknowledgement or Exit, and
+/// whatever `out` fails with.
+Result<std::optional<protocol::Exit>> take_stream_frames(
+    Channel& ch, uint32_t stream, uint32_t& in_flight,
+    const std::function<Status(int, const std::vector<uint8_t>&)>& out);
 
 /// Pumps our stdin/stdout/stderr, signals and window size to and from the
 /// process on `stream` until it exits; returns its Exit.

@@ -393,6 +393,7 @@ Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
   // memory goes back to the host) are in every VM.
   cfg.balloon = true;
   cfg.confine = vmm_confinement();
+  cfg.cache_dir = o.state_root.empty() ? "" : o.state_root + "/cache";
   cfg.name = "vessel-" + o.runtime_dir.substr(o.runtime_dir.rfind('/') + 1);
   size_t fixed = 2 + root_devices;
   auto n = [](size_t v) { return std::to_string(v); };

@@ -5,6 +5,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <functional>
+
 #include <gtest/gtest.h>
 
 #include "sys/fs.h"
@@ -12,6 +14,26 @@
 
 namespace vessel::sys {
 namespace {
+
+// Runs `body` in a forked child (it must not return into the test) and
+// gives its result as the child's exit code; -1 if the child died otherwise.
+int exit_code_of_child(const std::function<int()>& body) {
+  pid_t child = ::fork();
+  if (child < 0) return -1;
+  if (child == 0) ::_exit(body());
+  int status = 0;
+  if (::waitpid(child, &status, 0) != child || !WIFEXITED(status)) return -1;
+  return WEXITSTATUS(status);
+}
+
+// Leaves `cg` and checks its directories are gone: 0, or 13 / 14.
+int left_and_removed(HostCgroup& cg) {
+  auto dirs = cg.dirs();
+  if (!cg.leave().ok()) return 13;
+  for (const auto& d : dirs)
+    if (::access(d.c_str(), F_OK) == 0) return 14;
+  return 0;
+}
 
 const char kHybridSelf[] =
     "9:name=systemd:/\n8:pids:/\n4:memory:/session/abc\n2:cpuacct:/\n1:cpu:/\n0::/\n";
@@ -69,43 +91,35 @@ TEST(HostCgroup, BadNamesAndMissingHierarchiesAreErrors) {
 TEST(HostCgroup, EnterAndLeaveOnThisHost) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root";
   if (cgroup_version() == CgroupVersion::kNone) GTEST_SKIP() << "no cgroup filesystem";
-  pid_t child = ::fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
+  // In a child: entering moves the whole process.
+  int code = exit_code_of_child([] {
     auto cg = HostCgroup::enter("unit-test-" + std::to_string(::getpid()),
                                 {.memory_max = 256 << 20, .pids_max = 64});
-    if (!cg.ok()) ::_exit(10);
+    if (!cg.ok()) return 10;
     auto self = read_file("/proc/self/cgroup");
-    if (!self.ok() || self->find("/vessel") == std::string::npos) ::_exit(11);
+    if (!self.ok() || self->find("/vessel") == std::string::npos) return 11;
     auto mem = cg->memory_current();
-    if (!mem.ok()) ::_exit(12);
+    if (!mem.ok()) return 12;
     // A child that outlives us goes back where we came from; others stay.
     for (bool outlives : {true, false}) {
       int out[2];
-      if (::pipe2(out, O_CLOEXEC) != 0) ::_exit(15);
+      if (::pipe2(out, O_CLOEXEC) != 0) return 15;
       auto p = Process::spawn({.argv = {"/bin/cat", "/proc/self/cgroup"},
                                .fds = {{1, out[1]}},
                                .die_with_parent = !outlives});
       ::close(out[1]);
-      if (!p.ok()) ::_exit(16);
+      if (!p.ok()) return 16;
       char buf[4096];
       ssize_t n = ::read(out[0], buf, sizeof buf - 1);
       ::close(out[0]);
       (void)p->wait();
       std::string text(buf, n > 0 ? static_cast<size_t>(n) : 0);
       bool inside = text.find("/vessel") != std::string::npos;
-      if (inside == outlives) ::_exit(outlives ? 17 : 18);
+      if (inside == outlives) return outlives ? 17 : 18;
     }
-    auto dirs = cg->dirs();
-    if (!cg->leave().ok()) ::_exit(13);
-    for (const auto& d : dirs)
-      if (::access(d.c_str(), F_OK) == 0) ::_exit(14);
-    ::_exit(0);
-  }
-  int status = 0;
-  ASSERT_EQ(::waitpid(child, &status, 0), child);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0);
+    return left_and_removed(*cg);
+  });
+  EXPECT_EQ(code, 0);
 }
 
 // The v2 code path for real where the host has a v2 hierarchy beside v1
@@ -116,30 +130,21 @@ TEST(HostCgroup, V2EnterAndLeaveOnAUnifiedHierarchy) {
   std::string unified = "/sys/fs/cgroup/unified";
   if (cgroup_version() == CgroupVersion::kV2) unified = "/sys/fs/cgroup";
   if (cgroup_version(unified) != CgroupVersion::kV2) GTEST_SKIP() << "no cgroup v2 hierarchy";
-  pid_t child = ::fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
+  int code = exit_code_of_child([&] {
     auto self = read_file("/proc/self/cgroup");
-    if (!self.ok()) ::_exit(9);
+    if (!self.ok()) return 9;
     // Limits only where the controllers are there (not in a hybrid's v2).
     HostLimits limits{.memory_max = 0, .pids_max = 0, .cpu_weight = 0};
     if (unified == "/sys/fs/cgroup") limits = {.memory_max = 256 << 20, .pids_max = 64};
     auto cg = HostCgroup::enter("unit-test-" + std::to_string(::getpid()), limits, unified, *self);
-    if (!cg.ok()) ::_exit(10);
-    if (cg->version() != CgroupVersion::kV2) ::_exit(11);
+    if (!cg.ok()) return 10;
+    if (cg->version() != CgroupVersion::kV2) return 11;
     auto now = read_file("/proc/self/cgroup");
     if (!now.ok() || now->find("0::/vessel.slice/vessel-unit-test-") == std::string::npos)
-      ::_exit(12);
-    auto dirs = cg->dirs();
-    if (!cg->leave().ok()) ::_exit(13);
-    for (const auto& d : dirs)
-      if (::access(d.c_str(), F_OK) == 0) ::_exit(14);
-    ::_exit(0);
-  }
-  int status = 0;
-  ASSERT_EQ(::waitpid(child, &status, 0), child);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0);
+      return 12;
+    return left_and_removed(*cg);
+  });
+  EXPECT_EQ(code, 0);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <functional>
 #include <set>
 
 #include "base/strings.h"
@@ -161,6 +162,50 @@ Result<QemuFiles> find_qemu_files(const std::string& qemu_binary) {
       if (seen.insert(l).second) f.libraries.push_back(std::move(l));
   }
   if (seen.insert(*loader).second) f.libraries.push_back(*loader);
+  return f;
+}
+
+Result<QemuFiles> cached_qemu_files(const std::string& qemu_binary, const std::string& cache_dir) {
+  if (cache_dir.empty()) return find_qemu_files(qemu_binary);
+  std::string binary = real_path(qemu_binary);
+  struct stat st;
+  if (::stat(binary.c_str(), &st) != 0) return Error::from_errno(errno, "'" + binary + "'");
+  std::string key = binary + " " + std::to_string(st.st_size) + " " +
+                    std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) +
+                    " " + std::to_string(st.st_ino);
+  std::string file = cache_dir + "/qemu-files-" + std::to_string(std::hash<std::string>{}(key));
+  // The file: the key, then one "kind<TAB>path" line per entry. Anything
+  // else (another key, a torn write) is found again and rewritten.
+  if (auto text = sys::read_file(file, 1 << 20); text.ok()) {
+    auto lines = split(*text, '\n');
+    QemuFiles f;
+    bool whole = !lines.empty() && lines[0] == key;
+    for (size_t i = 1; whole && i < lines.size(); ++i) {
+      if (lines[i].empty()) continue;
+      auto tab = lines[i].find('\t');
+      std::string_view kind = lines[i].substr(0, tab);
+      std::string path(tab == std::string_view::npos ? "" : lines[i].substr(tab + 1));
+      if (path.empty() || path[0] != '/')
+        whole = false;
+      else if (kind == "binary")
+        f.binary = path;
+      else if (kind == "data")
+        f.data_dir = path;
+      else if (kind == "module")
+        f.module_dir = path;
+      else if (kind == "lib")
+        f.libraries.push_back(path);
+      else
+        whole = false;
+    }
+    if (whole && f.binary == binary && !f.data_dir.empty() && !f.libraries.empty()) return f;
+  }
+  VESSEL_ASSIGN_OR_RETURN(QemuFiles f, find_qemu_files(binary));
+  std::string text = key + "\nbinary\t" + f.binary + "\ndata\t" + f.data_dir + "\n";
+  if (!f.module_dir.empty()) text += "module\t" + f.module_dir + "\n";
+  for (const auto& l : f.libraries)
+    text += "lib\t" + l + "\n";
+  (void)sys::write_file_atomic(file, text, 0600);  // a cache: failing to keep it is no error
   return f;
 }
 

@@ -46,6 +46,12 @@ struct QemuFiles {
 /// script cannot be confined).
 Result<QemuFiles> find_qemu_files(const std::string& qemu_binary);
 
+/// find_qemu_files, remembered in `cache_dir` ("" = not remembered): one
+/// small file per QEMU build, keyed by the binary's path, size, mtime and
+/// inode (a package upgrade replaces the binary), so a VM's start does not
+/// run the loader twice each time.
+Result<QemuFiles> cached_qemu_files(const std::string& qemu_binary, const std::string& cache_dir);
+
 /// The jail for one VM: `files`, the kernel and initramfs of `config` at
 /// kJailKernel and kJailInitrd, /dev/null, and /dev/kvm under KVM (its
 /// group joins `config.confine`'s groups so the uid may open it);

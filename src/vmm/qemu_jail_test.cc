@@ -109,6 +109,31 @@ TEST(QemuJail, TheJailHoldsTheLoaderLibrariesFirmwareAndTheKernel) {
   EXPECT_TRUE(plan.ok()) << plan.error().to_string();
 }
 
+TEST(QemuJail, TheCacheGivesWhatTheLoaderFoundAndSurvivesGarbage) {
+  const char* qemu = "/usr/bin/qemu-system-x86_64";
+  if (::access(qemu, X_OK) != 0) GTEST_SKIP() << "needs " << qemu;
+  auto dir = sys::make_temp_dir("/tmp", "vessel-qemu-cache-");
+  ASSERT_TRUE(dir.ok());
+  auto found = find_qemu_files(qemu);
+  auto first = cached_qemu_files(qemu, *dir);   // found, written
+  auto second = cached_qemu_files(qemu, *dir);  // read back
+  ASSERT_TRUE(found.ok() && first.ok() && second.ok());
+  for (const auto* f : {&*first, &*second}) {
+    EXPECT_EQ(f->binary, found->binary);
+    EXPECT_EQ(f->libraries, found->libraries);
+    EXPECT_EQ(f->data_dir, found->data_dir);
+    EXPECT_EQ(f->module_dir, found->module_dir);
+  }
+  auto names = sys::list_dir(*dir);
+  ASSERT_TRUE(names.ok());
+  ASSERT_EQ(names->size(), 1u);
+  ASSERT_TRUE(sys::write_file_atomic(*dir + "/" + names->front(), "garbage\nlib\trelative").ok());
+  auto third = cached_qemu_files(qemu, *dir);
+  ASSERT_TRUE(third.ok());
+  EXPECT_EQ(third->libraries, found->libraries);
+  (void)sys::remove_tree(*dir);
+}
+
 TEST(QemuJail, AScriptCannotBeConfined) {
   auto files = find_qemu_files("/bin/true");  // dynamic: fine
   EXPECT_TRUE(files.ok());

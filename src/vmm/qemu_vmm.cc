@@ -165,7 +165,7 @@ Result<std::unique_ptr<VmInstance>> QemuVmm::start(const VmConfig& config) {
   launch.sandbox = c.confine.enabled;
   std::optional<QemuFiles> files;
   if (jailed) {
-    auto found = find_qemu_files(qemu_bin);
+    auto found = cached_qemu_files(qemu_bin, c.cache_dir);
     if (!found.ok()) return found.error().wrap("confine QEMU");
     files = std::move(*found);
     std::string mountpoint = c.runtime_dir + "/jail";

@@ -65,6 +65,10 @@ struct VmConfig {
   /// The VM's name (QEMU's -name: shown by ps and in QEMU's messages);
   /// letters, digits, '-', '_' and '.' only. "" for none.
   std::string name;
+  /// Directory (existing, private) where the backend may keep what it
+  /// learns once per host (a confined QEMU's list of libraries); "" for
+  /// none.
+  std::string cache_dir;
   /// Directory (existing, private) for sockets and the boot log.
   std::string runtime_dir;
   /// Where the boot log goes instead of <runtime_dir>/boot.log (kept after

@@ -39,6 +39,21 @@ class ConfinementTest : public ContainerTest {
     ssize_t n = ::readlink(path.c_str(), buf, sizeof buf);
     return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
   }
+  // The host cgroup holding the memory controller, from a /proc/PID/cgroup
+  // text: v2's single line, or v1's memory line ("" if neither).
+  static std::string memory_cgroup_dir(const std::string& proc_cgroup) {
+    std::string dir;
+    for (std::string_view line : split(proc_cgroup, '\n')) {
+      auto parts = split(line, ':');
+      if (parts.size() < 3) continue;
+      std::string path(line.substr(parts[0].size() + parts[1].size() + 2));
+      if (parts[0] == "0" && parts[1].empty() && contains(path, "vessel"))
+        dir = "/sys/fs/cgroup" + path;
+      for (std::string_view c : split(parts[1], ','))
+        if (c == "memory") dir = "/sys/fs/cgroup/memory" + path;
+    }
+    return dir;
+  }
   int qemu_of(const std::string& id) {
     auto pids = find_process_ids({"qemu-system-x86_64", "qemu-system-aarch64"}, id.substr(0, 12));
     return pids.size() == 1 ? pids[0] : -1;
@@ -120,17 +135,7 @@ TEST_F(ConfinementTest, TheVmsHostProcessesShareABoundedHostCgroupThatGoesWithTh
   auto monitors = sys::read_file("/proc/" + std::to_string(monitor) + "/cgroup");
   ASSERT_TRUE(cgroups.ok() && monitors.ok());
   EXPECT_EQ(*cgroups, *monitors) << "QEMU and its monitor in different cgroups";
-  // The memory controller's cgroup: v2's single line, or v1's memory line.
-  std::string dir;
-  for (std::string_view line : split(*cgroups, '\n')) {
-    auto parts = split(line, ':');
-    if (parts.size() < 3) continue;
-    std::string path(line.substr(parts[0].size() + parts[1].size() + 2));
-    if (parts[0] == "0" && parts[1].empty() && contains(path, "vessel"))
-      dir = "/sys/fs/cgroup" + path;
-    for (std::string_view c : split(parts[1], ','))
-      if (c == "memory") dir = "/sys/fs/cgroup/memory" + path;
-  }
+  std::string dir = memory_cgroup_dir(*cgroups);
   ASSERT_TRUE(contains(dir, id.substr(0, 12))) << *cgroups;
   auto limit = sys::read_file(
       dir + (contains(dir, "vessel.slice") ? "/memory.max" : "/memory.limit_in_bytes"));
@@ -161,16 +166,7 @@ TEST_F(ConfinementTest, ARunawayGuestStaysInsideItsBoundsAndRmCleansUp) {
   ASSERT_GT(monitor, 0);
   auto cgroups = sys::read_file("/proc/" + std::to_string(monitor) + "/cgroup");
   ASSERT_TRUE(cgroups.ok());
-  std::string dir;
-  for (std::string_view line : split(*cgroups, '\n')) {
-    auto parts = split(line, ':');
-    if (parts.size() < 3) continue;
-    std::string path(line.substr(parts[0].size() + parts[1].size() + 2));
-    if (parts[0] == "0" && parts[1].empty() && contains(path, "vessel"))
-      dir = "/sys/fs/cgroup" + path;
-    for (std::string_view c : split(parts[1], ','))
-      if (c == "memory") dir = "/sys/fs/cgroup/memory" + path;
-  }
+  std::string dir = memory_cgroup_dir(*cgroups);
   ASSERT_FALSE(dir.empty()) << *cgroups;
   bool v2 = contains(dir, "vessel.slice");
   auto limit = sys::read_file(dir + (v2 ? "/memory.max" : "/memory.limit_in_bytes"));
