@@ -45,8 +45,9 @@ packages=(
   socat
   # image tests: a registry on 127.0.0.1 and tools that build OCI images
   docker-registry skopeo umoci apache2-utils openssl
-  # OCI runtime tests (tests/oci): containerd 1.6 with ctr and the runc shim
-  containerd
+  # OCI runtime tests (tests/oci): containerd 1.6 with ctr and the runc shim,
+  # Podman 4.3 (with conmon), curl for their network tests
+  containerd podman conmon curl
   # Docker Engine API (`vessel system service`): Boost.Beast (header-only),
   # and the clients its tests drive (docker.io for its CLI only: the tests
   # never start dockerd; docker-py; docker-compose)
@@ -64,6 +65,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   echo "setup.sh: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # Packages such as docker.io and containerd ship services; nothing here
+  # may start one (dockerd would change the host's network). Debian's
+  # policy-rc.d says no to every start while we install.
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy"
+    chmod 755 "$policy"
+    trap 'rm -f "$policy"' EXIT  # ours: gone again however this ends
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
