@@ -181,10 +181,11 @@ Result<QemuFiles> cached_qemu_files(const std::string& qemu_binary, const std::s
     QemuFiles f;
     bool whole = !lines.empty() && lines[0] == key;
     for (size_t i = 1; whole && i < lines.size(); ++i) {
-      if (lines[i].empty()) continue;
-      auto tab = lines[i].find('\t');
-      std::string_view kind = lines[i].substr(0, tab);
-      std::string path(tab == std::string_view::npos ? "" : lines[i].substr(tab + 1));
+      std::string_view line = lines[i];  // a view of the line, not of a temporary
+      if (line.empty()) continue;
+      auto tab = line.find('\t');
+      std::string_view kind = line.substr(0, tab);
+      std::string path(tab == std::string_view::npos ? "" : line.substr(tab + 1));
       if (path.empty() || path[0] != '/')
         whole = false;
       else if (kind == "binary")
