@@ -92,14 +92,21 @@ Status Channel::flush() {
 
 Status Channel::read_available() {
   uint8_t buf[65536];
+  // The bytes that came before an end or error are framed and handed out
+  // first: the end shows again on the next call (poll keeps reporting it).
+  bool got = false;
   while (true) {
     ssize_t n = ::read(fd_.get(), buf, sizeof buf);
     if (n < 0) {
       if (errno == EINTR) continue;
-      if (errno == EAGAIN) break;
+      if (errno == EAGAIN || got) break;
       return Error::from_errno(errno, "read from monitor socket");
     }
-    if (n == 0) return Error(ErrorCode::kUnavailable, "the peer closed the connection");
+    if (n == 0) {
+      if (got) break;
+      return Error(ErrorCode::kUnavailable, "the peer closed the connection");
+    }
+    got = true;
     reader_.feed(buf, static_cast<size_t>(n));
     if (static_cast<size_t>(n) < sizeof buf) break;
   }

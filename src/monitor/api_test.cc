@@ -67,6 +67,30 @@ TEST(MonitorApi, ChannelCarriesFramesAndReportsTheClose) {
   EXPECT_EQ(r.error().code(), ErrorCode::kUnavailable);
 }
 
+// A peer's last frames (an Exit) and its close read in one call: the
+// frames come first, the close on the next call. 64 KiB exactly, so the
+// reader's buffer fills and its next read sees the end.
+TEST(MonitorApi, LastFramesBeforeTheCloseAreHandedOutFirst) {
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv), 0);
+  Channel a{UniqueFd(sv[0])}, b{UniqueFd(sv[1])};
+  std::vector<uint8_t> payload(65536 - 2 * protocol::kHeaderSize - 8, 'x');
+  a.queue(type_code(protocol::MsgType::kStdout), 1, payload);
+  a.queue(type_code(protocol::MsgType::kExit), 1, std::vector<uint8_t>(8, 0));
+  ASSERT_EQ(a.queued(), 65536u);
+  ASSERT_TRUE(a.flush().ok());
+  { Channel closing = std::move(a); }
+  ASSERT_TRUE(b.read_available().ok());
+  protocol::FrameReader::Frame f;
+  ASSERT_TRUE(b.next(f));
+  EXPECT_EQ(f.payload.size(), payload.size());
+  ASSERT_TRUE(b.next(f));
+  EXPECT_EQ(f.header.type, type_code(protocol::MsgType::kExit));
+  auto r = b.read_available();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kUnavailable);
+}
+
 TEST(MonitorApi, ConnectToNothingFailsClearly) {
   auto c = connect("/nonexistent/monitor.sock");
   ASSERT_FALSE(c.ok());

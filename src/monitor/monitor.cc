@@ -849,14 +849,27 @@ void Monitor::serve(std::chrono::milliseconds timeout) {
       handle_guest_frame(f);
   }
 
-  std::vector<pollfd> p;
-  p.push_back({listener_.get(), POLLIN, 0});
-  p.push_back({signals_.get(), POLLIN, 0});
   bool paused = false;
   for (auto& [fd, c] : clients_)
     if (c->ch.queued() > kPauseQueued)
       for (auto& [g, r] : routes_)
         paused = paused || r.client_fd == fd;
+  // Frames that came in one read with an awaited reply (the main process's
+  // SpawnResult, then its output and Exit, when it is quick) are queued
+  // already: the guest fd will not wake us for them.
+  if (vm_ && !paused) {
+    Frame f;
+    bool handled = false;
+    while (vm_->agent().next(f)) {
+      handle_guest_frame(f);
+      handled = true;
+    }
+    if (handled) timeout = 0ms;
+  }
+
+  std::vector<pollfd> p;
+  p.push_back({listener_.get(), POLLIN, 0});
+  p.push_back({signals_.get(), POLLIN, 0});
   p.push_back({vm_ && !paused ? vm_->agent().fd() : -1, POLLIN, 0});
   p.push_back({vm_ ? vm_->vm().exit_fd() : -1, POLLIN, 0});
   std::vector<int> fds;

@@ -499,13 +499,16 @@ Result<agent::Frame> ContainerVm::await(std::chrono::milliseconds timeout) {
   auto deadline = Clock::now() + timeout;
   agent::Frame f;
   while (!agent_.next(f)) {
+    // A channel error comes after the frames that arrived whole before it
+    // (in one read with them, e.g. a reply and then a bad header).
+    if (agent_.error()) return *agent_.error();
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0) return Error(ErrorCode::kTimeout, "timed out waiting for the guest");
     pollfd p[3] = {{agent_.fd(), POLLIN, 0}, {vm_->exit_fd(), POLLIN, 0}, {abort_fd_, POLLIN, 0}};
     if (::poll(p, 3, static_cast<int>(left.count())) < 0 && errno != EINTR)
       return Error::from_errno(errno, "poll");
     if (p[0].revents) {
-      VESSEL_TRY(agent_.read_available());
+      (void)agent_.read_available();  // an error is kept: returned above, after the frames
       continue;
     }
     if (p[1].revents) return Error(ErrorCode::kUnavailable, "the VM stopped");

@@ -6,15 +6,20 @@
 //               for streams nobody opened), then MiB of stdout frames as
 //               fast as the port takes them, "FLOOD-DONE" on stdout, and
 //               then it stops answering: it never reads the port again.
-//   oversize    a frame header announcing 2 GiB;
+//   oversize    a frame header announcing 2 GiB (this and the next two
+//               in one write with the SpawnResult);
 //   unknown     a frame of a type the protocol does not have;
-//   request     a frame only the host may send (Spawn).
+//   request     a frame only the host may send (Spawn);
+//   burst       not hostile, only quick: the SpawnResult, "burst" on
+//               stdout and the Exit in one write, so the host reads them
+//               together; then it powers off when told to.
 //
 // Static, without exceptions; only what the kernel and the protocol codec
 // give it.
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/mount.h>
+#include <sys/reboot.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -45,11 +50,16 @@ void send(p::MsgType type, uint32_t stream, const std::vector<uint8_t>& payload)
   write_all(p::make_frame(type, stream, payload));
 }
 
-void send_raw(uint16_t type, uint32_t stream, const std::vector<uint8_t>& payload) {
+std::vector<uint8_t> raw_frame(uint16_t type, uint32_t stream,
+                               const std::vector<uint8_t>& payload) {
   std::vector<uint8_t> frame(p::kHeaderSize + payload.size());
   p::encode_header({static_cast<uint32_t>(payload.size()), type, 0, stream}, frame.data());
   std::memcpy(frame.data() + p::kHeaderSize, payload.data(), payload.size());
-  write_all(frame);
+  return frame;
+}
+
+void send_raw(uint16_t type, uint32_t stream, const std::vector<uint8_t>& payload) {
+  write_all(raw_frame(type, stream, payload));
 }
 
 int open_port() {
@@ -114,23 +124,37 @@ int main() {
   uint32_t main_stream = f.header.stream;
   p::Spawn spawn;
   if (!p::decode(f.payload, spawn) || spawn.argv.empty()) silent();
-  send(p::MsgType::kSpawnResult, main_stream, p::encode(p::Reply{0, "", 1}));
-
+  std::vector<uint8_t> result =
+      p::make_frame(p::MsgType::kSpawnResult, main_stream, p::encode(p::Reply{0, "", 1}));
+  if (spawn.argv[0] == "burst") {
+    const char text[] = "burst\n";
+    for (const auto& frame :
+         {p::make_frame(p::MsgType::kStdout, main_stream,
+                        std::vector<uint8_t>(text, text + sizeof text - 1)),
+          p::make_frame(p::MsgType::kExit, main_stream, p::encode(p::Exit{0, 0, 0}))})
+      result.insert(result.end(), frame.begin(), frame.end());
+    write_all(result);
+    if (await(reader, p::MsgType::kPoweroff, f)) ::reboot(RB_AUTOBOOT);
+    silent();
+  }
+  // The bad frame goes in one write with the SpawnResult, so the host
+  // reads them together: the start succeeds, then the session ends.
+  std::vector<uint8_t> bad;
   if (spawn.argv[0] == "oversize") {
-    std::vector<uint8_t> header(p::kHeaderSize);
+    bad.resize(p::kHeaderSize);
     p::encode_header({0x80000000u, static_cast<uint16_t>(p::MsgType::kStdout), 0, main_stream},
-                     header.data());
-    write_all(header);
+                     bad.data());
+  } else if (spawn.argv[0] == "unknown") {
+    bad = raw_frame(999, main_stream, std::vector<uint8_t>(100, 1));
+  } else if (spawn.argv[0] == "request") {
+    bad = p::make_frame(p::MsgType::kSpawn, 7, p::encode(spawn));
+  }
+  if (!bad.empty()) {
+    result.insert(result.end(), bad.begin(), bad.end());
+    write_all(result);
     silent();
   }
-  if (spawn.argv[0] == "unknown") {
-    send_raw(999, main_stream, std::vector<uint8_t>(100, 1));
-    silent();
-  }
-  if (spawn.argv[0] == "request") {
-    send(p::MsgType::kSpawn, 7, p::encode(spawn));
-    silent();
-  }
+  write_all(result);
 
   // flood MiB
   size_t mib = spawn.argv.size() > 1 ? std::strtoul(spawn.argv[1].c_str(), nullptr, 10) : 64;

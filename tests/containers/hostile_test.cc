@@ -124,5 +124,21 @@ TEST_F(HostileGuestTest, AnInvalidFrameEndsOnlyThatVmAndSaysWhy) {
   }
 }
 
+// A quick process's SpawnResult, output and Exit can reach the monitor in
+// one read, queued behind the reply it awaited: they are handed on at once,
+// not when the guest next writes (it never does here). Before, the run hung
+// until something else woke the monitor (seen once in CI, then ~1 run in
+// 150 with a busybox `sh -c 'echo out'` on a loaded host).
+TEST_F(HostileGuestTest, OutputAndExitThatCameWithTheSpawnResultAreNotLeftQueued) {
+  RunOptions o = hostile();
+  o.timeout = 60s;
+  for (int i = 0; i < 2; ++i) {
+    auto r = run({"--rm", "--network", "none", kImage, "burst"}, o);
+    EXPECT_FALSE(r.timed_out);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "burst\n");
+  }
+}
+
 }  // namespace
 }  // namespace vessel::test

@@ -459,6 +459,22 @@ void VmTest::TearDown() {
                    rec.result.timed_out ? " (timed out, killed)" : "", rec.result.out.size(),
                    tail(rec.result.err, kReportTail).c_str());
     }
+    // What each container's monitor and guest said: a hang shows here
+    // which phase it stopped in (the CLI's stderr may be empty).
+    std::string containers = state_root_ + "/containers";
+    if (DIR* dir = ::opendir(containers.c_str())) {
+      while (dirent* e = ::readdir(dir)) {
+        std::string name = e->d_name;
+        if (name == "." || name == "..") continue;
+        for (const char* log : {"monitor.log", "boot.log"}) {
+          auto text = sys::read_file(containers + "/" + name + "/" + log);
+          if (!text.ok() || text->empty()) continue;
+          std::fprintf(stderr, "--- %s of %.12s (tail):\n%s\n", log, name.c_str(),
+                       tail(*text, 4096).c_str());
+        }
+      }
+      ::closedir(dir);
+    }
     if (!runs_.empty())
       std::fprintf(stderr,
                    "--- for the guest console, run again with VESSEL_TEST_DEBUG=1 (adds --debug:"
