@@ -102,6 +102,14 @@ TEST_F(ConfinementTest, QemuIsJailedVirtiofsdSandboxedAndTheContainerStillWorks)
     EXPECT_EQ(bnd & ((1ull << 16) | (1ull << 17) | (1ull << 22)), 0u) << "pid " << pid;
   }
 
+  // Running, with no restart policy: no other VM will be started, so what
+  // only a start needs is gone (CAP_SYS_ADMIN 21, CAP_SETUID 7,
+  // CAP_DAC_OVERRIDE 1); CAP_KILL (5) and CAP_NET_ADMIN (12) stay.
+  uint64_t eff = std::strtoull(status_field(monitor, "CapEff").c_str(), nullptr, 16);
+  uint64_t bnd = std::strtoull(status_field(monitor, "CapBnd").c_str(), nullptr, 16);
+  EXPECT_EQ((eff | bnd) & ((1ull << 21) | (1ull << 7) | (1ull << 1)), 0u) << std::hex << eff;
+  EXPECT_EQ(eff & ((1ull << 5) | (1ull << 12)), (1ull << 5) | (1ull << 12)) << std::hex << eff;
+
   // virtiofsd's workers: seccomp, no_new_privs, less than root's capabilities.
   auto fsds = find_process_ids({"virtiofsd"}, id.substr(0, 12));
   ASSERT_FALSE(fsds.empty());
@@ -122,6 +130,27 @@ TEST_F(ConfinementTest, QemuIsJailedVirtiofsdSandboxedAndTheContainerStillWorks)
   auto host = sys::read_file(share + "/f");
   ASSERT_TRUE(host.ok());
   EXPECT_EQ(*host, "through\n");
+  // And with those capabilities gone, a stop and rm still tidy everything.
+  EXPECT_EQ(vessel({"stop", "-t", "2", "jailed"}).exit_code, 0);
+  EXPECT_EQ(vessel({"rm", "jailed"}).exit_code, 0);
+  expect_gone(id);
+}
+
+// A monitor that will start the VM again (a restart policy) keeps what a
+// start needs: the first VM's crash starts a second, confined as the first.
+TEST_F(ConfinementTest, AMonitorWithARestartPolicyKeepsWhatAStartNeeds) {
+  std::string id = run_detached({"--name", "again", "--restart", "on-failure:1", kImage, "sh",
+                                 "-c", "sleep 2; exit 3"});
+  ASSERT_FALSE(id.empty());
+  int monitor = inspect("again")["State"]["Pid"].get<int>();
+  uint64_t eff = std::strtoull(status_field(monitor, "CapEff").c_str(), nullptr, 16);
+  EXPECT_EQ(eff & (1ull << 21), 1ull << 21) << std::hex << eff;
+  EXPECT_TRUE(wait_until([&] { return inspect("again")["RestartCount"] == 1; }, 60s))
+      << inspect("again").dump(2);
+  EXPECT_TRUE(wait_until([&] { return status_of("again") == "exited"; }, 60s));
+  EXPECT_EQ(inspect("again")["State"]["ExitCode"], 3);
+  ASSERT_EQ(vessel({"rm", "again"}).exit_code, 0);
+  expect_gone(id);
 }
 
 TEST_F(ConfinementTest, TheVmsHostProcessesShareABoundedHostCgroupThatGoesWithThem) {
