@@ -393,6 +393,9 @@ void Monitor::drop_start_privileges() {
   if (::geteuid() != 0 || !runtime::vmm_confinement().enabled || machine() ||
       config_.restart.kind != RestartPolicy::Kind::kNo || !config_.netns_path.empty())
     return;
+  // virtiofsd serves from its sandbox's own copy of the share tree: ours
+  // goes now, while we may still unmount.
+  if (vm_) vm_->detach_private_mounts();
   // Kept: KILL (QEMU runs as another uid), NET_ADMIN and NET_RAW (the
   // network's teardown), NET_BIND_SERVICE and SETPCAP (a dnsmasq started
   // again at teardown), SYS_PTRACE (QEMU's /proc for stats).
