@@ -45,8 +45,15 @@ bool same(const Setup& a, const Setup& b) {
 bool same(const Rlimit& a, const Rlimit& b) {
   return a.resource == b.resource && a.soft == b.soft && a.hard == b.hard;
 }
+bool same(const std::optional<Capabilities>& a, const std::optional<Capabilities>& b) {
+  if (a.has_value() != b.has_value()) return false;
+  return !a || (a->bounding == b->bounding && a->effective == b->effective &&
+                a->permitted == b->permitted && a->inheritable == b->inheritable &&
+                a->ambient == b->ambient);
+}
 bool same(const Spawn& a, const Spawn& b) {
-  return a.argv == b.argv && a.env == b.env && a.cwd == b.cwd && a.uid == b.uid && a.gid == b.gid &&
+  return same(a.capabilities, b.capabilities) && a.no_new_privileges == b.no_new_privileges &&
+         a.argv == b.argv && a.env == b.env && a.cwd == b.cwd && a.uid == b.uid && a.gid == b.gid &&
          a.groups == b.groups && a.tty == b.tty && a.stdin_open == b.stdin_open &&
          a.rows == b.rows && a.cols == b.cols && a.user == b.user &&
          std::equal(a.rlimits.begin(), a.rlimits.end(), b.rlimits.begin(), b.rlimits.end(),

@@ -567,6 +567,10 @@ Result<int> Runtime::exec(const std::string& id, const ExecOptions& o) {
   spawn.rows = p.rows;
   spawn.cols = p.cols;
   spawn.rlimits = p.rlimits;
+  spawn.capabilities = process_capabilities(p);
+  spawn.no_new_privileges = p.no_new_privileges;
+  for (const auto& i : p.ignored)
+    log::debug("ignored: " + i);
 
   std::optional<Pty> pty;
   if (tty) {

@@ -132,6 +132,41 @@ Result<Json> parse_json(std::string_view text, const std::string& what) {
   return j;
 }
 
+// process.capabilities: five optional arrays of linux/capability.h names.
+Result<protocol::Capabilities> capabilities_from(const Json& caps, const std::string& path,
+                                                 std::vector<std::string>& ignored) {
+  protocol::Capabilities out;
+  struct Named {
+    const char* key;
+    uint64_t* set;
+  };
+  for (Named n : {Named{"bounding", &out.bounding}, Named{"effective", &out.effective},
+                  Named{"permitted", &out.permitted}, Named{"inheritable", &out.inheritable},
+                  Named{"ambient", &out.ambient}}) {
+    VESSEL_ASSIGN_OR_RETURN(std::vector<std::string> names, get_strings(caps, n.key, path));
+    for (size_t i = 0; i < names.size(); ++i) {
+      auto number = protocol::capability_number(names[i]);
+      if (!number)
+        return field_error(join(path, n.key) + "[" + std::to_string(i) + "]",
+                           "unknown capability '" + names[i] + "'");
+      *n.set |= uint64_t{1} << *number;
+    }
+  }
+  // runc raises an ambient capability only if it is permitted and
+  // inheritable, and warns about the rest; `runc spec` itself lists ambient
+  // capabilities without inheritable ones. The same here, said in the log.
+  if (uint64_t skipped = out.ambient & ~(out.permitted & out.inheritable)) {
+    std::string names;
+    for (uint32_t c = 0; c <= protocol::kCapLast; ++c)
+      if (skipped >> c & 1) names += std::string(names.empty() ? "" : ", ") +
+                                     protocol::capability_name(c);
+    ignored.push_back(join(path, "ambient") + ": " + names +
+                      " not both permitted and inheritable, so not raised (as runc does)");
+    out.ambient &= ~skipped;
+  }
+  return out;
+}
+
 Result<Process> process_from(const Json& p, const std::string& path) {
   Process out;
   VESSEL_ASSIGN_OR_RETURN(out.args, get_strings(p, "args", path));
@@ -209,9 +244,13 @@ Result<Process> process_from(const Json& p, const std::string& path) {
     }
 
   VESSEL_ASSIGN_OR_RETURN(out.no_new_privileges, get_bool(p, "noNewPrivileges", path));
-  // capabilities, apparmorProfile, selinuxLabel, oomScoreAdj: type-checked
-  // here and reported as ignored by parse_spec.
-  VESSEL_TRY(get_object(p, "capabilities", path));
+  VESSEL_ASSIGN_OR_RETURN(const Json* caps, get_object(p, "capabilities", path));
+  if (caps) {
+    VESSEL_ASSIGN_OR_RETURN(out.capabilities,
+                            capabilities_from(*caps, join(path, "capabilities"), out.ignored));
+  }
+  // apparmorProfile, selinuxLabel, oomScoreAdj: type-checked here and
+  // reported as ignored by parse_spec.
   VESSEL_TRY(get_string(p, "apparmorProfile", path, false));
   VESSEL_TRY(get_string(p, "selinuxLabel", path, false));
   VESSEL_TRY(get_int(p, "oomScoreAdj", path, -1000, 1000));
@@ -437,6 +476,11 @@ Result<Process> parse_process(std::string_view json, const std::string& where) {
   return process_from(j, where);
 }
 
+protocol::Capabilities process_capabilities(const Process& p) {
+  constexpr uint64_t kAll = protocol::kAllCapabilities;
+  return p.capabilities.value_or(protocol::Capabilities{kAll, kAll, kAll, 0, 0});
+}
+
 Result<Spec> parse_spec_text(std::string_view json, const std::string& bundle) {
   VESSEL_ASSIGN_OR_RETURN(Json j, parse_json(json, "config.json"));
   Spec spec;
@@ -464,14 +508,15 @@ Result<Spec> parse_spec_text(std::string_view json, const std::string& bundle) {
   c.groups = p.additional_gids;
   c.tty = p.terminal;
   c.ulimits = p.ulimits;
-  if (p.no_new_privileges)
-    spec.ignored.push_back("process.noNewPrivileges: not enforced in the guest yet");
-  for (const char* k : {"capabilities", "apparmorProfile", "selinuxLabel", "oomScoreAdj"})
+  c.no_new_privileges = p.no_new_privileges;
+  c.capabilities = process_capabilities(p);
+  spec.ignored.insert(spec.ignored.end(), p.ignored.begin(), p.ignored.end());
+  for (const char* k : {"apparmorProfile", "selinuxLabel"})
     if (find(*process, k))
       spec.ignored.push_back(std::string("process.") + k +
-                             (std::string(k) == "capabilities"
-                                  ? ": not applied in the guest yet (the process has its uid's)"
-                                  : ": a host security label; the VM is the boundary"));
+                             ": a host security label; the VM is the boundary");
+  if (find(*process, "oomScoreAdj"))
+    spec.ignored.push_back("process.oomScoreAdj: the VM's own OOM killer picks within it");
 
   VESSEL_ASSIGN_OR_RETURN(c.hostname, get_string(j, "hostname", "", false));
   if (c.hostname.size() > 64) return field_error("hostname", "longer than 64 characters");

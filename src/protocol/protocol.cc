@@ -151,7 +151,32 @@ constexpr const char* kRlimitNames[kRlimitResources] = {
     "cpu",     "fsize", "data",  "stack",      "core",     "rss",  "nproc",  "nofile",
     "memlock", "as",    "locks", "sigpending", "msgqueue", "nice", "rtprio", "rttime",
 };
+// linux/capability.h, in number order.
+constexpr const char* kCapNames[kCapLast + 1] = {
+    "CAP_CHOWN",           "CAP_DAC_OVERRIDE",  "CAP_DAC_READ_SEARCH", "CAP_FOWNER",
+    "CAP_FSETID",          "CAP_KILL",          "CAP_SETGID",          "CAP_SETUID",
+    "CAP_SETPCAP",         "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",       "CAP_NET_RAW",       "CAP_IPC_LOCK",        "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",      "CAP_SYS_RAWIO",     "CAP_SYS_CHROOT",      "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",       "CAP_SYS_ADMIN",     "CAP_SYS_BOOT",        "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",    "CAP_SYS_TIME",      "CAP_SYS_TTY_CONFIG",  "CAP_MKNOD",
+    "CAP_LEASE",           "CAP_AUDIT_WRITE",   "CAP_AUDIT_CONTROL",   "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",    "CAP_MAC_ADMIN",     "CAP_SYSLOG",          "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",   "CAP_AUDIT_READ",    "CAP_PERFMON",         "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+};
 }  // namespace
+
+const char* capability_name(uint32_t cap) {
+  return cap <= kCapLast ? kCapNames[cap] : nullptr;
+}
+
+std::optional<uint32_t> capability_number(std::string_view name) {
+  for (uint32_t i = 0; i <= kCapLast; ++i) {
+    if (name == kCapNames[i]) return i;
+  }
+  return std::nullopt;
+}
 
 const char* rlimit_name(uint32_t resource) {
   return resource < kRlimitResources ? kRlimitNames[resource] : nullptr;
@@ -429,6 +454,12 @@ std::vector<uint8_t> encode(const Spawn& m) {
     w.u64(l.soft);
     w.u64(l.hard);
   }
+  const Capabilities caps = m.capabilities.value_or(Capabilities{});
+  w.u8(m.capabilities ? 1 : 0);
+  for (uint64_t set : {caps.bounding, caps.effective, caps.permitted, caps.inheritable,
+                       caps.ambient})
+    w.u64(set);
+  w.u8(m.no_new_privileges);
   return w.take();
 }
 
@@ -457,6 +488,20 @@ bool decode(std::span<const uint8_t> p, Spawn& out) {
       l.hard = r.u64();
     }
   }
+  // Structure only here too: the guest checks the sets against its kernel
+  // and against each other.
+  uint8_t has_caps = r.u8();
+  Capabilities caps;
+  for (uint64_t* set : {&caps.bounding, &caps.effective, &caps.permitted, &caps.inheritable,
+                        &caps.ambient})
+    *set = r.u64();
+  out.capabilities.reset();
+  if (has_caps == 1) out.capabilities = caps;
+  bool caps_ok = has_caps == 1 || (has_caps == 0 && caps.bounding == 0 && caps.effective == 0 &&
+                                   caps.permitted == 0 && caps.inheritable == 0 &&
+                                   caps.ambient == 0);
+  out.no_new_privileges = r.u8();
+  if (!caps_ok || out.no_new_privileges > 1) return false;
   if (!r.ok() || out.argv.empty() || out.argv[0].empty() || out.user.size() > 256) return false;
   // Strings handed to execve() and chdir() must not hold NUL bytes.
   auto has_nul = [](const std::string& s) { return s.find('\0') != std::string::npos; };

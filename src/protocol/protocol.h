@@ -33,7 +33,8 @@ namespace vessel::protocol {
 /// as PID 1, a user).
 /// 5: Setup.memory_reclaim (the agent returns an idle container's page cache);
 /// Stats.host_vm_rss.
-inline constexpr uint32_t kVersion = 5;
+/// 6: Spawn.capabilities and Spawn.no_new_privileges.
+inline constexpr uint32_t kVersion = 6;
 /// Name of the virtio-serial port the guest serves on.
 inline constexpr std::string_view kPortName = "vessel.agent";
 
@@ -190,6 +191,26 @@ const char* rlimit_name(uint32_t resource);
 /// The resource named `name` as --ulimit spells it, or nullopt.
 std::optional<uint32_t> rlimit_resource(std::string_view name);
 
+/// Capability sets of a spawned process: bit N is capability N of
+/// linux/capability.h (CAP_CHOWN = 0, ..., CAP_CHECKPOINT_RESTORE = 40).
+struct Capabilities {
+  uint64_t bounding = 0;
+  uint64_t effective = 0;
+  uint64_t permitted = 0;
+  uint64_t inheritable = 0;
+  uint64_t ambient = 0;
+};
+/// The highest capability number named here (CAP_CHECKPOINT_RESTORE, Linux
+/// 5.9); a guest kernel may know fewer (/proc/sys/kernel/cap_last_cap).
+inline constexpr uint32_t kCapLast = 40;
+/// Every capability up to kCapLast.
+inline constexpr uint64_t kAllCapabilities = (uint64_t{1} << (kCapLast + 1)) - 1;
+/// "CAP_CHOWN" for 0, ..., or nullptr above kCapLast.
+const char* capability_name(uint32_t cap);
+/// The number of a capability named as linux/capability.h does
+/// ("CAP_NET_ADMIN"; exact case), or nullopt.
+std::optional<uint32_t> capability_number(std::string_view name);
+
 struct Spawn {
   std::vector<std::string> argv;  // at least one item
   std::vector<std::string> env;   // "KEY=VALUE"
@@ -207,6 +228,16 @@ struct Spawn {
   /// Applied in order before exec (the guest checks them and reports a bad
   /// one in SpawnResult); unlisted resources keep the guest's defaults.
   std::vector<Rlimit> rlimits;
+  /// If set, the process's capability sets, applied as runc does (bounding
+  /// dropped and PR_SET_KEEPCAPS before setuid, then capset and ambient
+  /// raises; effective, permitted and ambient must be within bounding and
+  /// ambient within permitted and inheritable, or SpawnResult says which
+  /// capability could not be set). Unset: root keeps every capability and
+  /// another user has none, as before version 6.
+  std::optional<Capabilities> capabilities;
+  /// 1: PR_SET_NO_NEW_PRIVS before exec (setuid bits and file capabilities
+  /// give nothing). 0 or 1.
+  uint8_t no_new_privileges = 0;
 };
 
 /// Longest path in CopyOut and CopyIn (PATH_MAX), and longest archive name.

@@ -44,6 +44,9 @@ Spawn sample_spawn() {
   s.cols = 80;
   s.user = "nobody:tty";
   s.rlimits = {{7, 1024, 2048}, {4, 0, kRlimInfinity}};
+  // Each set distinct, one above 32 bits, so a swapped or narrowed set shows.
+  s.capabilities = Capabilities{kAllCapabilities, 1u << 5, (1u << 5) | 1, 1ull << 40, 0};
+  s.no_new_privileges = 1;
   return s;
 }
 
@@ -475,6 +478,51 @@ TEST(ProtocolMessages, SpawnRoundTrip) {
   EXPECT_EQ(out.rlimits[1].resource, 4u);
   EXPECT_EQ(out.rlimits[1].soft, 0u);
   EXPECT_EQ(out.rlimits[1].hard, kRlimInfinity);
+  ASSERT_TRUE(out.capabilities.has_value());
+  EXPECT_EQ(out.capabilities->bounding, kAllCapabilities);
+  EXPECT_EQ(out.capabilities->effective, 1u << 5);
+  EXPECT_EQ(out.capabilities->permitted, (1u << 5) | 1);
+  EXPECT_EQ(out.capabilities->inheritable, 1ull << 40);
+  EXPECT_EQ(out.capabilities->ambient, 0u);
+  EXPECT_EQ(out.no_new_privileges, 1);
+}
+
+TEST(ProtocolMessages, SpawnCapabilityFlagsAreChecked) {
+  Spawn in;
+  in.argv = {"true"};
+  std::vector<uint8_t> p = encode(in);
+  Spawn out;
+  ASSERT_TRUE(decode(p, out));
+  EXPECT_FALSE(out.capabilities.has_value());
+  // The payload ends with u8 has_caps, five u64 sets, u8 no_new_privileges.
+  const size_t has_caps = p.size() - 42, nnp = p.size() - 1;
+  std::vector<uint8_t> bad = p;
+  bad[has_caps] = 2;
+  EXPECT_FALSE(decode(bad, out));
+  bad = p;
+  bad[nnp] = 2;
+  EXPECT_FALSE(decode(bad, out));
+  bad = p;
+  bad[has_caps + 1] = 1;  // a bounding set without has_caps
+  EXPECT_FALSE(decode(bad, out));
+  bad[has_caps] = 1;
+  ASSERT_TRUE(decode(bad, out));
+  ASSERT_TRUE(out.capabilities.has_value());
+  EXPECT_EQ(out.capabilities->bounding, 1u);
+  // A peer before version 6 sends neither field: short.
+  bad = p;
+  bad.resize(has_caps);
+  EXPECT_FALSE(decode(bad, out));
+}
+
+TEST(ProtocolMessages, CapabilityNames) {
+  EXPECT_STREQ(capability_name(0), "CAP_CHOWN");
+  EXPECT_STREQ(capability_name(21), "CAP_SYS_ADMIN");
+  EXPECT_STREQ(capability_name(kCapLast), "CAP_CHECKPOINT_RESTORE");
+  EXPECT_EQ(capability_name(kCapLast + 1), nullptr);
+  for (uint32_t i = 0; i <= kCapLast; ++i) EXPECT_EQ(capability_number(capability_name(i)), i);
+  EXPECT_EQ(capability_number("NET_ADMIN"), std::nullopt);
+  EXPECT_EQ(capability_number("cap_net_admin"), std::nullopt);
 }
 
 TEST(ProtocolMessages, SpawnMinimalRoundTrip) {
@@ -493,6 +541,8 @@ TEST(ProtocolMessages, SpawnMinimalRoundTrip) {
   EXPECT_EQ(out.cols, 0);
   EXPECT_TRUE(out.user.empty());
   EXPECT_TRUE(out.rlimits.empty());
+  EXPECT_FALSE(out.capabilities.has_value());
+  EXPECT_EQ(out.no_new_privileges, 0);
 }
 
 TEST(ProtocolMessages, ReplyRoundTrip) {

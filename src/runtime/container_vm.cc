@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "agent/capabilities.h"
 #include "agent/ulimit.h"
 #include "base/log.h"
 #include "base/strings.h"
@@ -206,6 +207,16 @@ protocol::Spawn main_spawn(const ContainerConfig& c, uint16_t rows, uint16_t col
   s.cols = cols;
   for (const auto& u : c.ulimits)
     if (auto r = agent::parse_ulimit(u); r.ok()) s.rlimits.push_back(*r);  // checked at create
+  if (c.capabilities) {
+    s.capabilities = *c.capabilities;
+  } else if (!c.machine.enabled) {
+    // Checked at create; a configuration that no longer parses (edited by
+    // hand) gets the default set rather than all of root's.
+    auto set = agent::docker_capabilities(c.cap_add, c.cap_drop);
+    s.capabilities =
+        agent::container_capabilities(set.ok() ? *set : agent::docker_default_capabilities());
+  }
+  s.no_new_privileges = c.no_new_privileges;
   return s;
 }
 

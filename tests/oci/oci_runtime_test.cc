@@ -17,8 +17,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -418,6 +420,88 @@ TEST_F(OciRuntimeTest, PodmanExecStopLogs) {
   EXPECT_EQ(rm.exit_code, 0) << describe(rm);
   // Podman gives no --root: vessel-runtime's default, in our /run.
   expect_nothing_left("/run/vessel-runtime");
+}
+
+// /proc/<pid>/status's capability lines and NoNewPrivs, keyed by name.
+std::map<std::string, std::string> status_lines(const std::string& text) {
+  std::map<std::string, std::string> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    size_t colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    size_t v = line.find_first_not_of(" \t", colon + 1);
+    out[line.substr(0, colon)] = v == std::string::npos ? "" : line.substr(v);
+  }
+  return out;
+}
+
+// A config.json capability list as /proc/<pid>/status prints the set.
+std::string status_mask(const Json& names) {
+  static const std::map<std::string, int> kNumbers = {
+      {"CAP_CHOWN", 0},         {"CAP_DAC_OVERRIDE", 1},  {"CAP_FOWNER", 3},
+      {"CAP_FSETID", 4},        {"CAP_KILL", 5},          {"CAP_SETGID", 6},
+      {"CAP_SETUID", 7},        {"CAP_SETPCAP", 8},       {"CAP_NET_BIND_SERVICE", 10},
+      {"CAP_NET_ADMIN", 12},    {"CAP_NET_RAW", 13},      {"CAP_SYS_CHROOT", 18},
+      {"CAP_MKNOD", 27},        {"CAP_AUDIT_WRITE", 29},  {"CAP_SETFCAP", 31}};
+  uint64_t mask = 0;
+  for (const auto& n : names) {
+    auto it = kNumbers.find(n.get<std::string>());
+    if (it == kNumbers.end()) ADD_FAILURE() << "the test does not know " << n;
+    else mask |= 1ull << it->second;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(mask));
+  return buf;
+}
+
+TEST_F(OciRuntimeTest, PodmanCapabilitiesAndNoNewPrivileges) {
+  need_podman();
+  // Podman's own default set, less CHOWN, plus NET_ADMIN; the process in the
+  // VM must have exactly what config.json says, in the main process and in
+  // an exec'd one.
+  const std::string show = "grep -E '^(Cap|NoNewPrivs)' /proc/self/status";
+  auto started = podman({"run", "-d", "--name", "caps", "--network", "none", "--cap-drop",
+                         "CHOWN", "--cap-add", "NET_ADMIN", "--security-opt",
+                         "no-new-privileges", kImage, "sh", "-c", show + "; sleep 1000"});
+  ASSERT_EQ(started.exit_code, 0) << describe(started);
+  auto config_path = podman({"inspect", "caps", "--format", "{{.OCIConfigPath}}"});
+  ASSERT_EQ(config_path.exit_code, 0) << describe(config_path);
+  Json config = Json::parse(read_text(config_path.out.substr(0, config_path.out.find('\n'))),
+                            nullptr, false);
+  ASSERT_TRUE(config.is_object()) << config_path.out;
+  const Json& caps = config["process"]["capabilities"];
+  ASSERT_TRUE(caps.is_object()) << config.dump();
+  EXPECT_EQ(config["process"].value("noNewPrivileges", false), true);
+
+  std::map<std::string, std::string> main;
+  for (int i = 0; i < 100 && main.count("NoNewPrivs") == 0; ++i) {
+    main = status_lines(podman({"logs", "caps"}).out);
+    if (main.count("NoNewPrivs") == 0) std::this_thread::sleep_for(100ms);
+  }
+  auto exec = podman({"exec", "caps", "sh", "-c", show});
+  EXPECT_EQ(exec.exit_code, 0) << describe(exec);
+  for (const auto& [what, lines] :
+       {std::pair<std::string, std::map<std::string, std::string>>{"main", main},
+        {"exec", status_lines(exec.out)}}) {
+    SCOPED_TRACE(what);
+    // Root's sets after execve(2) are the bounding set (capabilities(7));
+    // Podman gives effective = permitted = bounding, no inheritable.
+    EXPECT_EQ(lines["CapBnd"], status_mask(caps["bounding"]));
+    EXPECT_EQ(lines["CapEff"], status_mask(caps["effective"]));
+    EXPECT_EQ(lines["CapPrm"], status_mask(caps["permitted"]));
+    EXPECT_EQ(lines["CapInh"], status_mask(caps.value("inheritable", Json::array())));
+    EXPECT_EQ(lines["CapAmb"], status_mask(caps.value("ambient", Json::array())));
+    EXPECT_EQ(lines["NoNewPrivs"], "1");
+    uint64_t eff = std::strtoull(lines["CapEff"].c_str(), nullptr, 16);
+    EXPECT_TRUE(eff & (1ull << 12)) << "no CAP_NET_ADMIN";
+    EXPECT_FALSE(eff & (1ull << 0)) << "CAP_CHOWN kept";
+  }
+  // What the sets mean: without CAP_CHOWN root cannot give a file away.
+  auto chown = podman({"exec", "caps", "sh", "-c", "touch /tmp/f && chown 1000 /tmp/f"});
+  EXPECT_NE(chown.exit_code, 0) << describe(chown);
+  auto rm = podman({"rm", "-f", "caps"});
+  EXPECT_EQ(rm.exit_code, 0) << describe(rm);
 }
 
 TEST_F(OciRuntimeTest, PodmanNetworkAndPublishedPort) {
