@@ -92,6 +92,10 @@ bool same(const CopyOut& a, const CopyOut& b) {
 bool same(const CopyIn& a, const CopyIn& b) {
   return a.path == b.path && a.flags == b.flags;
 }
+bool same(const Update& a, const Update& b) {
+  return a.memory_limit_bytes == b.memory_limit_bytes && a.pids_limit == b.pids_limit &&
+         a.cpu_quota_usec == b.cpu_quota_usec && a.cpu_period_usec == b.cpu_period_usec;
+}
 
 template <typename M>
 void try_decode(std::span<const uint8_t> payload) {
@@ -116,6 +120,7 @@ void decode_all(std::span<const uint8_t> payload) {
   try_decode<Stats>(payload);
   try_decode<CopyOut>(payload);
   try_decode<CopyIn>(payload);
+  try_decode<Update>(payload);
 }
 
 bool same_frame(const FrameReader::Frame& a, const FrameReader::Frame& b) {

@@ -158,12 +158,40 @@ TEST(Spec, AbsoluteRootAndUser) {
   EXPECT_FALSE(s->config.tty);
 }
 
+TEST(Spec, UpdateResources) {
+  // What Podman 4.3 writes for `podman update --memory 100m --cpu-quota
+  // 50000 --cpu-period 100000` (the shape of runtime-spec LinuxResources).
+  std::vector<std::string> ignored;
+  auto r = parse_resources(R"({"memory": {"limit": 104857600, "swap": 209715200},
+      "cpu": {"shares": 1024, "quota": 50000, "period": 100000}, "pids": {"limit": -1},
+      "devices": []})",
+                           ignored);
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  EXPECT_EQ(r->memory_bytes, 104857600);
+  EXPECT_EQ(r->cpu_quota_usec, 50000);
+  EXPECT_EQ(r->cpu_period_usec, 100000);
+  EXPECT_EQ(r->pids, -1);
+  EXPECT_TRUE(has(ignored, "resources.memory.swap"));
+  EXPECT_TRUE(has(ignored, "resources.cpu.shares"));
+  // Only what is given.
+  r = parse_resources(R"({"pids": {"limit": 50}})", ignored);
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->memory_bytes.has_value());
+  EXPECT_FALSE(r->cpu_quota_usec.has_value());
+  EXPECT_EQ(r->pids, 50);
+  auto bad = parse_resources(R"({"cpu": {"period": 5000000}})", ignored);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().to_string().find("resources.cpu.period"), std::string::npos);
+  EXPECT_FALSE(parse_resources("[]", ignored).ok());
+  EXPECT_FALSE(
+      parse_resources(R"({"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]})", ignored).ok());
+}
+
 TEST(Spec, ErrorsNameTheField) {
   {
     Json j = minimal();
     j["process"]["capabilities"] = {{"effective", {"CAP_CHOWN", "CAP_FLY"}}};
-    EXPECT_EQ(error_of(j),
-              "process.capabilities.effective[1]: unknown capability 'CAP_FLY'");
+    EXPECT_EQ(error_of(j), "process.capabilities.effective[1]: unknown capability 'CAP_FLY'");
     j["process"]["capabilities"] = {{"bounding", "CAP_CHOWN"}};
     EXPECT_NE(error_of(j).find("process.capabilities.bounding"), std::string::npos);
     j["process"]["capabilities"] = {{"bounding", {"chown"}}};

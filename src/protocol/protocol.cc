@@ -132,14 +132,14 @@ class Reader {
 
 bool is_known_type(uint16_t type) {
   return type >= static_cast<uint16_t>(MsgType::kHello) &&
-         type <= static_cast<uint16_t>(MsgType::kCopyIn);
+         type <= static_cast<uint16_t>(MsgType::kUpdateResult);
 }
 
 const char* type_name(uint16_t type) {
   static const char* const kNames[] = {
-      "?",     "hello",     "setup",  "setup-result", "spawn",    "spawn-result",
-      "stdin", "stdin-ack", "stdout", "stderr",       "signal",   "resize",
-      "exit",  "poweroff",  "stats",  "stats-result", "copy-out", "copy-in"};
+      "?",         "hello",        "setup",    "setup-result", "spawn",  "spawn-result", "stdin",
+      "stdin-ack", "stdout",       "stderr",   "signal",       "resize", "exit",         "poweroff",
+      "stats",     "stats-result", "copy-out", "copy-in",      "update", "update-result"};
   return is_known_type(type) ? kNames[type] : "unknown";
 }
 
@@ -151,18 +151,54 @@ constexpr const char* kRlimitNames[kRlimitResources] = {
     "cpu",     "fsize", "data",  "stack",      "core",     "rss",  "nproc",  "nofile",
     "memlock", "as",    "locks", "sigpending", "msgqueue", "nice", "rtprio", "rttime",
 };
+// cpu.max: a quota of at least 1 ms, a period of 1 ms to 1 s (0: default).
+bool cpu_max_ok(uint32_t quota, uint32_t period) {
+  bool period_ok = period == 0 || (period >= kMinCpuPeriodUsec && period <= kMaxCpuPeriodUsec);
+  return period_ok && (quota == 0 || quota >= kMinCpuPeriodUsec);
+}
+
 // linux/capability.h, in number order.
 constexpr const char* kCapNames[kCapLast + 1] = {
-    "CAP_CHOWN",           "CAP_DAC_OVERRIDE",  "CAP_DAC_READ_SEARCH", "CAP_FOWNER",
-    "CAP_FSETID",          "CAP_KILL",          "CAP_SETGID",          "CAP_SETUID",
-    "CAP_SETPCAP",         "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",       "CAP_NET_RAW",       "CAP_IPC_LOCK",        "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",      "CAP_SYS_RAWIO",     "CAP_SYS_CHROOT",      "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",       "CAP_SYS_ADMIN",     "CAP_SYS_BOOT",        "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",    "CAP_SYS_TIME",      "CAP_SYS_TTY_CONFIG",  "CAP_MKNOD",
-    "CAP_LEASE",           "CAP_AUDIT_WRITE",   "CAP_AUDIT_CONTROL",   "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",    "CAP_MAC_ADMIN",     "CAP_SYSLOG",          "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",   "CAP_AUDIT_READ",    "CAP_PERFMON",         "CAP_BPF",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
     "CAP_CHECKPOINT_RESTORE",
 };
 }  // namespace
@@ -423,16 +459,13 @@ bool decode(std::span<const uint8_t> p, Setup& out) {
                               (out.user.name.empty() ||
                                (valid_user_name(out.user.name) && abs_path(out.user.home) &&
                                 abs_path(out.user.shell) && out.user.uid != 0));
-  // cpu.max: a quota of at least 1 ms, a period of 1 ms to 1 s (0: default).
-  bool period_ok = out.cpu_period_usec == 0 || (out.cpu_period_usec >= kMinCpuPeriodUsec &&
-                                                out.cpu_period_usec <= kMaxCpuPeriodUsec);
-  bool quota_ok = out.cpu_quota_usec == 0 || out.cpu_quota_usec >= kMinCpuPeriodUsec;
+  bool cpu_ok = cpu_max_ok(out.cpu_quota_usec, out.cpu_period_usec);
   // A hostname is at most 64 bytes (HOST_NAME_MAX), a tag at most 36 and a
   // virtio-blk serial 20. Exactly one kind of root; an upper needs a lower.
   return r.ok() && machine_ok && out.hostname.size() <= 64 && virtiofs != image &&
          out.rootfs_tag.size() <= 36 && out.lower_serial.size() <= 20 &&
-         out.upper_serial.size() <= 20 && (out.upper_serial.empty() || image) && period_ok &&
-         quota_ok && mounts_ok && network_ok && out.memory_reclaim <= 1;
+         out.upper_serial.size() <= 20 && (out.upper_serial.empty() || image) && cpu_ok &&
+         mounts_ok && network_ok && out.memory_reclaim <= 1;
 }
 
 std::vector<uint8_t> encode(const Spawn& m) {
@@ -456,8 +489,8 @@ std::vector<uint8_t> encode(const Spawn& m) {
   }
   const Capabilities caps = m.capabilities.value_or(Capabilities{});
   w.u8(m.capabilities ? 1 : 0);
-  for (uint64_t set : {caps.bounding, caps.effective, caps.permitted, caps.inheritable,
-                       caps.ambient})
+  for (uint64_t set :
+       {caps.bounding, caps.effective, caps.permitted, caps.inheritable, caps.ambient})
     w.u64(set);
   w.u8(m.no_new_privileges);
   return w.take();
@@ -492,14 +525,14 @@ bool decode(std::span<const uint8_t> p, Spawn& out) {
   // and against each other.
   uint8_t has_caps = r.u8();
   Capabilities caps;
-  for (uint64_t* set : {&caps.bounding, &caps.effective, &caps.permitted, &caps.inheritable,
-                        &caps.ambient})
+  for (uint64_t* set :
+       {&caps.bounding, &caps.effective, &caps.permitted, &caps.inheritable, &caps.ambient})
     *set = r.u64();
   out.capabilities.reset();
   if (has_caps == 1) out.capabilities = caps;
-  bool caps_ok = has_caps == 1 || (has_caps == 0 && caps.bounding == 0 && caps.effective == 0 &&
-                                   caps.permitted == 0 && caps.inheritable == 0 &&
-                                   caps.ambient == 0);
+  bool caps_ok =
+      has_caps == 1 || (has_caps == 0 && caps.bounding == 0 && caps.effective == 0 &&
+                        caps.permitted == 0 && caps.inheritable == 0 && caps.ambient == 0);
   out.no_new_privileges = r.u8();
   if (!caps_ok || out.no_new_privileges > 1) return false;
   if (!r.ok() || out.argv.empty() || out.argv[0].empty() || out.user.size() > 256) return false;
@@ -532,6 +565,24 @@ std::vector<uint8_t> encode(const Ack& m) {
   Writer w;
   w.u32(m.bytes);
   return w.take();
+}
+
+std::vector<uint8_t> encode(const Update& m) {
+  Writer w;
+  w.u64(m.memory_limit_bytes);
+  w.u64(m.pids_limit);
+  w.u32(m.cpu_quota_usec);
+  w.u32(m.cpu_period_usec);
+  return w.take();
+}
+
+bool decode(std::span<const uint8_t> p, Update& out) {
+  Reader r(p);
+  out.memory_limit_bytes = r.u64();
+  out.pids_limit = r.u64();
+  out.cpu_quota_usec = r.u32();
+  out.cpu_period_usec = r.u32();
+  return r.ok() && cpu_max_ok(out.cpu_quota_usec, out.cpu_period_usec);
 }
 
 bool decode(std::span<const uint8_t> p, Ack& out) {

@@ -33,7 +33,7 @@ namespace vessel::protocol {
 /// as PID 1, a user).
 /// 5: Setup.memory_reclaim (the agent returns an idle container's page cache);
 /// Stats.host_vm_rss.
-/// 6: Spawn.capabilities and Spawn.no_new_privileges.
+/// 6: Spawn.capabilities and Spawn.no_new_privileges; Update and UpdateResult.
 inline constexpr uint32_t kVersion = 6;
 /// Name of the virtio-serial port the guest serves on.
 inline constexpr std::string_view kPortName = "vessel.agent";
@@ -54,23 +54,25 @@ inline constexpr uint32_t kMaxCpuPeriodUsec = 1000000;
 inline constexpr uint32_t kDefaultCpuPeriodUsec = 100000;
 
 enum class MsgType : uint16_t {
-  kHello = 1,         // guest->host, stream 0: Hello. The guest is ready.
-  kSetup = 2,         // host->guest, stream 0: Setup. Prepare the container root.
-  kSetupResult = 3,   // guest->host, stream 0: Reply.
-  kSpawn = 4,         // host->guest, stream N: Spawn. Start process N.
-  kSpawnResult = 5,   // guest->host, stream N: Reply (pid on success).
-  kStdin = 6,         // host->guest, stream N: raw bytes; empty payload = EOF.
-  kStdinAck = 7,      // guest->host, stream N: Ack. Bytes written to the process.
-  kStdout = 8,        // guest->host, stream N: raw bytes.
-  kStderr = 9,        // guest->host, stream N: raw bytes.
-  kSignal = 10,       // host->guest, stream N: Signal.
-  kResize = 11,       // host->guest, stream N: Resize.
-  kExit = 12,         // guest->host, stream N: Exit. Last message of stream N.
-  kPoweroff = 13,     // host->guest, stream 0: empty. Sync and power off.
-  kStats = 14,        // host->guest, stream 0: empty. Sample resource usage.
-  kStatsResult = 15,  // guest->host, stream 0: Stats, in answer to each kStats.
-  kCopyOut = 16,      // host->guest, stream N: CopyOut. A tar of a path as Stdout.
-  kCopyIn = 17,       // host->guest, stream N: CopyIn. Extract the tar sent as Stdin.
+  kHello = 1,          // guest->host, stream 0: Hello. The guest is ready.
+  kSetup = 2,          // host->guest, stream 0: Setup. Prepare the container root.
+  kSetupResult = 3,    // guest->host, stream 0: Reply.
+  kSpawn = 4,          // host->guest, stream N: Spawn. Start process N.
+  kSpawnResult = 5,    // guest->host, stream N: Reply (pid on success).
+  kStdin = 6,          // host->guest, stream N: raw bytes; empty payload = EOF.
+  kStdinAck = 7,       // guest->host, stream N: Ack. Bytes written to the process.
+  kStdout = 8,         // guest->host, stream N: raw bytes.
+  kStderr = 9,         // guest->host, stream N: raw bytes.
+  kSignal = 10,        // host->guest, stream N: Signal.
+  kResize = 11,        // host->guest, stream N: Resize.
+  kExit = 12,          // guest->host, stream N: Exit. Last message of stream N.
+  kPoweroff = 13,      // host->guest, stream 0: empty. Sync and power off.
+  kStats = 14,         // host->guest, stream 0: empty. Sample resource usage.
+  kStatsResult = 15,   // guest->host, stream 0: Stats, in answer to each kStats.
+  kCopyOut = 16,       // host->guest, stream N: CopyOut. A tar of a path as Stdout.
+  kCopyIn = 17,        // host->guest, stream N: CopyIn. Extract the tar sent as Stdin.
+  kUpdate = 18,        // host->guest, stream 0: Update. Change the container's limits.
+  kUpdateResult = 19,  // guest->host, stream 0: Reply, in answer to each kUpdate.
 };
 
 /// True for the types above.
@@ -283,7 +285,16 @@ struct CopyIn {
   uint32_t flags = 0;
 };
 
-/// Reply to Setup and Spawn. errnum 0 is success.
+/// New limits for the container's cgroup (vessel-runtime update), written
+/// as Setup writes them: every field, 0 meaning "max".
+struct Update {
+  uint64_t memory_limit_bytes = 0;  // memory.max
+  uint64_t pids_limit = 0;          // pids.max
+  uint32_t cpu_quota_usec = 0;      // cpu.max quota; 0 or at least kMinCpuPeriodUsec
+  uint32_t cpu_period_usec = 0;     // cpu.max period; 0: kDefaultCpuPeriodUsec
+};
+
+/// Reply to Setup, Spawn and Update. errnum 0 is success.
 struct Reply {
   int32_t errnum = 0;
   std::string message;
@@ -354,6 +365,7 @@ std::vector<uint8_t> encode(const Exit& m);
 std::vector<uint8_t> encode(const Stats& m);
 std::vector<uint8_t> encode(const CopyOut& m);
 std::vector<uint8_t> encode(const CopyIn& m);
+std::vector<uint8_t> encode(const Update& m);
 
 /// Each returns false (leaving `out` unspecified) if the payload is short, a
 /// length or count exceeds its limit, or a field is invalid (Spawn with no
@@ -369,6 +381,7 @@ bool decode(std::span<const uint8_t> p, Exit& out);
 bool decode(std::span<const uint8_t> p, Stats& out);
 bool decode(std::span<const uint8_t> p, CopyOut& out);
 bool decode(std::span<const uint8_t> p, CopyIn& out);
+bool decode(std::span<const uint8_t> p, Update& out);
 
 /// Reassembles frames from a byte stream. Feed it what arrives; take frames
 /// out with next(). A header announcing more than kMaxPayload puts it in the

@@ -137,9 +137,9 @@ TEST(ProtocolHeader, MakeFrameWritesHeaderThenPayload) {
 
 TEST(ProtocolTypes, KnownTypesAndNames) {
   EXPECT_FALSE(is_known_type(0));
-  for (uint16_t t = 1; t <= 17; ++t)
+  for (uint16_t t = 1; t <= 19; ++t)
     EXPECT_TRUE(is_known_type(t)) << t;
-  EXPECT_FALSE(is_known_type(18));
+  EXPECT_FALSE(is_known_type(20));
   EXPECT_FALSE(is_known_type(0xFFFF));
 
   EXPECT_STREQ(type_name(1), "hello");
@@ -153,7 +153,8 @@ TEST(ProtocolTypes, KnownTypesAndNames) {
   EXPECT_STREQ(type_name(static_cast<uint16_t>(MsgType::kCopyOut)), "copy-out");
   EXPECT_STREQ(type_name(static_cast<uint16_t>(MsgType::kCopyIn)), "copy-in");
   EXPECT_STREQ(type_name(0), "unknown");
-  EXPECT_STREQ(type_name(18), "unknown");
+  EXPECT_STREQ(type_name(static_cast<uint16_t>(MsgType::kUpdate)), "update");
+  EXPECT_STREQ(type_name(20), "unknown");
   EXPECT_STREQ(type_name(0xFFFF), "unknown");
 }
 
@@ -515,12 +516,32 @@ TEST(ProtocolMessages, SpawnCapabilityFlagsAreChecked) {
   EXPECT_FALSE(decode(bad, out));
 }
 
+TEST(ProtocolMessages, UpdateRoundTripAndBounds) {
+  Update in{5ull << 32, 77, 150000, 100000};
+  Update out;
+  ASSERT_TRUE(decode(encode(in), out));
+  EXPECT_EQ(out.memory_limit_bytes, 5ull << 32);
+  EXPECT_EQ(out.pids_limit, 77u);
+  EXPECT_EQ(out.cpu_quota_usec, 150000u);
+  EXPECT_EQ(out.cpu_period_usec, 100000u);
+  EXPECT_TRUE(decode(encode(Update{}), out));  // every limit "max"
+  EXPECT_FALSE(decode(encode(Update{0, 0, kMinCpuPeriodUsec - 1, 0}), out));
+  EXPECT_FALSE(decode(encode(Update{0, 0, 0, kMaxCpuPeriodUsec + 1}), out));
+  std::vector<uint8_t> short_payload = encode(in);
+  short_payload.pop_back();
+  EXPECT_FALSE(decode(short_payload, out));
+  EXPECT_STREQ(type_name(static_cast<uint16_t>(MsgType::kUpdateResult)), "update-result");
+  EXPECT_TRUE(is_known_type(19));
+  EXPECT_FALSE(is_known_type(20));
+}
+
 TEST(ProtocolMessages, CapabilityNames) {
   EXPECT_STREQ(capability_name(0), "CAP_CHOWN");
   EXPECT_STREQ(capability_name(21), "CAP_SYS_ADMIN");
   EXPECT_STREQ(capability_name(kCapLast), "CAP_CHECKPOINT_RESTORE");
   EXPECT_EQ(capability_name(kCapLast + 1), nullptr);
-  for (uint32_t i = 0; i <= kCapLast; ++i) EXPECT_EQ(capability_number(capability_name(i)), i);
+  for (uint32_t i = 0; i <= kCapLast; ++i)
+    EXPECT_EQ(capability_number(capability_name(i)), i);
   EXPECT_EQ(capability_number("NET_ADMIN"), std::nullopt);
   EXPECT_EQ(capability_number("cap_net_admin"), std::nullopt);
 }
@@ -816,7 +837,9 @@ TEST(ProtocolMalformed, RlimitCountLiesRejected) {
   Spawn in;
   in.argv = {"true"};
   Bytes base = encode(in);
-  base.resize(base.size() - 4);  // drop the empty rlimits list
+  // Drop the empty rlimits list and what follows it (has_caps, five sets,
+  // no_new_privileges), which with_items puts back.
+  base.resize(base.size() - 4 - 42);
 
   // A count beyond the bytes left: one item claimed, 19 of its 20 bytes.
   Bytes short_item = base;
@@ -834,6 +857,7 @@ TEST(ProtocolMalformed, RlimitCountLiesRejected) {
       put_u64(p, 1);
       put_u64(p, 2);
     }
+    p.insert(p.end(), 42, 0);
     return p;
   };
   EXPECT_FALSE(decode(with_items(kMaxRlimits + 1), out));

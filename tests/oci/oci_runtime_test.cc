@@ -439,16 +439,18 @@ std::map<std::string, std::string> status_lines(const std::string& text) {
 // A config.json capability list as /proc/<pid>/status prints the set.
 std::string status_mask(const Json& names) {
   static const std::map<std::string, int> kNumbers = {
-      {"CAP_CHOWN", 0},         {"CAP_DAC_OVERRIDE", 1},  {"CAP_FOWNER", 3},
-      {"CAP_FSETID", 4},        {"CAP_KILL", 5},          {"CAP_SETGID", 6},
-      {"CAP_SETUID", 7},        {"CAP_SETPCAP", 8},       {"CAP_NET_BIND_SERVICE", 10},
-      {"CAP_NET_ADMIN", 12},    {"CAP_NET_RAW", 13},      {"CAP_SYS_CHROOT", 18},
-      {"CAP_MKNOD", 27},        {"CAP_AUDIT_WRITE", 29},  {"CAP_SETFCAP", 31}};
+      {"CAP_CHOWN", 0},      {"CAP_DAC_OVERRIDE", 1}, {"CAP_FOWNER", 3},
+      {"CAP_FSETID", 4},     {"CAP_KILL", 5},         {"CAP_SETGID", 6},
+      {"CAP_SETUID", 7},     {"CAP_SETPCAP", 8},      {"CAP_NET_BIND_SERVICE", 10},
+      {"CAP_NET_ADMIN", 12}, {"CAP_NET_RAW", 13},     {"CAP_SYS_CHROOT", 18},
+      {"CAP_MKNOD", 27},     {"CAP_AUDIT_WRITE", 29}, {"CAP_SETFCAP", 31}};
   uint64_t mask = 0;
   for (const auto& n : names) {
     auto it = kNumbers.find(n.get<std::string>());
-    if (it == kNumbers.end()) ADD_FAILURE() << "the test does not know " << n;
-    else mask |= 1ull << it->second;
+    if (it == kNumbers.end())
+      ADD_FAILURE() << "the test does not know " << n;
+    else
+      mask |= 1ull << it->second;
   }
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(mask));
@@ -461,14 +463,14 @@ TEST_F(OciRuntimeTest, PodmanCapabilitiesAndNoNewPrivileges) {
   // VM must have exactly what config.json says, in the main process and in
   // an exec'd one.
   const std::string show = "grep -E '^(Cap|NoNewPrivs)' /proc/self/status";
-  auto started = podman({"run", "-d", "--name", "caps", "--network", "none", "--cap-drop",
-                         "CHOWN", "--cap-add", "NET_ADMIN", "--security-opt",
-                         "no-new-privileges", kImage, "sh", "-c", show + "; sleep 1000"});
+  auto started = podman({"run", "-d", "--name", "caps", "--network", "none", "--cap-drop", "CHOWN",
+                         "--cap-add", "NET_ADMIN", "--security-opt", "no-new-privileges", kImage,
+                         "sh", "-c", show + "; sleep 1000"});
   ASSERT_EQ(started.exit_code, 0) << describe(started);
   auto config_path = podman({"inspect", "caps", "--format", "{{.OCIConfigPath}}"});
   ASSERT_EQ(config_path.exit_code, 0) << describe(config_path);
-  Json config = Json::parse(read_text(config_path.out.substr(0, config_path.out.find('\n'))),
-                            nullptr, false);
+  Json config =
+      Json::parse(read_text(config_path.out.substr(0, config_path.out.find('\n'))), nullptr, false);
   ASSERT_TRUE(config.is_object()) << config_path.out;
   const Json& caps = config["process"]["capabilities"];
   ASSERT_TRUE(caps.is_object()) << config.dump();
@@ -481,7 +483,7 @@ TEST_F(OciRuntimeTest, PodmanCapabilitiesAndNoNewPrivileges) {
   }
   auto exec = podman({"exec", "caps", "sh", "-c", show});
   EXPECT_EQ(exec.exit_code, 0) << describe(exec);
-  for (const auto& [what, lines] :
+  for (auto [what, lines] :
        {std::pair<std::string, std::map<std::string, std::string>>{"main", main},
         {"exec", status_lines(exec.out)}}) {
     SCOPED_TRACE(what);
@@ -501,6 +503,44 @@ TEST_F(OciRuntimeTest, PodmanCapabilitiesAndNoNewPrivileges) {
   auto chown = podman({"exec", "caps", "sh", "-c", "touch /tmp/f && chown 1000 /tmp/f"});
   EXPECT_NE(chown.exit_code, 0) << describe(chown);
   auto rm = podman({"rm", "-f", "caps"});
+  EXPECT_EQ(rm.exit_code, 0) << describe(rm);
+}
+
+TEST_F(OciRuntimeTest, PodmanUpdateChangesLimitsInTheVm) {
+  need_podman();
+  auto started = podman({"run", "-d", "--name", "upd", "--network", "none", "--memory", "256m",
+                         kImage, "sleep", "1000"});
+  ASSERT_EQ(started.exit_code, 0) << describe(started);
+  const std::string show =
+      "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/cpu.max /sys/fs/cgroup/pids.max";
+  auto before = podman({"exec", "upd", "sh", "-c", show});
+  // Podman's default pids limit is 2048.
+  EXPECT_EQ(before.out, "268435456\nmax 100000\n2048\n") << describe(before);
+
+  // Podman 4.3 writes linux.resources to a file for `update --resources`.
+  auto updated = podman(
+      {"update", "--memory", "100m", "--cpu-quota", "50000", "--cpu-period", "100000", "upd"});
+  EXPECT_EQ(updated.exit_code, 0) << describe(updated);
+  // Podman has no --pids-limit for update: vessel-runtime's own flag, in
+  // the root Podman uses (the default).
+  auto id = podman({"inspect", "upd", "--format", "{{.Id}}"});
+  std::string full_id = id.out.substr(0, id.out.find('\n'));
+  auto pids = runtime({"update", "--pids-limit", "50", full_id}, "/run/vessel-runtime");
+  EXPECT_EQ(pids.exit_code, 0) << describe(pids);
+  auto after = podman({"exec", "upd", "sh", "-c", show});
+  EXPECT_EQ(after.out, "104857600\n50000 100000\n50\n") << describe(after);
+
+  // Beyond the VM: a clear error, and nothing changes.
+  auto too_much = podman({"update", "--memory", "1g", "upd"});
+  EXPECT_NE(too_much.exit_code, 0) << describe(too_much);
+  EXPECT_NE(too_much.err.find("memory limit 1024 MiB is above the VM's 256 MiB"), std::string::npos)
+      << describe(too_much);
+  auto cpus = runtime({"update", "--cpu-quota", "900000", full_id}, "/run/vessel-runtime");
+  EXPECT_NE(cpus.exit_code, 0);
+  EXPECT_NE(cpus.err.find("more than the VM's"), std::string::npos) << describe(cpus);
+  auto unchanged = podman({"exec", "upd", "sh", "-c", show});
+  EXPECT_EQ(unchanged.out, after.out) << describe(unchanged);
+  auto rm = podman({"rm", "-f", "upd"});
   EXPECT_EQ(rm.exit_code, 0) << describe(rm);
 }
 
