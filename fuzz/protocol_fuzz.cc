@@ -36,6 +36,17 @@ bool same(const Setup& a, const Setup& b) {
          a.cpu_quota_usec == b.cpu_quota_usec && a.cpu_period_usec == b.cpu_period_usec &&
          a.mounts.size() == b.mounts.size() && a.gateway == b.gateway &&
          a.memory_reclaim == b.memory_reclaim &&
+         std::equal(a.addresses6.begin(), a.addresses6.end(), b.addresses6.begin(),
+                    b.addresses6.end(),
+                    [](const Address6& x, const Address6& y) {
+                      return x.interface == y.interface && x.address == y.address &&
+                             x.prefix_len == y.prefix_len;
+                    }) &&
+         std::equal(a.routes.begin(), a.routes.end(), b.routes.begin(), b.routes.end(),
+                    [](const Route& x, const Route& y) {
+                      return x.interface == y.interface && x.destination == y.destination &&
+                             x.prefix_len == y.prefix_len && x.gateway == y.gateway;
+                    }) &&
          std::equal(a.interfaces.begin(), a.interfaces.end(), b.interfaces.begin(),
                     b.interfaces.end(), [](const Interface& x, const Interface& y) {
                       return x.name == y.name && x.mac == y.mac && x.address == y.address &&

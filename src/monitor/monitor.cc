@@ -1,5 +1,6 @@
 #include "monitor/monitor.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <poll.h>
@@ -369,7 +370,22 @@ Status Monitor::setup_netns(runtime::BootOptions& b) {
   itf.address = l.address.address.value;
   itf.prefix_len = l.address.prefix;
   b.interfaces.push_back(std::move(itf));
-  b.gateway = l.gateway ? l.gateway->value : 0;
+  b.addresses6.clear();
+  for (const auto& a : l.addresses6)
+    b.addresses6.push_back({0, a.address, a.prefix_len});
+  b.routes.clear();
+  for (const auto& r : l.routes)
+    b.routes.push_back({0, r.destination, r.prefix_len, r.gateway});
+  b.gateway = 0;
+  if (l.gateway && l.address.contains(*l.gateway)) {
+    b.gateway = l.gateway->value;
+  } else if (l.gateway) {
+    // A gateway outside the subnet (Calico's 169.254.1.1): the default
+    // route comes after the on-link route to it, which is in l.routes.
+    uint32_t be = htonl(l.gateway->value);
+    b.routes.push_back(
+        {0, std::string(4, '\0'), 0, std::string(reinterpret_cast<const char*>(&be), 4)});
+  }
   b.hosts = runtime::container_hosts(config_.hostname, {l.address.address}, config_.extra_hosts);
   b.resolv_conf = runtime::container_resolv_conf(std::nullopt, config_.dns, config_.dns_search,
                                                  config_.dns_options);

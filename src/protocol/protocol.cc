@@ -314,6 +314,19 @@ std::vector<uint8_t> encode(const Setup& m) {
   w.u8(m.user.create_home);
   w.str(m.init);
   w.u8(m.memory_reclaim);
+  w.u32(static_cast<uint32_t>(m.addresses6.size()));
+  for (const Address6& a : m.addresses6) {
+    w.u8(a.interface);
+    w.str(a.address);
+    w.u8(a.prefix_len);
+  }
+  w.u32(static_cast<uint32_t>(m.routes.size()));
+  for (const Route& rt : m.routes) {
+    w.u8(rt.interface);
+    w.str(rt.destination);
+    w.u8(rt.prefix_len);
+    w.str(rt.gateway);
+  }
   return w.take();
 }
 
@@ -446,6 +459,38 @@ bool decode(std::span<const uint8_t> p, Setup& out) {
   out.init = r.str();
   out.memory_reclaim = r.u8();
   bool network_ok = valid_network(out.interfaces, out.gateway);
+  // Each address takes at least 6 bytes (two u8, a string length), each
+  // route 10; every interface index names one of `interfaces`.
+  out.addresses6.clear();
+  uint32_t n_addresses = 0;
+  if (r.list_count(kMaxAddresses6, 6, n_addresses)) {
+    out.addresses6.resize(n_addresses);
+    for (Address6& a : out.addresses6) {
+      a.interface = r.u8();
+      a.address = r.str();
+      a.prefix_len = r.u8();
+      const auto* b = reinterpret_cast<const uint8_t*>(a.address.data());
+      bool unicast =
+          a.address.size() == 16 && b[0] != 0xff && !(b[0] == 0xfe && (b[1] & 0xc0) == 0x80);
+      network_ok = network_ok && a.interface < out.interfaces.size() && unicast &&
+                   a.prefix_len >= 1 && a.prefix_len <= 128;
+    }
+  }
+  out.routes.clear();
+  uint32_t n_routes = 0;
+  if (r.list_count(kMaxRoutes, 10, n_routes)) {
+    out.routes.resize(n_routes);
+    for (Route& rt : out.routes) {
+      rt.interface = r.u8();
+      rt.destination = r.str();
+      rt.prefix_len = r.u8();
+      rt.gateway = r.str();
+      size_t size = rt.destination.size();
+      network_ok = network_ok && rt.interface < out.interfaces.size() &&
+                   (size == 4 || size == 16) && rt.prefix_len <= size * 8 &&
+                   (rt.gateway.empty() || rt.gateway.size() == size);
+    }
+  }
   // A machine boots from its own disk; its user and init are plain paths
   // and a name that goes into /etc/passwd (no ':' or newline can split it).
   auto abs_path = [](const std::string& p) {

@@ -33,7 +33,8 @@ namespace vessel::protocol {
 /// as PID 1, a user).
 /// 5: Setup.memory_reclaim (the agent returns an idle container's page cache);
 /// Stats.host_vm_rss.
-/// 6: Spawn.capabilities and Spawn.no_new_privileges; Update and UpdateResult.
+/// 6: Spawn.capabilities and Spawn.no_new_privileges; Update and UpdateResult;
+/// Setup.addresses6 and Setup.routes.
 inline constexpr uint32_t kVersion = 6;
 /// Name of the virtio-serial port the guest serves on.
 inline constexpr std::string_view kPortName = "vessel.agent";
@@ -131,6 +132,26 @@ struct Interface {
 };
 inline constexpr uint32_t kMaxInterfaces = 8;
 
+/// An IPv6 address of Setup.interfaces[interface], added without duplicate
+/// address detection (the namespace it comes from already holds it).
+struct Address6 {
+  uint8_t interface = 0;   // index into Setup.interfaces
+  std::string address;     // exactly 16 raw bytes, not link-local or multicast
+  uint8_t prefix_len = 0;  // 1 to 128
+};
+inline constexpr uint32_t kMaxAddresses6 = 16;
+
+/// A route out of Setup.interfaces[interface]: `destination`/`prefix_len`
+/// (4 raw bytes for IPv4, 16 for IPv6; prefix 0 is a default route) via
+/// `gateway` (the same family), or on the link when `gateway` is empty.
+struct Route {
+  uint8_t interface = 0;
+  std::string destination;
+  uint8_t prefix_len = 0;
+  std::string gateway;
+};
+inline constexpr uint32_t kMaxRoutes = 32;
+
 /// The user a machine is set up for (machine only): an /etc/passwd entry
 /// with this name, uid, gid, home and shell, a group with its gid, and
 /// passwordless sudo when the image has sudo.
@@ -176,6 +197,12 @@ struct Setup {
   /// (memory.reclaim), and free page reporting returns it to the host;
   /// 0 (off): the cache stays until the guest needs the memory.
   uint8_t memory_reclaim = 1;
+  /// IPv6 addresses, added once the interfaces are up.
+  std::vector<Address6> addresses6;
+  /// Routes, added in order after the addresses and before the default
+  /// route via `gateway`: an on-link route first lets a later one (or the
+  /// default route) use a gateway outside the interface's subnet.
+  std::vector<Route> routes;
 };
 
 /// One setrlimit(2) for a spawned process. `resource` is Linux's generic

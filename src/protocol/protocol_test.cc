@@ -210,6 +210,8 @@ TEST(ProtocolMessages, SetupRoundTrip) {
 // user (name, uid, gid, home, shell, create_home), an empty init and
 // memory_reclaim.
 constexpr size_t kMachineTail = 1 + 4 + 4 + 4 + 4 + 4 + 1 + 4 + 1;
+// Then two empty lists (version 6): addresses6 and routes.
+constexpr size_t kV6Tail = 4 + 4;
 
 TEST(ProtocolMessages, SetupLimitsRoundTrip) {
   SetupMsg in;
@@ -227,8 +229,9 @@ TEST(ProtocolMessages, SetupLimitsRoundTrip) {
   // The limits follow the earlier fields, in this order and width (then
   // the mount count, the interface count and the gateway, 0 here).
   Bytes p = encode(in);
-  ASSERT_GE(p.size(), 36u + kMachineTail);
-  const Bytes tail(p.end() - 36 - kMachineTail, p.end() - 12 - kMachineTail);
+  const size_t after = kMachineTail + kV6Tail;
+  ASSERT_GE(p.size(), 36u + after);
+  const Bytes tail(p.end() - 36 - after, p.end() - 12 - after);
   Bytes want;
   put_u64(want, 5ull << 32);
   put_u64(want, 100);
@@ -279,11 +282,11 @@ TEST(ProtocolMalformed, SetupBadMountsRejected) {
   SetupMsg in;
   in.rootfs_tag = "rootfs";
   Bytes p = encode(in);
-  p.resize(p.size() - 12 - kMachineTail);  // the mount count, no interfaces, no gateway
+  p.resize(p.size() - 12 - kMachineTail - kV6Tail);  // the mount count, no interfaces, no gateway
   put_u32(p, kMaxMounts + 1);
   put_u32(p, 0);
   put_u32(p, 0);
-  p.resize(p.size() + kMachineTail);  // no machine
+  p.resize(p.size() + kMachineTail + kV6Tail);  // no machine, no IPv6
   EXPECT_FALSE(decode(p, out));
 }
 
@@ -295,6 +298,48 @@ SetupMsg setup_with_interfaces() {
                    {"eth1", std::string("\x02\x00\xc0\xa8\x07\x09", 6), 0xC0A80709, 16, 0}};
   in.gateway = 0x0A000001;
   return in;
+}
+
+TEST(ProtocolMessages, SetupIpv6AndRoutesRoundTrip) {
+  SetupMsg in = setup_with_interfaces();
+  const std::string v6("\xfd\x00\x00\x51\0\0\0\0\0\0\0\0\0\0\0\x02", 16);
+  std::string gw6 = v6;
+  gw6[15] = 1;
+  in.addresses6 = {{1, v6, 64}};
+  in.routes = {{0, std::string("\xa9\xfe\x01\x01", 4), 32, ""}, {1, std::string(16, '\0'), 0, gw6}};
+  SetupMsg out;
+  ASSERT_TRUE(decode(encode(in), out));
+  ASSERT_EQ(out.addresses6.size(), 1u);
+  EXPECT_EQ(out.addresses6[0].interface, 1);
+  EXPECT_EQ(out.addresses6[0].address, v6);
+  EXPECT_EQ(out.addresses6[0].prefix_len, 64);
+  ASSERT_EQ(out.routes.size(), 2u);
+  EXPECT_EQ(out.routes[0].destination, std::string("\xa9\xfe\x01\x01", 4));
+  EXPECT_EQ(out.routes[0].prefix_len, 32);
+  EXPECT_TRUE(out.routes[0].gateway.empty());
+  EXPECT_EQ(out.routes[1].interface, 1);
+  EXPECT_EQ(out.routes[1].gateway, gw6);
+
+  auto refused = [&](auto change) {
+    SetupMsg bad = in;
+    change(bad);
+    SetupMsg o;
+    return !decode(encode(bad), o);
+  };
+  EXPECT_TRUE(refused([](SetupMsg& m) { m.addresses6[0].interface = 2; }));  // no eth2
+  EXPECT_TRUE(refused([](SetupMsg& m) { m.addresses6[0].address.pop_back(); }));
+  EXPECT_TRUE(refused([](SetupMsg& m) { m.addresses6[0].prefix_len = 129; }));
+  EXPECT_TRUE(refused([](SetupMsg& m) { m.addresses6[0].prefix_len = 0; }));
+  EXPECT_TRUE(refused([](SetupMsg& m) { m.addresses6[0].address[0] = '\xff'; }));  // multicast
+  EXPECT_TRUE(refused([](SetupMsg& m) {  // fe80::/10, the guest's own
+    m.addresses6[0].address[0] = '\xfe';
+    m.addresses6[0].address[1] = '\x80';
+  }));
+  EXPECT_TRUE(refused([](SetupMsg& m) { m.routes[0].prefix_len = 33; }));
+  EXPECT_TRUE(refused([](SetupMsg& m) { m.routes[0].destination = "abc"; }));
+  EXPECT_TRUE(refused([](SetupMsg& m) { m.routes[1].gateway.resize(4); }));  // family mix
+  EXPECT_TRUE(refused([](SetupMsg& m) { m.routes[1].interface = 9; }));
+  EXPECT_TRUE(refused([](SetupMsg& m) { m.routes.assign(kMaxRoutes + 1, m.routes[0]); }));
 }
 
 TEST(ProtocolMessages, SetupInterfacesRoundTrip) {
@@ -332,6 +377,7 @@ TEST(ProtocolMessages, SetupInterfacesRoundTrip) {
   put_u32(want, 0x0A000001);
   want.resize(want.size() + kMachineTail);  // not a machine
   want.back() = 1;                          // memory_reclaim: auto
+  want.resize(want.size() + kV6Tail);       // no IPv6 addresses, no routes
   ASSERT_GE(p.size(), want.size());
   EXPECT_EQ(Bytes(p.end() - static_cast<std::ptrdiff_t>(want.size()), p.end()), want);
 
@@ -429,15 +475,15 @@ TEST(ProtocolMalformed, SetupBadInterfacesRejected) {
   SetupMsg base;
   base.rootfs_tag = "rootfs";
   Bytes p = encode(base);
-  p.resize(p.size() - 8 - kMachineTail);  // the interface count, the gateway, no machine
+  p.resize(p.size() - 8 - kMachineTail - kV6Tail);  // the interface count, the gateway, no machine
   put_u32(p, 3);
   put_u32(p, 0);
-  p.resize(p.size() + kMachineTail);
+  p.resize(p.size() + kMachineTail + kV6Tail);
   EXPECT_FALSE(decode(p, out));
-  p.resize(p.size() - 8 - kMachineTail);
+  p.resize(p.size() - 8 - kMachineTail - kV6Tail);
   put_u32(p, 0xFFFFFFFFu);
   put_u32(p, 0);
-  p.resize(p.size() + kMachineTail);
+  p.resize(p.size() + kMachineTail + kV6Tail);
   EXPECT_FALSE(decode(p, out));
 }
 

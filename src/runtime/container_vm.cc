@@ -404,6 +404,8 @@ Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
   cfg.nics = o.nics;
   setup.interfaces = o.interfaces;
   setup.gateway = o.gateway;
+  setup.addresses6 = o.addresses6;
+  setup.routes = o.routes;
   // QEMU's microvm has 8 virtio-mmio transports without ACPI (more need a
   // second IO-APIC, which only ACPI describes): the agent's port, the root
   // (two disks, or a share), the network devices and the mounts' shares

@@ -33,7 +33,9 @@ struct BootOptions {
   /// Empty: the container has only lo.
   std::vector<vmm::NetDevice> nics;
   std::vector<protocol::Interface> interfaces;
-  uint32_t gateway = 0;  // IPv4 default route (host byte order); 0: none
+  uint32_t gateway = 0;                        // IPv4 default route (host byte order); 0: none
+  std::vector<protocol::Address6> addresses6;  // Setup.addresses6
+  std::vector<protocol::Route> routes;         // Setup.routes
   /// The container's /etc/hosts and /etc/resolv.conf; "" for the defaults
   /// (localhost and the hostname; the host's resolvers minus loopback ones).
   std::string hosts;

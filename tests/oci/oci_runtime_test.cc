@@ -697,12 +697,18 @@ TEST_F(OciRuntimeTest, NetworkNamespaceBecomesTheVms) {
     EXPECT_EQ(r.exit_code, 0) << script << "\n" << describe(r);
     return r.exit_code == 0;
   };
+  // Dual stack, and an extra route, as CNI plugins add them (nodad: the
+  // addresses are usable at once, as CNI's are by the time a runtime runs).
   ASSERT_TRUE(
       sh("ip netns add pod1 && "
          "ip link add vpod1 type veth peer name eth0 netns pod1 && "
          "ip addr add 198.51.100.1/24 dev vpod1 && ip link set vpod1 up && "
-         "ip -n pod1 addr add 198.51.100.2/24 dev eth0 && ip -n pod1 link set eth0 up && "
-         "ip -n pod1 link set lo up && ip -n pod1 route add default via 198.51.100.1"));
+         "ip addr add fd00:51::1/64 dev vpod1 nodad && "
+         "ip -n pod1 addr add 198.51.100.2/24 dev eth0 && "
+         "ip -n pod1 addr add fd00:51::2/64 dev eth0 nodad && ip -n pod1 link set eth0 up && "
+         "ip -n pod1 link set lo up && ip -n pod1 route add default via 198.51.100.1 && "
+         "ip -n pod1 route add 203.0.113.0/24 via 198.51.100.1 && "
+         "ip -n pod1 -6 route add default via fd00:51::1"));
   std::string root = g_shared->base + "/netns";
   // A CRI pod's sandbox comes first: its VM keeps lo only.
   std::string pause = g_shared->base + "/bundle-pause";
@@ -736,6 +742,18 @@ TEST_F(OciRuntimeTest, NetworkNamespaceBecomesTheVms) {
     std::this_thread::sleep_for(300ms);
   }
   EXPECT_EQ(got.out, "served from the VM\n") << describe(got);
+  // Its IPv6 address too, and the namespace's extra routes are the guest's.
+  CliResult got6 =
+      run_process({"/usr/bin/curl", "-sS", "-m", "5", "-g", "http://[fd00:51::2]/index.html"}, {});
+  EXPECT_EQ(got6.out, "served from the VM\n") << describe(got6);
+  auto routes =
+      runtime({"exec", "n1", "--", "sh", "-c", "ip route; ip -6 route; ip -6 addr"}, root);
+  EXPECT_EQ(routes.exit_code, 0) << describe(routes);
+  EXPECT_NE(routes.out.find("203.0.113.0/24 via 198.51.100.1"), std::string::npos)
+      << describe(routes);
+  EXPECT_NE(routes.out.find("default via fd00:51::1"), std::string::npos) << describe(routes);
+  EXPECT_NE(routes.out.find("inet6 fd00:51::2/64 scope global"), std::string::npos)
+      << describe(routes);
   // A second container cannot take the same interface.
   auto second = runtime({"create", "--bundle", bundle, "n2"}, root);
   EXPECT_NE(second.exit_code, 0);
