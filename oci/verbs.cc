@@ -193,6 +193,9 @@ void add_verbs(CLI::App& app, const Global& g, std::vector<std::pair<CLI::App*, 
     };
     auto f = std::make_shared<F>();
     CLI::App* c = add("exec", "Run another process in a running container");
+    // As runc: options come before the id; everything after it is the
+    // command, options included (`exec ID sh -c 'echo hi'`).
+    c->positionals_at_end();
     c->add_option("id", f->id, "Container id")->required();
     c->add_option("command", f->command, "Command (without --process)");
     c->add_option("-p,--process", f->process, "runtime-spec process JSON file");

@@ -103,56 +103,58 @@ std::string string_field(const Json& o, const char* key) {
   return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
-// The output of `ip -j ARGS...` run in this thread's namespace.
-Result<std::string> run_ip(const std::vector<std::string>& args) {
-  auto ip = sys::find_program("ip");
-  if (!ip) return Error(ErrorCode::kUnavailable, "ip (iproute2) is not installed");
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return Error::from_errno(errno, "pipe");
-  UniqueFd read_end(fds[0]), write_end(fds[1]);
+// Runs iproute2's `program` (tc, ip) with `args` in this thread's network
+// namespace; with `out`, what it writes to stdout goes there (ip's answer
+// about one interface is a few KiB: more than 1 MiB is not ip's).
+Status run_iproute2(const std::string& program, const std::vector<std::string>& args,
+                    std::string* out) {
+  auto path = sys::find_program(program);
+  if (!path) return Error(ErrorCode::kUnavailable, program + " (iproute2) is not installed");
+  UniqueFd read_end, write_end;
+  if (out) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return Error::from_errno(errno, "pipe");
+    read_end.reset(fds[0]);
+    write_end.reset(fds[1]);
+  }
   sys::SpawnOptions o;
-  o.argv = {*ip, "-j"};
+  o.argv = {*path};
   o.argv.insert(o.argv.end(), args.begin(), args.end());
-  o.fds = {{1, write_end.get()}};
+  if (out) o.fds = {{1, write_end.get()}};
   VESSEL_ASSIGN_OR_RETURN(sys::Process p, sys::Process::spawn(o));
   write_end.reset();
-  // ip's answer about one interface is a few KiB; more is not ip.
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(read_end.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    out.append(buf, static_cast<size_t>(n));
-    if (out.size() > (1u << 20)) return Error(ErrorCode::kInternal, "ip -j: output too large");
+  if (out) {
+    char buf[4096];
+    for (;;) {
+      ssize_t n = ::read(read_end.get(), buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      out->append(buf, static_cast<size_t>(n));
+      if (out->size() > (1u << 20))
+        return Error(ErrorCode::kInternal, program + ": output too large");
+    }
   }
   VESSEL_ASSIGN_OR_RETURN(sys::ExitStatus st, p.wait(std::chrono::seconds(10)));
   if (st.shell_code() != 0) {
-    std::string cmd = "ip -j";
-    for (const auto& a : args)
-      cmd += " " + a;
-    return Error(ErrorCode::kInternal,
-                 "'" + cmd + "' failed (exit " + std::to_string(st.shell_code()) + ")");
-  }
-  return out;
-}
-
-Status run_tc(const std::vector<std::string>& args) {
-  auto tc = sys::find_program("tc");
-  if (!tc) return Error(ErrorCode::kUnavailable, "tc (iproute2) is not installed");
-  sys::SpawnOptions o;
-  o.argv = {*tc};
-  o.argv.insert(o.argv.end(), args.begin(), args.end());
-  VESSEL_ASSIGN_OR_RETURN(sys::Process p, sys::Process::spawn(o));
-  VESSEL_ASSIGN_OR_RETURN(sys::ExitStatus st, p.wait(std::chrono::seconds(10)));
-  if (st.shell_code() != 0) {
-    std::string cmd = "tc";
+    std::string cmd = program;
     for (const auto& a : args)
       cmd += " " + a;
     return Error(ErrorCode::kInternal,
                  "'" + cmd + "' failed (exit " + std::to_string(st.shell_code()) + ")");
   }
   return ok_status();
+}
+
+Status run_tc(const std::vector<std::string>& args) {
+  return run_iproute2("tc", args, nullptr);
+}
+
+// The JSON `ip -j ARGS...` prints.
+Result<std::string> run_ip(std::vector<std::string> args) {
+  args.insert(args.begin(), "-j");
+  std::string out;
+  VESSEL_TRY(run_iproute2("ip", args, &out));
+  return out;
 }
 
 }  // namespace

@@ -525,6 +525,13 @@ TEST_F(OciRuntimeTest, PodmanUpdateChangesLimitsInTheVm) {
   // the root Podman uses (the default).
   auto id = podman({"inspect", "upd", "--format", "{{.Id}}"});
   std::string full_id = id.out.substr(0, id.out.find('\n'));
+  // containerd's shim way first (linux.resources on stdin), then the flag.
+  RunOptions json;
+  json.stdin_data = R"({"pids": {"limit": 40}, "cpu": {"shares": 512}})";
+  auto piped = runtime({"update", "-r", "-", full_id}, "/run/vessel-runtime", json);
+  EXPECT_EQ(piped.exit_code, 0) << describe(piped);
+  auto forty = podman({"exec", "upd", "cat", "/sys/fs/cgroup/pids.max"});
+  EXPECT_EQ(forty.out, "40\n") << describe(forty);
   auto pids = runtime({"update", "--pids-limit", "50", full_id}, "/run/vessel-runtime");
   EXPECT_EQ(pids.exit_code, 0) << describe(pids);
   auto after = podman({"exec", "upd", "sh", "-c", show});
@@ -746,8 +753,7 @@ TEST_F(OciRuntimeTest, NetworkNamespaceBecomesTheVms) {
   CliResult got6 =
       run_process({"/usr/bin/curl", "-sS", "-m", "5", "-g", "http://[fd00:51::2]/index.html"}, {});
   EXPECT_EQ(got6.out, "served from the VM\n") << describe(got6);
-  auto routes =
-      runtime({"exec", "n1", "--", "sh", "-c", "ip route; ip -6 route; ip -6 addr"}, root);
+  auto routes = runtime({"exec", "n1", "sh", "-c", "ip route; ip -6 route; ip -6 addr"}, root);
   EXPECT_EQ(routes.exit_code, 0) << describe(routes);
   EXPECT_NE(routes.out.find("203.0.113.0/24 via 198.51.100.1"), std::string::npos)
       << describe(routes);
