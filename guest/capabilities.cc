@@ -13,7 +13,8 @@ namespace vessel::guest {
 static_assert(CAP_LAST_CAP == protocol::kCapLast);
 
 std::optional<uint32_t> parse_cap_last(std::string_view text) {
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
+    text.remove_suffix(1);
   if (text.empty() || text.size() > 2) return std::nullopt;
   uint32_t v = 0;
   for (char c : text) {
@@ -46,18 +47,19 @@ Status plan_capabilities(const protocol::Capabilities& caps, uint32_t last_cap,
                   Named{"permitted", caps.permitted}, Named{"inheritable", caps.inheritable},
                   Named{"ambient", caps.ambient}}) {
     if (uint64_t unknown = s.set & ~known) {
-      return Status(EINVAL, std::string("capabilities: ") + s.name + " set: " +
-                                capability_list(unknown) + " unknown to the guest kernel (it has 0 to " +
+      return Status(EINVAL, std::string("capabilities: ") + s.name +
+                                " set: " + capability_list(unknown) +
+                                " unknown to the guest kernel (it has 0 to " +
                                 std::to_string(last_cap) + ")");
     }
   }
   if (uint64_t extra = caps.effective & ~caps.permitted) {
-    return Status(EINVAL, "capabilities: effective " + capability_list(extra) +
-                              " not in the permitted set");
+    return Status(
+        EINVAL, "capabilities: effective " + capability_list(extra) + " not in the permitted set");
   }
   if (uint64_t extra = caps.inheritable & ~caps.bounding) {
-    return Status(EINVAL, "capabilities: inheritable " + capability_list(extra) +
-                              " not in the bounding set");
+    return Status(
+        EINVAL, "capabilities: inheritable " + capability_list(extra) + " not in the bounding set");
   }
   if (uint64_t extra = caps.ambient & ~(caps.permitted & caps.inheritable)) {
     return Status(EINVAL, "capabilities: ambient " + capability_list(extra) +

@@ -120,8 +120,8 @@ struct ChildPlan {
   const Stdio* stdio = nullptr;
   int mount_ns = -1;
   int report_fd = -1;
-  int cgroup_procs_fd = -1;  // the container cgroup's cgroup.procs, or -1
-  int cgroup_dir_fd = -1;    // the container cgroup's directory, or -1
+  int cgroup_procs_fd = -1;              // the container cgroup's cgroup.procs, or -1
+  int cgroup_dir_fd = -1;                // the container cgroup's directory, or -1
   const CapabilityPlan* caps = nullptr;  // Spawn.capabilities, checked; or none
   const char* cwd = "/";
   std::vector<std::string> candidates;
