@@ -134,7 +134,7 @@ printf '  %-22s %10s %10s\n' "90 % back after, s" "$t_on" "$t_off"
 
 # (b) ------------------------------------------------------------------------
 for mode in auto off; do
-  v run -d --network none --name "cache-$mode" -m 512m --memory-reclaim "$mode" --cap-add SYS_ADMIN \
+  v run -d --network none --name "cache-$mode" -m 512m --memory-reclaim "$mode" \
     vessel/busybox sleep infinity >/dev/null
 done
 sleep 5
