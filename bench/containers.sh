@@ -83,35 +83,12 @@ report "vessel exec ID true" "$root/exec.txt"
 report "vessel ls -q (CLI floor)" "$root/ls.txt"
 printf '  %-34s: %.2f\n' "ratio" "$(echo "$(median < "$root/exec.txt") / $(median < "$root/ls.txt")" | bc -l)"
 
-# Memory of one container: PSS of its monitor and the monitor's children
-# (QEMU, virtiofsd), and the PSS of QEMU's guest RAM mapping (the largest
-# anonymous mapping in QEMU, the size of the VM's memory).
-pss_kb() { awk '/^Pss:/ {s += $2} END {print s + 0}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
-guest_ram_kb() {  # qemu pid, ram size in kB
-  awk -v want="$2" '
-    /^[0-9a-f]+-[0-9a-f]+ / { split($1, r, "-"); in_ram = 0 }
-    /^Size:/ { in_ram = ($2 == want) }
-    /^Pss:/ && in_ram { s += $2 }
-    END { print s + 0 }' "/proc/$1/smaps" 2>/dev/null || echo 0
-}
-container_memory() {  # id -> "total_kb guest_kb"
-  local mpid qpid total guest=0 p
-  mpid=$(v inspect "$1" | awk -F': ' '/"Pid"/ {gsub(/,/, "", $2); print $2; exit}')
-  total=$(pss_kb "$mpid")
-  for p in $(pgrep -P "$mpid"); do
-    total=$((total + $(pss_kb "$p")))
-    if [ "$(cat /proc/$p/comm)" = qemu-system-x86 ]; then qpid=$p; fi
-    for c in $(pgrep -P "$p"); do total=$((total + $(pss_kb "$c"))); done  # virtiofsd's children
-  done
-  [ -n "${qpid:-}" ] && guest=$(guest_ram_kb "$qpid" $((576 * 1024)))
-  echo "$total $guest"
-}
 measure() {  # n
   local ids=() i t g sum_t=0 sum_g=0
   for i in $(seq "$1"); do ids+=("$(v run -d vessel/busybox sleep 100000)"); done
   sleep 5  # let the guests settle (boot-time page cache, lazy init)
   for i in "${ids[@]}"; do
-    read -r t g < <(container_memory "$i")
+    read -r t g < <(container_memory "$i" $((576 * 1024)))
     sum_t=$((sum_t + t)); sum_g=$((sum_g + g))
   done
   printf '  %2d idle: per container PSS %6.1f MiB = guest RAM touched %6.1f MiB + Vessel/QEMU %5.1f MiB\n' \

@@ -2,3 +2,27 @@
 now() { date +%s.%N; }
 # median: of the numbers on stdin, one per line.
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+
+# Memory of one container: PSS of its monitor and the monitor's children
+# (QEMU, virtiofsd), and the PSS of QEMU's guest RAM mapping (the largest
+# anonymous mapping in QEMU, the size of the VM's memory).
+pss_kb() { awk '/^Pss:/ {s += $2} END {print s + 0}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
+guest_ram_kb() {  # qemu pid, ram size in kB
+  awk -v want="$2" '
+    /^[0-9a-f]+-[0-9a-f]+ / { split($1, r, "-"); in_ram = 0 }
+    /^Size:/ { in_ram = ($2 == want) }
+    /^Pss:/ && in_ram { s += $2 }
+    END { print s + 0 }' "/proc/$1/smaps" 2>/dev/null || echo 0
+}
+container_memory() {  # id vm_ram_kb -> "total_kb guest_kb" (the caller defines v)
+  local mpid qpid total guest=0 p
+  mpid=$(v inspect "$1" | awk -F': ' '/"Pid"/ {gsub(/,/, "", $2); print $2; exit}')
+  total=$(pss_kb "$mpid")
+  for p in $(pgrep -P "$mpid"); do
+    total=$((total + $(pss_kb "$p")))
+    if [ "$(cat /proc/$p/comm)" = qemu-system-x86 ]; then qpid=$p; fi
+    for c in $(pgrep -P "$p"); do total=$((total + $(pss_kb "$c"))); done  # virtiofsd's children
+  done
+  [ -n "${qpid:-}" ] && guest=$(guest_ram_kb "$qpid" "$2")
+  echo "$total $guest"
+}

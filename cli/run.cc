@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "agent/capabilities.h"
 #include "base/log.h"
 #include "base/strings.h"
 #include "commands.h"
@@ -29,6 +30,8 @@ struct RunFlags {
   std::string restart = "no", stop_signal, cidfile;
   int stop_timeout = -1;
   std::vector<std::string> labels, volumes, mounts, tmpfs, ulimits;
+  std::vector<std::string> cap_add, cap_drop, security_opts;
+  bool privileged = false;
   int64_t pids_limit = 0;
   std::string memory_reclaim = "auto";
   std::vector<std::string> env, env_files;
@@ -245,6 +248,13 @@ Result<runtime::ContainerConfig> build_config(const RunFlags& f, const std::stri
                  "invalid --memory '" + f.memory + "' (expected e.g. 512m or 1g)");
   spec.memory_bytes = *mem;
   spec.ulimits = f.ulimits;
+  spec.cap_add = f.cap_add;
+  spec.cap_drop = f.cap_drop;
+  // Docker's --privileged, as far as capabilities go (the VM has no host
+  // devices to give).
+  if (f.privileged) spec.cap_add.push_back("ALL");
+  for (const auto& o : f.security_opts)
+    VESSEL_TRY(agent::apply_security_opt(o, spec.no_new_privileges));
   if (f.pids_limit < 0 && f.pids_limit != -1)
     return Error(ErrorCode::kInvalidArgument, "invalid --pids-limit (expected N > 0, or -1)");
   spec.pids_limit = f.pids_limit > 0 ? static_cast<uint64_t>(f.pids_limit) : 0;
@@ -397,6 +407,14 @@ void add_container_flags(CLI::App* cmd, RunFlags& f) {
                   "Mount: type=bind|volume|tmpfs,source=..,target=..[,readonly]")
       ->allow_extra_args(false);
   cmd->add_option("--ulimit", f.ulimits, "Set a ulimit: NAME=SOFT[:HARD] (e.g. nofile=1024:2048)")
+      ->allow_extra_args(false);
+  cmd->add_option("--cap-add", f.cap_add, "Add a capability to Docker's default set (or ALL)")
+      ->allow_extra_args(false);
+  cmd->add_option("--cap-drop", f.cap_drop, "Drop a capability from the default set (or ALL)")
+      ->allow_extra_args(false);
+  cmd->add_flag("--privileged", f.privileged, "Give the container every capability");
+  cmd->add_option("--security-opt", f.security_opts,
+                  "Security option: no-new-privileges[=true|false]")
       ->allow_extra_args(false);
   cmd->add_option("--pids-limit", f.pids_limit, "Limit the container's processes (-1: none)");
   cmd->add_option("--memory-reclaim", f.memory_reclaim,

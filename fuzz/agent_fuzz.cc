@@ -38,6 +38,7 @@ bool guest_to_host(uint16_t type) {
     case MsgType::kStderr:
     case MsgType::kExit:
     case MsgType::kStatsResult:
+    case MsgType::kUpdateResult:
       return true;
     default:
       return false;
@@ -53,6 +54,7 @@ void decode_like_the_monitor(const Frame& f) {
       break;
     case MsgType::kSetupResult:
     case MsgType::kSpawnResult:
+    case MsgType::kUpdateResult:
       (void)decode_as<protocol::Reply>(f);
       break;
     case MsgType::kStdinAck:

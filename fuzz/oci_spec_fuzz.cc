@@ -1,5 +1,6 @@
-// libFuzzer target for the OCI runtime's parsers of config.json and exec
-// process files (oci::parse_spec_text, oci::parse_process), which
+// libFuzzer target for the OCI runtime's parsers of config.json, exec
+// process files and update's resources (oci::parse_spec_text,
+// oci::parse_process, oci::parse_resources), which
 // vessel-runtime runs on what containerd, Podman or CRI-O hand it (built
 // largely from an image's config).
 //
@@ -8,7 +9,10 @@
 //   - a parsed spec has a command, an absolute working directory and root,
 //     no more than the documented number of items, mounts with absolute
 //     targets (bind mounts with absolute sources), and rlimits whose soft
-//     limit is not above the hard one.
+//     limit is not above the hard one;
+//   - capability sets name only known capabilities, ambient ones are
+//     permitted and inheritable (the guest refuses anything else);
+//   - update's resources are -1 or more, and a period at most 1 s.
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
@@ -36,6 +40,10 @@ void check_process(const Process& p) {
   check(p.rlimits.size() == p.ulimits.size());
   for (const auto& r : p.rlimits)
     check(r.soft <= r.hard && r.resource < protocol::kRlimitResources);
+  const protocol::Capabilities c = process_capabilities(p);
+  for (uint64_t set : {c.bounding, c.effective, c.permitted, c.inheritable, c.ambient})
+    check((set & ~protocol::kAllCapabilities) == 0);
+  check((c.ambient & ~(c.permitted & c.inheritable)) == 0);
 }
 
 }  // namespace
@@ -66,5 +74,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     check_process(*process);
   else
     check_failure(process.error());
+  std::vector<std::string> ignored;
+  auto resources = parse_resources(text, ignored);
+  if (resources.ok()) {
+    for (const auto& v : {resources->memory_bytes, resources->cpu_quota_usec,
+                          resources->cpu_period_usec, resources->pids})
+      check(!v || *v >= -1);
+    check(!resources->cpu_period_usec || *resources->cpu_period_usec <= 1000000);
+  } else {
+    check_failure(resources.error());
+  }
   return 0;
 }

@@ -36,6 +36,17 @@ bool same(const Setup& a, const Setup& b) {
          a.cpu_quota_usec == b.cpu_quota_usec && a.cpu_period_usec == b.cpu_period_usec &&
          a.mounts.size() == b.mounts.size() && a.gateway == b.gateway &&
          a.memory_reclaim == b.memory_reclaim &&
+         std::equal(a.addresses6.begin(), a.addresses6.end(), b.addresses6.begin(),
+                    b.addresses6.end(),
+                    [](const Address6& x, const Address6& y) {
+                      return x.interface == y.interface && x.address == y.address &&
+                             x.prefix_len == y.prefix_len;
+                    }) &&
+         std::equal(a.routes.begin(), a.routes.end(), b.routes.begin(), b.routes.end(),
+                    [](const Route& x, const Route& y) {
+                      return x.interface == y.interface && x.destination == y.destination &&
+                             x.prefix_len == y.prefix_len && x.gateway == y.gateway;
+                    }) &&
          std::equal(a.interfaces.begin(), a.interfaces.end(), b.interfaces.begin(),
                     b.interfaces.end(), [](const Interface& x, const Interface& y) {
                       return x.name == y.name && x.mac == y.mac && x.address == y.address &&
@@ -45,8 +56,15 @@ bool same(const Setup& a, const Setup& b) {
 bool same(const Rlimit& a, const Rlimit& b) {
   return a.resource == b.resource && a.soft == b.soft && a.hard == b.hard;
 }
+bool same(const std::optional<Capabilities>& a, const std::optional<Capabilities>& b) {
+  if (a.has_value() != b.has_value()) return false;
+  return !a || (a->bounding == b->bounding && a->effective == b->effective &&
+                a->permitted == b->permitted && a->inheritable == b->inheritable &&
+                a->ambient == b->ambient);
+}
 bool same(const Spawn& a, const Spawn& b) {
-  return a.argv == b.argv && a.env == b.env && a.cwd == b.cwd && a.uid == b.uid && a.gid == b.gid &&
+  return same(a.capabilities, b.capabilities) && a.no_new_privileges == b.no_new_privileges &&
+         a.argv == b.argv && a.env == b.env && a.cwd == b.cwd && a.uid == b.uid && a.gid == b.gid &&
          a.groups == b.groups && a.tty == b.tty && a.stdin_open == b.stdin_open &&
          a.rows == b.rows && a.cols == b.cols && a.user == b.user &&
          std::equal(a.rlimits.begin(), a.rlimits.end(), b.rlimits.begin(), b.rlimits.end(),
@@ -85,6 +103,10 @@ bool same(const CopyOut& a, const CopyOut& b) {
 bool same(const CopyIn& a, const CopyIn& b) {
   return a.path == b.path && a.flags == b.flags;
 }
+bool same(const Update& a, const Update& b) {
+  return a.memory_limit_bytes == b.memory_limit_bytes && a.pids_limit == b.pids_limit &&
+         a.cpu_quota_usec == b.cpu_quota_usec && a.cpu_period_usec == b.cpu_period_usec;
+}
 
 template <typename M>
 void try_decode(std::span<const uint8_t> payload) {
@@ -109,6 +131,7 @@ void decode_all(std::span<const uint8_t> payload) {
   try_decode<Stats>(payload);
   try_decode<CopyOut>(payload);
   try_decode<CopyIn>(payload);
+  try_decode<Update>(payload);
 }
 
 bool same_frame(const FrameReader::Frame& a, const FrameReader::Frame& b) {

@@ -293,6 +293,12 @@ bool Agent::handle_frame(const protocol::FrameReader::Frame& frame) {
     case MsgType::kStats:
       on_stats();
       return true;
+    case MsgType::kUpdate: {
+      protocol::Update m;
+      if (!protocol::decode(payload, m)) return malformed();
+      on_update(m);
+      return true;
+    }
     case MsgType::kPoweroff:
       on_poweroff();
     default:
@@ -493,6 +499,11 @@ void Agent::on_stats() {
   // Answered on stream 0 whatever stream the request came on: the host
   // routes StatsResult by type (protocol.md).
   queue_frame(MsgType::kStatsResult, 0, protocol::encode(cgroup_.sample()));
+}
+
+void Agent::on_update(const protocol::Update& update) {
+  // Answered on stream 0, like StatsResult.
+  reply(MsgType::kUpdateResult, 0, cgroup_.apply_limits(update));
 }
 
 void Agent::on_poweroff() {

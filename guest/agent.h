@@ -72,6 +72,7 @@ class Agent {
   void on_signal(uint32_t stream, const protocol::Signal& signal);
   void on_resize(uint32_t stream, const protocol::Resize& resize);
   void on_stats();
+  void on_update(const protocol::Update& update);
   [[noreturn]] void on_poweroff();
   /// A machine's power-off: asks its init to shut down cleanly.
   [[noreturn]] void machine_power_off();

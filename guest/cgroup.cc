@@ -152,20 +152,26 @@ Result<ContainerCgroup> ContainerCgroup::create() {
 }
 
 Status ContainerCgroup::apply_limits(const protocol::Setup& setup) const {
+  return apply_limits(protocol::Update{setup.memory_limit_bytes, setup.pids_limit,
+                                       setup.cpu_quota_usec, setup.cpu_period_usec});
+}
+
+Status ContainerCgroup::apply_limits(const protocol::Update& limits) const {
   if (!valid()) {
-    if (setup.memory_limit_bytes == 0 && setup.pids_limit == 0 && setup.cpu_quota_usec == 0) {
+    if (limits.memory_limit_bytes == 0 && limits.pids_limit == 0 && limits.cpu_quota_usec == 0) {
       return {};
     }
     return Status(EOPNOTSUPP, "resource limits: the guest kernel has no cgroup v2");
   }
-  // Written even when 0, so that a Setup tried again replaces earlier limits.
-  Status s = write_control("memory.max", number_or_max_text(setup.memory_limit_bytes));
-  if (s.ok()) s = write_control("pids.max", number_or_max_text(setup.pids_limit));
+  // Written even when 0, so that a Setup tried again (or an Update)
+  // replaces earlier limits.
+  Status s = write_control("memory.max", number_or_max_text(limits.memory_limit_bytes));
+  if (s.ok()) s = write_control("pids.max", number_or_max_text(limits.pids_limit));
   if (s.ok()) {
     uint32_t period =
-        setup.cpu_period_usec != 0 ? setup.cpu_period_usec : protocol::kDefaultCpuPeriodUsec;
+        limits.cpu_period_usec != 0 ? limits.cpu_period_usec : protocol::kDefaultCpuPeriodUsec;
     std::string quota =
-        setup.cpu_quota_usec == 0 ? std::string("max") : std::to_string(setup.cpu_quota_usec);
+        limits.cpu_quota_usec == 0 ? std::string("max") : std::to_string(limits.cpu_quota_usec);
     s = write_control("cpu.max", quota + " " + std::to_string(period));
   }
   return s;

@@ -35,6 +35,10 @@ class ContainerCgroup {
   /// Writes memory.max, pids.max and cpu.max (0 in Setup: "max"). Without
   /// a cgroup, a requested limit is an error (EOPNOTSUPP) and none is fine.
   Status apply_limits(const protocol::Setup& setup) const;
+  /// The same for Update (vessel-runtime update), while processes run: a
+  /// memory.max below what the container uses makes the kernel reclaim,
+  /// then OOM-kill in the container (cgroup-v2.rst).
+  Status apply_limits(const protocol::Update& update) const;
 
   /// cgroup.procs of the container's cgroup, opened for writing: a child
   /// forked outside the cgroup writes "0" to it to move itself in before

@@ -132,6 +132,36 @@ Request add_default_route(uint32_t seq, uint32_t gateway, int ifindex) {
   return r;
 }
 
+Request add_address6(uint32_t seq, int ifindex, std::string_view address, uint8_t prefix_len) {
+  ifaddrmsg ifa{};
+  ifa.ifa_family = AF_INET6;
+  ifa.ifa_prefixlen = prefix_len;
+  ifa.ifa_scope = RT_SCOPE_UNIVERSE;
+  ifa.ifa_index = static_cast<uint32_t>(ifindex);
+  Request r(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, seq, &ifa, sizeof ifa);
+  // For IPv6, IFA_ADDRESS is the local address (IFA_LOCAL is for peers).
+  r.attr(IFA_ADDRESS, address.data(), address.size());
+  r.attr_u32(IFA_FLAGS, IFA_F_NODAD);
+  return r;
+}
+
+Request add_route(uint32_t seq, std::string_view destination, uint8_t prefix_len,
+                  std::string_view gateway, int ifindex) {
+  rtmsg rt{};
+  rt.rtm_family = destination.size() == 16 ? AF_INET6 : AF_INET;
+  rt.rtm_dst_len = prefix_len;
+  rt.rtm_table = RT_TABLE_MAIN;
+  rt.rtm_protocol = RTPROT_BOOT;
+  rt.rtm_scope = gateway.empty() ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE;
+  rt.rtm_type = RTN_UNICAST;
+  Request r(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, seq, &rt, sizeof rt);
+  // A default route (prefix 0) has no RTA_DST, as ip-route(8) sends it.
+  if (prefix_len != 0) r.attr(RTA_DST, destination.data(), destination.size());
+  if (!gateway.empty()) r.attr(RTA_GATEWAY, gateway.data(), gateway.size());
+  r.attr_u32(RTA_OIF, static_cast<uint32_t>(ifindex));
+  return r;
+}
+
 Ack parse_ack(std::span<const uint8_t> d, uint32_t seq) {
   Ack malformed;
   malformed.kind = Ack::Kind::kMalformed;
@@ -190,6 +220,13 @@ std::string format_mac(std::string_view mac) {
     text += kHex[byte >> 4];
     text += kHex[byte & 0xF];
   }
+  return text;
+}
+
+std::string format_address(std::string_view raw) {
+  char text[INET6_ADDRSTRLEN] = {};
+  int family = raw.size() == 16 ? AF_INET6 : raw.size() == 4 ? AF_INET : 0;
+  if (family == 0 || !inet_ntop(family, raw.data(), text, sizeof text)) return "?";
   return text;
 }
 
@@ -379,6 +416,28 @@ Status configure_network(const protocol::Setup& setup) {
       if (!s.ok()) return s;
     }
     s = nl.call(netlink::set_link_up(nl.next_seq(), index, true), "bring up " + want.name);
+    if (!s.ok()) return s;
+  }
+
+  for (const protocol::Address6& a : setup.addresses6) {
+    // The decoder checked the index against the interfaces.
+    const std::string& name = interfaces[a.interface].name;
+    s = nl.call(
+        netlink::add_address6(nl.next_seq(), devices[a.interface].index, a.address, a.prefix_len),
+        "add address " + netlink::format_address(a.address) + "/" + std::to_string(a.prefix_len) +
+            " to " + name);
+    if (!s.ok()) return s;
+  }
+  for (const protocol::Route& rt : setup.routes) {
+    std::string what =
+        "add route " + netlink::format_address(rt.destination) + "/" +
+        std::to_string(rt.prefix_len) +
+        (rt.gateway.empty() ? std::string(" on ")
+                            : " via " + netlink::format_address(rt.gateway) + " out of ") +
+        interfaces[rt.interface].name;
+    s = nl.call(netlink::add_route(nl.next_seq(), rt.destination, rt.prefix_len, rt.gateway,
+                                   devices[rt.interface].index),
+                what);
     if (!s.ok()) return s;
   }
 

@@ -70,6 +70,18 @@ Request add_address(uint32_t seq, int ifindex, uint32_t address, uint8_t prefix_
 /// universe, unicast.
 Request add_default_route(uint32_t seq, uint32_t gateway, int ifindex);
 
+/// RTM_NEWADDR (NLM_F_CREATE | NLM_F_EXCL) of the IPv6 `address` (16 raw
+/// bytes)/`prefix_len` on `ifindex`: IFA_ADDRESS, and IFA_FLAGS with
+/// IFA_F_NODAD so the address is usable at once (its namespace's owner
+/// made it unique; DAD would hold it "tentative" for a second or more).
+Request add_address6(uint32_t seq, int ifindex, std::string_view address, uint8_t prefix_len);
+/// RTM_NEWROUTE (NLM_F_CREATE | NLM_F_EXCL) of `destination`/`prefix_len`
+/// (4 raw bytes: IPv4, 16: IPv6) out of `ifindex`, via `gateway` (same
+/// size; scope universe) or, when it is empty, on the link (scope link):
+/// table main, protocol boot, unicast.
+Request add_route(uint32_t seq, std::string_view destination, uint8_t prefix_len,
+                  std::string_view gateway, int ifindex);
+
 /// What a datagram from the kernel said about request `seq`.
 struct Ack {
   enum class Kind {
@@ -96,6 +108,9 @@ uint32_t prefix_mask(uint8_t prefix_len);
 std::string format_mac(std::string_view mac);
 /// "10.0.0.2" for 0x0a000002.
 std::string format_ipv4(uint32_t address);
+/// An address of 4 or 16 raw bytes as inet_ntop(3) writes it ("fd00::2");
+/// "?" for another size.
+std::string format_address(std::string_view raw);
 
 }  // namespace netlink
 }  // namespace vessel::guest

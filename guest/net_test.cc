@@ -281,7 +281,64 @@ TEST(GuestNetlink, MalformedAcksAreRejectedNotReadPast) {
   EXPECT_EQ(parse_ack(b, 1).message, "abc");
 }
 
+// fd00:51::2, raw.
+const std::string kV6("\xfd\x00\x00\x51\0\0\0\0\0\0\0\0\0\0\0\x02", 16);
+
+TEST(GuestNetlink, AddAddress6WithoutDad) {
+  Request r = add_address6(4, 2, kV6, 64);
+  ASSERT_TRUE(r.ok());
+  Parsed p = parse(r, sizeof(ifaddrmsg));
+  ASSERT_TRUE(p.ok);
+  EXPECT_EQ(p.header.nlmsg_type, RTM_NEWADDR);
+  EXPECT_EQ(p.header.nlmsg_flags, kRequestAck | NLM_F_CREATE | NLM_F_EXCL);
+  ifaddrmsg ifa;
+  std::memcpy(&ifa, p.family.data(), sizeof ifa);
+  EXPECT_EQ(ifa.ifa_family, AF_INET6);
+  EXPECT_EQ(ifa.ifa_prefixlen, 64);
+  EXPECT_EQ(ifa.ifa_index, 2u);
+  EXPECT_EQ(p.attrs[IFA_ADDRESS], Bytes(kV6.begin(), kV6.end()));
+  EXPECT_EQ(p.attrs[IFA_FLAGS], ne32(IFA_F_NODAD));
+  EXPECT_EQ(p.attrs.count(IFA_LOCAL), 0u);
+  EXPECT_EQ(p.attrs.count(IFA_BROADCAST), 0u);
+}
+
+TEST(GuestNetlink, Routes) {
+  // IPv6 default route via a gateway.
+  std::string any6(16, '\0'), gw6 = kV6;
+  gw6[15] = 1;
+  Request r = add_route(5, any6, 0, gw6, 2);
+  ASSERT_TRUE(r.ok());
+  Parsed p = parse(r, sizeof(rtmsg));
+  ASSERT_TRUE(p.ok);
+  EXPECT_EQ(p.header.nlmsg_type, RTM_NEWROUTE);
+  rtmsg rt;
+  std::memcpy(&rt, p.family.data(), sizeof rt);
+  EXPECT_EQ(rt.rtm_family, AF_INET6);
+  EXPECT_EQ(rt.rtm_dst_len, 0);
+  EXPECT_EQ(rt.rtm_scope, RT_SCOPE_UNIVERSE);
+  EXPECT_EQ(rt.rtm_table, RT_TABLE_MAIN);
+  EXPECT_EQ(p.attrs.count(RTA_DST), 0u);
+  EXPECT_EQ(p.attrs[RTA_GATEWAY], Bytes(gw6.begin(), gw6.end()));
+  EXPECT_EQ(p.attrs[RTA_OIF], ne32(2));
+
+  // An IPv4 on-link route (a gateway outside the subnet, as Calico's).
+  Bytes host = be32(0xA9FE0101);  // 169.254.1.1
+  std::string dst(host.begin(), host.end());
+  r = add_route(6, dst, 32, "", 2);
+  p = parse(r, sizeof(rtmsg));
+  ASSERT_TRUE(p.ok);
+  std::memcpy(&rt, p.family.data(), sizeof rt);
+  EXPECT_EQ(rt.rtm_family, AF_INET);
+  EXPECT_EQ(rt.rtm_dst_len, 32);
+  EXPECT_EQ(rt.rtm_scope, RT_SCOPE_LINK);
+  EXPECT_EQ(p.attrs[RTA_DST], host);
+  EXPECT_EQ(p.attrs.count(RTA_GATEWAY), 0u);
+}
+
 TEST(GuestNetlink, Formatting) {
+  EXPECT_EQ(format_address(kV6), "fd00:51::2");
+  EXPECT_EQ(format_address(std::string("\x0a\x00\x00\x02", 4)), "10.0.0.2");
+  EXPECT_EQ(format_address("abc"), "?");
   EXPECT_EQ(format_mac(std::string("\x02\x00\x0a\xff\x10\x9b", 6)), "02:00:0a:ff:10:9b");
   EXPECT_EQ(format_ipv4(0x0A000002), "10.0.0.2");
   EXPECT_EQ(format_ipv4(0xFFFFFFFF), "255.255.255.255");

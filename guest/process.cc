@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -23,6 +24,8 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
+
+#include "guest/capabilities.h"
 
 namespace vessel::guest {
 namespace {
@@ -48,12 +51,15 @@ enum class Stage : int32_t {
   kCgroup,
   kCgroupNamespace,
   kRlimit,
+  kCapBounding,
+  kCapSets,
+  kNoNewPrivs,
 };
 
 struct ChildReport {
   int32_t errnum = 0;
   int32_t stage = 0;
-  int32_t detail = 0;  // kRlimit: the index in Spawn.rlimits
+  int32_t detail = 0;  // kRlimit: the index in Spawn.rlimits; kCap*: the capability or -1
 };
 
 // Spawn.rlimits carries Linux's generic RLIMIT_* numbers (asm-generic/resource.h),
@@ -87,6 +93,17 @@ Status check_rlimits(const std::vector<protocol::Rlimit>& rlimits) {
   return {};
 }
 
+/// The guest kernel's highest capability number, read once.
+uint32_t cap_last() {
+  static const uint32_t last = [] {
+    Result<std::string> text = read_file("/proc/sys/kernel/cap_last_cap", 16);
+    std::optional<uint32_t> v = text.ok() ? parse_cap_last(text.value()) : std::nullopt;
+    // The headers' value when /proc cannot say (a kernel never older than them).
+    return v ? *v : static_cast<uint32_t>(CAP_LAST_CAP);
+  }();
+  return last;
+}
+
 /// A new process's stdio. Init's ends (nonblocking) end up in Process; the
 /// child's ends go onto its 0, 1 and 2, and init closes them after fork.
 struct Stdio {
@@ -103,8 +120,9 @@ struct ChildPlan {
   const Stdio* stdio = nullptr;
   int mount_ns = -1;
   int report_fd = -1;
-  int cgroup_procs_fd = -1;  // the container cgroup's cgroup.procs, or -1
-  int cgroup_dir_fd = -1;    // the container cgroup's directory, or -1
+  int cgroup_procs_fd = -1;              // the container cgroup's cgroup.procs, or -1
+  int cgroup_dir_fd = -1;                // the container cgroup's directory, or -1
+  const CapabilityPlan* caps = nullptr;  // Spawn.capabilities, checked; or none
   const char* cwd = "/";
   std::vector<std::string> candidates;
   std::vector<char*> argv;
@@ -499,10 +517,25 @@ int resolve_user(const std::string& spec, uint32_t& uid, uint32_t& gid, std::vec
       child_fail(report, Stage::kRlimit, errno, static_cast<int32_t>(i));
     }
   }
+  int32_t failed_cap = -1;
+  // Dropping from the bounding set needs CAP_SETPCAP: before setuid.
+  if (plan.caps) {
+    if (int e = apply_bounding(*plan.caps, failed_cap); e != 0) {
+      child_fail(report, Stage::kCapBounding, e, failed_cap);
+    }
+  }
   // Groups, then gid, then uid: each step needs the privilege the next drops.
   if (setgroups(groups.size(), groups.data()) < 0) child_fail(report, Stage::kSetgroups, errno);
   if (setgid(gid) < 0) child_fail(report, Stage::kSetgid, errno);
   if (setuid(uid) < 0) child_fail(report, Stage::kSetuid, errno);
+  if (plan.caps) {
+    if (int e = apply_sets(*plan.caps, failed_cap); e != 0) {
+      child_fail(report, Stage::kCapSets, e, failed_cap);
+    }
+  }
+  if (spec.no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+    child_fail(report, Stage::kNoNewPrivs, errno);
+  }
   child_fail(report, Stage::kExec, exec_first(final_plan));
 }
 
@@ -556,6 +589,18 @@ Status child_failure(const protocol::Spawn& spec, const char* cwd, const ChildRe
       }
       return Status::from_errno(err, what);
     }
+    case Stage::kCapBounding: {
+      const char* name = protocol::capability_name(static_cast<uint32_t>(report.detail));
+      if (report.detail < 0 || !name) return Status::from_errno(err, "set PR_SET_KEEPCAPS");
+      return Status::from_errno(err, std::string("drop ") + name + " from the bounding set");
+    }
+    case Stage::kCapSets: {
+      const char* name = protocol::capability_name(static_cast<uint32_t>(report.detail));
+      if (report.detail < 0 || !name) return Status::from_errno(err, "set the capabilities");
+      return Status::from_errno(err, std::string("raise ambient ") + name);
+    }
+    case Stage::kNoNewPrivs:
+      return Status::from_errno(err, "set no_new_privs");
   }
   return Status::from_errno(err, "start process");
 }
@@ -669,6 +714,10 @@ Result<Process> spawn_task(Task& task, const Container& container, const Contain
 Result<Process> spawn_process(const protocol::Spawn& spec, const Container& container,
                               const ContainerCgroup& cgroup) {
   if (Status s = check_rlimits(spec.rlimits); !s.ok()) return s;
+  CapabilityPlan caps;
+  if (spec.capabilities) {
+    if (Status s = plan_capabilities(*spec.capabilities, cap_last(), caps); !s.ok()) return s;
+  }
   Stdio io;
   Status s = spec.tty ? open_terminal(container.root(), spec, io) : open_pipes(spec, io);
   if (!s.ok()) return s;
@@ -684,6 +733,7 @@ Result<Process> spawn_process(const protocol::Spawn& spec, const Container& cont
   plan.report_fd = report_w.get();
   plan.cgroup_procs_fd = cgroup.procs_fd();
   plan.cgroup_dir_fd = cgroup.dir_fd();
+  if (spec.capabilities) plan.caps = &caps;
   if (!spec.cwd.empty()) plan.cwd = spec.cwd.c_str();
   plan.candidates = exec_candidates(spec.argv[0], spec.env);
   plan.argv = c_strings(spec.argv);

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/log.h"
+#include "base/strings.h"
 #include "oci/runtime.h"
 #include "oci/spec.h"
 #include "runtime/config.h"
@@ -192,6 +193,9 @@ void add_verbs(CLI::App& app, const Global& g, std::vector<std::pair<CLI::App*, 
     };
     auto f = std::make_shared<F>();
     CLI::App* c = add("exec", "Run another process in a running container");
+    // As runc: options come before the id; everything after it is the
+    // command, options included (`exec ID sh -c 'echo hi'`).
+    c->positionals_at_end();
     c->add_option("id", f->id, "Container id")->required();
     c->add_option("command", f->command, "Command (without --process)");
     c->add_option("-p,--process", f->process, "runtime-spec process JSON file");
@@ -264,16 +268,50 @@ void add_verbs(CLI::App& app, const Global& g, std::vector<std::pair<CLI::App*, 
                    }});
   }
   {  // update
-    auto id = std::make_shared<std::string>();
-    CLI::App* c = add("update", "Change a container's limits (not supported yet)");
-    c->add_option("id", *id, "Container id")->required();
-    c->allow_extras();
-    out.push_back({c, [id] {
-                     report_error("update '" + *id +
-                                  "': changing the limits of a running container is not "
-                                  "supported yet (the VM's memory and vCPUs are fixed at create)");
-                     return 1;
-                   }});
+    struct Flags {
+      std::string id, resources, memory;
+      std::optional<int64_t> cpu_quota, cpu_period, pids_limit;
+    };
+    auto f = std::make_shared<Flags>();
+    CLI::App* c = add("update", "Change a running container's memory, CPU quota or pids limit");
+    c->add_option("id", f->id, "Container id")->required();
+    c->add_option("-r,--resources", f->resources,
+                  "A JSON file of linux.resources (\"-\": standard input)");
+    c->add_option("--memory", f->memory, "Memory limit, bytes or with a unit (100m, 1g); -1: none");
+    c->add_option("--cpu-quota", f->cpu_quota, "CPU quota per period, microseconds; -1: none");
+    c->add_option("--cpu-period", f->cpu_period, "CPU period, microseconds");
+    c->add_option("--pids-limit", f->pids_limit, "Maximum number of processes; -1: none");
+    out.push_back(
+        {c, [f, &g] {
+           oci::ResourceUpdate r;
+           if (!f->resources.empty()) {
+             // containerd's shim writes the JSON to our stdin ("-").
+             auto text = sys::read_file(f->resources == "-" ? "/dev/stdin" : f->resources, 1 << 20);
+             if (!text.ok()) return fail("update", f->id, text.error());
+             std::vector<std::string> ignored;
+             auto parsed = oci::parse_resources(*text, ignored);
+             if (!parsed.ok()) return fail("update", f->id, parsed.error());
+             for (const auto& i : ignored)
+               log::debug("ignored: " + i);
+             r = *parsed;
+           }
+           // Flags win over the file, as in runc.
+           if (!f->memory.empty()) {
+             auto bytes = f->memory == "-1" ? std::optional<uint64_t>(0) : parse_size(f->memory);
+             if (!bytes || *bytes > static_cast<uint64_t>(INT64_MAX))
+               return fail(
+                   "update", f->id,
+                   Error(ErrorCode::kInvalidArgument, "invalid --memory '" + f->memory + "'"));
+             r.memory_bytes = static_cast<int64_t>(*bytes);
+           }
+           if (f->cpu_quota) r.cpu_quota_usec = *f->cpu_quota;
+           if (f->cpu_period) r.cpu_period_usec = *f->cpu_period;
+           if (f->pids_limit) r.pids = *f->pids_limit;
+           auto rt = open_root(g, "update");
+           if (!rt) return 1;
+           auto s = rt->update(f->id, r);
+           return s.ok() ? 0 : fail("update", f->id, s.error());
+         }});
   }
   {  // features
     CLI::App* c = add("features", "Print what this runtime supports (JSON)");

@@ -24,6 +24,7 @@ Status AgentConnection::validate(const Frame& f) const {
     case MsgType::kHello:
     case MsgType::kSetupResult:
     case MsgType::kStatsResult:
+    case MsgType::kUpdateResult:
       if (f.header.stream != 0) break;
       return ok_status();
     case MsgType::kSpawnResult:
@@ -45,6 +46,7 @@ Status AgentConnection::validate(const Frame& f) const {
     case MsgType::kStats:
     case MsgType::kCopyOut:
     case MsgType::kCopyIn:
+    case MsgType::kUpdate:
     default:
       break;
   }

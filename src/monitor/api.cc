@@ -26,7 +26,60 @@ int32_t get_i32(const uint8_t* p) {
   return static_cast<int32_t>(u);
 }
 
+void put_i64(std::vector<uint8_t>& out, int64_t v) {
+  uint64_t u = static_cast<uint64_t>(v);
+  for (int i = 0; i < 8; ++i)
+    out.push_back(static_cast<uint8_t>(u >> (8 * i)));
+}
+
+int64_t get_i64(const uint8_t* p) {
+  uint64_t u = 0;
+  for (int i = 0; i < 8; ++i)
+    u |= static_cast<uint64_t>(p[i]) << (8 * i);
+  return static_cast<int64_t>(u);
+}
+
+std::string mib(uint64_t bytes) {
+  return std::to_string(bytes >> 20) + " MiB";
+}
+
 }  // namespace
+
+Result<protocol::Update> merge_limits(const protocol::Update& current, const Limits& change,
+                                      uint64_t vm_memory, unsigned cpus) {
+  auto invalid = [](const std::string& why) { return Error(ErrorCode::kInvalidArgument, why); };
+  protocol::Update out = current;
+  if (change.memory_bytes == 0) out.memory_limit_bytes = vm_memory;
+  if (change.memory_bytes > 0) {
+    uint64_t m = static_cast<uint64_t>(change.memory_bytes);
+    if (m > vm_memory)
+      return invalid("memory limit " + mib(m) + " is above the VM's " + mib(vm_memory) +
+                     " (fixed at create)");
+    if (m < (4u << 20)) return invalid("memory limit " + std::to_string(m) + " is below 4 MiB");
+    out.memory_limit_bytes = m;
+  }
+  if (change.pids >= 0) out.pids_limit = static_cast<uint64_t>(change.pids);
+  if (change.cpu_period_usec >= 0) {
+    if (change.cpu_period_usec != 0 && (change.cpu_period_usec < protocol::kMinCpuPeriodUsec ||
+                                        change.cpu_period_usec > protocol::kMaxCpuPeriodUsec))
+      return invalid("cpu period " + std::to_string(change.cpu_period_usec) +
+                     " us is outside 1000 to 1000000");
+    out.cpu_period_usec = static_cast<uint32_t>(change.cpu_period_usec);
+  }
+  if (change.cpu_quota_usec >= 0) {
+    if (change.cpu_quota_usec != 0 && change.cpu_quota_usec < protocol::kMinCpuPeriodUsec)
+      return invalid("cpu quota " + std::to_string(change.cpu_quota_usec) + " us is below 1000");
+    if (change.cpu_quota_usec > UINT32_MAX)
+      return invalid("cpu quota " + std::to_string(change.cpu_quota_usec) + " us is too large");
+    out.cpu_quota_usec = static_cast<uint32_t>(change.cpu_quota_usec);
+  }
+  uint64_t period = out.cpu_period_usec ? out.cpu_period_usec : protocol::kDefaultCpuPeriodUsec;
+  if (out.cpu_quota_usec > uint64_t{cpus} * period)
+    return invalid("cpu quota " + std::to_string(out.cpu_quota_usec) + " us per " +
+                   std::to_string(period) + " us is more than the VM's " + std::to_string(cpus) +
+                   " vCPUs (fixed at create)");
+  return out;
+}
 
 std::vector<uint8_t> encode(const Attach& m) {
   return {m.stdin, m.output};
@@ -37,6 +90,23 @@ std::vector<uint8_t> encode(const Stop& m) {
   put_i32(out, m.signal);
   put_i32(out, m.timeout);
   return out;
+}
+
+std::vector<uint8_t> encode(const Limits& m) {
+  std::vector<uint8_t> out;
+  for (int64_t v : {m.memory_bytes, m.pids, m.cpu_quota_usec, m.cpu_period_usec})
+    put_i64(out, v);
+  return out;
+}
+
+bool decode(std::span<const uint8_t> p, Limits& out) {
+  if (p.size() < 32) return false;
+  out.memory_bytes = get_i64(p.data());
+  out.pids = get_i64(p.data() + 8);
+  out.cpu_quota_usec = get_i64(p.data() + 16);
+  out.cpu_period_usec = get_i64(p.data() + 24);
+  return out.memory_bytes >= -1 && out.pids >= -1 && out.cpu_quota_usec >= -1 &&
+         out.cpu_period_usec >= -1;
 }
 
 bool decode(std::span<const uint8_t> p, Attach& out) {

@@ -14,6 +14,7 @@
 //   kStats    stream 0: empty               kStatsResult stream 0 (the guest's answer)
 //   kStart    stream 0: empty               kResult stream 0: Reply (releases a held start)
 //   kPause    stream 0: u8 pause            kResult stream 0: Reply (VM frozen or thawed)
+//   kUpdate   stream 0: Limits              kResult stream 0: Reply (the guest's answer)
 #pragma once
 
 #include <cstdint>
@@ -40,6 +41,10 @@ enum class ApiType : uint16_t {
   /// u8: 1 freezes the VM's vCPUs, 0 thaws them (vessel-runtime pause and
   /// resume); answered with kResult (ESRCH: not running).
   kPause = 70,
+  /// Limits: change the container cgroup's limits in the guest
+  /// (vessel-runtime update); answered with kResult once the guest has
+  /// written them (EINVAL for more than the VM has, ESRCH: not running).
+  kUpdate = 71,
 };
 
 inline uint16_t type_code(ApiType t) {
@@ -62,10 +67,30 @@ struct Stop {
   int32_t timeout = -1;  // seconds before SIGKILL; -1: the container's
 };
 
+/// A change of the container's limits; -1 keeps a field as it is.
+struct Limits {
+  int64_t memory_bytes = -1;     // memory.max; 0: all the VM has for the container
+  int64_t pids = -1;             // pids.max; 0: no limit
+  int64_t cpu_quota_usec = -1;   // cpu.max quota; 0: none
+  int64_t cpu_period_usec = -1;  // cpu.max period; 0: the default (100 ms)
+};
+
+/// The container's limits after `change`, given the current ones and what
+/// the VM has (`vm_memory`: the container's share of its RAM, which is the
+/// limit set at create; `cpus`: its vCPUs, fixed at create). Errors are
+/// kInvalidArgument naming the limit: a memory limit above `vm_memory` or
+/// below 4 MiB, a quota above `cpus` periods, or a quota or period outside
+/// cpu.max's bounds.
+Result<protocol::Update> merge_limits(const protocol::Update& current, const Limits& change,
+                                      uint64_t vm_memory, unsigned cpus);
+
 std::vector<uint8_t> encode(const Attach& m);
 std::vector<uint8_t> encode(const Stop& m);
+std::vector<uint8_t> encode(const Limits& m);
 bool decode(std::span<const uint8_t> p, Attach& out);
 bool decode(std::span<const uint8_t> p, Stop& out);
+/// False if short or a field is below -1.
+bool decode(std::span<const uint8_t> p, Limits& out);
 
 /// One end of a monitor connection: frames in, frames out. Sending blocks
 /// (the client side) or queues (the monitor, which never blocks on a client).

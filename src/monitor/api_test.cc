@@ -38,6 +38,59 @@ TEST(MonitorApi, ShortOrInvalidPayloadsAreRejected) {
 
 // Frames queued on one end arrive whole and in order on the other, however
 // the bytes are split; a peer that closes is reported as kUnavailable.
+TEST(MonitorApi, LimitsRoundTrip) {
+  Limits l{256ll << 20, -1, 150000, 0};
+  Limits l2;
+  ASSERT_TRUE(decode(encode(l), l2));
+  EXPECT_EQ(l2.memory_bytes, 256ll << 20);
+  EXPECT_EQ(l2.pids, -1);
+  EXPECT_EQ(l2.cpu_quota_usec, 150000);
+  EXPECT_EQ(l2.cpu_period_usec, 0);
+  std::vector<uint8_t> p = encode(l);
+  p.pop_back();
+  EXPECT_FALSE(decode(p, l2));
+  EXPECT_FALSE(decode(encode(Limits{-2, -1, -1, -1}), l2));
+}
+
+TEST(MonitorApi, MergeLimitsKeepsWhatIsNotChangedAndStaysInTheVm) {
+  const uint64_t vm = 512ull << 20;
+  const protocol::Update current{vm, 0, 150000, 100000};
+  auto kept = merge_limits(current, Limits{}, vm, 2);
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ(kept->memory_limit_bytes, vm);
+  EXPECT_EQ(kept->cpu_quota_usec, 150000u);
+
+  auto changed = merge_limits(current, Limits{100 << 20, 50, -1, -1}, vm, 2);
+  ASSERT_TRUE(changed.ok()) << changed.error().to_string();
+  EXPECT_EQ(changed->memory_limit_bytes, 100u << 20);
+  EXPECT_EQ(changed->pids_limit, 50u);
+  EXPECT_EQ(changed->cpu_quota_usec, 150000u);
+  EXPECT_EQ(changed->cpu_period_usec, 100000u);
+
+  // 0: no limit, which for memory is all the VM has for the container.
+  auto unlimited = merge_limits(*changed, Limits{0, 0, 0, -1}, vm, 2);
+  ASSERT_TRUE(unlimited.ok());
+  EXPECT_EQ(unlimited->memory_limit_bytes, vm);
+  EXPECT_EQ(unlimited->pids_limit, 0u);
+  EXPECT_EQ(unlimited->cpu_quota_usec, 0u);
+
+  auto too_much = merge_limits(current, Limits{1ll << 30, -1, -1, -1}, vm, 2);
+  ASSERT_FALSE(too_much.ok());
+  EXPECT_EQ(too_much.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(too_much.error().message(),
+            "memory limit 1024 MiB is above the VM's 512 MiB (fixed at create)");
+  auto cpus = merge_limits(current, Limits{-1, -1, 300000, -1}, vm, 2);
+  ASSERT_FALSE(cpus.ok());
+  EXPECT_EQ(cpus.error().message(),
+            "cpu quota 300000 us per 100000 us is more than the VM's 2 vCPUs (fixed at create)");
+  // A shorter period with the old quota is more than the VM has, too.
+  EXPECT_FALSE(merge_limits(current, Limits{-1, -1, -1, 50000}, vm, 1).ok());
+  EXPECT_TRUE(merge_limits(current, Limits{-1, -1, 50000, 50000}, vm, 1).ok());
+  EXPECT_FALSE(merge_limits(current, Limits{-1, -1, 500, -1}, vm, 2).ok());
+  EXPECT_FALSE(merge_limits(current, Limits{-1, -1, -1, 2000000}, vm, 2).ok());
+  EXPECT_FALSE(merge_limits(current, Limits{1000, -1, -1, -1}, vm, 2).ok());
+}
+
 TEST(MonitorApi, ChannelCarriesFramesAndReportsTheClose) {
   int sv[2];
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv), 0);

@@ -223,7 +223,9 @@ Status request(Channel& ch, ApiType type, std::span<const uint8_t> payload,
   if (!protocol::decode(f.payload, reply))
     return Error(ErrorCode::kProtocol, "malformed reply from the monitor");
   if (reply.errnum != 0)
-    return Error(reply.errnum == ESRCH ? ErrorCode::kFailedPrecondition : ErrorCode::kInternal,
+    return Error(reply.errnum == ESRCH    ? ErrorCode::kFailedPrecondition
+                 : reply.errnum == EINVAL ? ErrorCode::kInvalidArgument
+                                          : ErrorCode::kInternal,
                  reply.message);
   return ok_status();
 }

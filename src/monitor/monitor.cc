@@ -1,5 +1,6 @@
 #include "monitor/monitor.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <poll.h>
@@ -179,6 +180,16 @@ class Monitor {
   uint32_t next_stream_ = 2;
   std::vector<int> stop_waiters_;
   std::deque<int> stats_waiters_;
+  /// Clients waiting for UpdateResult, in the order the guest answers, with
+  /// the limits each asked for (fd -1: the client went away).
+  struct UpdateWaiter {
+    int fd = -1;
+    protocol::Update limits;
+  };
+  std::deque<UpdateWaiter> update_waiters_;
+  /// The container cgroup's limits in the guest (Setup's, then Updates').
+  protocol::Update limits_;
+  void end_update_waiters();
 
   std::unique_ptr<networks::Networks> networks_;
   std::vector<networks::Nic> nics_;
@@ -220,6 +231,7 @@ std::optional<int> Monitor::start() {
     return 125;
   }
   vm_ = std::move(*vm);
+  limits_ = runtime::container_limits(config_);
   if (machine()) {
     // A machine has no main process: its init took PID 1 after Setup, and
     // it runs until the VM powers off.
@@ -362,7 +374,22 @@ Status Monitor::setup_netns(runtime::BootOptions& b) {
   itf.address = l.address.address.value;
   itf.prefix_len = l.address.prefix;
   b.interfaces.push_back(std::move(itf));
-  b.gateway = l.gateway ? l.gateway->value : 0;
+  b.addresses6.clear();
+  for (const auto& a : l.addresses6)
+    b.addresses6.push_back({0, a.address, a.prefix_len});
+  b.routes.clear();
+  for (const auto& r : l.routes)
+    b.routes.push_back({0, r.destination, r.prefix_len, r.gateway});
+  b.gateway = 0;
+  if (l.gateway && l.address.contains(*l.gateway)) {
+    b.gateway = l.gateway->value;
+  } else if (l.gateway) {
+    // A gateway outside the subnet (Calico's 169.254.1.1): the default
+    // route comes after the on-link route to it, which is in l.routes.
+    uint32_t be = htonl(l.gateway->value);
+    b.routes.push_back(
+        {0, std::string(4, '\0'), 0, std::string(reinterpret_cast<const char*>(&be), 4)});
+  }
   b.hosts = runtime::container_hosts(config_.hostname, {l.address.address}, config_.extra_hosts);
   b.resolv_conf = runtime::container_resolv_conf(std::nullopt, config_.dns, config_.dns_search,
                                                  config_.dns_options);
@@ -457,6 +484,7 @@ int Monitor::run() {
       report("fail " + std::to_string(exit_code) + "\n" + start_error_);
       report_done();
       if (vm_) vm_->poweroff(5s);
+      end_update_waiters();
       vm_.reset();
       update([&](state::ContainerState& s) {
         s.status = state::RunState::kExited;
@@ -522,6 +550,7 @@ int Monitor::run() {
     phase("main process exited");
     vm_->poweroff(10s);
     phase("VM stopped");
+    end_update_waiters();
     vm_.reset();
 
     bool restart = rebooted || should_restart(exit_code);
@@ -624,7 +653,17 @@ void Monitor::drop_client(int fd) {
     if (r.client_fd == fd) r.client_fd = -1;
   std::erase(stop_waiters_, fd);
   std::erase(stats_waiters_, fd);
+  for (auto& w : update_waiters_)
+    if (w.fd == fd) w.fd = -1;
   clients_.erase(it);
+}
+
+void Monitor::end_update_waiters() {
+  for (const auto& w : update_waiters_)
+    if (auto it = clients_.find(w.fd); it != clients_.end())
+      it->second->ch.queue(type_code(ApiType::kResult), 0,
+                           reply_payload(ESRCH, "the container stopped"));
+  update_waiters_.clear();
 }
 
 void Monitor::accept_clients() {
@@ -718,6 +757,22 @@ void Monitor::handle_client_frame(int fd, Client& c, Frame& f) {
       return reply(EIO, s.error().to_string());
     return reply(0, "");
   }
+  if (type == type_code(ApiType::kUpdate) && stream == 0) {
+    Limits l;
+    if (!decode(f.payload, l)) return drop_client(fd);
+    if (!main_running_ || !vm_) return reply(ESRCH, "container is not running");
+    if (machine()) return reply(EOPNOTSUPP, "a machine's limits are its own init's");
+    // An update still waiting for the guest goes first: this one applies
+    // on top of what it asked for.
+    const protocol::Update& base =
+        update_waiters_.empty() ? limits_ : update_waiters_.back().limits;
+    auto merged = merge_limits(base, l, config_.memory_bytes, config_.cpus);
+    if (!merged.ok()) return reply(EINVAL, merged.error().message());
+    if (!vm_->agent().send_message(MsgType::kUpdate, 0, *merged).ok())
+      return reply(EIO, "guest unreachable");
+    update_waiters_.push_back({fd, *merged});
+    return;
+  }
   if (type == type_code(MsgType::kStats) && stream == 0) {
     if (!main_running_ || !vm_) return reply(ESRCH, "container is not running");
     if (!vm_->agent().send(MsgType::kStats, 0).ok()) return reply(EIO, "guest unreachable");
@@ -766,6 +821,17 @@ void Monitor::handle_guest_frame(Frame& f) {
   auto type = static_cast<MsgType>(f.header.type);
   uint32_t stream = f.header.stream;
   if (stream == 0) {
+    if (type == MsgType::kUpdateResult && !update_waiters_.empty()) {
+      UpdateWaiter w = update_waiters_.front();
+      update_waiters_.pop_front();
+      auto r = agent::decode_as<protocol::Reply>(f);
+      if (r.ok() && r->errnum == 0) limits_ = w.limits;
+      if (auto it = clients_.find(w.fd); it != clients_.end())
+        it->second->ch.queue(
+            type_code(ApiType::kResult), 0,
+            r.ok() ? f.payload : reply_payload(EIO, "malformed answer from the guest"));
+      return;
+    }
     if (type == MsgType::kStatsResult && !stats_waiters_.empty()) {
       int fd = stats_waiters_.front();
       stats_waiters_.pop_front();

@@ -280,6 +280,9 @@ std::string to_json(const State& s) {
 }
 
 std::string features_json() {
+  Json caps = Json::array();
+  for (uint32_t c = 0; c <= protocol::kCapLast; ++c)
+    caps.push_back(protocol::capability_name(c));
   Json j = {
       {"ociVersionMin", "1.0.0"},
       {"ociVersionMax", kOciVersion},
@@ -288,7 +291,7 @@ std::string features_json() {
        {"bind", "rbind", "ro", "rw", "nosuid", "nodev", "noexec", "rprivate", "private"}},
       {"linux",
        {{"namespaces", {"cgroup", "ipc", "mount", "network", "pid", "uts"}},
-        {"capabilities", Json::array()},
+        {"capabilities", caps},
         {"cgroup", {{"v1", false}, {"v2", true}, {"systemd", false}}},
         {"seccomp", {{"enabled", false}}},
         {"apparmor", {{"enabled", false}}},
@@ -567,6 +570,10 @@ Result<int> Runtime::exec(const std::string& id, const ExecOptions& o) {
   spawn.rows = p.rows;
   spawn.cols = p.cols;
   spawn.rlimits = p.rlimits;
+  spawn.capabilities = process_capabilities(p);
+  spawn.no_new_privileges = p.no_new_privileges;
+  for (const auto& i : p.ignored)
+    log::debug("ignored: " + i);
 
   std::optional<Pty> pty;
   if (tty) {
@@ -603,6 +610,25 @@ Status Runtime::pause(const std::string& id, bool pause) {
   VESSEL_ASSIGN_OR_RETURN(State saved, load(id));
   saved.paused = pause;
   return save(saved);
+}
+
+Status Runtime::update(const std::string& id, const ResourceUpdate& r) {
+  VESSEL_ASSIGN_OR_RETURN(State s, state(id));
+  if (s.status != "running")
+    return Error(ErrorCode::kFailedPrecondition,
+                 "cannot update container '" + id + "': it is " + s.status + ", not running");
+  // runc's meaning: -1 (and 0) is no limit; a field not given stays.
+  auto field = [](const std::optional<int64_t>& v) -> int64_t {
+    return !v ? -1 : std::max<int64_t>(*v, 0);
+  };
+  monitor::Limits l;
+  l.memory_bytes = field(r.memory_bytes);
+  l.pids = field(r.pids);
+  l.cpu_quota_usec = field(r.cpu_quota_usec);
+  l.cpu_period_usec = field(r.cpu_period_usec);
+  VESSEL_ASSIGN_OR_RETURN(auto rec, cs_->find(s.vessel_id));
+  VESSEL_ASSIGN_OR_RETURN(monitor::Channel ch, cs_->connect(rec));
+  return monitor::request(ch, monitor::ApiType::kUpdate, monitor::encode(l), 30s);
 }
 
 }  // namespace vessel::oci

@@ -29,6 +29,7 @@
 
 #include "base/error.h"
 #include "containers/containers.h"
+#include "oci/spec.h"
 
 namespace vessel::oci {
 
@@ -92,6 +93,11 @@ class Runtime {
   Result<int> exec(const std::string& id, const ExecOptions& options);
   /// Freezes or thaws the VM's vCPUs (QMP stop/cont).
   Status pause(const std::string& id, bool pause);
+  /// Changes a running container's limits in its guest cgroup: memory up
+  /// to what the VM was given at create, a CPU quota up to its vCPUs, pids
+  /// freely. Limits not given stay. kInvalidArgument beyond the VM, naming
+  /// the limit; kFailedPrecondition unless running.
+  Status update(const std::string& id, const ResourceUpdate& resources);
 
  private:
   Runtime(std::string root, std::unique_ptr<containers::Containers> cs)

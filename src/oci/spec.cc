@@ -132,6 +132,76 @@ Result<Json> parse_json(std::string_view text, const std::string& what) {
   return j;
 }
 
+// process.capabilities: five optional arrays of linux/capability.h names.
+Result<protocol::Capabilities> capabilities_from(const Json& caps, const std::string& path,
+                                                 std::vector<std::string>& ignored) {
+  protocol::Capabilities out;
+  struct Named {
+    const char* key;
+    uint64_t* set;
+  };
+  for (Named n : {Named{"bounding", &out.bounding}, Named{"effective", &out.effective},
+                  Named{"permitted", &out.permitted}, Named{"inheritable", &out.inheritable},
+                  Named{"ambient", &out.ambient}}) {
+    VESSEL_ASSIGN_OR_RETURN(std::vector<std::string> names, get_strings(caps, n.key, path));
+    for (size_t i = 0; i < names.size(); ++i) {
+      auto number = protocol::capability_number(names[i]);
+      if (!number)
+        return field_error(join(path, n.key) + "[" + std::to_string(i) + "]",
+                           "unknown capability '" + names[i] + "'");
+      *n.set |= uint64_t{1} << *number;
+    }
+  }
+  // runc raises an ambient capability only if it is permitted and
+  // inheritable, and warns about the rest; `runc spec` itself lists ambient
+  // capabilities without inheritable ones. The same here, said in the log.
+  if (uint64_t skipped = out.ambient & ~(out.permitted & out.inheritable)) {
+    std::string names;
+    for (uint32_t c = 0; c <= protocol::kCapLast; ++c)
+      if (skipped >> c & 1)
+        names += std::string(names.empty() ? "" : ", ") + protocol::capability_name(c);
+    ignored.push_back(join(path, "ambient") + ": " + names +
+                      " not both permitted and inheritable, so not raised (as runc does)");
+    out.ambient &= ~skipped;
+  }
+  return out;
+}
+
+Result<ResourceUpdate> resources_from(const Json& resources, const std::string& rp,
+                                      std::vector<std::string>& ignored) {
+  ResourceUpdate out;
+  VESSEL_ASSIGN_OR_RETURN(const Json* memory, get_object(resources, "memory", rp));
+  if (memory) {
+    VESSEL_ASSIGN_OR_RETURN(out.memory_bytes,
+                            get_int(*memory, "limit", rp + ".memory", -1, INT64_MAX));
+    for (const char* k : {"reservation", "swap", "kernel", "kernelTCP", "swappiness"})
+      if (find(*memory, k))
+        ignored.push_back(rp + ".memory." + k + ": the VM has no swap; only limit applies");
+  }
+  VESSEL_ASSIGN_OR_RETURN(const Json* cpu, get_object(resources, "cpu", rp));
+  if (cpu) {
+    VESSEL_ASSIGN_OR_RETURN(out.cpu_quota_usec, get_int(*cpu, "quota", rp + ".cpu", -1, INT64_MAX));
+    VESSEL_ASSIGN_OR_RETURN(out.cpu_period_usec, get_int(*cpu, "period", rp + ".cpu", 0, 1000000));
+    for (const char* k : {"shares", "cpus", "mems", "realtimeRuntime", "realtimePeriod", "idle"})
+      if (find(*cpu, k))
+        ignored.push_back(rp + ".cpu." + k +
+                          ": the VM's vCPUs are its own; only quota/period apply");
+  }
+  VESSEL_ASSIGN_OR_RETURN(const Json* pids, get_object(resources, "pids", rp));
+  if (pids) {
+    VESSEL_ASSIGN_OR_RETURN(out.pids, get_int(*pids, "limit", rp + ".pids", -1, INT64_MAX));
+  }
+  VESSEL_ASSIGN_OR_RETURN(const Json* hugepages, get_array(resources, "hugepageLimits", rp));
+  if (non_empty(hugepages))
+    return field_error(rp + ".hugepageLimits", "huge pages are not supported");
+  VESSEL_ASSIGN_OR_RETURN(const Json* rdma, get_object(resources, "rdma", rp));
+  if (non_empty(rdma)) return field_error(rp + ".rdma", "not supported");
+  for (const char* k : {"devices", "blockIO", "network", "unified"})
+    if (find(resources, k))
+      ignored.push_back(rp + "." + k + ": the guest's devices and I/O are the VM's own");
+  return out;
+}
+
 Result<Process> process_from(const Json& p, const std::string& path) {
   Process out;
   VESSEL_ASSIGN_OR_RETURN(out.args, get_strings(p, "args", path));
@@ -209,9 +279,13 @@ Result<Process> process_from(const Json& p, const std::string& path) {
     }
 
   VESSEL_ASSIGN_OR_RETURN(out.no_new_privileges, get_bool(p, "noNewPrivileges", path));
-  // capabilities, apparmorProfile, selinuxLabel, oomScoreAdj: type-checked
-  // here and reported as ignored by parse_spec.
-  VESSEL_TRY(get_object(p, "capabilities", path));
+  VESSEL_ASSIGN_OR_RETURN(const Json* caps, get_object(p, "capabilities", path));
+  if (caps) {
+    VESSEL_ASSIGN_OR_RETURN(out.capabilities,
+                            capabilities_from(*caps, join(path, "capabilities"), out.ignored));
+  }
+  // apparmorProfile, selinuxLabel, oomScoreAdj: type-checked here and
+  // reported as ignored by parse_spec.
   VESSEL_TRY(get_string(p, "apparmorProfile", path, false));
   VESSEL_TRY(get_string(p, "selinuxLabel", path, false));
   VESSEL_TRY(get_int(p, "oomScoreAdj", path, -1000, 1000));
@@ -364,49 +438,23 @@ Status map_linux(const Json& root, Spec& spec) {
   VESSEL_ASSIGN_OR_RETURN(const Json* resources, get_object(*lx, "resources", lp));
   if (resources) {
     const std::string rp = "linux.resources";
-    VESSEL_ASSIGN_OR_RETURN(const Json* memory, get_object(*resources, "memory", rp));
-    if (memory) {
-      VESSEL_ASSIGN_OR_RETURN(auto limit, get_int(*memory, "limit", rp + ".memory", -1, INT64_MAX));
-      if (limit && *limit > 0) {
-        if (*limit < (32 << 20))
-          return field_error(rp + ".memory.limit", "at least 32 MiB is needed (got " +
-                                                       std::to_string(*limit) + " bytes)");
-        spec.config.memory_bytes = static_cast<uint64_t>(*limit);
-      }
-      for (const char* k : {"reservation", "swap", "kernel", "kernelTCP", "swappiness"})
-        if (find(*memory, k))
-          spec.ignored.push_back(rp + ".memory." + k + ": the VM has no swap; only limit applies");
+    VESSEL_ASSIGN_OR_RETURN(ResourceUpdate r, resources_from(*resources, rp, spec.ignored));
+    if (r.memory_bytes && *r.memory_bytes > 0) {
+      if (*r.memory_bytes < (32 << 20))
+        return field_error(rp + ".memory.limit", "at least 32 MiB is needed (got " +
+                                                     std::to_string(*r.memory_bytes) + " bytes)");
+      spec.config.memory_bytes = static_cast<uint64_t>(*r.memory_bytes);
     }
-    VESSEL_ASSIGN_OR_RETURN(const Json* cpu, get_object(*resources, "cpu", rp));
-    if (cpu) {
-      VESSEL_ASSIGN_OR_RETURN(auto quota, get_int(*cpu, "quota", rp + ".cpu", -1, INT64_MAX));
-      VESSEL_ASSIGN_OR_RETURN(auto period, get_int(*cpu, "period", rp + ".cpu", 0, 1000000));
-      if (quota && *quota > 0) {
-        int64_t per = period && *period > 0 ? *period : 100000;
-        // Checked before multiplying: quota is up to INT64_MAX.
-        if (*quota / per >= 255) return field_error(rp + ".cpu.quota", "more than 255 CPUs");
-        int64_t millis = (*quota * 1000 + per - 1) / per;
-        spec.config.cpu_millis = static_cast<uint32_t>(millis);
-        spec.config.cpus = static_cast<unsigned>(std::max<int64_t>(1, (millis + 999) / 1000));
-      }
-      for (const char* k : {"shares", "cpus", "mems", "realtimeRuntime", "realtimePeriod", "idle"})
-        if (find(*cpu, k))
-          spec.ignored.push_back(rp + ".cpu." + k +
-                                 ": the VM's vCPUs are its own; only quota/period apply");
+    if (r.cpu_quota_usec && *r.cpu_quota_usec > 0) {
+      int64_t per = r.cpu_period_usec && *r.cpu_period_usec > 0 ? *r.cpu_period_usec : 100000;
+      // Checked before multiplying: quota is up to INT64_MAX.
+      if (*r.cpu_quota_usec / per >= 255)
+        return field_error(rp + ".cpu.quota", "more than 255 CPUs");
+      int64_t millis = (*r.cpu_quota_usec * 1000 + per - 1) / per;
+      spec.config.cpu_millis = static_cast<uint32_t>(millis);
+      spec.config.cpus = static_cast<unsigned>(std::max<int64_t>(1, (millis + 999) / 1000));
     }
-    VESSEL_ASSIGN_OR_RETURN(const Json* pids, get_object(*resources, "pids", rp));
-    if (pids) {
-      VESSEL_ASSIGN_OR_RETURN(auto limit, get_int(*pids, "limit", rp + ".pids", -1, INT64_MAX));
-      if (limit && *limit > 0) spec.config.pids_limit = static_cast<uint64_t>(*limit);
-    }
-    VESSEL_ASSIGN_OR_RETURN(const Json* hugepages, get_array(*resources, "hugepageLimits", rp));
-    if (non_empty(hugepages))
-      return field_error(rp + ".hugepageLimits", "huge pages are not supported");
-    VESSEL_ASSIGN_OR_RETURN(const Json* rdma, get_object(*resources, "rdma", rp));
-    if (non_empty(rdma)) return field_error(rp + ".rdma", "not supported");
-    for (const char* k : {"devices", "blockIO", "network", "unified"})
-      if (find(*resources, k))
-        spec.ignored.push_back(rp + "." + k + ": the guest's devices and I/O are the VM's own");
+    if (r.pids && *r.pids > 0) spec.config.pids_limit = static_cast<uint64_t>(*r.pids);
   }
 
   VESSEL_ASSIGN_OR_RETURN(const Json* devices, get_array(*lx, "devices", lp));
@@ -437,6 +485,16 @@ Result<Process> parse_process(std::string_view json, const std::string& where) {
   return process_from(j, where);
 }
 
+Result<ResourceUpdate> parse_resources(std::string_view json, std::vector<std::string>& ignored) {
+  VESSEL_ASSIGN_OR_RETURN(Json j, parse_json(json, "resources"));
+  return resources_from(j, "resources", ignored);
+}
+
+protocol::Capabilities process_capabilities(const Process& p) {
+  constexpr uint64_t kAll = protocol::kAllCapabilities;
+  return p.capabilities.value_or(protocol::Capabilities{kAll, kAll, kAll, 0, 0});
+}
+
 Result<Spec> parse_spec_text(std::string_view json, const std::string& bundle) {
   VESSEL_ASSIGN_OR_RETURN(Json j, parse_json(json, "config.json"));
   Spec spec;
@@ -464,14 +522,15 @@ Result<Spec> parse_spec_text(std::string_view json, const std::string& bundle) {
   c.groups = p.additional_gids;
   c.tty = p.terminal;
   c.ulimits = p.ulimits;
-  if (p.no_new_privileges)
-    spec.ignored.push_back("process.noNewPrivileges: not enforced in the guest yet");
-  for (const char* k : {"capabilities", "apparmorProfile", "selinuxLabel", "oomScoreAdj"})
+  c.no_new_privileges = p.no_new_privileges;
+  c.capabilities = process_capabilities(p);
+  spec.ignored.insert(spec.ignored.end(), p.ignored.begin(), p.ignored.end());
+  for (const char* k : {"apparmorProfile", "selinuxLabel"})
     if (find(*process, k))
       spec.ignored.push_back(std::string("process.") + k +
-                             (std::string(k) == "capabilities"
-                                  ? ": not applied in the guest yet (the process has its uid's)"
-                                  : ": a host security label; the VM is the boundary"));
+                             ": a host security label; the VM is the boundary");
+  if (find(*process, "oomScoreAdj"))
+    spec.ignored.push_back("process.oomScoreAdj: the VM's own OOM killer picks within it");
 
   VESSEL_ASSIGN_OR_RETURN(c.hostname, get_string(j, "hostname", "", false));
   if (c.hostname.size() > 64) return field_error("hostname", "longer than 64 characters");

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,6 +38,11 @@ struct Process {
   /// The same limits as `--ulimit` strings ("nofile=1024:1024").
   std::vector<std::string> ulimits;
   bool no_new_privileges = false;
+  /// process.capabilities (absent sets are empty); unset when the spec has
+  /// none, which runc reads as "leave root's capabilities alone".
+  std::optional<protocol::Capabilities> capabilities;
+  /// Parts accepted without effect, "field: why", as Spec::ignored.
+  std::vector<std::string> ignored;
 };
 
 /// A bundle's config.json, mapped.
@@ -55,6 +61,25 @@ struct Spec {
 /// kInvalidArgument naming the field ("process.args: ...") for anything
 /// malformed or unsupported. `where` prefixes field names ("process").
 Result<Process> parse_process(std::string_view json, const std::string& where = "process");
+
+/// linux.resources' limits that map onto the guest cgroup, as given (absent:
+/// nullopt; -1 or 0: no limit): for create, and for `update -r`.
+struct ResourceUpdate {
+  std::optional<int64_t> memory_bytes;     // memory.limit
+  std::optional<int64_t> cpu_quota_usec;   // cpu.quota
+  std::optional<int64_t> cpu_period_usec;  // cpu.period (0 to 1000000)
+  std::optional<int64_t> pids;             // pids.limit
+};
+
+/// Parses a LinuxResources object as `update -r FILE` gets it (what
+/// containerd's shim and Podman write). Fields without meaning in the VM
+/// (shares, swap, devices, ...) go to `ignored`; huge pages and rdma are
+/// errors. Errors name the field ("resources.memory.limit: ...").
+Result<ResourceUpdate> parse_resources(std::string_view json, std::vector<std::string>& ignored);
+
+/// The capability sets `p` runs with: its own, or, when it names none,
+/// every capability (runc then leaves root's alone).
+protocol::Capabilities process_capabilities(const Process& p);
 
 /// Parses a bundle's config.json and maps it. `bundle` is the bundle
 /// directory (absolute): a relative root.path is resolved against it. The

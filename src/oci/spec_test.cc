@@ -54,8 +54,21 @@ TEST(Spec, RuncDefault) {
   EXPECT_TRUE(s->config.mounts.empty());
   EXPECT_EQ(s->netns_path, "");
   EXPECT_EQ(s->config.network_mode, "none");
-  EXPECT_TRUE(has(s->ignored, "process.capabilities"));
-  EXPECT_TRUE(has(s->ignored, "process.noNewPrivileges"));
+  // AUDIT_WRITE (29), KILL (5), NET_BIND_SERVICE (10) in bounding,
+  // effective and permitted; ambient lists them too but, with no
+  // inheritable set, runc does not raise them, and neither do we (logged).
+  const uint64_t three = (1ull << 29) | (1ull << 5) | (1ull << 10);
+  ASSERT_TRUE(s->config.capabilities.has_value());
+  EXPECT_EQ(s->config.capabilities->bounding, three);
+  EXPECT_EQ(s->config.capabilities->effective, three);
+  EXPECT_EQ(s->config.capabilities->permitted, three);
+  EXPECT_EQ(s->config.capabilities->inheritable, 0u);
+  EXPECT_EQ(s->config.capabilities->ambient, 0u);
+  EXPECT_TRUE(has(s->ignored,
+                  "process.capabilities.ambient: CAP_KILL, CAP_NET_BIND_SERVICE, CAP_AUDIT_WRITE "
+                  "not both permitted and inheritable"));
+  EXPECT_TRUE(s->config.no_new_privileges);
+  EXPECT_FALSE(has(s->ignored, "process.noNewPrivileges"));
   EXPECT_TRUE(has(s->ignored, "linux.maskedPaths"));
 }
 
@@ -85,6 +98,40 @@ TEST(Spec, ContainerdRun) {
   EXPECT_EQ(c.labels.at("io.containerd.image.name"), "docker.io/vessel/busybox:latest");
   EXPECT_TRUE(has(s->ignored, "linux.cgroupsPath"));
   EXPECT_TRUE(has(s->ignored, "linux.resources.devices"));
+  ASSERT_TRUE(c.capabilities.has_value());
+  EXPECT_EQ(c.capabilities->bounding, (1ull << 0) | (1ull << 5) | (1ull << 10));
+  EXPECT_EQ(c.capabilities->inheritable, 0u);
+  EXPECT_TRUE(c.no_new_privileges);
+}
+
+TEST(Spec, Capabilities) {
+  Json j = minimal();
+  // No capabilities: runc leaves root's alone.
+  auto s = parse_spec_text(j.dump(), "/b");
+  ASSERT_TRUE(s.ok()) << s.error().to_string();
+  ASSERT_TRUE(s->config.capabilities.has_value());
+  EXPECT_EQ(s->config.capabilities->bounding, protocol::kAllCapabilities);
+  EXPECT_EQ(s->config.capabilities->effective, protocol::kAllCapabilities);
+  EXPECT_FALSE(s->config.no_new_privileges);
+  // Ambient within permitted and inheritable is kept; a missing set is empty.
+  j["process"]["capabilities"] = {{"bounding", {"CAP_NET_ADMIN", "CAP_BPF"}},
+                                  {"permitted", {"CAP_NET_ADMIN"}},
+                                  {"inheritable", {"CAP_NET_ADMIN"}},
+                                  {"ambient", {"CAP_NET_ADMIN"}}};
+  j["process"]["noNewPrivileges"] = true;
+  s = parse_spec_text(j.dump(), "/b");
+  ASSERT_TRUE(s.ok()) << s.error().to_string();
+  EXPECT_EQ(s->config.capabilities->bounding, (1ull << 12) | (1ull << 39));
+  EXPECT_EQ(s->config.capabilities->effective, 0u);
+  EXPECT_EQ(s->config.capabilities->permitted, 1ull << 12);
+  EXPECT_EQ(s->config.capabilities->ambient, 1ull << 12);
+  EXPECT_TRUE(s->config.no_new_privileges);
+  EXPECT_FALSE(has(s->ignored, "process.capabilities"));
+  // An exec process file maps the same way.
+  auto p = parse_process(j["process"].dump());
+  ASSERT_TRUE(p.ok()) << p.error().to_string();
+  EXPECT_EQ(process_capabilities(*p).ambient, 1ull << 12);
+  EXPECT_TRUE(p->no_new_privileges);
 }
 
 TEST(Spec, NetworkNamespacePath) {
@@ -111,7 +158,45 @@ TEST(Spec, AbsoluteRootAndUser) {
   EXPECT_FALSE(s->config.tty);
 }
 
+TEST(Spec, UpdateResources) {
+  // What Podman 4.3 writes for `podman update --memory 100m --cpu-quota
+  // 50000 --cpu-period 100000` (the shape of runtime-spec LinuxResources).
+  std::vector<std::string> ignored;
+  auto r = parse_resources(R"({"memory": {"limit": 104857600, "swap": 209715200},
+      "cpu": {"shares": 1024, "quota": 50000, "period": 100000}, "pids": {"limit": -1},
+      "devices": []})",
+                           ignored);
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  EXPECT_EQ(r->memory_bytes, 104857600);
+  EXPECT_EQ(r->cpu_quota_usec, 50000);
+  EXPECT_EQ(r->cpu_period_usec, 100000);
+  EXPECT_EQ(r->pids, -1);
+  EXPECT_TRUE(has(ignored, "resources.memory.swap"));
+  EXPECT_TRUE(has(ignored, "resources.cpu.shares"));
+  // Only what is given.
+  r = parse_resources(R"({"pids": {"limit": 50}})", ignored);
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->memory_bytes.has_value());
+  EXPECT_FALSE(r->cpu_quota_usec.has_value());
+  EXPECT_EQ(r->pids, 50);
+  auto bad = parse_resources(R"({"cpu": {"period": 5000000}})", ignored);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().to_string().find("resources.cpu.period"), std::string::npos);
+  EXPECT_FALSE(parse_resources("[]", ignored).ok());
+  EXPECT_FALSE(
+      parse_resources(R"({"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]})", ignored).ok());
+}
+
 TEST(Spec, ErrorsNameTheField) {
+  {
+    Json j = minimal();
+    j["process"]["capabilities"] = {{"effective", {"CAP_CHOWN", "CAP_FLY"}}};
+    EXPECT_EQ(error_of(j), "process.capabilities.effective[1]: unknown capability 'CAP_FLY'");
+    j["process"]["capabilities"] = {{"bounding", "CAP_CHOWN"}};
+    EXPECT_NE(error_of(j).find("process.capabilities.bounding"), std::string::npos);
+    j["process"]["capabilities"] = {{"bounding", {"chown"}}};
+    EXPECT_NE(error_of(j).find("unknown capability 'chown'"), std::string::npos);
+  }
   EXPECT_EQ(error_of(Json::array()), "config.json: not a JSON object");
   {
     auto r = parse_spec_text("{\"ociVersion\": ", "/b");

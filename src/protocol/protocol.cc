@@ -132,14 +132,14 @@ class Reader {
 
 bool is_known_type(uint16_t type) {
   return type >= static_cast<uint16_t>(MsgType::kHello) &&
-         type <= static_cast<uint16_t>(MsgType::kCopyIn);
+         type <= static_cast<uint16_t>(MsgType::kUpdateResult);
 }
 
 const char* type_name(uint16_t type) {
   static const char* const kNames[] = {
-      "?",     "hello",     "setup",  "setup-result", "spawn",    "spawn-result",
-      "stdin", "stdin-ack", "stdout", "stderr",       "signal",   "resize",
-      "exit",  "poweroff",  "stats",  "stats-result", "copy-out", "copy-in"};
+      "?",         "hello",        "setup",    "setup-result", "spawn",  "spawn-result", "stdin",
+      "stdin-ack", "stdout",       "stderr",   "signal",       "resize", "exit",         "poweroff",
+      "stats",     "stats-result", "copy-out", "copy-in",      "update", "update-result"};
   return is_known_type(type) ? kNames[type] : "unknown";
 }
 
@@ -151,7 +151,68 @@ constexpr const char* kRlimitNames[kRlimitResources] = {
     "cpu",     "fsize", "data",  "stack",      "core",     "rss",  "nproc",  "nofile",
     "memlock", "as",    "locks", "sigpending", "msgqueue", "nice", "rtprio", "rttime",
 };
+// cpu.max: a quota of at least 1 ms, a period of 1 ms to 1 s (0: default).
+bool cpu_max_ok(uint32_t quota, uint32_t period) {
+  bool period_ok = period == 0 || (period >= kMinCpuPeriodUsec && period <= kMaxCpuPeriodUsec);
+  return period_ok && (quota == 0 || quota >= kMinCpuPeriodUsec);
+}
+
+// linux/capability.h, in number order.
+constexpr const char* kCapNames[kCapLast + 1] = {
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+};
 }  // namespace
+
+const char* capability_name(uint32_t cap) {
+  return cap <= kCapLast ? kCapNames[cap] : nullptr;
+}
+
+std::optional<uint32_t> capability_number(std::string_view name) {
+  for (uint32_t i = 0; i <= kCapLast; ++i) {
+    if (name == kCapNames[i]) return i;
+  }
+  return std::nullopt;
+}
 
 const char* rlimit_name(uint32_t resource) {
   return resource < kRlimitResources ? kRlimitNames[resource] : nullptr;
@@ -253,6 +314,19 @@ std::vector<uint8_t> encode(const Setup& m) {
   w.u8(m.user.create_home);
   w.str(m.init);
   w.u8(m.memory_reclaim);
+  w.u32(static_cast<uint32_t>(m.addresses6.size()));
+  for (const Address6& a : m.addresses6) {
+    w.u8(a.interface);
+    w.str(a.address);
+    w.u8(a.prefix_len);
+  }
+  w.u32(static_cast<uint32_t>(m.routes.size()));
+  for (const Route& rt : m.routes) {
+    w.u8(rt.interface);
+    w.str(rt.destination);
+    w.u8(rt.prefix_len);
+    w.str(rt.gateway);
+  }
   return w.take();
 }
 
@@ -385,6 +459,38 @@ bool decode(std::span<const uint8_t> p, Setup& out) {
   out.init = r.str();
   out.memory_reclaim = r.u8();
   bool network_ok = valid_network(out.interfaces, out.gateway);
+  // Each address takes at least 6 bytes (two u8, a string length), each
+  // route 10; every interface index names one of `interfaces`.
+  out.addresses6.clear();
+  uint32_t n_addresses = 0;
+  if (r.list_count(kMaxAddresses6, 6, n_addresses)) {
+    out.addresses6.resize(n_addresses);
+    for (Address6& a : out.addresses6) {
+      a.interface = r.u8();
+      a.address = r.str();
+      a.prefix_len = r.u8();
+      const auto* b = reinterpret_cast<const uint8_t*>(a.address.data());
+      bool unicast =
+          a.address.size() == 16 && b[0] != 0xff && !(b[0] == 0xfe && (b[1] & 0xc0) == 0x80);
+      network_ok = network_ok && a.interface < out.interfaces.size() && unicast &&
+                   a.prefix_len >= 1 && a.prefix_len <= 128;
+    }
+  }
+  out.routes.clear();
+  uint32_t n_routes = 0;
+  if (r.list_count(kMaxRoutes, 10, n_routes)) {
+    out.routes.resize(n_routes);
+    for (Route& rt : out.routes) {
+      rt.interface = r.u8();
+      rt.destination = r.str();
+      rt.prefix_len = r.u8();
+      rt.gateway = r.str();
+      size_t size = rt.destination.size();
+      network_ok = network_ok && rt.interface < out.interfaces.size() &&
+                   (size == 4 || size == 16) && rt.prefix_len <= size * 8 &&
+                   (rt.gateway.empty() || rt.gateway.size() == size);
+    }
+  }
   // A machine boots from its own disk; its user and init are plain paths
   // and a name that goes into /etc/passwd (no ':' or newline can split it).
   auto abs_path = [](const std::string& p) {
@@ -398,16 +504,13 @@ bool decode(std::span<const uint8_t> p, Setup& out) {
                               (out.user.name.empty() ||
                                (valid_user_name(out.user.name) && abs_path(out.user.home) &&
                                 abs_path(out.user.shell) && out.user.uid != 0));
-  // cpu.max: a quota of at least 1 ms, a period of 1 ms to 1 s (0: default).
-  bool period_ok = out.cpu_period_usec == 0 || (out.cpu_period_usec >= kMinCpuPeriodUsec &&
-                                                out.cpu_period_usec <= kMaxCpuPeriodUsec);
-  bool quota_ok = out.cpu_quota_usec == 0 || out.cpu_quota_usec >= kMinCpuPeriodUsec;
+  bool cpu_ok = cpu_max_ok(out.cpu_quota_usec, out.cpu_period_usec);
   // A hostname is at most 64 bytes (HOST_NAME_MAX), a tag at most 36 and a
   // virtio-blk serial 20. Exactly one kind of root; an upper needs a lower.
   return r.ok() && machine_ok && out.hostname.size() <= 64 && virtiofs != image &&
          out.rootfs_tag.size() <= 36 && out.lower_serial.size() <= 20 &&
-         out.upper_serial.size() <= 20 && (out.upper_serial.empty() || image) && period_ok &&
-         quota_ok && mounts_ok && network_ok && out.memory_reclaim <= 1;
+         out.upper_serial.size() <= 20 && (out.upper_serial.empty() || image) && cpu_ok &&
+         mounts_ok && network_ok && out.memory_reclaim <= 1;
 }
 
 std::vector<uint8_t> encode(const Spawn& m) {
@@ -429,6 +532,12 @@ std::vector<uint8_t> encode(const Spawn& m) {
     w.u64(l.soft);
     w.u64(l.hard);
   }
+  const Capabilities caps = m.capabilities.value_or(Capabilities{});
+  w.u8(m.capabilities ? 1 : 0);
+  for (uint64_t set :
+       {caps.bounding, caps.effective, caps.permitted, caps.inheritable, caps.ambient})
+    w.u64(set);
+  w.u8(m.no_new_privileges);
   return w.take();
 }
 
@@ -457,6 +566,20 @@ bool decode(std::span<const uint8_t> p, Spawn& out) {
       l.hard = r.u64();
     }
   }
+  // Structure only here too: the guest checks the sets against its kernel
+  // and against each other.
+  uint8_t has_caps = r.u8();
+  Capabilities caps;
+  for (uint64_t* set :
+       {&caps.bounding, &caps.effective, &caps.permitted, &caps.inheritable, &caps.ambient})
+    *set = r.u64();
+  out.capabilities.reset();
+  if (has_caps == 1) out.capabilities = caps;
+  bool caps_ok =
+      has_caps == 1 || (has_caps == 0 && caps.bounding == 0 && caps.effective == 0 &&
+                        caps.permitted == 0 && caps.inheritable == 0 && caps.ambient == 0);
+  out.no_new_privileges = r.u8();
+  if (!caps_ok || out.no_new_privileges > 1) return false;
   if (!r.ok() || out.argv.empty() || out.argv[0].empty() || out.user.size() > 256) return false;
   // Strings handed to execve() and chdir() must not hold NUL bytes.
   auto has_nul = [](const std::string& s) { return s.find('\0') != std::string::npos; };
@@ -487,6 +610,24 @@ std::vector<uint8_t> encode(const Ack& m) {
   Writer w;
   w.u32(m.bytes);
   return w.take();
+}
+
+std::vector<uint8_t> encode(const Update& m) {
+  Writer w;
+  w.u64(m.memory_limit_bytes);
+  w.u64(m.pids_limit);
+  w.u32(m.cpu_quota_usec);
+  w.u32(m.cpu_period_usec);
+  return w.take();
+}
+
+bool decode(std::span<const uint8_t> p, Update& out) {
+  Reader r(p);
+  out.memory_limit_bytes = r.u64();
+  out.pids_limit = r.u64();
+  out.cpu_quota_usec = r.u32();
+  out.cpu_period_usec = r.u32();
+  return r.ok() && cpu_max_ok(out.cpu_quota_usec, out.cpu_period_usec);
 }
 
 bool decode(std::span<const uint8_t> p, Ack& out) {

@@ -33,7 +33,9 @@ namespace vessel::protocol {
 /// as PID 1, a user).
 /// 5: Setup.memory_reclaim (the agent returns an idle container's page cache);
 /// Stats.host_vm_rss.
-inline constexpr uint32_t kVersion = 5;
+/// 6: Spawn.capabilities and Spawn.no_new_privileges; Update and UpdateResult;
+/// Setup.addresses6 and Setup.routes.
+inline constexpr uint32_t kVersion = 6;
 /// Name of the virtio-serial port the guest serves on.
 inline constexpr std::string_view kPortName = "vessel.agent";
 
@@ -53,23 +55,25 @@ inline constexpr uint32_t kMaxCpuPeriodUsec = 1000000;
 inline constexpr uint32_t kDefaultCpuPeriodUsec = 100000;
 
 enum class MsgType : uint16_t {
-  kHello = 1,         // guest->host, stream 0: Hello. The guest is ready.
-  kSetup = 2,         // host->guest, stream 0: Setup. Prepare the container root.
-  kSetupResult = 3,   // guest->host, stream 0: Reply.
-  kSpawn = 4,         // host->guest, stream N: Spawn. Start process N.
-  kSpawnResult = 5,   // guest->host, stream N: Reply (pid on success).
-  kStdin = 6,         // host->guest, stream N: raw bytes; empty payload = EOF.
-  kStdinAck = 7,      // guest->host, stream N: Ack. Bytes written to the process.
-  kStdout = 8,        // guest->host, stream N: raw bytes.
-  kStderr = 9,        // guest->host, stream N: raw bytes.
-  kSignal = 10,       // host->guest, stream N: Signal.
-  kResize = 11,       // host->guest, stream N: Resize.
-  kExit = 12,         // guest->host, stream N: Exit. Last message of stream N.
-  kPoweroff = 13,     // host->guest, stream 0: empty. Sync and power off.
-  kStats = 14,        // host->guest, stream 0: empty. Sample resource usage.
-  kStatsResult = 15,  // guest->host, stream 0: Stats, in answer to each kStats.
-  kCopyOut = 16,      // host->guest, stream N: CopyOut. A tar of a path as Stdout.
-  kCopyIn = 17,       // host->guest, stream N: CopyIn. Extract the tar sent as Stdin.
+  kHello = 1,          // guest->host, stream 0: Hello. The guest is ready.
+  kSetup = 2,          // host->guest, stream 0: Setup. Prepare the container root.
+  kSetupResult = 3,    // guest->host, stream 0: Reply.
+  kSpawn = 4,          // host->guest, stream N: Spawn. Start process N.
+  kSpawnResult = 5,    // guest->host, stream N: Reply (pid on success).
+  kStdin = 6,          // host->guest, stream N: raw bytes; empty payload = EOF.
+  kStdinAck = 7,       // guest->host, stream N: Ack. Bytes written to the process.
+  kStdout = 8,         // guest->host, stream N: raw bytes.
+  kStderr = 9,         // guest->host, stream N: raw bytes.
+  kSignal = 10,        // host->guest, stream N: Signal.
+  kResize = 11,        // host->guest, stream N: Resize.
+  kExit = 12,          // guest->host, stream N: Exit. Last message of stream N.
+  kPoweroff = 13,      // host->guest, stream 0: empty. Sync and power off.
+  kStats = 14,         // host->guest, stream 0: empty. Sample resource usage.
+  kStatsResult = 15,   // guest->host, stream 0: Stats, in answer to each kStats.
+  kCopyOut = 16,       // host->guest, stream N: CopyOut. A tar of a path as Stdout.
+  kCopyIn = 17,        // host->guest, stream N: CopyIn. Extract the tar sent as Stdin.
+  kUpdate = 18,        // host->guest, stream 0: Update. Change the container's limits.
+  kUpdateResult = 19,  // guest->host, stream 0: Reply, in answer to each kUpdate.
 };
 
 /// True for the types above.
@@ -128,6 +132,26 @@ struct Interface {
 };
 inline constexpr uint32_t kMaxInterfaces = 8;
 
+/// An IPv6 address of Setup.interfaces[interface], added without duplicate
+/// address detection (the namespace it comes from already holds it).
+struct Address6 {
+  uint8_t interface = 0;   // index into Setup.interfaces
+  std::string address;     // exactly 16 raw bytes, not link-local or multicast
+  uint8_t prefix_len = 0;  // 1 to 128
+};
+inline constexpr uint32_t kMaxAddresses6 = 16;
+
+/// A route out of Setup.interfaces[interface]: `destination`/`prefix_len`
+/// (4 raw bytes for IPv4, 16 for IPv6; prefix 0 is a default route) via
+/// `gateway` (the same family), or on the link when `gateway` is empty.
+struct Route {
+  uint8_t interface = 0;
+  std::string destination;
+  uint8_t prefix_len = 0;
+  std::string gateway;
+};
+inline constexpr uint32_t kMaxRoutes = 32;
+
 /// The user a machine is set up for (machine only): an /etc/passwd entry
 /// with this name, uid, gid, home and shell, a group with its gid, and
 /// passwordless sudo when the image has sudo.
@@ -173,6 +197,12 @@ struct Setup {
   /// (memory.reclaim), and free page reporting returns it to the host;
   /// 0 (off): the cache stays until the guest needs the memory.
   uint8_t memory_reclaim = 1;
+  /// IPv6 addresses, added once the interfaces are up.
+  std::vector<Address6> addresses6;
+  /// Routes, added in order after the addresses and before the default
+  /// route via `gateway`: an on-link route first lets a later one (or the
+  /// default route) use a gateway outside the interface's subnet.
+  std::vector<Route> routes;
 };
 
 /// One setrlimit(2) for a spawned process. `resource` is Linux's generic
@@ -189,6 +219,26 @@ inline constexpr uint32_t kRlimitResources = 16;
 const char* rlimit_name(uint32_t resource);
 /// The resource named `name` as --ulimit spells it, or nullopt.
 std::optional<uint32_t> rlimit_resource(std::string_view name);
+
+/// Capability sets of a spawned process: bit N is capability N of
+/// linux/capability.h (CAP_CHOWN = 0, ..., CAP_CHECKPOINT_RESTORE = 40).
+struct Capabilities {
+  uint64_t bounding = 0;
+  uint64_t effective = 0;
+  uint64_t permitted = 0;
+  uint64_t inheritable = 0;
+  uint64_t ambient = 0;
+};
+/// The highest capability number named here (CAP_CHECKPOINT_RESTORE, Linux
+/// 5.9); a guest kernel may know fewer (/proc/sys/kernel/cap_last_cap).
+inline constexpr uint32_t kCapLast = 40;
+/// Every capability up to kCapLast.
+inline constexpr uint64_t kAllCapabilities = (uint64_t{1} << (kCapLast + 1)) - 1;
+/// "CAP_CHOWN" for 0, ..., or nullptr above kCapLast.
+const char* capability_name(uint32_t cap);
+/// The number of a capability named as linux/capability.h does
+/// ("CAP_NET_ADMIN"; exact case), or nullopt.
+std::optional<uint32_t> capability_number(std::string_view name);
 
 struct Spawn {
   std::vector<std::string> argv;  // at least one item
@@ -207,6 +257,16 @@ struct Spawn {
   /// Applied in order before exec (the guest checks them and reports a bad
   /// one in SpawnResult); unlisted resources keep the guest's defaults.
   std::vector<Rlimit> rlimits;
+  /// If set, the process's capability sets, applied as runc does (bounding
+  /// dropped and PR_SET_KEEPCAPS before setuid, then capset and ambient
+  /// raises; effective, permitted and ambient must be within bounding and
+  /// ambient within permitted and inheritable, or SpawnResult says which
+  /// capability could not be set). Unset: root keeps every capability and
+  /// another user has none, as before version 6.
+  std::optional<Capabilities> capabilities;
+  /// 1: PR_SET_NO_NEW_PRIVS before exec (setuid bits and file capabilities
+  /// give nothing). 0 or 1.
+  uint8_t no_new_privileges = 0;
 };
 
 /// Longest path in CopyOut and CopyIn (PATH_MAX), and longest archive name.
@@ -252,7 +312,16 @@ struct CopyIn {
   uint32_t flags = 0;
 };
 
-/// Reply to Setup and Spawn. errnum 0 is success.
+/// New limits for the container's cgroup (vessel-runtime update), written
+/// as Setup writes them: every field, 0 meaning "max".
+struct Update {
+  uint64_t memory_limit_bytes = 0;  // memory.max
+  uint64_t pids_limit = 0;          // pids.max
+  uint32_t cpu_quota_usec = 0;      // cpu.max quota; 0 or at least kMinCpuPeriodUsec
+  uint32_t cpu_period_usec = 0;     // cpu.max period; 0: kDefaultCpuPeriodUsec
+};
+
+/// Reply to Setup, Spawn and Update. errnum 0 is success.
 struct Reply {
   int32_t errnum = 0;
   std::string message;
@@ -323,6 +392,7 @@ std::vector<uint8_t> encode(const Exit& m);
 std::vector<uint8_t> encode(const Stats& m);
 std::vector<uint8_t> encode(const CopyOut& m);
 std::vector<uint8_t> encode(const CopyIn& m);
+std::vector<uint8_t> encode(const Update& m);
 
 /// Each returns false (leaving `out` unspecified) if the payload is short, a
 /// length or count exceeds its limit, or a field is invalid (Spawn with no
@@ -338,6 +408,7 @@ bool decode(std::span<const uint8_t> p, Exit& out);
 bool decode(std::span<const uint8_t> p, Stats& out);
 bool decode(std::span<const uint8_t> p, CopyOut& out);
 bool decode(std::span<const uint8_t> p, CopyIn& out);
+bool decode(std::span<const uint8_t> p, Update& out);
 
 /// Reassembles frames from a byte stream. Feed it what arrives; take frames
 /// out with next(). A header announcing more than kMaxPayload puts it in the

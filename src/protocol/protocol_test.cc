@@ -44,6 +44,9 @@ Spawn sample_spawn() {
   s.cols = 80;
   s.user = "nobody:tty";
   s.rlimits = {{7, 1024, 2048}, {4, 0, kRlimInfinity}};
+  // Each set distinct, one above 32 bits, so a swapped or narrowed set shows.
+  s.capabilities = Capabilities{kAllCapabilities, 1u << 5, (1u << 5) | 1, 1ull << 40, 0};
+  s.no_new_privileges = 1;
   return s;
 }
 
@@ -134,9 +137,9 @@ TEST(ProtocolHeader, MakeFrameWritesHeaderThenPayload) {
 
 TEST(ProtocolTypes, KnownTypesAndNames) {
   EXPECT_FALSE(is_known_type(0));
-  for (uint16_t t = 1; t <= 17; ++t)
+  for (uint16_t t = 1; t <= 19; ++t)
     EXPECT_TRUE(is_known_type(t)) << t;
-  EXPECT_FALSE(is_known_type(18));
+  EXPECT_FALSE(is_known_type(20));
   EXPECT_FALSE(is_known_type(0xFFFF));
 
   EXPECT_STREQ(type_name(1), "hello");
@@ -150,7 +153,8 @@ TEST(ProtocolTypes, KnownTypesAndNames) {
   EXPECT_STREQ(type_name(static_cast<uint16_t>(MsgType::kCopyOut)), "copy-out");
   EXPECT_STREQ(type_name(static_cast<uint16_t>(MsgType::kCopyIn)), "copy-in");
   EXPECT_STREQ(type_name(0), "unknown");
-  EXPECT_STREQ(type_name(18), "unknown");
+  EXPECT_STREQ(type_name(static_cast<uint16_t>(MsgType::kUpdate)), "update");
+  EXPECT_STREQ(type_name(20), "unknown");
   EXPECT_STREQ(type_name(0xFFFF), "unknown");
 }
 
@@ -206,6 +210,8 @@ TEST(ProtocolMessages, SetupRoundTrip) {
 // user (name, uid, gid, home, shell, create_home), an empty init and
 // memory_reclaim.
 constexpr size_t kMachineTail = 1 + 4 + 4 + 4 + 4 + 4 + 1 + 4 + 1;
+// Then two empty lists (version 6): addresses6 and routes.
+constexpr size_t kV6Tail = 4 + 4;
 
 TEST(ProtocolMessages, SetupLimitsRoundTrip) {
   SetupMsg in;
@@ -223,8 +229,9 @@ TEST(ProtocolMessages, SetupLimitsRoundTrip) {
   // The limits follow the earlier fields, in this order and width (then
   // the mount count, the interface count and the gateway, 0 here).
   Bytes p = encode(in);
-  ASSERT_GE(p.size(), 36u + kMachineTail);
-  const Bytes tail(p.end() - 36 - kMachineTail, p.end() - 12 - kMachineTail);
+  const size_t after = kMachineTail + kV6Tail;
+  ASSERT_GE(p.size(), 36u + after);
+  const Bytes tail(p.end() - 36 - after, p.end() - 12 - after);
   Bytes want;
   put_u64(want, 5ull << 32);
   put_u64(want, 100);
@@ -275,11 +282,11 @@ TEST(ProtocolMalformed, SetupBadMountsRejected) {
   SetupMsg in;
   in.rootfs_tag = "rootfs";
   Bytes p = encode(in);
-  p.resize(p.size() - 12 - kMachineTail);  // the mount count, no interfaces, no gateway
+  p.resize(p.size() - 12 - kMachineTail - kV6Tail);  // the mount count, no interfaces, no gateway
   put_u32(p, kMaxMounts + 1);
   put_u32(p, 0);
   put_u32(p, 0);
-  p.resize(p.size() + kMachineTail);  // no machine
+  p.resize(p.size() + kMachineTail + kV6Tail);  // no machine, no IPv6
   EXPECT_FALSE(decode(p, out));
 }
 
@@ -291,6 +298,48 @@ SetupMsg setup_with_interfaces() {
                    {"eth1", std::string("\x02\x00\xc0\xa8\x07\x09", 6), 0xC0A80709, 16, 0}};
   in.gateway = 0x0A000001;
   return in;
+}
+
+TEST(ProtocolMessages, SetupIpv6AndRoutesRoundTrip) {
+  SetupMsg in = setup_with_interfaces();
+  const std::string v6("\xfd\x00\x00\x51\0\0\0\0\0\0\0\0\0\0\0\x02", 16);
+  std::string gw6 = v6;
+  gw6[15] = 1;
+  in.addresses6 = {{1, v6, 64}};
+  in.routes = {{0, std::string("\xa9\xfe\x01\x01", 4), 32, ""}, {1, std::string(16, '\0'), 0, gw6}};
+  SetupMsg out;
+  ASSERT_TRUE(decode(encode(in), out));
+  ASSERT_EQ(out.addresses6.size(), 1u);
+  EXPECT_EQ(out.addresses6[0].interface, 1);
+  EXPECT_EQ(out.addresses6[0].address, v6);
+  EXPECT_EQ(out.addresses6[0].prefix_len, 64);
+  ASSERT_EQ(out.routes.size(), 2u);
+  EXPECT_EQ(out.routes[0].destination, std::string("\xa9\xfe\x01\x01", 4));
+  EXPECT_EQ(out.routes[0].prefix_len, 32);
+  EXPECT_TRUE(out.routes[0].gateway.empty());
+  EXPECT_EQ(out.routes[1].interface, 1);
+  EXPECT_EQ(out.routes[1].gateway, gw6);
+
+  auto refused = [&](auto change) {
+    SetupMsg bad = in;
+    change(bad);
+    SetupMsg o;
+    return !decode(encode(bad), o);
+  };
+  EXPECT_TRUE(refused([](SetupMsg& m) { m.addresses6[0].interface = 2; }));  // no eth2
+  EXPECT_TRUE(refused([](SetupMsg& m) { m.addresses6[0].address.pop_back(); }));
+  EXPECT_TRUE(refused([](SetupMsg& m) { m.addresses6[0].prefix_len = 129; }));
+  EXPECT_TRUE(refused([](SetupMsg& m) { m.addresses6[0].prefix_len = 0; }));
+  EXPECT_TRUE(refused([](SetupMsg& m) { m.addresses6[0].address[0] = '\xff'; }));  // multicast
+  EXPECT_TRUE(refused([](SetupMsg& m) {  // fe80::/10, the guest's own
+    m.addresses6[0].address[0] = '\xfe';
+    m.addresses6[0].address[1] = '\x80';
+  }));
+  EXPECT_TRUE(refused([](SetupMsg& m) { m.routes[0].prefix_len = 33; }));
+  EXPECT_TRUE(refused([](SetupMsg& m) { m.routes[0].destination = "abc"; }));
+  EXPECT_TRUE(refused([](SetupMsg& m) { m.routes[1].gateway.resize(4); }));  // family mix
+  EXPECT_TRUE(refused([](SetupMsg& m) { m.routes[1].interface = 9; }));
+  EXPECT_TRUE(refused([](SetupMsg& m) { m.routes.assign(kMaxRoutes + 1, m.routes[0]); }));
 }
 
 TEST(ProtocolMessages, SetupInterfacesRoundTrip) {
@@ -328,6 +377,7 @@ TEST(ProtocolMessages, SetupInterfacesRoundTrip) {
   put_u32(want, 0x0A000001);
   want.resize(want.size() + kMachineTail);  // not a machine
   want.back() = 1;                          // memory_reclaim: auto
+  want.resize(want.size() + kV6Tail);       // no IPv6 addresses, no routes
   ASSERT_GE(p.size(), want.size());
   EXPECT_EQ(Bytes(p.end() - static_cast<std::ptrdiff_t>(want.size()), p.end()), want);
 
@@ -425,15 +475,15 @@ TEST(ProtocolMalformed, SetupBadInterfacesRejected) {
   SetupMsg base;
   base.rootfs_tag = "rootfs";
   Bytes p = encode(base);
-  p.resize(p.size() - 8 - kMachineTail);  // the interface count, the gateway, no machine
+  p.resize(p.size() - 8 - kMachineTail - kV6Tail);  // the interface count, the gateway, no machine
   put_u32(p, 3);
   put_u32(p, 0);
-  p.resize(p.size() + kMachineTail);
+  p.resize(p.size() + kMachineTail + kV6Tail);
   EXPECT_FALSE(decode(p, out));
-  p.resize(p.size() - 8 - kMachineTail);
+  p.resize(p.size() - 8 - kMachineTail - kV6Tail);
   put_u32(p, 0xFFFFFFFFu);
   put_u32(p, 0);
-  p.resize(p.size() + kMachineTail);
+  p.resize(p.size() + kMachineTail + kV6Tail);
   EXPECT_FALSE(decode(p, out));
 }
 
@@ -475,6 +525,71 @@ TEST(ProtocolMessages, SpawnRoundTrip) {
   EXPECT_EQ(out.rlimits[1].resource, 4u);
   EXPECT_EQ(out.rlimits[1].soft, 0u);
   EXPECT_EQ(out.rlimits[1].hard, kRlimInfinity);
+  ASSERT_TRUE(out.capabilities.has_value());
+  EXPECT_EQ(out.capabilities->bounding, kAllCapabilities);
+  EXPECT_EQ(out.capabilities->effective, 1u << 5);
+  EXPECT_EQ(out.capabilities->permitted, (1u << 5) | 1);
+  EXPECT_EQ(out.capabilities->inheritable, 1ull << 40);
+  EXPECT_EQ(out.capabilities->ambient, 0u);
+  EXPECT_EQ(out.no_new_privileges, 1);
+}
+
+TEST(ProtocolMessages, SpawnCapabilityFlagsAreChecked) {
+  Spawn in;
+  in.argv = {"true"};
+  std::vector<uint8_t> p = encode(in);
+  Spawn out;
+  ASSERT_TRUE(decode(p, out));
+  EXPECT_FALSE(out.capabilities.has_value());
+  // The payload ends with u8 has_caps, five u64 sets, u8 no_new_privileges.
+  const size_t has_caps = p.size() - 42, nnp = p.size() - 1;
+  std::vector<uint8_t> bad = p;
+  bad[has_caps] = 2;
+  EXPECT_FALSE(decode(bad, out));
+  bad = p;
+  bad[nnp] = 2;
+  EXPECT_FALSE(decode(bad, out));
+  bad = p;
+  bad[has_caps + 1] = 1;  // a bounding set without has_caps
+  EXPECT_FALSE(decode(bad, out));
+  bad[has_caps] = 1;
+  ASSERT_TRUE(decode(bad, out));
+  ASSERT_TRUE(out.capabilities.has_value());
+  EXPECT_EQ(out.capabilities->bounding, 1u);
+  // A peer before version 6 sends neither field: short.
+  bad = p;
+  bad.resize(has_caps);
+  EXPECT_FALSE(decode(bad, out));
+}
+
+TEST(ProtocolMessages, UpdateRoundTripAndBounds) {
+  Update in{5ull << 32, 77, 150000, 100000};
+  Update out;
+  ASSERT_TRUE(decode(encode(in), out));
+  EXPECT_EQ(out.memory_limit_bytes, 5ull << 32);
+  EXPECT_EQ(out.pids_limit, 77u);
+  EXPECT_EQ(out.cpu_quota_usec, 150000u);
+  EXPECT_EQ(out.cpu_period_usec, 100000u);
+  EXPECT_TRUE(decode(encode(Update{}), out));  // every limit "max"
+  EXPECT_FALSE(decode(encode(Update{0, 0, kMinCpuPeriodUsec - 1, 0}), out));
+  EXPECT_FALSE(decode(encode(Update{0, 0, 0, kMaxCpuPeriodUsec + 1}), out));
+  std::vector<uint8_t> short_payload = encode(in);
+  short_payload.pop_back();
+  EXPECT_FALSE(decode(short_payload, out));
+  EXPECT_STREQ(type_name(static_cast<uint16_t>(MsgType::kUpdateResult)), "update-result");
+  EXPECT_TRUE(is_known_type(19));
+  EXPECT_FALSE(is_known_type(20));
+}
+
+TEST(ProtocolMessages, CapabilityNames) {
+  EXPECT_STREQ(capability_name(0), "CAP_CHOWN");
+  EXPECT_STREQ(capability_name(21), "CAP_SYS_ADMIN");
+  EXPECT_STREQ(capability_name(kCapLast), "CAP_CHECKPOINT_RESTORE");
+  EXPECT_EQ(capability_name(kCapLast + 1), nullptr);
+  for (uint32_t i = 0; i <= kCapLast; ++i)
+    EXPECT_EQ(capability_number(capability_name(i)), i);
+  EXPECT_EQ(capability_number("NET_ADMIN"), std::nullopt);
+  EXPECT_EQ(capability_number("cap_net_admin"), std::nullopt);
 }
 
 TEST(ProtocolMessages, SpawnMinimalRoundTrip) {
@@ -493,6 +608,8 @@ TEST(ProtocolMessages, SpawnMinimalRoundTrip) {
   EXPECT_EQ(out.cols, 0);
   EXPECT_TRUE(out.user.empty());
   EXPECT_TRUE(out.rlimits.empty());
+  EXPECT_FALSE(out.capabilities.has_value());
+  EXPECT_EQ(out.no_new_privileges, 0);
 }
 
 TEST(ProtocolMessages, ReplyRoundTrip) {
@@ -766,7 +883,9 @@ TEST(ProtocolMalformed, RlimitCountLiesRejected) {
   Spawn in;
   in.argv = {"true"};
   Bytes base = encode(in);
-  base.resize(base.size() - 4);  // drop the empty rlimits list
+  // Drop the empty rlimits list and what follows it (has_caps, five sets,
+  // no_new_privileges), which with_items puts back.
+  base.resize(base.size() - 4 - 42);
 
   // A count beyond the bytes left: one item claimed, 19 of its 20 bytes.
   Bytes short_item = base;
@@ -784,6 +903,7 @@ TEST(ProtocolMalformed, RlimitCountLiesRejected) {
       put_u64(p, 1);
       put_u64(p, 2);
     }
+    p.insert(p.end(), 42, 0);
     return p;
   };
   EXPECT_FALSE(decode(with_items(kMaxRlimits + 1), out));

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "agent/capabilities.h"
 #include "agent/ulimit.h"
 #include "base/strings.h"
 
@@ -126,6 +127,7 @@ Status prepare_config(ContainerConfig& c, const std::string& id) {
     return Error(ErrorCode::kInvalidArgument, "memory must be at least 32 MiB");
   for (const auto& u : c.ulimits)
     VESSEL_TRY(agent::parse_ulimit(u));
+  VESSEL_TRY(agent::docker_capabilities(c.cap_add, c.cap_drop));
   if (c.stop_timeout < -1)
     return Error(ErrorCode::kInvalidArgument, "invalid stop timeout (expected seconds >= 0)");
   if (c.hostname.empty()) c.hostname = id.substr(0, 12);
@@ -172,6 +174,9 @@ std::string to_json(const ContainerConfig& c) {
       {"memory_reclaim", c.memory_reclaim},
       {"cpu_millis", c.cpu_millis},
       {"ulimits", c.ulimits},
+      {"cap_add", c.cap_add},
+      {"cap_drop", c.cap_drop},
+      {"no_new_privileges", c.no_new_privileges},
       {"accel", c.accel},
       {"kernel", c.kernel},
       {"initrd", c.initrd},
@@ -195,6 +200,14 @@ std::string to_json(const ContainerConfig& c) {
                      {"container_port", p.container_port},
                      {"proto", net::proto_name(p.proto)}});
   j["ports"] = std::move(ports);
+  if (c.capabilities) {
+    const protocol::Capabilities& k = *c.capabilities;
+    j["capabilities"] = {{"bounding", k.bounding},
+                         {"effective", k.effective},
+                         {"permitted", k.permitted},
+                         {"inheritable", k.inheritable},
+                         {"ambient", k.ambient}};
+  }
   if (c.machine.enabled) {
     const MachineConfig& m = c.machine;
     j["machine"] = {{"user", m.user},
@@ -256,6 +269,18 @@ Result<ContainerConfig> config_from_json(const std::string& text) {
     c.dns_search = j.value("dns_search", std::vector<std::string>{});
     c.dns_options = j.value("dns_options", std::vector<std::string>{});
     c.extra_hosts = j.value("extra_hosts", std::vector<std::string>{});
+    // Capabilities came later: absent in older configurations (which then
+    // get Docker's default set).
+    c.cap_add = j.value("cap_add", std::vector<std::string>{});
+    c.cap_drop = j.value("cap_drop", std::vector<std::string>{});
+    c.no_new_privileges = j.value("no_new_privileges", false);
+    if (j.contains("capabilities")) {
+      const json& k = j.at("capabilities");
+      c.capabilities = protocol::Capabilities{
+          k.at("bounding").get<uint64_t>(), k.at("effective").get<uint64_t>(),
+          k.at("permitted").get<uint64_t>(), k.at("inheritable").get<uint64_t>(),
+          k.at("ambient").get<uint64_t>()};
+    }
     if (j.contains("ports")) {
       for (const auto& p : j.at("ports")) {
         net::PortMapping m;

@@ -10,6 +10,7 @@
 
 #include "base/error.h"
 #include "net/port_spec.h"
+#include "protocol/protocol.h"
 #include "runtime/mounts.h"
 
 namespace vessel::runtime {
@@ -99,6 +100,16 @@ struct ContainerConfig {
   uint32_t cpu_millis = 0;
   /// --ulimit as given ("nofile=1024:2048"), applied to every process.
   std::vector<std::string> ulimits;
+  /// --cap-add and --cap-drop as given ("NET_ADMIN", "ALL"): every process
+  /// gets Docker's default set with these applied (agent/capabilities.h).
+  /// Not used when `capabilities` is set, nor for a machine (its processes
+  /// keep all of root's).
+  std::vector<std::string> cap_add, cap_drop;
+  /// Exact capability sets for every process (an OCI spec's
+  /// process.capabilities); unset: Docker's, from cap_add and cap_drop.
+  std::optional<protocol::Capabilities> capabilities;
+  /// --security-opt no-new-privileges: PR_SET_NO_NEW_PRIVS for every process.
+  bool no_new_privileges = false;
   std::string accel;   // "kvm", "tcg" or "" (automatic)
   std::string kernel;  // resolved guest kernel and initramfs paths
   std::string initrd;

@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "agent/capabilities.h"
 #include "agent/ulimit.h"
 #include "base/log.h"
 #include "base/strings.h"
@@ -195,6 +196,17 @@ Status make_machine_disk(const std::string& snapshot, const std::string& path, u
   return ok_status();
 }
 
+protocol::Update container_limits(const ContainerConfig& c) {
+  protocol::Update u;
+  u.memory_limit_bytes = c.machine.enabled ? 0 : c.memory_bytes;
+  u.pids_limit = c.pids_limit;
+  if (c.cpu_millis > 0) {
+    u.cpu_period_usec = 100'000;
+    u.cpu_quota_usec = std::max<uint32_t>(c.cpu_millis * 100, 1000);
+  }
+  return u;
+}
+
 protocol::Spawn main_spawn(const ContainerConfig& c, uint16_t rows, uint16_t cols) {
   protocol::Spawn s;
   s.argv = c.argv;
@@ -210,6 +222,16 @@ protocol::Spawn main_spawn(const ContainerConfig& c, uint16_t rows, uint16_t col
   s.cols = cols;
   for (const auto& u : c.ulimits)
     if (auto r = agent::parse_ulimit(u); r.ok()) s.rlimits.push_back(*r);  // checked at create
+  if (c.capabilities) {
+    s.capabilities = *c.capabilities;
+  } else if (!c.machine.enabled) {
+    // Checked at create; a configuration that no longer parses (edited by
+    // hand) gets the default set rather than all of root's.
+    auto set = agent::docker_capabilities(c.cap_add, c.cap_drop);
+    s.capabilities =
+        agent::container_capabilities(set.ok() ? *set : agent::docker_default_capabilities());
+  }
+  s.no_new_privileges = c.no_new_privileges;
   return s;
 }
 
@@ -296,15 +318,14 @@ Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
           ? container_resolv_conf(std::nullopt, c.dns, c.dns_search, c.dns_options)
           : o.resolv_conf,
       static_cast<uint8_t>(c.read_only)};
-  setup.memory_limit_bytes = c.machine.enabled ? 0 : c.memory_bytes;
-  setup.pids_limit = c.pids_limit;
+  const protocol::Update limits = container_limits(c);
+  setup.memory_limit_bytes = limits.memory_limit_bytes;
+  setup.pids_limit = limits.pids_limit;
+  setup.cpu_quota_usec = limits.cpu_quota_usec;
+  setup.cpu_period_usec = limits.cpu_period_usec;
   // A machine's cgroups are its init's; free page reporting alone returns
   // what it frees.
   setup.memory_reclaim = !c.machine.enabled && c.memory_reclaim;
-  if (c.cpu_millis > 0) {
-    setup.cpu_period_usec = 100'000;
-    setup.cpu_quota_usec = std::max<uint32_t>(c.cpu_millis * 100, 1000);
-  }
   if (c.machine.enabled) {
     // The machine's own disk, written in place; its init takes PID 1 after
     // Setup. Its console log spans the boots of one start (the monitor
@@ -387,6 +408,8 @@ Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
   cfg.nics = o.nics;
   setup.interfaces = o.interfaces;
   setup.gateway = o.gateway;
+  setup.addresses6 = o.addresses6;
+  setup.routes = o.routes;
   // QEMU's microvm has 8 virtio-mmio transports without ACPI (more need a
   // second IO-APIC, which only ACPI describes): the agent's port, the root
   // (two disks, or a share), the network devices and the mounts' shares

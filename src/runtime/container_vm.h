@@ -33,7 +33,9 @@ struct BootOptions {
   /// Empty: the container has only lo.
   std::vector<vmm::NetDevice> nics;
   std::vector<protocol::Interface> interfaces;
-  uint32_t gateway = 0;  // IPv4 default route (host byte order); 0: none
+  uint32_t gateway = 0;                        // IPv4 default route (host byte order); 0: none
+  std::vector<protocol::Address6> addresses6;  // Setup.addresses6
+  std::vector<protocol::Route> routes;         // Setup.routes
   /// The container's /etc/hosts and /etc/resolv.conf; "" for the defaults
   /// (localhost and the hostname; the host's resolvers minus loopback ones).
   std::string hosts;
@@ -118,7 +120,13 @@ Status make_writable_disk(const std::string& path, uint64_t bytes);
 /// sparse copy, `bytes` long, with a journal added (snapshots have none).
 Status make_machine_disk(const std::string& snapshot, const std::string& path, uint64_t bytes);
 
-/// The Spawn message that starts `config`'s main process.
+/// The container cgroup's limits Setup gives `config` (none for a machine):
+/// memory.max is the container's memory, cpu.max its --cpus fraction.
+protocol::Update container_limits(const ContainerConfig& config);
+
+/// The Spawn message that starts `config`'s main process (and, with argv
+/// and the rest replaced, an exec's): the container's rlimits, capability
+/// sets and no_new_privs.
 protocol::Spawn main_spawn(const ContainerConfig& config, uint16_t rows, uint16_t cols);
 
 /// Docker's exit code for a Spawn the guest refused: 127 (not found), 126

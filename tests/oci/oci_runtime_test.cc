@@ -17,8 +17,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -420,6 +422,135 @@ TEST_F(OciRuntimeTest, PodmanExecStopLogs) {
   expect_nothing_left("/run/vessel-runtime");
 }
 
+// /proc/<pid>/status's capability lines and NoNewPrivs, keyed by name.
+std::map<std::string, std::string> status_lines(const std::string& text) {
+  std::map<std::string, std::string> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    size_t colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    size_t v = line.find_first_not_of(" \t", colon + 1);
+    out[line.substr(0, colon)] = v == std::string::npos ? "" : line.substr(v);
+  }
+  return out;
+}
+
+// A config.json capability list as /proc/<pid>/status prints the set.
+std::string status_mask(const Json& names) {
+  static const std::map<std::string, int> kNumbers = {
+      {"CAP_CHOWN", 0},      {"CAP_DAC_OVERRIDE", 1}, {"CAP_FOWNER", 3},
+      {"CAP_FSETID", 4},     {"CAP_KILL", 5},         {"CAP_SETGID", 6},
+      {"CAP_SETUID", 7},     {"CAP_SETPCAP", 8},      {"CAP_NET_BIND_SERVICE", 10},
+      {"CAP_NET_ADMIN", 12}, {"CAP_NET_RAW", 13},     {"CAP_SYS_CHROOT", 18},
+      {"CAP_MKNOD", 27},     {"CAP_AUDIT_WRITE", 29}, {"CAP_SETFCAP", 31}};
+  uint64_t mask = 0;
+  for (const auto& n : names) {
+    auto it = kNumbers.find(n.get<std::string>());
+    if (it == kNumbers.end())
+      ADD_FAILURE() << "the test does not know " << n;
+    else
+      mask |= 1ull << it->second;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(mask));
+  return buf;
+}
+
+TEST_F(OciRuntimeTest, PodmanCapabilitiesAndNoNewPrivileges) {
+  need_podman();
+  // Podman's own default set, less CHOWN, plus NET_ADMIN; the process in the
+  // VM must have exactly what config.json says, in the main process and in
+  // an exec'd one.
+  const std::string show = "grep -E '^(Cap|NoNewPrivs)' /proc/self/status";
+  auto started = podman({"run", "-d", "--name", "caps", "--network", "none", "--cap-drop", "CHOWN",
+                         "--cap-add", "NET_ADMIN", "--security-opt", "no-new-privileges", kImage,
+                         "sh", "-c", show + "; sleep 1000"});
+  ASSERT_EQ(started.exit_code, 0) << describe(started);
+  auto config_path = podman({"inspect", "caps", "--format", "{{.OCIConfigPath}}"});
+  ASSERT_EQ(config_path.exit_code, 0) << describe(config_path);
+  Json config =
+      Json::parse(read_text(config_path.out.substr(0, config_path.out.find('\n'))), nullptr, false);
+  ASSERT_TRUE(config.is_object()) << config_path.out;
+  const Json& caps = config["process"]["capabilities"];
+  ASSERT_TRUE(caps.is_object()) << config.dump();
+  EXPECT_EQ(config["process"].value("noNewPrivileges", false), true);
+
+  std::map<std::string, std::string> main;
+  for (int i = 0; i < 100 && main.count("NoNewPrivs") == 0; ++i) {
+    main = status_lines(podman({"logs", "caps"}).out);
+    if (main.count("NoNewPrivs") == 0) std::this_thread::sleep_for(100ms);
+  }
+  auto exec = podman({"exec", "caps", "sh", "-c", show});
+  EXPECT_EQ(exec.exit_code, 0) << describe(exec);
+  for (auto [what, lines] :
+       {std::pair<std::string, std::map<std::string, std::string>>{"main", main},
+        {"exec", status_lines(exec.out)}}) {
+    SCOPED_TRACE(what);
+    // Root's sets after execve(2) are the bounding set (capabilities(7));
+    // Podman gives effective = permitted = bounding, no inheritable.
+    EXPECT_EQ(lines["CapBnd"], status_mask(caps["bounding"]));
+    EXPECT_EQ(lines["CapEff"], status_mask(caps["effective"]));
+    EXPECT_EQ(lines["CapPrm"], status_mask(caps["permitted"]));
+    EXPECT_EQ(lines["CapInh"], status_mask(caps.value("inheritable", Json::array())));
+    EXPECT_EQ(lines["CapAmb"], status_mask(caps.value("ambient", Json::array())));
+    EXPECT_EQ(lines["NoNewPrivs"], "1");
+    uint64_t eff = std::strtoull(lines["CapEff"].c_str(), nullptr, 16);
+    EXPECT_TRUE(eff & (1ull << 12)) << "no CAP_NET_ADMIN";
+    EXPECT_FALSE(eff & (1ull << 0)) << "CAP_CHOWN kept";
+  }
+  // What the sets mean: without CAP_CHOWN root cannot give a file away.
+  auto chown = podman({"exec", "caps", "sh", "-c", "touch /tmp/f && chown 1000 /tmp/f"});
+  EXPECT_NE(chown.exit_code, 0) << describe(chown);
+  auto rm = podman({"rm", "-f", "caps"});
+  EXPECT_EQ(rm.exit_code, 0) << describe(rm);
+}
+
+TEST_F(OciRuntimeTest, PodmanUpdateChangesLimitsInTheVm) {
+  need_podman();
+  auto started = podman({"run", "-d", "--name", "upd", "--network", "none", "--memory", "256m",
+                         kImage, "sleep", "1000"});
+  ASSERT_EQ(started.exit_code, 0) << describe(started);
+  const std::string show =
+      "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/cpu.max /sys/fs/cgroup/pids.max";
+  auto before = podman({"exec", "upd", "sh", "-c", show});
+  // Podman's default pids limit is 2048.
+  EXPECT_EQ(before.out, "268435456\nmax 100000\n2048\n") << describe(before);
+
+  // Podman 4.3 writes linux.resources to a file for `update --resources`.
+  auto updated = podman(
+      {"update", "--memory", "100m", "--cpu-quota", "50000", "--cpu-period", "100000", "upd"});
+  EXPECT_EQ(updated.exit_code, 0) << describe(updated);
+  // Podman has no --pids-limit for update: vessel-runtime's own flag, in
+  // the root Podman uses (the default).
+  auto id = podman({"inspect", "upd", "--format", "{{.Id}}"});
+  std::string full_id = id.out.substr(0, id.out.find('\n'));
+  // containerd's shim way first (linux.resources on stdin), then the flag.
+  RunOptions json;
+  json.stdin_data = R"({"pids": {"limit": 40}, "cpu": {"shares": 512}})";
+  auto piped = runtime({"update", "-r", "-", full_id}, "/run/vessel-runtime", json);
+  EXPECT_EQ(piped.exit_code, 0) << describe(piped);
+  auto forty = podman({"exec", "upd", "cat", "/sys/fs/cgroup/pids.max"});
+  EXPECT_EQ(forty.out, "40\n") << describe(forty);
+  auto pids = runtime({"update", "--pids-limit", "50", full_id}, "/run/vessel-runtime");
+  EXPECT_EQ(pids.exit_code, 0) << describe(pids);
+  auto after = podman({"exec", "upd", "sh", "-c", show});
+  EXPECT_EQ(after.out, "104857600\n50000 100000\n50\n") << describe(after);
+
+  // Beyond the VM: a clear error, and nothing changes.
+  auto too_much = podman({"update", "--memory", "1g", "upd"});
+  EXPECT_NE(too_much.exit_code, 0) << describe(too_much);
+  EXPECT_NE(too_much.err.find("memory limit 1024 MiB is above the VM's 256 MiB"), std::string::npos)
+      << describe(too_much);
+  auto cpus = runtime({"update", "--cpu-quota", "900000", full_id}, "/run/vessel-runtime");
+  EXPECT_NE(cpus.exit_code, 0);
+  EXPECT_NE(cpus.err.find("more than the VM's"), std::string::npos) << describe(cpus);
+  auto unchanged = podman({"exec", "upd", "sh", "-c", show});
+  EXPECT_EQ(unchanged.out, after.out) << describe(unchanged);
+  auto rm = podman({"rm", "-f", "upd"});
+  EXPECT_EQ(rm.exit_code, 0) << describe(rm);
+}
+
 TEST_F(OciRuntimeTest, PodmanNetworkAndPublishedPort) {
   need_podman();
   if (!exists("/usr/bin/curl") || !exists("/usr/sbin/tc"))
@@ -573,12 +704,18 @@ TEST_F(OciRuntimeTest, NetworkNamespaceBecomesTheVms) {
     EXPECT_EQ(r.exit_code, 0) << script << "\n" << describe(r);
     return r.exit_code == 0;
   };
+  // Dual stack, and an extra route, as CNI plugins add them (nodad: the
+  // addresses are usable at once, as CNI's are by the time a runtime runs).
   ASSERT_TRUE(
       sh("ip netns add pod1 && "
          "ip link add vpod1 type veth peer name eth0 netns pod1 && "
          "ip addr add 198.51.100.1/24 dev vpod1 && ip link set vpod1 up && "
-         "ip -n pod1 addr add 198.51.100.2/24 dev eth0 && ip -n pod1 link set eth0 up && "
-         "ip -n pod1 link set lo up && ip -n pod1 route add default via 198.51.100.1"));
+         "ip addr add fd00:51::1/64 dev vpod1 nodad && "
+         "ip -n pod1 addr add 198.51.100.2/24 dev eth0 && "
+         "ip -n pod1 addr add fd00:51::2/64 dev eth0 nodad && ip -n pod1 link set eth0 up && "
+         "ip -n pod1 link set lo up && ip -n pod1 route add default via 198.51.100.1 && "
+         "ip -n pod1 route add 203.0.113.0/24 via 198.51.100.1 && "
+         "ip -n pod1 -6 route add default via fd00:51::1"));
   std::string root = g_shared->base + "/netns";
   // A CRI pod's sandbox comes first: its VM keeps lo only.
   std::string pause = g_shared->base + "/bundle-pause";
@@ -612,6 +749,17 @@ TEST_F(OciRuntimeTest, NetworkNamespaceBecomesTheVms) {
     std::this_thread::sleep_for(300ms);
   }
   EXPECT_EQ(got.out, "served from the VM\n") << describe(got);
+  // Its IPv6 address too, and the namespace's extra routes are the guest's.
+  CliResult got6 =
+      run_process({"/usr/bin/curl", "-sS", "-m", "5", "-g", "http://[fd00:51::2]/index.html"}, {});
+  EXPECT_EQ(got6.out, "served from the VM\n") << describe(got6);
+  auto routes = runtime({"exec", "n1", "sh", "-c", "ip route; ip -6 route; ip -6 addr"}, root);
+  EXPECT_EQ(routes.exit_code, 0) << describe(routes);
+  EXPECT_NE(routes.out.find("203.0.113.0/24 via 198.51.100.1"), std::string::npos)
+      << describe(routes);
+  EXPECT_NE(routes.out.find("default via fd00:51::1"), std::string::npos) << describe(routes);
+  EXPECT_NE(routes.out.find("inet6 fd00:51::2/64 scope global"), std::string::npos)
+      << describe(routes);
   // A second container cannot take the same interface.
   auto second = runtime({"create", "--bundle", bundle, "n2"}, root);
   EXPECT_NE(second.exit_code, 0);

@@ -176,6 +176,27 @@ TEST_F(RunTest, HostnameFlagSetsTheHostname) {
   EXPECT_EQ(r.out, "myhost\n");
 }
 
+TEST_F(RunTest, CapabilitiesAreDockersDefaultAndFollowTheFlags) {
+  const std::string show = "grep -E '^(CapEff|CapBnd|CapAmb|NoNewPrivs)' /proc/self/status";
+  // Docker's default set (CHOWN ... SETFCAP, 14 capabilities), as `docker
+  // run` shows it, and no no_new_privs.
+  CliResult def = run_busybox({"sh", "-c", show});
+  EXPECT_EQ(def.exit_code, 0) << def.err;
+  EXPECT_EQ(def.out,
+            "CapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\nCapAmb:\t0000000000000000\n"
+            "NoNewPrivs:\t0\n");
+  CliResult flags =
+      run_busybox({"--cap-drop", "ALL", "--cap-add", "net_admin", "--cap-add", "CAP_KILL",
+                   "--security-opt", "no-new-privileges", "sh", "-c", show});
+  EXPECT_EQ(flags.exit_code, 0) << flags.err;
+  EXPECT_EQ(flags.out,
+            "CapEff:\t0000000000001020\nCapBnd:\t0000000000001020\nCapAmb:\t0000000000000000\n"
+            "NoNewPrivs:\t1\n");
+  CliResult bad = run_busybox({"--cap-add", "FLY", "true"});
+  EXPECT_EQ(bad.exit_code, 125);
+  EXPECT_NE(bad.err.find("unknown capability 'FLY'"), std::string::npos) << bad.err;
+}
+
 // --- Resources ----------------------------------------------------------------
 
 TEST_F(RunTest, CpusFlagSetsTheNumberOfCpusToTwo) {
