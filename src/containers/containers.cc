@@ -345,9 +345,44 @@ Status Containers::wait_gone(const ContainerRecord& r, std::chrono::milliseconds
   return ok_status();
 }
 
+namespace {
+
+std::string paused_marker(const std::string& root, const std::string& id) {
+  return runtime::runtime_dir_of(root, id) + "/paused";
+}
+
+}  // namespace
+
+bool Containers::paused(const ContainerRecord& r) const {
+  return r.state.status == RunState::kRunning &&
+         ::access(paused_marker(root_, r.id).c_str(), F_OK) == 0;
+}
+
+Status Containers::pause(const ContainerRecord& record, bool pause) {
+  VESSEL_ASSIGN_OR_RETURN(ContainerRecord r, reconcile(record));
+  if (r.state.status != RunState::kRunning || !runtime::owner_alive(root_, r.id))
+    return Error(ErrorCode::kFailedPrecondition,
+                 "Container " + display_name(r) + " is not running");
+  if (paused(r) == pause)
+    return Error(
+        ErrorCode::kFailedPrecondition,
+        "Container " + display_name(r) + (pause ? " is already paused" : " is not paused"));
+  VESSEL_ASSIGN_OR_RETURN(monitor::Channel ch, connect(r));
+  uint8_t payload = pause ? 1 : 0;
+  VESSEL_TRY(monitor::request(ch, monitor::ApiType::kPause, std::span<const uint8_t>(&payload, 1),
+                              std::chrono::seconds(30)));
+  std::string marker = paused_marker(root_, r.id);
+  if (pause) return sys::write_file_atomic(marker, "");
+  if (::unlink(marker.c_str()) != 0 && errno != ENOENT)
+    return Error::from_errno(errno, "unlink '" + marker + "'");
+  return ok_status();
+}
+
 Status Containers::stop(const ContainerRecord& record, int signal, int timeout) {
   VESSEL_ASSIGN_OR_RETURN(ContainerRecord r, reconcile(record));
   if (!runtime::owner_alive(root_, r.id)) return ok_status();
+  // A frozen guest cannot take the signal (Docker thaws too).
+  if (paused(r)) VESSEL_TRY(pause(r, false));
   auto ch = connect(r);
   if (!ch.ok()) return ok_status();  // it ended meanwhile
   VESSEL_ASSIGN_OR_RETURN(runtime::ContainerConfig config, runtime::config_from_json(r.config));
@@ -364,6 +399,7 @@ Status Containers::kill(const ContainerRecord& record, int signal) {
   auto not_running = Error(ErrorCode::kFailedPrecondition,
                            "cannot kill container " + display_name(r) + ": it is not running");
   if (!runtime::owner_alive(root_, r.id)) return not_running;
+  if (paused(r)) VESSEL_TRY(pause(r, false));
   auto ch = connect(r);
   if (!ch.ok()) return not_running;
   auto payload = protocol::encode(protocol::Signal{signal});
@@ -379,6 +415,7 @@ Status Containers::remove(const ContainerRecord& record, bool force, bool volume
       return Error(ErrorCode::kFailedPrecondition,
                    "cannot remove container " + display_name(r) +
                        ": it is running (stop it first, or use rm -f)");
+    if (paused(r)) (void)pause(r, false);
     // Ask the monitor to kill it; if the monitor does not answer, kill the
     // monitor, which takes its QEMU and virtiofsd with it.
     bool stopped = false;

@@ -82,6 +82,14 @@ class Containers {
   /// anonymous volumes go too.
   Status remove(const ContainerRecord& r, bool force, bool volumes = false);
 
+  /// Freezes (`pause`) or thaws the VM's vCPUs (docker pause/unpause);
+  /// kFailedPrecondition when it is not running, already paused, or (to
+  /// thaw) not paused. Paused is kept as a marker in the runtime directory,
+  /// so it ends with the monitor.
+  Status pause(const ContainerRecord& r, bool pause);
+  /// True while the running container is paused.
+  bool paused(const ContainerRecord& r) const;
+
   /// One resource sample of a running container, from its guest (the
   /// monitor asks the agent, which reads the container's cgroup);
   /// kFailedPrecondition when it is not running, kTimeout after 10 s.

@@ -387,12 +387,17 @@ void Monitor::release_network() {
 
 bool Monitor::should_restart(int exit_code) const {
   if (stop_requested_) return false;
-  switch (config_.restart.kind) {
+  // The policy as recorded now: `docker update --restart` changes it while
+  // the container runs.
+  RestartPolicy policy = config_.restart;
+  if (store_)
+    if (auto r = store_->container(o_.id); r.ok())
+      if (auto c = runtime::config_from_json(r->config); c.ok()) policy = c->restart;
+  switch (policy.kind) {
     case RestartPolicy::Kind::kNo:
       return false;
     case RestartPolicy::Kind::kOnFailure:
-      return exit_code != 0 &&
-             (config_.restart.max_retries == 0 || restart_count_ < config_.restart.max_retries);
+      return exit_code != 0 && (policy.max_retries == 0 || restart_count_ < policy.max_retries);
     case RestartPolicy::Kind::kAlways:
     case RestartPolicy::Kind::kUnlessStopped:
       return true;

@@ -397,6 +397,19 @@ Result<ContainerRecord> Store::update_container(
   return r;
 }
 
+Status Store::rename_container(const std::string& id, const std::string& name) {
+  Stmt s(db_, "UPDATE containers SET name = ?1 WHERE id = ?2");
+  if (!s.ok()) return db_error(db_, "rename container");
+  if (s.bind(1, name).bind(2, id).step() != SQLITE_DONE) {
+    Error e = db_error(db_, "rename container");
+    if (e.code() == ErrorCode::kAlreadyExists)
+      return Error(ErrorCode::kAlreadyExists, "the name '" + name + "' is in use");
+    return e;
+  }
+  if (sqlite3_changes(db_) == 0) return Error(ErrorCode::kNotFound, "No such container: " + id);
+  return ok_status();
+}
+
 Status Store::remove_container(const std::string& id) {
   Stmt s(db_, "DELETE FROM containers WHERE id = ?1");
   if (!s.ok() || s.bind(1, id).step() != SQLITE_DONE) return db_error(db_, "remove container");

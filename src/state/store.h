@@ -121,6 +121,9 @@ class Store {
   /// Whatever error `change` returns aborts the update and is returned.
   Result<ContainerRecord> update_container(const std::string& id,
                                            const std::function<Status(ContainerRecord&)>& change);
+  /// Gives container `id` the name `name`: kAlreadyExists when another
+  /// container has it, kNotFound when there is no such container.
+  Status rename_container(const std::string& id, const std::string& name);
   /// kNotFound if there is no such container.
   Status remove_container(const std::string& id);
 
