@@ -13,6 +13,7 @@
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <cstdlib>
+#include <limits>
 #include <system_error>
 #include <thread>
 
@@ -117,7 +118,9 @@ void serve_connection(Context& ctx, const Router& router, local::socket sock) {
     http::request_parser<http::string_body> parser;
     parser.header_limit(kMaxHeaderBytes);
     // The limit is set once the route is known (a tar upload streams).
-    parser.body_limit(boost::none);
+    // Not boost::none: Boost 1.74 compares a Content-Length with it as
+    // "greater than nothing" and refuses every body.
+    parser.body_limit(std::numeric_limits<uint64_t>::max());
     beast::error_code ec;
     http::read_header(sock, buf, parser, ec);
     if (ec == http::error::end_of_stream || ec == asio::error::eof ||

@@ -506,8 +506,12 @@ TEST_F(DockerApiTest, CpExportTopPauseRenameUpdateOnOneContainer) {
   EXPECT_EQ(deep.ok() ? *deep : "", "deep\n");
   CliResult missing = docker({"cp", "box:/no/such", host + "/x"});
   EXPECT_NE(missing.exit_code, 0);
-  EXPECT_TRUE(contains(missing.err, "Could not find the file /no/such in container box"))
+  EXPECT_TRUE(
+      contains(missing.err, "No such container:path: box:/no/such"))  // the CLI's text for the 404
       << missing.err;
+  EXPECT_TRUE(contains(raw("GET /v1.41/containers/box/archive?path=/no/such HTTP/1.1\r\nHost: "
+                           "x\r\nConnection: close\r\n\r\n"),
+                       "Could not find the file /no/such in container box"));
   // Raw: no path is 400; a file as the extraction point is 400.
   EXPECT_TRUE(contains(raw("HEAD /v1.41/containers/box/archive HTTP/1.1\r\nHost: x\r\n"
                            "Connection: close\r\n\r\n"),
