@@ -218,6 +218,21 @@ Status read_host_config(const json& hc, CreateSpec& out) {
 
 }  // namespace
 
+Result<networks::Attachment> parse_endpoint_config(const json& ep, const std::string& network,
+                                                   const std::string& p) {
+  networks::Attachment a{network == "bridge" ? networks::kDefaultNetwork : network, "", "", {}};
+  if (ep.is_null()) return a;
+  if (!ep.is_object()) return bad(p.substr(0, p.size() - 1), "expected an object");
+  VESSEL_ASSIGN_OR_RETURN(auto aliases, get_strings(ep, "Aliases", p));
+  a.aliases = aliases.value_or(std::vector<std::string>{});
+  VESSEL_ASSIGN_OR_RETURN(a.mac, get_string(ep, "MacAddress", p));
+  if (const json* ipam = field(ep, "IPAMConfig")) {
+    if (!ipam->is_object()) return bad(p + "IPAMConfig", "expected an object");
+    VESSEL_ASSIGN_OR_RETURN(a.ip, get_string(*ipam, "IPv4Address", p + "IPAMConfig."));
+  }
+  return a;
+}
+
 Result<CreateSpec> parse_create_body(const json& body) {
   CreateSpec out;
   if (!body.is_object()) return bad("body", "expected a JSON object");
@@ -280,17 +295,9 @@ Result<CreateSpec> parse_create_body(const json& body) {
       for (auto& [name, ep] : eps->items()) {
         if (!ep.is_null() && !ep.is_object())
           return bad("NetworkingConfig.EndpointsConfig." + name, "expected an object");
-        networks::Attachment a{name == "bridge" ? networks::kDefaultNetwork : name, "", "", {}};
-        if (ep.is_object()) {
-          const std::string p = "NetworkingConfig.EndpointsConfig." + name + ".";
-          VESSEL_ASSIGN_OR_RETURN(auto aliases, get_strings(ep, "Aliases", p));
-          a.aliases = aliases.value_or(std::vector<std::string>{});
-          VESSEL_ASSIGN_OR_RETURN(a.mac, get_string(ep, "MacAddress", p));
-          if (const json* ipam = field(ep, "IPAMConfig")) {
-            if (!ipam->is_object()) return bad(p + "IPAMConfig", "expected an object");
-            VESSEL_ASSIGN_OR_RETURN(a.ip, get_string(*ipam, "IPv4Address", p + "IPAMConfig."));
-          }
-        }
+        VESSEL_ASSIGN_OR_RETURN(
+            networks::Attachment a,
+            parse_endpoint_config(ep, name, "NetworkingConfig.EndpointsConfig." + name + "."));
         bool merged = false;
         for (auto& existing : out.attachments)
           if (existing.network == a.network) {

@@ -33,4 +33,11 @@ struct CreateSpec {
 /// number", "HostConfig.Privileged is not supported by Vessel (...)".
 Result<CreateSpec> parse_create_body(const nlohmann::json& body);
 
+/// One endpoint's settings (EndpointsConfig.NAME at create, EndpointConfig
+/// of network connect): Aliases, MacAddress, IPAMConfig.IPv4Address; null
+/// is none. `path` prefixes the field names in errors ("X.Y.").
+Result<networks::Attachment> parse_endpoint_config(const nlohmann::json& ep,
+                                                   const std::string& network,
+                                                   const std::string& path);
+
 }  // namespace vessel::api

@@ -139,6 +139,10 @@ class Store {
   /// on it; kNotFound.
   Status remove_network(const std::string& name);
 
+  /// Replaces `container`'s endpoints with `endpoints` (docker network
+  /// connect/disconnect of a container that is not running), with
+  /// add_container's checks, in one transaction.
+  Status set_endpoints(const std::string& container, const std::vector<EndpointRecord>& endpoints);
   /// A container's endpoints, by position.
   Result<std::vector<EndpointRecord>> endpoints_of(const std::string& container);
   /// The endpoints on a network, by container.
@@ -172,6 +176,9 @@ class Store {
  private:
   explicit Store(sqlite3* db) : db_(db) {}
   Status exec(const char* sql);
+  /// Inserts endpoints of `container` (inside a caller's transaction).
+  Status insert_endpoints(const std::string& container,
+                          const std::vector<EndpointRecord>& endpoints);
   sqlite3* db_;
 };
 

@@ -553,10 +553,31 @@ TEST_F(DockerApiTest, CpExportTopPauseRenameUpdateOnOneContainer) {
   // rename: the new name finds it; a taken name is a conflict.
   EXPECT_EQ(docker({"rename", "box", "crate"}).exit_code, 0);
   EXPECT_EQ(docker({"inspect", "-f", "{{.Name}}", "crate"}).out, "/crate\n");
-  ASSERT_EQ(docker({"create", "--name", "other", kImage, "true"}).exit_code, 0);
+  ASSERT_EQ(
+      docker({"create", "--name", "other", kImage, "sh", "-c", "ip -o -4 addr show"}).exit_code, 0);
   CliResult taken = docker({"rename", "crate", "other"});
   EXPECT_NE(taken.exit_code, 0);
   EXPECT_TRUE(contains(taken.err, "is already in use")) << taken.err;
+
+  // network connect/disconnect: refused while the VM runs; a created
+  // container gets its NICs at the start.
+  ASSERT_EQ(docker({"network", "create", "--subnet", "10.99.0.0/24", "side"}).exit_code, 0);
+  CliResult hot = docker({"network", "connect", "side", "crate"});
+  EXPECT_NE(hot.exit_code, 0);
+  EXPECT_TRUE(contains(hot.err, "a VM's network interfaces are fixed when it boots")) << hot.err;
+  CliResult cold = docker({"network", "connect", "--alias", "sidekick", "side", "other"});
+  EXPECT_EQ(cold.exit_code, 0) << cold.err;
+  CliResult twice = docker({"network", "connect", "side", "other"});
+  EXPECT_TRUE(contains(twice.err, "is already connected to network side")) << twice.err;
+  CliResult off = docker({"network", "disconnect", "bridge", "other"});
+  EXPECT_EQ(off.exit_code, 0) << off.err;
+  CliResult nets = docker({"inspect", "-f", "{{json .NetworkSettings.Networks}}", "other"});
+  EXPECT_TRUE(contains(nets.out, "\"side\"")) << nets.out;
+  EXPECT_TRUE(contains(nets.out, "sidekick")) << nets.out;
+  CliResult wired = docker({"start", "-a", "other"});
+  EXPECT_EQ(wired.exit_code, 0) << wired.err;
+  EXPECT_TRUE(contains(wired.out, "eth0    inet 10.99.0.")) << wired.out;
+  EXPECT_FALSE(contains(wired.out, "eth1")) << wired.out;
 
   // update: the restart policy while it runs; memory only once stopped.
   CliResult restart = docker({"update", "--restart", "on-failure:3", "crate"});
