@@ -96,6 +96,19 @@ Result<std::string> path_arg(const Request& req) {
   return path;
 }
 
+// Writes the archive of a started CopyOut to the client as it comes. A
+// failure after the headers can only be told by cutting the stream; a
+// client that goes away ends the copy with the monitor connection.
+void forward(GuestCopy& copy, Exchange& ex) {
+  std::vector<uint8_t> chunk;
+  while (true) {
+    auto more = copy.next(chunk);
+    if (!more.ok() || !*more) return;
+    if (!ex.write(std::string_view(reinterpret_cast<const char*>(chunk.data()), chunk.size())).ok())
+      return;
+  }
+}
+
 Reply not_found(const std::string& path, const FoundContainer& f) {
   return error_reply(404, "Could not find the file " + path + " in container " + f.r.name);
 }
@@ -123,14 +136,7 @@ Reply get_archive(Context& ctx, Request& req, Exchange& ex) {
   taken.taken = true;
   if (!ex.begin_stream(200, "application/x-tar", {{"X-Docker-Container-Path-Stat", header}}).ok())
     return taken;
-  std::vector<uint8_t> chunk;
-  while (true) {
-    auto more = copy.next(chunk);
-    if (!more.ok() || !*more) break;
-    if (!ex.write(std::string_view(reinterpret_cast<const char*>(chunk.data()), chunk.size())).ok())
-      return taken;  // the client went away; the monitor connection's end stops the copy
-  }
-  // A failure after the headers can only be told by cutting the stream.
+  forward(copy, ex);
   return taken;
 }
 
@@ -179,13 +185,7 @@ Reply export_container(Context& ctx, Request& req, Exchange& ex) {
   Reply taken;
   taken.taken = true;
   if (!ex.begin_stream(200, "application/x-tar").ok()) return taken;
-  std::vector<uint8_t> chunk;
-  while (true) {
-    auto more = copy.next(chunk);
-    if (!more.ok() || !*more) break;
-    if (!ex.write(std::string_view(reinterpret_cast<const char*>(chunk.data()), chunk.size())).ok())
-      break;
-  }
+  forward(copy, ex);
   return taken;
 }
 

@@ -233,6 +233,21 @@ Result<networks::Attachment> parse_endpoint_config(const json& ep, const std::st
   return a;
 }
 
+Result<std::optional<registry::Credentials>> parse_registry_auth(const std::string& header) {
+  if (header.empty()) return std::optional<registry::Credentials>();
+  std::string b = header;
+  for (auto& c : b)
+    c = c == '-' ? '+' : c == '_' ? '/' : c;
+  while (b.size() % 4)
+    b += '=';
+  auto text = registry::base64_decode(b);
+  json j = text ? json::parse(*text, nullptr, false) : json();
+  if (!j.is_object()) return Error(ErrorCode::kInvalidArgument, "invalid X-Registry-Auth header");
+  std::string user = j.value("username", ""), pass = j.value("password", "");
+  if (user.empty() && pass.empty()) return std::optional<registry::Credentials>();
+  return std::optional<registry::Credentials>(registry::Credentials{user, pass});
+}
+
 Result<CreateSpec> parse_create_body(const json& body) {
   CreateSpec out;
   if (!body.is_object()) return bad("body", "expected a JSON object");

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "api/context.h"
+#include "api/create_body.h"
 #include "api/handlers.h"
 #include "base/log.h"
 #include "images/image_store.h"
@@ -300,23 +301,6 @@ Reply prune(Context& ctx, Request& req, Exchange&) {
   return json_reply(200, {{"ImagesDeleted", nullptr}, {"SpaceReclaimed", stats.bytes}});
 }
 
-// X-Registry-Auth: base64url of {"username", "password", ...}; "e30=" ({})
-// or nothing means "use the stored credentials".
-Result<std::optional<registry::Credentials>> registry_auth(const std::string& header) {
-  if (header.empty()) return std::optional<registry::Credentials>();
-  std::string b = header;
-  for (auto& c : b)
-    c = c == '-' ? '+' : c == '_' ? '/' : c;
-  while (b.size() % 4)
-    b += '=';
-  auto text = registry::base64_decode(b);
-  json j = text ? json::parse(*text, nullptr, false) : json();
-  if (!j.is_object()) return Error(ErrorCode::kInvalidArgument, "invalid X-Registry-Auth header");
-  std::string user = j.value("username", ""), pass = j.value("password", "");
-  if (user.empty() && pass.empty()) return std::optional<registry::Credentials>();
-  return std::optional<registry::Credentials>(registry::Credentials{user, pass});
-}
-
 // POST /images/{name}/push?tag=: Docker's JSON progress stream.
 Reply push(Context& ctx, Request& req, Exchange& ex) {
   std::string name = req.param("name");
@@ -324,7 +308,7 @@ Reply push(Context& ctx, Request& req, Exchange& ex) {
   if (!tag.empty()) name += ":" + tag;
   auto ref = image::parse_reference(name);
   if (!ref.ok()) return error_reply(400, ref.error().to_string());
-  VESSEL_ASSIGN_OR_RETURN_REPLY(auto creds, registry_auth(req.header("x-registry-auth")));
+  VESSEL_ASSIGN_OR_RETURN_REPLY(auto creds, parse_registry_auth(req.header("x-registry-auth")));
   VESSEL_ASSIGN_OR_RETURN_REPLY(auto store, images::ImageStore::open(ctx.root()));
   VESSEL_ASSIGN_OR_RETURN_REPLY(auto found, store.find(*ref));
   if (!found)
