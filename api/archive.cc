@@ -75,6 +75,10 @@ struct Target {
 };
 Result<Target> connect(Context& ctx, const Request& req, const std::string& what) {
   VESSEL_ASSIGN_OR_RETURN(FoundContainer f, find_container(ctx, req));
+  // A frozen guest would never answer.
+  if (f.cs->paused(f.r))
+    return Error(ErrorCode::kFailedPrecondition,
+                 "container " + f.r.name + " is paused: unpause it before " + what);
   auto ch = f.cs->connect(f.r);
   if (!ch.ok())
     return Error(ErrorCode::kFailedPrecondition,

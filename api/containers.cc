@@ -710,6 +710,8 @@ Reply not_yet(Context&, Request& req, Exchange&) {
 Reply pause_or_unpause(Context& ctx, Request& req, bool freeze) {
   VESSEL_ASSIGN_OR_RETURN_REPLY(Found f, find(ctx, req));
   if (auto s = f.cs->pause(f.r, freeze); !s.ok()) return error_reply(s.error());
+  ctx.publish(event("container", freeze ? "pause" : "unpause", f.r.id, container_attributes(f.r),
+                    state::now_ns()));
   return Reply{204, "application/json", "", {}, false};
 }
 Reply pause(Context& ctx, Request& req, Exchange&) {
@@ -806,6 +808,10 @@ Reply rename(Context& ctx, Request& req, Exchange&) {
                                   "container to be able to reuse that name.");
     return error_reply(s.error());
   }
+  json attrs = container_attributes(f.r);
+  attrs["name"] = name;
+  attrs["oldName"] = "/" + f.r.name;
+  ctx.publish(event("container", "rename", f.r.id, attrs, state::now_ns()));
   return Reply{204, "application/json", "", {}, false};
 }
 

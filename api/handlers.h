@@ -2,6 +2,7 @@
 #pragma once
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <stop_token>
 
 #include "api/router.h"
@@ -16,6 +17,13 @@ void add_exec_routes(Router& r);       // exec.cc
 void add_image_routes(Router& r);      // images.cc
 void add_volume_routes(Router& r);     // volumes.cc
 void add_network_routes(Router& r);    // networks.cc
+
+/// One event in Docker's shape (API 1.41: the old status/id/from fields
+/// beside Type/Action/Actor), at Unix time `ns`.
+nlohmann::json event(const std::string& type, const std::string& action, const std::string& id,
+                     nlohmann::json attributes, int64_t ns);
+/// A container event's attributes: image, name and its labels.
+nlohmann::json container_attributes(const containers::ContainerRecord& r);
 
 /// Publishes container events (create, start, die, destroy) in `ctx` as
 /// the state store shows them changing, polled every 200 ms (monitors,

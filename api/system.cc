@@ -129,24 +129,6 @@ Reply info(Context& ctx, Request&, Exchange&) {
                           {"Warnings", json::array()}});
 }
 
-// One event in Docker's shape (API 1.41: the old status/id/from fields
-// beside Type/Action/Actor).
-json event(const std::string& type, const std::string& action, const std::string& id,
-           json attributes, int64_t ns) {
-  json e = {{"Type", type},
-            {"Action", action},
-            {"Actor", {{"ID", id}, {"Attributes", std::move(attributes)}}},
-            {"scope", "local"},
-            {"time", ns / 1'000'000'000},
-            {"timeNano", ns}};
-  if (type == "container") {
-    e["status"] = action;
-    e["id"] = id;
-    e["from"] = e["Actor"]["Attributes"].value("image", "");
-  }
-  return e;
-}
-
 // Seconds (Docker also takes RFC 3339; only numbers here) -> ns; 0 if absent.
 Result<int64_t> time_arg(const Request& req, const char* key) {
   std::string v = req.arg(key);
@@ -157,14 +139,6 @@ Result<int64_t> time_arg(const Request& req, const char* key) {
     return Error(ErrorCode::kInvalidArgument,
                  std::string("invalid ") + key + " '" + v + "' (expected Unix seconds)");
   return static_cast<int64_t>(*secs) * 1'000'000'000;
-}
-
-json container_attributes(const state::ContainerRecord& r) {
-  json a = {{"image", r.image}, {"name", r.name}};
-  if (auto c = runtime::config_from_json(r.config); c.ok())
-    for (const auto& [k, v] : c->labels)
-      a[k] = v;
-  return a;
 }
 
 json die_event(const state::ContainerRecord& r, int code, int64_t ns) {
@@ -274,6 +248,30 @@ Reply swarm(Context&, Request&, Exchange&) {
 }
 
 }  // namespace
+
+json event(const std::string& type, const std::string& action, const std::string& id,
+           json attributes, int64_t ns) {
+  json e = {{"Type", type},
+            {"Action", action},
+            {"Actor", {{"ID", id}, {"Attributes", std::move(attributes)}}},
+            {"scope", "local"},
+            {"time", ns / 1'000'000'000},
+            {"timeNano", ns}};
+  if (type == "container") {
+    e["status"] = action;
+    e["id"] = id;
+    e["from"] = e["Actor"]["Attributes"].value("image", "");
+  }
+  return e;
+}
+
+json container_attributes(const state::ContainerRecord& r) {
+  json a = {{"image", r.image}, {"name", r.name}};
+  if (auto c = runtime::config_from_json(r.config); c.ok())
+    for (const auto& [k, v] : c->labels)
+      a[k] = v;
+  return a;
+}
 
 void watch_container_events(Context& ctx, std::stop_token stop) {
   std::unique_ptr<containers::Containers> cs;

@@ -67,9 +67,10 @@ struct NetworkRecord {
   int64_t created = 0;
 };
 
-/// A container's place on a network, fixed at create and kept until the
-/// container is removed: its NIC's position, MAC and aliases, and the
-/// address it asked for (--ip) or last held.
+/// A container's place on a network, made at create (or by network connect
+/// while it is not running) and kept until the container is removed (or
+/// disconnected): its NIC's position, MAC and aliases, and the address it
+/// asked for (--ip) or last held.
 struct EndpointRecord {
   std::string container;
   std::string network;

@@ -541,6 +541,8 @@ TEST_F(DockerApiTest, CpExportTopPauseRenameUpdateOnOneContainer) {
   EXPECT_TRUE(contains(docker({"ps", "--format", "{{.Status}}"}).out, "(Paused)"));
   EXPECT_EQ(docker({"inspect", "-f", "{{.State.Paused}} {{.State.Status}}", "box"}).out,
             "true paused\n");
+  CliResult frozen = docker({"exec", "box", "true"});
+  EXPECT_TRUE(contains(frozen.err, "is paused, unpause the container before exec")) << frozen.err;
   CliResult again = docker({"pause", "box"});
   EXPECT_NE(again.exit_code, 0);
   EXPECT_TRUE(contains(again.err, "is already paused")) << again.err;
@@ -605,6 +607,8 @@ TEST_F(DockerApiTest, CpExportTopPauseRenameUpdateOnOneContainer) {
   EXPECT_EQ(history.exit_code, 0) << history.err;
   EXPECT_TRUE(contains(history.out, "create\nstart\n")) << history.out;
   EXPECT_TRUE(contains(history.out, "die\n")) << history.out;
+  EXPECT_TRUE(contains(history.out, "pause\nunpause\n")) << history.out;
+  EXPECT_TRUE(contains(history.out, "rename\n")) << history.out;
   EXPECT_EQ(docker({"rm", "crate", "other"}).exit_code, 0);
 }
 
