@@ -31,6 +31,8 @@ packages=(
   g++ cmake ninja-build pkg-config file clang-format
   libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev libssl-dev
   libcurl4-openssl-dev libarchive-dev libsqlite3-dev sqlite3
+  # sd-bus: a systemd scope per VM where systemd manages the cgroups
+  libsystemd-dev
   # VMs: QEMU (virtiofsd comes with qemu-system-common)
   "$qemu_pkg" qemu-system-common
   # guest kernel build

@@ -125,6 +125,10 @@ class Monitor {
   std::optional<int> start();
   void handle_main_exit(int code, bool oom);
   bool should_restart(int exit_code) const;
+  // Once the VM runs and no other will be started by this monitor (no
+  // restart policy, not a machine, no caller's namespace to tidy): the
+  // capabilities only a start needs go for good.
+  void drop_start_privileges();
 
   // ---- serving ----
   // One round: waits up to `timeout` for events and handles them.
@@ -385,6 +389,23 @@ void Monitor::release_network() {
   network_ready_ = false;
 }
 
+void Monitor::drop_start_privileges() {
+  if (::geteuid() != 0 || !runtime::vmm_confinement().enabled || machine() ||
+      config_.restart.kind != RestartPolicy::Kind::kNo || !config_.netns_path.empty())
+    return;
+  // virtiofsd serves from its sandbox's own copy of the share tree: ours
+  // goes now, while we may still unmount.
+  if (vm_) vm_->detach_private_mounts();
+  // Kept: KILL (QEMU runs as another uid), NET_ADMIN and NET_RAW (the
+  // network's teardown), NET_BIND_SERVICE and SETPCAP (a dnsmasq started
+  // again at teardown), SYS_PTRACE (QEMU's /proc for stats).
+  Status dropped = sys::drop_capabilities(
+      {CAP_SYS_ADMIN, CAP_SETUID, CAP_SETGID, CAP_MKNOD, CAP_SETFCAP, CAP_SYS_CHROOT,
+       CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID, CAP_CHOWN, CAP_SYS_RESOURCE,
+       CAP_SYS_NICE, CAP_IPC_LOCK, CAP_IPC_OWNER, CAP_NET_BROADCAST});
+  if (!dropped.ok()) log::warn(dropped.error().to_string());
+}
+
 bool Monitor::should_restart(int exit_code) const {
   if (stop_requested_) return false;
   // The policy as recorded now: `docker update --restart` changes it while
@@ -469,6 +490,7 @@ int Monitor::run() {
     broadcast(type_code(ApiType::kStarted), kMainStream, reply_payload(0, "", main_pid_));
     report("ok " + std::to_string(main_pid_) + "\n");
     report_done();
+    if (restart_count_ == 0) drop_start_privileges();
 
     while (main_running_ && !vm_died_)
       serve(1s);

@@ -141,7 +141,11 @@ Status make_share_tree(const std::string& at, const std::vector<HostShare>& shar
 
 ContainerVm::~ContainerVm() {
   vm_.reset();  // QEMU and virtiofsd first: they hold the mounts
-  for (const auto& m : private_mounts_)
+  detach_private_mounts();
+}
+
+void ContainerVm::detach_private_mounts() {
+  for (const auto& m : std::exchange(private_mounts_, {}))
     ::umount2(m.c_str(), MNT_DETACH);
 }
 

@@ -58,6 +58,11 @@ class ContainerVm {
 
   /// Asks the guest to power off and waits up to `grace` before forcing it.
   void poweroff(std::chrono::milliseconds grace);
+  /// Detaches the share tree made for virtiofsd from this process's mount
+  /// namespace now rather than when the VM ends: virtiofsd, running, serves
+  /// from its own sandbox's copy. For a monitor about to give up
+  /// CAP_SYS_ADMIN, which the detach needs.
+  void detach_private_mounts();
 
   /// `e` with the tail of the boot log appended.
   Error with_boot_log(Error e) const;

@@ -8,10 +8,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <ctime>
 
 #include "base/strings.h"
 #include "sys/fs.h"
+#include "sys/systemd_scope.h"
 
 namespace vessel::sys {
 namespace {
@@ -161,10 +163,74 @@ Result<HostCgroupPlan> plan_host_cgroup(const std::string& name, const HostLimit
   return p;
 }
 
+HostCgroupPlan plan_systemd_cgroup(const std::string& unit, const std::string& slice,
+                                   CgroupVersion version, const std::string& fs_root,
+                                   const std::string& self_before) {
+  HostCgroupPlan p;
+  p.version = version;
+  p.systemd_unit = unit;
+  // A top-level slice's units sit at /<slice>/<unit> in every hierarchy.
+  std::string path = "/" + slice + "/" + unit;
+  if (version == CgroupVersion::kV2) {
+    p.dirs = {fs_root + path};
+    if (!self_before.empty()) p.origins = {join(fs_root, own_path(self_before, "", true))};
+    p.memory_dir = p.dirs[0];
+    return p;
+  }
+  for (const char* c : {"memory", "pids", "cpu"}) {
+    std::string hierarchy = fs_root + "/" + c;
+    if (!exists(hierarchy)) continue;
+    p.dirs.push_back(hierarchy + path);
+    if (!self_before.empty()) p.origins.push_back(join(hierarchy, own_path(self_before, c, false)));
+    if (std::string_view(c) == "memory") p.memory_dir = p.dirs.back();
+  }
+  return p;
+}
+
 Result<HostCgroup> HostCgroup::enter(const std::string& name, const HostLimits& limits,
                                      const std::string& fs_root) {
   VESSEL_ASSIGN_OR_RETURN(std::string self, read_file("/proc/self/cgroup", 1 << 16));
-  return enter(name, limits, fs_root, self);
+  if (fs_root != "/sys/fs/cgroup" || !systemd_manages_cgroups())
+    return enter(name, limits, fs_root, self);
+
+  // systemd's delegation rules: a unit of our own, made by systemd.
+  CgroupVersion version = cgroup_version(fs_root);
+  if (version == CgroupVersion::kNone)
+    return Error(ErrorCode::kUnavailable, "host cgroup: no cgroup filesystem at '" + fs_root + "'");
+  if (name.empty() || name.find('/') != std::string::npos || name[0] == '.')
+    return Error(ErrorCode::kInvalidArgument, "host cgroup: invalid name '" + name + "'");
+  ScopeRequest q;
+  q.unit = "vessel-" + name + ".scope";
+  q.slice = "vessel.slice";
+  q.description = "Vessel VM " + name;
+  q.memory_max = limits.memory_max;
+  q.tasks_max = limits.pids_max;
+  q.cpu_weight = limits.cpu_weight;
+  // A scope of the same name is a monitor of this VM that is exiting (the
+  // lock it held is ours now): systemd collects it once it is empty.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (true) {
+    Status started = start_scope(q, ::getpid());
+    if (started.ok()) break;
+    if (started.error().message().find("already exists") == std::string::npos ||
+        std::chrono::steady_clock::now() > deadline)
+      return started.error().wrap("host cgroup");
+    ::usleep(20'000);
+  }
+  // Where this process was is known only in the host's cgroup namespace
+  // (in another, /proc/self/cgroup is relative to its root): elsewhere the
+  // monitor stays in the scope until it exits, and so do its daemons.
+  struct stat mine, init;
+  bool host_ns = ::stat("/proc/self/ns/cgroup", &mine) != 0 ||
+                 ::stat("/proc/1/ns/cgroup", &init) != 0 || mine.st_ino == init.st_ino;
+  HostCgroupPlan plan =
+      plan_systemd_cgroup(q.unit, q.slice, version, fs_root, host_ns ? self : std::string());
+  for (const auto& d : plan.dirs)
+    if (!exists(d)) return Error(ErrorCode::kInternal, "host cgroup: systemd made no '" + d + "'");
+  escape_files().clear();
+  for (const auto& o : plan.origins)
+    escape_files().push_back(o + "/cgroup.procs");
+  return HostCgroup(std::move(plan));
 }
 
 Result<HostCgroup> HostCgroup::enter(const std::string& name, const HostLimits& limits,
@@ -211,6 +277,7 @@ Status HostCgroup::leave() {
   Status result = ok_status();
   for (size_t i = 0; i < plan_.dirs.size(); ++i) {
     if (i < plan_.origins.size()) (void)write_value(plan_.origins[i] + "/cgroup.procs", pid);
+    if (!plan_.systemd_unit.empty()) continue;  // systemd's to remove, once empty
     if (::rmdir(plan_.dirs[i].c_str()) != 0 && errno != ENOENT && result.ok())
       result = Error::from_errno(errno, "host cgroup: remove '" + plan_.dirs[i] + "'");
   }

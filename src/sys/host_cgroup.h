@@ -35,6 +35,9 @@ struct HostCgroupPlan {
   std::vector<std::string> dirs;                              // the cgroup (one per v1 hierarchy)
   std::vector<std::string> origins;                           // where this process was, per dir
   std::string memory_dir;  // the dir holding the memory controller
+  /// The systemd scope that holds the cgroup when systemd made it ("" when
+  /// we did): systemd removes it once it is empty.
+  std::string systemd_unit;
 };
 
 /// The plan for cgroup `name` under `fs_root` (where cgroupfs is mounted)
@@ -48,13 +51,27 @@ Result<HostCgroupPlan> plan_host_cgroup(const std::string& name, const HostLimit
                                         CgroupVersion version, const std::string& fs_root,
                                         const std::string& self_cgroup);
 
+/// The plan for a cgroup systemd made: the scope `unit` in the top-level
+/// `slice` that it moved this process into, in each hierarchy under
+/// `fs_root`; where the process came from per `self_before` (its
+/// /proc/self/cgroup before the move; "" when unknown: no origins).
+/// Nothing to make or write: systemd set the limits.
+HostCgroupPlan plan_systemd_cgroup(const std::string& unit, const std::string& slice,
+                                   CgroupVersion version, const std::string& fs_root,
+                                   const std::string& self_before);
+
 /// The cgroup version mounted at `fs_root`.
 CgroupVersion cgroup_version(const std::string& fs_root = "/sys/fs/cgroup");
 
 class HostCgroup {
  public:
   /// Makes the cgroup `name`, applies `limits` and moves this process into
-  /// it, so that every child it starts from now on is in it too.
+  /// it, so that every child it starts from now on is in it too. Where
+  /// systemd manages the cgroups (and `fs_root` is the host's), systemd
+  /// makes it: a transient scope `vessel-<name>.scope` in `vessel.slice`
+  /// with Delegate=yes and the limits as its properties
+  /// (systemd_scope.h); elsewhere the cgroup is made directly, as
+  /// plan_host_cgroup says.
   static Result<HostCgroup> enter(const std::string& name, const HostLimits& limits,
                                   const std::string& fs_root = "/sys/fs/cgroup");
   /// The same with this process's /proc/self/cgroup given (tests).
@@ -65,9 +82,12 @@ class HostCgroup {
   HostCgroup& operator=(HostCgroup&&) = default;
 
   /// Moves this process back where it came from and removes the cgroup
-  /// (its children must be gone).
+  /// (its children must be gone); systemd removes a scope of its own once
+  /// it is empty.
   Status leave();
   CgroupVersion version() const { return plan_.version; }
+  /// The systemd scope holding it ("" when systemd did not make it).
+  const std::string& systemd_unit() const { return plan_.systemd_unit; }
   const std::vector<std::string>& dirs() const { return plan_.dirs; }
   /// Bytes charged to the cgroup now (memory.current, v1 memory.usage_in_bytes).
   Result<uint64_t> memory_current() const;

@@ -77,6 +77,34 @@ TEST(HostCgroup, V1PlanNestsUnderTheCallersCgroupInEachHierarchy) {
   (void)remove_tree(*dir);
 }
 
+// A scope systemd made: found at /<slice>/<unit> in each hierarchy; where
+// the process came from only when its /proc/self/cgroup was the host's.
+TEST(HostCgroup, SystemdScopePlanFindsTheScopeInEachHierarchy) {
+  auto v2 = plan_systemd_cgroup("vessel-ab.scope", "vessel.slice", CgroupVersion::kV2, "/cg",
+                                "0::/user.slice/session-1.scope\n");
+  EXPECT_EQ(v2.systemd_unit, "vessel-ab.scope");
+  EXPECT_EQ(v2.dirs, (std::vector<std::string>{"/cg/vessel.slice/vessel-ab.scope"}));
+  EXPECT_EQ(v2.origins, (std::vector<std::string>{"/cg/user.slice/session-1.scope"}));
+  EXPECT_EQ(v2.memory_dir, v2.dirs[0]);
+  EXPECT_TRUE(v2.make.empty());
+  EXPECT_TRUE(v2.settings.empty());
+  auto unknown =
+      plan_systemd_cgroup("vessel-ab.scope", "vessel.slice", CgroupVersion::kV2, "/cg", "");
+  EXPECT_TRUE(unknown.origins.empty());
+
+  auto dir = make_temp_dir("/tmp", "vessel-cg-test-");
+  ASSERT_TRUE(dir.ok());
+  for (const char* h : {"memory", "pids"})
+    ASSERT_EQ(::mkdir((*dir + "/" + h).c_str(), 0755), 0);
+  auto v1 =
+      plan_systemd_cgroup("vessel-ab.scope", "vessel.slice", CgroupVersion::kV1, *dir, kHybridSelf);
+  EXPECT_EQ(v1.dirs, (std::vector<std::string>{*dir + "/memory/vessel.slice/vessel-ab.scope",
+                                               *dir + "/pids/vessel.slice/vessel-ab.scope"}));
+  EXPECT_EQ(v1.origins, (std::vector<std::string>{*dir + "/memory/session/abc", *dir + "/pids"}));
+  EXPECT_EQ(v1.memory_dir, v1.dirs[0]);
+  (void)remove_tree(*dir);
+}
+
 TEST(HostCgroup, BadNamesAndMissingHierarchiesAreErrors) {
   EXPECT_FALSE(plan_host_cgroup("../x", {}, CgroupVersion::kV2, "/cg", "").ok());
   EXPECT_FALSE(plan_host_cgroup("", {}, CgroupVersion::kV2, "/cg", "").ok());

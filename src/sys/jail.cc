@@ -77,6 +77,17 @@ Result<JailPlan> plan_jail(const Jail& jail) {
     if (m.is_dir) dirs.insert(b.target);
     plan.mounts.push_back(std::move(m));
   }
+  for (const JailNode& n : jail.nodes) {
+    VESSEL_TRY(check_target(n.target));
+    if (n.target.size() <= 5 || n.target.rfind('/') != 4 || !n.target.starts_with("/dev/"))
+      return Error(ErrorCode::kInvalidArgument,
+                   "jail: device node '" + n.target + "' is not directly in /dev");
+    if (!targets.insert(n.target).second)
+      return Error(ErrorCode::kInvalidArgument, "jail: '" + n.target + "' is made twice");
+    plan.dev_dir = jail.mountpoint + "/dev";
+    dirs.insert("/dev");
+    plan.nodes.emplace_back(jail.mountpoint + n.target, n.rdev);
+  }
   for (const auto& [target, link] : jail.symlinks) {
     VESSEL_TRY(check_target(link));
     add_parents(link, dirs);
@@ -124,6 +135,16 @@ int enter_jail(const JailPlan& p) {
   for (const auto& d : p.dirs) {
     if (::mkdir(d.c_str(), 0755) != 0 && errno != EEXIST) return errno;
   }
+  // Device nodes need a mount without nodev: /dev is a tmpfs of its own.
+  if (!p.dev_dir.empty()) {
+    if (::mount("jail-dev", p.dev_dir.c_str(), "tmpfs", MS_NOSUID | MS_NOEXEC,
+                "mode=0755,size=16k,nr_inodes=64") != 0)
+      return errno;
+    for (const auto& [path, rdev] : p.nodes) {
+      if (::mknod(path.c_str(), S_IFCHR | 0600, rdev) != 0) return errno;
+      if (::chown(path.c_str(), p.uid, p.gid) != 0) return errno;
+    }
+  }
   for (const auto& m : p.mounts) {
     if (!m.is_dir) {
       int fd = ::open(m.target.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
@@ -146,6 +167,10 @@ int enter_jail(const JailPlan& p) {
   if (::chdir("/") != 0) return errno;
   if (::mount(nullptr, "/", nullptr,
               MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
+    return errno;
+  if (!p.dev_dir.empty() &&
+      ::mount(nullptr, "/dev", nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC,
+              nullptr) != 0)
     return errno;
   if (!p.hostname.empty()) ::sethostname(p.hostname.data(), p.hostname.size());
 

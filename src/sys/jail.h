@@ -21,11 +21,21 @@ struct JailBind {
   bool device = false;  // a device node: not nodev (still read-only, noexec)
 };
 
+/// A device node made in the jail's /dev (a tmpfs of its own, without
+/// nodev) and owned by the jail's uid and gid, mode 0600: the program can
+/// open it whatever the host node's owner and mode (Firecracker's jailer
+/// does the same for /dev/kvm).
+struct JailNode {
+  std::string target;  // "/dev/<name>"
+  dev_t rdev = 0;      // a character device's number
+};
+
 struct Jail {
   /// An existing empty directory where the jail's root (a tmpfs) is
   /// mounted in the child's own mount namespace; the host never sees it.
   std::string mountpoint;
   std::vector<JailBind> binds;
+  std::vector<JailNode> nodes;
   /// {target, link path inside the jail}: e.g. {"usr/lib", "/lib"}.
   std::vector<std::pair<std::string, std::string>> symlinks;
   uid_t uid = 0;
@@ -49,6 +59,8 @@ struct JailPlan {
   std::string mountpoint;
   std::vector<std::string> dirs;  // to make, parents first
   std::vector<Mount> mounts;
+  std::string dev_dir;  // host path of the jail's /dev when it has nodes, else ""
+  std::vector<std::pair<std::string, dev_t>> nodes;           // host path, number
   std::vector<std::pair<std::string, std::string>> symlinks;  // target, host link path
   uid_t uid = 0;
   gid_t gid = 0;

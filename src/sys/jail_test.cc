@@ -106,6 +106,50 @@ TEST(Jail, ChildSeesOnlyItsBindsWithoutPrivileges) {
   ::rmdir(dir->c_str());
 }
 
+// A device node made for the jail: owned by the jail's uid, mode 0600, so
+// it opens whatever the host node's mode (a root-only /dev/kvm, as here).
+TEST(Jail, NodesAreMadeForTheJailsUid) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  if (::access("/bin/busybox", X_OK) != 0) GTEST_SKIP() << "needs busybox-static";
+  struct stat null_st;
+  ASSERT_EQ(::stat("/dev/null", &null_st), 0);
+  Jail bad;
+  bad.mountpoint = "/m";
+  bad.uid = bad.gid = 70000;
+  for (const char* target : {"/dev/a/b", "/x", "/dev/"}) {
+    bad.nodes = {{target, null_st.st_rdev}};
+    auto plan = plan_jail(bad);
+    ASSERT_FALSE(plan.ok()) << target;
+    EXPECT_EQ(plan.error().code(), ErrorCode::kInvalidArgument) << target;
+  }
+  auto dir = make_temp_dir("/tmp", "vessel-jail-test-");
+  ASSERT_TRUE(dir.ok());
+  Jail j;
+  j.mountpoint = *dir;
+  j.uid = 70126;
+  j.gid = 70127;
+  j.binds = {{"/bin/busybox", "/bin/busybox"}, {"/dev/null", "/dev/null", true}};
+  j.nodes = {{"/dev/sink", null_st.st_rdev}};
+  int out[2];
+  ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
+  auto p = Process::spawn(
+      {.argv = {"/bin/busybox", "sh", "-c",
+                "/bin/busybox stat -c '%u %g %a %t,%T' /dev/sink; echo x > /dev/sink && echo w; "
+                "/bin/busybox mknod /dev/more c 1 3 2>/dev/null || echo no-mknod"},
+       .fds = {{1, out[1]}},
+       .jail = j});
+  ::close(out[1]);
+  ASSERT_TRUE(p.ok()) << p.error().to_string();
+  std::string text;
+  char buf[256];
+  for (ssize_t n; (n = ::read(out[0], buf, sizeof buf)) > 0;)
+    text.append(buf, static_cast<size_t>(n));
+  ::close(out[0]);
+  (void)p->wait();
+  EXPECT_EQ(text, "70126 70127 600 1,3\nw\nno-mknod\n");
+  ::rmdir(dir->c_str());
+}
+
 // The uid change clears the parent-death signal; a jailed child must still
 // die with its parent.
 TEST(Jail, ChildDiesWithItsParent) {

@@ -243,9 +243,13 @@ Result<sys::Jail> qemu_jail(const QemuFiles& files, const VmConfig& c,
   bind("/dev/null", "/dev/null", true);
   j.groups = c.confine.groups;
   if (c.accel == Accel::kKvm) {
-    bind("/dev/kvm", "/dev/kvm", true);
+    // Its own /dev/kvm node, owned by the jail's uid: hosts differ in the
+    // host node's group and mode (root:kvm 0660, 0666, root-only 0600).
     struct stat st;
-    if (::stat("/dev/kvm", &st) == 0 && st.st_gid != 0) j.groups.push_back(st.st_gid);
+    if (::stat("/dev/kvm", &st) != 0) return Error::from_errno(errno, "stat /dev/kvm");
+    if (!S_ISCHR(st.st_mode))
+      return Error(ErrorCode::kInvalidArgument, "/dev/kvm is not a character device");
+    j.nodes.push_back({"/dev/kvm", st.st_rdev});
   }
   return j;
 }

@@ -104,9 +104,22 @@ TEST(QemuJail, TheJailHoldsTheLoaderLibrariesFirmwareAndTheKernel) {
   EXPECT_TRUE(bound("/dev/null"));
   EXPECT_TRUE(bound(files->binary));
   EXPECT_FALSE(bound("/dev/kvm"));  // TCG
+  EXPECT_TRUE(j->nodes.empty());
   // Whatever the jail holds is planned without error.
   auto plan = sys::plan_jail(*j);
   EXPECT_TRUE(plan.ok()) << plan.error().to_string();
+  // Under KVM: a /dev/kvm node of the jail's own (not the host's, whose
+  // owner and mode vary), with the host node's number.
+  struct stat kvm;
+  if (::stat("/dev/kvm", &kvm) == 0) {
+    c.accel = Accel::kKvm;
+    auto k = qemu_jail(*files, c, "/tmp/x");
+    ASSERT_TRUE(k.ok()) << k.error().to_string();
+    ASSERT_EQ(k->nodes.size(), 1u);
+    EXPECT_EQ(k->nodes[0].target, "/dev/kvm");
+    EXPECT_EQ(k->nodes[0].rdev, kvm.st_rdev);
+    EXPECT_TRUE(sys::plan_jail(*k).ok());
+  }
 }
 
 TEST(QemuJail, TheCacheGivesWhatTheLoaderFoundAndSurvivesGarbage) {

@@ -25,6 +25,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -300,6 +301,42 @@ TEST_F(MachineTest, LifecycleOfOneMachineFromCreateToRm) {
     ASSERT_EQ(::stat((home + "/from-machine.txt").c_str(), &st), 0);
     EXPECT_EQ(st.st_uid, 4242u);
     EXPECT_EQ(st.st_gid, 4242u);
+  }
+
+  // The host side's cgroup code where systemd manages the cgroups (as on
+  // most hosts; these build machines have no systemd): run inside this
+  // machine, it asks systemd for a delegated scope instead of making
+  // cgroups itself (issue 13, systemd's delegation rules).
+  {
+    SCOPED_TRACE("host cgroup on a systemd host: a delegated scope in vessel.slice");
+    std::string probe = home + "/host_cgroup_probe";
+    auto binary = sys::read_file(VESSEL_HOST_CGROUP_PROBE);
+    ASSERT_TRUE(binary.ok()) << binary.error().to_string();
+    ASSERT_TRUE(sys::write_file_atomic(probe, *binary, 0755).ok());
+    CliResult r = mexec({"--root"}, {probe, "probe1"});
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    std::map<std::string, std::string> kv;
+    for (const auto& line : lines(r.out)) {
+      auto eq = line.find('=');
+      if (eq != std::string::npos) kv[line.substr(0, eq)] = line.substr(eq + 1);
+    }
+    EXPECT_EQ(kv["unit"], "vessel-probe1.scope") << r.out << r.err;
+    EXPECT_EQ(kv["dir"], "/sys/fs/cgroup/vessel.slice/vessel-probe1.scope") << r.out;
+    EXPECT_EQ(kv["memory.max"], std::to_string(300u << 20)) << r.out;
+    EXPECT_EQ(kv["pids.max"], "100") << r.out;
+    EXPECT_EQ(kv["cpu.weight"], "50") << r.out;
+    EXPECT_EQ(kv["child"], "1") << "no cgroup could be made below the scope: not delegated";
+    EXPECT_EQ(kv["show.Slice"], "vessel.slice") << r.out;
+    EXPECT_EQ(kv["show.Delegate"], "yes") << r.out;
+    EXPECT_EQ(kv["show.ActiveState"], "active") << r.out;
+    EXPECT_EQ(kv["leave"], "ok") << r.out;
+    ::unlink(probe.c_str());
+    // Empty once the probe exited: systemd collects the scope.
+    CliResult gone = root_sh(
+        "for i in $(seq 50); do [ -e /sys/fs/cgroup/vessel.slice/vessel-probe1.scope ] || break;"
+        " sleep 0.1; done; systemctl show -p LoadState vessel-probe1.scope;"
+        " [ -e /sys/fs/cgroup/vessel.slice/vessel-probe1.scope ] && echo left || echo gone");
+    EXPECT_EQ(gone.out, "LoadState=not-found\ngone\n") << gone.err;
   }
 
   // Counts boots since it was enabled: `enable --now` runs it once (1),
