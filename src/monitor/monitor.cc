@@ -198,6 +198,7 @@ class Monitor {
   bool stop_requested_ = false;
   std::optional<Clock::time_point> kill_at_, force_at_;
   int restart_count_ = 0;
+  bool start_privileges_dropped_ = false;
 };
 
 std::optional<int> Monitor::start() {
@@ -399,6 +400,7 @@ void Monitor::drop_start_privileges() {
   // Kept: KILL (QEMU runs as another uid), NET_ADMIN and NET_RAW (the
   // network's teardown), NET_BIND_SERVICE and SETPCAP (a dnsmasq started
   // again at teardown), SYS_PTRACE (QEMU's /proc for stats).
+  start_privileges_dropped_ = true;
   Status dropped = sys::drop_capabilities(
       {CAP_SYS_ADMIN, CAP_SETUID, CAP_SETGID, CAP_MKNOD, CAP_SETFCAP, CAP_SYS_CHROOT,
        CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID, CAP_CHOWN, CAP_SYS_RESOURCE,
@@ -409,9 +411,11 @@ void Monitor::drop_start_privileges() {
 bool Monitor::should_restart(int exit_code) const {
   if (stop_requested_) return false;
   // The policy as recorded now: `docker update --restart` changes it while
-  // the container runs.
+  // the container runs. A monitor that started without one has given up
+  // what a start needs (drop_start_privileges): a policy given since
+  // applies from the next start.
   RestartPolicy policy = config_.restart;
-  if (store_)
+  if (store_ && !start_privileges_dropped_)
     if (auto r = store_->container(o_.id); r.ok())
       if (auto c = runtime::config_from_json(r->config); c.ok()) policy = c->restart;
   switch (policy.kind) {
