@@ -616,13 +616,22 @@ TEST_F(DockerApiTest, DockerPyCreatesStartsWaitsExecsAndRemoves) {
   if (run_process({"/usr/bin/python3", "-c", "import docker"}, {}).exit_code != 0)
     GTEST_SKIP() << "python3-docker is not installed";
   std::string script = R"PY(
-import sys, docker
+import io, sys, tarfile, docker
 c = docker.DockerClient(base_url=sys.argv[1], version="auto")
 ct = c.containers.create("vessel/busybox", ["sh", "-c", "echo hello; read x; echo got $x; exit 7"],
                          stdin_open=True, labels={"from": "docker-py"})
 ct.start()
 code, out = ct.exec_run(["sh", "-c", "echo exec-out; exit 2"])
 print("exec", code, out.decode().strip())
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode="w") as t:
+    info = tarfile.TarInfo("from-py")
+    info.size = 3
+    t.addfile(info, io.BytesIO(b"py\n"))
+print("put", ct.put_archive("/tmp", buf.getvalue()))
+bits, stat = ct.get_archive("/tmp/from-py")
+got = tarfile.open(fileobj=io.BytesIO(b"".join(bits))).extractfile("from-py").read()
+print("get", stat["name"], oct(stat["mode"] & 0o777), got.decode().strip())
 sock = ct.attach_socket(params={"stdin": 1, "stream": 1})
 sock._sock.sendall(b"line\n")
 sock._sock.close()
@@ -637,6 +646,7 @@ print("left", len(c.containers.list(all=True)))
       {"/usr/bin/python3", scratch_dir() + "/client.py", "unix://" + socket_}, {.timeout = 300s});
   EXPECT_EQ(py.exit_code, 0) << py.err;
   EXPECT_TRUE(contains(py.out, "exec 2 exec-out\n")) << py.out << py.err;
+  EXPECT_TRUE(contains(py.out, "put True\nget from-py 0o644 py\n")) << py.out << py.err;
   EXPECT_TRUE(contains(py.out, "wait 7\n")) << py.out << py.err;
   EXPECT_TRUE(contains(py.out, "logs hello|got line|\n")) << py.out << py.err;
   EXPECT_TRUE(contains(py.out, "left 0\n")) << py.out << py.err;
