@@ -66,6 +66,24 @@ TEST(Router, MatchesParametersAndImageNamesWithSlashes) {
   EXPECT_EQ(router.match("PUT", r), nullptr);
 }
 
+TEST(Router, OnlyArchiveUploadsStreamTheirBody) {
+  Router router = make_router();
+  Request r;
+  bool streams = false;
+  r.path = "/containers/abc/archive";
+  ASSERT_NE(router.match("PUT", r, &streams), nullptr);
+  EXPECT_TRUE(streams);
+  r.path = "/images/load";
+  ASSERT_NE(router.match("POST", r, &streams), nullptr);
+  EXPECT_TRUE(streams);
+  r.path = "/containers/create";
+  ASSERT_NE(router.match("POST", r, &streams), nullptr);
+  EXPECT_FALSE(streams);  // bounded by kMaxBodyBytes
+  r.path = "/containers/abc/archive";
+  ASSERT_NE(router.match("HEAD", r, &streams), nullptr);
+  EXPECT_FALSE(streams);
+}
+
 TEST(ParseAndRoute, GivesTheStatusOfBadRequests) {
   Request r;
   EXPECT_EQ(parse_and_route("GET /v1.41/_ping HTTP/1.1\r\nHost: x\r\n\r\n", r), 0);
@@ -137,6 +155,38 @@ TEST(CreateBody, NamesTheFieldThatIsWrong) {
   EXPECT_NE(err(R"({"Image": "x", "HostConfig": {"PortBindings": {"nope": null}}})"), "ok");
   EXPECT_NE(err(R"({"Image": "x", "WorkingDir": "relative"})"), "ok");
   EXPECT_EQ(err(R"({"Image": "x", "Cmd": "true"})"), "ok");  // a single string, as Docker takes
+}
+
+TEST(RegistryAuth, ReadsDockersHeader) {
+  auto none = parse_registry_auth("e30=");  // {}
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(*none);
+  EXPECT_FALSE(*parse_registry_auth(""));
+  // base64url without padding of {"username":"a","password":"b?>"}
+  auto creds = parse_registry_auth("eyJ1c2VybmFtZSI6ImEiLCJwYXNzd29yZCI6ImI_PiJ9");
+  ASSERT_TRUE(creds.ok()) << creds.error().to_string();
+  ASSERT_TRUE(*creds);
+  EXPECT_EQ((*creds)->username, "a");
+  EXPECT_EQ((*creds)->password, "b?>");
+  auto bad = parse_registry_auth("not base64!");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_FALSE(parse_registry_auth("WzFd").ok());  // [1]: not an object
+}
+
+TEST(EndpointConfig, ReadsWhatConnectSends) {
+  auto a = parse_endpoint_config(
+      json::parse(R"({"Aliases": ["x"], "IPAMConfig": {"IPv4Address": "10.9.0.5"}})"), "bridge",
+      "EndpointConfig.");
+  ASSERT_TRUE(a.ok()) << a.error().to_string();
+  EXPECT_EQ(a->network, "default");  // Docker's bridge
+  EXPECT_EQ(a->aliases, std::vector<std::string>{"x"});
+  EXPECT_EQ(a->ip, "10.9.0.5");
+  EXPECT_TRUE(parse_endpoint_config(json(), "n", "EndpointConfig.").ok());
+  auto bad = parse_endpoint_config(json::parse(R"({"Aliases": "x"})"), "n", "EndpointConfig.");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message().find("EndpointConfig.Aliases"), std::string::npos)
+      << bad.error().message();
 }
 
 TEST(Streams, FramesWithDockersHeader) {

@@ -15,6 +15,7 @@
 #include "api/session.h"
 #include "base/log.h"
 #include "base/strings.h"
+#include "containers/copy.h"
 #include "containers/views.h"
 #include "images/image_store.h"
 #include "monitor/client.h"
@@ -32,14 +33,7 @@ using containers::Containers;
 using nlohmann::json;
 using state::RunState;
 
-namespace {
-
-// Finds {id} (name, id or unique prefix); Docker's 404 otherwise.
-struct Found {
-  std::unique_ptr<Containers> cs;
-  ContainerRecord r;
-};
-Result<Found> find(Context& ctx, const Request& req) {
+Result<FoundContainer> find_container(Context& ctx, const Request& req) {
   VESSEL_ASSIGN_OR_RETURN(auto cs, ctx.containers());
   std::string ref = req.param("id");
   auto r = cs->find(ref);
@@ -48,7 +42,14 @@ Result<Found> find(Context& ctx, const Request& req) {
       return Error(ErrorCode::kNotFound, "No such container: " + ref);
     return r.error();
   }
-  return Found{std::move(cs), std::move(*r)};
+  return FoundContainer{std::move(cs), std::move(*r)};
+}
+
+namespace {
+
+using Found = FoundContainer;
+Result<Found> find(Context& ctx, const Request& req) {
+  return find_container(ctx, req);
 }
 
 bool running(const ContainerRecord& r) {
@@ -706,8 +707,176 @@ Reply not_yet(Context&, Request& req, Exchange&) {
                               "' is not supported by Vessel yet (see docs/docker-api.md)");
 }
 
-Reply pause(Context&, Request&, Exchange&) {
-  return error_reply(501, "pause is not supported by Vessel (see docs/docker-api.md)");
+Reply pause_or_unpause(Context& ctx, Request& req, bool freeze) {
+  VESSEL_ASSIGN_OR_RETURN_REPLY(Found f, find(ctx, req));
+  if (auto s = f.cs->pause(f.r, freeze); !s.ok()) return error_reply(s.error());
+  ctx.publish(event("container", freeze ? "pause" : "unpause", f.r.id, container_attributes(f.r),
+                    state::now_ns()));
+  return Reply{204, "application/json", "", {}, false};
+}
+Reply pause(Context& ctx, Request& req, Exchange&) {
+  return pause_or_unpause(ctx, req, true);
+}
+Reply unpause(Context& ctx, Request& req, Exchange&) {
+  return pause_or_unpause(ctx, req, false);
+}
+
+// Splits a line of ps output into `n` fields, the last taking the rest
+// (the command, with its spaces), as Docker parses it.
+std::vector<std::string> ps_fields(const std::string& line, size_t n) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < line.size() && out.size() + 1 < n) {
+    while (i < line.size() && line[i] == ' ')
+      ++i;
+    size_t end = line.find(' ', i);
+    if (end == std::string::npos) end = line.size();
+    if (end > i) out.push_back(line.substr(i, end - i));
+    i = end;
+  }
+  while (i < line.size() && line[i] == ' ')
+    ++i;
+  if (i < line.size()) out.push_back(line.substr(i));
+  return out;
+}
+
+// GET /containers/{id}/top?ps_args=: ps (the image's) runs in the
+// container, as root; its own row is left out, as Docker's host-side ps
+// never shows.
+Reply top(Context& ctx, Request& req, Exchange&) {
+  VESSEL_ASSIGN_OR_RETURN_REPLY(Found f, find(ctx, req));
+  if (!running(f.r)) return error_reply(409, "Container " + f.r.id + " is not running");
+  if (f.cs->paused(f.r)) return error_reply(409, "Container " + f.r.id + " is paused");
+  std::vector<std::string> argv{"ps"};
+  for (auto& a : split(req.arg("ps_args", "-ef"), ' '))
+    if (!a.empty()) argv.push_back(a);
+  VESSEL_ASSIGN_OR_RETURN_REPLY(auto cfg, runtime::config_from_json(f.r.config));
+  protocol::Spawn spawn = runtime::main_spawn(cfg, 0, 0);
+  spawn.argv = argv;
+  spawn.user.clear();
+  spawn.uid = spawn.gid = 0;
+  spawn.groups.clear();
+  spawn.tty = spawn.stdin_open = 0;
+  spawn.cwd = "/";
+  VESSEL_ASSIGN_OR_RETURN_REPLY(monitor::Channel ch, f.cs->connect(f.r));
+  containers::GuestCopy ps(ch, 2);
+  if (auto s = ps.start(spawn); !s.ok())
+    return error_reply(500, "top: cannot run ps in container " + f.r.name +
+                                " (the image needs a ps): " + s.error().message());
+  std::string out;
+  std::vector<uint8_t> chunk;
+  while (true) {
+    auto more = ps.next(chunk);
+    if (!more.ok()) return error_reply(more.error());
+    if (!*more) break;
+    if (out.size() < (4u << 20)) out.append(chunk.begin(), chunk.end());
+  }
+  if (auto s = ps.finish(false); !s.ok())
+    return error_reply(500, "ps failed: " + s.error().message());
+  auto lines = split(out, '\n');
+  if (lines.empty() || lines[0].empty()) return error_reply(500, "ps printed nothing");
+  auto titles = ps_fields(lines[0], SIZE_MAX);
+  size_t pid_col = std::find(titles.begin(), titles.end(), "PID") - titles.begin();
+  if (pid_col == titles.size()) return error_reply(500, "Couldn't find PID field in ps output");
+  std::string self;
+  for (const auto& a : argv)
+    self += (self.empty() ? "" : " ") + a;
+  json procs = json::array();
+  for (size_t i = 1; i < lines.size(); ++i) {
+    if (lines[i].empty()) continue;
+    auto fields = ps_fields(lines[i], titles.size());
+    if (fields.size() <= pid_col) continue;
+    if (fields[pid_col] == std::to_string(ps.pid()) || fields.back() == self) continue;
+    procs.push_back(fields);
+  }
+  return json_reply(200, {{"Titles", titles}, {"Processes", procs}});
+}
+
+Reply rename(Context& ctx, Request& req, Exchange&) {
+  VESSEL_ASSIGN_OR_RETURN_REPLY(Found f, find(ctx, req));
+  std::string name = req.arg("name");
+  if (!name.empty() && name[0] == '/') name.erase(0, 1);
+  if (name.empty()) return error_reply(400, "Neither old nor new names may be empty");
+  if (auto s = containers::validate_name(name); !s.ok())
+    return error_reply(400, s.error().to_string());
+  if (name == f.r.name)
+    return error_reply(409, "Renaming a container with the same name as its current name");
+  if (auto s = f.cs->store().rename_container(f.r.id, name); !s.ok()) {
+    if (s.error().code() == ErrorCode::kAlreadyExists)
+      return error_reply(409, "Conflict. The container name \"/" + name +
+                                  "\" is already in use. You have to remove (or rename) that "
+                                  "container to be able to reuse that name.");
+    return error_reply(s.error());
+  }
+  json attrs = container_attributes(f.r);
+  attrs["name"] = name;
+  attrs["oldName"] = "/" + f.r.name;
+  ctx.publish(event("container", "rename", f.r.id, attrs, state::now_ns()));
+  return Reply{204, "application/json", "", {}, false};
+}
+
+// POST /containers/{id}/update: the restart policy at any time (a running
+// container's monitor reads it when the process ends); Memory, NanoCpus
+// and PidsLimit only while the container is not running (the VM's size is
+// fixed when it boots); anything else set is refused by name.
+Reply update(Context& ctx, Request& req, Exchange&) {
+  VESSEL_ASSIGN_OR_RETURN_REPLY(json body, parse_body(req));
+  VESSEL_ASSIGN_OR_RETURN_REPLY(Found f, find(ctx, req));
+  // Clients send every field of Docker's Resources, zero when unset.
+  auto set = [&](const char* k) {
+    auto it = body.find(k);
+    if (it == body.end() || it->is_null()) return false;
+    if (it->is_number()) return it->get<double>() != 0;
+    if (it->is_string()) return !it->get<std::string>().empty();
+    if (it->is_array() || it->is_object()) return !it->empty();
+    return it->is_boolean() && it->get<bool>();
+  };
+  for (const auto& [k, v] : body.items()) {
+    (void)v;
+    if (k == "RestartPolicy" || k == "Memory" || k == "NanoCpus" || k == "PidsLimit") continue;
+    if (set(k.c_str()))
+      return error_reply(400,
+                         "updating " + k + " is not supported by Vessel (see docs/docker-api.md)");
+  }
+  // The same checks as at create: parse a HostConfig of the changed fields.
+  json hc = json::object();
+  for (const char* k : {"Memory", "NanoCpus", "PidsLimit"})
+    if (set(k)) hc[k] = body[k];
+  bool policy = body.contains("RestartPolicy") && body["RestartPolicy"].is_object() &&
+                !body["RestartPolicy"].value("Name", std::string()).empty();
+  if (policy) hc["RestartPolicy"] = body["RestartPolicy"];
+  VESSEL_ASSIGN_OR_RETURN_REPLY(auto cfg, runtime::config_from_json(f.r.config));
+  json probe = {{"Image", f.r.image.empty() ? "none" : f.r.image}, {"HostConfig", hc}};
+  auto parsed = parse_create_body(probe);
+  if (!parsed.ok()) return error_reply(400, parsed.error().to_string());
+  const auto& n = parsed->config;
+  bool resources = hc.contains("Memory") || hc.contains("NanoCpus") || hc.contains("PidsLimit");
+  if (resources && running(f.r)) {
+    std::string which = hc.contains("Memory")     ? "Memory"
+                        : hc.contains("NanoCpus") ? "NanoCpus"
+                                                  : "PidsLimit";
+    return error_reply(
+        409, "cannot update " + which + " of running container " + f.r.name +
+                 ": a VM's size is fixed when it boots (stop the container, update, start it)");
+  }
+  if (policy && f.r.state.status != RunState::kCreated && cfg.auto_remove &&
+      n.restart.kind != runtime::RestartPolicy::Kind::kNo)
+    return error_reply(
+        400, "Restart policy cannot be updated because AutoRemove is enabled for the container");
+  auto updated = f.cs->store().update_container(f.r.id, [&](ContainerRecord& cur) -> Status {
+    VESSEL_ASSIGN_OR_RETURN(auto c, runtime::config_from_json(cur.config));
+    if (hc.contains("Memory")) c.memory_bytes = n.memory_bytes;
+    if (hc.contains("NanoCpus")) {
+      c.cpus = n.cpus;
+      c.cpu_millis = n.cpu_millis;
+    }
+    if (hc.contains("PidsLimit")) c.pids_limit = n.pids_limit;
+    if (policy) c.restart = n.restart;
+    cur.config = runtime::to_json(c);
+    return ok_status();
+  });
+  if (!updated.ok()) return error_reply(updated.error());
+  return json_reply(200, {{"Warnings", json::array()}});
 }
 
 }  // namespace
@@ -726,17 +895,14 @@ void add_container_routes(Router& r) {
   r.add("POST", "/containers/{id}/kill", kill);
   r.add("DELETE", "/containers/{id}", remove);
   r.add("POST", "/containers/{id}/resize", resize);
-  for (const char* p : {"/containers/{id}/pause", "/containers/{id}/unpause"})
-    r.add("POST", p, pause);
+  r.add("POST", "/containers/{id}/pause", pause);
+  r.add("POST", "/containers/{id}/unpause", unpause);
+  r.add("GET", "/containers/{id}/top", top);
+  r.add("POST", "/containers/{id}/rename", rename);
+  r.add("POST", "/containers/{id}/update", update);
   r.add("GET", "/containers/{id}/stats", stats);
-  for (const char* p :
-       {"/containers/{id}/archive", "/containers/{id}/export", "/containers/{id}/top",
-        "/containers/{id}/changes", "/containers/{id}/attach/ws"})
+  for (const char* p : {"/containers/{id}/changes", "/containers/{id}/attach/ws"})
     r.add("GET", p, not_yet);
-  for (const char* p : {"/containers/{id}/update", "/containers/{id}/rename"})
-    r.add("POST", p, not_yet);
-  r.add("PUT", "/containers/{id}/archive", not_yet);
-  r.add("HEAD", "/containers/{id}/archive", not_yet);
 }
 
 }  // namespace vessel::api

@@ -57,8 +57,14 @@ void Context::await_start(const std::string& id, uint64_t seen, std::chrono::mil
 void Context::publish(nlohmann::json event) {
   std::lock_guard lock(mu_);
   events_.push_back(std::move(event));
-  if (events_.size() > 256) events_.pop_front();
+  if (events_.size() > kEventHistory) events_.pop_front();
   ++event_count_;
+  events_cv_.notify_all();
+}
+
+void Context::await_event(uint64_t seen, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  events_cv_.wait_for(lock, timeout, [&] { return event_count_ > seen; });
 }
 
 uint64_t Context::event_count() {
@@ -66,9 +72,10 @@ uint64_t Context::event_count() {
   return event_count_;
 }
 
-std::vector<nlohmann::json> Context::events_after(uint64_t seen) {
+std::vector<nlohmann::json> Context::events_after(uint64_t seen, uint64_t* next) {
   std::lock_guard lock(mu_);
   std::vector<nlohmann::json> out;
+  if (next) *next = event_count_;
   uint64_t first = event_count_ - events_.size();  // sequence number of events_[0]
   for (uint64_t i = std::max(seen, first); i < event_count_; ++i)
     out.push_back(events_[i - first]);
@@ -134,10 +141,14 @@ const char* reason(int status) {
 
 }  // namespace
 
-Status Exchange::begin_stream(int status, const std::string& content_type) {
+Status Exchange::begin_stream(int status, const std::string& content_type,
+                              const std::map<std::string, std::string>& headers) {
+  std::string extra;
+  for (const auto& [k, v] : headers)
+    extra += k + ": " + v + "\r\n";
   return write("HTTP/1.1 " + std::to_string(status) + " " + reason(status) +
                "\r\nContent-Type: " + content_type + "\r\nApi-Version: " + kApiVersion +
-               "\r\nServer: Vessel\r\nConnection: close\r\n\r\n");
+               "\r\nServer: Vessel\r\n" + extra + "Connection: close\r\n\r\n");
 }
 
 Status Exchange::hijack(bool multiplexed) {

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -72,12 +73,18 @@ class Context {
   /// Waits up to `timeout` for start_count(id) to exceed `seen`.
   void await_start(const std::string& id, uint64_t seen, std::chrono::milliseconds timeout);
 
-  /// Events this service makes itself (image pull), for /events; the
-  /// last 256 are kept.
+  /// Events for /events: container events the watcher saw (see
+  /// watch_container_events) and those this service makes itself (image
+  /// pull), in the order published; the last kEventHistory are kept, so
+  /// /events?since= can replay them.
+  static constexpr size_t kEventHistory = 1024;
   void publish(nlohmann::json event);
   uint64_t event_count();
-  /// The events published after the first `seen`.
-  std::vector<nlohmann::json> events_after(uint64_t seen);
+  /// The events published after the first `seen` (those still kept), and
+  /// in `*next` the count to pass next time.
+  std::vector<nlohmann::json> events_after(uint64_t seen, uint64_t* next = nullptr);
+  /// Waits up to `timeout` for an event after the first `seen`.
+  void await_event(uint64_t seen, std::chrono::milliseconds timeout);
 
   /// The exit code a wait heard from container `id`'s monitor (-1: none),
   /// for the die event of a container --rm removed at once.
@@ -100,14 +107,19 @@ class Context {
   std::map<std::string, uint64_t> starts_;
   std::deque<nlohmann::json> events_;
   uint64_t event_count_ = 0;
+  std::condition_variable events_cv_;
   std::map<std::string, int> exits_;
 };
 
 /// The client's connection, for handlers that stream or hijack it.
 class Exchange {
  public:
-  Exchange(int fd, std::string leftover, bool upgrade)
-      : fd_(fd), leftover_(std::move(leftover)), upgrade_(upgrade) {}
+  /// Reads the next piece of a streamed request body into its argument:
+  /// false at the end of the body.
+  using BodyReader = std::function<Result<bool>(std::string&)>;
+
+  Exchange(int fd, std::string leftover, bool upgrade, BodyReader body = {})
+      : fd_(fd), leftover_(std::move(leftover)), upgrade_(upgrade), body_(std::move(body)) {}
   int fd() const { return fd_; }
   /// Bytes the client sent after the request (read along with it).
   std::string take_leftover() { return std::move(leftover_); }
@@ -115,7 +127,8 @@ class Exchange {
   Status write(std::string_view data);
   /// Starts a streamed reply: status line and headers, no length, the
   /// connection closes at the end of the body.
-  Status begin_stream(int status, const std::string& content_type);
+  Status begin_stream(int status, const std::string& content_type,
+                      const std::map<std::string, std::string>& headers = {});
   /// Takes the connection over for a raw session: 101 Switching Protocols
   /// when the client asked to upgrade (Upgrade: tcp), else 200 (older
   /// clients), with Docker's stream content type.
@@ -123,11 +136,20 @@ class Exchange {
   /// True when the client has closed its connection both ways (a client
   /// that only shut down its sending side still reads).
   bool client_gone() const;
+  /// The next piece of the request body of a route that streams it
+  /// (Router::add's streams_body); false at its end (at once for other
+  /// routes: their body is in Request::body). kInvalidArgument for a
+  /// malformed body, kUnavailable when the client went away.
+  Result<bool> read_body(std::string& chunk) {
+    if (!body_) return false;
+    return body_(chunk);
+  }
 
  private:
   int fd_;
   std::string leftover_;
   bool upgrade_;
+  BodyReader body_;
 };
 
 /// Docker's stream header: stream (0 stdin, 1 stdout, 2 stderr), 3 zero

@@ -218,6 +218,36 @@ Status read_host_config(const json& hc, CreateSpec& out) {
 
 }  // namespace
 
+Result<networks::Attachment> parse_endpoint_config(const json& ep, const std::string& network,
+                                                   const std::string& p) {
+  networks::Attachment a{network == "bridge" ? networks::kDefaultNetwork : network, "", "", {}};
+  if (ep.is_null()) return a;
+  if (!ep.is_object()) return bad(p.substr(0, p.size() - 1), "expected an object");
+  VESSEL_ASSIGN_OR_RETURN(auto aliases, get_strings(ep, "Aliases", p));
+  a.aliases = aliases.value_or(std::vector<std::string>{});
+  VESSEL_ASSIGN_OR_RETURN(a.mac, get_string(ep, "MacAddress", p));
+  if (const json* ipam = field(ep, "IPAMConfig")) {
+    if (!ipam->is_object()) return bad(p + "IPAMConfig", "expected an object");
+    VESSEL_ASSIGN_OR_RETURN(a.ip, get_string(*ipam, "IPv4Address", p + "IPAMConfig."));
+  }
+  return a;
+}
+
+Result<std::optional<registry::Credentials>> parse_registry_auth(const std::string& header) {
+  if (header.empty()) return std::optional<registry::Credentials>();
+  std::string b = header;
+  for (auto& c : b)
+    c = c == '-' ? '+' : c == '_' ? '/' : c;
+  while (b.size() % 4)
+    b += '=';
+  auto text = registry::base64_decode(b);
+  json j = text ? json::parse(*text, nullptr, false) : json();
+  if (!j.is_object()) return Error(ErrorCode::kInvalidArgument, "invalid X-Registry-Auth header");
+  std::string user = j.value("username", ""), pass = j.value("password", "");
+  if (user.empty() && pass.empty()) return std::optional<registry::Credentials>();
+  return std::optional<registry::Credentials>(registry::Credentials{user, pass});
+}
+
 Result<CreateSpec> parse_create_body(const json& body) {
   CreateSpec out;
   if (!body.is_object()) return bad("body", "expected a JSON object");
@@ -280,17 +310,9 @@ Result<CreateSpec> parse_create_body(const json& body) {
       for (auto& [name, ep] : eps->items()) {
         if (!ep.is_null() && !ep.is_object())
           return bad("NetworkingConfig.EndpointsConfig." + name, "expected an object");
-        networks::Attachment a{name == "bridge" ? networks::kDefaultNetwork : name, "", "", {}};
-        if (ep.is_object()) {
-          const std::string p = "NetworkingConfig.EndpointsConfig." + name + ".";
-          VESSEL_ASSIGN_OR_RETURN(auto aliases, get_strings(ep, "Aliases", p));
-          a.aliases = aliases.value_or(std::vector<std::string>{});
-          VESSEL_ASSIGN_OR_RETURN(a.mac, get_string(ep, "MacAddress", p));
-          if (const json* ipam = field(ep, "IPAMConfig")) {
-            if (!ipam->is_object()) return bad(p + "IPAMConfig", "expected an object");
-            VESSEL_ASSIGN_OR_RETURN(a.ip, get_string(*ipam, "IPv4Address", p + "IPAMConfig."));
-          }
-        }
+        VESSEL_ASSIGN_OR_RETURN(
+            networks::Attachment a,
+            parse_endpoint_config(ep, name, "NetworkingConfig.EndpointsConfig." + name + "."));
         bool merged = false;
         for (auto& existing : out.attachments)
           if (existing.network == a.network) {

@@ -1,6 +1,8 @@
 // The body of POST /containers/create (Docker's Config + HostConfig +
-// NetworkingConfig), read into what the containers layer takes. Pure: no
-// state is touched, so the fuzz target runs it on any bytes. The image's
+// NetworkingConfig), read into what the containers layer takes, and the
+// other parsers of what clients send that carry no state (an endpoint's
+// config, X-Registry-Auth). Pure: no state is touched, so the fuzz target
+// runs them on any bytes. The image's
 // defaults (Entrypoint, Cmd, Env, ...) are applied later, by the handler,
 // once the image is found.
 #pragma once
@@ -12,6 +14,7 @@
 
 #include "base/error.h"
 #include "networks/networks.h"
+#include "registry/auth.h"
 #include "runtime/config.h"
 
 namespace vessel::api {
@@ -32,5 +35,18 @@ struct CreateSpec {
 /// kInvalidArgument naming the field: "HostConfig.Memory: expected a
 /// number", "HostConfig.Privileged is not supported by Vessel (...)".
 Result<CreateSpec> parse_create_body(const nlohmann::json& body);
+
+/// One endpoint's settings (EndpointsConfig.NAME at create, EndpointConfig
+/// of network connect): Aliases, MacAddress, IPAMConfig.IPv4Address; null
+/// is none. `path` prefixes the field names in errors ("X.Y.").
+Result<networks::Attachment> parse_endpoint_config(const nlohmann::json& ep,
+                                                   const std::string& network,
+                                                   const std::string& path);
+
+/// The X-Registry-Auth header: base64url (padding optional) of a JSON
+/// object {"username", "password", ...}. nullopt for no header or no
+/// username and password ("e30=", {}): use the stored credentials.
+/// kInvalidArgument when it is not that.
+Result<std::optional<registry::Credentials>> parse_registry_auth(const std::string& header);
 
 }  // namespace vessel::api

@@ -63,6 +63,8 @@ Reply create(Context& ctx, Request& req, Exchange&) {
                                                     : error_reply(r.error());
   if (r->state.status != state::RunState::kRunning)
     return error_reply(409, "Container " + r->id + " is not running");
+  if (cs->paused(*r))
+    return error_reply(409, "Container " + r->id + " is paused, unpause the container before exec");
   VESSEL_ASSIGN_OR_RETURN_REPLY(auto cmd, strings(body, "Cmd"));
   if (cmd.empty()) return error_reply(400, "No exec command specified");
   VESSEL_ASSIGN_OR_RETURN_REPLY(auto env, strings(body, "Env"));

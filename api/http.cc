@@ -144,6 +144,7 @@ Status parse_target(const std::string& target, Request& out) {
       auto v = url_decode(eq == std::string_view::npos ? std::string_view() : item.substr(eq + 1));
       if (!k || !v) return Error(ErrorCode::kInvalidArgument, "invalid escape in the query string");
       out.query[*k] = *v;
+      out.query_all[*k].push_back(*v);
     }
     if (amp == std::string_view::npos) break;
     pos = amp + 1;

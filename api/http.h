@@ -28,8 +28,9 @@ struct Request {
   std::string target;   // as sent: "/v1.41/containers/json?all=1"
   std::string path;     // without the version prefix and query: "/containers/json"
   std::string version;  // "1.41" from the path, or "" when unversioned
-  std::map<std::string, std::string> query;    // decoded; the last value of a repeated key
-  std::map<std::string, std::string> headers;  // lower-case names
+  std::map<std::string, std::string> query;  // decoded; the last value of a repeated key
+  std::map<std::string, std::vector<std::string>> query_all;  // every value, in order
+  std::map<std::string, std::string> headers;                 // lower-case names
   std::string body;
   /// Path parameters the route matched: {id}, {name}.
   std::map<std::string, std::string> params;

@@ -1,14 +1,22 @@
 // /images/...: list, inspect, create (= pull, with Docker's JSON progress
 // stream), tag, remove. The JSON comes from images/views.h.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "api/context.h"
+#include "api/create_body.h"
 #include "api/handlers.h"
+#include "base/log.h"
 #include "images/image_store.h"
 #include "images/views.h"
+#include "registry/auth.h"
 #include "runtime/paths.h"
 #include "state/store.h"
+#include "sys/fs.h"
 
 namespace vessel::api {
 
@@ -199,6 +207,152 @@ Reply create(Context& ctx, Request& req, Exchange& ex) {
   return taken;
 }
 
+// GET /images/{name}/history.
+Reply history(Context& ctx, Request& req, Exchange&) {
+  VESSEL_ASSIGN_OR_RETURN_REPLY(auto store, images::ImageStore::open(ctx.root()));
+  VESSEL_ASSIGN_OR_RETURN_REPLY(auto found, lookup(store, req.param("name")));
+  std::vector<std::string> names;
+  for (const auto& r : found)
+    names.push_back(r.name);
+  VESSEL_ASSIGN_OR_RETURN_REPLY(json view, images::history_view(store, found[0], names));
+  return json_reply(200, view);
+}
+
+// GET /images/{name}/get and /images/get?names=A&names=B: `docker save`,
+// the archive vessel image save writes (an OCI layout with Docker's
+// manifest.json, which docker load reads).
+Reply save(Context& ctx, Request& req, Exchange& ex) {
+  std::vector<std::string> names;
+  if (!req.param("name").empty())
+    names.push_back(req.param("name"));
+  else if (auto it = req.query_all.find("names"); it != req.query_all.end())
+    names = it->second;
+  if (names.empty()) return error_reply(400, "bad parameter: names is required");
+  VESSEL_ASSIGN_OR_RETURN_REPLY(auto store, images::ImageStore::open(ctx.root()));
+  std::vector<images::ImageRecord> records;
+  for (const auto& n : names) {
+    VESSEL_ASSIGN_OR_RETURN_REPLY(auto found, lookup(store, n));
+    records.insert(records.end(), found.begin(), found.end());
+  }
+  Reply taken;
+  taken.taken = true;
+  if (!ex.begin_stream(200, "application/x-tar").ok()) return taken;
+  // A failure after the headers can only be told by cutting the stream:
+  // the client's tar reader then fails.
+  if (auto s = store.save(records, ex.fd()); !s.ok())
+    log::warn("save " + names[0] + ": " + s.error().to_string());
+  return taken;
+}
+
+// POST /images/load: the body is a `docker save` archive or an OCI layout
+// tar, streamed through a pipe into the image store's loader.
+Reply load(Context& ctx, Request&, Exchange& ex) {
+  VESSEL_ASSIGN_OR_RETURN_REPLY(auto store, images::ImageStore::open(ctx.root()));
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return error_reply(Error::from_errno(errno, "pipe"));
+  UniqueFd read_end(fds[0]), write_end(fds[1]);
+  Result<std::vector<images::ImageRecord>> loaded = std::vector<images::ImageRecord>{};
+  std::thread loader([&] {
+    loaded = store.load_archive(read_end.get(), "the request body");
+    read_end.reset();  // a writer still sending gets EPIPE
+  });
+  Status body = ok_status();
+  std::string chunk;
+  while (true) {
+    auto more = ex.read_body(chunk);
+    if (!more.ok()) {
+      body = more.error();
+      break;
+    }
+    if (!*more) break;
+    if (!sys::write_all(write_end.get(), chunk.data(), chunk.size()).ok()) break;  // loader ended
+  }
+  write_end.reset();
+  loader.join();
+  if (!body.ok()) return error_reply(body.error());
+  if (!loaded.ok()) return error_reply(400, "load: " + loaded.error().to_string());
+  std::string out;
+  for (const auto& r : *loaded) {
+    auto ref = image::parse_reference(r.name);
+    std::string shown = ref.ok() ? ref->familiar() : r.name;
+    out += progress_line({{"stream", "Loaded image: " + shown + "\n"}});
+  }
+  Reply r;
+  r.body = out;
+  return r;
+}
+
+// POST /images/prune: Vessel keeps no untagged images (a name removed is
+// its image gone from the list), so this reclaims the space no name or
+// container still needs, as vessel image prune does.
+Reply prune(Context& ctx, Request& req, Exchange&) {
+  VESSEL_ASSIGN_OR_RETURN_REPLY(auto filters, parse_filters(req.arg("filters")));
+  for (const auto& [k, v] : filters)
+    if (k != "dangling" || v.size() != 1 || (v[0] != "true" && v[0] != "1"))
+      return error_reply(
+          400, "image prune: filter '" + k + "' is not supported by Vessel (only dangling=true)");
+  VESSEL_ASSIGN_OR_RETURN_REPLY(auto cs, ctx.containers());
+  VESSEL_ASSIGN_OR_RETURN_REPLY(auto all, cs->store().containers());
+  std::set<std::string> in_use;
+  for (const auto& c : all)
+    if (!c.image_id.empty()) in_use.insert(c.image_id);
+  VESSEL_ASSIGN_OR_RETURN_REPLY(auto store, images::ImageStore::open(ctx.root()));
+  VESSEL_ASSIGN_OR_RETURN_REPLY(auto stats, store.prune(in_use));
+  return json_reply(200, {{"ImagesDeleted", nullptr}, {"SpaceReclaimed", stats.bytes}});
+}
+
+// POST /images/{name}/push?tag=: Docker's JSON progress stream.
+Reply push(Context& ctx, Request& req, Exchange& ex) {
+  std::string name = req.param("name");
+  std::string tag = req.arg("tag");
+  if (!tag.empty()) name += ":" + tag;
+  auto ref = image::parse_reference(name);
+  if (!ref.ok()) return error_reply(400, ref.error().to_string());
+  VESSEL_ASSIGN_OR_RETURN_REPLY(auto creds, parse_registry_auth(req.header("x-registry-auth")));
+  VESSEL_ASSIGN_OR_RETURN_REPLY(auto store, images::ImageStore::open(ctx.root()));
+  VESSEL_ASSIGN_OR_RETURN_REPLY(auto found, store.find(*ref));
+  if (!found)
+    return error_reply(404, "An image does not exist locally with the tag: " + ref->familiar());
+  images::PullOptions o;
+  o.credentials = creds;
+  Reply taken;
+  taken.taken = true;
+  if (!ex.begin_stream(200, "application/json").ok()) return taken;
+  std::string repo = ref->familiar().substr(0, ref->familiar().rfind(':'));
+  (void)ex.write(progress_line({{"status", "The push refers to repository [" + repo + "]"}}));
+  std::mutex mu;
+  o.progress = [&](const images::PullEvent& e) {
+    std::lock_guard lock(mu);
+    using K = images::PullEvent::Kind;
+    std::string id = e.digest.short_hex();
+    if (e.kind == K::kLayerStart)
+      (void)ex.write(progress_line({{"status", "Pushing"},
+                                    {"progressDetail", {{"current", 0}, {"total", e.total}}},
+                                    {"id", id}}));
+    else if (e.kind == K::kLayerDone)
+      (void)ex.write(
+          progress_line({{"status", "Pushed"}, {"progressDetail", json::object()}, {"id", id}}));
+    else if (e.kind == K::kLayerCached)
+      (void)ex.write(progress_line(
+          {{"status", "Layer already exists"}, {"progressDetail", json::object()}, {"id", id}}));
+  };
+  if (auto s = store.push(*found, *ref, o); !s.ok()) {
+    std::string m = s.error().to_string();
+    (void)ex.write(progress_line({{"errorDetail", {{"message", m}}}, {"error", m}}));
+    return taken;
+  }
+  auto manifest_bytes = store.manifest_bytes(*found);
+  std::string manifest = manifest_bytes.ok() ? *manifest_bytes : "";
+  std::string shown_tag = ref->tag.empty() ? "latest" : ref->tag;
+  (void)ex.write(progress_line({{"status", shown_tag + ": digest: " + found->manifest.str() +
+                                               " size: " + std::to_string(manifest.size())}}));
+  (void)ex.write(progress_line(
+      {{"progressDetail", json::object()},
+       {"aux",
+        {{"Tag", shown_tag}, {"Digest", found->manifest.str()}, {"Size", manifest.size()}}}}));
+  return taken;
+}
+
 Reply not_supported(Context&, Request& req, Exchange&) {
   return error_reply(501, "'" + req.method + " " + req.path +
                               "' is not supported by Vessel yet (see docs/docker-api.md)");
@@ -209,15 +363,15 @@ Reply not_supported(Context&, Request& req, Exchange&) {
 void add_image_routes(Router& r) {
   r.add("GET", "/images/json", list);
   r.add("POST", "/images/create", create);
-  r.add("POST", "/images/load", not_supported);
-  r.add("GET", "/images/get", not_supported);
-  r.add("POST", "/images/prune", not_supported);
+  r.add("POST", "/images/load", load, /*streams_body=*/true);
+  r.add("GET", "/images/get", save);
+  r.add("POST", "/images/prune", prune);
   r.add("GET", "/images/search", not_supported);
   r.add("GET", "/images/{name*}/json", inspect);
-  r.add("GET", "/images/{name*}/history", not_supported);
-  r.add("GET", "/images/{name*}/get", not_supported);
+  r.add("GET", "/images/{name*}/history", history);
+  r.add("GET", "/images/{name*}/get", save);
   r.add("POST", "/images/{name*}/tag", tag);
-  r.add("POST", "/images/{name*}/push", not_supported);
+  r.add("POST", "/images/{name*}/push", push);
   r.add("DELETE", "/images/{name*}", remove);
 }
 

@@ -1,6 +1,8 @@
-// /networks/...: list, inspect, create, remove, prune. Docker's "bridge"
+// /networks/...: list, inspect, create, remove, prune, connect and
+// disconnect (of containers that are not running). Docker's "bridge"
 // (the network containers join by default) is Vessel's "default".
 #include "api/context.h"
+#include "api/create_body.h"
 #include "api/handlers.h"
 #include "networks/views.h"
 
@@ -130,9 +132,39 @@ Reply prune(Context& ctx, Request&, Exchange&) {
   return json_reply(200, {{"NetworksDeleted", removed}});
 }
 
-Reply not_supported(Context&, Request& req, Exchange&) {
-  return error_reply(501, "'" + req.method + " " + req.path +
-                              "' is not supported by Vessel yet (see docs/docker-api.md)");
+// The container a connect or disconnect body names; Docker's 404.
+Result<containers::ContainerRecord> body_container(containers::Containers& cs, const json& body) {
+  auto it = body.find("Container");
+  if (it == body.end() || !it->is_string() || it->get<std::string>().empty())
+    return Error(ErrorCode::kInvalidArgument, "Container: a container is required");
+  std::string ref = it->get<std::string>();
+  auto r = cs.find(ref);
+  if (!r.ok() && r.error().code() == ErrorCode::kNotFound)
+    return Error(ErrorCode::kNotFound, "No such container: " + ref);
+  return r;
+}
+
+// POST /networks/{id}/connect, /disconnect: a container that is not
+// running (a VM cannot take or lose a NIC while it runs: 409 then).
+Reply connect(Context& ctx, Request& req, Exchange&) {
+  VESSEL_ASSIGN_OR_RETURN_REPLY(json body, parse_body(req));
+  VESSEL_ASSIGN_OR_RETURN_REPLY(auto cs, ctx.containers());
+  VESSEL_ASSIGN_OR_RETURN_REPLY(auto n, find(*cs, req.param("id")));
+  VESSEL_ASSIGN_OR_RETURN_REPLY(auto r, body_container(*cs, body));
+  json ep = body.contains("EndpointConfig") ? body["EndpointConfig"] : json();
+  auto a = parse_endpoint_config(ep, n.name, "EndpointConfig.");
+  if (!a.ok()) return error_reply(400, a.error().to_string());
+  if (auto s = cs->connect_network(r, *a); !s.ok()) return error_reply(s.error());
+  return json_reply(200, json::object());
+}
+
+Reply disconnect(Context& ctx, Request& req, Exchange&) {
+  VESSEL_ASSIGN_OR_RETURN_REPLY(json body, parse_body(req));
+  VESSEL_ASSIGN_OR_RETURN_REPLY(auto cs, ctx.containers());
+  VESSEL_ASSIGN_OR_RETURN_REPLY(auto n, find(*cs, req.param("id")));
+  VESSEL_ASSIGN_OR_RETURN_REPLY(auto r, body_container(*cs, body));
+  if (auto s = cs->disconnect_network(r, n.name); !s.ok()) return error_reply(s.error());
+  return json_reply(200, json::object());
 }
 
 }  // namespace
@@ -143,8 +175,8 @@ void add_network_routes(Router& r) {
   r.add("POST", "/networks/prune", prune);
   r.add("GET", "/networks/{id}", inspect);
   r.add("DELETE", "/networks/{id}", remove);
-  r.add("POST", "/networks/{id}/connect", not_supported);
-  r.add("POST", "/networks/{id}/disconnect", not_supported);
+  r.add("POST", "/networks/{id}/connect", connect);
+  r.add("POST", "/networks/{id}/disconnect", disconnect);
 }
 
 }  // namespace vessel::api

@@ -46,11 +46,12 @@ bool match_from(const std::vector<std::string>& pattern, size_t i,
 
 }  // namespace
 
-void Router::add(const std::string& method, const std::string& pattern, Handler handler) {
-  routes_.push_back({method, segments_of(pattern), std::move(handler)});
+void Router::add(const std::string& method, const std::string& pattern, Handler handler,
+                 bool streams_body) {
+  routes_.push_back({method, segments_of(pattern), std::move(handler), streams_body});
 }
 
-const Handler* Router::match(const std::string& method, Request& req) const {
+const Handler* Router::match(const std::string& method, Request& req, bool* streams_body) const {
   auto path = segments_of(req.path);
   for (const std::string& m : {method, method == "HEAD" ? std::string("GET") : std::string()}) {
     if (m.empty()) continue;
@@ -59,6 +60,7 @@ const Handler* Router::match(const std::string& method, Request& req) const {
       std::map<std::string, std::string> params;
       if (match_from(r.segments, 0, path, 0, params)) {
         req.params = std::move(params);
+        if (streams_body) *streams_body = r.streams_body;
         return &r.handler;
       }
     }
@@ -70,6 +72,7 @@ Router make_router() {
   Router r;
   add_system_routes(r);
   add_container_routes(r);
+  add_archive_routes(r);
   add_exec_routes(r);
   add_image_routes(r);
   add_volume_routes(r);

@@ -19,17 +19,22 @@ using Handler = std::function<Reply(Context&, Request&, Exchange&)>;
 
 class Router {
  public:
-  void add(const std::string& method, const std::string& pattern, Handler handler);
-  /// The handler for `method` and `req.path`, filling req.params; nullptr
-  /// when none matches (Docker's 404 "page not found"). HEAD falls back to
-  /// GET's route.
-  const Handler* match(const std::string& method, Request& req) const;
+  /// A route; with `streams_body` its handler reads the request body
+  /// itself (Exchange::read_body: tar uploads, unbounded), else the server
+  /// reads it first, up to kMaxBodyBytes.
+  void add(const std::string& method, const std::string& pattern, Handler handler,
+           bool streams_body = false);
+  /// The handler for `method` and `req.path`, filling req.params (and
+  /// *streams_body when given); nullptr when none matches (Docker's 404
+  /// "page not found"). HEAD falls back to GET's route.
+  const Handler* match(const std::string& method, Request& req, bool* streams_body = nullptr) const;
 
  private:
   struct Route {
     std::string method;
     std::vector<std::string> segments;
     Handler handler;
+    bool streams_body = false;
   };
   std::vector<Route> routes_;
 };

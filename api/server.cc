@@ -13,10 +13,12 @@
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <cstdlib>
+#include <limits>
 #include <system_error>
 #include <thread>
 
 #include "api/context.h"
+#include "api/handlers.h"
 #include "api/router.h"
 #include "base/log.h"
 #include "sys/fs.h"
@@ -52,12 +54,13 @@ void fill_request(const http::request<http::string_body>& m, Request& req) {
 
 // Parses the target and finds the route: the status to answer without a
 // handler, or 0 and the handler.
-int route(const Router& router, Request& req, const Handler** handler, Reply& early) {
+int route(const Router& router, Request& req, const Handler** handler, Reply& early,
+          bool* streams_body = nullptr) {
   if (auto s = parse_target(req.target, req); !s.ok()) {
     early = error_reply(400, s.error().message());
     return 400;
   }
-  *handler = router.match(req.method, req);
+  *handler = router.match(req.method, req, streams_body);
   if (!*handler) {
     early = error_reply(404, "page not found");
     return 404;
@@ -99,41 +102,87 @@ void write_reply(local::socket& sock, const Request& req, Reply& rep, bool keep_
   http::write(sock, res, ec);
 }
 
+// The reply for a request the parser refused.
+Reply parse_error_reply(const beast::error_code& ec) {
+  return ec == http::error::body_limit
+             ? error_reply(413, "request body too large (the limit is " +
+                                    std::to_string(kMaxBodyBytes >> 20) + " MiB)")
+         : ec == http::error::header_limit
+             ? error_reply(431, "request headers too large")
+             : error_reply(400, "malformed HTTP request: " + ec.message());
+}
+
 void serve_connection(Context& ctx, const Router& router, local::socket sock) {
   beast::flat_buffer buf;
   while (true) {
     http::request_parser<http::string_body> parser;
     parser.header_limit(kMaxHeaderBytes);
-    parser.body_limit(kMaxBodyBytes);
+    // The limit is set once the route is known (a tar upload streams).
+    // Not boost::none: Boost 1.74 compares a Content-Length with it as
+    // "greater than nothing" and refuses every body.
+    parser.body_limit(std::numeric_limits<uint64_t>::max());
     beast::error_code ec;
-    http::read(sock, buf, parser, ec);
+    http::read_header(sock, buf, parser, ec);
     if (ec == http::error::end_of_stream || ec == asio::error::eof ||
         ec == asio::error::connection_reset)
       return;
     Request req;
+    req.method = "GET";
     if (ec) {
-      Reply rep = ec == http::error::body_limit
-                      ? error_reply(413, "request body too large (the limit is " +
-                                             std::to_string(kMaxBodyBytes >> 20) + " MiB)")
-                  : ec == http::error::header_limit
-                      ? error_reply(431, "request headers too large")
-                      : error_reply(400, "malformed HTTP request: " + ec.message());
-      req.method = "GET";
+      Reply rep = parse_error_reply(ec);
       write_reply(sock, req, rep, false, ec);
       return;
     }
     fill_request(parser.get(), req);
     bool keep_alive = parser.get().keep_alive();
     const Handler* handler = nullptr;
+    bool streams_body = false;
     Reply rep;
-    if (route(router, req, &handler, rep) == 0) {
+    bool routed = route(router, req, &handler, rep, &streams_body) == 0;
+    if (!routed || !streams_body) {
+      // Bounded: a declared length over the limit is refused before any
+      // of it is read; a chunked body is counted as it comes.
+      if (auto len = parser.content_length(); len && *len > kMaxBodyBytes)
+        ec = http::error::body_limit;
+      else if (!parser.is_done()) {
+        parser.body_limit(kMaxBodyBytes);
+        http::read(sock, buf, parser, ec);
+      }
+      if (ec) {
+        Reply bad = parse_error_reply(ec);
+        write_reply(sock, req, bad, false, ec);
+        return;
+      }
+      req.body = parser.get().body();
+    }
+    if (routed) {
+      Exchange::BodyReader body;
+      if (streams_body)
+        body = [&](std::string& chunk) -> Result<bool> {
+          chunk.clear();
+          while (chunk.empty()) {
+            if (parser.is_done()) return false;
+            beast::error_code rec;
+            http::read_some(sock, buf, parser, rec);
+            chunk = std::move(parser.get().body());
+            parser.get().body().clear();
+            if (rec == http::error::end_of_stream || rec == asio::error::eof ||
+                rec == asio::error::connection_reset)
+              return Error(ErrorCode::kUnavailable, "the client went away mid-body");
+            if (rec) return Error(ErrorCode::kInvalidArgument, "malformed body: " + rec.message());
+          }
+          return true;
+        };
       std::string leftover(static_cast<const char*>(buf.data().data()), buf.size());
       bool upgrade = req.header("upgrade") == "tcp" ||
                      req.header("connection").find("Upgrade") != std::string::npos;
-      Exchange ex(sock.native_handle(), std::move(leftover), upgrade);
+      Exchange ex(sock.native_handle(), std::move(leftover), upgrade, std::move(body));
       log::debug(req.method + " " + req.target);
       rep = run_handler(*handler, ctx, req, ex);
       if (rep.taken) return;
+      // A handler that stopped reading mid-body leaves the connection
+      // unusable for a next request.
+      if (streams_body && !parser.is_done()) keep_alive = false;
     }
     write_reply(sock, req, rep, keep_alive, ec);
     if (ec || !keep_alive) return;
@@ -234,6 +283,8 @@ Status serve(const ServiceOptions& o) {
   Context ctx(o.root);
   ctx.last_activity_ns = now_ns();
   Router router = make_router();
+  // Destroyed (stopped and joined) before ctx.
+  std::jthread watcher([&ctx](std::stop_token stop) { watch_container_events(ctx, stop); });
   log::info("serving the Docker API " + std::string(kApiVersion) + " on unix://" +
             (activated ? std::string("(systemd socket)") : o.socket_path));
   while (true) {

@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -127,24 +129,6 @@ Reply info(Context& ctx, Request&, Exchange&) {
                           {"Warnings", json::array()}});
 }
 
-// One event in Docker's shape (API 1.41: the old status/id/from fields
-// beside Type/Action/Actor).
-json event(const std::string& type, const std::string& action, const std::string& id,
-           json attributes, int64_t ns) {
-  json e = {{"Type", type},
-            {"Action", action},
-            {"Actor", {{"ID", id}, {"Attributes", std::move(attributes)}}},
-            {"scope", "local"},
-            {"time", ns / 1'000'000'000},
-            {"timeNano", ns}};
-  if (type == "container") {
-    e["status"] = action;
-    e["id"] = id;
-    e["from"] = e["Actor"]["Attributes"].value("image", "");
-  }
-  return e;
-}
-
 // Seconds (Docker also takes RFC 3339; only numbers here) -> ns; 0 if absent.
 Result<int64_t> time_arg(const Request& req, const char* key) {
   std::string v = req.arg(key);
@@ -157,21 +141,25 @@ Result<int64_t> time_arg(const Request& req, const char* key) {
   return static_cast<int64_t>(*secs) * 1'000'000'000;
 }
 
-// /events: container create, start, die (exitCode), destroy, as the state
-// store shows them changing (polled every 200 ms: the monitors, not this
-// service, run the containers), and image pull from this service. Only
-// events from the request on: Vessel keeps no event history, so `since`
-// in the past gives nothing earlier. `until` ends the stream.
+json die_event(const state::ContainerRecord& r, int code, int64_t ns) {
+  json a = container_attributes(r);
+  a["exitCode"] = std::to_string(code);
+  return event("container", "die", r.id, a, ns);
+}
+
+// /events: what watch_container_events and this service published, from
+// the request on, or from `since` (of what is still kept: the last
+// Context::kEventHistory events); `until` ends the stream.
 Reply events(Context& ctx, Request& req, Exchange& ex) {
   VESSEL_ASSIGN_OR_RETURN_REPLY(auto filters, parse_filters(req.arg("filters")));
   VESSEL_ASSIGN_OR_RETURN_REPLY(int64_t until, time_arg(req, "until"));
   VESSEL_ASSIGN_OR_RETURN_REPLY(int64_t since, time_arg(req, "since"));
-  (void)since;
   for (const auto& [k, values] : filters)
     if (k != "type" && k != "event" && k != "container" && k != "image" && k != "label")
       return error_reply(400, "invalid filter '" + k + "'");
-  VESSEL_ASSIGN_OR_RETURN_REPLY(auto cs, ctx.containers());
   auto wanted = [&](const json& e) {
+    int64_t t = e["timeNano"].get<int64_t>();
+    if ((since && t < since) || (until && t > until)) return false;
     for (const auto& [k, values] : filters) {
       if (values.empty()) continue;
       bool any = false;
@@ -199,77 +187,14 @@ Reply events(Context& ctx, Request& req, Exchange& ex) {
   Reply taken;
   taken.taken = true;
   if (!ex.begin_stream(200, "application/json").ok()) return taken;
-  std::map<std::string, state::ContainerRecord> known;
-  auto snapshot = [&]() {
-    std::map<std::string, state::ContainerRecord> out;
-    if (auto all = cs->list(); all.ok())
-      for (auto& r : *all)
-        out.emplace(r.id, std::move(r));
-    return out;
-  };
-  known = snapshot();
-  uint64_t image_seq = ctx.event_count();
-  std::set<std::string> deferred;
-  auto attributes = [](const state::ContainerRecord& r) {
-    json a = {{"image", r.image}, {"name", r.name}};
-    if (auto c = runtime::config_from_json(r.config); c.ok())
-      for (const auto& [k, v] : c->labels)
-        a[k] = v;
-    return a;
-  };
+  // since=0 is a time too (the start of history).
+  uint64_t seq = !req.arg("since").empty() ? 0 : ctx.event_count();
   while (true) {
-    std::vector<json> out;
-    auto now = snapshot();
-    for (const auto& [id, r] : now) {
-      auto it = known.find(id);
-      if (it == known.end()) {
-        out.push_back(event("container", "create", id, attributes(r), r.created));
-        if (r.state.started)
-          out.push_back(event("container", "start", id, attributes(r), r.state.started));
-        continue;
-      }
-      const auto& before = it->second.state;
-      if (r.state.started != before.started && r.state.started)
-        out.push_back(event("container", "start", id, attributes(r), r.state.started));
-      if (r.state.finished != before.finished && r.state.finished) {
-        json a = attributes(r);
-        a["exitCode"] = std::to_string(r.state.exit_code);
-        out.push_back(event("container", "die", id, a, r.state.finished));
-      }
-    }
-    for (const auto& [id, r] : known)
-      if (!now.count(id)) {
-        // A wait may hear the exit code a moment after the record goes:
-        // give it one more round.
-        if (r.state.status == state::RunState::kRunning && ctx.heard_exit(id) < 0 &&
-            deferred.insert(id).second) {
-          now.emplace(id, r);
-          continue;
-        }
-        deferred.erase(id);
-        if (r.state.status == state::RunState::kRunning) {
-          // Removed (--rm) before we saw it exit: the exit code is what a
-          // wait on it heard from the monitor, if one did.
-          json a = attributes(r);
-          int code = ctx.heard_exit(id);
-          a["exitCode"] = std::to_string(code < 0 ? 0 : code);
-          out.push_back(event("container", "die", id, a, state::now_ns()));
-        }
-        out.push_back(event("container", "destroy", id, attributes(r), state::now_ns()));
-      }
-    known = std::move(now);
-    for (auto& e : ctx.events_after(image_seq))
-      out.push_back(std::move(e));
-    image_seq = ctx.event_count();
-    std::stable_sort(out.begin(), out.end(), [](const json& a, const json& b) {
-      return a["timeNano"].get<int64_t>() < b["timeNano"].get<int64_t>();
-    });
-    for (const auto& e : out)
-      if (wanted(e) && (!until || e["timeNano"].get<int64_t>() <= until))
-        if (!ex.write(dump_json(e) + "\n").ok()) return taken;
+    for (const auto& e : ctx.events_after(seq, &seq))
+      if (wanted(e) && !ex.write(dump_json(e) + "\n").ok()) return taken;
     if (until && state::now_ns() > until) return taken;
     if (ex.client_gone()) return taken;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    ctx.await_event(seq, std::chrono::milliseconds(200));
   }
 }
 
@@ -323,6 +248,112 @@ Reply swarm(Context&, Request&, Exchange&) {
 }
 
 }  // namespace
+
+json event(const std::string& type, const std::string& action, const std::string& id,
+           json attributes, int64_t ns) {
+  json e = {{"Type", type},
+            {"Action", action},
+            {"Actor", {{"ID", id}, {"Attributes", std::move(attributes)}}},
+            {"scope", "local"},
+            {"time", ns / 1'000'000'000},
+            {"timeNano", ns}};
+  if (type == "container") {
+    e["status"] = action;
+    e["id"] = id;
+    e["from"] = e["Actor"]["Attributes"].value("image", "");
+  }
+  return e;
+}
+
+json container_attributes(const state::ContainerRecord& r) {
+  json a = {{"image", r.image}, {"name", r.name}};
+  if (auto c = runtime::config_from_json(r.config); c.ok())
+    for (const auto& [k, v] : c->labels)
+      a[k] = v;
+  return a;
+}
+
+void watch_container_events(Context& ctx, std::stop_token stop) {
+  std::unique_ptr<containers::Containers> cs;
+  while (!cs && !stop.stop_requested()) {
+    if (auto opened = ctx.containers(); opened.ok())
+      cs = std::move(*opened);
+    else
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+  auto snapshot = [&]() -> std::optional<std::map<std::string, state::ContainerRecord>> {
+    auto all = cs->list();
+    if (!all.ok()) return std::nullopt;  // busy: next round
+    std::map<std::string, state::ContainerRecord> out;
+    for (auto& r : *all)
+      out.emplace(r.id, std::move(r));
+    return out;
+  };
+  std::map<std::string, state::ContainerRecord> known;
+  if (cs) {
+    // The history the records still hold.
+    known = snapshot().value_or(std::map<std::string, state::ContainerRecord>{});
+    std::vector<json> past;
+    for (const auto& [id, r] : known) {
+      past.push_back(event("container", "create", id, container_attributes(r), r.created));
+      if (r.state.started)
+        past.push_back(event("container", "start", id, container_attributes(r), r.state.started));
+      if (r.state.finished && r.state.finished >= r.state.started)
+        past.push_back(die_event(r, r.state.exit_code, r.state.finished));
+    }
+    std::stable_sort(past.begin(), past.end(), [](const json& a, const json& b) {
+      return a["timeNano"].get<int64_t>() < b["timeNano"].get<int64_t>();
+    });
+    for (auto& e : past)
+      ctx.publish(std::move(e));
+  }
+  std::set<std::string> deferred;
+  while (cs && !stop.stop_requested()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    auto current = snapshot();
+    if (!current) continue;
+    auto& now = *current;
+    std::vector<json> out;
+    for (const auto& [id, r] : now) {
+      auto it = known.find(id);
+      if (it == known.end()) {
+        out.push_back(event("container", "create", id, container_attributes(r), r.created));
+        if (r.state.started)
+          out.push_back(event("container", "start", id, container_attributes(r), r.state.started));
+        continue;
+      }
+      const auto& before = it->second.state;
+      if (r.state.started != before.started && r.state.started)
+        out.push_back(event("container", "start", id, container_attributes(r), r.state.started));
+      if (r.state.finished != before.finished && r.state.finished)
+        out.push_back(die_event(r, r.state.exit_code, r.state.finished));
+    }
+    for (const auto& [id, r] : known)
+      if (!now.count(id)) {
+        // A wait may hear the exit code a moment after the record goes:
+        // give it one more round.
+        if (r.state.status == state::RunState::kRunning && ctx.heard_exit(id) < 0 &&
+            deferred.insert(id).second) {
+          now.emplace(id, r);
+          continue;
+        }
+        deferred.erase(id);
+        if (r.state.status == state::RunState::kRunning) {
+          // Removed (--rm) before we saw it exit: the exit code is what a
+          // wait on it heard from the monitor, if one did.
+          int code = ctx.heard_exit(id);
+          out.push_back(die_event(r, code < 0 ? 0 : code, state::now_ns()));
+        }
+        out.push_back(event("container", "destroy", id, container_attributes(r), state::now_ns()));
+      }
+    known = std::move(now);
+    std::stable_sort(out.begin(), out.end(), [](const json& a, const json& b) {
+      return a["timeNano"].get<int64_t>() < b["timeNano"].get<int64_t>();
+    });
+    for (auto& e : out)
+      ctx.publish(std::move(e));
+  }
+}
 
 void add_system_routes(Router& r) {
   r.add("GET", "/_ping", ping);

@@ -5,18 +5,17 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <deque>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "commands.h"
+#include "containers/copy.h"
 #include "monitor/client.h"
 #include "rootfs/layer.h"
 #include "runtime/paths.h"
@@ -27,8 +26,7 @@ namespace {
 
 using containers::ContainerRecord;
 using containers::Containers;
-using protocol::MsgType;
-using Frame = protocol::FrameReader::Frame;
+using containers::GuestCopy;
 
 /// One side of `cp`: CONTAINER:PATH, a host path, or "-".
 struct Endpoint {
@@ -85,175 +83,6 @@ std::string dir_name(const std::string& p) {
   return slash == 0 ? "/" : s.substr(0, slash);
 }
 
-/// One CopyOut or CopyIn on a monitor channel: the SpawnResult, then data
-/// and Exit, with the stdin window kept as for a process's stdin.
-class GuestCopy {
- public:
-  GuestCopy(monitor::Channel& ch, uint32_t stream) : ch_(ch), stream_(stream) {}
-
-  /// Sends the request and waits for its SpawnResult; a refusal becomes an
-  /// error carrying the guest's message (ENOENT: kNotFound).
-  template <typename M>
-  Status start(MsgType type, const M& request) {
-    VESSEL_TRY(ch_.send_message(monitor::type_code(type), stream_, request));
-    VESSEL_ASSIGN_OR_RETURN(
-        Frame f, monitor::await_frame(ch_, monitor::type_code(MsgType::kSpawnResult), stream_,
-                                      std::chrono::seconds(60)));
-    protocol::Reply reply;
-    if (!protocol::decode(f.payload, reply))
-      return Error(ErrorCode::kProtocol, "malformed reply from the monitor");
-    if (reply.errnum != 0) {
-      ErrorCode code = reply.errnum == ENOENT ? ErrorCode::kNotFound : ErrorCode::kInvalidArgument;
-      return Error(code, reply.message);
-    }
-    return ok_status();
-  }
-
-  /// The next chunk of the archive (Stdout) into `out`; false once the
-  /// stream ended (see exit()).
-  Result<bool> next(std::vector<uint8_t>& out) {
-    while (chunks_.empty()) {
-      if (exit_) return false;
-      VESSEL_TRY(pump(-1));
-    }
-    out = std::move(chunks_.front());
-    chunks_.pop_front();
-    return true;
-  }
-
-  /// Sends `data` as Stdin, waiting for acknowledgements to stay within
-  /// the window. Fails if the guest ended the stream first.
-  Status send(const uint8_t* data, size_t size) {
-    while (size > 0) {
-      if (exit_) return Error(ErrorCode::kInvalidArgument, failure_text());
-      size_t n = std::min<size_t>(size, protocol::kMaxDataChunk);
-      if (in_flight_ + n > protocol::kStdinWindow) {
-        VESSEL_TRY(pump(-1));
-        continue;
-      }
-      VESSEL_TRY(ch_.send(monitor::type_code(MsgType::kStdin), stream_,
-                          std::span<const uint8_t>(data, n)));
-      in_flight_ += static_cast<uint32_t>(n);
-      data += n;
-      size -= n;
-      VESSEL_TRY(pump(0));
-    }
-    return ok_status();
-  }
-
-  /// Sends end-of-input (once) and waits for Exit; non-zero becomes an
-  /// error with what the guest wrote on stderr.
-  Status finish(bool send_eof) {
-    if (send_eof && !exit_) VESSEL_TRY(ch_.send(monitor::type_code(MsgType::kStdin), stream_));
-    while (!exit_) {
-      chunks_.clear();
-      VESSEL_TRY(pump(-1));
-    }
-    if (exit_->code != 0 || exit_->signal != 0)
-      return Error(ErrorCode::kInvalidArgument, failure_text());
-    return ok_status();
-  }
-
-  bool ended() const { return exit_.has_value(); }
-
- private:
-  std::string failure_text() const {
-    std::string text = stderr_;
-    while (!text.empty() && text.back() == '\n')
-      text.pop_back();
-    if (!text.empty()) return text;
-    if (exit_ && exit_->signal)
-      return "the copy was killed by signal " + std::to_string(exit_->signal);
-    return "the copy failed in the container";
-  }
-
-  /// Waits up to `timeout_ms` (-1: for ever) for frames and handles them.
-  Status pump(int timeout_ms) {
-    Frame f;
-    bool any = false;
-    while (ch_.next(f)) {
-      any = true;
-      handle(f);
-    }
-    if (any && timeout_ms < 0) return ok_status();
-    pollfd p{ch_.fd(), POLLIN, 0};
-    int r = ::poll(&p, 1, timeout_ms);
-    if (r < 0 && errno != EINTR) return Error::from_errno(errno, "poll");
-    if (r > 0) {
-      if (auto s = ch_.read_available(); !s.ok()) {
-        if (s.error().code() == ErrorCode::kUnavailable)
-          return Error(ErrorCode::kUnavailable, "the container's monitor went away");
-        return s;
-      }
-      while (ch_.next(f))
-        handle(f);
-    }
-    return ok_status();
-  }
-
-  void handle(Frame& f) {
-    if (f.header.stream != stream_) return;
-    switch (static_cast<MsgType>(f.header.type)) {
-      case MsgType::kStdout:
-        chunks_.push_back(std::move(f.payload));
-        break;
-      case MsgType::kStderr:
-        if (stderr_.size() < 64 * 1024) stderr_.append(f.payload.begin(), f.payload.end());
-        break;
-      case MsgType::kStdinAck: {
-        protocol::Ack ack;
-        if (protocol::decode(f.payload, ack))
-          in_flight_ -= std::min<uint32_t>(ack.bytes, in_flight_);
-        break;
-      }
-      case MsgType::kExit: {
-        protocol::Exit e;
-        exit_ = protocol::decode(f.payload, e) ? e : protocol::Exit{255, 0, 0};
-        break;
-      }
-      default:
-        break;
-    }
-  }
-
-  monitor::Channel& ch_;
-  uint32_t stream_;
-  std::deque<std::vector<uint8_t>> chunks_;
-  std::string stderr_;
-  uint32_t in_flight_ = 0;
-  std::optional<protocol::Exit> exit_;
-};
-
-/// What a container path is, from a CopyOut with kTopOnly.
-struct Probe {
-  bool exists = false;
-  bool is_dir = false;
-};
-
-Result<Probe> probe(monitor::Channel& ch, uint32_t stream, const std::string& path, bool follow) {
-  GuestCopy copy(ch, stream);
-  protocol::CopyOut req{path, "top", protocol::CopyOut::kTopOnly};
-  if (follow) req.flags |= protocol::CopyOut::kFollowLink;
-  if (auto s = copy.start(MsgType::kCopyOut, req); !s.ok()) {
-    if (s.error().code() == ErrorCode::kNotFound) return Probe{};
-    return s.error();
-  }
-  std::vector<uint8_t> tar, chunk;
-  while (true) {
-    VESSEL_ASSIGN_OR_RETURN(bool more, copy.next(chunk));
-    if (!more) break;
-    tar.insert(tar.end(), chunk.begin(), chunk.end());
-  }
-  VESSEL_TRY(copy.finish(false));
-  std::unique_ptr<archive, decltype(&archive_read_free)> a(archive_read_new(), archive_read_free);
-  archive_read_support_format_tar(a.get());
-  archive_entry* entry = nullptr;
-  if (archive_read_open_memory(a.get(), tar.data(), tar.size()) != ARCHIVE_OK ||
-      archive_read_next_header(a.get(), &entry) != ARCHIVE_OK)
-    return Error(ErrorCode::kProtocol, "unreadable answer about '" + path + "' from the guest");
-  return Probe{true, archive_entry_filetype(entry) == AE_IFDIR};
-}
-
 /// Reads `ref`'s record and connects to its monitor.
 struct Target {
   std::unique_ptr<Containers> cs;
@@ -294,11 +123,10 @@ Status copy_out(monitor::Channel& ch, const std::string& src, const Endpoint& ds
                    "refusing to write a tar archive to a terminal; redirect stdout");
     GuestCopy copy(ch, 2);
     VESSEL_TRY(
-        copy.start(MsgType::kCopyOut,
-                   protocol::CopyOut{src, "", follow ? protocol::CopyOut::kFollowLink : 0u}));
+        copy.start(protocol::CopyOut{src, "", follow ? protocol::CopyOut::kFollowLink : 0u}));
     return stream_to_fd(copy, STDOUT_FILENO);
   }
-  VESSEL_ASSIGN_OR_RETURN(Probe what, probe(ch, 2, src, follow));
+  VESSEL_ASSIGN_OR_RETURN(containers::PathStat what, containers::stat_path(ch, 2, src, follow));
   if (!what.exists) return Error(ErrorCode::kNotFound, "no such file or directory: " + src);
   // Docker's destination rules (pkg/archive/copy.go, CopyInfoDestinationPath).
   std::string into, name;
@@ -307,7 +135,7 @@ Status copy_out(monitor::Channel& ch, const std::string& src, const Endpoint& ds
     if (S_ISDIR(st.st_mode)) {
       into = dst.path;
       name = names_contents(src) ? "." : "";
-    } else if (what.is_dir) {
+    } else if (what.is_dir()) {
       return Error(ErrorCode::kInvalidArgument,
                    "cannot copy a directory to a file: '" + dst.path + "'");
     } else {
@@ -317,7 +145,7 @@ Status copy_out(monitor::Channel& ch, const std::string& src, const Endpoint& ds
   } else if (errno != ENOENT) {
     return Error::from_errno(errno, "stat '" + dst.path + "'");
   } else {
-    if (ends_with_slash(dst.path) && !what.is_dir)
+    if (ends_with_slash(dst.path) && !what.is_dir())
       return Error(ErrorCode::kNotFound, "no such directory: '" + dst.path + "'");
     into = dir_name(dst.path);
     name = base_name(dst.path);
@@ -327,8 +155,7 @@ Status copy_out(monitor::Channel& ch, const std::string& src, const Endpoint& ds
   }
   GuestCopy copy(ch, 3);
   VESSEL_TRY(
-      copy.start(MsgType::kCopyOut,
-                 protocol::CopyOut{src, name, follow ? protocol::CopyOut::kFollowLink : 0u}));
+      copy.start(protocol::CopyOut{src, name, follow ? protocol::CopyOut::kFollowLink : 0u}));
   // The archive flows through a pipe into apply_layer, in a thread of its own.
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return Error::from_errno(errno, "pipe");
@@ -456,13 +283,14 @@ Status send_tree(GuestCopy& copy, const std::string& src, const std::string& nam
 Status copy_in(monitor::Channel& ch, const Endpoint& src, const std::string& dst, bool follow,
                bool archive_mode) {
   uint32_t flags = archive_mode ? protocol::CopyIn::kKeepOwner : 0u;
-  VESSEL_ASSIGN_OR_RETURN(Probe what, probe(ch, 2, dst, /*follow=*/true));
+  VESSEL_ASSIGN_OR_RETURN(containers::PathStat what,
+                          containers::stat_path(ch, 2, dst, /*follow=*/true));
   if (src.stream) {
     // Docker: a tar on stdin is extracted into DST, which must be a directory.
-    if (!what.exists || !what.is_dir)
+    if (!what.exists || !what.is_dir())
       return Error(ErrorCode::kInvalidArgument, "destination '" + dst + "' must be a directory");
     GuestCopy copy(ch, 3);
-    VESSEL_TRY(copy.start(MsgType::kCopyIn, protocol::CopyIn{dst, flags}));
+    VESSEL_TRY(copy.start(protocol::CopyIn{dst, flags}));
     std::vector<uint8_t> buf(protocol::kMaxDataChunk);
     while (!copy.ended()) {
       ssize_t n = ::read(STDIN_FILENO, buf.data(), buf.size());
@@ -478,7 +306,7 @@ Status copy_in(monitor::Channel& ch, const Endpoint& src, const std::string& dst
   if (r != 0) return Error::from_errno(errno, "'" + src.path + "'");
   bool src_dir = S_ISDIR(st.st_mode);
   std::string into, name;
-  if (what.exists && what.is_dir) {
+  if (what.exists && what.is_dir()) {
     into = dst;
     name = src_dir && names_contents(src.path) ? "." : base_name(src.path);
   } else if (what.exists) {
@@ -494,7 +322,7 @@ Status copy_in(monitor::Channel& ch, const Endpoint& src, const std::string& dst
   }
   if (name == "/" || name.empty()) name = ".";
   GuestCopy copy(ch, 3);
-  VESSEL_TRY(copy.start(MsgType::kCopyIn, protocol::CopyIn{into, flags}));
+  VESSEL_TRY(copy.start(protocol::CopyIn{into, flags}));
   std::string top = strip_slashes(src.path);
   Status sent = send_tree(copy, top, name, follow);
   if (!sent.ok() && !copy.ended()) return sent;
@@ -558,8 +386,7 @@ int export_container(const CopyFlags& f, const GlobalOptions& g) {
     }
   }
   GuestCopy copy(*t->ch, 2);
-  Status s =
-      copy.start(MsgType::kCopyOut, protocol::CopyOut{"/", ".", protocol::CopyOut::kOneFileSystem});
+  Status s = copy.start(protocol::CopyOut{"/", ".", protocol::CopyOut::kOneFileSystem});
   if (s.ok()) s = stream_to_fd(copy, file ? file.get() : STDOUT_FILENO);
   if (s.ok() && file && ::fsync(file.get()) != 0)
     s = Error::from_errno(errno, "write '" + tmp + "'");

@@ -9,7 +9,10 @@
 //   - a routed request's path does not start with '/' or keeps a version
 //     prefix, or its version is outside [kMinApiVersion, kApiVersion];
 //   - parse_create_body fails with a code other than kInvalidArgument, or
-//     accepts a body without an image.
+//     accepts a body without an image;
+//   - parse_endpoint_config (network connect's EndpointConfig) or
+//     parse_registry_auth (X-Registry-Auth) fails with another code, or the
+//     latter gives credentials with neither a username nor a password.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -29,12 +32,25 @@ void check(bool ok) {
 void create_body(std::string_view text) {
   auto j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded()) return;
+  if (j.is_object() && j.contains("EndpointConfig")) {
+    auto a = parse_endpoint_config(j["EndpointConfig"], "net", "EndpointConfig.");
+    check(a.ok() || a.error().code() == ErrorCode::kInvalidArgument);
+  }
   auto s = parse_create_body(j);
   if (!s.ok()) {
     check(s.error().code() == ErrorCode::kInvalidArgument);
     return;
   }
   check(!s->image.empty());
+}
+
+void registry_auth(const std::string& header) {
+  auto a = parse_registry_auth(header);
+  if (!a.ok()) {
+    check(a.error().code() == ErrorCode::kInvalidArgument);
+    return;
+  }
+  if (*a) check(!(*a)->username.empty() || !(*a)->password.empty());
 }
 
 }  // namespace
@@ -52,8 +68,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!req.version.empty()) check(req.version.size() <= 12);
     (void)parse_filters(req.arg("filters"));
     if (req.path == "/containers/create") create_body(req.body);
+    registry_auth(req.header("x-registry-auth"));
   }
-  // The input as a body by itself too.
+  // The input as a body and as a header value by itself too.
   create_body(in);
+  registry_auth(std::string(in));
   return 0;
 }

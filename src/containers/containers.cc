@@ -8,9 +8,11 @@
 #include <unistd.h>
 
 #include <ctime>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "base/log.h"
+#include "net/address.h"
 #include "runtime/container_vm.h"
 #include "runtime/etc_files.h"
 #include "runtime/paths.h"
@@ -345,9 +347,114 @@ Status Containers::wait_gone(const ContainerRecord& r, std::chrono::milliseconds
   return ok_status();
 }
 
+namespace {
+
+std::string paused_marker(const std::string& root, const std::string& id) {
+  return runtime::runtime_dir_of(root, id) + "/paused";
+}
+
+}  // namespace
+
+bool Containers::paused(const ContainerRecord& r) const {
+  return r.state.status == RunState::kRunning &&
+         ::access(paused_marker(root_, r.id).c_str(), F_OK) == 0;
+}
+
+Status Containers::pause(const ContainerRecord& record, bool pause) {
+  VESSEL_ASSIGN_OR_RETURN(ContainerRecord r, reconcile(record));
+  if (r.state.status != RunState::kRunning || !runtime::owner_alive(root_, r.id))
+    return Error(ErrorCode::kFailedPrecondition,
+                 "Container " + display_name(r) + " is not running");
+  if (paused(r) == pause)
+    return Error(
+        ErrorCode::kFailedPrecondition,
+        "Container " + display_name(r) + (pause ? " is already paused" : " is not paused"));
+  VESSEL_ASSIGN_OR_RETURN(monitor::Channel ch, connect(r));
+  uint8_t payload = pause ? 1 : 0;
+  VESSEL_TRY(monitor::request(ch, monitor::ApiType::kPause, std::span<const uint8_t>(&payload, 1),
+                              std::chrono::seconds(30)));
+  std::string marker = paused_marker(root_, r.id);
+  if (pause) return sys::write_file_atomic(marker, "");
+  if (::unlink(marker.c_str()) != 0 && errno != ENOENT)
+    return Error::from_errno(errno, "unlink '" + marker + "'");
+  return ok_status();
+}
+
+namespace {
+
+// What an endpoint record asked for, to plan it again.
+networks::Attachment attachment_of(const state::EndpointRecord& e) {
+  networks::Attachment a{e.network, e.fixed_ip ? net::Ipv4{e.fixed_ip}.to_string() : "", e.mac, {}};
+  auto aliases = nlohmann::json::parse(e.aliases, nullptr, false);
+  if (aliases.is_array())
+    for (const auto& x : aliases)
+      if (x.is_string()) a.aliases.push_back(x.get<std::string>());
+  return a;
+}
+
+}  // namespace
+
+Status Containers::connect_network(const ContainerRecord& record,
+                                   const networks::Attachment& attachment) {
+  VESSEL_ASSIGN_OR_RETURN(ContainerRecord r, reconcile(record));
+  VESSEL_ASSIGN_OR_RETURN(
+      networks::Network n,
+      networks_->get(attachment.network == "bridge" ? std::string(networks::kDefaultNetwork)
+                                                    : attachment.network));
+  if (runtime::owner_alive(root_, r.id))
+    return Error(ErrorCode::kFailedPrecondition,
+                 "cannot connect running container " + display_name(r) + " to network " + n.name +
+                     ": a VM's network interfaces are fixed when it boots (stop it, connect, "
+                     "start it)");
+  VESSEL_ASSIGN_OR_RETURN(runtime::ContainerConfig config, runtime::config_from_json(r.config));
+  if (config.network_mode == networks::kNoNetwork)
+    return Error(ErrorCode::kFailedPrecondition,
+                 "container " + display_name(r) + " has --network none: it joins no network");
+  VESSEL_ASSIGN_OR_RETURN(auto current, store_->endpoints_of(r.id));
+  std::vector<networks::Attachment> wanted;
+  for (const auto& e : current) {
+    if (e.network == n.name)
+      return Error(ErrorCode::kFailedPrecondition,
+                   "container " + display_name(r) + " is already connected to network " + n.name);
+    wanted.push_back(attachment_of(e));
+  }
+  networks::Attachment a = attachment;
+  a.network = n.name;
+  wanted.push_back(a);
+  VESSEL_ASSIGN_OR_RETURN(auto endpoints, networks_->plan(r.id, wanted));
+  for (auto& e : endpoints)  // keep the addresses they held last
+    for (const auto& old : current)
+      if (old.network == e.network) e.last_ip = old.last_ip;
+  return store_->set_endpoints(r.id, endpoints);
+}
+
+Status Containers::disconnect_network(const ContainerRecord& record, const std::string& network) {
+  VESSEL_ASSIGN_OR_RETURN(ContainerRecord r, reconcile(record));
+  std::string name = network == "bridge" ? std::string(networks::kDefaultNetwork) : network;
+  VESSEL_ASSIGN_OR_RETURN(networks::Network n, networks_->get(name));
+  if (runtime::owner_alive(root_, r.id))
+    return Error(ErrorCode::kFailedPrecondition,
+                 "cannot disconnect running container " + display_name(r) + " from network " +
+                     n.name +
+                     ": a VM's network interfaces are fixed when it boots (stop it, "
+                     "disconnect, start it)");
+  VESSEL_ASSIGN_OR_RETURN(auto current, store_->endpoints_of(r.id));
+  std::vector<state::EndpointRecord> kept;
+  for (const auto& e : current)
+    if (e.network != n.name) kept.push_back(e);
+  if (kept.size() == current.size())
+    return Error(ErrorCode::kFailedPrecondition,
+                 "container " + display_name(r) + " is not connected to network " + n.name);
+  for (size_t i = 0; i < kept.size(); ++i)
+    kept[i].position = static_cast<int>(i);
+  return store_->set_endpoints(r.id, kept);
+}
+
 Status Containers::stop(const ContainerRecord& record, int signal, int timeout) {
   VESSEL_ASSIGN_OR_RETURN(ContainerRecord r, reconcile(record));
   if (!runtime::owner_alive(root_, r.id)) return ok_status();
+  // A frozen guest cannot take the signal (Docker thaws too).
+  if (paused(r)) VESSEL_TRY(pause(r, false));
   auto ch = connect(r);
   if (!ch.ok()) return ok_status();  // it ended meanwhile
   VESSEL_ASSIGN_OR_RETURN(runtime::ContainerConfig config, runtime::config_from_json(r.config));
@@ -364,6 +471,7 @@ Status Containers::kill(const ContainerRecord& record, int signal) {
   auto not_running = Error(ErrorCode::kFailedPrecondition,
                            "cannot kill container " + display_name(r) + ": it is not running");
   if (!runtime::owner_alive(root_, r.id)) return not_running;
+  if (paused(r)) VESSEL_TRY(pause(r, false));
   auto ch = connect(r);
   if (!ch.ok()) return not_running;
   auto payload = protocol::encode(protocol::Signal{signal});
@@ -379,6 +487,7 @@ Status Containers::remove(const ContainerRecord& record, bool force, bool volume
       return Error(ErrorCode::kFailedPrecondition,
                    "cannot remove container " + display_name(r) +
                        ": it is running (stop it first, or use rm -f)");
+    if (paused(r)) (void)pause(r, false);
     // Ask the monitor to kill it; if the monitor does not answer, kill the
     // monitor, which takes its QEMU and virtiofsd with it.
     bool stopped = false;

@@ -82,6 +82,25 @@ class Containers {
   /// anonymous volumes go too.
   Status remove(const ContainerRecord& r, bool force, bool volumes = false);
 
+  /// Freezes (`pause`) or thaws the VM's vCPUs (docker pause/unpause);
+  /// kFailedPrecondition when it is not running, already paused, or (to
+  /// thaw) not paused. Paused is kept as a marker in the runtime directory,
+  /// so it ends with the monitor.
+  Status pause(const ContainerRecord& r, bool pause);
+  /// True while the running container is paused.
+  bool paused(const ContainerRecord& r) const;
+
+  /// Joins a container that is not running to a network (docker network
+  /// connect): its VM gets the NIC at its next start. kFailedPrecondition
+  /// while it runs (a VM's NICs are fixed when it boots), when it is
+  /// already on the network, or uses --network none; kNotFound for a
+  /// network that does not exist; kInvalidArgument as at create (address,
+  /// MAC, aliases).
+  Status connect_network(const ContainerRecord& r, const networks::Attachment& attachment);
+  /// Takes a container that is not running off a network;
+  /// kFailedPrecondition while it runs or when it is not on it.
+  Status disconnect_network(const ContainerRecord& r, const std::string& network);
+
   /// One resource sample of a running container, from its guest (the
   /// monitor asks the agent, which reads the container's cgroup);
   /// kFailedPrecondition when it is not running, kTimeout after 10 s.

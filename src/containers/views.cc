@@ -46,6 +46,7 @@ json inspect_view(Containers& cs, const ContainerRecord& r) {
   auto cfg = runtime::config_from_json(r.config);
   runtime::ContainerConfig c = cfg.ok() ? *cfg : runtime::ContainerConfig{};
   const auto& s = r.state;
+  bool paused = cs.paused(r);
   std::string dir = runtime::container_dir(root, r.id);
   json network_settings = json::object();
   {
@@ -76,9 +77,9 @@ json inspect_view(Containers& cs, const ContainerRecord& r) {
                                  : std::vector<std::string>{}},
       {"Image", r.image_id},
       {"State",
-       {{"Status", state::state_name(s.status)},
+       {{"Status", paused ? "paused" : state::state_name(s.status)},
         {"Running", s.status == RunState::kRunning},
-        {"Paused", false},
+        {"Paused", paused},
         {"Restarting", s.status == RunState::kRestarting},
         {"OOMKilled", s.oom_killed},
         {"Dead", false},
@@ -111,6 +112,11 @@ json inspect_view(Containers& cs, const ContainerRecord& r) {
           {"MaximumRetryCount", c.restart.max_retries}}},
         {"NanoCpus", static_cast<int64_t>(c.cpus) * 1'000'000'000},
         {"Memory", c.memory_bytes},
+        {"PidsLimit", c.pids_limit},
+        // Docker's json-file in spirit (the logs endpoint reads the log);
+        // docker-compose only shows the logs of containers that name a
+        // driver.
+        {"LogConfig", {{"Type", "json-file"}, {"Config", json::object()}}},
         {"NetworkMode", c.network_mode},
         {"PortBindings", networks::ports_view(c.ports, "")},
         {"Dns", c.dns},
@@ -143,7 +149,7 @@ json ls_view(Containers& cs, const ContainerRecord& r, int64_t now_ns) {
           {"Image", r.image.empty() ? "(rootfs)" : r.image},
           {"Command", c.ok() ? command_line(*c) : ""},
           {"CreatedAt", iso_time(r.created)},
-          {"State", state::state_name(r.state.status)},
+          {"State", cs.paused(r) ? "paused" : state::state_name(r.state.status)},
           {"Status", describe_status(r, now_ns)},
           {"ExitCode", r.state.exit_code},
           {"Names", r.name},
@@ -178,7 +184,7 @@ json list_view(Containers& cs, const ContainerRecord& r, int64_t now_ns) {
   std::string status;
   switch (r.state.status) {
     case RunState::kRunning:
-      status = "Up " + describe_age(r.state.started, now_ns);
+      status = "Up " + describe_age(r.state.started, now_ns) + (cs.paused(r) ? " (Paused)" : "");
       break;
     case RunState::kRestarting:
       status = "Restarting (" + std::to_string(r.state.exit_code) + ") " +
@@ -200,7 +206,7 @@ json list_view(Containers& cs, const ContainerRecord& r, int64_t now_ns) {
           {"Created", r.created / 1'000'000'000},
           {"Ports", ports},
           {"Labels", c.ok() ? json(c->labels) : json::object()},
-          {"State", state::state_name(r.state.status)},
+          {"State", cs.paused(r) ? "paused" : state::state_name(r.state.status)},
           {"Status", status},
           {"HostConfig", {{"NetworkMode", c.ok() ? c->network_mode : "default"}}},
           {"NetworkSettings", {{"Networks", nets}}},

@@ -56,6 +56,29 @@ Result<ImageConfig> parse_image_config_impl(std::string_view bytes) {
   if (ic.os.empty()) return field_error("os", "empty");
   VESSEL_ASSIGN_OR_RETURN(ic.variant, optional_string(doc, "variant", ""));
 
+  VESSEL_ASSIGN_OR_RETURN(ic.created, optional_string(doc, "created", ""));
+  if (const Json* h = detail::find(doc, "history"); h && !h->is_null()) {
+    if (!h->is_array()) return field_error("history", "expected an array");
+    if (h->size() > kMaxConfigListEntries)
+      return field_error("history",
+                         "more than " + std::to_string(kMaxConfigListEntries) + " entries");
+    for (size_t i = 0; i < h->size(); ++i) {
+      std::string path = detail::index("history", i);
+      const Json& e = (*h)[i];
+      if (!e.is_object()) return field_error(path, "expected an object");
+      HistoryEntry entry;
+      VESSEL_ASSIGN_OR_RETURN(entry.created, optional_string(e, "created", path));
+      VESSEL_ASSIGN_OR_RETURN(entry.created_by, optional_string(e, "created_by", path));
+      VESSEL_ASSIGN_OR_RETURN(entry.comment, optional_string(e, "comment", path));
+      if (const Json* el = detail::find(e, "empty_layer"); el && !el->is_null()) {
+        if (!el->is_boolean())
+          return field_error(detail::join(path, "empty_layer"), "expected a boolean");
+        entry.empty_layer = el->get<bool>();
+      }
+      ic.history.push_back(std::move(entry));
+    }
+  }
+
   if (const Json* c = detail::find(doc, "config")) {
     if (!c->is_object()) return field_error("config", "expected an object");
     VESSEL_ASSIGN_OR_RETURN(ic.config, container_config(*c));

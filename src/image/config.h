@@ -32,11 +32,24 @@ struct ContainerConfig {
   std::vector<std::string> volumes;        // keys of "Volumes": "/data"
 };
 
+/// One step that made the image (the config's "history"), for docker
+/// history: an entry with empty_layer made no layer.
+struct HistoryEntry {
+  std::string created;  // RFC 3339, as written ("" when absent)
+  std::string created_by;
+  std::string comment;
+  bool empty_layer = false;
+};
+
 struct ImageConfig {
   std::string architecture;  // as written ("amd64"); see platform()
   std::string os;
   std::string variant;
+  /// When the image was made: RFC 3339 as written ("" when absent).
+  std::string created;
   ContainerConfig config;
+  /// Oldest first; at most kMaxConfigListEntries.
+  std::vector<HistoryEntry> history;
   /// rootfs.diff_ids: the digest of each uncompressed layer, base first.
   std::vector<Digest> diff_ids;
 
@@ -51,7 +64,9 @@ struct ImageConfig {
 /// (Cmd and Entrypoint may also be a single string, as Docker accepts);
 /// lists and maps hold at most kMaxConfigListEntries; strings that reach
 /// execve (User, Env, Entrypoint, Cmd, WorkingDir) must not contain NUL.
-/// "history" and unknown fields are ignored. Errors are kProtocol:
+/// "created" and each "history" entry's created, created_by and comment
+/// are strings, empty_layer a boolean; at most kMaxConfigListEntries
+/// history entries. Unknown fields are ignored. Errors are kProtocol:
 /// "invalid image config: config.Env[3]: expected a string, got number".
 Result<ImageConfig> parse_image_config(std::string_view bytes);
 

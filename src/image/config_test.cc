@@ -73,6 +73,11 @@ TEST(ImageConfig, ParsesDockerConfig) {
   ASSERT_EQ(c.diff_ids.size(), 2u);
   EXPECT_EQ(c.diff_ids[0].str(), kD1);
   EXPECT_EQ(c.diff_ids[1].str(), kD2);
+  EXPECT_EQ(c.created, "2023-11-01T00:00:00Z");
+  ASSERT_EQ(c.history.size(), 2u);
+  EXPECT_EQ(c.history[0].created_by, "/bin/sh -c #(nop) ADD file:abc in /");
+  EXPECT_FALSE(c.history[0].empty_layer);
+  EXPECT_TRUE(c.history[1].empty_layer);
 }
 
 TEST(ImageConfig, MinimalConfigHasEmptyDefaults) {
@@ -165,6 +170,16 @@ INSTANTIATE_TEST_SUITE_P(
             replace(kMinimal, R"("diff_ids": [])",
                     "\"diff_ids\": " + many_diff_ids(kMaxDiffIds + 1)),
             "invalid image config: rootfs.diff_ids: more than 1000 entries"},
+        Bad{"CreatedNumber",
+            replace(kMinimal, R"("os": "linux")", R"("os": "linux", "created": 5)"),
+            "invalid image config: created: expected a string, got number"},
+        Bad{"HistoryObject",
+            replace(kMinimal, R"("os": "linux")", R"("os": "linux", "history": {})"),
+            "invalid image config: history: expected an array"},
+        Bad{"HistoryEmptyLayerString",
+            replace(kMinimal, R"("os": "linux")",
+                    R"("os": "linux", "history": [{"empty_layer": "yes"}])"),
+            "invalid image config: history[0].empty_layer: expected a boolean"},
         Bad{"ConfigArray", replace(kMinimal, R"("variant": "v8")", R"("config": [])"),
             "invalid image config: config: expected an object"},
         Bad{"EnvNotArray", replace(kDockerConfig, R"("Env": [)", R"("Env": {"x": 1}, "y": [)"),

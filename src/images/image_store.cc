@@ -145,9 +145,13 @@ Result<registry::RegistryClient> client_for(const image::Reference& ref, const P
   ro.insecure_tls = o.insecure_tls;
   // `vessel registry login` stores credentials in the state root.
   std::string vessel_dir = o.credentials_dir.empty() ? state_root : o.credentials_dir;
-  auto creds =
-      registry::lookup_credentials(vessel_dir, registry::default_docker_config_dir(), ref.registry);
-  if (creds.ok()) ro.credentials = *creds;
+  if (o.credentials) {
+    ro.credentials = o.credentials;
+  } else {
+    auto creds = registry::lookup_credentials(vessel_dir, registry::default_docker_config_dir(),
+                                              ref.registry);
+    if (creds.ok()) ro.credentials = *creds;
+  }
   return registry::RegistryClient::create(ro);
 }
 

@@ -59,6 +59,9 @@ struct PullOptions {
   /// Directory holding Vessel's credentials (config.json); "" for the state
   /// root, where `vessel registry login` writes them.
   std::string credentials_dir;
+  /// Credentials to use instead of the stored ones (the Docker API's
+  /// X-Registry-Auth).
+  std::optional<registry::Credentials> credentials;
   /// Called from the pulling threads, serialised by the store.
   std::function<void(const PullEvent&)> progress;
 };

@@ -1,5 +1,7 @@
 #include "images/views.h"
 
+#include <cstdio>
+#include <ctime>
 #include <map>
 
 #include "image/reference.h"
@@ -52,7 +54,7 @@ Result<json> inspect_view(const ImageStore& store, const ImageRecord& rec,
       {"RepoDigests", digests},
       {"Parent", ""},
       {"Comment", ""},
-      {"Created", "0001-01-01T00:00:00Z"},
+      {"Created", config.created.empty() ? "0001-01-01T00:00:00Z" : config.created},
       {"Architecture", config.architecture},
       {"Os", config.os},
       {"Size", rec.size},
@@ -84,13 +86,17 @@ json list_view(const ImageStore& store, const std::vector<ImageRecord>& records)
     auto it = by_id.find(id);
     if (it == by_id.end()) {
       json labels = json::object();
-      if (auto cfg = store.config(r); cfg.ok()) labels = cfg->config.labels;
+      int64_t created = 0;
+      if (auto cfg = store.config(r); cfg.ok()) {
+        labels = cfg->config.labels;
+        created = unix_seconds(cfg->created);
+      }
       it = by_id
                .emplace(id, json{{"Id", id},
                                  {"ParentId", ""},
                                  {"RepoTags", json::array()},
                                  {"RepoDigests", json::array()},
-                                 {"Created", 0},
+                                 {"Created", created},
                                  {"Size", r.size},
                                  {"VirtualSize", r.size},
                                  {"SharedSize", -1},
@@ -105,6 +111,60 @@ json list_view(const ImageStore& store, const std::vector<ImageRecord>& records)
   for (const auto& id : order)
     out.push_back(by_id[id]);
   return out;
+}
+
+Result<json> history_view(const ImageStore& store, const ImageRecord& rec,
+                          const std::vector<std::string>& names) {
+  VESSEL_ASSIGN_OR_RETURN(image::ImageConfig config, store.config(rec));
+  json tags = json::array(), digests = json::array();
+  for (const auto& n : names.empty() ? std::vector<std::string>{rec.name} : names)
+    add_names(rec, n, tags, digests);
+  json out = json::array();
+  for (auto it = config.history.rbegin(); it != config.history.rend(); ++it) {
+    bool newest = out.empty();
+    out.push_back({{"Id", newest ? rec.config.str() : "<missing>"},
+                   {"Created", unix_seconds(it->created)},
+                   {"CreatedBy", it->created_by},
+                   {"Tags", newest ? tags : json(nullptr)},
+                   {"Size", 0},
+                   {"Comment", it->comment}});
+  }
+  if (out.empty())  // no history: the image as one step
+    out.push_back({{"Id", rec.config.str()},
+                   {"Created", unix_seconds(config.created)},
+                   {"CreatedBy", ""},
+                   {"Tags", tags},
+                   {"Size", rec.size},
+                   {"Comment", ""}});
+  return out;
+}
+
+int64_t unix_seconds(const std::string& text) {
+  std::tm tm{};
+  int consumed = 0;
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6)
+    return 0;
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  std::string_view rest = std::string_view(text).substr(static_cast<size_t>(consumed));
+  if (!rest.empty() && rest[0] == '.') {  // fractions of a second: dropped
+    size_t end = rest.find_first_not_of("0123456789", 1);
+    rest.remove_prefix(end == std::string_view::npos ? rest.size() : end);
+  }
+  int64_t offset = 0;
+  if (rest == "Z" || rest == "z") {
+    offset = 0;
+  } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':') {
+    int h = 0, m = 0;
+    if (std::sscanf(std::string(rest.substr(1)).c_str(), "%2d:%2d", &h, &m) != 2) return 0;
+    offset = (rest[0] == '+' ? 1 : -1) * (h * 3600 + m * 60);
+  } else {
+    return 0;
+  }
+  time_t t = ::timegm(&tm);
+  if (t == static_cast<time_t>(-1)) return 0;
+  return static_cast<int64_t>(t) - offset;
 }
 
 }  // namespace vessel::images

@@ -23,8 +23,19 @@ Result<nlohmann::json> inspect_view(const ImageStore& store, const ImageRecord& 
                                     const std::vector<std::string>& names = {});
 
 /// Docker's image list (GET /images/json): one entry per image (config
-/// digest), its names gathered in RepoTags and RepoDigests; Created 0
-/// (Vessel does not keep the config's creation time), Size, Labels.
+/// digest), its names gathered in RepoTags and RepoDigests; Created (Unix
+/// seconds of the config's "created", 0 when it has none), Size, Labels.
 nlohmann::json list_view(const ImageStore& store, const std::vector<ImageRecord>& records);
+
+/// Docker's image history (GET /images/{name}/history): the config's
+/// history, newest first, each {Id ("<missing>" but for the newest: the
+/// image's id), Created (Unix seconds), CreatedBy, Tags (the newest's:
+/// `names`), Size (0: Vessel keeps no per-step sizes), Comment}.
+Result<nlohmann::json> history_view(const ImageStore& store, const ImageRecord& rec,
+                                    const std::vector<std::string>& names);
+
+/// Unix seconds of an RFC 3339 time ("2024-01-02T03:04:05.123Z",
+/// "...+01:00"); 0 when `text` is empty or not one.
+int64_t unix_seconds(const std::string& text);
 
 }  // namespace vessel::images

@@ -52,5 +52,15 @@ TEST_F(ImageViewsTest, InspectFailsWhenTheConfigIsMissing) {
   EXPECT_FALSE(v.ok());
 }
 
+TEST(ImageTimes, UnixSecondsOfRfc3339) {
+  EXPECT_EQ(unix_seconds("1970-01-01T00:00:10Z"), 10);
+  EXPECT_EQ(unix_seconds("2023-11-01T00:00:00.123456789Z"), 1698796800);
+  EXPECT_EQ(unix_seconds("2023-11-01T01:00:00+01:00"), 1698796800);
+  EXPECT_EQ(unix_seconds("2023-10-31T23:30:00-00:30"), 1698796800);
+  EXPECT_EQ(unix_seconds(""), 0);
+  EXPECT_EQ(unix_seconds("yesterday"), 0);
+  EXPECT_EQ(unix_seconds("2023-11-01T00:00:00"), 0);  // no zone: not RFC 3339
+}
+
 }  // namespace
 }  // namespace vessel::images

@@ -209,6 +209,7 @@ class Monitor {
   bool stop_requested_ = false;
   std::optional<Clock::time_point> kill_at_, force_at_;
   int restart_count_ = 0;
+  bool start_privileges_dropped_ = false;
 };
 
 std::optional<int> Monitor::start() {
@@ -426,6 +427,7 @@ void Monitor::drop_start_privileges() {
   // Kept: KILL (QEMU runs as another uid), NET_ADMIN and NET_RAW (the
   // network's teardown), NET_BIND_SERVICE and SETPCAP (a dnsmasq started
   // again at teardown), SYS_PTRACE (QEMU's /proc for stats).
+  start_privileges_dropped_ = true;
   Status dropped = sys::drop_capabilities(
       {CAP_SYS_ADMIN, CAP_SETUID, CAP_SETGID, CAP_MKNOD, CAP_SETFCAP, CAP_SYS_CHROOT,
        CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID, CAP_CHOWN, CAP_SYS_RESOURCE,
@@ -435,12 +437,19 @@ void Monitor::drop_start_privileges() {
 
 bool Monitor::should_restart(int exit_code) const {
   if (stop_requested_) return false;
-  switch (config_.restart.kind) {
+  // The policy as recorded now: `docker update --restart` changes it while
+  // the container runs. A monitor that started without one has given up
+  // what a start needs (drop_start_privileges): a policy given since
+  // applies from the next start.
+  RestartPolicy policy = config_.restart;
+  if (store_ && !start_privileges_dropped_)
+    if (auto r = store_->container(o_.id); r.ok())
+      if (auto c = runtime::config_from_json(r->config); c.ok()) policy = c->restart;
+  switch (policy.kind) {
     case RestartPolicy::Kind::kNo:
       return false;
     case RestartPolicy::Kind::kOnFailure:
-      return exit_code != 0 &&
-             (config_.restart.max_retries == 0 || restart_count_ < config_.restart.max_retries);
+      return exit_code != 0 && (policy.max_retries == 0 || restart_count_ < policy.max_retries);
     case RestartPolicy::Kind::kAlways:
     case RestartPolicy::Kind::kUnlessStopped:
       return true;

@@ -309,9 +309,16 @@ Status Store::add_container(const ContainerRecord& r,
                             "the container name \"" + r.name + "\" is already in use"));
     }
   }
+  if (auto st = insert_endpoints(r.id, endpoints); !st.ok()) return rollback(st.error());
+  VESSEL_TRY(exec("COMMIT"));
+  return ok_status();
+}
+
+Status Store::insert_endpoints(const std::string& container,
+                               const std::vector<EndpointRecord>& endpoints) {
   for (const auto& e : endpoints) {
     if (!network(e.network).ok())
-      return rollback(Error(ErrorCode::kNotFound, "network " + e.network + " not found"));
+      return Error(ErrorCode::kNotFound, "network " + e.network + " not found");
     if (e.fixed_ip != 0) {
       // A fixed address must not be held by a running container. Another
       // stopped container may have asked for it too: as in Docker, the
@@ -319,29 +326,47 @@ Status Store::add_container(const ContainerRecord& r,
       Stmt q(db_,
              "SELECT c.name FROM leases l JOIN containers c ON c.id = l.container "
              "WHERE l.network = ?1 AND l.ip = ?2");
-      if (!q.ok()) return rollback(db_error(db_, "query addresses"));
+      if (!q.ok()) return db_error(db_, "query addresses");
       q.bind(1, e.network).bind(2, int64_t{e.fixed_ip});
       if (q.step() == SQLITE_ROW)
-        return rollback(Error(ErrorCode::kAlreadyExists,
-                              "address " + ip_text(e.fixed_ip) + " on network " + e.network +
-                                  " is already in use by container " + q.text(0)));
+        return Error(ErrorCode::kAlreadyExists, "address " + ip_text(e.fixed_ip) + " on network " +
+                                                    e.network + " is already in use by container " +
+                                                    q.text(0));
     }
     Stmt s(db_,
            "INSERT INTO endpoints (container, network, position, fixed_ip, last_ip, mac, aliases) "
            "VALUES (?1,?2,?3,?4,?5,?6,?7)");
-    if (!s.ok()) return rollback(db_error(db_, "add endpoint"));
-    s.bind(1, r.id).bind(2, e.network).bind(3, int64_t{e.position}).bind(4, int64_t{e.fixed_ip});
+    if (!s.ok()) return db_error(db_, "add endpoint");
+    s.bind(1, container)
+        .bind(2, e.network)
+        .bind(3, int64_t{e.position})
+        .bind(4, int64_t{e.fixed_ip});
     s.bind(5, int64_t{e.last_ip}).bind(6, e.mac).bind(7, e.aliases);
     if (s.step() != SQLITE_DONE) {
       Error err = db_error(db_, "add endpoint");
       if (err.code() == ErrorCode::kAlreadyExists)
-        return rollback(Error(ErrorCode::kAlreadyExists,
-                              e.fixed_ip ? "address " + ip_text(e.fixed_ip) + " on network " +
-                                               e.network + " is already in use"
-                                         : "container is on network " + e.network + " twice"));
-      return rollback(err);
+        return Error(ErrorCode::kAlreadyExists,
+                     e.fixed_ip ? "address " + ip_text(e.fixed_ip) + " on network " + e.network +
+                                      " is already in use"
+                                : "container is on network " + e.network + " twice");
+      return err;
     }
   }
+  return ok_status();
+}
+
+Status Store::set_endpoints(const std::string& container,
+                            const std::vector<EndpointRecord>& endpoints) {
+  VESSEL_TRY(exec("BEGIN IMMEDIATE"));
+  auto rollback = [&](Error e) -> Status {
+    (void)exec("ROLLBACK");
+    return e;
+  };
+  if (auto c = this->container(container); !c.ok()) return rollback(c.error());
+  Stmt d(db_, "DELETE FROM endpoints WHERE container = ?1");
+  if (!d.ok() || d.bind(1, container).step() != SQLITE_DONE)
+    return rollback(db_error(db_, "remove endpoints"));
+  if (auto st = insert_endpoints(container, endpoints); !st.ok()) return rollback(st.error());
   VESSEL_TRY(exec("COMMIT"));
   return ok_status();
 }
@@ -395,6 +420,19 @@ Result<ContainerRecord> Store::update_container(
   if (s.step() != SQLITE_DONE) return rollback(db_error(db_, "update container"));
   VESSEL_TRY(exec("COMMIT"));
   return r;
+}
+
+Status Store::rename_container(const std::string& id, const std::string& name) {
+  Stmt s(db_, "UPDATE containers SET name = ?1 WHERE id = ?2");
+  if (!s.ok()) return db_error(db_, "rename container");
+  if (s.bind(1, name).bind(2, id).step() != SQLITE_DONE) {
+    Error e = db_error(db_, "rename container");
+    if (e.code() == ErrorCode::kAlreadyExists)
+      return Error(ErrorCode::kAlreadyExists, "the name '" + name + "' is in use");
+    return e;
+  }
+  if (sqlite3_changes(db_) == 0) return Error(ErrorCode::kNotFound, "No such container: " + id);
+  return ok_status();
 }
 
 Status Store::remove_container(const std::string& id) {

@@ -67,9 +67,10 @@ struct NetworkRecord {
   int64_t created = 0;
 };
 
-/// A container's place on a network, fixed at create and kept until the
-/// container is removed: its NIC's position, MAC and aliases, and the
-/// address it asked for (--ip) or last held.
+/// A container's place on a network, made at create (or by network connect
+/// while it is not running) and kept until the container is removed (or
+/// disconnected): its NIC's position, MAC and aliases, and the address it
+/// asked for (--ip) or last held.
 struct EndpointRecord {
   std::string container;
   std::string network;
@@ -121,6 +122,9 @@ class Store {
   /// Whatever error `change` returns aborts the update and is returned.
   Result<ContainerRecord> update_container(const std::string& id,
                                            const std::function<Status(ContainerRecord&)>& change);
+  /// Gives container `id` the name `name`: kAlreadyExists when another
+  /// container has it, kNotFound when there is no such container.
+  Status rename_container(const std::string& id, const std::string& name);
   /// kNotFound if there is no such container.
   Status remove_container(const std::string& id);
 
@@ -136,6 +140,10 @@ class Store {
   /// on it; kNotFound.
   Status remove_network(const std::string& name);
 
+  /// Replaces `container`'s endpoints with `endpoints` (docker network
+  /// connect/disconnect of a container that is not running), with
+  /// add_container's checks, in one transaction.
+  Status set_endpoints(const std::string& container, const std::vector<EndpointRecord>& endpoints);
   /// A container's endpoints, by position.
   Result<std::vector<EndpointRecord>> endpoints_of(const std::string& container);
   /// The endpoints on a network, by container.
@@ -169,6 +177,9 @@ class Store {
  private:
   explicit Store(sqlite3* db) : db_(db) {}
   Status exec(const char* sql);
+  /// Inserts endpoints of `container` (inside a caller's transaction).
+  Status insert_endpoints(const std::string& container,
+                          const std::vector<EndpointRecord>& endpoints);
   sqlite3* db_;
 };
 

@@ -77,6 +77,43 @@ TEST_F(StoreTest, NamesAreUnique) {
   EXPECT_NE(dup.error().message().find("\"web\" is already in use"), std::string::npos);
 }
 
+TEST_F(StoreTest, RenameKeepsNamesUnique) {
+  auto store = open();
+  ASSERT_TRUE(store->add_container(make(kIdA, "web")).ok());
+  ASSERT_TRUE(store->add_container(make(kIdB, "db")).ok());
+  ASSERT_TRUE(store->rename_container(kIdA, "site").ok());
+  EXPECT_EQ(store->find_container("site")->id, kIdA);
+  EXPECT_FALSE(store->find_container("web").ok());
+  auto taken = store->rename_container(kIdA, "db");
+  ASSERT_FALSE(taken.ok());
+  EXPECT_EQ(taken.error().code(), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(store->rename_container(std::string(64, 'f'), "x").error().code(),
+            ErrorCode::kNotFound);
+}
+
+TEST_F(StoreTest, SetEndpointsReplacesThemAllOrNothing) {
+  auto store = open();
+  for (const char* n : {"one", "two"})
+    ASSERT_TRUE(
+        store
+            ->add_network(NetworkRecord{n, std::string(64, n[0] == 'o' ? 'a' : 'b'), "10.1.0.0/24",
+                                        "", std::string("br-") + n, false, "{}", 0})
+            .ok());
+  EndpointRecord e{kIdA, "one", 0, 0, 0, "02:00:00:00:00:01", "[]"};
+  ASSERT_TRUE(store->add_container(make(kIdA, "web"), {e}).ok());
+  EndpointRecord f{kIdA, "two", 1, 0, 0, "02:00:00:00:00:02", R"(["x"])"};
+  ASSERT_TRUE(store->set_endpoints(kIdA, {e, f}).ok());
+  ASSERT_EQ(store->endpoints_of(kIdA)->size(), 2u);
+  EXPECT_EQ((*store->endpoints_of(kIdA))[1].aliases, R"(["x"])");
+  EndpointRecord missing{kIdA, "three", 0, 0, 0, "02:00:00:00:00:03", "[]"};
+  auto bad = store->set_endpoints(kIdA, {missing});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(store->endpoints_of(kIdA)->size(), 2u);  // rolled back
+  ASSERT_TRUE(store->set_endpoints(kIdA, {}).ok());
+  EXPECT_TRUE(store->endpoints_of(kIdA)->empty());
+}
+
 TEST_F(StoreTest, StateSurvivesReopen) {
   {
     auto store = open();

@@ -379,6 +379,37 @@ TEST_F(DockerApiTest, PullFromALoopbackRegistryWithProgressThenRun) {
   CliResult missing = docker({"pull", registry->host() + "/test/nothing:1"});
   EXPECT_NE(missing.exit_code, 0);
   EXPECT_FALSE(missing.err.empty());
+
+  // Created and history come from the image's config.
+  CliResult created = docker({"image", "inspect", "-f", "{{.Created}}", name});
+  EXPECT_EQ(created.exit_code, 0) << created.err;
+  EXPECT_FALSE(contains(created.out, "0001-01-01")) << created.out;
+  CliResult history = docker({"history", "--no-trunc", name});
+  EXPECT_EQ(history.exit_code, 0) << history.err;
+  EXPECT_GE(lines(history.out).size(), 2u) << history.out;
+  // save, rmi, load: the same image back.
+  std::string tar = scratch_dir() + "/saved.tar";
+  CliResult save = docker({"save", "-o", tar, name});
+  EXPECT_EQ(save.exit_code, 0) << save.err;
+  ASSERT_EQ(docker({"rmi", name}).exit_code, 0);
+  CliResult load = docker({"load", "-i", tar});
+  EXPECT_EQ(load.exit_code, 0) << load.err;
+  EXPECT_TRUE(contains(load.out, "Loaded image: " + name)) << load.out;
+  EXPECT_TRUE(contains(docker({"images", "--format", "{{.Repository}}:{{.Tag}}"}).out,
+                       registry->host() + "/test/busybox:1\n"));
+  // push under a new name, with Docker's progress.
+  std::string pushed = registry->host() + "/test/again:2";
+  ASSERT_EQ(docker({"tag", name, pushed}).exit_code, 0);
+  CliResult dpush = docker({"push", pushed});
+  EXPECT_EQ(dpush.exit_code, 0) << dpush.err;
+  EXPECT_TRUE(contains(dpush.out, "The push refers to repository")) << dpush.out;
+  EXPECT_TRUE(contains(dpush.out, "2: digest: sha256:")) << dpush.out;
+  EXPECT_GE(registry->count_requests("PUT /v2/test/again/manifests/2"), 1u);
+  CliResult nothing = docker({"push", registry->host() + "/test/absent:1"});
+  EXPECT_NE(nothing.exit_code, 0);
+  EXPECT_TRUE(contains(nothing.err, "does not exist locally")) << nothing.err;
+  CliResult prune = docker({"image", "prune", "-f"});
+  EXPECT_EQ(prune.exit_code, 0) << prune.err;
 }
 
 TEST_F(DockerApiTest, ComposeUpPsExecDownWithAVolumeAPortAndNames) {
@@ -423,6 +454,11 @@ volumes:
       },
       60s))
       << "the client did not reach web by name";
+  // compose logs shows only containers whose HostConfig names a log driver.
+  CliResult logs = run_compose({"logs", "--no-color", "client"});
+  EXPECT_EQ(logs.exit_code, 0) << logs.err;
+  EXPECT_TRUE(contains(logs.out, "hello-from-web")) << logs.out;
+  EXPECT_TRUE(contains(logs.out, "client_1")) << logs.out;
   CliResult exec = run_compose({"exec", "-T", "web", "cat", "/www/index.html"});
   EXPECT_EQ(exec.exit_code, 0) << exec.err;
   EXPECT_EQ(exec.out, "hello-from-web\n");
@@ -436,17 +472,166 @@ volumes:
   EXPECT_FALSE(contains(docker({"network", "ls"}).out, "demo_default"));
 }
 
+// One running container for the verbs that work on a running one: cp both
+// ways (files, directories, "dir/."), export, top, pause/unpause, rename,
+// update; then the same container stopped, where cp is refused and the
+// resources can be updated.
+TEST_F(DockerApiTest, CpExportTopPauseRenameUpdateOnOneContainer) {
+  CliResult run = docker({"run", "-d", "--name", "box", kImage, "sh", "-c",
+                          "mkdir -p /srv/tree/sub && echo deep > /srv/tree/sub/f && "
+                          "echo ready && while true; do sleep 1; done"});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  ASSERT_TRUE(wait_until([&] { return contains(docker({"logs", "box"}).out, "ready"); }, 60s));
+
+  // Host -> container: a file into a directory, a directory under a new name.
+  std::string host = scratch_dir() + "/host";
+  ASSERT_TRUE(sys::make_dirs(host + "/dir/inner", 0755).ok());
+  ASSERT_TRUE(sys::write_file_atomic(host + "/note.txt", "a note\n").ok());
+  ASSERT_TRUE(sys::write_file_atomic(host + "/dir/inner/x", "x-content\n").ok());
+  CliResult in_file = docker({"cp", host + "/note.txt", "box:/tmp/"});
+  EXPECT_EQ(in_file.exit_code, 0) << in_file.err;
+  CliResult in_dir = docker({"cp", host + "/dir", "box:/tmp/copied"});
+  EXPECT_EQ(in_dir.exit_code, 0) << in_dir.err;
+  EXPECT_EQ(docker({"exec", "box", "cat", "/tmp/note.txt", "/tmp/copied/inner/x"}).out,
+            "a note\nx-content\n");
+  // Container -> host: a file, a directory's contents ("dir/.").
+  CliResult out_file = docker({"cp", "box:/tmp/note.txt", host + "/back.txt"});
+  EXPECT_EQ(out_file.exit_code, 0) << out_file.err;
+  auto back = sys::read_file(host + "/back.txt");
+  EXPECT_EQ(back.ok() ? *back : "", "a note\n");
+  ASSERT_TRUE(sys::make_dirs(host + "/out", 0755).ok());
+  CliResult out_dir = docker({"cp", "box:/srv/tree/.", host + "/out"});
+  EXPECT_EQ(out_dir.exit_code, 0) << out_dir.err;
+  auto deep = sys::read_file(host + "/out/sub/f");
+  EXPECT_EQ(deep.ok() ? *deep : "", "deep\n");
+  CliResult missing = docker({"cp", "box:/no/such", host + "/x"});
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_TRUE(
+      contains(missing.err, "No such container:path: box:/no/such"))  // the CLI's text for the 404
+      << missing.err;
+  EXPECT_TRUE(contains(raw("GET /v1.41/containers/box/archive?path=/no/such HTTP/1.1\r\nHost: "
+                           "x\r\nConnection: close\r\n\r\n"),
+                       "Could not find the file /no/such in container box"));
+  // Raw: no path is 400; a file as the extraction point is 400.
+  EXPECT_TRUE(contains(raw("HEAD /v1.41/containers/box/archive HTTP/1.1\r\nHost: x\r\n"
+                           "Connection: close\r\n\r\n"),
+                       "400 Bad Request"));
+  std::string put =
+      raw("PUT /v1.41/containers/box/archive?path=/tmp/note.txt HTTP/1.1\r\nHost: x\r\n"
+          "Connection: close\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_TRUE(contains(put, "extraction point is not a directory")) << put;
+
+  // export: the whole root as a tar.
+  CliResult exported = docker({"export", "-o", host + "/root.tar", "box"});
+  EXPECT_EQ(exported.exit_code, 0) << exported.err;
+  CliResult listing = run_process({"/usr/bin/tar", "tf", host + "/root.tar"}, {});
+  EXPECT_TRUE(contains(listing.out, "tmp/copied/inner/x\n")) << listing.err;
+  EXPECT_TRUE(contains(listing.out, "bin/busybox\n")) << listing.err;
+
+  // top: the container's processes, without the ps that listed them.
+  CliResult top = docker({"top", "box"});
+  EXPECT_EQ(top.exit_code, 0) << top.err;
+  EXPECT_TRUE(contains(top.out, "PID")) << top.out;
+  EXPECT_TRUE(contains(top.out, "while true")) << top.out;
+  EXPECT_FALSE(contains(top.out, "ps -ef")) << top.out;
+
+  // pause/unpause: the VM freezes; ps and inspect say so.
+  CliResult paused = docker({"pause", "box"});
+  EXPECT_EQ(paused.exit_code, 0) << paused.err;
+  EXPECT_TRUE(contains(docker({"ps", "--format", "{{.Status}}"}).out, "(Paused)"));
+  EXPECT_EQ(docker({"inspect", "-f", "{{.State.Paused}} {{.State.Status}}", "box"}).out,
+            "true paused\n");
+  CliResult frozen = docker({"exec", "box", "true"});
+  EXPECT_TRUE(contains(frozen.err, "is paused, unpause the container before exec")) << frozen.err;
+  CliResult again = docker({"pause", "box"});
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_TRUE(contains(again.err, "is already paused")) << again.err;
+  CliResult unpaused = docker({"unpause", "box"});
+  EXPECT_EQ(unpaused.exit_code, 0) << unpaused.err;
+  EXPECT_EQ(docker({"exec", "box", "echo", "thawed"}).out, "thawed\n");
+  CliResult not_paused = docker({"unpause", "box"});
+  EXPECT_TRUE(contains(not_paused.err, "is not paused")) << not_paused.err;
+
+  // rename: the new name finds it; a taken name is a conflict.
+  EXPECT_EQ(docker({"rename", "box", "crate"}).exit_code, 0);
+  EXPECT_EQ(docker({"inspect", "-f", "{{.Name}}", "crate"}).out, "/crate\n");
+  ASSERT_EQ(
+      docker({"create", "--name", "other", kImage, "sh", "-c", "ip -o -4 addr show"}).exit_code, 0);
+  CliResult taken = docker({"rename", "crate", "other"});
+  EXPECT_NE(taken.exit_code, 0);
+  EXPECT_TRUE(contains(taken.err, "is already in use")) << taken.err;
+
+  // network connect/disconnect: refused while the VM runs; a created
+  // container gets its NICs at the start.
+  ASSERT_EQ(docker({"network", "create", "--subnet", "10.99.0.0/24", "side"}).exit_code, 0);
+  CliResult hot = docker({"network", "connect", "side", "crate"});
+  EXPECT_NE(hot.exit_code, 0);
+  EXPECT_TRUE(contains(hot.err, "a VM's network interfaces are fixed when it boots")) << hot.err;
+  CliResult cold = docker({"network", "connect", "--alias", "sidekick", "side", "other"});
+  EXPECT_EQ(cold.exit_code, 0) << cold.err;
+  CliResult twice = docker({"network", "connect", "side", "other"});
+  EXPECT_TRUE(contains(twice.err, "is already connected to network side")) << twice.err;
+  CliResult off = docker({"network", "disconnect", "bridge", "other"});
+  EXPECT_EQ(off.exit_code, 0) << off.err;
+  CliResult nets = docker({"inspect", "-f", "{{json .NetworkSettings.Networks}}", "other"});
+  EXPECT_TRUE(contains(nets.out, "\"side\"")) << nets.out;
+  EXPECT_TRUE(contains(nets.out, "sidekick")) << nets.out;
+  CliResult wired = docker({"start", "-a", "other"});
+  EXPECT_EQ(wired.exit_code, 0) << wired.err;
+  EXPECT_TRUE(contains(wired.out, "eth0    inet 10.99.0.")) << wired.out;
+  EXPECT_FALSE(contains(wired.out, "eth1")) << wired.out;
+
+  // update: the restart policy while it runs; memory only once stopped.
+  CliResult restart = docker({"update", "--restart", "on-failure:3", "crate"});
+  EXPECT_EQ(restart.exit_code, 0) << restart.err;
+  EXPECT_EQ(docker({"inspect", "-f", "{{.HostConfig.RestartPolicy.Name}}", "crate"}).out,
+            "on-failure\n");
+  CliResult mem = docker({"update", "-m", "256m", "crate"});
+  EXPECT_NE(mem.exit_code, 0);
+  EXPECT_TRUE(contains(mem.err, "cannot update Memory of running container crate")) << mem.err;
+  // Paused, then stopped: the stop thaws it first.
+  EXPECT_EQ(docker({"pause", "crate"}).exit_code, 0);
+  CliResult stop = docker({"stop", "-t", "1", "crate"});
+  EXPECT_EQ(stop.exit_code, 0) << stop.err;
+  CliResult mem_stopped = docker({"update", "-m", "256m", "crate"});
+  EXPECT_EQ(mem_stopped.exit_code, 0) << mem_stopped.err;
+  EXPECT_EQ(docker({"inspect", "-f", "{{.HostConfig.Memory}}", "crate"}).out, "268435456\n");
+  CliResult stopped_cp = docker({"cp", "crate:/tmp/note.txt", host + "/again.txt"});
+  EXPECT_NE(stopped_cp.exit_code, 0);
+  EXPECT_TRUE(contains(stopped_cp.err, "is not running")) << stopped_cp.err;
+  // Events history: what happened to it, replayed with --since.
+  std::string id = run.out.substr(0, run.out.find('\n'));
+  CliResult history =
+      docker({"events", "--since", "0", "--until", std::to_string(::time(nullptr) + 1), "--filter",
+              "container=" + id, "--format", "{{.Action}}"});
+  EXPECT_EQ(history.exit_code, 0) << history.err;
+  EXPECT_TRUE(contains(history.out, "create\nstart\n")) << history.out;
+  EXPECT_TRUE(contains(history.out, "die\n")) << history.out;
+  EXPECT_TRUE(contains(history.out, "pause\nunpause\n")) << history.out;
+  EXPECT_TRUE(contains(history.out, "rename\n")) << history.out;
+  EXPECT_EQ(docker({"rm", "crate", "other"}).exit_code, 0);
+}
+
 TEST_F(DockerApiTest, DockerPyCreatesStartsWaitsExecsAndRemoves) {
   if (run_process({"/usr/bin/python3", "-c", "import docker"}, {}).exit_code != 0)
     GTEST_SKIP() << "python3-docker is not installed";
   std::string script = R"PY(
-import sys, docker
+import io, sys, tarfile, docker
 c = docker.DockerClient(base_url=sys.argv[1], version="auto")
 ct = c.containers.create("vessel/busybox", ["sh", "-c", "echo hello; read x; echo got $x; exit 7"],
                          stdin_open=True, labels={"from": "docker-py"})
 ct.start()
 code, out = ct.exec_run(["sh", "-c", "echo exec-out; exit 2"])
 print("exec", code, out.decode().strip())
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode="w") as t:
+    info = tarfile.TarInfo("from-py")
+    info.size = 3
+    t.addfile(info, io.BytesIO(b"py\n"))
+print("put", ct.put_archive("/tmp", buf.getvalue()))
+bits, stat = ct.get_archive("/tmp/from-py")
+got = tarfile.open(fileobj=io.BytesIO(b"".join(bits))).extractfile("from-py").read()
+print("get", stat["name"], oct(stat["mode"] & 0o777), got.decode().strip())
 sock = ct.attach_socket(params={"stdin": 1, "stream": 1})
 sock._sock.sendall(b"line\n")
 sock._sock.close()
@@ -461,6 +646,7 @@ print("left", len(c.containers.list(all=True)))
       {"/usr/bin/python3", scratch_dir() + "/client.py", "unix://" + socket_}, {.timeout = 300s});
   EXPECT_EQ(py.exit_code, 0) << py.err;
   EXPECT_TRUE(contains(py.out, "exec 2 exec-out\n")) << py.out << py.err;
+  EXPECT_TRUE(contains(py.out, "put True\nget from-py 0o644 py\n")) << py.out << py.err;
   EXPECT_TRUE(contains(py.out, "wait 7\n")) << py.out << py.err;
   EXPECT_TRUE(contains(py.out, "logs hello|got line|\n")) << py.out << py.err;
   EXPECT_TRUE(contains(py.out, "left 0\n")) << py.out << py.err;
