@@ -139,8 +139,8 @@ TEST_F(ConfinementTest, QemuIsJailedVirtiofsdSandboxedAndTheContainerStillWorks)
 // A monitor that will start the VM again (a restart policy) keeps what a
 // start needs: the first VM's crash starts a second, confined as the first.
 TEST_F(ConfinementTest, AMonitorWithARestartPolicyKeepsWhatAStartNeeds) {
-  std::string id = run_detached({"--name", "again", "--restart", "on-failure:1", kImage, "sh",
-                                 "-c", "sleep 2; exit 3"});
+  std::string id = run_detached(
+      {"--name", "again", "--restart", "on-failure:1", kImage, "sh", "-c", "sleep 2; exit 3"});
   ASSERT_FALSE(id.empty());
   int monitor = inspect("again")["State"]["Pid"].get<int>();
   uint64_t eff = std::strtoull(status_field(monitor, "CapEff").c_str(), nullptr, 16);
