@@ -605,6 +605,16 @@ int attach_container(containers::Containers& cs, const containers::ContainerReco
     print_error(verb + ": " + s.error().to_string());
     return kExitUsage;
   }
+  // The window size before the start too: the monitor spawns the main
+  // process with it (else a quick `stty size` could see 0 0, as it did).
+  auto send_size = [&] {
+    auto ws = sys::window_size(STDIN_FILENO);
+    if (!ws) ws = sys::window_size(STDOUT_FILENO);
+    if (ws)
+      (void)ch->send_message(monitor::type_code(protocol::MsgType::kResize), monitor::kMainStream,
+                             protocol::Resize{ws->rows, ws->cols});
+  };
+  if (tty) send_size();
   // The start: boot, set up, spawn. A ^C meanwhile stops the container.
   std::optional<protocol::FrameReader::Frame> started;
   while (!started) {
@@ -634,13 +644,7 @@ int attach_container(containers::Containers& cs, const containers::ContainerReco
     (void)cs.wait_gone(r, std::chrono::seconds(30));
     return report.exit_code;
   }
-  if (tty) {
-    auto ws = sys::window_size(STDIN_FILENO);
-    if (!ws) ws = sys::window_size(STDOUT_FILENO);
-    if (ws)
-      (void)ch->send_message(monitor::type_code(protocol::MsgType::kResize), monitor::kMainStream,
-                             protocol::Resize{ws->rows, ws->cols});
-  }
+  if (tty) send_size();  // attached to a running process: its size now
   std::optional<sys::RawTerminal> raw;
   if (tty && interactive && ::isatty(STDIN_FILENO)) {
     auto t = sys::RawTerminal::enter(STDIN_FILENO);

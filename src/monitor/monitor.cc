@@ -210,6 +210,7 @@ class Monitor {
   std::optional<Clock::time_point> kill_at_, force_at_;
   int restart_count_ = 0;
   bool start_privileges_dropped_ = false;
+  protocol::Resize pending_size_;  // the main stream's last window size from a client
 };
 
 std::optional<int> Monitor::start() {
@@ -266,7 +267,8 @@ std::optional<int> Monitor::start() {
     return 137;
   }
 
-  auto ws_rows = uint16_t{0}, ws_cols = uint16_t{0};
+  // The size an attached client sent before the start (0 0: none yet).
+  auto ws_rows = pending_size_.rows, ws_cols = pending_size_.cols;
   if (auto s = vm_->agent().send_message(MsgType::kSpawn, kMainStream,
                                          runtime::main_spawn(config_, ws_rows, ws_cols));
       !s.ok()) {
@@ -793,6 +795,9 @@ void Monitor::handle_client_frame(int fd, Client& c, Frame& f) {
     if (type == type_code(MsgType::kStdin)) {
       if (fd == stdin_client_) send_to_main(MsgType::kStdin, f.payload);
     } else if (type == type_code(MsgType::kSignal) || type == type_code(MsgType::kResize)) {
+      protocol::Resize size;
+      if (type == type_code(MsgType::kResize) && protocol::decode(f.payload, size))
+        pending_size_ = size;  // for a start still to come
       send_to_main(static_cast<MsgType>(type), f.payload);
     }
     return;
