@@ -25,6 +25,8 @@ struct JailBind {
 /// nodev) and owned by the jail's uid and gid, mode 0600: the program can
 /// open it whatever the host node's owner and mode (Firecracker's jailer
 /// does the same for /dev/kvm).
+/// (With nodes, binds under /dev must be directly in it too, as /dev/null:
+/// the /dev tmpfs is mounted after the jail's directories are made.)
 struct JailNode {
   std::string target;  // "/dev/<name>"
   dev_t rdev = 0;      // a character device's number
