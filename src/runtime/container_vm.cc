@@ -21,6 +21,7 @@
 #include "runtime/etc_files.h"
 #include "sys/fs.h"
 #include "sys/process.h"
+#include "sys/systemd_scope.h"
 #include "vmm/qemu_args.h"
 #include "vmm/qemu_jail.h"
 #include "vmm/qemu_vmm.h"
@@ -273,6 +274,10 @@ ConfinementStatus confinement_status() {
   auto version = sys::cgroup_version();
   if (!root)
     s.host_cgroup = "none (not root)";
+  else if (version != sys::CgroupVersion::kNone && sys::systemd_manages_cgroups())
+    s.host_cgroup =
+        std::string("systemd scope vessel-<id12>.scope in vessel.slice (Delegate=yes, ") +
+        (version == sys::CgroupVersion::kV2 ? "cgroup v2)" : "cgroup v1)");
   else if (version == sys::CgroupVersion::kV2)
     s.host_cgroup = "cgroup v2: /sys/fs/cgroup/vessel.slice/vessel-<id12>.scope";
   else if (version == sys::CgroupVersion::kV1)
