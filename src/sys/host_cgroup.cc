@@ -74,6 +74,13 @@ void sweep_stale_siblings(const std::string& dir) {
   }
 }
 
+// A cgroup's (and a scope's) name: one path component, not hidden.
+Status check_name(const std::string& name) {
+  if (name.empty() || name.find('/') != std::string::npos || name[0] == '.')
+    return Error(ErrorCode::kInvalidArgument, "host cgroup: invalid name '" + name + "'");
+  return ok_status();
+}
+
 std::vector<std::string>& escape_files() {
   static std::vector<std::string> files;
   return files;
@@ -96,8 +103,7 @@ CgroupVersion cgroup_version(const std::string& fs_root) {
 Result<HostCgroupPlan> plan_host_cgroup(const std::string& name, const HostLimits& limits,
                                         CgroupVersion version, const std::string& fs_root,
                                         const std::string& self_cgroup) {
-  if (name.empty() || name.find('/') != std::string::npos || name[0] == '.')
-    return Error(ErrorCode::kInvalidArgument, "host cgroup: invalid name '" + name + "'");
+  VESSEL_TRY(check_name(name));
   HostCgroupPlan p;
   p.version = version;
   switch (version) {
@@ -197,8 +203,7 @@ Result<HostCgroup> HostCgroup::enter(const std::string& name, const HostLimits& 
   CgroupVersion version = cgroup_version(fs_root);
   if (version == CgroupVersion::kNone)
     return Error(ErrorCode::kUnavailable, "host cgroup: no cgroup filesystem at '" + fs_root + "'");
-  if (name.empty() || name.find('/') != std::string::npos || name[0] == '.')
-    return Error(ErrorCode::kInvalidArgument, "host cgroup: invalid name '" + name + "'");
+  VESSEL_TRY(check_name(name));
   ScopeRequest q;
   q.unit = "vessel-" + name + ".scope";
   q.slice = "vessel.slice";
