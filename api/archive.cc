@@ -2,7 +2,8 @@
 // it, PUT extracts a tar into a directory) and /containers/{id}/export: tar
 // streams that vessel-init makes and extracts inside the guest, the same
 // CopyOut and CopyIn as `vessel cp` and `vessel export` (containers/copy.h).
-// The guest does the work, so the container must be running.
+// The guest does the work: a stopped container's VM boots for the copy
+// (Containers::open_files).
 #include <sys/stat.h>
 
 #include "api/context.h"
@@ -67,8 +68,8 @@ std::string stat_header(const PathStat& st) {
   return registry::base64_encode(dump_json(j));
 }
 
-// The container of {id} and a connection to its monitor: 409 when it is
-// not running (the guest makes and reads the archives).
+// The container of {id} and a connection to its guest, which makes and
+// reads the archives.
 struct Target {
   FoundContainer f;
   std::optional<monitor::Channel> ch;
@@ -79,13 +80,10 @@ Result<Target> connect(Context& ctx, const Request& req, const std::string& what
   if (f.cs->paused(f.r))
     return Error(ErrorCode::kFailedPrecondition,
                  "container " + f.r.name + " is paused: unpause it before " + what);
-  auto ch = f.cs->connect(f.r);
-  if (!ch.ok())
-    return Error(ErrorCode::kFailedPrecondition,
-                 "container " + f.r.name + " is not running: Vessel's " + what +
-                     " works through the container's VM (start it first)");
+  // A stopped container's files: its VM boots for the copy.
+  VESSEL_ASSIGN_OR_RETURN(monitor::Channel ch, f.cs->open_files(f.r));
   Target t{std::move(f), std::nullopt};
-  t.ch.emplace(std::move(*ch));
+  t.ch.emplace(std::move(ch));
   return t;
 }
 

@@ -266,7 +266,7 @@ Reply attach(Context& ctx, Request& req, Exchange& ex) {
   so.stdout = req.flag("stdout");
   so.stderr = req.flag("stderr");
   std::shared_ptr<AttachWaiter> waiter;
-  if (!runtime::owner_alive(ctx.root(), f.r.id)) waiter = ctx.wait_for_start(f.r.id);
+  if (!runtime::running_owner(ctx.root(), f.r.id)) waiter = ctx.wait_for_start(f.r.id);
   Reply taken;
   taken.taken = true;
   if (!ex.hijack(!so.tty).ok()) {
@@ -334,7 +334,7 @@ Reply wait(Context& ctx, Request& req, Exchange& ex) {
   uint64_t starts_seen = ctx.start_count(f.r.id);
   bool run = running(f.r);
   auto listen = [&] {
-    if (!ch && exit_code < 0 && runtime::owner_alive(ctx.root(), f.r.id))
+    if (!ch && exit_code < 0 && runtime::running_owner(ctx.root(), f.r.id))
       if (auto c = f.cs->connect(f.r); c.ok()) {
         ch.emplace(std::move(*c));
       }
@@ -449,7 +449,7 @@ Reply logs(Context& ctx, Request& req, Exchange& ex) {
       [&](const runtime::LogRecord& rec) {
         if (!gone && wanted(rec)) gone = !ex.write(log_frame(rec, timestamps, tty)).ok();
       },
-      [&] { return gone || ex.client_gone() || !runtime::owner_alive(root, id); });
+      [&] { return gone || ex.client_gone() || !runtime::running_owner(root, id); });
   return taken;
 }
 

@@ -327,7 +327,7 @@ int logs(const Flags& f, const GlobalOptions& g) {
         std::string root = cs.root(), id = r.id;
         return runtime::follow_log(
             path, offset, [&](const runtime::LogRecord& rec) { print_record(rec, f.timestamps); },
-            [&] { return !runtime::owner_alive(root, id); });
+            [&] { return !runtime::running_owner(root, id); });
       });
 }
 
@@ -573,7 +573,7 @@ int attach(const Flags& f, const GlobalOptions& g) {
     return kExitFailure;
   }
   auto c = runtime::config_from_json(r->config);
-  if (!runtime::owner_alive((*cs)->root(), r->id)) {
+  if (!runtime::running_owner((*cs)->root(), r->id)) {
     print_error("attach: cannot attach to a stopped container, start it first");
     return kExitFailure;
   }

@@ -83,7 +83,7 @@ std::string dir_name(const std::string& p) {
   return slash == 0 ? "/" : s.substr(0, slash);
 }
 
-/// Reads `ref`'s record and connects to its monitor.
+/// Reads `ref`'s record and connects to its guest.
 struct Target {
   std::unique_ptr<Containers> cs;
   ContainerRecord record;
@@ -94,10 +94,9 @@ Result<Target> connect_to(const GlobalOptions& g, const std::string& ref, const 
   Target t;
   VESSEL_ASSIGN_OR_RETURN(t.cs, Containers::open(runtime::resolve_root(g.root)));
   VESSEL_ASSIGN_OR_RETURN(t.record, t.cs->find(ref));
-  auto ch = t.cs->connect(t.record);
-  if (!ch.ok())
-    return Error(ErrorCode::kFailedPrecondition,
-                 "container " + ref + " is not running (" + verb + " needs a running container)");
+  // A stopped container's files: its VM boots for the copy.
+  auto ch = t.cs->open_files(t.record);
+  if (!ch.ok()) return ch.error().wrap(verb + " " + ref);
   t.ch.emplace(std::move(*ch));
   return t;
 }

@@ -296,17 +296,66 @@ Result<std::optional<monitor::Launch>> Containers::start(const ContainerRecord& 
   if (r.state.status == RunState::kRemoving)
     return Error(ErrorCode::kFailedPrecondition,
                  "container " + display_name(r) + " is being removed");
+  // A copy's boot of the stopped VM ends first (it is short).
+  if (runtime::in_maintenance(root_, r.id))
+    if (!wait_gone(r, 60s).ok())
+      return Error(ErrorCode::kFailedPrecondition,
+                   "container " + display_name(r) +
+                       " is busy: a copy of its files (cp or export) is still running");
   if (runtime::owner_alive(root_, r.id)) return std::optional<monitor::Launch>();
   VESSEL_ASSIGN_OR_RETURN(monitor::Launch l, monitor::launch(root_, r.id, wait_attach, debug));
   return std::optional<monitor::Launch>(std::move(l));
 }
 
 Result<monitor::Channel> Containers::connect(const ContainerRecord& r) {
-  auto ch = monitor::connect(runtime::monitor_socket_of(root_, r.id));
+  auto ch = runtime::running_owner(root_, r.id)
+                ? monitor::connect(runtime::monitor_socket_of(root_, r.id))
+                : Result<monitor::Channel>(Error(ErrorCode::kFailedPrecondition, "not running"));
   if (!ch.ok())
     return Error(ErrorCode::kFailedPrecondition,
                  "container " + display_name(r) + " is not running");
   return ch;
+}
+
+Status Containers::end_maintenance(const ContainerRecord& r) {
+  if (!runtime::in_maintenance(root_, r.id)) return ok_status();
+  if (auto ch = monitor::connect(runtime::monitor_socket_of(root_, r.id)); ch.ok())
+    (void)monitor::request(*ch, monitor::ApiType::kStop, monitor::encode(monitor::Stop{SIGKILL, 0}),
+                           30s);
+  return wait_gone(r, 30s);
+}
+
+Result<monitor::Channel> Containers::open_files(const ContainerRecord& record) {
+  VESSEL_ASSIGN_OR_RETURN(ContainerRecord r, reconcile(record));
+  VESSEL_ASSIGN_OR_RETURN(runtime::ContainerConfig config, runtime::config_from_json(r.config));
+  if (r.kind != kContainer || !config.netns_path.empty())
+    return connect(r);  // a machine's or an OCI runtime's: only while it runs
+  if (r.state.status == RunState::kRemoving)
+    return Error(ErrorCode::kFailedPrecondition,
+                 "container " + display_name(r) + " is being removed");
+  std::string socket = runtime::monitor_socket_of(root_, r.id);
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    if (runtime::running_owner(root_, r.id)) return connect(r);
+    if (runtime::in_maintenance(root_, r.id)) {
+      if (auto ch = monitor::connect(socket); ch.ok()) return ch;
+      (void)wait_gone(r, 30s);  // it is going: the next boot is ours
+      continue;
+    }
+    auto launched = monitor::launch_maintenance(root_, r.id, false);
+    if (!launched.ok()) {
+      // Another copy (or a start) got there first.
+      if (runtime::owner_alive(root_, r.id)) continue;
+      return launched.error().wrap("boot the VM of stopped container " + display_name(r) +
+                                   " for its files");
+    }
+    if (auto s = monitor::wait_held(*launched, 5min); !s.ok())
+      return s.error().wrap("boot the VM of stopped container " + display_name(r) +
+                            " for its files");
+    if (auto ch = monitor::connect(socket); ch.ok()) return ch;
+  }
+  return Error(ErrorCode::kUnavailable, "container " + display_name(r) +
+                                            ": its files could not be reached (the VM " +
+                                            "kept stopping or starting); try again");
 }
 
 Result<protocol::Stats> Containers::stats(const ContainerRecord& r) {
@@ -401,7 +450,7 @@ Status Containers::connect_network(const ContainerRecord& record,
       networks::Network n,
       networks_->get(attachment.network == "bridge" ? std::string(networks::kDefaultNetwork)
                                                     : attachment.network));
-  if (runtime::owner_alive(root_, r.id))
+  if (runtime::running_owner(root_, r.id))
     return Error(ErrorCode::kFailedPrecondition,
                  "cannot connect running container " + display_name(r) + " to network " + n.name +
                      ": a VM's network interfaces are fixed when it boots (stop it, connect, "
@@ -432,7 +481,7 @@ Status Containers::disconnect_network(const ContainerRecord& record, const std::
   VESSEL_ASSIGN_OR_RETURN(ContainerRecord r, reconcile(record));
   std::string name = network == "bridge" ? std::string(networks::kDefaultNetwork) : network;
   VESSEL_ASSIGN_OR_RETURN(networks::Network n, networks_->get(name));
-  if (runtime::owner_alive(root_, r.id))
+  if (runtime::running_owner(root_, r.id))
     return Error(ErrorCode::kFailedPrecondition,
                  "cannot disconnect running container " + display_name(r) + " from network " +
                      n.name +
@@ -452,7 +501,7 @@ Status Containers::disconnect_network(const ContainerRecord& record, const std::
 
 Status Containers::stop(const ContainerRecord& record, int signal, int timeout) {
   VESSEL_ASSIGN_OR_RETURN(ContainerRecord r, reconcile(record));
-  if (!runtime::owner_alive(root_, r.id)) return ok_status();
+  if (!runtime::running_owner(root_, r.id)) return ok_status();
   // A frozen guest cannot take the signal (Docker thaws too).
   if (paused(r)) VESSEL_TRY(pause(r, false));
   auto ch = connect(r);
@@ -470,7 +519,7 @@ Status Containers::kill(const ContainerRecord& record, int signal) {
   VESSEL_ASSIGN_OR_RETURN(ContainerRecord r, reconcile(record));
   auto not_running = Error(ErrorCode::kFailedPrecondition,
                            "cannot kill container " + display_name(r) + ": it is not running");
-  if (!runtime::owner_alive(root_, r.id)) return not_running;
+  if (!runtime::running_owner(root_, r.id)) return not_running;
   if (paused(r)) VESSEL_TRY(pause(r, false));
   auto ch = connect(r);
   if (!ch.ok()) return not_running;
@@ -482,6 +531,8 @@ Status Containers::kill(const ContainerRecord& record, int signal) {
 
 Status Containers::remove(const ContainerRecord& record, bool force, bool volumes) {
   VESSEL_ASSIGN_OR_RETURN(ContainerRecord r, reconcile(record));
+  // Not running: a copy's boot, which ends (and its copy fails) first.
+  VESSEL_TRY(end_maintenance(r));
   if (runtime::owner_alive(root_, r.id)) {
     if (!force)
       return Error(ErrorCode::kFailedPrecondition,
@@ -515,8 +566,16 @@ Status Containers::remove(const ContainerRecord& record, bool force, bool volume
     if (marked.error().code() == ErrorCode::kNotFound) return ok_status();
     return marked.error();
   }
-  runtime::remove_if_stale(root_, r.id);
-  VESSEL_TRY(sys::remove_tree(runtime::container_dir(root_, r.id)));
+  // A copy's boot that began before the mark ends before the files go (and
+  // one being launched as they go may write its log there again: once more).
+  for (int attempt = 0;; ++attempt) {
+    VESSEL_TRY(end_maintenance(r));
+    runtime::remove_if_stale(root_, r.id);
+    Status removed = sys::remove_tree(runtime::container_dir(root_, r.id));
+    if (removed.ok()) break;
+    if (attempt == 2) return removed;
+    std::this_thread::sleep_for(100ms);
+  }
   auto removed = store_->remove_container(r.id);
   if (!removed.ok() && removed.error().code() != ErrorCode::kNotFound) return removed;
   if (volumes) {

@@ -71,6 +71,15 @@ class Containers {
   /// ("container X is not running") otherwise.
   Result<monitor::Channel> connect(const ContainerRecord& r);
 
+  /// A channel to the guest for copies (CopyOut, CopyIn: `cp`, `export`,
+  /// the API's archive endpoints): the running container's monitor, or for
+  /// a container that is not running a maintenance boot of its VM (its
+  /// disks and volumes, no network, no process; the record stays as it
+  /// was), which powers off soon after the last such channel closes.
+  /// Copies of one stopped container share one boot. A start meanwhile
+  /// waits for the boot to end; a remove ends it.
+  Result<monitor::Channel> open_files(const ContainerRecord& r);
+
   /// Stops gracefully: `signal` (0 = the container's stop signal), then
   /// SIGKILL after `timeout` seconds (-1 = the container's). A container
   /// that is not running is left as it is.
@@ -134,6 +143,9 @@ class Containers {
 
  private:
   Containers(std::string root, std::unique_ptr<state::Store> store);
+  /// Ends a maintenance boot of `r`'s VM (open_files), if one runs.
+  Status end_maintenance(const ContainerRecord& r);
+
   std::string root_;
   std::unique_ptr<state::Store> store_;
   std::unique_ptr<networks::Networks> networks_;

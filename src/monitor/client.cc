@@ -156,6 +156,12 @@ Result<Launch> launch_held(const std::string& root, const std::string& id, bool 
   return launch_with(root, id, flags);
 }
 
+Result<Launch> launch_maintenance(const std::string& root, const std::string& id, bool debug) {
+  std::vector<std::string> flags = {"--maintenance"};
+  if (debug) flags.push_back("--debug");
+  return launch_with(root, id, flags);
+}
+
 Status wait_held(Launch& l, std::chrono::milliseconds timeout) {
   bool eof = false;
   VESSEL_ASSIGN_OR_RETURN(std::string line, read_line(l.ready.get(), Clock::now() + timeout, &eof));

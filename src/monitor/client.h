@@ -35,8 +35,11 @@ Result<Launch> launch(const std::string& root, const std::string& id, bool wait_
 /// The same, with MonitorOptions::hold: the main process waits for kStart.
 /// Read the report with wait_held().
 Result<Launch> launch_held(const std::string& root, const std::string& id, bool debug);
+/// The same, with MonitorOptions::maintenance: the VM boots for its files
+/// only. Read the report with wait_held().
+Result<Launch> launch_maintenance(const std::string& root, const std::string& id, bool debug);
 
-/// After launch_held: waits (up to `timeout`) until the monitor reports the
+/// After launch_held or launch_maintenance: waits (up to `timeout`) until the monitor reports the
 /// VM booted and the process held; the error carries the monitor's message
 /// (the boot log's tail when the VM did not come up).
 Status wait_held(Launch& launch, std::chrono::milliseconds timeout);

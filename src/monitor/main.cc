@@ -29,12 +29,14 @@ int main(int argc, char** argv) {
       o.wait_attach = true;
     else if (a == "--hold")
       o.hold = true;
+    else if (a == "--maintenance")
+      o.maintenance = true;
     else if (a == "--debug")
       o.debug = true;
     else {
       vessel::log::error("unknown argument '" + a +
                          "' (usage: vessel-monitor --root DIR --id ID "
-                         "[--ready-fd FD] [--wait-attach] [--hold] [--debug])");
+                         "[--ready-fd FD] [--wait-attach] [--hold] [--maintenance] [--debug])");
       return 2;
     }
   }

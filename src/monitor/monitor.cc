@@ -92,6 +92,10 @@ class Monitor {
   int run();
 
  private:
+  // A maintenance boot (MonitorOptions::maintenance): the VM up for copies
+  // until no client has been connected for a moment.
+  int run_maintenance();
+  runtime::BootOptions boot_options() const;
   // Phase timings for --debug (monitor.log): where a start spends its time.
   void phase(const char* what) {
     if (log::level() > log::Level::kDebug) return;
@@ -112,6 +116,7 @@ class Monitor {
     o_.ready_fd = -1;
   }
   void update(const std::function<void(state::ContainerState&)>& change) {
+    if (o_.maintenance) return;  // the container is not running: its record stays
     auto r = store_->update_container(o_.id, [&](state::ContainerRecord& rec) {
       change(rec.state);
       return ok_status();
@@ -213,7 +218,7 @@ class Monitor {
   protocol::Resize pending_size_;  // the main stream's last window size from a client
 };
 
-std::optional<int> Monitor::start() {
+runtime::BootOptions Monitor::boot_options() const {
   runtime::BootOptions b;
   b.state_root = o_.root;
   b.runtime_dir = rdir_.path();
@@ -221,6 +226,70 @@ std::optional<int> Monitor::start() {
   b.upper_disk = cdir_ + "/upper.img";
   b.debug = o_.debug;
   b.abort_fd = signals_.get();
+  return b;
+}
+
+int Monitor::run_maintenance() {
+  report("listening " + std::to_string(::getpid()) + "\n");
+  if (machine()) {
+    report("fail 125\na machine's files are reached while it runs (vessel machine exec)");
+    report_done();
+    return 0;
+  }
+  // A remove that marked the record before we took the runtime directory
+  // is deleting the disks.
+  if (auto r = store_->container(o_.id); !r.ok() || r->state.status == state::RunState::kRemoving) {
+    report("fail 125\nthe container is being removed");
+    report_done();
+    return 0;
+  }
+  phase("maintenance boot (no network, no process)");
+  auto vm = runtime::ContainerVm::boot(config_, boot_options());
+  if (!vm.ok()) {
+    report("fail 125\n" + vm.error().to_string());
+    report_done();
+    log::warn("maintenance boot: " + vm.error().to_string());
+    return 0;
+  }
+  vm_ = std::move(*vm);
+  phase("guest ready for copies");
+  report("held\n");
+  report_done();
+  drop_start_privileges();
+  // Served until no client has been connected for a moment (the first one
+  // gets longer to come), or a stop, or the VM's end.
+  auto idle_since = Clock::now();
+  auto grace = 30s;
+  while (!stop_requested_ && !vm_died_) {
+    serve(200ms);
+    if (!clients_.empty()) {
+      idle_since = Clock::now();
+      grace = 1s;
+      continue;
+    }
+    if (Clock::now() - idle_since < grace) continue;
+    accept_clients();  // one that came as we decided to go
+    if (clients_.empty()) break;
+  }
+  // No one new from here: a copy that comes now starts its own boot once
+  // this one is gone (containers::Containers::open_files).
+  ::unlink(runtime::monitor_socket_of(o_.root, o_.id).c_str());
+  listener_.reset();
+  vm_->poweroff(5s);
+  phase("VM stopped");
+  vm_.reset();
+  if (cgroup_) {
+    if (auto st = cgroup_->leave(); !st.ok()) log::warn(st.error().to_string());
+    cgroup_.reset();
+  }
+  { runtime::RuntimeDir gone = std::move(rdir_); }
+  finish_stop_waiters(0, "");
+  flush_clients(1s);
+  return 0;
+}
+
+std::optional<int> Monitor::start() {
+  runtime::BootOptions b = boot_options();
   if (auto s = setup_network(b); !s.ok()) {
     start_error_ = s.error().to_string();
     return 125;
@@ -421,8 +490,9 @@ void Monitor::release_network() {
 
 void Monitor::drop_start_privileges() {
   if (::geteuid() != 0 || !runtime::vmm_confinement().enabled || machine() ||
-      config_.restart.kind != RestartPolicy::Kind::kNo || !config_.netns_path.empty())
+      !config_.netns_path.empty())
     return;
+  if (config_.restart.kind != RestartPolicy::Kind::kNo && !o_.maintenance) return;
   // virtiofsd serves from its sandbox's own copy of the share tree: ours
   // goes now, while we may still unmount.
   if (vm_) vm_->detach_private_mounts();
@@ -460,6 +530,7 @@ bool Monitor::should_restart(int exit_code) const {
 }
 
 int Monitor::run() {
+  if (o_.maintenance) return run_maintenance();
   auto log = runtime::LogWriter::open(cdir_ + "/container.log");
   if (log.ok())
     log_.emplace(std::move(*log));
@@ -810,7 +881,9 @@ void Monitor::handle_client_frame(int fd, Client& c, Frame& f) {
     protocol::Spawn s;
     if (type == type_code(MsgType::kSpawn) && !protocol::decode(f.payload, s))
       return drop_client(fd);
-    if (!main_running_ || !vm_) {
+    // A maintenance boot serves copies only: nothing of the container runs.
+    bool can = vm_ && (main_running_ || (o_.maintenance && type != type_code(MsgType::kSpawn)));
+    if (!can) {
       c.ch.queue(type_code(MsgType::kSpawnResult), stream,
                  reply_payload(ESRCH, "container is not running"));
       return;
@@ -998,7 +1071,7 @@ void Monitor::serve(std::chrono::milliseconds timeout) {
     while (vm_->agent().next(f))
       handle_guest_frame(f);
   }
-  if (p[3].revents && !p[2].revents && main_running_) vm_died_ = true;
+  if (p[3].revents && !p[2].revents && (main_running_ || o_.maintenance)) vm_died_ = true;
   if (p[0].revents) accept_clients();
   for (size_t i = 0; i < fds.size(); ++i) {
     int fd = fds[i];
@@ -1066,7 +1139,7 @@ int run_monitor(const MonitorOptions& o) {
   if (!record.ok()) return fail(record.error().to_string());
   auto config = runtime::config_from_json(record->config);
   if (!config.ok()) return fail(config.error().to_string());
-  auto rdir = runtime::RuntimeDir::create(o.root, o.id);
+  auto rdir = runtime::RuntimeDir::create(o.root, o.id, o.maintenance);
   if (!rdir.ok()) return fail(rdir.error().to_string());
   auto listener = sys::listen_unix(runtime::monitor_socket_of(o.root, o.id), 64, true);
   if (!listener.ok()) return fail(listener.error().to_string());

@@ -26,6 +26,12 @@ struct MonitorOptions {
   /// set up, "held\n" is reported on ready_fd. A stop or kill meanwhile ends
   /// the container without starting it.
   bool hold = false;
+  /// Boot the VM for its files only (`vessel cp`, `export` and the API's
+  /// archive endpoints on a stopped container): no network, no main
+  /// process, nothing recorded in the store (the container stays as it
+  /// was). "held\n" is reported once copies can be served; the monitor
+  /// powers the VM off and exits once it has had no client for a moment.
+  bool maintenance = false;
   bool debug = false;
 };
 

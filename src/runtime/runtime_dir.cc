@@ -20,7 +20,12 @@ std::string monitor_socket_of(const std::string& root, const std::string& id) {
   return runtime_dir_of(root, id) + "/monitor.sock";
 }
 
-Result<RuntimeDir> RuntimeDir::create(const std::string& root, const std::string& id) {
+namespace {
+constexpr const char* kMaintenanceMarker = "/maintenance";
+}  // namespace
+
+Result<RuntimeDir> RuntimeDir::create(const std::string& root, const std::string& id,
+                                      bool maintenance) {
   VESSEL_TRY(sys::make_dirs(run_dir(root), 0700));
   std::string dir = runtime_dir_of(root, id);
   if (!remove_if_stale(root, id))
@@ -31,6 +36,12 @@ Result<RuntimeDir> RuntimeDir::create(const std::string& root, const std::string
   (void)sys::remove_tree(tmp);
   if (::mkdir(tmp.c_str(), 0700) != 0) return Error::from_errno(errno, "mkdir '" + tmp + "'");
   auto lock = sys::FileLock::acquire(tmp + "/lock");
+  Status marked = ok_status();
+  if (lock.ok() && maintenance) marked = sys::write_file_atomic(tmp + kMaintenanceMarker, "", 0600);
+  if (!marked.ok()) {
+    (void)sys::remove_tree(tmp);
+    return marked.error();
+  }
   if (!lock.ok() || ::rename(tmp.c_str(), dir.c_str()) != 0) {
     int e = errno;
     (void)sys::remove_tree(tmp);
@@ -50,6 +61,16 @@ RuntimeDir::~RuntimeDir() {
 bool owner_alive(const std::string& root, const std::string& id) {
   auto lock = sys::FileLock::try_acquire(runtime_dir_of(root, id) + "/lock");
   return lock.ok() && !lock->has_value();
+}
+
+bool in_maintenance(const std::string& root, const std::string& id) {
+  return owner_alive(root, id) &&
+         ::access((runtime_dir_of(root, id) + kMaintenanceMarker).c_str(), F_OK) == 0;
+}
+
+bool running_owner(const std::string& root, const std::string& id) {
+  if (!owner_alive(root, id)) return false;
+  return ::access((runtime_dir_of(root, id) + kMaintenanceMarker).c_str(), F_OK) != 0;
 }
 
 Status record_host_cgroups(const std::string& dir, const std::vector<std::string>& cgroups) {

@@ -22,8 +22,11 @@ std::string monitor_socket_of(const std::string& root, const std::string& id);
 class RuntimeDir {
  public:
   /// Creates the directory with its lock held; kAlreadyExists if a live
-  /// owner holds it. A stale one (free lock) is replaced.
-  static Result<RuntimeDir> create(const std::string& root, const std::string& id);
+  /// owner holds it. A stale one (free lock) is replaced. `maintenance`:
+  /// the owner boots the VM only to reach its files (a copy from or into a
+  /// stopped container), marked so from the directory's first appearance.
+  static Result<RuntimeDir> create(const std::string& root, const std::string& id,
+                                   bool maintenance = false);
   RuntimeDir(RuntimeDir&&) = default;
   RuntimeDir& operator=(RuntimeDir&&) = default;
   /// Removes the directory (the lock goes with it).
@@ -43,6 +46,14 @@ Status record_host_cgroups(const std::string& dir, const std::vector<std::string
 
 /// True while the owner of id's runtime directory (its monitor) lives.
 bool owner_alive(const std::string& root, const std::string& id);
+
+/// True while a maintenance monitor owns it (RuntimeDir::create's
+/// `maintenance`): the VM is up for a copy, the container is not running.
+bool in_maintenance(const std::string& root, const std::string& id);
+
+/// owner_alive and not in_maintenance: the container runs (or starts, or
+/// waits to restart).
+bool running_owner(const std::string& root, const std::string& id);
 
 /// Removes id's runtime directory if its owner is dead; true if none is left.
 bool remove_if_stale(const std::string& root, const std::string& id);

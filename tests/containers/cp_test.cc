@@ -1,7 +1,8 @@
-// vessel cp and vessel export against a running container, through the real
-// CLI: files and directories in and out (bytes, modes, symlinks), Docker's
+// vessel cp and vessel export through the real CLI: files and directories
+// in and out of a running container (bytes, modes, symlinks), Docker's
 // "dir/." and trailing-slash rules, tar streams on stdin and stdout, errors,
-// a hostile tar, and export.
+// a hostile tar, and export; and both on a stopped container, whose VM
+// boots for the copy (a maintenance boot).
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -168,9 +169,61 @@ TEST_F(CpTest, ExportHasTheContainersFilesButNotProc) {
   EXPECT_FALSE(contains(list.out, "sys/kernel")) << "nothing inside /sys";
   CliResult content = run_process({"/bin/tar", "-xOf", tar, "made-here"}, {});
   EXPECT_EQ(content.out, "content\n") << content.err;
-  // Not to a terminal, and a stopped container is refused clearly.
-  CliResult stopped = vessel({"export", "-o", tar, "ghost"});
-  EXPECT_EQ(stopped.exit_code, 1);
+  // A container that does not exist is refused clearly.
+  CliResult ghost = vessel({"export", "-o", tar, "ghost"});
+  EXPECT_EQ(ghost.exit_code, 1);
+  EXPECT_TRUE(contains(ghost.err, "ghost")) << ghost.err;
+}
+
+// As Docker's: cp and export work on a container that has exited (and on
+// one created, never started). Its VM boots for the copy without network or
+// process; the container stays exited with its code, what was copied in is
+// there at its next start, and a remove leaves nothing.
+TEST_F(CpTest, CopiesAndExportOfAStoppedContainer) {
+  CliResult run = vessel({"run", "--name", "done", kImage, "sh", "-c",
+                          "echo made > /made; [ -f /given ] && cat /given; exit 3"});
+  ASSERT_EQ(run.exit_code, 3) << run.err;
+  std::string id = inspect("done")["Id"].get<std::string>();
+  std::string host = scratch_dir();
+
+  CliResult out = vessel({"cp", "done:/made", host + "/made"});
+  ASSERT_EQ(out.exit_code, 0) << out.err;
+  EXPECT_EQ(read_host_file(host + "/made"), "made\n");
+  std::ofstream(host + "/given") << "given\n";
+  CliResult in = vessel({"cp", host + "/given", "done:/given"});
+  ASSERT_EQ(in.exit_code, 0) << in.err;
+  std::string tar = host + "/done.tar";
+  CliResult e = vessel({"export", "-o", tar, "done"});
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  CliResult list = run_process({"/bin/tar", "-tf", tar}, {});
+  EXPECT_TRUE(contains(list.out, "made\n") && contains(list.out, "given\n")) << list.out;
+  CliResult missing = vessel({"cp", "done:/nowhere", host + "/x"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_TRUE(contains(missing.err, "/nowhere")) << missing.err;
+
+  // Still exited, with its code: nothing ran.
+  nlohmann::json st = inspect("done")["State"];
+  EXPECT_EQ(st["Status"], "exited");
+  EXPECT_EQ(st["ExitCode"], 3);
+  // The next start (which waits for the copy's boot to end) sees the file.
+  CliResult again = vessel({"start", "-a", "done"});
+  EXPECT_EQ(again.exit_code, 3) << again.err;
+  EXPECT_EQ(again.out, "given\n");
+
+  // Created, never started: a file copied in is there at its first start.
+  CliResult created = vessel({"create", "--name", "fresh", kImage, "cat", "/given"});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  ASSERT_EQ(vessel({"cp", host + "/given", "fresh:/given"}).exit_code, 0);
+  EXPECT_EQ(inspect("fresh")["State"]["Status"], "created");
+  CliResult first = vessel({"start", "-a", "fresh"});
+  EXPECT_EQ(first.exit_code, 0) << first.err;
+  EXPECT_EQ(first.out, "given\n");
+
+  // A remove during a copy's boot ends the boot and leaves nothing.
+  ASSERT_EQ(vessel({"cp", "done:/made", host + "/made2"}).exit_code, 0);
+  CliResult rm = vessel({"rm", "done", "fresh"});
+  EXPECT_EQ(rm.exit_code, 0) << rm.err;
+  expect_gone(id);
 }
 
 }  // namespace

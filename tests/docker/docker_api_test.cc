@@ -474,8 +474,8 @@ volumes:
 
 // One running container for the verbs that work on a running one: cp both
 // ways (files, directories, "dir/."), export, top, pause/unpause, rename,
-// update; then the same container stopped, where cp is refused and the
-// resources can be updated.
+// update; then the same container stopped, where cp and export boot its VM
+// for the copy and the resources can be updated.
 TEST_F(DockerApiTest, CpExportTopPauseRenameUpdateOnOneContainer) {
   CliResult run = docker({"run", "-d", "--name", "box", kImage, "sh", "-c",
                           "mkdir -p /srv/tree/sub && echo deep > /srv/tree/sub/f && "
@@ -596,9 +596,17 @@ TEST_F(DockerApiTest, CpExportTopPauseRenameUpdateOnOneContainer) {
   CliResult mem_stopped = docker({"update", "-m", "256m", "crate"});
   EXPECT_EQ(mem_stopped.exit_code, 0) << mem_stopped.err;
   EXPECT_EQ(docker({"inspect", "-f", "{{.HostConfig.Memory}}", "crate"}).out, "268435456\n");
+  // cp and export of the stopped container: its VM boots for the copy.
   CliResult stopped_cp = docker({"cp", "crate:/tmp/note.txt", host + "/again.txt"});
-  EXPECT_NE(stopped_cp.exit_code, 0);
-  EXPECT_TRUE(contains(stopped_cp.err, "is not running")) << stopped_cp.err;
+  EXPECT_EQ(stopped_cp.exit_code, 0) << stopped_cp.err;
+  EXPECT_TRUE(sys::read_file(host + "/again.txt", 4096).ok());
+  CliResult stopped_in = docker({"cp", host + "/again.txt", "crate:/again.txt"});
+  EXPECT_EQ(stopped_in.exit_code, 0) << stopped_in.err;
+  CliResult stopped_export = docker({"export", "-o", host + "/crate.tar", "crate"});
+  EXPECT_EQ(stopped_export.exit_code, 0) << stopped_export.err;
+  CliResult stopped_tar = run_process({"/bin/tar", "-tf", host + "/crate.tar"}, {});
+  EXPECT_TRUE(contains(stopped_tar.out, "again.txt\n")) << stopped_tar.out;
+  EXPECT_EQ(docker({"inspect", "-f", "{{.State.Status}}", "crate"}).out, "exited\n");
   // Events history: what happened to it, replayed with --since.
   std::string id = run.out.substr(0, run.out.find('\n'));
   CliResult history =
