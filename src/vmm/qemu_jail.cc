@@ -206,7 +206,10 @@ Result<QemuFiles> cached_qemu_files(const std::string& qemu_binary, const std::s
   if (!f.module_dir.empty()) text += "module\t" + f.module_dir + "\n";
   for (const auto& l : f.libraries)
     text += "lib\t" + l + "\n";
-  (void)sys::write_file_atomic(file, text, 0600);  // a cache: failing to keep it is no error
+  // A cache: failing to keep it is no error. The directory may not exist
+  // yet (a state root that has only run --rootfs containers).
+  (void)sys::make_dirs(cache_dir, 0700);
+  (void)sys::write_file_atomic(file, text, 0600);
   return f;
 }
 

@@ -144,6 +144,13 @@ TEST(QemuJail, TheCacheGivesWhatTheLoaderFoundAndSurvivesGarbage) {
   auto third = cached_qemu_files(qemu, *dir);
   ASSERT_TRUE(third.ok());
   EXPECT_EQ(third->libraries, found->libraries);
+  // A cache directory that does not exist yet is made (a state root that
+  // has run only --rootfs containers has none).
+  std::string fresh = *dir + "/not-yet";
+  ASSERT_TRUE(cached_qemu_files(qemu, fresh).ok());
+  auto kept = sys::list_dir(fresh);
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ(kept->size(), 1u);
   (void)sys::remove_tree(*dir);
 }
 
