@@ -4,6 +4,7 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -394,11 +395,14 @@ void Agent::on_setup(uint32_t stream, const protocol::Setup& setup) {
 }
 
 void Agent::check_machine_ready() {
-  // PID 1 still being vessel-init means it has not executed the init yet.
+  // PID 1 still being vessel-init (the image this agent runs, an unlinked
+  // initramfs file) means it has not executed the init yet.
   char exe[256];
   ssize_t n = readlink("/proc/1/exe", exe, sizeof exe - 1);
   std::string path = n > 0 ? std::string(exe, static_cast<size_t>(n)) : "";
-  bool started = !path.empty() && path != "/init";
+  struct stat pid1, self;
+  bool started = stat("/proc/1/exe", &pid1) == 0 && stat("/proc/self/exe", &self) == 0 &&
+                 (pid1.st_dev != self.st_dev || pid1.st_ino != self.st_ino);
   bool systemd = path.ends_with("/systemd");
   // systemd listens on its private socket once its manager is up; seen
   // through PID 1's root, which is the machine's (with its /run).
