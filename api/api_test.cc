@@ -173,6 +173,24 @@ TEST(CreateBody, NamesTheFieldThatIsWrong) {
   EXPECT_NE(err(R"({"Image": "x", "HostConfig": {"SecurityOpt": ["seccomp={\"a\": 1}"]}})")
                 .find("HostConfig.SecurityOpt: unsupported security option 'seccomp'"),
             std::string::npos);
+  // What a client sends unset passes; what the VM cannot honour is named.
+  EXPECT_EQ(err(R"({"Image": "x", "HostConfig": {"CpuShares": 0, "BlkioWeightDevice": [],
+    "Links": null, "OomKillDisable": false, "CpusetCpus": "", "CgroupnsMode": "",
+    "Isolation": "default"}})"),
+            "ok");
+  EXPECT_NE(err(R"({"Image": "x", "HostConfig": {"CpuShares": 512}})")
+                .find("HostConfig.CpuShares (--cpu-shares) is not supported by Vessel"),
+            std::string::npos);
+  EXPECT_NE(err(R"({"Image": "x", "HostConfig": {"DeviceRequests": [{"Count": -1}]}})")
+                .find("HostConfig.DeviceRequests (--gpus)"),
+            std::string::npos);
+  EXPECT_EQ(err(R"({"Image": "x", "HostConfig": {"ShmSize": 67108864}})"), "ok");
+  EXPECT_NE(err(R"({"Image": "x", "HostConfig": {"ShmSize": 1073741824}})")
+                .find("HostConfig.ShmSize (--shm-size) other than 64 MiB"),
+            std::string::npos);
+  EXPECT_NE(err(R"({"Image": "x", "HostConfig": {"CgroupnsMode": "host"}})")
+                .find("HostConfig.CgroupnsMode 'host' is not supported"),
+            std::string::npos);
   EXPECT_NE(err(R"({"Image": "x", "HostConfig": {"CpuQuota": 50000, "NanoCpus": 1000000000}})")
                 .find("HostConfig.CpuQuota: conflicts with NanoCpus"),
             std::string::npos);

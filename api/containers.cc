@@ -828,11 +828,7 @@ Reply update(Context& ctx, Request& req, Exchange&) {
   // Clients send every field of Docker's Resources, zero when unset.
   auto set = [&](const char* k) {
     auto it = body.find(k);
-    if (it == body.end() || it->is_null()) return false;
-    if (it->is_number()) return it->get<double>() != 0;
-    if (it->is_string()) return !it->get<std::string>().empty();
-    if (it->is_array() || it->is_object()) return !it->empty();
-    return it->is_boolean() && it->get<bool>();
+    return it != body.end() && is_set(*it);
   };
   const std::vector<std::string> limits = {"Memory", "NanoCpus", "CpuQuota", "CpuPeriod",
                                            "PidsLimit"};

@@ -92,10 +92,61 @@ Error unsupported(const std::string& what) {
                    "docs/docker-api.md)");
 }
 
+// HostConfig fields Vessel has no way to honour: refused when set (clients
+// send them zero, empty or null when unset) rather than silently not
+// applied. Each with the docker flag that sets it.
+struct Unhonoured {
+  const char* field;
+  const char* flag;
+};
+constexpr Unhonoured kUnhonoured[] = {
+    {"CpuShares", "--cpu-shares"},
+    {"CpusetCpus", "--cpuset-cpus"},
+    {"CpusetMems", "--cpuset-mems"},
+    {"CpuRealtimePeriod", "--cpu-rt-period"},
+    {"CpuRealtimeRuntime", "--cpu-rt-runtime"},
+    {"CpuCount", "--cpu-count"},
+    {"CpuPercent", "--cpu-percent"},
+    {"BlkioWeight", "--blkio-weight"},
+    {"BlkioWeightDevice", "--blkio-weight-device"},
+    {"BlkioDeviceReadBps", "--device-read-bps"},
+    {"BlkioDeviceWriteBps", "--device-write-bps"},
+    {"BlkioDeviceReadIOps", "--device-read-iops"},
+    {"BlkioDeviceWriteIOps", "--device-write-iops"},
+    {"IOMaximumIOps", "--io-maxiops"},
+    {"IOMaximumBandwidth", "--io-maxbandwidth"},
+    {"KernelMemory", "--kernel-memory"},
+    {"KernelMemoryTCP", "--kernel-memory-tcp"},
+    {"MemoryReservation", "--memory-reservation"},
+    {"OomKillDisable", "--oom-kill-disable"},
+    {"OomScoreAdj", "--oom-score-adj"},
+    {"CgroupParent", "--cgroup-parent"},
+    {"DeviceCgroupRules", "--device-cgroup-rule"},
+    {"DeviceRequests", "--gpus"},
+    {"Links", "--link"},
+    {"VolumesFrom", "--volumes-from"},
+    {"GroupAdd", "--group-add"},
+    {"Sysctls", "--sysctl"},
+    {"StorageOpt", "--storage-opt"},
+};
+
 Status read_host_config(const json& hc, CreateSpec& out) {
   const std::string p = "HostConfig.";
   if (!hc.is_object()) return bad("HostConfig", "expected an object");
   auto& c = out.config;
+  for (const auto& u : kUnhonoured)
+    if (auto it = hc.find(u.field); it != hc.end() && is_set(*it))
+      return unsupported(p + u.field + " (" + u.flag + ")");
+  // The guest's /dev/shm is Docker's default size (guest/container.cc).
+  VESSEL_ASSIGN_OR_RETURN(int64_t shm, get_int(hc, "ShmSize", p));
+  if (shm != 0 && shm != (64 << 20))
+    return unsupported(p + "ShmSize (--shm-size) other than 64 MiB, the size of /dev/shm,");
+  // What each container is anyway: its own cgroup namespace, its VM.
+  for (auto [key, same] :
+       {std::pair{"Isolation", "default"}, {"CgroupnsMode", "private"}, {"Runtime", "runc"}}) {
+    VESSEL_ASSIGN_OR_RETURN(std::string v, get_string(hc, key, p));
+    if (!v.empty() && v != same) return unsupported(p + key + " '" + v + "'");
+  }
   // Refused rather than ignored: a container would silently not get them.
   if (const json* d = field(hc, "Devices"); d && !(d->is_array() && d->empty()))
     return unsupported("HostConfig.Devices (--device)");
@@ -246,6 +297,13 @@ Status read_host_config(const json& hc, CreateSpec& out) {
 }
 
 }  // namespace
+
+bool is_set(const json& v) {
+  if (v.is_number()) return v.get<double>() != 0;
+  if (v.is_string()) return !v.get<std::string>().empty();
+  if (v.is_array() || v.is_object()) return !v.empty();
+  return v.is_boolean() && v.get<bool>();
+}
 
 Result<networks::Attachment> parse_endpoint_config(const json& ep, const std::string& network,
                                                    const std::string& p) {

@@ -310,6 +310,10 @@ TEST_F(DockerApiTest, VolumesAndBadRequestsWithoutAVm) {
       << seccomp.err;
   CliResult cap = docker({"create", "--cap-add", "NET_ADMN", kImage});
   EXPECT_TRUE(contains(cap.err, "HostConfig.CapAdd: unknown capability")) << cap.err;
+  CliResult shares = docker({"create", "--cpu-shares", "512", kImage});
+  EXPECT_TRUE(contains(shares.err, "HostConfig.CpuShares (--cpu-shares) is not supported"))
+      << shares.err;
+  EXPECT_EQ(docker({"ps", "-a", "-q"}).out, "");  // none of them was made
   std::string unknown =
       raw("GET /v1.41/no/such/thing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   EXPECT_TRUE(contains(unknown, "HTTP/1.1 404")) << unknown;
