@@ -675,8 +675,15 @@ TEST_F(DockerApiTest, CpExportTopPauseRenameUpdateOnOneContainer) {
   EXPECT_EQ(
       docker({"inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}}", "crate"}).out,
       "268435456 500000000\n");
-  // Paused, then stopped: the stop thaws it first.
+  // --cpu-quota/--cpu-period: the CPU share they make (75 ms per 50 ms).
+  CliResult quota = docker({"update", "--cpu-quota", "75000", "--cpu-period", "50000", "crate"});
+  EXPECT_EQ(quota.exit_code, 0) << quota.err;
+  EXPECT_EQ(docker({"exec", "crate", "cat", "/sys/fs/cgroup/cpu.max"}).out, "150000 100000\n");
+  // Paused, then stopped: the stop thaws it first; a paused guest takes
+  // no update.
   EXPECT_EQ(docker({"pause", "crate"}).exit_code, 0);
+  CliResult frozen_update = docker({"update", "--pids-limit", "32", "crate"});
+  EXPECT_TRUE(contains(frozen_update.err, "is paused")) << frozen_update.err;
   CliResult stop = docker({"stop", "-t", "1", "crate"});
   EXPECT_EQ(stop.exit_code, 0) << stop.err;
   CliResult mem_stopped = docker({"update", "-m", "300m", "crate"});  // the next VM's size
