@@ -388,9 +388,9 @@ Status Containers::update_limits(const ContainerRecord& record, const monitor::L
   if (paused(r))
     return Error(ErrorCode::kFailedPrecondition,
                  "Container " + display_name(r) + " is paused, unpause it first");
-  // Checked here too, so that a change the monitor would refuse names no
-  // connection problem. The record's memory_bytes and cpus are the VM's:
-  // only a stopped container's update changes them.
+  // Checked before asking the monitor, which checks the same against the
+  // VM it booted: the record's memory_bytes and cpus are that VM's (only a
+  // stopped container's update changes them).
   VESSEL_ASSIGN_OR_RETURN(runtime::ContainerConfig c, runtime::config_from_json(r.config));
   VESSEL_TRY(monitor::merge_limits(runtime::container_limits(c), change, c.memory_bytes, c.cpus));
   VESSEL_ASSIGN_OR_RETURN(monitor::Channel ch, connect(r));
