@@ -137,6 +137,23 @@ TEST(CreateBody, ReadsConfigAndHostConfig) {
   EXPECT_EQ(s->config.stop_signal, 2);
 }
 
+TEST(CreateBody, ReadsCapabilitiesSecurityOptionsAndCpuQuota) {
+  auto s = parse_create_body(json::parse(R"({"Image": "x", "HostConfig": {
+    "CapAdd": ["NET_ADMIN"], "CapDrop": ["ALL"], "SecurityOpt": ["no-new-privileges"],
+    "CpuQuota": 150000, "CpuPeriod": 100000}})"));
+  ASSERT_TRUE(s.ok()) << s.error().to_string();
+  EXPECT_EQ(s->config.cap_add, (std::vector<std::string>{"NET_ADMIN"}));
+  EXPECT_EQ(s->config.cap_drop, (std::vector<std::string>{"ALL"}));
+  EXPECT_TRUE(s->config.no_new_privileges);
+  EXPECT_EQ(s->config.cpus, 2u);
+  EXPECT_EQ(s->config.cpu_millis, 1500u);
+  // --privileged: every capability (and no host device).
+  auto p = parse_create_body(json::parse(R"({"Image": "x", "HostConfig": {"Privileged": true}})"));
+  ASSERT_TRUE(p.ok()) << p.error().to_string();
+  EXPECT_EQ(p->config.cap_add, (std::vector<std::string>{"ALL"}));
+  EXPECT_FALSE(p->config.no_new_privileges);
+}
+
 TEST(CreateBody, NamesTheFieldThatIsWrong) {
   auto err = [](const char* text) {
     auto s = parse_create_body(json::parse(text));
@@ -146,8 +163,36 @@ TEST(CreateBody, NamesTheFieldThatIsWrong) {
   EXPECT_EQ(err(R"({"Image": "x", "HostConfig": {"Memory": "lots"}})"),
             "HostConfig.Memory: expected an integer");
   EXPECT_EQ(err(R"({"Image": "x", "Env": [1]})"), "Config.Env: expected a list of strings");
-  EXPECT_NE(err(R"({"Image": "x", "HostConfig": {"Privileged": true}})")
-                .find("HostConfig.Privileged (--privileged) is not supported by Vessel"),
+  EXPECT_NE(err(R"({"Image": "x", "HostConfig": {"Devices": [{"PathOnHost": "/dev/kvm"}]}})")
+                .find("HostConfig.Devices (--device) is not supported by Vessel"),
+            std::string::npos);
+  EXPECT_EQ(err(R"({"Image": "x", "HostConfig": {"CapAdd": ["NET_ADMN"]}})"),
+            "HostConfig.CapAdd: unknown capability 'NET_ADMN'");
+  EXPECT_EQ(err(R"({"Image": "x", "HostConfig": {"CapDrop": "ALL"}})"),
+            "HostConfig.CapDrop: expected a list of strings");
+  EXPECT_NE(err(R"({"Image": "x", "HostConfig": {"SecurityOpt": ["seccomp={\"a\": 1}"]}})")
+                .find("HostConfig.SecurityOpt: unsupported security option 'seccomp'"),
+            std::string::npos);
+  // What a client sends unset passes; what the VM cannot honour is named.
+  EXPECT_EQ(err(R"({"Image": "x", "HostConfig": {"CpuShares": 0, "BlkioWeightDevice": [],
+    "Links": null, "OomKillDisable": false, "CpusetCpus": "", "CgroupnsMode": "",
+    "Isolation": "default"}})"),
+            "ok");
+  EXPECT_NE(err(R"({"Image": "x", "HostConfig": {"CpuShares": 512}})")
+                .find("HostConfig.CpuShares (--cpu-shares) is not supported by Vessel"),
+            std::string::npos);
+  EXPECT_NE(err(R"({"Image": "x", "HostConfig": {"DeviceRequests": [{"Count": -1}]}})")
+                .find("HostConfig.DeviceRequests (--gpus)"),
+            std::string::npos);
+  EXPECT_EQ(err(R"({"Image": "x", "HostConfig": {"ShmSize": 67108864}})"), "ok");
+  EXPECT_NE(err(R"({"Image": "x", "HostConfig": {"ShmSize": 1073741824}})")
+                .find("HostConfig.ShmSize (--shm-size) other than 64 MiB"),
+            std::string::npos);
+  EXPECT_NE(err(R"({"Image": "x", "HostConfig": {"CgroupnsMode": "host"}})")
+                .find("HostConfig.CgroupnsMode 'host' is not supported"),
+            std::string::npos);
+  EXPECT_NE(err(R"({"Image": "x", "HostConfig": {"CpuQuota": 50000, "NanoCpus": 1000000000}})")
+                .find("HostConfig.CpuQuota: conflicts with NanoCpus"),
             std::string::npos);
   EXPECT_NE(err(R"({"Image": "x", "HostConfig": {"NetworkMode": "host"}})")
                 .find("is not supported by Vessel"),

@@ -161,6 +161,8 @@ Reply put_archive(Context& ctx, Request& req, Exchange& ex) {
   if (!st.is_dir()) return error_reply(400, "extraction point is not a directory");
   GuestCopy copy(*t.ch, kCopyStream);
   uint32_t flags = req.flag("copyUIDGID") ? protocol::CopyIn::kKeepOwner : 0u;
+  // docker cp always asks for it.
+  if (req.flag("noOverwriteDirNonDir")) flags |= protocol::CopyIn::kNoOverwriteDirNonDir;
   if (auto s = copy.start(protocol::CopyIn{path, flags}); !s.ok()) return error_reply(s.error());
   std::string chunk;
   while (!copy.ended()) {

@@ -816,32 +816,38 @@ Reply rename(Context& ctx, Request& req, Exchange&) {
 }
 
 // POST /containers/{id}/update: the restart policy at any time (a running
-// container's monitor reads it when the process ends); Memory, NanoCpus
-// and PidsLimit only while the container is not running (the VM's size is
-// fixed when it boots); anything else set is refused by name.
+// container's monitor reads it when the process ends); Memory, NanoCpus,
+// CpuQuota/CpuPeriod and PidsLimit at any time too: a running container's
+// guest applies them within what its VM was given at boot (409 naming the
+// field beyond it) and its record keeps them for its next starts; a
+// stopped container's VM is sized by them at its next start. Anything else
+// set is refused by name.
 Reply update(Context& ctx, Request& req, Exchange&) {
   VESSEL_ASSIGN_OR_RETURN_REPLY(json body, parse_body(req));
   VESSEL_ASSIGN_OR_RETURN_REPLY(Found f, find(ctx, req));
   // Clients send every field of Docker's Resources, zero when unset.
   auto set = [&](const char* k) {
     auto it = body.find(k);
-    if (it == body.end() || it->is_null()) return false;
-    if (it->is_number()) return it->get<double>() != 0;
-    if (it->is_string()) return !it->get<std::string>().empty();
-    if (it->is_array() || it->is_object()) return !it->empty();
-    return it->is_boolean() && it->get<bool>();
+    return it != body.end() && is_set(*it);
   };
+  const std::vector<std::string> limits = {"Memory", "NanoCpus", "CpuQuota", "CpuPeriod",
+                                           "PidsLimit"};
   for (const auto& [k, v] : body.items()) {
     (void)v;
-    if (k == "RestartPolicy" || k == "Memory" || k == "NanoCpus" || k == "PidsLimit") continue;
+    if (k == "RestartPolicy" || std::find(limits.begin(), limits.end(), k) != limits.end())
+      continue;
     if (set(k.c_str()))
       return error_reply(400,
                          "updating " + k + " is not supported by Vessel (see docs/docker-api.md)");
   }
   // The same checks as at create: parse a HostConfig of the changed fields.
   json hc = json::object();
-  for (const char* k : {"Memory", "NanoCpus", "PidsLimit"})
-    if (set(k)) hc[k] = body[k];
+  for (const auto& k : limits)
+    if (set(k.c_str())) hc[k] = body[k];
+  if (hc.contains("CpuPeriod") && !hc.contains("CpuQuota"))
+    return error_reply(400,
+                       "HostConfig.CpuPeriod: give it with CpuQuota (Vessel keeps a CPU "
+                       "limit as the share of a CPU they make)");
   bool policy = body.contains("RestartPolicy") && body["RestartPolicy"].is_object() &&
                 !body["RestartPolicy"].value("Name", std::string()).empty();
   if (policy) hc["RestartPolicy"] = body["RestartPolicy"];
@@ -850,27 +856,56 @@ Reply update(Context& ctx, Request& req, Exchange&) {
   auto parsed = parse_create_body(probe);
   if (!parsed.ok()) return error_reply(400, parsed.error().to_string());
   const auto& n = parsed->config;
-  bool resources = hc.contains("Memory") || hc.contains("NanoCpus") || hc.contains("PidsLimit");
-  if (resources && running(f.r)) {
-    std::string which = hc.contains("Memory")     ? "Memory"
-                        : hc.contains("NanoCpus") ? "NanoCpus"
-                                                  : "PidsLimit";
-    return error_reply(
-        409, "cannot update " + which + " of running container " + f.r.name +
-                 ": a VM's size is fixed when it boots (stop the container, update, start it)");
-  }
+  bool memory = hc.contains("Memory"), pids = hc.contains("PidsLimit");
+  bool cpu = hc.contains("NanoCpus") || hc.contains("CpuQuota");
   if (policy && f.r.state.status != RunState::kCreated && cfg.auto_remove &&
       n.restart.kind != runtime::RestartPolicy::Kind::kNo)
     return error_reply(
         400, "Restart policy cannot be updated because AutoRemove is enabled for the container");
+  if ((memory || cpu || pids) && running(f.r)) {
+    // Within the VM's memory and vCPUs, fixed when it booted.
+    auto beyond = [&](const std::string& field, const std::string& asked, const std::string& vm) {
+      return error_reply(409, "cannot update " + field + " of running container " + f.r.name +
+                                  ": " + asked + " is more than the " + vm +
+                                  " its VM was given at boot (stop the container, update, "
+                                  "start it)");
+    };
+    auto mib = [](uint64_t b) { return std::to_string(b >> 20) + " MiB"; };
+    monitor::Limits change;
+    if (memory) {
+      if (n.memory_bytes > cfg.memory_bytes)
+        return beyond("Memory", mib(n.memory_bytes), mib(cfg.memory_bytes));
+      change.memory_bytes = static_cast<int64_t>(n.memory_bytes);
+    }
+    if (cpu) {
+      uint64_t millis = n.cpu_millis ? n.cpu_millis : uint64_t{n.cpus} * 1000;
+      if (millis > uint64_t{cfg.cpus} * 1000)
+        return beyond(
+            hc.contains("NanoCpus") ? "NanoCpus" : "CpuQuota",
+            std::to_string(millis / 1000) +
+                (millis % 1000 ? "." + std::to_string(millis % 1000 + 1000).substr(1) : "") +
+                " CPUs",
+            std::to_string(cfg.cpus) + " vCPUs");
+      // All the VM's vCPUs are no quota.
+      bool whole = millis == uint64_t{cfg.cpus} * 1000;
+      change.cpu_quota_usec = whole ? 0 : static_cast<int64_t>(millis * 100);
+      change.cpu_period_usec = whole ? 0 : protocol::kDefaultCpuPeriodUsec;
+    }
+    if (pids) change.pids = static_cast<int64_t>(n.pids_limit);
+    if (auto s = f.cs->update_limits(f.r, change); !s.ok()) return error_reply(s.error());
+    memory = cpu = pids = false;  // applied, and kept in the record
+  }
   auto updated = f.cs->store().update_container(f.r.id, [&](ContainerRecord& cur) -> Status {
     VESSEL_ASSIGN_OR_RETURN(auto c, runtime::config_from_json(cur.config));
-    if (hc.contains("Memory")) c.memory_bytes = n.memory_bytes;
-    if (hc.contains("NanoCpus")) {
+    if (memory) {  // the next VM's size
+      c.memory_bytes = n.memory_bytes;
+      c.memory_limit_bytes = 0;
+    }
+    if (cpu) {
       c.cpus = n.cpus;
       c.cpu_millis = n.cpu_millis;
     }
-    if (hc.contains("PidsLimit")) c.pids_limit = n.pids_limit;
+    if (pids) c.pids_limit = n.pids_limit;
     if (policy) c.restart = n.restart;
     cur.config = runtime::to_json(c);
     return ok_status();

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "agent/capabilities.h"
 #include "net/port_spec.h"
 #include "runtime/mounts.h"
 
@@ -91,15 +92,82 @@ Error unsupported(const std::string& what) {
                    "docs/docker-api.md)");
 }
 
+// HostConfig fields Vessel has no way to honour: refused when set (clients
+// send them zero, empty or null when unset) rather than silently not
+// applied. Each with the docker flag that sets it.
+struct Unhonoured {
+  const char* field;
+  const char* flag;
+};
+constexpr Unhonoured kUnhonoured[] = {
+    {"CpuShares", "--cpu-shares"},
+    {"CpusetCpus", "--cpuset-cpus"},
+    {"CpusetMems", "--cpuset-mems"},
+    {"CpuRealtimePeriod", "--cpu-rt-period"},
+    {"CpuRealtimeRuntime", "--cpu-rt-runtime"},
+    {"CpuCount", "--cpu-count"},
+    {"CpuPercent", "--cpu-percent"},
+    {"BlkioWeight", "--blkio-weight"},
+    {"BlkioWeightDevice", "--blkio-weight-device"},
+    {"BlkioDeviceReadBps", "--device-read-bps"},
+    {"BlkioDeviceWriteBps", "--device-write-bps"},
+    {"BlkioDeviceReadIOps", "--device-read-iops"},
+    {"BlkioDeviceWriteIOps", "--device-write-iops"},
+    {"IOMaximumIOps", "--io-maxiops"},
+    {"IOMaximumBandwidth", "--io-maxbandwidth"},
+    {"KernelMemory", "--kernel-memory"},
+    {"KernelMemoryTCP", "--kernel-memory-tcp"},
+    {"MemoryReservation", "--memory-reservation"},
+    {"OomKillDisable", "--oom-kill-disable"},
+    {"OomScoreAdj", "--oom-score-adj"},
+    {"CgroupParent", "--cgroup-parent"},
+    {"DeviceCgroupRules", "--device-cgroup-rule"},
+    {"DeviceRequests", "--gpus"},
+    {"Links", "--link"},
+    {"VolumesFrom", "--volumes-from"},
+    {"GroupAdd", "--group-add"},
+    {"Sysctls", "--sysctl"},
+    {"StorageOpt", "--storage-opt"},
+};
+
 Status read_host_config(const json& hc, CreateSpec& out) {
   const std::string p = "HostConfig.";
   if (!hc.is_object()) return bad("HostConfig", "expected an object");
   auto& c = out.config;
+  for (const auto& u : kUnhonoured)
+    if (auto it = hc.find(u.field); it != hc.end() && is_set(*it))
+      return unsupported(p + u.field + " (" + u.flag + ")");
+  // The guest's /dev/shm is Docker's default size (guest/container.cc).
+  VESSEL_ASSIGN_OR_RETURN(int64_t shm, get_int(hc, "ShmSize", p));
+  if (shm != 0 && shm != (64 << 20))
+    return unsupported(p + "ShmSize (--shm-size) other than 64 MiB, the size of /dev/shm,");
+  // What each container is anyway: its own cgroup namespace, its VM.
+  for (auto [key, same] :
+       {std::pair{"Isolation", "default"}, {"CgroupnsMode", "private"}, {"Runtime", "runc"}}) {
+    VESSEL_ASSIGN_OR_RETURN(std::string v, get_string(hc, key, p));
+    if (!v.empty() && v != same) return unsupported(p + key + " '" + v + "'");
+  }
   // Refused rather than ignored: a container would silently not get them.
-  VESSEL_ASSIGN_OR_RETURN(bool privileged, get_bool(hc, "Privileged", p));
-  if (privileged) return unsupported("HostConfig.Privileged (--privileged)");
   if (const json* d = field(hc, "Devices"); d && !(d->is_array() && d->empty()))
     return unsupported("HostConfig.Devices (--device)");
+  // Capabilities and no_new_privs apply to every process in the guest, as
+  // `vessel run --cap-add/--cap-drop/--security-opt` does.
+  VESSEL_ASSIGN_OR_RETURN(auto cap_add, get_strings(hc, "CapAdd", p));
+  VESSEL_ASSIGN_OR_RETURN(auto cap_drop, get_strings(hc, "CapDrop", p));
+  c.cap_add = cap_add.value_or(std::vector<std::string>{});
+  c.cap_drop = cap_drop.value_or(std::vector<std::string>{});
+  for (const auto& [key, names] : {std::pair{"CapAdd", &c.cap_add}, {"CapDrop", &c.cap_drop}})
+    for (const auto& name : *names)
+      if (auto cap = agent::parse_capability(name); !cap.ok()) return cap.error().wrap(p + key);
+  // --privileged as far as capabilities go: the VM has no host devices to
+  // give (Devices is refused above) and applies no seccomp or AppArmor
+  // profile to lift.
+  VESSEL_ASSIGN_OR_RETURN(bool privileged, get_bool(hc, "Privileged", p));
+  if (privileged) c.cap_add.push_back("ALL");
+  VESSEL_ASSIGN_OR_RETURN(auto security_opts, get_strings(hc, "SecurityOpt", p));
+  for (const auto& o : security_opts.value_or(std::vector<std::string>{}))
+    if (auto s = agent::apply_security_opt(o, c.no_new_privileges); !s.ok())
+      return s.error().wrap(p + "SecurityOpt");
   for (const char* mode : {"PidMode", "IpcMode", "UTSMode", "UsernsMode"}) {
     VESSEL_ASSIGN_OR_RETURN(std::string m, get_string(hc, mode, p));
     if (m == "host" || m.rfind("container:", 0) == 0) return unsupported(p + mode + " '" + m + "'");
@@ -148,6 +216,18 @@ Status read_host_config(const json& hc, CreateSpec& out) {
   if (memory > 0) c.memory_bytes = static_cast<uint64_t>(memory);
   VESSEL_ASSIGN_OR_RETURN(int64_t nano, get_int(hc, "NanoCpus", p));
   if (nano < 0 || nano > 255'000'000'000) return bad(p + "NanoCpus", "expected 0 < cpus <= 255");
+  // --cpu-quota/--cpu-period: the share of a CPU they make, as --cpus
+  // (applied with the default 100 ms period).
+  VESSEL_ASSIGN_OR_RETURN(int64_t quota, get_int(hc, "CpuQuota", p));
+  VESSEL_ASSIGN_OR_RETURN(int64_t period, get_int(hc, "CpuPeriod", p));
+  if (period != 0 && (period < 1000 || period > 1'000'000))
+    return bad(p + "CpuPeriod", "expected 1000 to 1000000 microseconds");
+  if (quota > 0) {
+    if (nano > 0) return bad(p + "CpuQuota", "conflicts with NanoCpus (--cpus): give one of them");
+    if (quota < 1000) return bad(p + "CpuQuota", "expected at least 1000 microseconds");
+    nano = quota * 1'000'000'000 / (period ? period : 100'000);
+    if (nano > 255'000'000'000) return bad(p + "CpuQuota", "more than 255 CPUs");
+  }
   if (nano > 0) {
     c.cpus = static_cast<unsigned>((nano + 999'999'999) / 1'000'000'000);
     if (nano % 1'000'000'000) c.cpu_millis = static_cast<uint32_t>(nano / 1'000'000);
@@ -217,6 +297,13 @@ Status read_host_config(const json& hc, CreateSpec& out) {
 }
 
 }  // namespace
+
+bool is_set(const json& v) {
+  if (v.is_number()) return v.get<double>() != 0;
+  if (v.is_string()) return !v.get<std::string>().empty();
+  if (v.is_array() || v.is_object()) return !v.empty();
+  return v.is_boolean() && v.get<bool>();
+}
 
 Result<networks::Attachment> parse_endpoint_config(const json& ep, const std::string& network,
                                                    const std::string& p) {

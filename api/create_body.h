@@ -33,8 +33,14 @@ struct CreateSpec {
 /// fields Vessel does not support are accepted (clients send them all),
 /// anything else naming such a feature is refused. Errors are
 /// kInvalidArgument naming the field: "HostConfig.Memory: expected a
-/// number", "HostConfig.Privileged is not supported by Vessel (...)".
+/// number", "HostConfig.CpuShares (--cpu-shares) is not supported by
+/// Vessel (...)": a field Vessel cannot honour is refused when set (see
+/// is_set), never ignored.
 Result<CreateSpec> parse_create_body(const nlohmann::json& body);
+
+/// Whether a client set a field: clients send unset ones as null, 0, false,
+/// "" or an empty list or object.
+bool is_set(const nlohmann::json& value);
 
 /// One endpoint's settings (EndpointsConfig.NAME at create, EndpointConfig
 /// of network connect): Aliases, MacAddress, IPAMConfig.IPv4Address; null

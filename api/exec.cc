@@ -6,6 +6,7 @@
 
 #include <random>
 
+#include "agent/capabilities.h"
 #include "api/context.h"
 #include "api/handlers.h"
 #include "api/session.h"
@@ -68,14 +69,15 @@ Reply create(Context& ctx, Request& req, Exchange&) {
   VESSEL_ASSIGN_OR_RETURN_REPLY(auto cmd, strings(body, "Cmd"));
   if (cmd.empty()) return error_reply(400, "No exec command specified");
   VESSEL_ASSIGN_OR_RETURN_REPLY(auto env, strings(body, "Env"));
-  if (boolean(body, "Privileged"))
-    return error_reply(400, "Privileged is not supported by Vessel (see docs/docker-api.md)");
   VESSEL_ASSIGN_OR_RETURN_REPLY(auto config, runtime::config_from_json(r->config));
   auto e = std::make_shared<ExecEntry>();
   e->id = random_id();
   e->container = r->id;
   e->spawn = runtime::main_spawn(config, 0, 0);
   e->spawn.argv = cmd;
+  // --privileged: every capability for this process, as Docker's exec.
+  if (boolean(body, "Privileged"))
+    e->spawn.capabilities = agent::container_capabilities(protocol::kAllCapabilities);
   for (const auto& item : env) {
     std::string key = item.substr(0, item.find('='));
     std::erase_if(e->spawn.env,

@@ -67,6 +67,7 @@ Status CopyInTask::prepare() {
 int CopyInTask::run() {
   tar::ExtractOptions options;
   options.keep_owner = request_.flags & protocol::CopyIn::kKeepOwner;
+  options.no_overwrite_dir_non_dir = request_.flags & protocol::CopyIn::kNoOverwriteDirNonDir;
   Status s = tar::extract_archive(STDIN_FILENO, dest_.get(), options);
   if (!s.ok()) {
     say("extract into '" + request_.path + "': " + s.message());

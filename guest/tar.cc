@@ -268,6 +268,7 @@ class Writer {
         }
         h.type = '0';
         if (options_.top_only) {
+          h.size = static_cast<uint64_t>(st.st_size);  // for the stat; no data follows
           header(h);
           return;
         }
@@ -733,6 +734,14 @@ class Extractor {
     if (fstatat(parent, leaf, &st, AT_SYMLINK_NOFOLLOW) < 0) {
       if (errno == ENOENT) return {};
       return failed(e, "stat", errno);
+    }
+    if (options_.no_overwrite_dir_non_dir && S_ISDIR(st.st_mode) != new_is_dir) {
+      std::string name = e.name;
+      while (name.size() > 1 && name.back() == '/')
+        name.pop_back();
+      return Status(EEXIST, S_ISDIR(st.st_mode)
+                                ? "cannot overwrite directory '" + name + "' with a non-directory"
+                                : "cannot overwrite non-directory '" + name + "' with a directory");
     }
     if (S_ISDIR(st.st_mode)) {
       if (new_is_dir) {

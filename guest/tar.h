@@ -27,7 +27,8 @@ struct WriteOptions {
   /// Do not descend into a directory on another filesystem than the top's
   /// (it is archived empty), and leave out anything else on one.
   bool one_file_system = false;
-  /// Archive the top entry only, a regular file with size 0 (a stat).
+  /// Archive the top entry only (a stat): a regular file's header says its
+  /// size but no data follows, so only that header is to be read.
   bool top_only = false;
 };
 
@@ -44,6 +45,10 @@ struct ExtractOptions {
   /// chown entries to the archive's uid/gid; otherwise they belong to the
   /// caller (root in the guest).
   bool keep_owner = false;
+  /// Fail on an entry that would replace a directory with a non-directory
+  /// or a non-directory with a directory (Docker's noOverwriteDirNonDir);
+  /// otherwise the entry replaces what is there (a directory only if empty).
+  bool no_overwrite_dir_non_dir = false;
   /// Create fifos and device nodes (root only); otherwise they are skipped.
   bool devices = true;
 };

@@ -61,12 +61,14 @@ class TarTest : public ::testing::Test {
   }
 
   /// Extracts `tar_path` into `dest`.
-  static Status extract(const std::string& tar_path, const std::string& dest) {
+  static Status extract(const std::string& tar_path, const std::string& dest,
+                        bool no_overwrite_dir_non_dir = false) {
     UniqueFd in(open(tar_path.c_str(), O_RDONLY | O_CLOEXEC));
     UniqueFd dir(open(dest.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     ExtractOptions options;
     options.devices = geteuid() == 0;
     options.keep_owner = false;
+    options.no_overwrite_dir_non_dir = no_overwrite_dir_non_dir;
     return extract_archive(in.get(), dir.get(), options);
   }
 
@@ -184,6 +186,9 @@ TEST_F(TarTest, TopOnlyIsAStat) {
   write(src_ + "/f", "contents that are not sent");
   EXPECT_EQ(archive(src_ + "/f", WriteOptions{"", false, true}), 0u);
   EXPECT_EQ(fs::file_size(base_ + "/out.tar"), 512u * 3);  // a header, two zero blocks
+  // The header says the file's size (26 = octal 32), for the stat.
+  std::string tar = read(base_ + "/out.tar");
+  EXPECT_EQ(tar.substr(124, 12), std::string("00000000032") + '\0');
   fs::create_directories(src_ + "/d/x");
   EXPECT_EQ(archive(src_ + "/d", WriteOptions{"", false, true}), 0u);
   EXPECT_EQ(fs::file_size(base_ + "/out.tar"), 512u * 3);
@@ -214,6 +219,31 @@ TEST_F(TarTest, ReplacesFilesAndMergesDirectories) {
   EXPECT_EQ(read(dst_ + "/d/old"), "old");
   EXPECT_EQ(read(dst_ + "/d/new"), "new");
   EXPECT_EQ(read(dst_ + "/d/f"), "second");
+}
+
+// Docker's noOverwriteDirNonDir: a directory is not replaced by a file, nor
+// a file by a directory; without it, an empty directory is replaced.
+TEST_F(TarTest, NoOverwriteDirNonDirRefusesToChangeWhatAPathIs) {
+  write(src_ + "/x", "a file");
+  archive(src_ + "/x");
+  fs::create_directories(dst_ + "/x");
+  Status dir_by_file = extract(base_ + "/out.tar", dst_, true);
+  ASSERT_FALSE(dir_by_file.ok());
+  EXPECT_EQ(dir_by_file.message(), "cannot overwrite directory 'x' with a non-directory");
+  EXPECT_TRUE(fs::is_directory(dst_ + "/x"));
+  ASSERT_TRUE(extract(base_ + "/out.tar", dst_).ok());
+  EXPECT_EQ(read(dst_ + "/x"), "a file");
+  fs::remove(src_ + "/x");
+  fs::create_directories(src_ + "/x");
+  archive(src_ + "/x");
+  Status file_by_dir = extract(base_ + "/out.tar", dst_, true);
+  ASSERT_FALSE(file_by_dir.ok());
+  EXPECT_EQ(file_by_dir.message(), "cannot overwrite non-directory 'x' with a directory");
+  EXPECT_EQ(read(dst_ + "/x"), "a file");
+  // Same kinds merge and replace as before.
+  ASSERT_TRUE(extract(base_ + "/out.tar", dst_, false).ok());
+  EXPECT_TRUE(fs::is_directory(dst_ + "/x"));
+  EXPECT_TRUE(extract(base_ + "/out.tar", dst_, true).ok());
 }
 
 // ---- hostile archives, written by hand ---------------------------------------

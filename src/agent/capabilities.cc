@@ -78,6 +78,20 @@ Status apply_security_opt(std::string_view opt, bool& no_new_privileges) {
   for (std::string_view same : {"seccomp=unconfined", "seccomp:unconfined", "apparmor=unconfined",
                                 "apparmor:unconfined", "label=disable", "label:disable"})
     if (opt == same) return ok_status();
+  // A profile, by name or (from the docker CLI) as the JSON it read: named
+  // by its kind, not quoted whole.
+  for (std::string_view kind : {"seccomp", "apparmor", "label"})
+    if (opt.size() > kind.size() && opt.substr(0, kind.size()) == kind &&
+        (opt[kind.size()] == '=' || opt[kind.size()] == ':'))
+      return Error(ErrorCode::kInvalidArgument,
+                   "unsupported security option '" + std::string(kind) + "': Vessel applies no " +
+                       (kind == "seccomp"    ? "seccomp profile"
+                        : kind == "apparmor" ? "AppArmor profile"
+                                             : "SELinux label") +
+                       " inside a container's VM (the VM is the isolation boundary; " +
+                       (kind == "label" ? "only label=disable"
+                                        : "only " + std::string(kind) + "=unconfined") +
+                       " is accepted)");
   return Error(ErrorCode::kInvalidArgument,
                "unsupported security option '" + std::string(opt) +
                    "' (expected no-new-privileges[=true|false], seccomp=unconfined, "

@@ -38,7 +38,8 @@ protocol::Capabilities container_capabilities(uint64_t set);
 /// "=false" or ":false") sets `no_new_privileges`; "seccomp=unconfined",
 /// "apparmor=unconfined" and "label=disable" (or "label:disable") are
 /// accepted as what the VM already is; anything else is kInvalidArgument
-/// naming the option.
+/// naming the option (a seccomp or AppArmor profile, or an SELinux label,
+/// by its kind only: the docker CLI sends a seccomp profile's whole JSON).
 Status apply_security_opt(std::string_view opt, bool& no_new_privileges);
 
 }  // namespace vessel::agent

@@ -70,8 +70,20 @@ TEST(Capabilities, SecurityOptions) {
   EXPECT_TRUE(apply_security_opt("seccomp=unconfined", nnp).ok());
   EXPECT_TRUE(apply_security_opt("label=disable", nnp).ok());
   EXPECT_TRUE(nnp);
-  for (const char* bad : {"no-new-privileges=yes", "seccomp=/x.json", "apparmor=docker-default",
-                          "no-new-privilegesx", ""}) {
+  // A profile is named by its kind (the docker CLI sends a seccomp
+  // profile's whole JSON).
+  for (const char* profile : {"seccomp={\"defaultAction\": \"SCMP_ACT_ERRNO\"}",
+                              "apparmor=docker-default", "label=level:s0:c100"}) {
+    Status s = apply_security_opt(profile, nnp);
+    ASSERT_FALSE(s.ok()) << profile;
+    std::string kind(profile, std::string_view(profile).find('='));
+    EXPECT_NE(s.error().message().find("unsupported security option '" + kind + "'"),
+              std::string::npos)
+        << s.error().message();
+    EXPECT_EQ(s.error().message().find("defaultAction"), std::string::npos);
+  }
+  for (const char* bad :
+       {"no-new-privileges=yes", "no-new-privilegesx", "systempaths=unconfined", ""}) {
     Status s = apply_security_opt(bad, nnp);
     ASSERT_FALSE(s.ok()) << bad;
     EXPECT_NE(s.error().message().find("unsupported security option '" + std::string(bad) + "'"),

@@ -429,6 +429,35 @@ Status Containers::pause(const ContainerRecord& record, bool pause) {
   return ok_status();
 }
 
+Status Containers::update_limits(const ContainerRecord& record, const monitor::Limits& change) {
+  VESSEL_ASSIGN_OR_RETURN(ContainerRecord r, reconcile(record));
+  if (r.state.status != RunState::kRunning || !runtime::owner_alive(root_, r.id))
+    return Error(ErrorCode::kFailedPrecondition,
+                 "Container " + display_name(r) + " is not running");
+  if (paused(r))
+    return Error(ErrorCode::kFailedPrecondition,
+                 "Container " + display_name(r) + " is paused, unpause it first");
+  // Checked before asking the monitor, which checks the same against the
+  // VM it booted: the record's memory_bytes and cpus are that VM's (only a
+  // stopped container's update changes them).
+  VESSEL_ASSIGN_OR_RETURN(runtime::ContainerConfig c, runtime::config_from_json(r.config));
+  VESSEL_TRY(monitor::merge_limits(runtime::container_limits(c), change, c.memory_bytes, c.cpus));
+  VESSEL_ASSIGN_OR_RETURN(monitor::Channel ch, connect(r));
+  VESSEL_TRY(monitor::request(ch, monitor::ApiType::kUpdate, monitor::encode(change),
+                              std::chrono::seconds(30)));
+  auto kept = store_->update_container(r.id, [&](ContainerRecord& cur) -> Status {
+    VESSEL_ASSIGN_OR_RETURN(runtime::ContainerConfig now, runtime::config_from_json(cur.config));
+    VESSEL_ASSIGN_OR_RETURN(
+        protocol::Update merged,
+        monitor::merge_limits(runtime::container_limits(now), change, now.memory_bytes, now.cpus));
+    runtime::keep_limits(now, merged);
+    cur.config = runtime::to_json(now);
+    return ok_status();
+  });
+  if (!kept.ok()) return kept.error();
+  return ok_status();
+}
+
 namespace {
 
 // What an endpoint record asked for, to plan it again.

@@ -99,6 +99,14 @@ class Containers {
   /// True while the running container is paused.
   bool paused(const ContainerRecord& r) const;
 
+  /// Changes a running container's limits (docker update): its monitor has
+  /// the guest write them to the container's cgroup, then the record keeps
+  /// them for its next starts (runtime::keep_limits; the VM keeps its
+  /// size). kInvalidArgument (monitor::merge_limits' text) beyond what the
+  /// VM was given at boot; kFailedPrecondition when it is not running or is
+  /// paused (its guest is frozen).
+  Status update_limits(const ContainerRecord& r, const monitor::Limits& change);
+
   /// Joins a container that is not running to a network (docker network
   /// connect): its VM gets the NIC at its next start. kFailedPrecondition
   /// while it runs (a VM's NICs are fixed when it boots), when it is

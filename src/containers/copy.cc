@@ -3,6 +3,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <poll.h>
+#include <sys/stat.h>
 
 #include <memory>
 
@@ -168,9 +169,11 @@ Result<PathStat> stat_path(monitor::Channel& ch, uint32_t stream, const std::str
   size_t slash = clean.rfind('/');
   st.name = slash == std::string::npos || clean == "/" ? clean : clean.substr(slash + 1);
   st.mode = archive_entry_mode(entry);
+  // A regular file's header says its size (kTopOnly sends no data).
   st.size = archive_entry_size(entry);
   st.mtime = archive_entry_mtime(entry);
   if (const char* link = archive_entry_symlink(entry)) st.link_target = link;
+  if (S_ISLNK(st.mode)) st.size = static_cast<int64_t>(st.link_target.size());  // as lstat(2)
   return st;
 }
 

@@ -65,8 +65,9 @@ class GuestCopy {
 };
 
 /// What a path in the container is (lstat, or stat with `follow`), from
-/// a CopyOut with kTopOnly: its archive entry's type, mode, size, time and
-/// link target.
+/// a CopyOut with kTopOnly: its archive entry's type, mode, size (a
+/// regular file's, a symlink's target length as lstat says it, 0 for the
+/// rest), time and link target.
 struct PathStat {
   bool exists = false;
   std::string name;   // the last component of the path

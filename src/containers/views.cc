@@ -110,9 +110,17 @@ json inspect_view(Containers& cs, const ContainerRecord& r) {
         {"RestartPolicy",
          {{"Name", restart.substr(0, restart.find(':'))},
           {"MaximumRetryCount", c.restart.max_retries}}},
-        {"NanoCpus", static_cast<int64_t>(c.cpus) * 1'000'000'000},
-        {"Memory", c.memory_bytes},
+        // The limits the container runs under: a quota below its vCPUs,
+        // a memory.max lowered while it ran (docker update).
+        {"NanoCpus", c.cpu_millis ? int64_t{c.cpu_millis} * 1'000'000
+                                  : static_cast<int64_t>(c.cpus) * 1'000'000'000},
+        {"Memory", c.memory_limit_bytes && c.memory_limit_bytes < c.memory_bytes
+                       ? c.memory_limit_bytes
+                       : c.memory_bytes},
         {"PidsLimit", c.pids_limit},
+        {"CapAdd", c.cap_add},
+        {"CapDrop", c.cap_drop},
+        {"SecurityOpt", c.no_new_privileges ? json::array({"no-new-privileges"}) : json::array()},
         // Docker's json-file in spirit (the logs endpoint reads the log);
         // docker-compose only shows the logs of containers that name a
         // driver.

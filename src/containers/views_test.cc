@@ -32,7 +32,10 @@ class ContainerViewsTest : public ::testing::Test {
     c.image = "vessel/busybox:latest";
     c.labels = {{"role", "test"}};
     c.restart = *runtime::parse_restart_policy("on-failure:2");
-    c.memory_bytes = 256ull << 20;
+    c.memory_bytes = 512ull << 20;
+    c.memory_limit_bytes = 256ull << 20;  // lowered while it ran
+    c.cap_drop = {"NET_RAW"};
+    c.no_new_privileges = true;
     c.network_mode = "none";
     c.mounts.push_back(*runtime::parse_volume_flag("data:/data:ro"));
     ContainerRecord r;
@@ -68,6 +71,8 @@ TEST_F(ContainerViewsTest, InspectHasDockersShape) {
   EXPECT_EQ(j["HostConfig"]["RestartPolicy"]["Name"], "on-failure");
   EXPECT_EQ(j["HostConfig"]["RestartPolicy"]["MaximumRetryCount"], 2);
   EXPECT_EQ(j["HostConfig"]["Memory"], 256 << 20);
+  EXPECT_EQ(j["HostConfig"]["CapDrop"], (json{"NET_RAW"}));
+  EXPECT_EQ(j["HostConfig"]["SecurityOpt"], (json{"no-new-privileges"}));
   ASSERT_EQ(j["Mounts"].size(), 1u);
   EXPECT_EQ(j["Mounts"][0]["Type"], "volume");
   EXPECT_EQ(j["Mounts"][0]["Name"], "data");

@@ -912,7 +912,11 @@ void Monitor::handle_guest_frame(Frame& f) {
       UpdateWaiter w = update_waiters_.front();
       update_waiters_.pop_front();
       auto r = agent::decode_as<protocol::Reply>(f);
-      if (r.ok() && r->errnum == 0) limits_ = w.limits;
+      if (r.ok() && r->errnum == 0) {
+        limits_ = w.limits;
+        // A restart (its policy's, or a reboot) boots with them too.
+        runtime::keep_limits(config_, w.limits);
+      }
       if (auto it = clients_.find(w.fd); it != clients_.end())
         it->second->ch.queue(
             type_code(ApiType::kResult), 0,

@@ -284,8 +284,9 @@ struct CopyOut {
   /// Do not descend into other mounts (export): a directory on another
   /// filesystem is archived empty, anything else on one is left out.
   static constexpr uint32_t kOneFileSystem = 1u << 1;
-  /// Only the entry of `path` itself, a regular file with size 0: a stat,
-  /// used to learn whether and what `path` is.
+  /// Only the entry of `path` itself: a stat, used to learn whether and
+  /// what `path` is. A regular file's header says its size but no data
+  /// follows: only that header is to be read.
   static constexpr uint32_t kTopOnly = 1u << 2;
   static constexpr uint32_t kKnownFlags = kFollowLink | kOneFileSystem | kTopOnly;
 
@@ -306,7 +307,10 @@ struct CopyIn {
   /// Keep the archive's uid/gid (docker cp -a); otherwise entries belong to
   /// root.
   static constexpr uint32_t kKeepOwner = 1u << 0;
-  static constexpr uint32_t kKnownFlags = kKeepOwner;
+  /// Refuse to replace a directory with a non-directory or the other way
+  /// round (Docker's noOverwriteDirNonDir, which docker cp always sets).
+  static constexpr uint32_t kNoOverwriteDirNonDir = 1u << 1;
+  static constexpr uint32_t kKnownFlags = kKeepOwner | kNoOverwriteDirNonDir;
 
   std::string path;  // absolute, no NUL, at most kMaxCopyPath bytes
   uint32_t flags = 0;

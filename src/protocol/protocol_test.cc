@@ -816,7 +816,8 @@ TEST(ProtocolMalformed, CopyBadFieldsRejected) {
   EXPECT_FALSE(decode(encode(CopyIn{"", 0}), in));
   EXPECT_FALSE(decode(encode(CopyIn{"dst", 0}), in));
   EXPECT_FALSE(decode(encode(CopyIn{std::string("/d\0", 3), 0}), in));
-  EXPECT_FALSE(decode(encode(CopyIn{"/dst", 2}), in));
+  EXPECT_FALSE(decode(encode(CopyIn{"/dst", 4}), in));
+  EXPECT_TRUE(decode(encode(CopyIn{"/dst", CopyIn::kNoOverwriteDirNonDir}), in));
 }
 
 TEST(ProtocolMalformed, StringLongerThanRemainingRejected) {

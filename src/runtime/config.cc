@@ -170,6 +170,7 @@ std::string to_json(const ContainerConfig& c) {
       {"hostname", c.hostname},
       {"cpus", c.cpus},
       {"memory_bytes", c.memory_bytes},
+      {"memory_limit_bytes", c.memory_limit_bytes},
       {"pids_limit", c.pids_limit},
       {"memory_reclaim", c.memory_reclaim},
       {"cpu_millis", c.cpu_millis},
@@ -264,7 +265,8 @@ Result<ContainerConfig> config_from_json(const std::string& text) {
     // Networking fields came later: absent in older configurations.
     c.network_mode = j.value("network_mode", std::string("default"));
     c.netns_path = j.value("netns_path", std::string());
-    c.memory_reclaim = j.value("memory_reclaim", true);  // came later
+    c.memory_reclaim = j.value("memory_reclaim", true);                 // came later
+    c.memory_limit_bytes = j.value("memory_limit_bytes", uint64_t{0});  // came later
     c.dns = j.value("dns", std::vector<std::string>{});
     c.dns_search = j.value("dns_search", std::vector<std::string>{});
     c.dns_options = j.value("dns_options", std::vector<std::string>{});

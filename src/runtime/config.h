@@ -91,6 +91,10 @@ struct ContainerConfig {
   /// VM gets kGuestReserve more for the kernel and vessel-init, so a
   /// container over its limit is OOM-killed, never the agent.
   uint64_t memory_bytes = 512ull << 20;
+  /// A lower memory.max set while the container ran (docker update): kept
+  /// for its next starts, while memory_bytes keeps sizing the VM (so a
+  /// later update may raise it again up to that); 0: memory_bytes.
+  uint64_t memory_limit_bytes = 0;
   uint64_t pids_limit = 0;  // --pids-limit; 0: none
   /// --memory-reclaim auto|off: while idle, the container's page cache is
   /// reclaimed in the guest and goes back to the host (docs/architecture.md).

@@ -1,5 +1,7 @@
 #include "runtime/config.h"
 
+#include "runtime/container_vm.h"
+
 #include <algorithm>
 
 #include <gtest/gtest.h>
@@ -97,6 +99,37 @@ TEST(ConfigJson, RoundTrips) {
   EXPECT_EQ(back->stop_signal, 3);
   EXPECT_FALSE(config_from_json("{}").ok());
   EXPECT_FALSE(config_from_json("not json").ok());
+}
+
+// An update of a running container, kept in its config, gives the same
+// limits at its next start; the VM keeps its size.
+TEST(ContainerLimits, KeptUpdatesComeBackAtTheNextStart) {
+  ContainerConfig c;
+  c.memory_bytes = 512ull << 20;
+  c.cpus = 2;
+  protocol::Update u = container_limits(c);
+  EXPECT_EQ(u.memory_limit_bytes, 512ull << 20);
+  EXPECT_EQ(u.cpu_quota_usec, 0u);
+  u.memory_limit_bytes = 128ull << 20;
+  u.pids_limit = 64;
+  u.cpu_quota_usec = 25'000;  // half a CPU of a 50 ms period
+  u.cpu_period_usec = 50'000;
+  keep_limits(c, u);
+  EXPECT_EQ(c.memory_bytes, 512ull << 20);
+  EXPECT_EQ(c.memory_limit_bytes, 128ull << 20);
+  EXPECT_EQ(c.cpu_millis, 500u);
+  auto again = config_from_json(to_json(c));
+  ASSERT_TRUE(again.ok()) << again.error().to_string();
+  protocol::Update next = container_limits(*again);
+  EXPECT_EQ(next.memory_limit_bytes, 128ull << 20);
+  EXPECT_EQ(next.pids_limit, 64u);
+  EXPECT_EQ(next.cpu_quota_usec, 50'000u);
+  EXPECT_EQ(next.cpu_period_usec, 100'000u);
+  // All the VM has again: no lower limit, no quota.
+  keep_limits(c, protocol::Update{512ull << 20, 0, 200'000, 100'000});
+  EXPECT_EQ(c.memory_limit_bytes, 0u);
+  EXPECT_EQ(c.cpu_millis, 0u);
+  EXPECT_EQ(container_limits(c).memory_limit_bytes, 512ull << 20);
 }
 
 }  // namespace

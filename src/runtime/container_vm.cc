@@ -199,13 +199,29 @@ Status make_machine_disk(const std::string& snapshot, const std::string& path, u
 
 protocol::Update container_limits(const ContainerConfig& c) {
   protocol::Update u;
-  u.memory_limit_bytes = c.machine.enabled ? 0 : c.memory_bytes;
+  u.memory_limit_bytes = c.machine.enabled ? 0
+                         : c.memory_limit_bytes && c.memory_limit_bytes < c.memory_bytes
+                             ? c.memory_limit_bytes
+                             : c.memory_bytes;
   u.pids_limit = c.pids_limit;
   if (c.cpu_millis > 0) {
     u.cpu_period_usec = 100'000;
     u.cpu_quota_usec = std::max<uint32_t>(c.cpu_millis * 100, 1000);
   }
   return u;
+}
+
+void keep_limits(ContainerConfig& c, const protocol::Update& u) {
+  c.memory_limit_bytes = u.memory_limit_bytes == 0 || u.memory_limit_bytes >= c.memory_bytes
+                             ? 0
+                             : u.memory_limit_bytes;
+  c.pids_limit = u.pids_limit;
+  // container_limits' inverse: the quota as millicpus of a 100 ms period
+  // (at least 1); the VM's whole vCPUs are no quota.
+  uint64_t period = u.cpu_period_usec ? u.cpu_period_usec : protocol::kDefaultCpuPeriodUsec;
+  uint64_t millis =
+      u.cpu_quota_usec ? std::max<uint64_t>(uint64_t{u.cpu_quota_usec} * 1000 / period, 1) : 0;
+  c.cpu_millis = millis >= uint64_t{c.cpus} * 1000 ? 0 : static_cast<uint32_t>(millis);
 }
 
 protocol::Spawn main_spawn(const ContainerConfig& c, uint16_t rows, uint16_t cols) {

@@ -124,6 +124,13 @@ Status make_machine_disk(const std::string& snapshot, const std::string& path, u
 /// memory.max is the container's memory, cpu.max its --cpus fraction.
 protocol::Update container_limits(const ContainerConfig& config);
 
+/// Makes `config` say the limits `limits` (an Update applied to its
+/// running container), so that container_limits gives them at its next
+/// starts: memory.max below the VM's memory as memory_limit_bytes, pids,
+/// and the CPU quota as cpu_millis (of a 100 ms period; the VM's whole
+/// vCPUs or more as no quota).
+void keep_limits(ContainerConfig& config, const protocol::Update& limits);
+
 /// The Spawn message that starts `config`'s main process (and, with argv
 /// and the rest replaced, an exec's): the container's rlimits, capability
 /// sets and no_new_privs.

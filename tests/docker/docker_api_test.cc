@@ -146,6 +146,20 @@ TEST_F(DockerApiTest, RunPrintsOutputAndGivesTheExitCodeBack) {
   EXPECT_TRUE(contains(three.err, "err\n")) << three.err;
   CliResult missing = docker({"run", "--rm", kImage, "no-such-command"});
   EXPECT_EQ(missing.exit_code, 127) << missing.err;
+  // Capabilities as Docker gives them: NET_ADMIN (bit 12) alone in every
+  // set but the inheritable and ambient ones, and no_new_privs.
+  CliResult caps =
+      docker({"run", "--rm", "--cap-drop", "ALL", "--cap-add", "NET_ADMIN", "--security-opt",
+              "no-new-privileges", kImage, "grep", "-E", "^(Cap|NoNewPrivs)", "/proc/self/status"});
+  EXPECT_EQ(caps.exit_code, 0) << caps.err;
+  EXPECT_EQ(caps.out,
+            "CapInh:\t0000000000000000\nCapPrm:\t0000000000001000\nCapEff:\t0000000000001000\n"
+            "CapBnd:\t0000000000001000\nCapAmb:\t0000000000000000\nNoNewPrivs:\t1\n");
+  // --privileged: every capability the guest kernel has; no_new_privs off.
+  CliResult all = docker({"run", "--rm", "--privileged", kImage, "grep", "-E",
+                          "^(CapEff|NoNewPrivs)", "/proc/self/status"});
+  EXPECT_EQ(all.exit_code, 0) << all.err;
+  EXPECT_EQ(all.out, "CapEff:\t000001ffffffffff\nNoNewPrivs:\t0\n");
   if (::access(kNewDockerCli, X_OK) == 0) {
     CliResult v = docker({"version", "--format", "{{.Client.APIVersion}}"}, {}, kNewDockerCli);
     EXPECT_EQ(v.exit_code, 0) << v.err;
@@ -189,6 +203,11 @@ TEST_F(DockerApiTest, DetachedContainerPsLogsExecInspectStopRm) {
   EXPECT_EQ(in.out, "through stdin\n");
   CliResult nocmd = docker({"exec", "web", "no-such-command"});
   EXPECT_EQ(nocmd.exit_code, 127) << nocmd.err;
+  // exec --privileged: every capability for that process alone.
+  CliResult priv = docker({"exec", "--privileged", "web", "grep", "CapEff", "/proc/self/status"});
+  EXPECT_EQ(priv.out, "CapEff:\t000001ffffffffff\n") << priv.err;
+  EXPECT_EQ(docker({"exec", "web", "grep", "CapEff", "/proc/self/status"}).out,
+            "CapEff:\t00000000a80425fb\n");  // Docker's default set
 
   CliResult di = docker({"inspect", "web"});
   ASSERT_EQ(di.exit_code, 0) << di.err;
@@ -275,11 +294,26 @@ TEST_F(DockerApiTest, VolumesAndBadRequestsWithoutAVm) {
   std::string type = raw(post("/v1.41/containers/create",
                               R"({"Image": "vessel/busybox", "HostConfig": {"Memory": "1g"}})"));
   EXPECT_EQ(body_of(type)["message"], "HostConfig.Memory: expected an integer") << type;
-  std::string priv =
-      raw(post("/v1.41/containers/create",
-               R"({"Image": "vessel/busybox", "HostConfig": {"Privileged": true}})"));
-  EXPECT_TRUE(contains(priv, "HTTP/1.1 400")) << priv;
-  EXPECT_TRUE(contains(body_of(priv).value("message", ""), "Privileged")) << priv;
+  // What the VM cannot honour is refused by name: a host device, a seccomp
+  // profile (the CLI sends the file's JSON).
+  CliResult device = docker({"create", "--device", "/dev/null:/dev/xnull", kImage});
+  EXPECT_NE(device.exit_code, 0);
+  EXPECT_TRUE(contains(device.err, "HostConfig.Devices (--device) is not supported")) << device.err;
+  ASSERT_TRUE(sys::write_file_atomic(scratch_dir() + "/seccomp.json",
+                                     R"({"defaultAction": "SCMP_ACT_ALLOW"})")
+                  .ok());
+  CliResult seccomp =
+      docker({"create", "--security-opt", "seccomp=" + scratch_dir() + "/seccomp.json", kImage});
+  EXPECT_NE(seccomp.exit_code, 0);
+  EXPECT_TRUE(
+      contains(seccomp.err, "HostConfig.SecurityOpt: unsupported security option 'seccomp'"))
+      << seccomp.err;
+  CliResult cap = docker({"create", "--cap-add", "NET_ADMN", kImage});
+  EXPECT_TRUE(contains(cap.err, "HostConfig.CapAdd: unknown capability")) << cap.err;
+  CliResult shares = docker({"create", "--cpu-shares", "512", kImage});
+  EXPECT_TRUE(contains(shares.err, "HostConfig.CpuShares (--cpu-shares) is not supported"))
+      << shares.err;
+  EXPECT_EQ(docker({"ps", "-a", "-q"}).out, "");  // none of them was made
   std::string unknown =
       raw("GET /v1.41/no/such/thing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   EXPECT_TRUE(contains(unknown, "HTTP/1.1 404")) << unknown;
@@ -494,6 +528,35 @@ TEST_F(DockerApiTest, CpExportTopPauseRenameUpdateOnOneContainer) {
   EXPECT_EQ(in_dir.exit_code, 0) << in_dir.err;
   EXPECT_EQ(docker({"exec", "box", "cat", "/tmp/note.txt", "/tmp/copied/inner/x"}).out,
             "a note\nx-content\n");
+  // docker cp asks not to replace a directory with a file, nor the other
+  // way round (noOverwriteDirNonDir): both are refused, nothing changes.
+  ASSERT_TRUE(sys::make_dirs(host + "/flat", 0755).ok());
+  ASSERT_TRUE(sys::write_file_atomic(host + "/flat/copied", "flat\n").ok());
+  CliResult dir_by_file = docker({"cp", host + "/flat/copied", "box:/tmp/"});
+  EXPECT_NE(dir_by_file.exit_code, 0);
+  EXPECT_TRUE(contains(dir_by_file.err, "cannot overwrite directory 'copied' with a non-directory"))
+      << dir_by_file.err;
+  ASSERT_TRUE(sys::make_dirs(host + "/deep/note.txt", 0755).ok());
+  CliResult file_by_dir = docker({"cp", host + "/deep/note.txt", "box:/tmp/"});
+  EXPECT_NE(file_by_dir.exit_code, 0);
+  EXPECT_TRUE(
+      contains(file_by_dir.err, "cannot overwrite non-directory 'note.txt' with a directory"))
+      << file_by_dir.err;
+  EXPECT_EQ(docker({"exec", "box", "sh", "-c", "test -d /tmp/copied && cat /tmp/note.txt"}).out,
+            "a note\n");
+  // HEAD: the stat header has the file's real size ("a note\n": 7 bytes).
+  std::string head =
+      raw("HEAD /v1.41/containers/box/archive?path=/tmp/note.txt HTTP/1.1\r\nHost: "
+          "x\r\nConnection: close\r\n\r\n");
+  const std::string stat_name = "X-Docker-Container-Path-Stat: ";
+  auto at = head.find(stat_name);
+  ASSERT_NE(at, std::string::npos) << head;
+  at += stat_name.size();
+  RunOptions b64;
+  b64.stdin_data = head.substr(at, head.find("\r\n", at) - at);
+  json stat = json::parse(run_process({"/usr/bin/base64", "-d"}, b64).out, nullptr, false);
+  EXPECT_EQ(stat.value("name", ""), "note.txt") << stat;
+  EXPECT_EQ(stat.value("size", -1), 7) << stat;
   // Container -> host: a file, a directory's contents ("dir/.").
   CliResult out_file = docker({"cp", "box:/tmp/note.txt", host + "/back.txt"});
   EXPECT_EQ(out_file.exit_code, 0) << out_file.err;
@@ -581,21 +644,51 @@ TEST_F(DockerApiTest, CpExportTopPauseRenameUpdateOnOneContainer) {
   EXPECT_TRUE(contains(wired.out, "eth0    inet 10.99.0.")) << wired.out;
   EXPECT_FALSE(contains(wired.out, "eth1")) << wired.out;
 
-  // update: the restart policy while it runs; memory only once stopped.
+  // update: the restart policy while it runs; the limits too, within what
+  // its VM was given at boot (512 MiB, 2 vCPUs): the guest's cgroup has
+  // them at once and again after a restart.
   CliResult restart = docker({"update", "--restart", "on-failure:3", "crate"});
   EXPECT_EQ(restart.exit_code, 0) << restart.err;
   EXPECT_EQ(docker({"inspect", "-f", "{{.HostConfig.RestartPolicy.Name}}", "crate"}).out,
             "on-failure\n");
-  CliResult mem = docker({"update", "-m", "256m", "crate"});
-  EXPECT_NE(mem.exit_code, 0);
-  EXPECT_TRUE(contains(mem.err, "cannot update Memory of running container crate")) << mem.err;
-  // Paused, then stopped: the stop thaws it first.
+  CliResult limits =
+      docker({"update", "-m", "256m", "--cpus", "0.5", "--pids-limit", "64", "crate"});
+  EXPECT_EQ(limits.exit_code, 0) << limits.err;
+  const std::vector<std::string> cgroup = {"exec",
+                                           "crate",
+                                           "cat",
+                                           "/sys/fs/cgroup/memory.max",
+                                           "/sys/fs/cgroup/cpu.max",
+                                           "/sys/fs/cgroup/pids.max"};
+  EXPECT_EQ(docker(cgroup).out, "268435456\n50000 100000\n64\n");
+  CliResult big = docker({"update", "-m", "1g", "crate"});
+  EXPECT_NE(big.exit_code, 0);
+  EXPECT_TRUE(contains(big.err,
+                       "cannot update Memory of running container crate: 1024 MiB is "
+                       "more than the 512 MiB its VM was given at boot"))
+      << big.err;
+  CliResult cpus = docker({"update", "--cpus", "3", "crate"});
+  EXPECT_TRUE(contains(cpus.err, "cannot update NanoCpus of running container crate: 3 CPUs"))
+      << cpus.err;
+  EXPECT_EQ(docker({"restart", "-t", "1", "crate"}).exit_code, 0);
+  EXPECT_EQ(docker(cgroup).out, "268435456\n50000 100000\n64\n");
+  EXPECT_EQ(
+      docker({"inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}}", "crate"}).out,
+      "268435456 500000000\n");
+  // --cpu-quota/--cpu-period: the CPU share they make (75 ms per 50 ms).
+  CliResult quota = docker({"update", "--cpu-quota", "75000", "--cpu-period", "50000", "crate"});
+  EXPECT_EQ(quota.exit_code, 0) << quota.err;
+  EXPECT_EQ(docker({"exec", "crate", "cat", "/sys/fs/cgroup/cpu.max"}).out, "150000 100000\n");
+  // Paused, then stopped: the stop thaws it first; a paused guest takes
+  // no update.
   EXPECT_EQ(docker({"pause", "crate"}).exit_code, 0);
+  CliResult frozen_update = docker({"update", "--pids-limit", "32", "crate"});
+  EXPECT_TRUE(contains(frozen_update.err, "is paused")) << frozen_update.err;
   CliResult stop = docker({"stop", "-t", "1", "crate"});
   EXPECT_EQ(stop.exit_code, 0) << stop.err;
-  CliResult mem_stopped = docker({"update", "-m", "256m", "crate"});
+  CliResult mem_stopped = docker({"update", "-m", "300m", "crate"});  // the next VM's size
   EXPECT_EQ(mem_stopped.exit_code, 0) << mem_stopped.err;
-  EXPECT_EQ(docker({"inspect", "-f", "{{.HostConfig.Memory}}", "crate"}).out, "268435456\n");
+  EXPECT_EQ(docker({"inspect", "-f", "{{.HostConfig.Memory}}", "crate"}).out, "314572800\n");
   // cp and export of the stopped container: its VM boots for the copy.
   CliResult stopped_cp = docker({"cp", "crate:/tmp/note.txt", host + "/again.txt"});
   EXPECT_EQ(stopped_cp.exit_code, 0) << stopped_cp.err;
