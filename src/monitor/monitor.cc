@@ -630,7 +630,12 @@ int Monitor::run() {
                              protocol::encode(protocol::Exit{0, SIGKILL}));
     routes_.clear();
     phase("main process exited");
-    vm_->poweroff(10s);
+    // A --rm container that will not restart goes with its disks: nothing
+    // in its guest needs a clean shutdown unless it shares host directories.
+    if (config_.auto_remove && !machine() && !should_restart(exit_code))
+      vm_->discard(10s);
+    else
+      vm_->poweroff(10s);
     phase("VM stopped");
     end_update_waiters();
     vm_.reset();

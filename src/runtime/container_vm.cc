@@ -502,6 +502,7 @@ Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
   std::unique_ptr<ContainerVm> self(new ContainerVm(std::move(vm), port, o.abort_fd));
   self->accel_ = accel;
   self->private_mounts_ = private_mounts.release();
+  self->host_shares_ = !cfg.shared_dirs.empty();
 
   auto fail = [&](Error e, const std::string& what) -> Error {
     // A guest that hangs up usually means QEMU is exiting: give it a moment
@@ -569,6 +570,11 @@ void ContainerVm::poweroff(std::chrono::milliseconds grace) {
   // The guest syncs and reboots, which ends QEMU (-no-reboot).
   (void)agent_.send(MsgType::kPoweroff, 0);
   (void)vm_->stop(grace);
+}
+
+void ContainerVm::discard(std::chrono::milliseconds grace) {
+  if (host_shares_) return poweroff(grace);
+  (void)vm_->stop(std::chrono::milliseconds(0));
 }
 
 Error ContainerVm::with_boot_log(Error e) const {

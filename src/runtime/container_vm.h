@@ -60,6 +60,12 @@ class ContainerVm {
 
   /// Asks the guest to power off and waits up to `grace` before forcing it.
   void poweroff(std::chrono::milliseconds grace);
+  /// Ends a VM whose disks are about to be deleted (run --rm): at once (QEMU
+  /// quits) when it shares no host directory, since its guest has nothing
+  /// left to write anywhere that stays; else as poweroff(), so that what the
+  /// guest still holds for a shared directory (dirty mmap'd pages) is
+  /// written back first.
+  void discard(std::chrono::milliseconds grace);
   /// Detaches the share tree made for virtiofsd from this process's mount
   /// namespace now rather than when the VM ends: virtiofsd, running, serves
   /// from its own sandbox's copy. For a monitor about to give up
@@ -78,6 +84,7 @@ class ContainerVm {
   int abort_fd_;
   vmm::AccelChoice accel_;
   std::vector<std::string> private_mounts_;  // the share tree made for virtiofsd
+  bool host_shares_ = false;                 // virtio-fs devices (root, mounts)
 };
 
 /// How this process's VMs are confined (docs/security.md): on unless
