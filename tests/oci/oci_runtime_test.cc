@@ -386,6 +386,73 @@ TEST_F(OciRuntimeTest, CtrTaskExecKillAndRemove) {
   expect_nothing_left(g_shared->runc_root + "/" + kNamespace);
 }
 
+// ---- pods: one VM per pod ----
+
+// containerd 1.6's ctr does no CRI pods: the CRI's annotations are given
+// with --annotation, as containerd's CRI plugin gives them. A sandbox, a
+// server with its document root in a bind mount, and a sidecar that reaches
+// it over 127.0.0.1: one VM, three roots.
+TEST_F(OciRuntimeTest, CtrPodContainersShareOneVm) {
+  need_containerd();
+  const std::string root = g_shared->runc_root + "/" + kNamespace;
+  auto in_pod = [](const std::string& type, std::vector<std::string> flags) {
+    for (const std::string& a : {"io.kubernetes.cri.container-type=" + type,
+                                 std::string("io.kubernetes.cri.sandbox-id=pod1")})
+      flags.insert(flags.end(), {"--annotation", a});
+    return flags;
+  };
+  // The sandbox runs no process: its command is never looked up.
+  auto sandbox = ctr_run(in_pod("sandbox", {"-d"}), "pod1", {"/no/such/pause"});
+  ASSERT_EQ(sandbox.exit_code, 0) << describe(sandbox);
+  std::string www = g_shared->base + "/pod-www";
+  ::mkdir(www.c_str(), 0755);
+  write_text(www + "/index.html", "served in the pod\n");
+  // Bound after the sandbox's VM booted: it reaches the VM's share anyway.
+  auto web = ctr_run(
+      in_pod("container", {"-d", "--mount", "type=bind,src=" + www + ",dst=/www,options=rbind:ro"}),
+      "web", {"sh", "-c", "touch /tmp/only-web; exec httpd -f -p 8080 -h /www"});
+  ASSERT_EQ(web.exit_code, 0) << describe(web);
+  auto state = runtime({"state", "web"}, root);
+  EXPECT_NE(state.out.find("\"running\""), std::string::npos) << describe(state);
+  auto sidecar = ctr_run(
+      in_pod("container", {"--rm"}), "side",
+      {"sh", "-c",
+       "for i in $(seq 100); do wget -qO- http://127.0.0.1:8080/ && break; sleep 0.2; done; "
+       "test -e /tmp/only-web && echo shared-root || echo own-root; "
+       "touch /www/x 2>/dev/null || echo no-www; exit 7"});
+  EXPECT_EQ(sidecar.exit_code, 7) << describe(sidecar);
+  EXPECT_EQ(sidecar.out, "served in the pod\nown-root\nno-www\n") << describe(sidecar);
+  // One VM for the pod, whatever its containers.
+  EXPECT_EQ(find_processes({"qemu-system-x86_64"}, root).size(), 1u);
+  EXPECT_EQ(find_processes({"vessel-monitor"}, root).size(), 1u);
+  // exec runs in the container's own root; the bind mount is read-only.
+  auto exec = ctr(
+      {"task", "exec", "--exec-id", "e1", "web", "sh", "-c", "ls /tmp/only-web && touch /www/x"});
+  EXPECT_EQ(exec.out, "/tmp/only-web\n") << describe(exec);
+  EXPECT_NE(exec.exit_code, 0) << describe(exec);
+  auto del_running = runtime({"delete", "web"}, root);
+  EXPECT_NE(del_running.exit_code, 0) << describe(del_running);
+  // A container of the pod stops alone; the pod's VM stays.
+  auto kill = ctr({"task", "kill", "web"});  // SIGTERM
+  EXPECT_EQ(kill.exit_code, 0) << describe(kill);
+  bool stopped = false;
+  for (int i = 0; i < 100 && !stopped; ++i) {
+    stopped = ctr({"task", "ls"}).out.find("STOPPED") != std::string::npos;
+    if (!stopped) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(stopped) << describe(ctr({"task", "ls"}));
+  EXPECT_EQ(ctr({"task", "rm", "web"}).exit_code, 0);
+  EXPECT_EQ(ctr({"container", "rm", "web"}).exit_code, 0);
+  EXPECT_EQ(find_processes({"qemu-system-x86_64"}, root).size(), 1u);
+  // Deleting the sandbox powers the VM off.
+  EXPECT_EQ(ctr({"task", "kill", "-s", "SIGKILL", "pod1"}).exit_code, 0);
+  for (int i = 0; i < 100 && ctr({"task", "ls"}).out.find("STOPPED") == std::string::npos; ++i)
+    std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(ctr({"task", "rm", "pod1"}).exit_code, 0);
+  EXPECT_EQ(ctr({"container", "rm", "pod1"}).exit_code, 0);
+  expect_nothing_left(root);
+}
+
 // ---- Podman: `podman --runtime vessel-runtime` ----
 
 TEST_F(OciRuntimeTest, PodmanRunWithFlags) {
@@ -549,6 +616,31 @@ TEST_F(OciRuntimeTest, PodmanUpdateChangesLimitsInTheVm) {
   EXPECT_EQ(unchanged.out, after.out) << describe(unchanged);
   auto rm = podman({"rm", "-f", "upd"});
   EXPECT_EQ(rm.exit_code, 0) << describe(rm);
+}
+
+// Podman 4.3's pods: its infra container carries no CRI annotation and runs
+// its command (here busybox's top, as no catatonit is installed), and the
+// pod's containers name it in io.kubernetes.cri-o.SandboxID (and its
+// /proc/<pid>/ns/{net,ipc,uts}): they join the infra container's VM.
+TEST_F(OciRuntimeTest, PodmanPodContainersShareOneVm) {
+  need_podman();
+  auto created = podman({"pod", "create", "--name", "pod2", "--network", "none", "--infra-image",
+                         kImage, "--infra-command", "top"});
+  ASSERT_EQ(created.exit_code, 0) << describe(created);
+  auto web = podman({"run", "-d", "--pod", "pod2", "--name", "web2", kImage, "sh", "-c",
+                     "echo from-web > /tmp/index.html; exec httpd -f -p 8080 -h /tmp"});
+  ASSERT_EQ(web.exit_code, 0) << describe(web);
+  auto side = podman({"run", "--rm", "--pod", "pod2", kImage, "sh", "-c",
+                      "for i in $(seq 100); do wget -qO- http://127.0.0.1:8080/ && break; "
+                      "sleep 0.2; done; exit 5"});
+  EXPECT_EQ(side.exit_code, 5) << describe(side);
+  EXPECT_EQ(side.out, "from-web\n") << describe(side);
+  EXPECT_EQ(find_processes({"qemu-system-x86_64"}, "/run/vessel-runtime").size(), 1u);
+  auto exec = podman({"exec", "web2", "cat", "/tmp/index.html"});
+  EXPECT_EQ(exec.out, "from-web\n") << describe(exec);
+  auto rm = podman({"pod", "rm", "-f", "pod2"});
+  EXPECT_EQ(rm.exit_code, 0) << describe(rm);
+  expect_nothing_left("/run/vessel-runtime");
 }
 
 TEST_F(OciRuntimeTest, PodmanNetworkAndPublishedPort) {
