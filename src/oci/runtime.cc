@@ -407,7 +407,7 @@ Status Runtime::create(const std::string& id, const CreateOptions& o) {
   bool pod_dir_made = false;
   auto undo = [&](Error e) -> Status {
     if (record) (void)cs_->remove(*record, true);
-    if (member) (void)runtime::unbind_from_pod(s.pod_dir, id);
+    if (member && !s.pod_dir.empty()) (void)runtime::unbind_from_pod(s.pod_dir, id);
     if (pod_dir_made) (void)runtime::remove_pod_dir(s.pod_dir);
     (void)sys::remove_tree(dir(id));
     return e;

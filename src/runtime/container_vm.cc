@@ -312,6 +312,7 @@ Status make_pod_dir(const std::string& dir) {
 }
 
 Status remove_pod_dir(const std::string& dir) {
+  if (dir.empty()) return Error(ErrorCode::kInvalidArgument, "no pod directory");
   // MNT_DETACH takes the submounts too, here and where they propagated.
   if (::umount2(dir.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT)
     return Error::from_errno(errno, "unmount '" + dir + "'");
@@ -388,6 +389,14 @@ Status bind_into_pod(const ContainerConfig& c, const std::string& pod,
 }
 
 Status unbind_from_pod(const std::string& pod, const std::string& pod_dir) {
+  if (pod.empty() || pod_dir.empty() || pod_dir.find('/') != std::string::npos || pod_dir[0] == '.')
+    return Error(ErrorCode::kInvalidArgument,
+                 "pod directory '" + pod + "', container '" + pod_dir + "': not a pod's");
+  struct stat pod_st;
+  if (::stat(pod.c_str(), &pod_st) != 0) {
+    if (errno == ENOENT) return ok_status();
+    return Error::from_errno(errno, "'" + pod + "'");
+  }
   std::string dir = pod + "/" + pod_dir;
   auto names = sys::list_dir(dir);
   if (!names.ok()) {
@@ -397,7 +406,14 @@ Status unbind_from_pod(const std::string& pod, const std::string& pod_dir) {
   for (const auto& n : *names) {
     std::string path = dir + "/" + n;
     (void)::umount2(path.c_str(), MNT_DETACH);  // EINVAL: not a mount (a failed bind)
-    if (::rmdir(path.c_str()) != 0 && errno == ENOTDIR) ::unlink(path.c_str());
+    // What is left is the empty mount point this made on the pod's tmpfs;
+    // anything on another filesystem is not ours to remove.
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0 || st.st_dev != pod_st.st_dev) continue;
+    if (S_ISDIR(st.st_mode))
+      ::rmdir(path.c_str());
+    else
+      ::unlink(path.c_str());
   }
   if (::rmdir(dir.c_str()) != 0 && errno != ENOENT)
     return Error::from_errno(errno, "remove '" + dir + "'");

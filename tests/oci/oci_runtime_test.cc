@@ -809,7 +809,8 @@ TEST_F(OciRuntimeTest, NetworkNamespaceBecomesTheVms) {
          "ip -n pod1 route add 203.0.113.0/24 via 198.51.100.1 && "
          "ip -n pod1 -6 route add default via fd00:51::1"));
   std::string root = g_shared->base + "/netns";
-  // A CRI pod's sandbox comes first: its VM keeps lo only.
+  // A CRI pod's sandbox comes first: its VM takes the pod's interface, and
+  // the pod's container joins that VM.
   std::string pause = g_shared->base + "/bundle-pause";
   make_bundle(pause, "sleep 1000");
   Json pause_spec = Json::parse(read_text(pause + "/config.json"));
@@ -821,11 +822,16 @@ TEST_F(OciRuntimeTest, NetworkNamespaceBecomesTheVms) {
                          pause + "/stdout", pause + "/stderr"),
             0)
       << read_text(pause + "/stderr");
+  auto pause_started = runtime({"start", "pause1"}, root);
+  ASSERT_EQ(pause_started.exit_code, 0) << describe(pause_started);
   std::string bundle = g_shared->base + "/bundle-netns";
   std::string www = make_bundle(bundle, "httpd -f -p 80 -h /tmp");
   write_text(www + "/index.html", "served from the VM\n");
   Json spec = Json::parse(read_text(bundle + "/config.json"));
   spec["linux"]["namespaces"][1]["path"] = "/run/netns/pod1";
+  Json plain = spec;
+  spec["annotations"]["io.kubernetes.cri.container-type"] = "container";
+  spec["annotations"]["io.kubernetes.cri.sandbox-id"] = "pause1";
   write_text(bundle + "/config.json", spec.dump());
   int created = run_to_files({g_shared->runtime, "--root", root, "create", "--bundle", bundle,
                               "--pid-file", bundle + "/pid", "n1"},
@@ -852,8 +858,11 @@ TEST_F(OciRuntimeTest, NetworkNamespaceBecomesTheVms) {
   EXPECT_NE(routes.out.find("default via fd00:51::1"), std::string::npos) << describe(routes);
   EXPECT_NE(routes.out.find("inet6 fd00:51::2/64 scope global"), std::string::npos)
       << describe(routes);
-  // A second container cannot take the same interface.
-  auto second = runtime({"create", "--bundle", bundle, "n2"}, root);
+  // A container of no pod cannot take the same interface.
+  std::string bundle2 = g_shared->base + "/bundle-netns2";
+  make_bundle(bundle2, "true");
+  write_text(bundle2 + "/config.json", plain.dump());
+  auto second = runtime({"create", "--bundle", bundle2, "n2"}, root);
   EXPECT_NE(second.exit_code, 0);
   EXPECT_NE(second.err.find("another container's VM may have joined it"), std::string::npos)
       << describe(second);
