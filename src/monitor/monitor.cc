@@ -140,6 +140,8 @@ class Monitor {
   void accept_clients();
   void handle_client_frame(int fd, Client& c, Frame& f);
   void handle_guest_frame(Frame& f);
+  // An exec'd process's Stdin, Signal or Resize from the client that runs it.
+  void forward_to_exec(int fd, Frame& f);
   void drop_client(int fd);
   void broadcast(uint16_t type, uint32_t stream, std::span<const uint8_t> payload);
   void request_stop(int signal, int timeout, int client_fd);
@@ -899,13 +901,15 @@ void Monitor::handle_client_frame(int fd, Client& c, Frame& f) {
     return;
   }
   if (type == type_code(MsgType::kStdin) || type == type_code(MsgType::kSignal) ||
-      type == type_code(MsgType::kResize)) {
-    for (auto& [g, r] : routes_)
-      if (r.client_fd == fd && r.client_stream == stream && vm_)
-        (void)vm_->agent().send(static_cast<MsgType>(type), g, f.payload);
-    return;
-  }
+      type == type_code(MsgType::kResize))
+    return forward_to_exec(fd, f);
   drop_client(fd);  // anything else is a client bug
+}
+
+void Monitor::forward_to_exec(int fd, Frame& f) {
+  for (auto& [g, r] : routes_)
+    if (r.client_fd == fd && r.client_stream == f.header.stream && vm_)
+      (void)vm_->agent().send(static_cast<MsgType>(f.header.type), g, f.payload);
 }
 
 void Monitor::handle_guest_frame(Frame& f) {
@@ -1215,12 +1219,8 @@ void Monitor::handle_member_frame(int fd, Client& c, Member& m, Frame& f) {
     return;
   }
   if (type == type_code(MsgType::kStdin) || type == type_code(MsgType::kSignal) ||
-      type == type_code(MsgType::kResize)) {
-    for (auto& [g, r] : routes_)
-      if (r.client_fd == fd && r.client_stream == stream && vm_)
-        (void)vm_->agent().send(static_cast<MsgType>(type), g, f.payload);
-    return;
-  }
+      type == type_code(MsgType::kResize))
+    return forward_to_exec(fd, f);
   drop_client(fd);
 }
 

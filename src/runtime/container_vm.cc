@@ -355,6 +355,14 @@ Status bind_propagating(const std::string& source, const std::string& target, bo
   return ok_status();
 }
 
+// Setup's limits of the container cgroup.
+void set_limits(protocol::Setup& setup, const protocol::Update& limits) {
+  setup.memory_limit_bytes = limits.memory_limit_bytes;
+  setup.pids_limit = limits.pids_limit;
+  setup.cpu_quota_usec = limits.cpu_quota_usec;
+  setup.cpu_period_usec = limits.cpu_period_usec;
+}
+
 // The host path of a bind mount's or volume's source.
 std::string mount_source(const MountSpec& m, const std::string& state_root) {
   return m.type == MountSpec::Type::kVolume ? state_root + "/volumes/" + m.source + "/_data"
@@ -430,11 +438,7 @@ protocol::Setup member_setup(const ContainerConfig& c, uint32_t index, const std
   setup.read_only = c.read_only;
   setup.rootfs_tag = kRootfsTag;
   setup.rootfs_subpath = c.pod_dir + "/rootfs";
-  const protocol::Update limits = container_limits(c);
-  setup.memory_limit_bytes = limits.memory_limit_bytes;
-  setup.pids_limit = limits.pids_limit;
-  setup.cpu_quota_usec = limits.cpu_quota_usec;
-  setup.cpu_period_usec = limits.cpu_period_usec;
+  set_limits(setup, container_limits(c));
   setup.memory_reclaim = 0;  // idle reclaim is container 0's
   size_t i = 0;
   for (const auto& m : c.mounts) {
@@ -479,11 +483,7 @@ Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
           ? container_resolv_conf(std::nullopt, c.dns, c.dns_search, c.dns_options)
           : o.resolv_conf,
       static_cast<uint8_t>(c.read_only)};
-  const protocol::Update limits = container_limits(c);
-  setup.memory_limit_bytes = limits.memory_limit_bytes;
-  setup.pids_limit = limits.pids_limit;
-  setup.cpu_quota_usec = limits.cpu_quota_usec;
-  setup.cpu_period_usec = limits.cpu_period_usec;
+  set_limits(setup, container_limits(c));
   // A machine's cgroups are its init's; free page reporting alone returns
   // what it frees.
   setup.memory_reclaim = !c.machine.enabled && c.memory_reclaim;

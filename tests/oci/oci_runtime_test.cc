@@ -414,14 +414,25 @@ TEST_F(OciRuntimeTest, CtrPodContainersShareOneVm) {
   ASSERT_EQ(web.exit_code, 0) << describe(web);
   auto state = runtime({"state", "web"}, root);
   EXPECT_NE(state.out.find("\"running\""), std::string::npos) << describe(state);
+  // Each container of the pod has its own cgroup and limits in the VM.
+  auto update = runtime({"update", "--pids-limit", "42", "web"}, root);
+  EXPECT_EQ(update.exit_code, 0) << describe(update);
+  auto limit = ctr({"task", "exec", "--exec-id", "l1", "web", "cat", "/sys/fs/cgroup/pids.max"});
+  EXPECT_EQ(limit.out, "42\n") << describe(limit);
+  // More memory than the pod's VM has (1 GiB without the CRI's figure).
+  auto too_big = ctr_run(
+      in_pod("container", {"--rm", "--memory-limit", std::to_string(2ull << 30)}), "big", {"true"});
+  EXPECT_NE(too_big.exit_code, 0);
+  EXPECT_NE(too_big.err.find("2048 MiB is above the pod VM's 1024 MiB"), std::string::npos)
+      << describe(too_big);
   auto sidecar = ctr_run(
       in_pod("container", {"--rm"}), "side",
       {"sh", "-c",
        "for i in $(seq 100); do wget -qO- http://127.0.0.1:8080/ && break; sleep 0.2; done; "
        "test -e /tmp/only-web && echo shared-root || echo own-root; "
-       "touch /www/x 2>/dev/null || echo no-www; exit 7"});
+       "touch /www/x 2>/dev/null || echo no-www; cat /sys/fs/cgroup/pids.max; exit 7"});
   EXPECT_EQ(sidecar.exit_code, 7) << describe(sidecar);
-  EXPECT_EQ(sidecar.out, "served in the pod\nown-root\nno-www\n") << describe(sidecar);
+  EXPECT_EQ(sidecar.out, "served in the pod\nown-root\nno-www\nmax\n") << describe(sidecar);
   // One VM for the pod, whatever its containers.
   EXPECT_EQ(find_processes({"qemu-system-x86_64"}, root).size(), 1u);
   EXPECT_EQ(find_processes({"vessel-monitor"}, root).size(), 1u);
@@ -837,6 +848,8 @@ TEST_F(OciRuntimeTest, NetworkNamespaceBecomesTheVms) {
                               "--pid-file", bundle + "/pid", "n1"},
                              bundle + "/stdout", bundle + "/stderr");
   ASSERT_EQ(created, 0) << read_text(bundle + "/stderr");
+  auto held = runtime({"state", "n1"}, root);
+  EXPECT_NE(held.out.find("\"created\""), std::string::npos) << describe(held);
   auto started = runtime({"start", "n1"}, root);
   ASSERT_EQ(started.exit_code, 0) << describe(started);
   // The pod's address is the VM's: the server in the guest answers on it.
@@ -950,6 +963,16 @@ TEST_F(OciRuntimeTest, BadBundlesFailClearlyAndLeaveNothing) {
             "create 'bad': linux.namespaces[3]: user namespaces are not supported");
   EXPECT_NE(userns.err.find("user namespaces are not supported"), std::string::npos)
       << describe(userns);
+
+  // A pod's container whose sandbox is not there.
+  j = Json::parse(good);
+  j["annotations"]["io.kubernetes.cri.container-type"] = "container";
+  j["annotations"]["io.kubernetes.cri.sandbox-id"] = "no-such-pod";
+  auto orphan = create(j.dump());
+  EXPECT_NE(orphan.exit_code, 0);
+  EXPECT_EQ(last_log_error(),
+            "create 'bad': annotations: the pod's sandbox 'no-such-pod' is not a container of "
+            "this runtime root that can take a pod's (create it first)");
   EXPECT_FALSE(exists(bundle + "/pid"));
   expect_nothing_left(root);
 }
