@@ -455,12 +455,26 @@ TEST_F(OciRuntimeTest, CtrPodContainersShareOneVm) {
   EXPECT_EQ(ctr({"task", "rm", "web"}).exit_code, 0);
   EXPECT_EQ(ctr({"container", "rm", "web"}).exit_code, 0);
   EXPECT_EQ(find_processes({"qemu-system-x86_64"}, root).size(), 1u);
-  // Deleting the sandbox powers the VM off.
+  // Killing the sandbox powers the VM off, and its containers end with it.
+  auto last = ctr_run(in_pod("container", {"-d"}), "last", {"sleep", "1000"});
+  ASSERT_EQ(last.exit_code, 0) << describe(last);
   EXPECT_EQ(ctr({"task", "kill", "-s", "SIGKILL", "pod1"}).exit_code, 0);
-  for (int i = 0; i < 100 && ctr({"task", "ls"}).out.find("STOPPED") == std::string::npos; ++i)
+  auto stopped_tasks = [&] {
+    std::string out = ctr({"task", "ls"}).out;
+    size_t n = 0;
+    for (size_t at = out.find("STOPPED"); at != std::string::npos; at = out.find("STOPPED", at + 1))
+      ++n;
+    return n;
+  };
+  for (int i = 0; i < 100 && stopped_tasks() < 2; ++i)
     std::this_thread::sleep_for(100ms);
-  EXPECT_EQ(ctr({"task", "rm", "pod1"}).exit_code, 0);
-  EXPECT_EQ(ctr({"container", "rm", "pod1"}).exit_code, 0);
+  EXPECT_EQ(stopped_tasks(), 2u) << describe(ctr({"task", "ls"}));
+  auto last_state = runtime({"state", "last"}, root);
+  EXPECT_NE(last_state.out.find("\"stopped\""), std::string::npos) << describe(last_state);
+  for (const char* id : {"last", "pod1"}) {
+    EXPECT_EQ(ctr({"task", "rm", id}).exit_code, 0) << id;
+    EXPECT_EQ(ctr({"container", "rm", id}).exit_code, 0) << id;
+  }
   expect_nothing_left(root);
 }
 
