@@ -1074,10 +1074,11 @@ void Monitor::add_member(int fd, const std::string& id) {
 
 void Monitor::end_member(Member& m, const protocol::Exit& exit, const std::string& error) {
   if (m.phase == Member::Phase::kEnded) return;
-  bool was_set_up = m.phase != Member::Phase::kSettingUp;
   m.phase = Member::Phase::kEnded;
   m.kill_at.reset();
-  if (vm_ && was_set_up)
+  // Also while its Setup is on the way: the guest takes frames in order, so
+  // this undoes it (and is ignored if the Setup failed).
+  if (vm_)
     (void)vm_->agent().send_message(MsgType::kRemoveContainer, 0,
                                     protocol::RemoveContainer{m.index});
   if (m.log) (void)m.log->flush();
