@@ -279,22 +279,6 @@ std::string to_json(const State& s) {
   return j.dump(2);
 }
 
-Result<uint64_t> pod_memory(const std::map<std::string, std::string>& a) {
-  auto it = a.find("io.kubernetes.cri.sandbox-memory");
-  if (it == a.end()) return kPodMemoryDefault;
-  auto v = parse_u64(it->second);
-  if (!v)
-    return Error(ErrorCode::kInvalidArgument, "annotations.io.kubernetes.cri.sandbox-memory: '" +
-                                                  it->second + "' is not a number of bytes");
-  if (*v == 0) return kPodMemoryDefault;  // the pod's containers set no limit
-  if (*v < (64ull << 20))
-    return Error(ErrorCode::kInvalidArgument,
-                 "annotations.io.kubernetes.cri.sandbox-memory: a pod's VM needs at least 64 MiB "
-                 "(got " +
-                     it->second + " bytes)");
-  return *v;
-}
-
 std::string features_json() {
   Json caps = Json::array();
   for (uint32_t c = 0; c <= protocol::kCapLast; ++c)

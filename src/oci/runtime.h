@@ -118,13 +118,6 @@ class Runtime {
   std::unique_ptr<containers::Containers> cs_;
 };
 
-/// The pod VM's memory for its containers: the CRI's
-/// io.kubernetes.cri.sandbox-memory (bytes, containerd 1.7) when given and
-/// not 0, else kPodMemoryDefault. kInvalidArgument for a value that is not
-/// a number or under 64 MiB.
-Result<uint64_t> pod_memory(const std::map<std::string, std::string>& annotations);
-inline constexpr uint64_t kPodMemoryDefault = 1ull << 30;
-
 /// The `features` JSON (runtime-spec features.md) of this runtime.
 std::string features_json();
 

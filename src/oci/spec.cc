@@ -590,6 +590,23 @@ PodAnnotations pod_annotations(const std::map<std::string, std::string>& a) {
   return p;
 }
 
+Result<uint64_t> pod_memory(const std::map<std::string, std::string>& a) {
+  for (const char* key : {"io.vessel.pod-memory", "io.kubernetes.cri.sandbox-memory"}) {
+    auto it = a.find(key);
+    if (it == a.end()) continue;
+    auto v = parse_u64(it->second);
+    if (!v)
+      return field_error(std::string("annotations.") + key,
+                         "'" + it->second + "' is not a number of bytes");
+    if (*v == 0) continue;  // the CRI's: the pod's containers set no limit
+    if (*v < (64ull << 20))
+      return field_error(std::string("annotations.") + key,
+                         "a pod's VM needs at least 64 MiB (got " + it->second + " bytes)");
+    return *v;
+  }
+  return kPodMemoryDefault;
+}
+
 Result<Spec> parse_spec(std::string_view json, const std::string& bundle) {
   VESSEL_ASSIGN_OR_RETURN(Spec spec, parse_spec_text(json, bundle));
   struct stat st;

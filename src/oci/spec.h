@@ -57,6 +57,16 @@ struct PodAnnotations {
 };
 PodAnnotations pod_annotations(const std::map<std::string, std::string>& annotations);
 
+/// The memory of a CRI sandbox's VM, a ceiling for the pod's containers
+/// (created after it boots): `io.vessel.pod-memory` (bytes; a pod
+/// annotation containerd passes on when the runtime handler lists it in
+/// `pod_annotations`), else the CRI's `io.kubernetes.cri.sandbox-memory`
+/// (bytes, containerd 1.7: the pod's limits summed) when not 0, else
+/// kPodMemoryDefault. kInvalidArgument naming the annotation for a value
+/// that is not a number of bytes or is under 64 MiB.
+Result<uint64_t> pod_memory(const std::map<std::string, std::string>& annotations);
+inline constexpr uint64_t kPodMemoryDefault = 1ull << 30;
+
 /// A bundle's config.json, mapped.
 struct Spec {
   runtime::ContainerConfig config;  // rootfs, process, mounts, limits, hostname

@@ -322,6 +322,23 @@ TEST(Spec, DefaultSpecParses) {
   EXPECT_EQ(s->config.argv, std::vector<std::string>{"sh"});
 }
 
+TEST(PodAnnotations, TheVmsMemory) {
+  EXPECT_EQ(*pod_memory({}), kPodMemoryDefault);
+  EXPECT_EQ(*pod_memory({{"io.kubernetes.cri.sandbox-memory", "0"}}), kPodMemoryDefault);
+  EXPECT_EQ(*pod_memory({{"io.kubernetes.cri.sandbox-memory", "268435456"}}), 256ull << 20);
+  // The operator's annotation wins over the CRI's sum.
+  EXPECT_EQ(*pod_memory({{"io.kubernetes.cri.sandbox-memory", "268435456"},
+                         {"io.vessel.pod-memory", "2147483648"}}),
+            2ull << 30);
+  auto bad = pod_memory({{"io.vessel.pod-memory", "2g"}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().to_string(),
+            "annotations.io.vessel.pod-memory: '2g' is not a number of bytes");
+  auto small = pod_memory({{"io.kubernetes.cri.sandbox-memory", "1048576"}});
+  ASSERT_FALSE(small.ok());
+  EXPECT_NE(small.error().to_string().find("at least 64 MiB"), std::string::npos);
+}
+
 TEST(PodAnnotations, SandboxAndMembers) {
   EXPECT_TRUE(pod_annotations({{"io.kubernetes.cri.container-type", "sandbox"},
                                {"io.kubernetes.cri.sandbox-id", "self"}})
