@@ -355,6 +355,18 @@ Status bind_propagating(const std::string& source, const std::string& target, bo
   return ok_status();
 }
 
+// A mount as the guest gets it: a tmpfs whole, a share's without its tag
+// and subpath (where the caller serves it).
+protocol::Mount guest_mount(const MountSpec& m) {
+  protocol::Mount pm;
+  pm.target = m.target;
+  pm.read_only = m.read_only;
+  pm.kind =
+      m.type == MountSpec::Type::kTmpfs ? protocol::Mount::kTmpfs : protocol::Mount::kVirtiofs;
+  if (m.type == MountSpec::Type::kTmpfs) pm.options = m.options;
+  return pm;
+}
+
 // Setup's limits of the container cgroup.
 void set_limits(protocol::Setup& setup, const protocol::Update& limits) {
   setup.memory_limit_bytes = limits.memory_limit_bytes;
@@ -442,14 +454,8 @@ protocol::Setup member_setup(const ContainerConfig& c, uint32_t index, const std
   setup.memory_reclaim = 0;  // idle reclaim is container 0's
   size_t i = 0;
   for (const auto& m : c.mounts) {
-    protocol::Mount pm;
-    pm.target = m.target;
-    pm.read_only = m.read_only;
-    if (m.type == MountSpec::Type::kTmpfs) {
-      pm.kind = protocol::Mount::kTmpfs;
-      pm.options = m.options;
-    } else {
-      pm.kind = protocol::Mount::kVirtiofs;
+    protocol::Mount pm = guest_mount(m);
+    if (pm.kind == protocol::Mount::kVirtiofs) {
       pm.tag = kRootfsTag;
       pm.subpath = c.pod_dir + "/m" + std::to_string(i++);
     }
@@ -531,19 +537,13 @@ Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
   std::map<HostShare, size_t> share_index;
   std::vector<std::pair<size_t, std::string>> reaches;  // per mount: share, file ("" = all)
   for (const auto& m : c.mounts) {
-    protocol::Mount pm;
-    pm.target = m.target;
-    pm.read_only = m.read_only;
-    if (m.type == MountSpec::Type::kTmpfs) {
-      pm.kind = protocol::Mount::kTmpfs;
-      pm.options = m.options;
+    protocol::Mount pm = guest_mount(m);
+    if (pm.kind == protocol::Mount::kTmpfs) {
       setup.mounts.push_back(std::move(pm));
       reaches.emplace_back(SIZE_MAX, "");
       continue;
     }
-    std::string source = m.type == MountSpec::Type::kVolume
-                             ? o.state_root + "/volumes/" + m.source + "/_data"
-                             : m.source;
+    std::string source = mount_source(m, o.state_root);
     struct stat st;
     if (::stat(source.c_str(), &st) != 0)
       return Error::from_errno(errno, std::string(mount_type_name(m.type)) + " source '" + source +
@@ -563,7 +563,6 @@ Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
       it = share_index.emplace(key, shares.size()).first;
       shares.push_back(std::move(key));
     }
-    pm.kind = protocol::Mount::kVirtiofs;
     setup.mounts.push_back(std::move(pm));
     reaches.emplace_back(it->second, std::move(file));
   }
