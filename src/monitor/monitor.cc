@@ -181,6 +181,7 @@ class Monitor {
     protocol::Resize pending_size;
     std::vector<int> stop_waiters;
     std::optional<Clock::time_point> kill_at;
+    protocol::Exit exit;  // once ended
   };
   std::map<std::string, std::unique_ptr<Member>> members_;
   uint32_t next_member_index_ = 1;
@@ -191,7 +192,10 @@ class Monitor {
   bool handle_member_guest_frame(Frame& f);
   // The member's process ended (or never will): the guest drops the
   // container, the store records the end, its socket goes, clients hear it.
-  void end_member(Member& m, const protocol::Exit& exit, const std::string& error);
+  // One that never started tells its clients so first (Started with
+  // `start_errnum` and `error`).
+  void end_member(Member& m, const protocol::Exit& exit, const std::string& error,
+                  int start_errnum = EIO);
   void update_member(const Member& m, const std::function<void(state::ContainerState&)>& change);
   Member* member_at_stream(uint32_t stream);
 
@@ -1072,9 +1076,12 @@ void Monitor::add_member(int fd, const std::string& id) {
   members_.emplace(id, std::move(m));
 }
 
-void Monitor::end_member(Member& m, const protocol::Exit& exit, const std::string& error) {
+void Monitor::end_member(Member& m, const protocol::Exit& exit, const std::string& error,
+                         int start_errnum) {
   if (m.phase == Member::Phase::kEnded) return;
+  bool started = m.phase == Member::Phase::kRunning;
   m.phase = Member::Phase::kEnded;
+  m.exit = exit;
   m.kill_at.reset();
   // Also while its Setup is on the way: the guest takes frames in order, so
   // this undoes it (and is ignored if the Setup failed).
@@ -1099,9 +1106,15 @@ void Monitor::end_member(Member& m, const protocol::Exit& exit, const std::strin
   // directory is: whoever waits for the container to go finds it gone.
   m.listener.reset();
   m.rdir.reset();
-  for (auto& [fd, c] : clients_)
-    if (c->member == m.id && c->attached)
-      c->ch.queue(type_code(MsgType::kExit), kMainStream, protocol::encode(exit));
+  for (auto& [fd, c] : clients_) {
+    if (c->member != m.id || !c->attached) continue;
+    // A relay waits for the start before anything else, as for a monitor's
+    // own container that ends unstarted.
+    if (!started)
+      c->ch.queue(type_code(ApiType::kStarted), kMainStream,
+                  reply_payload(start_errnum, error.empty() ? "the container ended" : error));
+    c->ch.queue(type_code(MsgType::kExit), kMainStream, protocol::encode(exit));
+  }
   log::info("container " + m.id + " of the pod ended (" + std::to_string(code) + ")");
 }
 
@@ -1124,6 +1137,11 @@ void Monitor::handle_member_frame(int fd, Client& c, Member& m, Frame& f) {
     if (a.stdin && m.config.open_stdin && m.stdin_client < 0) m.stdin_client = fd;
     if (m.phase == Phase::kRunning)
       c.ch.queue(type_code(ApiType::kStarted), kMainStream, reply_payload(0, "", m.pid));
+    // Connected just before the end: it hears it now.
+    if (m.phase == Phase::kEnded) {
+      c.ch.queue(type_code(ApiType::kStarted), kMainStream, reply_payload(EIO, "it has ended"));
+      c.ch.queue(type_code(MsgType::kExit), kMainStream, protocol::encode(m.exit));
+    }
     return;
   }
   if (type == type_code(ApiType::kStart) && stream == 0) {
@@ -1256,10 +1274,7 @@ bool Monitor::handle_member_guest_frame(Frame& f) {
         std::string why = r.ok() ? r->message : "malformed answer from the guest";
         int errnum = r.ok() ? r->errnum : EIO;
         int code = runtime::exec_failure_code(errnum);
-        for (auto& [fd, c] : clients_)
-          if (c->member == m->id && c->attached)
-            c->ch.queue(type_code(ApiType::kStarted), kMainStream, reply_payload(errnum, why));
-        end_member(*m, protocol::Exit{code ? code : 125, 0}, why);
+        end_member(*m, protocol::Exit{code ? code : 125, 0}, why, errnum);
         break;
       }
       m->phase = Phase::kRunning;

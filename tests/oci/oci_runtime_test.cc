@@ -386,98 +386,6 @@ TEST_F(OciRuntimeTest, CtrTaskExecKillAndRemove) {
   expect_nothing_left(g_shared->runc_root + "/" + kNamespace);
 }
 
-// ---- pods: one VM per pod ----
-
-// containerd 1.6's ctr does no CRI pods: the CRI's annotations are given
-// with --annotation, as containerd's CRI plugin gives them. A sandbox, a
-// server with its document root in a bind mount, and a sidecar that reaches
-// it over 127.0.0.1: one VM, three roots.
-TEST_F(OciRuntimeTest, CtrPodContainersShareOneVm) {
-  need_containerd();
-  const std::string root = g_shared->runc_root + "/" + kNamespace;
-  auto in_pod = [](const std::string& type, std::vector<std::string> flags) {
-    for (const std::string& a : {"io.kubernetes.cri.container-type=" + type,
-                                 std::string("io.kubernetes.cri.sandbox-id=pod1")})
-      flags.insert(flags.end(), {"--annotation", a});
-    return flags;
-  };
-  // The sandbox runs no process: its command is never looked up.
-  auto sandbox = ctr_run(in_pod("sandbox", {"-d"}), "pod1", {"/no/such/pause"});
-  ASSERT_EQ(sandbox.exit_code, 0) << describe(sandbox);
-  std::string www = g_shared->base + "/pod-www";
-  ::mkdir(www.c_str(), 0755);
-  write_text(www + "/index.html", "served in the pod\n");
-  // Bound after the sandbox's VM booted: it reaches the VM's share anyway.
-  auto web = ctr_run(
-      in_pod("container", {"-d", "--mount", "type=bind,src=" + www + ",dst=/www,options=rbind:ro"}),
-      "web", {"sh", "-c", "touch /tmp/only-web; exec httpd -f -p 8080 -h /www"});
-  ASSERT_EQ(web.exit_code, 0) << describe(web);
-  auto state = runtime({"state", "web"}, root);
-  EXPECT_NE(state.out.find("\"running\""), std::string::npos) << describe(state);
-  // Each container of the pod has its own cgroup and limits in the VM.
-  auto update = runtime({"update", "--pids-limit", "42", "web"}, root);
-  EXPECT_EQ(update.exit_code, 0) << describe(update);
-  auto limit = ctr({"task", "exec", "--exec-id", "l1", "web", "cat", "/sys/fs/cgroup/pids.max"});
-  EXPECT_EQ(limit.out, "42\n") << describe(limit);
-  // More memory than the pod's VM has (1 GiB without the CRI's figure).
-  auto too_big = ctr_run(
-      in_pod("container", {"--rm", "--memory-limit", std::to_string(2ull << 30)}), "big", {"true"});
-  EXPECT_NE(too_big.exit_code, 0);
-  EXPECT_NE(too_big.err.find("2048 MiB is above the pod VM's 1024 MiB"), std::string::npos)
-      << describe(too_big);
-  auto sidecar = ctr_run(
-      in_pod("container", {"--rm"}), "side",
-      {"sh", "-c",
-       "for i in $(seq 100); do wget -qO- http://127.0.0.1:8080/ && break; sleep 0.2; done; "
-       "test -e /tmp/only-web && echo shared-root || echo own-root; "
-       "touch /www/x 2>/dev/null || echo no-www; cat /sys/fs/cgroup/pids.max; exit 7"});
-  EXPECT_EQ(sidecar.exit_code, 7) << describe(sidecar);
-  EXPECT_EQ(sidecar.out, "served in the pod\nown-root\nno-www\nmax\n") << describe(sidecar);
-  // One VM for the pod, whatever its containers.
-  EXPECT_EQ(find_processes({"qemu-system-x86_64"}, root).size(), 1u);
-  EXPECT_EQ(find_processes({"vessel-monitor"}, root).size(), 1u);
-  // exec runs in the container's own root; the bind mount is read-only.
-  auto exec = ctr(
-      {"task", "exec", "--exec-id", "e1", "web", "sh", "-c", "ls /tmp/only-web && touch /www/x"});
-  EXPECT_EQ(exec.out, "/tmp/only-web\n") << describe(exec);
-  EXPECT_NE(exec.exit_code, 0) << describe(exec);
-  auto del_running = runtime({"delete", "web"}, root);
-  EXPECT_NE(del_running.exit_code, 0) << describe(del_running);
-  // A container of the pod stops alone; the pod's VM stays.
-  auto kill = ctr({"task", "kill", "web"});  // SIGTERM
-  EXPECT_EQ(kill.exit_code, 0) << describe(kill);
-  bool stopped = false;
-  for (int i = 0; i < 100 && !stopped; ++i) {
-    stopped = ctr({"task", "ls"}).out.find("STOPPED") != std::string::npos;
-    if (!stopped) std::this_thread::sleep_for(100ms);
-  }
-  EXPECT_TRUE(stopped) << describe(ctr({"task", "ls"}));
-  EXPECT_EQ(ctr({"task", "rm", "web"}).exit_code, 0);
-  EXPECT_EQ(ctr({"container", "rm", "web"}).exit_code, 0);
-  EXPECT_EQ(find_processes({"qemu-system-x86_64"}, root).size(), 1u);
-  // Killing the sandbox powers the VM off, and its containers end with it.
-  auto last = ctr_run(in_pod("container", {"-d"}), "last", {"sleep", "1000"});
-  ASSERT_EQ(last.exit_code, 0) << describe(last);
-  EXPECT_EQ(ctr({"task", "kill", "-s", "SIGKILL", "pod1"}).exit_code, 0);
-  auto stopped_tasks = [&] {
-    std::string out = ctr({"task", "ls"}).out;
-    size_t n = 0;
-    for (size_t at = out.find("STOPPED"); at != std::string::npos; at = out.find("STOPPED", at + 1))
-      ++n;
-    return n;
-  };
-  for (int i = 0; i < 100 && stopped_tasks() < 2; ++i)
-    std::this_thread::sleep_for(100ms);
-  EXPECT_EQ(stopped_tasks(), 2u) << describe(ctr({"task", "ls"}));
-  auto last_state = runtime({"state", "last"}, root);
-  EXPECT_NE(last_state.out.find("\"stopped\""), std::string::npos) << describe(last_state);
-  for (const char* id : {"last", "pod1"}) {
-    EXPECT_EQ(ctr({"task", "rm", id}).exit_code, 0) << id;
-    EXPECT_EQ(ctr({"container", "rm", id}).exit_code, 0) << id;
-  }
-  expect_nothing_left(root);
-}
-
 // ---- Podman: `podman --runtime vessel-runtime` ----
 
 TEST_F(OciRuntimeTest, PodmanRunWithFlags) {
@@ -808,6 +716,140 @@ TEST_F(OciRuntimeTest, CreateHoldsUntilStart) {
   auto gone = runtime({"state", "c1"}, root);
   EXPECT_NE(gone.exit_code, 0);
   EXPECT_NE(gone.err.find("container 'c1' does not exist"), std::string::npos) << describe(gone);
+  expect_nothing_left(root);
+}
+
+// ---- pods: one VM per pod ----
+
+// containerd 1.6's ctr does no CRI pods: the CRI's annotations are given
+// with --annotation, as containerd's CRI plugin gives them. A sandbox, a
+// server with its document root in a bind mount, and a sidecar that reaches
+// it over 127.0.0.1: one VM, three roots.
+TEST_F(OciRuntimeTest, CtrPodContainersShareOneVm) {
+  need_containerd();
+  const std::string root = g_shared->runc_root + "/" + kNamespace;
+  auto in_pod = [](const std::string& type, std::vector<std::string> flags) {
+    for (const std::string& a : {"io.kubernetes.cri.container-type=" + type,
+                                 std::string("io.kubernetes.cri.sandbox-id=pod1")})
+      flags.insert(flags.end(), {"--annotation", a});
+    return flags;
+  };
+  // The sandbox runs no process: its command is never looked up.
+  auto sandbox = ctr_run(in_pod("sandbox", {"-d"}), "pod1", {"/no/such/pause"});
+  ASSERT_EQ(sandbox.exit_code, 0) << describe(sandbox);
+  std::string www = g_shared->base + "/pod-www";
+  ::mkdir(www.c_str(), 0755);
+  write_text(www + "/index.html", "served in the pod\n");
+  // Bound after the sandbox's VM booted: it reaches the VM's share anyway.
+  auto web = ctr_run(
+      in_pod("container", {"-d", "--mount", "type=bind,src=" + www + ",dst=/www,options=rbind:ro"}),
+      "web", {"sh", "-c", "touch /tmp/only-web; exec httpd -f -p 8080 -h /www"});
+  ASSERT_EQ(web.exit_code, 0) << describe(web);
+  auto state = runtime({"state", "web"}, root);
+  EXPECT_NE(state.out.find("\"running\""), std::string::npos) << describe(state);
+  // Each container of the pod has its own cgroup and limits in the VM.
+  auto update = runtime({"update", "--pids-limit", "42", "web"}, root);
+  EXPECT_EQ(update.exit_code, 0) << describe(update);
+  auto limit = ctr({"task", "exec", "--exec-id", "l1", "web", "cat", "/sys/fs/cgroup/pids.max"});
+  EXPECT_EQ(limit.out, "42\n") << describe(limit);
+  // More memory than the pod's VM has (1 GiB without the CRI's figure).
+  auto too_big = ctr_run(
+      in_pod("container", {"--rm", "--memory-limit", std::to_string(2ull << 30)}), "big", {"true"});
+  EXPECT_NE(too_big.exit_code, 0);
+  EXPECT_NE(too_big.err.find("2048 MiB is above the pod VM's 1024 MiB"), std::string::npos)
+      << describe(too_big);
+  auto sidecar = ctr_run(
+      in_pod("container", {"--rm"}), "side",
+      {"sh", "-c",
+       "for i in $(seq 100); do wget -qO- http://127.0.0.1:8080/ && break; sleep 0.2; done; "
+       "test -e /tmp/only-web && echo shared-root || echo own-root; "
+       "touch /www/x 2>/dev/null || echo no-www; cat /sys/fs/cgroup/pids.max; exit 7"});
+  EXPECT_EQ(sidecar.exit_code, 7) << describe(sidecar);
+  EXPECT_EQ(sidecar.out, "served in the pod\nown-root\nno-www\nmax\n") << describe(sidecar);
+  // One VM for the pod, whatever its containers.
+  EXPECT_EQ(find_processes({"qemu-system-x86_64"}, root).size(), 1u);
+  EXPECT_EQ(find_processes({"vessel-monitor"}, root).size(), 1u);
+  // exec runs in the container's own root; the bind mount is read-only.
+  auto exec = ctr(
+      {"task", "exec", "--exec-id", "e1", "web", "sh", "-c", "ls /tmp/only-web && touch /www/x"});
+  EXPECT_EQ(exec.out, "/tmp/only-web\n") << describe(exec);
+  EXPECT_NE(exec.exit_code, 0) << describe(exec);
+  auto del_running = runtime({"delete", "web"}, root);
+  EXPECT_NE(del_running.exit_code, 0) << describe(del_running);
+  // A container of the pod stops alone; the pod's VM stays.
+  auto kill = ctr({"task", "kill", "web"});  // SIGTERM
+  EXPECT_EQ(kill.exit_code, 0) << describe(kill);
+  bool stopped = false;
+  for (int i = 0; i < 100 && !stopped; ++i) {
+    stopped = ctr({"task", "ls"}).out.find("STOPPED") != std::string::npos;
+    if (!stopped) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(stopped) << describe(ctr({"task", "ls"}));
+  EXPECT_EQ(ctr({"task", "rm", "web"}).exit_code, 0);
+  EXPECT_EQ(ctr({"container", "rm", "web"}).exit_code, 0);
+  EXPECT_EQ(find_processes({"qemu-system-x86_64"}, root).size(), 1u);
+  // A container of the pod killed before it starts ends unstarted (137, as
+  // its relay tells its caller); one whose command is missing fails its
+  // start and exits 127; both leave the pod's VM running.
+  auto reap = [](pid_t pid) {
+    int status = -1;
+    for (int i = 0; i < 300; ++i) {
+      if (::waitpid(pid, &status, WNOHANG) == pid)
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      std::this_thread::sleep_for(100ms);
+    }
+    return -2;
+  };
+  for (const auto& [id, args] :
+       {std::pair<std::string, Json>{"held", {"sh", "-c", "echo ran > /tmp/ran"}},
+        {"missing", {"/no/such/command"}}}) {
+    SCOPED_TRACE(id);
+    std::string bundle = g_shared->base + "/bundle-pod-" + id;
+    std::string out = make_bundle(bundle, "true");
+    Json j = Json::parse(read_text(bundle + "/config.json"));
+    j["process"]["args"] = args;
+    j["annotations"] = {{"io.kubernetes.cri.container-type", "container"},
+                        {"io.kubernetes.cri.sandbox-id", "pod1"}};
+    write_text(bundle + "/config.json", j.dump());
+    ASSERT_EQ(run_to_files({g_shared->runtime, "--root", root, "create", "--bundle", bundle,
+                            "--pid-file", bundle + "/pid", id},
+                           bundle + "/stdout", bundle + "/stderr"),
+              0)
+        << read_text(bundle + "/stderr");
+    EXPECT_EQ(Json::parse(runtime({"state", id}, root).out)["status"], "created");
+    pid_t relay = std::atoi(read_text(bundle + "/pid").c_str());
+    if (id == "held") {
+      EXPECT_EQ(runtime({"kill", id, "KILL"}, root).exit_code, 0);
+      EXPECT_EQ(reap(relay), 137);
+      EXPECT_FALSE(exists(out + "/ran")) << "the process ran though it was never started";
+    } else {
+      auto start = runtime({"start", id}, root);
+      EXPECT_NE(start.exit_code, 0) << describe(start);
+      EXPECT_EQ(reap(relay), 127);
+    }
+    EXPECT_EQ(Json::parse(runtime({"state", id}, root).out)["status"], "stopped");
+    EXPECT_EQ(runtime({"delete", id}, root).exit_code, 0);
+  }
+  // Killing the sandbox powers the VM off, and its containers end with it.
+  auto last = ctr_run(in_pod("container", {"-d"}), "last", {"sleep", "1000"});
+  ASSERT_EQ(last.exit_code, 0) << describe(last);
+  EXPECT_EQ(ctr({"task", "kill", "-s", "SIGKILL", "pod1"}).exit_code, 0);
+  auto stopped_tasks = [&] {
+    std::string out = ctr({"task", "ls"}).out;
+    size_t n = 0;
+    for (size_t at = out.find("STOPPED"); at != std::string::npos; at = out.find("STOPPED", at + 1))
+      ++n;
+    return n;
+  };
+  for (int i = 0; i < 100 && stopped_tasks() < 2; ++i)
+    std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(stopped_tasks(), 2u) << describe(ctr({"task", "ls"}));
+  auto last_state = runtime({"state", "last"}, root);
+  EXPECT_NE(last_state.out.find("\"stopped\""), std::string::npos) << describe(last_state);
+  for (const char* id : {"last", "pod1"}) {
+    EXPECT_EQ(ctr({"task", "rm", id}).exit_code, 0) << id;
+    EXPECT_EQ(ctr({"container", "rm", id}).exit_code, 0) << id;
+  }
   expect_nothing_left(root);
 }
 
