@@ -875,6 +875,14 @@ void Monitor::handle_client_frame(int fd, Client& c, Frame& f) {
   }
   // The main process's input, signals and window size.
   if (stream == kMainStream) {
+    protocol::Signal sig;
+    if (idle() && type == type_code(MsgType::kSignal) && protocol::decode(f.payload, sig) &&
+        (sig.signo == SIGINT || sig.signo == SIGTERM || sig.signo == SIGKILL)) {
+      // A signal to the sandbox's relay (its guardian's SIGKILL when the
+      // relay is killed) ends the pod, as it ends pause.
+      request_stop(sig.signo, 0, -1);
+      return;
+    }
     if (type == type_code(MsgType::kStdin)) {
       if (fd == stdin_client_) send_to_main(MsgType::kStdin, f.payload);
     } else if (type == type_code(MsgType::kSignal) || type == type_code(MsgType::kResize)) {

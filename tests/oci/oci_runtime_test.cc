@@ -833,7 +833,11 @@ TEST_F(OciRuntimeTest, CtrPodContainersShareOneVm) {
   // Killing the sandbox powers the VM off, and its containers end with it.
   auto last = ctr_run(in_pod("container", {"-d"}), "last", {"sleep", "1000"});
   ASSERT_EQ(last.exit_code, 0) << describe(last);
-  EXPECT_EQ(ctr({"task", "kill", "-s", "SIGKILL", "pod1"}).exit_code, 0);
+  // The sandbox's pid (its relay) killed as a shim would kill it: its
+  // guardian tells the monitor, which ends the pod.
+  pid_t sandbox_pid = Json::parse(runtime({"state", "pod1"}, root).out).value("pid", 0);
+  ASSERT_GT(sandbox_pid, 0);
+  EXPECT_EQ(::kill(sandbox_pid, SIGKILL), 0);
   auto stopped_tasks = [&] {
     std::string out = ctr({"task", "ls"}).out;
     size_t n = 0;
@@ -935,7 +939,16 @@ TEST_F(OciRuntimeTest, NetworkNamespaceBecomesTheVms) {
   EXPECT_NE(second.exit_code, 0);
   EXPECT_NE(second.err.find("another container's VM may have joined it"), std::string::npos)
       << describe(second);
-  EXPECT_EQ(runtime({"delete", "--force", "pause1"}, root).exit_code, 0);
+  // `kill` of the sandbox (any signal: it has no process) ends the pod.
+  EXPECT_EQ(runtime({"kill", "pause1", "TERM"}, root).exit_code, 0);
+  std::string pause_status;
+  for (int i = 0; i < 100 && pause_status != "stopped"; ++i) {
+    pause_status = Json::parse(runtime({"state", "pause1"}, root).out).value("status", "");
+    if (pause_status != "stopped") std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(pause_status, "stopped");
+  EXPECT_EQ(Json::parse(runtime({"state", "n1"}, root).out).value("status", ""), "stopped");
+  EXPECT_EQ(runtime({"delete", "pause1"}, root).exit_code, 0);
   auto deleted = runtime({"delete", "--force", "n1"}, root);
   EXPECT_EQ(deleted.exit_code, 0) << describe(deleted);
   expect_nothing_left(root);
