@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# A pod's second container: what it costs as a second VM (today's
-# vessel-runtime: one VM per container) against a second process tree in
-# the first container's VM (the pod-VM design, docs/kubernetes.md "Pods").
+# A pod's second container: what it costs as a second VM (vessel-runtime
+# before pods: one VM per container) against a second process tree in the
+# first container's VM (the pod-VM design, docs/kubernetes.md "Pods"; what
+# a container added to a pod's VM costs as built: bench/pod_member.sh).
 #
 # Per run: container A (`vessel run -d --network none vessel/busybox sleep`)
 # settles; a second long-lived process is started in A's VM with `vessel

@@ -35,7 +35,8 @@ bool same(const Setup& a, const Setup& b) {
          a.memory_limit_bytes == b.memory_limit_bytes && a.pids_limit == b.pids_limit &&
          a.cpu_quota_usec == b.cpu_quota_usec && a.cpu_period_usec == b.cpu_period_usec &&
          a.mounts.size() == b.mounts.size() && a.gateway == b.gateway &&
-         a.memory_reclaim == b.memory_reclaim &&
+         a.memory_reclaim == b.memory_reclaim && a.container == b.container &&
+         a.rootfs_subpath == b.rootfs_subpath &&
          std::equal(a.addresses6.begin(), a.addresses6.end(), b.addresses6.begin(),
                     b.addresses6.end(),
                     [](const Address6& x, const Address6& y) {
@@ -66,7 +67,7 @@ bool same(const Spawn& a, const Spawn& b) {
   return same(a.capabilities, b.capabilities) && a.no_new_privileges == b.no_new_privileges &&
          a.argv == b.argv && a.env == b.env && a.cwd == b.cwd && a.uid == b.uid && a.gid == b.gid &&
          a.groups == b.groups && a.tty == b.tty && a.stdin_open == b.stdin_open &&
-         a.rows == b.rows && a.cols == b.cols && a.user == b.user &&
+         a.rows == b.rows && a.cols == b.cols && a.user == b.user && a.container == b.container &&
          std::equal(a.rlimits.begin(), a.rlimits.end(), b.rlimits.begin(), b.rlimits.end(),
                     [](const Rlimit& x, const Rlimit& y) { return same(x, y); });
 }
@@ -105,7 +106,14 @@ bool same(const CopyIn& a, const CopyIn& b) {
 }
 bool same(const Update& a, const Update& b) {
   return a.memory_limit_bytes == b.memory_limit_bytes && a.pids_limit == b.pids_limit &&
-         a.cpu_quota_usec == b.cpu_quota_usec && a.cpu_period_usec == b.cpu_period_usec;
+         a.cpu_quota_usec == b.cpu_quota_usec && a.cpu_period_usec == b.cpu_period_usec &&
+         a.container == b.container;
+}
+bool same(const StatsRequest& a, const StatsRequest& b) {
+  return a.container == b.container;
+}
+bool same(const RemoveContainer& a, const RemoveContainer& b) {
+  return a.container == b.container;
 }
 
 template <typename M>
@@ -132,6 +140,8 @@ void decode_all(std::span<const uint8_t> payload) {
   try_decode<CopyOut>(payload);
   try_decode<CopyIn>(payload);
   try_decode<Update>(payload);
+  try_decode<StatsRequest>(payload);
+  try_decode<RemoveContainer>(payload);
 }
 
 bool same_frame(const FrameReader::Frame& a, const FrameReader::Frame& b) {

@@ -291,9 +291,18 @@ bool Agent::handle_frame(const protocol::FrameReader::Frame& frame) {
       on_resize(h.stream, m);
       return true;
     }
-    case MsgType::kStats:
-      on_stats();
+    case MsgType::kStats: {
+      protocol::StatsRequest m;
+      if (!protocol::decode(payload, m)) return malformed();
+      on_stats(m);
       return true;
+    }
+    case MsgType::kRemoveContainer: {
+      protocol::RemoveContainer m;
+      if (!protocol::decode(payload, m)) return malformed();
+      on_remove_container(m);
+      return true;
+    }
     case MsgType::kUpdate: {
       protocol::Update m;
       if (!protocol::decode(payload, m)) return malformed();
@@ -338,6 +347,10 @@ void Agent::reply(MsgType type, uint32_t stream, const Status& status, uint32_t 
 }
 
 void Agent::on_setup(uint32_t stream, const protocol::Setup& setup) {
+  if (setup.container != 0) {
+    on_add_container(stream, setup);
+    return;
+  }
   if (container_.ready()) {
     reply(MsgType::kSetupResult, stream, Status(EBUSY, "the container root is already set up"));
     return;
@@ -394,6 +407,64 @@ void Agent::on_setup(uint32_t stream, const protocol::Setup& setup) {
   reply(MsgType::kSetupResult, stream, Status());
 }
 
+void Agent::on_add_container(uint32_t stream, const protocol::Setup& setup) {
+  uint32_t n = setup.container;
+  if (!container_.ready() || machine_) {
+    reply(
+        MsgType::kSetupResult, stream,
+        Status(EINVAL, "container " + std::to_string(n) + ": the VM's container 0 is not set up"));
+    return;
+  }
+  if (members_.contains(n)) {
+    reply(MsgType::kSetupResult, stream,
+          Status(EEXIST, "container " + std::to_string(n) + " is already set up"));
+    return;
+  }
+  // A cgroup of its own beside container 0's: its limits, its statistics,
+  // its OOM kills. Without cgroup2 (container 0's invalid too) it runs
+  // without, as container 0 does.
+  Result<ContainerCgroup> cgroup = ContainerCgroup::create(n);
+  Member member;
+  if (cgroup.ok()) member.cgroup = cgroup.take();
+  Status s = member.cgroup.apply_limits(setup);
+  if (s.ok()) {
+    Result<Container> container = Container::prepare(setup, member.cgroup);
+    if (container.ok())
+      member.container = container.take();
+    else
+      s = container.status();
+  }
+  if (!s.ok()) {
+    log_error("setup of container %u: %s", n, s.message().c_str());
+    member.cgroup.kill_and_remove();
+    reply(MsgType::kSetupResult, stream, s);
+    return;
+  }
+  members_.emplace(n, std::move(member));
+  reply(MsgType::kSetupResult, stream, Status());
+}
+
+void Agent::on_remove_container(const protocol::RemoveContainer& remove) {
+  auto it = members_.find(remove.container);
+  if (it == members_.end()) return;
+  // Its processes are killed here and reaped (and reported) as they die.
+  it->second.cgroup.kill_and_remove();
+  it->second.container.release();
+  members_.erase(it);
+}
+
+const Container* Agent::container_of(uint32_t n) const {
+  if (n == 0) return &container_;
+  auto it = members_.find(n);
+  return it == members_.end() ? nullptr : &it->second.container;
+}
+
+const ContainerCgroup* Agent::cgroup_of(uint32_t n) const {
+  if (n == 0) return &cgroup_;
+  auto it = members_.find(n);
+  return it == members_.end() ? nullptr : &it->second.cgroup;
+}
+
 void Agent::check_machine_ready() {
   // PID 1 still being vessel-init (the image this agent runs, an unlinked
   // initramfs file) means it has not executed the init yet.
@@ -446,13 +517,22 @@ void Agent::started(uint32_t stream, Process process, uint64_t oom_kills) {
 
 void Agent::on_spawn(uint32_t stream, const protocol::Spawn& spawn) {
   if (!can_start(stream)) return;
-  uint64_t oom_kills = cgroup_.oom_kills();
-  Result<Process> process = spawn_process(spawn, container_, cgroup_);
+  const Container* container = container_of(spawn.container);
+  const ContainerCgroup* cgroup = cgroup_of(spawn.container);
+  if (container == nullptr || cgroup == nullptr) {
+    reply(MsgType::kSpawnResult, stream,
+          Status(ESRCH, "container " + std::to_string(spawn.container) + " does not exist"));
+    return;
+  }
+  uint64_t oom_kills = cgroup->oom_kills();
+  Result<Process> process = spawn_process(spawn, *container, *cgroup);
   if (!process.ok()) {
     reply(MsgType::kSpawnResult, stream, process.status());
     return;
   }
-  started(stream, process.take(), oom_kills);
+  Process p = process.take();
+  p.container = spawn.container;
+  started(stream, std::move(p), oom_kills);
 }
 
 void Agent::on_task(uint32_t stream, Task& task) {
@@ -499,15 +579,23 @@ void Agent::on_resize(uint32_t stream, const protocol::Resize& resize) {
   ioctl(it->second.pty.get(), TIOCSWINSZ, &ws);
 }
 
-void Agent::on_stats() {
+void Agent::on_stats(const protocol::StatsRequest& request) {
   // Answered on stream 0 whatever stream the request came on: the host
-  // routes StatsResult by type (protocol.md).
-  queue_frame(MsgType::kStatsResult, 0, protocol::encode(cgroup_.sample()));
+  // routes StatsResult by type (protocol.md). A container that is gone
+  // samples as a cgroup-less one (the VM's figures only).
+  const ContainerCgroup* cgroup = cgroup_of(request.container);
+  ContainerCgroup none;
+  queue_frame(MsgType::kStatsResult, 0,
+              protocol::encode(cgroup ? cgroup->sample() : none.sample()));
 }
 
 void Agent::on_update(const protocol::Update& update) {
   // Answered on stream 0, like StatsResult.
-  reply(MsgType::kUpdateResult, 0, cgroup_.apply_limits(update));
+  const ContainerCgroup* cgroup = cgroup_of(update.container);
+  reply(MsgType::kUpdateResult, 0,
+        cgroup
+            ? cgroup->apply_limits(update)
+            : Status(ESRCH, "container " + std::to_string(update.container) + " does not exist"));
 }
 
 void Agent::on_poweroff() {
@@ -640,7 +728,8 @@ void Agent::finish_process(Process& process, int wait_status) {
   if (WIFSIGNALED(wait_status)) exit.signal = WTERMSIG(wait_status);
   // The OOM killer counts its kill (memory.events) before the victim dies,
   // so a kill that ended this process is already counted here.
-  exit.oom_killed = cgroup_.valid() && cgroup_.oom_kills() > process.oom_kills_at_start;
+  const ContainerCgroup* cgroup = cgroup_of(process.container);
+  exit.oom_killed = cgroup && cgroup->valid() && cgroup->oom_kills() > process.oom_kills_at_start;
   queue_frame(MsgType::kExit, process.stream, protocol::encode(exit));
 }
 

@@ -71,8 +71,11 @@ class Agent {
   void on_stdin(uint32_t stream, std::span<const uint8_t> data);
   void on_signal(uint32_t stream, const protocol::Signal& signal);
   void on_resize(uint32_t stream, const protocol::Resize& resize);
-  void on_stats();
+  void on_stats(const protocol::StatsRequest& request);
   void on_update(const protocol::Update& update);
+  /// Setup of a container other than 0 (a pod's): added beside container 0.
+  void on_add_container(uint32_t stream, const protocol::Setup& setup);
+  void on_remove_container(const protocol::RemoveContainer& remove);
   [[noreturn]] void on_poweroff();
   /// A machine's power-off: asks its init to shut down cleanly.
   [[noreturn]] void machine_power_off();
@@ -106,6 +109,16 @@ class Agent {
 
   ContainerCgroup cgroup_;
   Container container_;
+  /// Containers added to a pod's VM (Setup.container > 0), by number.
+  struct Member {
+    ContainerCgroup cgroup;
+    Container container;
+  };
+  std::map<uint32_t, Member> members_;
+  /// Container `n`'s root and cgroup, or nullptr when it does not exist
+  /// (not set up, or removed).
+  const Container* container_of(uint32_t n) const;
+  const ContainerCgroup* cgroup_of(uint32_t n) const;
   /// This is a machine's agent: no longer PID 1, its init runs the machine.
   bool machine_ = false;
   /// A machine's SetupResult waits until its init takes commands (systemd:

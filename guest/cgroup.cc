@@ -14,13 +14,6 @@ namespace {
 /// Big enough for memory.stat (about 2 KiB on 6.12) and /proc/meminfo.
 constexpr size_t kStatFileLimit = 16u << 10;
 
-std::string cgroup_file(std::string_view name) {
-  std::string path(kContainerCgroup);
-  path += '/';
-  path += name;
-  return path;
-}
-
 /// The file's text, or "" when it cannot be read (stats are best effort).
 std::string read_text(const std::string& path) {
   Result<std::string> text = read_file(path, kStatFileLimit);
@@ -60,8 +53,7 @@ void for_each_line(std::string_view text, Fn fn) {
   }
 }
 
-Status write_control(std::string_view name, const std::string& value) {
-  std::string path = cgroup_file(name);
+Status write_control(const std::string& path, const std::string& value) {
   UniqueFd fd(open(path.c_str(), O_WRONLY | O_CLOEXEC));
   if (!fd || !write_all(fd.get(), value.data(), value.size())) {
     return Status::from_errno("write '" + value + "' to '" + path + "'");
@@ -138,17 +130,36 @@ void net_bytes(std::string_view text, uint64_t& rx, uint64_t& tx) {
 
 }  // namespace cgroup_text
 
-Result<ContainerCgroup> ContainerCgroup::create() {
+Result<ContainerCgroup> ContainerCgroup::create(uint32_t container) {
   std::string dir(kContainerCgroup);
+  if (container != 0) dir = std::string(kCgroupMount) + "/c" + std::to_string(container);
   Status s = ensure_dir(dir, 0755);
   if (!s.ok()) return s;
   ContainerCgroup cgroup;
+  cgroup.path_ = dir;
   cgroup.dir_.reset(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!cgroup.dir_) return Status::from_errno("open '" + dir + "'");
-  std::string procs = cgroup_file("cgroup.procs");
+  std::string procs = cgroup.file("cgroup.procs");
   cgroup.procs_.reset(open(procs.c_str(), O_WRONLY | O_CLOEXEC));
   if (!cgroup.procs_) return Status::from_errno("open '" + procs + "'");
   return cgroup;
+}
+
+std::string ContainerCgroup::file(std::string_view name) const {
+  std::string path = path_;
+  path += '/';
+  path += name;
+  return path;
+}
+
+void ContainerCgroup::kill_and_remove() {
+  if (!valid()) return;
+  // cgroup.kill (Linux 5.14) SIGKILLs every process, those forked meanwhile too.
+  Status killed = write_control(file("cgroup.kill"), "1");
+  (void)killed;
+  procs_.reset();
+  dir_.reset();
+  rmdir(path_.c_str());
 }
 
 Status ContainerCgroup::apply_limits(const protocol::Setup& setup) const {
@@ -165,30 +176,30 @@ Status ContainerCgroup::apply_limits(const protocol::Update& limits) const {
   }
   // Written even when 0, so that a Setup tried again (or an Update)
   // replaces earlier limits.
-  Status s = write_control("memory.max", number_or_max_text(limits.memory_limit_bytes));
-  if (s.ok()) s = write_control("pids.max", number_or_max_text(limits.pids_limit));
+  Status s = write_control(file("memory.max"), number_or_max_text(limits.memory_limit_bytes));
+  if (s.ok()) s = write_control(file("pids.max"), number_or_max_text(limits.pids_limit));
   if (s.ok()) {
     uint32_t period =
         limits.cpu_period_usec != 0 ? limits.cpu_period_usec : protocol::kDefaultCpuPeriodUsec;
     std::string quota =
         limits.cpu_quota_usec == 0 ? std::string("max") : std::to_string(limits.cpu_quota_usec);
-    s = write_control("cpu.max", quota + " " + std::to_string(period));
+    s = write_control(file("cpu.max"), quota + " " + std::to_string(period));
   }
   return s;
 }
 
 uint64_t ContainerCgroup::oom_kills() const {
   if (!valid()) return 0;
-  return cgroup_text::keyed_value(read_text(cgroup_file("memory.events")), "oom_kill");
+  return cgroup_text::keyed_value(read_text(file("memory.events")), "oom_kill");
 }
 
 std::string ContainerCgroup::control_text(std::string_view name) const {
-  return valid() ? read_text(cgroup_file(name)) : std::string();
+  return valid() ? read_text(file(name)) : std::string();
 }
 
 Status ContainerCgroup::reclaim(uint64_t bytes) const {
   if (!valid()) return Status(EOPNOTSUPP, "no container cgroup");
-  return write_control("memory.reclaim", std::to_string(bytes));
+  return write_control(file("memory.reclaim"), std::to_string(bytes));
 }
 
 protocol::Stats ContainerCgroup::sample() const {
@@ -207,20 +218,20 @@ protocol::Stats ContainerCgroup::sample() const {
   st.cpus = cpus > 0 ? static_cast<uint32_t>(cpus) : 0;
 
   if (!valid()) return st;
-  std::string cpu = read_text(cgroup_file("cpu.stat"));
+  std::string cpu = read_text(file("cpu.stat"));
   st.cpu_usage_usec = keyed_value(cpu, "usage_usec");
   st.cpu_user_usec = keyed_value(cpu, "user_usec");
   st.cpu_system_usec = keyed_value(cpu, "system_usec");
-  st.memory_current = number_or_max(read_text(cgroup_file("memory.current")), 0);
-  st.memory_limit = number_or_max(read_text(cgroup_file("memory.max")), st.guest_mem_total);
-  std::string memory = read_text(cgroup_file("memory.stat"));
+  st.memory_current = number_or_max(read_text(file("memory.current")), 0);
+  st.memory_limit = number_or_max(read_text(file("memory.max")), st.guest_mem_total);
+  std::string memory = read_text(file("memory.stat"));
   st.memory_anon = keyed_value(memory, "anon");
   st.memory_file = keyed_value(memory, "file");
   st.memory_inactive_file = keyed_value(memory, "inactive_file");
-  st.oom_kills = keyed_value(read_text(cgroup_file("memory.events")), "oom_kill");
-  st.pids_current = number_or_max(read_text(cgroup_file("pids.current")), 0);
-  st.pids_limit = number_or_max(read_text(cgroup_file("pids.max")), 0);
-  io_bytes(read_text(cgroup_file("io.stat")), st.io_read_bytes, st.io_write_bytes);
+  st.oom_kills = keyed_value(read_text(file("memory.events")), "oom_kill");
+  st.pids_current = number_or_max(read_text(file("pids.current")), 0);
+  st.pids_limit = number_or_max(read_text(file("pids.max")), 0);
+  io_bytes(read_text(file("io.stat")), st.io_read_bytes, st.io_write_bytes);
   return st;
 }
 

@@ -24,10 +24,20 @@ class ContainerCgroup {
  public:
   ContainerCgroup() = default;
 
-  /// Creates kContainerCgroup, which needs cgroup2 mounted at kCgroupMount
-  /// and the controllers enabled in its cgroup.subtree_control. Fails when
-  /// the kernel has no cgroup2; containers then run without limits.
-  static Result<ContainerCgroup> create();
+  /// Creates kContainerCgroup (container 0) or kCgroupMount/c<N> (a
+  /// container N added to a pod's VM), which needs cgroup2 mounted at
+  /// kCgroupMount and the controllers enabled in its cgroup.subtree_control.
+  /// Fails when the kernel has no cgroup2; containers then run without
+  /// limits.
+  static Result<ContainerCgroup> create(uint32_t container = 0);
+
+  /// The cgroup's directory in init's namespace.
+  const std::string& path() const { return path_; }
+
+  /// Kills every process in the cgroup (cgroup.kill) and removes it once it
+  /// is empty (rmdir fails while a killed process is not reaped yet: then
+  /// it stays, empty, and costs nothing). For a container leaving a pod.
+  void kill_and_remove();
 
   /// False when create() failed: no limits, no cgroup statistics.
   bool valid() const { return procs_.valid(); }
@@ -64,6 +74,10 @@ class ContainerCgroup {
   Status reclaim(uint64_t bytes) const;
 
  private:
+  /// `name` in the cgroup's directory.
+  std::string file(std::string_view name) const;
+
+  std::string path_;
   UniqueFd dir_;
   UniqueFd procs_;
 };

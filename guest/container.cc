@@ -16,7 +16,6 @@
 #include <cerrno>
 #include <cstdint>
 #include <iterator>
-#include <set>
 #include <string>
 #include <utility>
 
@@ -126,7 +125,7 @@ Status mount_cgroup(const std::string& root, const ContainerCgroup& cgroup) {
     mount("cgroup2", target.c_str(), "cgroup2", kNoSuidDevExec, nullptr);
     return {};
   }
-  Status s = mount_fs(std::string(kContainerCgroup).c_str(), target, nullptr, MS_BIND, nullptr,
+  Status s = mount_fs(cgroup.path().c_str(), target, nullptr, MS_BIND, nullptr,
                       "bind the container cgroup on '/sys/fs/cgroup'");
   if (!s.ok()) return s;
   // A bind mount takes the source's flags; these need a remount (mount(2)).
@@ -389,7 +388,8 @@ Result<UniqueFd> open_mount_point(int root_fd, const std::string& target, bool f
 /// symlink) or is not a regular file, the image's entry is left as it is:
 /// that costs the container the file, not its start. Empty contents mean the
 /// host leaves the image's file alone.
-Status cover_etc_file(int root_fd, const std::string& name, const std::string& contents) {
+Status cover_etc_file(int root_fd, const std::string& run_dir, const std::string& name,
+                      const std::string& contents) {
   if (contents.empty()) return {};
   std::string target = "/etc/" + name;
   Result<UniqueFd> point = open_mount_point(root_fd, target, /*file=*/true);
@@ -405,23 +405,43 @@ Status cover_etc_file(int root_fd, const std::string& name, const std::string& c
     log_error("leaving '%s' as it is: not a regular file", target.c_str());
     return {};
   }
-  std::string source = std::string(kRunDir) + "/" + name;
+  std::string source = run_dir + "/" + name;
   Status s = write_file(source, contents, 0644);
   if (!s.ok()) return s;
   std::string at = "/proc/self/fd/" + std::to_string(point.value().get());
   return mount_fs(source.c_str(), at, nullptr, MS_BIND, nullptr, "bind '" + target + "'");
 }
 
-/// /etc/hosts, /etc/resolv.conf and /etc/hostname.
-Status cover_etc_files(const protocol::Setup& setup, const std::string& root) {
+/// /etc/hosts, /etc/resolv.conf and /etc/hostname, from files in `run_dir`.
+Status cover_etc_files(const protocol::Setup& setup, const std::string& root,
+                       const std::string& run_dir) {
   int rfd = open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rfd < 0) return Status::from_errno("open container root");
   UniqueFd root_fd(rfd);
-  Status s = cover_etc_file(root_fd.get(), "hosts", setup.hosts);
-  if (s.ok()) s = cover_etc_file(root_fd.get(), "resolv.conf", setup.resolv_conf);
+  Status s = ensure_dirs(run_dir, 0755);
+  if (s.ok()) s = cover_etc_file(root_fd.get(), run_dir, "hosts", setup.hosts);
+  if (s.ok()) s = cover_etc_file(root_fd.get(), run_dir, "resolv.conf", setup.resolv_conf);
   if (s.ok() && !setup.hostname.empty())
-    s = cover_etc_file(root_fd.get(), "hostname", setup.hostname + "\n");
+    s = cover_etc_file(root_fd.get(), run_dir, "hostname", setup.hostname + "\n");
   return s;
+}
+
+/// Mounts the virtio-fs share `tag` at /run/vessel/mounts/<tag> unless it
+/// is mounted there already (by an earlier mount, or another container of
+/// the VM: a pod's containers all reach their roots through one share), and
+/// returns that path. Mounted means another filesystem than /run's.
+Result<std::string> mount_share(const std::string& tag) {
+  std::string share = std::string(kRunDir) + "/mounts/" + tag;
+  Status s = ensure_dirs(share, 0755);
+  if (!s.ok()) return s;
+  struct stat dir_st, parent_st;
+  if (stat(share.c_str(), &dir_st) == 0 &&
+      stat((std::string(kRunDir) + "/mounts").c_str(), &parent_st) == 0 &&
+      dir_st.st_dev != parent_st.st_dev)
+    return share;
+  s = mount_fs(tag.c_str(), share, "virtiofs", 0, nullptr, "mount virtiofs '" + tag + "'");
+  if (!s.ok()) return s;
+  return share;
 }
 
 /// Opens (O_PATH) what a virtio-fs mount binds: `subpath` in the share
@@ -462,22 +482,14 @@ Status mount_extra(const protocol::Setup& setup, const std::string& root) {
   int rfd = open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rfd < 0) return Status::from_errno("open container root");
   UniqueFd root_fd(rfd);
-  std::set<std::string> mounted;  // shares mounted under /run/vessel/mounts
   for (const protocol::Mount& m : setup.mounts) {
     UniqueFd source_fd;
     std::string source;
     bool file = false;
     if (m.kind == protocol::Mount::kVirtiofs) {
-      std::string share = std::string(kRunDir) + "/mounts/" + m.tag;
-      if (mounted.insert(m.tag).second) {
-        Status s = ensure_dirs(share, 0755);
-        if (s.ok()) {
-          s = mount_fs(m.tag.c_str(), share, "virtiofs", 0, nullptr,
-                       "mount virtiofs '" + m.tag + "'");
-        }
-        if (!s.ok()) return s;
-      }
-      Result<UniqueFd> opened = open_mount_source(share, m.subpath);
+      Result<std::string> share = mount_share(m.tag);
+      if (!share.ok()) return share.status();
+      Result<UniqueFd> opened = open_mount_source(share.value(), m.subpath);
       if (!opened.ok()) return opened.status();
       source_fd = opened.take();
       struct stat st;
@@ -521,16 +533,41 @@ Status mount_extra(const protocol::Setup& setup, const std::string& root) {
 
 }  // namespace
 
+/// A root that is a directory of a share (a pod's containers, each in the
+/// pod's share): bound from the share, read-only if asked.
+Status bind_share_root(const protocol::Setup& setup, const std::string& root) {
+  Result<std::string> share = mount_share(setup.rootfs_tag);
+  if (!share.ok()) return share.status();
+  Result<UniqueFd> source = open_mount_source(share.value(), setup.rootfs_subpath);
+  if (!source.ok()) return source.status();
+  std::string from = "/proc/self/fd/" + std::to_string(source.value().get());
+  Status s =
+      mount_fs(from.c_str(), root, nullptr, MS_BIND | MS_REC, nullptr,
+               "bind root '" + setup.rootfs_subpath + "' of share '" + setup.rootfs_tag + "'");
+  if (!s.ok() || !setup.read_only) return s;
+  if (mount(nullptr, root.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) < 0) {
+    Status e = Status::from_errno("make the root read-only");
+    umount2(root.c_str(), MNT_DETACH);
+    return e;
+  }
+  return {};
+}
+
 Result<Container> Container::prepare(const protocol::Setup& setup, const ContainerCgroup& cgroup) {
   // The network first: nothing mounted from the host, and no process, may
-  // see the VM before its interfaces are configured.
-  Status s = configure_network(setup);
+  // see the VM before its interfaces are configured. A container added to
+  // a pod's VM has the network container 0 configured.
+  Status s = setup.container == 0 ? configure_network(setup) : Status();
   if (!s.ok()) return s;
-  std::string root(kContainerRoot);
+  std::string run_dir(kRunDir);
+  if (setup.container != 0) run_dir += "/c" + std::to_string(setup.container);
+  std::string root = setup.container == 0 ? std::string(kContainerRoot) : run_dir + "/rootfs";
   s = ensure_dirs(root, 0755);
   if (!s.ok()) return s;
   if (!setup.lower_serial.empty()) {
     s = mount_image_root(setup, root);
+  } else if (!setup.rootfs_subpath.empty()) {
+    s = bind_share_root(setup, root);
   } else {
     unsigned long flags = setup.read_only ? MS_RDONLY : 0;
     s = mount_fs(setup.rootfs_tag.c_str(), root, "virtiofs", flags, nullptr,
@@ -541,10 +578,13 @@ Result<Container> Container::prepare(const protocol::Setup& setup, const Contain
 
   s = setup.machine ? mount_machine_filesystems(root) : mount_api_filesystems(root, cgroup);
   if (!s.ok()) return s;
-  if (!setup.hostname.empty() && sethostname(setup.hostname.data(), setup.hostname.size()) < 0) {
+  // The hostname is the VM's (a pod's containers share it, as they share
+  // a UTS namespace under runc): container 0 sets it.
+  if (setup.container == 0 && !setup.hostname.empty() &&
+      sethostname(setup.hostname.data(), setup.hostname.size()) < 0) {
     return Status::from_errno("set hostname '" + setup.hostname + "'");
   }
-  s = setup.machine ? prepare_machine_root(setup, root) : cover_etc_files(setup, root);
+  s = setup.machine ? prepare_machine_root(setup, root) : cover_etc_files(setup, root, run_dir);
   if (!s.ok()) return s;
   s = mount_extra(setup, root);
   if (!s.ok()) return s;
@@ -556,6 +596,13 @@ Result<Container> Container::prepare(const protocol::Setup& setup, const Contain
   container.root_ = std::move(root);
   container.mount_ns_ = ns.take();
   return container;
+}
+
+void Container::release() {
+  if (!mount_ns_) return;
+  mount_ns_.reset();
+  // Lazily: a process of the container may still hold something open.
+  umount2(root_.c_str(), MNT_DETACH);
 }
 
 }  // namespace vessel::guest

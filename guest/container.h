@@ -22,8 +22,9 @@ class Container {
  public:
   Container() = default;
 
-  /// Configures the network (net.h), mounts the root filesystem named by
-  /// `setup` at kContainerRoot and the API filesystems under it (with
+  /// Configures the network (net.h; container 0 only), mounts the root
+  /// filesystem named by `setup` at kContainerRoot (container 0) or at
+  /// /run/vessel/c<N>/rootfs (container N of a pod's VM), and the API filesystems under it (with
   /// `cgroup`, when valid, as the container's /sys/fs/cgroup; else the whole
   /// cgroup2 tree if any), sets the hostname, covers /etc/hosts,
   /// /etc/resolv.conf and /etc/hostname (creating what the image lacks), and
@@ -31,6 +32,11 @@ class Container {
   /// for SetupResult, and undoes the mounts (not the network), so that a
   /// corrected Setup without interfaces can be tried again.
   static Result<Container> prepare(const protocol::Setup& setup, const ContainerCgroup& cgroup);
+
+  /// Unmounts the root (and everything under it) and drops the mount
+  /// namespace: for a container leaving a pod's VM, whose processes are
+  /// gone or going.
+  void release();
 
   /// False until prepare() has succeeded.
   bool ready() const { return mount_ns_.valid(); }

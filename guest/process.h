@@ -48,6 +48,8 @@ struct Process {
   StdinState in;
   /// The container cgroup's oom_kill count before the process started.
   uint64_t oom_kills_at_start = 0;
+  /// Which container of the VM it runs in (Spawn.container).
+  uint32_t container = 0;
 };
 
 /// Starts `spec` in `container`, which must be ready: creates its stdio,

@@ -21,8 +21,11 @@ Status AgentConnection::send(MsgType type, uint32_t stream, std::span<const uint
 Status AgentConnection::validate(const Frame& f) const {
   auto type = static_cast<MsgType>(f.header.type);
   switch (type) {
-    case MsgType::kHello:
     case MsgType::kSetupResult:
+      // Container 0's on stream 0; a container added to a pod's VM answers
+      // on the stream its Setup came on.
+      return ok_status();
+    case MsgType::kHello:
     case MsgType::kStatsResult:
     case MsgType::kUpdateResult:
       if (f.header.stream != 0) break;
@@ -47,6 +50,7 @@ Status AgentConnection::validate(const Frame& f) const {
     case MsgType::kCopyOut:
     case MsgType::kCopyIn:
     case MsgType::kUpdate:
+    case MsgType::kRemoveContainer:
     default:
       break;
   }

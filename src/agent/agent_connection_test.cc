@@ -65,6 +65,23 @@ TEST_F(AgentTest, RejectsCopyRequestsFromGuest) {
   }
 }
 
+TEST_F(AgentTest, SetupResultOfAPodsContainerComesOnItsStream) {
+  // Version 7: a container added to a pod's VM answers on its Setup's stream.
+  guest_writes(protocol::make_frame(MsgType::kSetupResult, 5, protocol::encode(protocol::Reply{})));
+  auto f = receive();
+  ASSERT_TRUE(f.ok()) << f.error().to_string();
+  EXPECT_EQ(f->header.stream, 5u);
+  // RemoveContainer flows host -> guest only; StatsResult stays on stream 0.
+  for (auto [type, stream] :
+       {std::pair{MsgType::kRemoveContainer, 0u}, std::pair{MsgType::kStatsResult, 3u}}) {
+    SetUp();
+    guest_writes(protocol::make_frame(type, stream, {}));
+    auto bad = receive();
+    ASSERT_FALSE(bad.ok()) << protocol::type_name(static_cast<uint16_t>(type));
+    EXPECT_EQ(bad.error().code(), ErrorCode::kProtocol);
+  }
+}
+
 TEST_F(AgentTest, RejectsOversizedFrame) {
   std::vector<uint8_t> header(protocol::kHeaderSize);
   protocol::encode_header({protocol::kMaxPayload + 1, 8, 0, 1}, header.data());

@@ -328,7 +328,7 @@ Status Containers::end_maintenance(const ContainerRecord& r) {
 Result<monitor::Channel> Containers::open_files(const ContainerRecord& record) {
   VESSEL_ASSIGN_OR_RETURN(ContainerRecord r, reconcile(record));
   VESSEL_ASSIGN_OR_RETURN(runtime::ContainerConfig config, runtime::config_from_json(r.config));
-  if (r.kind != kContainer || !config.netns_path.empty())
+  if (r.kind != kContainer || !config.netns_path.empty() || !config.pod_role.empty())
     return connect(r);  // a machine's or an OCI runtime's: only while it runs
   if (r.state.status == RunState::kRemoving)
     return Error(ErrorCode::kFailedPrecondition,

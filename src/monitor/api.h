@@ -15,6 +15,11 @@
 //   kStart    stream 0: empty               kResult stream 0: Reply (releases a held start)
 //   kPause    stream 0: u8 pause            kResult stream 0: Reply (VM frozen or thawed)
 //   kUpdate   stream 0: Limits              kResult stream 0: Reply (the guest's answer)
+//   kAddContainer stream 0: a member's id   kResult stream 0: Reply, once set up (held)
+//
+// A pod's sandbox monitor also listens on each added container's socket
+// (monitor_socket_of(root, member id)): there the messages above address
+// that container in the pod's VM.
 #pragma once
 
 #include <cstdint>
@@ -45,6 +50,12 @@ enum class ApiType : uint16_t {
   /// (vessel-runtime update); answered with kResult once the guest has
   /// written them (EINVAL for more than the VM has, ESRCH: not running).
   kUpdate = 71,
+  /// The payload is the Vessel id of a container recorded as a member of
+  /// this monitor's pod (ContainerConfig::pod_role): the monitor sets it up
+  /// in the pod's VM, holds its process like MonitorOptions::hold and
+  /// serves it on its own socket; answered with kResult once it is set up
+  /// (EOPNOTSUPP: not a pod's sandbox; ESRCH: the VM is not running).
+  kAddContainer = 72,
 };
 
 inline uint16_t type_code(ApiType t) {

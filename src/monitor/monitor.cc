@@ -63,6 +63,9 @@ struct Client {
   bool attached = false;  // receives the main process's output and exit
   bool output = false;
   bool gone = false;
+  /// Connected on a pod member's socket: addresses that container ("" =
+  /// this monitor's own).
+  std::string member;
 };
 
 // An exec'd process: which client stream its guest stream belongs to.
@@ -142,6 +145,8 @@ class Monitor {
   void accept_clients();
   void handle_client_frame(int fd, Client& c, Frame& f);
   void handle_guest_frame(Frame& f);
+  // An exec'd process's Stdin, Signal or Resize from the client that runs it.
+  void forward_to_exec(int fd, Frame& f);
   void drop_client(int fd);
   void broadcast(uint16_t type, uint32_t stream, std::span<const uint8_t> payload);
   void request_stop(int signal, int timeout, int client_fd);
@@ -159,6 +164,45 @@ class Monitor {
   }
   void flush_clients(std::chrono::milliseconds budget);
   bool machine() const { return config_.machine.enabled; }
+  // A VM that takes a pod's containers; one that runs no process of its
+  // own (a CRI sandbox: vessel-init stands for pause).
+  bool sandbox() const { return config_.pod_role == runtime::kPodSandbox; }
+  bool idle() const { return sandbox() && config_.no_process; }
+
+  // ---- a pod's containers, in the VM of this monitor (the pod's sandbox) ----
+  struct Member {
+    std::string id;
+    ContainerConfig config;
+    uint32_t index = 0;   // its container number in the guest (Setup.container)
+    uint32_t stream = 0;  // the guest stream of its Setup, then of its main process
+    enum class Phase { kSettingUp, kHeld, kStarting, kRunning, kEnded } phase = Phase::kSettingUp;
+    int add_fd = -1;  // the client waiting for it to be set up
+    std::optional<runtime::RuntimeDir> rdir;
+    UniqueFd listener;
+    std::optional<runtime::LogWriter> log;
+    uint32_t pid = 0;
+    int stdin_client = -1;
+    protocol::Update limits;
+    protocol::Resize pending_size;
+    std::vector<int> stop_waiters;
+    std::optional<Clock::time_point> kill_at;
+    protocol::Exit exit;  // once ended
+  };
+  std::map<std::string, std::unique_ptr<Member>> members_;
+  uint32_t next_member_index_ = 1;
+  void add_member(int fd, const std::string& id);
+  // A frame from a client on a member's socket.
+  void handle_member_frame(int fd, Client& c, Member& m, Frame& f);
+  // A guest frame on a member's stream; false when it is no member's.
+  bool handle_member_guest_frame(Frame& f);
+  // The member's process ended (or never will): the guest drops the
+  // container, the store records the end, its socket goes, clients hear it.
+  // One that never started tells its clients so first (Started with
+  // `start_errnum` and `error`).
+  void end_member(Member& m, const protocol::Exit& exit, const std::string& error,
+                  int start_errnum = EIO);
+  void update_member(const Member& m, const std::function<void(state::ContainerState&)>& change);
+  Member* member_at_stream(uint32_t stream);
 
   // ---- networking: made once per monitor, kept across restarts ----
   // Leases the container's addresses, makes its taps (they live as long as
@@ -190,6 +234,7 @@ class Monitor {
   struct UpdateWaiter {
     int fd = -1;
     protocol::Update limits;
+    std::string member;  // whose limits ("" = this container's)
   };
   std::deque<UpdateWaiter> update_waiters_;
   /// The container cgroup's limits in the guest (Setup's, then Updates').
@@ -334,6 +379,13 @@ std::optional<int> Monitor::start() {
   if (stop_requested_) {
     start_error_ = "stopped before it started";
     return 137;
+  }
+  if (idle()) {
+    // A pod's sandbox holds the VM and runs nothing (vessel-init stands for
+    // pause): it "runs" until killed, or until the VM stops.
+    main_running_ = true;
+    phase("pod sandbox running");
+    return std::nullopt;
   }
 
   // The size an attached client sent before the start (0 0: none yet).
@@ -565,6 +617,9 @@ int Monitor::run() {
                               start_error_));
       report("fail " + std::to_string(exit_code) + "\n" + start_error_);
       report_done();
+      for (auto& [id, m] : members_)
+        if (m->phase != Member::Phase::kEnded)
+          end_member(*m, protocol::Exit{0, SIGKILL}, "the pod's VM stopped");
       if (vm_) vm_->poweroff(5s);
       end_update_waiters();
       vm_.reset();
@@ -599,6 +654,10 @@ int Monitor::run() {
 
     while (main_running_ && !vm_died_)
       serve(1s);
+    // A pod's containers end with its VM.
+    for (auto& [id, m] : members_)
+      if (m->phase != Member::Phase::kEnded)
+        end_member(*m, protocol::Exit{0, SIGKILL}, "the pod's VM stopped");
     bool rebooted = false;
     if (machine()) {
       // The VM ending is how a machine stops: its init shut it down (asked
@@ -700,7 +759,7 @@ int Monitor::run() {
 
 void Monitor::broadcast(uint16_t type, uint32_t stream, std::span<const uint8_t> payload) {
   for (auto& [fd, c] : clients_)
-    if (c->attached) c->ch.queue(type, stream, payload);
+    if (c->attached && c->member.empty()) c->ch.queue(type, stream, payload);
 }
 
 // Writes what is queued, then ends each connection in order: our side
@@ -738,6 +797,15 @@ void Monitor::drop_client(int fd) {
   }
   for (auto& [g, r] : routes_)
     if (r.client_fd == fd) r.client_fd = -1;
+  for (auto& [id, m] : members_) {
+    if (m->stdin_client == fd) {
+      m->stdin_client = -1;
+      if (m->phase == Member::Phase::kRunning && vm_)
+        (void)vm_->agent().send(MsgType::kStdin, m->stream, {});
+    }
+    std::erase(m->stop_waiters, fd);
+    if (m->add_fd == fd) m->add_fd = -1;
+  }
   std::erase(stop_waiters_, fd);
   std::erase(stats_waiters_, fd);
   for (auto& w : update_waiters_)
@@ -770,6 +838,12 @@ void Monitor::request_stop(int signal, int timeout, int client_fd) {
   if (!main_running_) return;
   int sig = signal > 0 ? signal : config_.stop_signal;
   int secs = timeout >= 0 ? timeout : config_.stop_timeout;
+  if (idle()) {
+    // No process to signal: the pod ends, its VM is powered off.
+    main_exit_ = protocol::Exit{0, sig};
+    main_running_ = false;
+    return;
+  }
   if (machine()) {
     // A clean shutdown by the machine's init (the agent asks it), the VM
     // forced off if it has not powered off after the timeout.
@@ -795,6 +869,14 @@ void Monitor::handle_client_frame(int fd, Client& c, Frame& f) {
   auto reply = [&](int errnum, const std::string& message) {
     c.ch.queue(type_code(ApiType::kResult), 0, reply_payload(errnum, message));
   };
+  if (!c.member.empty()) {
+    auto it = members_.find(c.member);
+    if (it == members_.end()) return drop_client(fd);
+    return handle_member_frame(fd, c, *it->second, f);
+  }
+  if (type == type_code(ApiType::kAddContainer) && stream == 0) {
+    return add_member(fd, std::string(f.payload.begin(), f.payload.end()));
+  }
   if (type == type_code(ApiType::kAttach) && stream == kMainStream) {
     Attach a;
     if (!decode(f.payload, a)) return drop_client(fd);
@@ -820,8 +902,9 @@ void Monitor::handle_client_frame(int fd, Client& c, Frame& f) {
     if (!protocol::decode(f.payload, s) || s.signo <= 0 || s.signo >= 65)
       return reply(EINVAL, "invalid signal");
     if (!main_running_) return reply(ESRCH, "container is not running");
-    if (machine()) {
+    if (machine() || idle()) {
       // A machine's "process" is the VM: any signal that ends it stops it.
+      // A pod's sandbox has none either: its VM is the pod's.
       request_stop(s.signo, s.signo == SIGKILL ? 0 : -1, -1);
       return reply(0, "");
     }
@@ -868,6 +951,14 @@ void Monitor::handle_client_frame(int fd, Client& c, Frame& f) {
   }
   // The main process's input, signals and window size.
   if (stream == kMainStream) {
+    protocol::Signal sig;
+    if (idle() && type == type_code(MsgType::kSignal) && protocol::decode(f.payload, sig) &&
+        (sig.signo == SIGINT || sig.signo == SIGTERM || sig.signo == SIGKILL)) {
+      // A signal to the sandbox's relay (its guardian's SIGKILL when the
+      // relay is killed) ends the pod, as it ends pause.
+      request_stop(sig.signo, 0, -1);
+      return;
+    }
     if (type == type_code(MsgType::kStdin)) {
       if (fd == stdin_client_) send_to_main(MsgType::kStdin, f.payload);
     } else if (type == type_code(MsgType::kSignal) || type == type_code(MsgType::kResize)) {
@@ -900,13 +991,15 @@ void Monitor::handle_client_frame(int fd, Client& c, Frame& f) {
     return;
   }
   if (type == type_code(MsgType::kStdin) || type == type_code(MsgType::kSignal) ||
-      type == type_code(MsgType::kResize)) {
-    for (auto& [g, r] : routes_)
-      if (r.client_fd == fd && r.client_stream == stream && vm_)
-        (void)vm_->agent().send(static_cast<MsgType>(type), g, f.payload);
-    return;
-  }
+      type == type_code(MsgType::kResize))
+    return forward_to_exec(fd, f);
   drop_client(fd);  // anything else is a client bug
+}
+
+void Monitor::forward_to_exec(int fd, Frame& f) {
+  for (auto& [g, r] : routes_)
+    if (r.client_fd == fd && r.client_stream == f.header.stream && vm_)
+      (void)vm_->agent().send(static_cast<MsgType>(f.header.type), g, f.payload);
 }
 
 void Monitor::handle_guest_frame(Frame& f) {
@@ -918,9 +1011,13 @@ void Monitor::handle_guest_frame(Frame& f) {
       update_waiters_.pop_front();
       auto r = agent::decode_as<protocol::Reply>(f);
       if (r.ok() && r->errnum == 0) {
-        limits_ = w.limits;
-        // A restart (its policy's, or a reboot) boots with them too.
-        runtime::keep_limits(config_, w.limits);
+        if (w.member.empty()) {
+          limits_ = w.limits;
+          // A restart (its policy's, or a reboot) boots with them too.
+          runtime::keep_limits(config_, w.limits);
+        } else if (auto m = members_.find(w.member); m != members_.end()) {
+          m->second->limits = w.limits;
+        }
       }
       if (auto it = clients_.find(w.fd); it != clients_.end())
         it->second->ch.queue(
@@ -970,7 +1067,8 @@ void Monitor::handle_guest_frame(Frame& f) {
           if (auto s = log_->write(which, data); !s.ok()) log::warn(s.error().to_string());
         }
         for (auto& [fd, c] : clients_)
-          if (c->attached && c->output) c->ch.queue(f.header.type, stream, f.payload);
+          if (c->attached && c->output && c->member.empty())
+            c->ch.queue(f.header.type, stream, f.payload);
         break;
       }
       case MsgType::kStdinAck:
@@ -988,6 +1086,7 @@ void Monitor::handle_guest_frame(Frame& f) {
     }
     return;
   }
+  if (handle_member_guest_frame(f)) return;
   auto route = routes_.find(stream);
   if (route == routes_.end()) return;
   if (auto it = clients_.find(route->second.client_fd); it != clients_.end())
@@ -998,6 +1097,313 @@ void Monitor::handle_guest_frame(Frame& f) {
     ends = !r.ok() || r->errnum != 0;
   }
   if (ends) routes_.erase(route);
+}
+
+// ---- a pod's containers ----
+
+Monitor::Member* Monitor::member_at_stream(uint32_t stream) {
+  for (auto& [id, m] : members_)
+    if (m->stream == stream && m->phase != Member::Phase::kEnded) return m.get();
+  return nullptr;
+}
+
+void Monitor::update_member(const Member& m,
+                            const std::function<void(state::ContainerState&)>& change) {
+  auto r = store_->update_container(m.id, [&](state::ContainerRecord& rec) {
+    change(rec.state);
+    return ok_status();
+  });
+  if (!r.ok()) log::warn("record state of " + m.id + ": " + r.error().to_string());
+}
+
+void Monitor::add_member(int fd, const std::string& id) {
+  auto reply = [&](int errnum, const std::string& message) {
+    if (auto it = clients_.find(fd); it != clients_.end())
+      it->second->ch.queue(type_code(ApiType::kResult), 0, reply_payload(errnum, message));
+  };
+  if (!sandbox())
+    return reply(EOPNOTSUPP, "container " + o_.id + "'s VM cannot take a pod's containers");
+  // Booted and set up is enough: a sandbox created and not started yet
+  // takes containers too.
+  if (!vm_ || vm_died_ || stop_requested_) return reply(ESRCH, "the pod's VM is not running");
+  if (members_.count(id)) return reply(EEXIST, "container " + id + " is in the pod already");
+  if (next_member_index_ >= protocol::kMaxContainers)
+    return reply(ENOSPC, "a pod's VM holds at most " +
+                             std::to_string(protocol::kMaxContainers - 1) + " containers");
+  auto record = store_->container(id);
+  if (!record.ok()) return reply(ENOENT, record.error().to_string());
+  auto config = runtime::config_from_json(record->config);
+  if (!config.ok()) return reply(EINVAL, config.error().to_string());
+  if (config->pod_role != runtime::kPodMember || config->pod_sandbox != o_.id)
+    return reply(EINVAL, "container " + id + " is not recorded as a member of this pod");
+  auto m = std::make_unique<Member>();
+  m->id = id;
+  m->config = std::move(*config);
+  auto rdir = runtime::RuntimeDir::create(o_.root, id);
+  if (!rdir.ok()) return reply(EIO, rdir.error().to_string());
+  m->rdir.emplace(std::move(*rdir));
+  auto listener = sys::listen_unix(runtime::monitor_socket_of(o_.root, id), 64, true);
+  if (!listener.ok()) return reply(EIO, listener.error().to_string());
+  m->listener = std::move(*listener);
+  if (auto log = runtime::LogWriter::open(runtime::container_dir(o_.root, id) + "/container.log");
+      log.ok())
+    m->log.emplace(std::move(*log));
+  m->index = next_member_index_++;
+  m->stream = next_stream_++;
+  m->limits = runtime::container_limits(m->config);
+  m->add_fd = fd;
+  // The pod's address is every container's (one network namespace).
+  std::vector<net::Ipv4> own;
+  if (netns_link_) own.push_back(netns_link_->address.address);
+  protocol::Setup setup = runtime::member_setup(
+      m->config, m->index, runtime::container_hosts(m->config.hostname, own, m->config.extra_hosts),
+      runtime::container_resolv_conf(std::nullopt, m->config.dns, m->config.dns_search,
+                                     m->config.dns_options));
+  if (auto s = vm_->agent().send_message(MsgType::kSetup, m->stream, setup); !s.ok())
+    return reply(EIO, "guest unreachable");
+  log::info("adding container " + id + " to the pod as container " + std::to_string(m->index));
+  members_.emplace(id, std::move(m));
+}
+
+void Monitor::end_member(Member& m, const protocol::Exit& exit, const std::string& error,
+                         int start_errnum) {
+  if (m.phase == Member::Phase::kEnded) return;
+  bool started = m.phase == Member::Phase::kRunning;
+  m.phase = Member::Phase::kEnded;
+  m.exit = exit;
+  m.kill_at.reset();
+  // Also while its Setup is on the way: the guest takes frames in order, so
+  // this undoes it (and is ignored if the Setup failed).
+  if (vm_)
+    (void)vm_->agent().send_message(MsgType::kRemoveContainer, 0,
+                                    protocol::RemoveContainer{m.index});
+  if (m.log) (void)m.log->flush();
+  int code = exit.signal ? 128 + exit.signal : exit.code;
+  update_member(m, [&](state::ContainerState& s) {
+    s.status = state::RunState::kExited;
+    s.exit_code = code;
+    s.finished = state::now_ns();
+    s.error = error;
+    s.oom_killed = exit.oom_killed != 0;
+    s.monitor_pid = 0;
+  });
+  for (int fd : m.stop_waiters)
+    if (auto it = clients_.find(fd); it != clients_.end())
+      it->second->ch.queue(type_code(ApiType::kResult), 0, reply_payload(0, ""));
+  m.stop_waiters.clear();
+  // Gone before its clients hear of the end, as a monitor's own runtime
+  // directory is: whoever waits for the container to go finds it gone.
+  m.listener.reset();
+  m.rdir.reset();
+  for (auto& [fd, c] : clients_) {
+    if (c->member != m.id || !c->attached) continue;
+    // A relay waits for the start before anything else, as for a monitor's
+    // own container that ends unstarted.
+    if (!started)
+      c->ch.queue(type_code(ApiType::kStarted), kMainStream,
+                  reply_payload(start_errnum, error.empty() ? "the container ended" : error));
+    c->ch.queue(type_code(MsgType::kExit), kMainStream, protocol::encode(exit));
+  }
+  log::info("container " + m.id + " of the pod ended (" + std::to_string(code) + ")");
+}
+
+void Monitor::handle_member_frame(int fd, Client& c, Member& m, Frame& f) {
+  uint16_t type = f.header.type;
+  uint32_t stream = f.header.stream;
+  using Phase = Member::Phase;
+  auto reply = [&](int errnum, const std::string& message) {
+    c.ch.queue(type_code(ApiType::kResult), 0, reply_payload(errnum, message));
+  };
+  bool running = m.phase == Phase::kRunning && vm_;
+  auto to_guest = [&](MsgType t, std::span<const uint8_t> payload) {
+    if (running) (void)vm_->agent().send(t, m.stream, payload);
+  };
+  if (type == type_code(ApiType::kAttach) && stream == kMainStream) {
+    Attach a;
+    if (!decode(f.payload, a)) return drop_client(fd);
+    c.attached = true;
+    c.output = a.output;
+    if (a.stdin && m.config.open_stdin && m.stdin_client < 0) m.stdin_client = fd;
+    if (m.phase == Phase::kRunning)
+      c.ch.queue(type_code(ApiType::kStarted), kMainStream, reply_payload(0, "", m.pid));
+    // Connected just before the end: it hears it now.
+    if (m.phase == Phase::kEnded) {
+      c.ch.queue(type_code(ApiType::kStarted), kMainStream, reply_payload(EIO, "it has ended"));
+      c.ch.queue(type_code(MsgType::kExit), kMainStream, protocol::encode(m.exit));
+    }
+    return;
+  }
+  if (type == type_code(ApiType::kStart) && stream == 0) {
+    if (m.phase != Phase::kHeld || !vm_)
+      return reply(EALREADY, "the container was not waiting to start");
+    protocol::Spawn spawn = runtime::main_spawn(m.config, m.pending_size.rows, m.pending_size.cols);
+    spawn.container = m.index;
+    if (!vm_->agent().send_message(MsgType::kSpawn, m.stream, spawn).ok())
+      return reply(EIO, "guest unreachable");
+    m.phase = Phase::kStarting;
+    return reply(0, "");
+  }
+  if (type == type_code(ApiType::kStop) && stream == 0) {
+    Stop st;
+    if (!decode(f.payload, st)) return drop_client(fd);
+    if (m.phase == Phase::kEnded) return reply(0, "");
+    if (m.phase == Phase::kSettingUp || m.phase == Phase::kHeld) {
+      m.stop_waiters.push_back(fd);
+      return end_member(m, protocol::Exit{137, 0}, "stopped before it started");
+    }
+    m.stop_waiters.push_back(fd);
+    int sig = st.signal > 0 ? st.signal : m.config.stop_signal;
+    int secs = st.timeout >= 0 ? st.timeout : m.config.stop_timeout;
+    if (vm_) (void)vm_->agent().send_message(MsgType::kSignal, m.stream, protocol::Signal{sig});
+    auto at = Clock::now() + std::chrono::seconds(sig == SIGKILL ? 0 : secs);
+    if (!m.kill_at || at < *m.kill_at) m.kill_at = at;
+    return;
+  }
+  if (type == type_code(ApiType::kKill) && stream == 0) {
+    protocol::Signal sig;
+    if (!protocol::decode(f.payload, sig) || sig.signo <= 0 || sig.signo >= 65)
+      return reply(EINVAL, "invalid signal");
+    if (m.phase != Phase::kRunning && m.phase != Phase::kStarting)
+      return reply(ESRCH, "container is not running");
+    if (vm_) (void)vm_->agent().send(MsgType::kSignal, m.stream, f.payload);
+    return reply(0, "");
+  }
+  if (type == type_code(ApiType::kPause) && stream == 0)
+    return reply(EOPNOTSUPP,
+                 "a container of a pod shares the pod's VM: pause the pod's sandbox instead");
+  if (type == type_code(ApiType::kUpdate) && stream == 0) {
+    Limits l;
+    if (!decode(f.payload, l)) return drop_client(fd);
+    if (!running) return reply(ESRCH, "container is not running");
+    const protocol::Update* base = &m.limits;
+    for (const auto& w : update_waiters_)
+      if (w.member == m.id) base = &w.limits;
+    // Up to what the pod's VM has for its containers (the sandbox's limit).
+    auto merged = merge_limits(*base, l, config_.memory_bytes, config_.cpus);
+    if (!merged.ok()) return reply(EINVAL, merged.error().message());
+    merged->container = m.index;
+    if (!vm_->agent().send_message(MsgType::kUpdate, 0, *merged).ok())
+      return reply(EIO, "guest unreachable");
+    update_waiters_.push_back({fd, *merged, m.id});
+    return;
+  }
+  if (type == type_code(MsgType::kStats) && stream == 0) {
+    if (!running) return reply(ESRCH, "container is not running");
+    if (!vm_->agent().send_message(MsgType::kStats, 0, protocol::StatsRequest{m.index}).ok())
+      return reply(EIO, "guest unreachable");
+    stats_waiters_.push_back(fd);
+    return;
+  }
+  if (stream == kMainStream) {
+    if (type == type_code(MsgType::kStdin)) {
+      if (fd == m.stdin_client) to_guest(MsgType::kStdin, f.payload);
+    } else if (type == type_code(MsgType::kSignal) || type == type_code(MsgType::kResize)) {
+      protocol::Resize size;
+      if (type == type_code(MsgType::kResize) && protocol::decode(f.payload, size))
+        m.pending_size = size;
+      to_guest(static_cast<MsgType>(type), f.payload);
+    }
+    return;
+  }
+  if (stream < 2) return drop_client(fd);
+  if (type == type_code(MsgType::kSpawn)) {
+    protocol::Spawn spawn;
+    if (!protocol::decode(f.payload, spawn)) return drop_client(fd);
+    if (!running) {
+      c.ch.queue(type_code(MsgType::kSpawnResult), stream,
+                 reply_payload(ESRCH, "container is not running"));
+      return;
+    }
+    spawn.container = m.index;
+    uint32_t g = next_stream_++;
+    routes_[g] = Route{fd, stream};
+    if (!vm_->agent().send_message(MsgType::kSpawn, g, spawn).ok())
+      c.ch.queue(type_code(MsgType::kSpawnResult), stream, reply_payload(EIO, "guest unreachable"));
+    return;
+  }
+  if (type == type_code(MsgType::kCopyOut) || type == type_code(MsgType::kCopyIn)) {
+    c.ch.queue(type_code(MsgType::kSpawnResult), stream,
+               reply_payload(EOPNOTSUPP, "copying files of a pod's container is not supported"));
+    return;
+  }
+  if (type == type_code(MsgType::kStdin) || type == type_code(MsgType::kSignal) ||
+      type == type_code(MsgType::kResize))
+    return forward_to_exec(fd, f);
+  drop_client(fd);
+}
+
+bool Monitor::handle_member_guest_frame(Frame& f) {
+  Member* m = member_at_stream(f.header.stream);
+  if (!m) return false;
+  auto type = static_cast<MsgType>(f.header.type);
+  using Phase = Member::Phase;
+  auto answer_add = [&](int errnum, const std::string& message) {
+    if (auto it = clients_.find(m->add_fd); it != clients_.end())
+      it->second->ch.queue(type_code(ApiType::kResult), 0, reply_payload(errnum, message));
+    m->add_fd = -1;
+  };
+  switch (type) {
+    case MsgType::kSetupResult: {
+      if (m->phase != Phase::kSettingUp) break;
+      auto r = agent::decode_as<protocol::Reply>(f);
+      if (!r.ok() || r->errnum != 0) {
+        std::string why = r.ok() ? r->message : "malformed answer from the guest";
+        answer_add(r.ok() ? r->errnum : EIO, "set up container in the pod's VM: " + why);
+        end_member(*m, protocol::Exit{125, 0}, why);
+        break;
+      }
+      m->phase = Phase::kHeld;
+      answer_add(0, "");
+      break;
+    }
+    case MsgType::kSpawnResult: {
+      if (m->phase != Phase::kStarting) break;
+      auto r = agent::decode_as<protocol::Reply>(f);
+      if (!r.ok() || r->errnum != 0) {
+        std::string why = r.ok() ? r->message : "malformed answer from the guest";
+        int errnum = r.ok() ? r->errnum : EIO;
+        int code = runtime::exec_failure_code(errnum);
+        end_member(*m, protocol::Exit{code ? code : 125, 0}, why, errnum);
+        break;
+      }
+      m->phase = Phase::kRunning;
+      m->pid = r->pid;
+      update_member(*m, [](state::ContainerState& s) {
+        s.status = state::RunState::kRunning;
+        s.started = state::now_ns();
+        s.monitor_pid = 0;  // the sandbox's monitor: never to be killed for this one
+      });
+      for (auto& [fd, c] : clients_)
+        if (c->member == m->id && c->attached)
+          c->ch.queue(type_code(ApiType::kStarted), kMainStream, reply_payload(0, "", m->pid));
+      break;
+    }
+    case MsgType::kStdout:
+    case MsgType::kStderr: {
+      if (m->log) {
+        auto which =
+            type == MsgType::kStdout ? runtime::LogStream::kStdout : runtime::LogStream::kStderr;
+        std::string_view data(reinterpret_cast<const char*>(f.payload.data()), f.payload.size());
+        (void)m->log->write(which, data);
+      }
+      for (auto& [fd, c] : clients_)
+        if (c->member == m->id && c->attached && c->output)
+          c->ch.queue(f.header.type, kMainStream, f.payload);
+      break;
+    }
+    case MsgType::kStdinAck:
+      if (auto it = clients_.find(m->stdin_client); it != clients_.end())
+        it->second->ch.queue(f.header.type, kMainStream, f.payload);
+      break;
+    case MsgType::kExit: {
+      auto e = agent::decode_as<protocol::Exit>(f);
+      end_member(*m, e.ok() ? *e : protocol::Exit{255, 0}, "");
+      break;
+    }
+    default:
+      break;
+  }
+  return true;
 }
 
 void Monitor::serve(std::chrono::milliseconds timeout) {
@@ -1017,6 +1423,16 @@ void Monitor::serve(std::chrono::milliseconds timeout) {
     main_running_ = false;
     force_at_.reset();
     return;
+  }
+  for (auto& [id, m] : members_) {
+    if (m->kill_at && now >= *m->kill_at && m->phase == Member::Phase::kRunning && vm_) {
+      log::info("stop timeout of " + id + ": sending SIGKILL");
+      (void)vm_->agent().send_message(MsgType::kSignal, m->stream, protocol::Signal{SIGKILL});
+      m->kill_at.reset();
+    }
+    if (m->kill_at)
+      timeout = std::min(
+          timeout, std::chrono::duration_cast<std::chrono::milliseconds>(*m->kill_at - now + 1ms));
   }
   for (auto at : {kill_at_, force_at_})
     if (at)
@@ -1061,6 +1477,13 @@ void Monitor::serve(std::chrono::milliseconds timeout) {
     p.push_back({fd, static_cast<short>(POLLIN | (c->ch.queued() ? POLLOUT : 0)), 0});
     fds.push_back(fd);
   }
+  // The sockets of a pod's containers.
+  std::vector<std::string> member_listeners;
+  for (auto& [id, m] : members_)
+    if (m->listener) {
+      p.push_back({m->listener.get(), POLLIN, 0});
+      member_listeners.push_back(id);
+    }
   int n = ::poll(p.data(), p.size(), static_cast<int>(std::max<int64_t>(timeout.count(), 0)));
   if (n < 0 && errno != EINTR) {
     log::warn(Error::from_errno(errno, "poll").to_string());
@@ -1111,6 +1534,19 @@ void Monitor::serve(std::chrono::milliseconds timeout) {
     if (c.ch.queued() > kMaxQueued && !has_routes) {
       log::warn("dropping a client that does not read its output");
       drop_client(fd);
+    }
+  }
+  for (size_t i = 0; i < member_listeners.size(); ++i) {
+    if (!p[4 + fds.size() + i].revents) continue;
+    auto it = members_.find(member_listeners[i]);
+    if (it == members_.end() || !it->second->listener) continue;
+    while (true) {
+      int fd =
+          ::accept4(it->second->listener.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (fd < 0) break;
+      auto c = std::make_unique<Client>(Channel(UniqueFd(fd)));
+      c->member = it->first;
+      clients_.emplace(fd, std::move(c));
     }
   }
 }

@@ -296,7 +296,7 @@ std::string features_json() {
         {"seccomp", {{"enabled", false}}},
         {"apparmor", {{"enabled", false}}},
         {"selinux", {{"enabled", false}}}}},
-      {"annotations", {{"io.vessel.vm", "one VM per container (QEMU microvm)"}}},
+      {"annotations", {{"io.vessel.vm", "one VM per container, or per pod (QEMU microvm)"}}},
   };
   return j.dump(2);
 }
@@ -327,6 +327,8 @@ Result<State> Runtime::load(const std::string& id) {
   s.created = j.value("created", "");
   s.vessel_id = j.value("vessel_id", "");
   s.paused = j.value("paused", false);
+  s.pod_dir = j.value("pod_dir", "");
+  s.sandbox = j.value("sandbox", false);
   if (j.contains("annotations") && j["annotations"].is_object())
     for (auto it = j["annotations"].begin(); it != j["annotations"].end(); ++it)
       if (it.value().is_string()) s.annotations[it.key()] = it.value().get<std::string>();
@@ -336,7 +338,7 @@ Result<State> Runtime::load(const std::string& id) {
 Status Runtime::save(const State& s) {
   Json j = {{"bundle", s.bundle},   {"rootfs", s.rootfs},       {"pid", s.pid},
             {"created", s.created}, {"vessel_id", s.vessel_id}, {"annotations", s.annotations},
-            {"paused", s.paused}};
+            {"paused", s.paused},   {"pod_dir", s.pod_dir},     {"sandbox", s.sandbox}};
   return sys::write_file_atomic(dir(s.id) + "/state.json", j.dump(), 0600);
 }
 
@@ -353,13 +355,11 @@ Status Runtime::create(const std::string& id, const CreateOptions& o) {
   VESSEL_ASSIGN_OR_RETURN(Spec spec, parse_spec(*text, bundle));
   for (const auto& i : spec.ignored)
     log::debug("ignored: " + i);
-  // A CRI pod's sandbox ("pause") container only holds the namespaces: its
-  // VM does not take the pod's interface, which the pod's container joins.
-  auto type = spec.annotations.find("io.kubernetes.cri.container-type");
-  if (type == spec.annotations.end())
-    type = spec.annotations.find("io.kubernetes.cri-o.ContainerType");
-  bool sandbox = type != spec.annotations.end() && type->second == "sandbox";
-  if (!spec.netns_path.empty() && !sandbox) {
+  // A CRI pod: its sandbox ("pause") boots the pod's VM, which takes the
+  // pod's network; its containers join that VM.
+  const PodAnnotations& pod = spec.pod;
+  bool member = !pod.sandbox_id.empty();
+  if (!spec.netns_path.empty() && !member) {
     // A namespace with only lo is what the VM has anyway. One that CNI
     // configured has one interface: the VM's NIC is joined to it (the
     // monitor does it, net/netns_link.h). Another VM's tap there counts as
@@ -383,38 +383,103 @@ Status Runtime::create(const std::string& id, const CreateOptions& o) {
     return Error::from_errno(errno, "mkdir '" + dir(id) + "'");
   }
   std::optional<containers::ContainerRecord> record;
+  State s;
+  s.id = id;
+  s.bundle = bundle;
+  s.annotations = spec.annotations;
+  s.sandbox = !member;
+  bool pod_dir_made = false;
   auto undo = [&](Error e) -> Status {
     if (record) (void)cs_->remove(*record, true);
+    if (member && !s.pod_dir.empty()) (void)runtime::unbind_from_pod(s.pod_dir, id);
+    if (pod_dir_made) (void)runtime::remove_pod_dir(s.pod_dir);
     (void)sys::remove_tree(dir(id));
     return e;
   };
 
   runtime::ContainerConfig& c = spec.config;
+  s.rootfs = c.rootfs;
   auto assets = runtime::find_guest_assets(std::nullopt);
   if (!assets.ok()) return undo(assets.error());
   c.kernel = assets->kernel;
   c.initrd = assets->initrd;
   if (const char* a = ::getenv("VESSEL_ACCEL"); a && *a && std::string(a) != "auto") c.accel = a;
   c.open_stdin = true;  // the relay forwards what the caller gives, EOF included
+  std::optional<containers::ContainerRecord> sandbox;
+  if (!member) {
+    // A VM that can be a pod's: its one root share is a pod directory,
+    // where each container's root is bound (its own too), so that a
+    // container created later (Podman's pod containers name their infra
+    // container, a CRI's name their sandbox) can join it. A CRI sandbox
+    // runs no process: its mounts serve nothing, and its memory is a
+    // ceiling for the containers to come.
+    if (pod.sandbox) {
+      auto memory = pod_memory(spec.annotations);
+      if (!memory.ok()) return undo(memory.error());
+      c.memory_bytes = *memory;
+      c.no_process = true;
+      c.mounts.clear();
+    }
+    c.pod_role = runtime::kPodSandbox;
+    c.pod_dir = id;
+    s.pod_dir = dir(id) + "/pod";
+    if (auto st = runtime::make_pod_dir(s.pod_dir); !st.ok()) return undo(st.error());
+    pod_dir_made = true;
+    if (auto st = runtime::bind_into_pod(c, s.pod_dir, cs_->root(), false); !st.ok())
+      return undo(st.error().wrap("bind the root into the pod directory"));
+    c.rootfs = s.pod_dir;
+  } else if (member) {
+    auto sandbox_state = load(pod.sandbox_id);
+    if (!sandbox_state.ok() || !sandbox_state->sandbox)
+      return undo(Error(ErrorCode::kNotFound,
+                        "annotations: the pod's sandbox '" + pod.sandbox_id +
+                            "' is not a container of this runtime root that can take a pod's "
+                            "(create it first)"));
+    auto found = cs_->find(sandbox_state->vessel_id);
+    if (!found.ok()) return undo(found.error().wrap("the pod's sandbox '" + pod.sandbox_id + "'"));
+    sandbox = *found;
+    auto pod_config = runtime::config_from_json(sandbox->config);
+    if (!pod_config.ok()) return undo(pod_config.error());
+    if (c.memory_bytes > pod_config->memory_bytes)
+      return undo(Error(ErrorCode::kInvalidArgument,
+                        "linux.resources.memory.limit: " + std::to_string(c.memory_bytes >> 20) +
+                            " MiB is above the pod VM's " +
+                            std::to_string(pod_config->memory_bytes >> 20) + " MiB"));
+    c.pod_role = runtime::kPodMember;
+    c.pod_sandbox = sandbox->id;
+    c.pod_dir = id;
+    s.pod_dir = sandbox_state->pod_dir;
+  }
   auto created = cs_->create(c, id, {{networks::kNoNetwork, "", "", {}}});
   if (!created.ok()) return undo(created.error());
   record = *created;
 
-  State s;
-  s.id = id;
-  s.bundle = bundle;
-  s.rootfs = c.rootfs;
   s.vessel_id = record->id;
-  s.annotations = spec.annotations;
   s.created = rfc3339(record->created);
   if (auto st = save(s); !st.ok()) return undo(st.error());
 
-  auto launch = monitor::launch_held(cs_->root(), record->id, o.debug);
-  if (!launch.ok()) return undo(launch.error());
-  if (auto st = monitor::wait_held(*launch, std::chrono::seconds(c.boot_timeout_seconds + 60));
-      !st.ok())
-    return undo(st.error());
-  launch->ready.reset();
+  if (member) {
+    // Its root and mounts into the pod directory, whence they propagate to
+    // the sandbox's virtiofsd; then the sandbox's monitor sets it up in
+    // the pod's VM and serves it on its socket.
+    if (auto st = runtime::bind_into_pod(c, s.pod_dir, cs_->root(), true); !st.ok())
+      return undo(st.error().wrap("bind the container's root into the pod directory"));
+    auto ch = cs_->connect(*sandbox);
+    if (!ch.ok())
+      return undo(Error(ErrorCode::kFailedPrecondition,
+                        "the pod's sandbox '" + pod.sandbox_id + "' is not running"));
+    auto payload = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(record->id.data()),
+                                            record->id.size());
+    if (auto st = monitor::request(*ch, monitor::ApiType::kAddContainer, payload, 120s); !st.ok())
+      return undo(st.error().wrap("add container '" + id + "' to its pod"));
+  } else {
+    auto launch = monitor::launch_held(cs_->root(), record->id, o.debug);
+    if (!launch.ok()) return undo(launch.error());
+    if (auto st = monitor::wait_held(*launch, std::chrono::seconds(c.boot_timeout_seconds + 60));
+        !st.ok())
+      return undo(st.error());
+    launch->ready.reset();
+  }
 
   std::optional<Pty> pty;
   if (spec.process.terminal) {
@@ -536,6 +601,11 @@ Status Runtime::remove(const std::string& id, bool force) {
     else if (r.error().code() != ErrorCode::kNotFound)
       return r.error();
   }
+  // A pod's container leaves the pod directory; the sandbox takes it away
+  // (with anything its containers left there: their VM is off).
+  if (!s.pod_dir.empty())
+    VESSEL_TRY(s.sandbox ? runtime::remove_pod_dir(s.pod_dir)
+                         : runtime::unbind_from_pod(s.pod_dir, id));
   // The relay ends with the container; reap nothing here (it is the
   // caller's child, not ours).
   return sys::remove_tree(dir(id));

@@ -44,6 +44,10 @@ struct State {
   std::string created;  // RFC 3339
   std::string vessel_id;
   bool paused = false;  // pause was asked (the VM's vCPUs are stopped)
+  /// A pod's sandbox or container: the pod directory on the host (the
+  /// sandbox's, which its VM shares); "" for a container with a VM alone.
+  std::string pod_dir;
+  bool sandbox = false;  // this container's VM can take a pod's containers
 };
 
 /// runtime-spec's state JSON (ociVersion, id, status, pid, bundle,
@@ -73,6 +77,10 @@ class Runtime {
   /// Creates container `id` from `options.bundle` and returns once its VM is
   /// booted and set up and its process is held; writes --pid-file. Errors
   /// name the spec's field; nothing is left behind on failure.
+  /// Pods: every container but a pod's is a VM that can take the pod's
+  /// other containers (its root reaches the VM through a pod directory);
+  /// a CRI sandbox (its annotations say so) runs no process; a container
+  /// whose annotations name a sandbox is added to the sandbox's VM.
   Status create(const std::string& id, const CreateOptions& options);
   /// Lets the held process run; fails unless the container is "created".
   Status start(const std::string& id);

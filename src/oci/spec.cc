@@ -399,7 +399,11 @@ Status map_mounts(const Json& root, Spec& spec) {
   return ok_status();
 }
 
-Status map_linux(const Json& root, Spec& spec) {
+struct JoinedNamespace {
+  std::string field, type, path;
+};
+
+Status map_linux(const Json& root, Spec& spec, std::vector<JoinedNamespace>& joined) {
   VESSEL_ASSIGN_OR_RETURN(const Json* lx, get_object(root, "linux", ""));
   if (!lx) return ok_status();
   const std::string lp = "linux";
@@ -417,10 +421,10 @@ Status map_linux(const Json& root, Spec& spec) {
       } else if (type == "pid" || type == "ipc" || type == "uts" || type == "mount" ||
                  type == "cgroup") {
         // The VM is all of these, of the container's own. Joining another
-        // container's (a path) would need the same VM.
-        if (!path.empty())
-          return field_error(np, "joining an existing " + type + " namespace ('" + path +
-                                     "') is not supported: each container has its own VM");
+        // container's (a path) needs the same VM: a pod's containers join
+        // their sandbox's pid, ipc and uts (checked once the annotations
+        // are read).
+        if (!path.empty()) joined.push_back({np, type, path});
       } else if (type == "user") {
         return field_error(np, "user namespaces are not supported");
       } else if (type == "time") {
@@ -538,7 +542,8 @@ Result<Spec> parse_spec_text(std::string_view json, const std::string& bundle) {
   if (!domain.empty()) return field_error("domainname", "not supported");
 
   VESSEL_TRY(map_mounts(j, spec));
-  VESSEL_TRY(map_linux(j, spec));
+  std::vector<JoinedNamespace> joined;
+  VESSEL_TRY(map_linux(j, spec, joined));
 
   VESSEL_ASSIGN_OR_RETURN(const Json* hooks, get_object(j, "hooks", ""));
   if (hooks)
@@ -555,11 +560,51 @@ Result<Spec> parse_spec_text(std::string_view json, const std::string& bundle) {
   }
   for (const char* k : {"windows", "solaris", "vm", "zos"})
     if (find(j, k)) return field_error(k, "not supported on Linux");
+  spec.pod = pod_annotations(spec.annotations);
+  for (const auto& n : joined) {
+    bool pod_shares = n.type == "pid" || n.type == "ipc" || n.type == "uts";
+    if (spec.pod.sandbox_id.empty() || !pod_shares)
+      return field_error(n.field, "joining an existing " + n.type + " namespace ('" + n.path +
+                                      "') is not supported: each container has its own VM" +
+                                      (pod_shares ? " (or its pod's)" : ""));
+  }
 
   // The network is the VM's own: lo only (see the runtime for a path).
   c.network_mode = "none";
   c.labels = spec.annotations;
   return spec;
+}
+
+PodAnnotations pod_annotations(const std::map<std::string, std::string>& a) {
+  auto get = [&](const char* cri, const char* crio) -> std::string {
+    if (auto it = a.find(cri); it != a.end()) return it->second;
+    if (auto it = a.find(crio); it != a.end()) return it->second;
+    return "";
+  };
+  PodAnnotations p;
+  std::string type = get("io.kubernetes.cri.container-type", "io.kubernetes.cri-o.ContainerType");
+  p.sandbox = type == "sandbox";
+  // containerd names the sandbox as its own sandbox: that is no member.
+  if (!p.sandbox)
+    p.sandbox_id = get("io.kubernetes.cri.sandbox-id", "io.kubernetes.cri-o.SandboxID");
+  return p;
+}
+
+Result<uint64_t> pod_memory(const std::map<std::string, std::string>& a) {
+  for (const char* key : {"io.vessel.pod-memory", "io.kubernetes.cri.sandbox-memory"}) {
+    auto it = a.find(key);
+    if (it == a.end()) continue;
+    auto v = parse_u64(it->second);
+    if (!v)
+      return field_error(std::string("annotations.") + key,
+                         "'" + it->second + "' is not a number of bytes");
+    if (*v == 0) continue;  // the CRI's: the pod's containers set no limit
+    if (*v < (64ull << 20))
+      return field_error(std::string("annotations.") + key,
+                         "a pod's VM needs at least 64 MiB (got " + it->second + " bytes)");
+    return *v;
+  }
+  return kPodMemoryDefault;
 }
 
 Result<Spec> parse_spec(std::string_view json, const std::string& bundle) {

@@ -45,6 +45,28 @@ struct Process {
   std::vector<std::string> ignored;
 };
 
+/// What a container's annotations say of its pod (CRI: containerd's
+/// io.kubernetes.cri.*, CRI-O's io.kubernetes.cri-o.*; Podman passes
+/// CRI-O's to a pod's containers, not to its infra container).
+struct PodAnnotations {
+  /// The pod's sandbox (container-type "sandbox"): it boots the pod's VM
+  /// and runs no process.
+  bool sandbox = false;
+  /// A container of the pod (not its sandbox) whose sandbox this is.
+  std::string sandbox_id;
+};
+PodAnnotations pod_annotations(const std::map<std::string, std::string>& annotations);
+
+/// The memory of a CRI sandbox's VM, a ceiling for the pod's containers
+/// (created after it boots): `io.vessel.pod-memory` (bytes; a pod
+/// annotation containerd passes on when the runtime handler lists it in
+/// `pod_annotations`), else the CRI's `io.kubernetes.cri.sandbox-memory`
+/// (bytes, containerd 1.7: the pod's limits summed) when not 0, else
+/// kPodMemoryDefault. kInvalidArgument naming the annotation for a value
+/// that is not a number of bytes or is under 64 MiB.
+Result<uint64_t> pod_memory(const std::map<std::string, std::string>& annotations);
+inline constexpr uint64_t kPodMemoryDefault = 1ull << 30;
+
 /// A bundle's config.json, mapped.
 struct Spec {
   runtime::ContainerConfig config;  // rootfs, process, mounts, limits, hostname
@@ -53,6 +75,7 @@ struct Spec {
   /// linux.namespaces' network path: the namespace the container's network
   /// should be (CNI made it); "" when the spec asks for a new one.
   std::string netns_path;
+  PodAnnotations pod;
   /// Fields accepted without effect, "field: why", for the runtime's log.
   std::vector<std::string> ignored;
 };

@@ -246,6 +246,15 @@ TEST(Spec, ErrorsNameTheField) {
   j["linux"]["namespaces"] = Json::parse(R"([{"type": "ipc", "path": "/proc/1/ns/ipc"}])");
   EXPECT_EQ(error_of(j),
             "linux.namespaces[0]: joining an existing ipc namespace ('/proc/1/ns/ipc') is not "
+            "supported: each container has its own VM (or its pod's)");
+  // A pod's container joins its sandbox's pid, ipc and uts (Podman passes
+  // the infra container's), but no mount namespace.
+  j["annotations"] = Json::parse(
+      R"({"io.kubernetes.cri-o.ContainerType": "container", "io.kubernetes.cri-o.SandboxID": "infra"})");
+  EXPECT_EQ(error_of(j), "");
+  j["linux"]["namespaces"] = Json::parse(R"([{"type": "mount", "path": "/proc/1/ns/mnt"}])");
+  EXPECT_EQ(error_of(j),
+            "linux.namespaces[0]: joining an existing mount namespace ('/proc/1/ns/mnt') is not "
             "supported: each container has its own VM");
   j = minimal();
   j["linux"]["uidMappings"] = Json::parse(R"([{"containerID": 0, "hostID": 1000, "size": 1}])");
@@ -311,6 +320,44 @@ TEST(Spec, DefaultSpecParses) {
   auto s = parse_spec_text(default_spec(), "/b");
   ASSERT_TRUE(s.ok()) << s.error().to_string();
   EXPECT_EQ(s->config.argv, std::vector<std::string>{"sh"});
+}
+
+TEST(PodAnnotations, TheVmsMemory) {
+  EXPECT_EQ(*pod_memory({}), kPodMemoryDefault);
+  EXPECT_EQ(*pod_memory({{"io.kubernetes.cri.sandbox-memory", "0"}}), kPodMemoryDefault);
+  EXPECT_EQ(*pod_memory({{"io.kubernetes.cri.sandbox-memory", "268435456"}}), 256ull << 20);
+  // The operator's annotation wins over the CRI's sum.
+  EXPECT_EQ(*pod_memory({{"io.kubernetes.cri.sandbox-memory", "268435456"},
+                         {"io.vessel.pod-memory", "2147483648"}}),
+            2ull << 30);
+  auto bad = pod_memory({{"io.vessel.pod-memory", "2g"}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().to_string(),
+            "annotations.io.vessel.pod-memory: '2g' is not a number of bytes");
+  auto small = pod_memory({{"io.kubernetes.cri.sandbox-memory", "1048576"}});
+  ASSERT_FALSE(small.ok());
+  EXPECT_NE(small.error().to_string().find("at least 64 MiB"), std::string::npos);
+}
+
+TEST(PodAnnotations, SandboxAndMembers) {
+  EXPECT_TRUE(pod_annotations({{"io.kubernetes.cri.container-type", "sandbox"},
+                               {"io.kubernetes.cri.sandbox-id", "self"}})
+                  .sandbox);
+  EXPECT_EQ(pod_annotations({{"io.kubernetes.cri.container-type", "sandbox"},
+                             {"io.kubernetes.cri.sandbox-id", "self"}})
+                .sandbox_id,
+            "");
+  auto member = pod_annotations(
+      {{"io.kubernetes.cri.container-type", "container"}, {"io.kubernetes.cri.sandbox-id", "sb"}});
+  EXPECT_FALSE(member.sandbox);
+  EXPECT_EQ(member.sandbox_id, "sb");
+  // CRI-O's names, as Podman gives a pod's containers.
+  EXPECT_EQ(pod_annotations({{"io.kubernetes.cri-o.ContainerType", "container"},
+                             {"io.kubernetes.cri-o.SandboxID", "infra"}})
+                .sandbox_id,
+            "infra");
+  EXPECT_FALSE(pod_annotations({}).sandbox);
+  EXPECT_EQ(pod_annotations({}).sandbox_id, "");
 }
 
 }  // namespace

@@ -128,18 +128,32 @@ class Reader {
   bool ok_ = true;
 };
 
+/// A path that goes to mount(2): bounded, no NUL, no ".." component.
+bool clean_path(const std::string& path) {
+  if (path.size() > 4096 || path.find('\0') != std::string::npos) return false;
+  size_t pos = 0;
+  while (pos <= path.size()) {
+    size_t next = path.find('/', pos);
+    if (next == std::string::npos) next = path.size();
+    if (path.compare(pos, next - pos, "..") == 0 && next - pos == 2) return false;
+    pos = next + 1;
+  }
+  return true;
+}
+
 }  // namespace
 
 bool is_known_type(uint16_t type) {
   return type >= static_cast<uint16_t>(MsgType::kHello) &&
-         type <= static_cast<uint16_t>(MsgType::kUpdateResult);
+         type <= static_cast<uint16_t>(MsgType::kRemoveContainer);
 }
 
 const char* type_name(uint16_t type) {
   static const char* const kNames[] = {
-      "?",         "hello",        "setup",    "setup-result", "spawn",  "spawn-result", "stdin",
-      "stdin-ack", "stdout",       "stderr",   "signal",       "resize", "exit",         "poweroff",
-      "stats",     "stats-result", "copy-out", "copy-in",      "update", "update-result"};
+      "?",      "hello",         "setup",           "setup-result", "spawn",    "spawn-result",
+      "stdin",  "stdin-ack",     "stdout",          "stderr",       "signal",   "resize",
+      "exit",   "poweroff",      "stats",           "stats-result", "copy-out", "copy-in",
+      "update", "update-result", "remove-container"};
   return is_known_type(type) ? kNames[type] : "unknown";
 }
 
@@ -327,6 +341,8 @@ std::vector<uint8_t> encode(const Setup& m) {
     w.u8(rt.prefix_len);
     w.str(rt.gateway);
   }
+  w.u32(m.container);
+  w.str(m.rootfs_subpath);
   return w.take();
 }
 
@@ -415,21 +431,10 @@ bool decode(std::span<const uint8_t> p, Setup& out) {
       mt.options = r.str();
       // Paths go to mount(2): absolute target, relative subpath, no NUL,
       // no "..", bounded; a share needs its tag, a tmpfs has none.
-      auto clean = [](const std::string& path) {
-        if (path.size() > 4096 || path.find('\0') != std::string::npos) return false;
-        size_t pos = 0;
-        while (pos <= path.size()) {
-          size_t next = path.find('/', pos);
-          if (next == std::string::npos) next = path.size();
-          if (path.compare(pos, next - pos, "..") == 0 && next - pos == 2) return false;
-          pos = next + 1;
-        }
-        return true;
-      };
       bool kind_ok = (mt.kind == Mount::kVirtiofs && !mt.tag.empty() && mt.tag.size() <= 36) ||
                      (mt.kind == Mount::kTmpfs && mt.tag.empty() && mt.subpath.empty());
-      mounts_ok = mounts_ok && kind_ok && clean(mt.target) && !mt.target.empty() &&
-                  mt.target[0] == '/' && clean(mt.subpath) &&
+      mounts_ok = mounts_ok && kind_ok && clean_path(mt.target) && !mt.target.empty() &&
+                  mt.target[0] == '/' && clean_path(mt.subpath) &&
                   (mt.subpath.empty() || mt.subpath[0] != '/') && mt.options.size() <= 256 &&
                   mt.options.find('\0') == std::string::npos;
     }
@@ -505,10 +510,20 @@ bool decode(std::span<const uint8_t> p, Setup& out) {
                                (valid_user_name(out.user.name) && abs_path(out.user.home) &&
                                 abs_path(out.user.shell) && out.user.uid != 0));
   bool cpu_ok = cpu_max_ok(out.cpu_quota_usec, out.cpu_period_usec);
+  out.container = r.u32();
+  out.rootfs_subpath = r.str();
+  // A container added to a pod's VM has its root and mounts only: the
+  // network and a machine are the VM's, set up with container 0.
+  bool container_ok =
+      out.container < kMaxContainers &&
+      (out.container == 0 || (out.interfaces.empty() && out.addresses6.empty() &&
+                              out.routes.empty() && out.gateway == 0 && out.machine == 0));
+  bool subpath_ok = out.rootfs_subpath.empty() ||
+                    (virtiofs && clean_path(out.rootfs_subpath) && out.rootfs_subpath[0] != '/');
   // A hostname is at most 64 bytes (HOST_NAME_MAX), a tag at most 36 and a
   // virtio-blk serial 20. Exactly one kind of root; an upper needs a lower.
-  return r.ok() && machine_ok && out.hostname.size() <= 64 && virtiofs != image &&
-         out.rootfs_tag.size() <= 36 && out.lower_serial.size() <= 20 &&
+  return r.ok() && container_ok && subpath_ok && machine_ok && out.hostname.size() <= 64 &&
+         virtiofs != image && out.rootfs_tag.size() <= 36 && out.lower_serial.size() <= 20 &&
          out.upper_serial.size() <= 20 && (out.upper_serial.empty() || image) && cpu_ok &&
          mounts_ok && network_ok && out.memory_reclaim <= 1;
 }
@@ -538,6 +553,7 @@ std::vector<uint8_t> encode(const Spawn& m) {
        {caps.bounding, caps.effective, caps.permitted, caps.inheritable, caps.ambient})
     w.u64(set);
   w.u8(m.no_new_privileges);
+  w.u32(m.container);
   return w.take();
 }
 
@@ -579,6 +595,8 @@ bool decode(std::span<const uint8_t> p, Spawn& out) {
       has_caps == 1 || (has_caps == 0 && caps.bounding == 0 && caps.effective == 0 &&
                         caps.permitted == 0 && caps.inheritable == 0 && caps.ambient == 0);
   out.no_new_privileges = r.u8();
+  out.container = r.u32();
+  if (out.container >= kMaxContainers) return false;
   if (!caps_ok || out.no_new_privileges > 1) return false;
   if (!r.ok() || out.argv.empty() || out.argv[0].empty() || out.user.size() > 256) return false;
   // Strings handed to execve() and chdir() must not hold NUL bytes.
@@ -618,6 +636,7 @@ std::vector<uint8_t> encode(const Update& m) {
   w.u64(m.pids_limit);
   w.u32(m.cpu_quota_usec);
   w.u32(m.cpu_period_usec);
+  w.u32(m.container);
   return w.take();
 }
 
@@ -627,7 +646,36 @@ bool decode(std::span<const uint8_t> p, Update& out) {
   out.pids_limit = r.u64();
   out.cpu_quota_usec = r.u32();
   out.cpu_period_usec = r.u32();
-  return r.ok() && cpu_max_ok(out.cpu_quota_usec, out.cpu_period_usec);
+  out.container = r.u32();
+  return r.ok() && cpu_max_ok(out.cpu_quota_usec, out.cpu_period_usec) &&
+         out.container < kMaxContainers;
+}
+
+std::vector<uint8_t> encode(const StatsRequest& m) {
+  Writer w;
+  if (m.container == 0) return w.take();  // as before version 7
+  w.u32(m.container);
+  return w.take();
+}
+
+bool decode(std::span<const uint8_t> p, StatsRequest& out) {
+  out.container = 0;
+  if (p.empty()) return true;
+  Reader r(p);
+  out.container = r.u32();
+  return r.ok() && out.container < kMaxContainers;
+}
+
+std::vector<uint8_t> encode(const RemoveContainer& m) {
+  Writer w;
+  w.u32(m.container);
+  return w.take();
+}
+
+bool decode(std::span<const uint8_t> p, RemoveContainer& out) {
+  Reader r(p);
+  out.container = r.u32();
+  return r.ok() && out.container > 0 && out.container < kMaxContainers;
 }
 
 bool decode(std::span<const uint8_t> p, Ack& out) {

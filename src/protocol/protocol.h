@@ -35,7 +35,10 @@ namespace vessel::protocol {
 /// Stats.host_vm_rss.
 /// 6: Spawn.capabilities and Spawn.no_new_privileges; Update and UpdateResult;
 /// Setup.addresses6 and Setup.routes.
-inline constexpr uint32_t kVersion = 6;
+/// 7: pods: Setup.container and Setup.rootfs_subpath (a second Setup adds a
+/// container to the VM), Spawn.container, Update.container, a Stats payload
+/// naming the container, RemoveContainer.
+inline constexpr uint32_t kVersion = 7;
 /// Name of the virtio-serial port the guest serves on.
 inline constexpr std::string_view kPortName = "vessel.agent";
 
@@ -55,26 +58,31 @@ inline constexpr uint32_t kMaxCpuPeriodUsec = 1000000;
 inline constexpr uint32_t kDefaultCpuPeriodUsec = 100000;
 
 enum class MsgType : uint16_t {
-  kHello = 1,          // guest->host, stream 0: Hello. The guest is ready.
-  kSetup = 2,          // host->guest, stream 0: Setup. Prepare the container root.
-  kSetupResult = 3,    // guest->host, stream 0: Reply.
-  kSpawn = 4,          // host->guest, stream N: Spawn. Start process N.
-  kSpawnResult = 5,    // guest->host, stream N: Reply (pid on success).
-  kStdin = 6,          // host->guest, stream N: raw bytes; empty payload = EOF.
-  kStdinAck = 7,       // guest->host, stream N: Ack. Bytes written to the process.
-  kStdout = 8,         // guest->host, stream N: raw bytes.
-  kStderr = 9,         // guest->host, stream N: raw bytes.
-  kSignal = 10,        // host->guest, stream N: Signal.
-  kResize = 11,        // host->guest, stream N: Resize.
-  kExit = 12,          // guest->host, stream N: Exit. Last message of stream N.
-  kPoweroff = 13,      // host->guest, stream 0: empty. Sync and power off.
-  kStats = 14,         // host->guest, stream 0: empty. Sample resource usage.
-  kStatsResult = 15,   // guest->host, stream 0: Stats, in answer to each kStats.
-  kCopyOut = 16,       // host->guest, stream N: CopyOut. A tar of a path as Stdout.
-  kCopyIn = 17,        // host->guest, stream N: CopyIn. Extract the tar sent as Stdin.
-  kUpdate = 18,        // host->guest, stream 0: Update. Change the container's limits.
-  kUpdateResult = 19,  // guest->host, stream 0: Reply, in answer to each kUpdate.
+  kHello = 1,             // guest->host, stream 0: Hello. The guest is ready.
+  kSetup = 2,             // host->guest, stream 0: Setup. Prepare the container root.
+  kSetupResult = 3,       // guest->host, the Setup's stream: Reply.
+  kSpawn = 4,             // host->guest, stream N: Spawn. Start process N.
+  kSpawnResult = 5,       // guest->host, stream N: Reply (pid on success).
+  kStdin = 6,             // host->guest, stream N: raw bytes; empty payload = EOF.
+  kStdinAck = 7,          // guest->host, stream N: Ack. Bytes written to the process.
+  kStdout = 8,            // guest->host, stream N: raw bytes.
+  kStderr = 9,            // guest->host, stream N: raw bytes.
+  kSignal = 10,           // host->guest, stream N: Signal.
+  kResize = 11,           // host->guest, stream N: Resize.
+  kExit = 12,             // guest->host, stream N: Exit. Last message of stream N.
+  kPoweroff = 13,         // host->guest, stream 0: empty. Sync and power off.
+  kStats = 14,            // host->guest, stream 0: StatsRequest. Sample usage.
+  kStatsResult = 15,      // guest->host, stream 0: Stats, in answer to each kStats.
+  kCopyOut = 16,          // host->guest, stream N: CopyOut. A tar of a path as Stdout.
+  kCopyIn = 17,           // host->guest, stream N: CopyIn. Extract the tar sent as Stdin.
+  kUpdate = 18,           // host->guest, stream 0: Update. Change the container's limits.
+  kUpdateResult = 19,     // guest->host, stream 0: Reply, in answer to each kUpdate.
+  kRemoveContainer = 20,  // host->guest, stream 0: RemoveContainer. No answer.
 };
+
+/// Containers of one VM (a pod): 0 is the first, set up with the VM;
+/// Setup with another number adds one.
+inline constexpr uint32_t kMaxContainers = 64;
 
 /// True for the types above.
 bool is_known_type(uint16_t type);
@@ -203,6 +211,15 @@ struct Setup {
   /// route via `gateway`: an on-link route first lets a later one (or the
   /// default route) use a gateway outside the interface's subnet.
   std::vector<Route> routes;
+  /// Which container of the VM this sets up (below kMaxContainers). 0: the
+  /// first, with the VM's network, hostname and idle reclaim; another adds
+  /// a container to a VM whose container 0 is set up (a pod): its own root,
+  /// mount namespace, cgroup and limits, no interfaces, routes, gateway or
+  /// machine, and the VM's hostname.
+  uint32_t container = 0;
+  /// With rootfs_tag: the root is this directory of the share (relative,
+  /// no ".."), not the whole share. "" = the share itself.
+  std::string rootfs_subpath;
 };
 
 /// One setrlimit(2) for a spawned process. `resource` is Linux's generic
@@ -267,6 +284,8 @@ struct Spawn {
   /// 1: PR_SET_NO_NEW_PRIVS before exec (setuid bits and file capabilities
   /// give nothing). 0 or 1.
   uint8_t no_new_privileges = 0;
+  /// The container of the VM the process runs in (Setup.container).
+  uint32_t container = 0;
 };
 
 /// Longest path in CopyOut and CopyIn (PATH_MAX), and longest archive name.
@@ -323,6 +342,19 @@ struct Update {
   uint64_t pids_limit = 0;          // pids.max
   uint32_t cpu_quota_usec = 0;      // cpu.max quota; 0 or at least kMinCpuPeriodUsec
   uint32_t cpu_period_usec = 0;     // cpu.max period; 0: kDefaultCpuPeriodUsec
+  uint32_t container = 0;           // whose cgroup (Setup.container)
+};
+
+/// The payload of Stats (host->guest): whose cgroup to sample. Container 0
+/// is an empty payload.
+struct StatsRequest {
+  uint32_t container = 0;
+};
+
+/// Ends a container added by Setup (not 0): its processes are killed, its
+/// root and mount namespace released, its cgroup removed once empty.
+struct RemoveContainer {
+  uint32_t container = 0;
 };
 
 /// Reply to Setup, Spawn and Update. errnum 0 is success.
@@ -397,6 +429,8 @@ std::vector<uint8_t> encode(const Stats& m);
 std::vector<uint8_t> encode(const CopyOut& m);
 std::vector<uint8_t> encode(const CopyIn& m);
 std::vector<uint8_t> encode(const Update& m);
+std::vector<uint8_t> encode(const StatsRequest& m);
+std::vector<uint8_t> encode(const RemoveContainer& m);
 
 /// Each returns false (leaving `out` unspecified) if the payload is short, a
 /// length or count exceeds its limit, or a field is invalid (Spawn with no
@@ -413,6 +447,10 @@ bool decode(std::span<const uint8_t> p, Stats& out);
 bool decode(std::span<const uint8_t> p, CopyOut& out);
 bool decode(std::span<const uint8_t> p, CopyIn& out);
 bool decode(std::span<const uint8_t> p, Update& out);
+/// An empty payload is container 0.
+bool decode(std::span<const uint8_t> p, StatsRequest& out);
+/// False for container 0 or one not below kMaxContainers.
+bool decode(std::span<const uint8_t> p, RemoveContainer& out);
 
 /// Reassembles frames from a byte stream. Feed it what arrives; take frames
 /// out with next(). A header announcing more than kMaxPayload puts it in the

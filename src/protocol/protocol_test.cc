@@ -137,9 +137,9 @@ TEST(ProtocolHeader, MakeFrameWritesHeaderThenPayload) {
 
 TEST(ProtocolTypes, KnownTypesAndNames) {
   EXPECT_FALSE(is_known_type(0));
-  for (uint16_t t = 1; t <= 19; ++t)
+  for (uint16_t t = 1; t <= 20; ++t)
     EXPECT_TRUE(is_known_type(t)) << t;
-  EXPECT_FALSE(is_known_type(20));
+  EXPECT_FALSE(is_known_type(21));
   EXPECT_FALSE(is_known_type(0xFFFF));
 
   EXPECT_STREQ(type_name(1), "hello");
@@ -154,7 +154,8 @@ TEST(ProtocolTypes, KnownTypesAndNames) {
   EXPECT_STREQ(type_name(static_cast<uint16_t>(MsgType::kCopyIn)), "copy-in");
   EXPECT_STREQ(type_name(0), "unknown");
   EXPECT_STREQ(type_name(static_cast<uint16_t>(MsgType::kUpdate)), "update");
-  EXPECT_STREQ(type_name(20), "unknown");
+  EXPECT_STREQ(type_name(20), "remove-container");
+  EXPECT_STREQ(type_name(21), "unknown");
   EXPECT_STREQ(type_name(0xFFFF), "unknown");
 }
 
@@ -210,8 +211,9 @@ TEST(ProtocolMessages, SetupRoundTrip) {
 // user (name, uid, gid, home, shell, create_home), an empty init and
 // memory_reclaim.
 constexpr size_t kMachineTail = 1 + 4 + 4 + 4 + 4 + 4 + 1 + 4 + 1;
-// Then two empty lists (version 6): addresses6 and routes.
-constexpr size_t kV6Tail = 4 + 4;
+// Then two empty lists (version 6): addresses6 and routes; and container 0
+// with an empty rootfs_subpath (version 7).
+constexpr size_t kV6Tail = 4 + 4 + 4 + 4;
 
 TEST(ProtocolMessages, SetupLimitsRoundTrip) {
   SetupMsg in;
@@ -541,8 +543,9 @@ TEST(ProtocolMessages, SpawnCapabilityFlagsAreChecked) {
   Spawn out;
   ASSERT_TRUE(decode(p, out));
   EXPECT_FALSE(out.capabilities.has_value());
-  // The payload ends with u8 has_caps, five u64 sets, u8 no_new_privileges.
-  const size_t has_caps = p.size() - 42, nnp = p.size() - 1;
+  // The payload ends with u8 has_caps, five u64 sets, u8 no_new_privileges
+  // and u32 container.
+  const size_t has_caps = p.size() - 46, nnp = p.size() - 5;
   std::vector<uint8_t> bad = p;
   bad[has_caps] = 2;
   EXPECT_FALSE(decode(bad, out));
@@ -578,7 +581,66 @@ TEST(ProtocolMessages, UpdateRoundTripAndBounds) {
   EXPECT_FALSE(decode(short_payload, out));
   EXPECT_STREQ(type_name(static_cast<uint16_t>(MsgType::kUpdateResult)), "update-result");
   EXPECT_TRUE(is_known_type(19));
-  EXPECT_FALSE(is_known_type(20));
+  EXPECT_TRUE(is_known_type(20));
+  EXPECT_FALSE(is_known_type(21));
+  Update of_two{1 << 30, 0, 0, 0, 2};
+  ASSERT_TRUE(decode(encode(of_two), out));
+  EXPECT_EQ(out.container, 2u);
+  EXPECT_FALSE(decode(encode(Update{0, 0, 0, 0, kMaxContainers}), out));
+}
+
+TEST(ProtocolMessages, PodContainersRoundTrip) {
+  protocol::Setup in;
+  in.rootfs_tag = "rootfs";
+  in.container = 3;
+  in.rootfs_subpath = "web/rootfs";
+  protocol::Setup out;
+  ASSERT_TRUE(decode(encode(in), out));
+  EXPECT_EQ(out.container, 3u);
+  EXPECT_EQ(out.rootfs_subpath, "web/rootfs");
+  // An added container has no network of its own, and its root stays in
+  // the share.
+  protocol::Setup bad = in;
+  bad.interfaces.push_back({"eth0", std::string(6, '\1'), 0x0a000002, 24, 0});
+  EXPECT_FALSE(decode(encode(bad), out));
+  bad = in;
+  bad.gateway = 0x0a000001;
+  EXPECT_FALSE(decode(encode(bad), out));
+  for (const char* subpath : {"../etc", "/abs", "a/../b"}) {
+    bad = in;
+    bad.rootfs_subpath = subpath;
+    EXPECT_FALSE(decode(encode(bad), out)) << subpath;
+  }
+  bad = in;
+  bad.container = kMaxContainers;
+  EXPECT_FALSE(decode(encode(bad), out));
+  bad = in;
+  bad.rootfs_tag.clear();
+  bad.lower_serial = "lower";  // a subpath is of a share, not a disk
+  EXPECT_FALSE(decode(encode(bad), out));
+
+  Spawn spawn;
+  spawn.argv = {"true"};
+  spawn.container = 3;
+  Spawn spawn_out;
+  ASSERT_TRUE(decode(encode(spawn), spawn_out));
+  EXPECT_EQ(spawn_out.container, 3u);
+  spawn.container = kMaxContainers;
+  EXPECT_FALSE(decode(encode(spawn), spawn_out));
+
+  StatsRequest stats;
+  ASSERT_TRUE(decode(std::span<const uint8_t>(), stats));  // empty: container 0
+  EXPECT_EQ(stats.container, 0u);
+  ASSERT_TRUE(decode(encode(StatsRequest{5}), stats));
+  EXPECT_EQ(stats.container, 5u);
+  EXPECT_FALSE(decode(encode(StatsRequest{kMaxContainers}), stats));
+
+  RemoveContainer remove;
+  ASSERT_TRUE(decode(encode(RemoveContainer{4}), remove));
+  EXPECT_EQ(remove.container, 4u);
+  EXPECT_FALSE(decode(encode(RemoveContainer{0}), remove));  // the VM's own: power off instead
+  EXPECT_FALSE(decode(std::span<const uint8_t>(), remove));
+  EXPECT_STREQ(type_name(static_cast<uint16_t>(MsgType::kRemoveContainer)), "remove-container");
 }
 
 TEST(ProtocolMessages, CapabilityNames) {
@@ -885,8 +947,8 @@ TEST(ProtocolMalformed, RlimitCountLiesRejected) {
   in.argv = {"true"};
   Bytes base = encode(in);
   // Drop the empty rlimits list and what follows it (has_caps, five sets,
-  // no_new_privileges), which with_items puts back.
-  base.resize(base.size() - 4 - 42);
+  // no_new_privileges, container), which with_items puts back.
+  base.resize(base.size() - 4 - 46);
 
   // A count beyond the bytes left: one item claimed, 19 of its 20 bytes.
   Bytes short_item = base;
@@ -904,7 +966,7 @@ TEST(ProtocolMalformed, RlimitCountLiesRejected) {
       put_u64(p, 1);
       put_u64(p, 2);
     }
-    p.insert(p.end(), 42, 0);
+    p.insert(p.end(), 46, 0);
     return p;
   };
   EXPECT_FALSE(decode(with_items(kMaxRlimits + 1), out));

@@ -189,6 +189,10 @@ std::string to_json(const ContainerConfig& c) {
       {"boot_timeout_seconds", c.boot_timeout_seconds},
       {"network_mode", c.network_mode},
       {"netns_path", c.netns_path},
+      {"pod_role", c.pod_role},
+      {"no_process", c.no_process},
+      {"pod_sandbox", c.pod_sandbox},
+      {"pod_dir", c.pod_dir},
       {"dns", c.dns},
       {"dns_search", c.dns_search},
       {"dns_options", c.dns_options},
@@ -265,6 +269,10 @@ Result<ContainerConfig> config_from_json(const std::string& text) {
     // Networking fields came later: absent in older configurations.
     c.network_mode = j.value("network_mode", std::string("default"));
     c.netns_path = j.value("netns_path", std::string());
+    c.pod_role = j.value("pod_role", std::string());  // pods came later
+    c.pod_sandbox = j.value("pod_sandbox", std::string());
+    c.no_process = j.value("no_process", false);
+    c.pod_dir = j.value("pod_dir", std::string());
     c.memory_reclaim = j.value("memory_reclaim", true);                 // came later
     c.memory_limit_bytes = j.value("memory_limit_bytes", uint64_t{0});  // came later
     c.dns = j.value("dns", std::vector<std::string>{});

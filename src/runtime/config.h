@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/error.h"
@@ -127,7 +128,27 @@ struct ContainerConfig {
   int boot_timeout_seconds = 60;
 
   MachineConfig machine;
+
+  // Pods (vessel-runtime: one VM per pod, docs/kubernetes.md).
+  /// "" (a container with a VM of its own), kPodSandbox (a VM that takes
+  /// a pod's other containers) or kPodMember (one of them).
+  std::string pod_role;
+  /// A CRI pod's sandbox: no process of its own (vessel-init stands for
+  /// pause); it runs until killed or until its VM stops.
+  bool no_process = false;
+  /// The pod's sandbox's Vessel id (a member: whose monitor runs its VM).
+  std::string pod_sandbox;
+  /// The container's directory in the pod's share, relative: its root is
+  /// <pod_dir>/rootfs there and its bind mounts and volumes <pod_dir>/m<i>
+  /// (the i-th of `mounts` that is not a tmpfs). A sandbox's `rootfs` is
+  /// the pod directory on the host, which the VM shares.
+  std::string pod_dir;
 };
+
+/// A container whose VM is its pod's: the others join it.
+inline constexpr std::string_view kPodSandbox = "sandbox";
+/// A container of a pod, in its sandbox's VM.
+inline constexpr std::string_view kPodMember = "member";
 
 /// Memory the VM has beyond the container's limit (guest kernel, init).
 inline constexpr uint64_t kGuestReserve = 64ull << 20;

@@ -89,6 +89,10 @@ TEST(ConfigJson, RoundTrips) {
   c.labels = {{"k", "v"}};
   c.restart = *parse_restart_policy("on-failure:2");
   c.stop_signal = 3;
+  c.pod_role = kPodMember;
+  c.pod_sandbox = "abc123";
+  c.pod_dir = "web";
+  c.no_process = true;
   auto back = config_from_json(to_json(c));
   ASSERT_TRUE(back.ok()) << back.error().to_string();
   EXPECT_EQ(back->argv, c.argv);
@@ -97,6 +101,10 @@ TEST(ConfigJson, RoundTrips) {
   EXPECT_EQ(back->labels.at("k"), "v");
   EXPECT_EQ(back->restart.max_retries, 2);
   EXPECT_EQ(back->stop_signal, 3);
+  EXPECT_EQ(back->pod_role, kPodMember);
+  EXPECT_EQ(back->pod_sandbox, "abc123");
+  EXPECT_EQ(back->pod_dir, "web");
+  EXPECT_TRUE(back->no_process);
   EXPECT_FALSE(config_from_json("{}").ok());
   EXPECT_FALSE(config_from_json("not json").ok());
 }

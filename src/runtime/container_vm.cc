@@ -314,6 +314,172 @@ sys::HostLimits host_limits(const ContainerConfig& c) {
   return {.memory_max = vm_memory_bytes(c) + kHostOverheadBytes, .pids_max = kHostPidsMax};
 }
 
+Status make_pod_dir(const std::string& dir) {
+  VESSEL_TRY(sys::make_dirs(dir, 0700));
+  if (::mount("vessel-pod", dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              "mode=0755,size=1m,nr_inodes=4096") != 0)
+    return Error::from_errno(errno, "mount tmpfs on '" + dir + "'");
+  if (::mount(nullptr, dir.c_str(), nullptr, MS_SHARED, nullptr) != 0) {
+    auto e = Error::from_errno(errno, "make '" + dir + "' shared");
+    ::umount2(dir.c_str(), MNT_DETACH);
+    return e;
+  }
+  return ok_status();
+}
+
+Status remove_pod_dir(const std::string& dir) {
+  if (dir.empty()) return Error(ErrorCode::kInvalidArgument, "no pod directory");
+  // MNT_DETACH takes the submounts too, here and where they propagated.
+  if (::umount2(dir.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT)
+    return Error::from_errno(errno, "unmount '" + dir + "'");
+  if (::rmdir(dir.c_str()) != 0 && errno != ENOENT)
+    return Error::from_errno(errno, "remove '" + dir + "'");
+  return ok_status();
+}
+
+namespace {
+
+// Binds `source` on `target` (made as an empty directory or file to match)
+// with its submounts. Read-only as a detached copy made read-only before it
+// is attached (open_tree, mount_setattr, move_mount): the mount propagates
+// to the pod's other namespaces as it is attached, and a read-only remount
+// afterwards would stay in this one.
+Status bind_propagating(const std::string& source, const std::string& target, bool read_only) {
+  struct stat st;
+  if (::stat(source.c_str(), &st) != 0) return Error::from_errno(errno, "'" + source + "'");
+  if (S_ISDIR(st.st_mode)) {
+    if (::mkdir(target.c_str(), 0755) != 0)
+      return Error::from_errno(errno, "mkdir '" + target + "'");
+  } else {
+    UniqueFd made(::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+    if (!made) return Error::from_errno(errno, "create '" + target + "'");
+  }
+  if (!read_only) {
+    if (::mount(source.c_str(), target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0)
+      return Error::from_errno(errno, "bind '" + source + "' on '" + target + "'");
+    return ok_status();
+  }
+  UniqueFd tree(static_cast<int>(
+      ::open_tree(AT_FDCWD, source.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE)));
+  if (!tree) return Error::from_errno(errno, "clone the mount of '" + source + "'");
+  mount_attr attr{};
+  attr.attr_set = MOUNT_ATTR_RDONLY;
+  if (::mount_setattr(tree.get(), "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) != 0)
+    return Error::from_errno(errno, "make '" + source + "' read-only");
+  if (::move_mount(tree.get(), "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0)
+    return Error::from_errno(errno, "bind '" + source + "' on '" + target + "'");
+  return ok_status();
+}
+
+// A mount as the guest gets it: a tmpfs whole, a share's without its tag
+// and subpath (where the caller serves it).
+protocol::Mount guest_mount(const MountSpec& m) {
+  protocol::Mount pm;
+  pm.target = m.target;
+  pm.read_only = m.read_only;
+  pm.kind =
+      m.type == MountSpec::Type::kTmpfs ? protocol::Mount::kTmpfs : protocol::Mount::kVirtiofs;
+  if (m.type == MountSpec::Type::kTmpfs) pm.options = m.options;
+  return pm;
+}
+
+// Setup's limits of the container cgroup.
+void set_limits(protocol::Setup& setup, const protocol::Update& limits) {
+  setup.memory_limit_bytes = limits.memory_limit_bytes;
+  setup.pids_limit = limits.pids_limit;
+  setup.cpu_quota_usec = limits.cpu_quota_usec;
+  setup.cpu_period_usec = limits.cpu_period_usec;
+}
+
+// The host path of a bind mount's or volume's source.
+std::string mount_source(const MountSpec& m, const std::string& state_root) {
+  return m.type == MountSpec::Type::kVolume ? state_root + "/volumes/" + m.source + "/_data"
+                                            : m.source;
+}
+
+}  // namespace
+
+Status bind_into_pod(const ContainerConfig& c, const std::string& pod,
+                     const std::string& state_root, bool mounts) {
+  if (c.pod_dir.empty() || c.pod_dir.find('/') != std::string::npos || c.pod_dir[0] == '.')
+    return Error(ErrorCode::kInvalidArgument, "pod directory '" + c.pod_dir + "' is not a name");
+  std::string dir = pod + "/" + c.pod_dir;
+  if (::mkdir(dir.c_str(), 0755) != 0) return Error::from_errno(errno, "mkdir '" + dir + "'");
+  auto bind_all = [&]() -> Status {
+    VESSEL_TRY(bind_propagating(c.rootfs, dir + "/rootfs", c.read_only));
+    if (!mounts) return ok_status();
+    size_t i = 0;
+    for (const auto& m : c.mounts) {
+      if (m.type == MountSpec::Type::kTmpfs) continue;
+      std::string target = dir + "/m" + std::to_string(i++);
+      if (auto s = bind_propagating(mount_source(m, state_root), target, m.read_only); !s.ok())
+        return s.error().wrap(std::string(mount_type_name(m.type)) + " for '" + m.target + "'");
+    }
+    return ok_status();
+  };
+  if (auto s = bind_all(); !s.ok()) {
+    (void)unbind_from_pod(pod, c.pod_dir);
+    return s;
+  }
+  return ok_status();
+}
+
+Status unbind_from_pod(const std::string& pod, const std::string& pod_dir) {
+  if (pod.empty() || pod_dir.empty() || pod_dir.find('/') != std::string::npos || pod_dir[0] == '.')
+    return Error(ErrorCode::kInvalidArgument,
+                 "pod directory '" + pod + "', container '" + pod_dir + "': not a pod's");
+  struct stat pod_st;
+  if (::stat(pod.c_str(), &pod_st) != 0) {
+    if (errno == ENOENT) return ok_status();
+    return Error::from_errno(errno, "'" + pod + "'");
+  }
+  std::string dir = pod + "/" + pod_dir;
+  auto names = sys::list_dir(dir);
+  if (!names.ok()) {
+    if (names.error().errnum() == ENOENT) return ok_status();
+    return names.error();
+  }
+  for (const auto& n : *names) {
+    std::string path = dir + "/" + n;
+    (void)::umount2(path.c_str(), MNT_DETACH);  // EINVAL: not a mount (a failed bind)
+    // What is left is the empty mount point this made on the pod's tmpfs;
+    // anything on another filesystem is not ours to remove.
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0 || st.st_dev != pod_st.st_dev) continue;
+    if (S_ISDIR(st.st_mode))
+      ::rmdir(path.c_str());
+    else
+      ::unlink(path.c_str());
+  }
+  if (::rmdir(dir.c_str()) != 0 && errno != ENOENT)
+    return Error::from_errno(errno, "remove '" + dir + "'");
+  return ok_status();
+}
+
+protocol::Setup member_setup(const ContainerConfig& c, uint32_t index, const std::string& hosts,
+                             const std::string& resolv_conf) {
+  protocol::Setup setup;
+  setup.container = index;
+  setup.hostname = c.hostname;
+  setup.hosts = hosts;
+  setup.resolv_conf = resolv_conf;
+  setup.read_only = c.read_only;
+  setup.rootfs_tag = kRootfsTag;
+  setup.rootfs_subpath = c.pod_dir + "/rootfs";
+  set_limits(setup, container_limits(c));
+  setup.memory_reclaim = 0;  // idle reclaim is container 0's
+  size_t i = 0;
+  for (const auto& m : c.mounts) {
+    protocol::Mount pm = guest_mount(m);
+    if (pm.kind == protocol::Mount::kVirtiofs) {
+      pm.tag = kRootfsTag;
+      pm.subpath = c.pod_dir + "/m" + std::to_string(i++);
+    }
+    setup.mounts.push_back(std::move(pm));
+  }
+  return setup;
+}
+
 Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
                                                        const BootOptions& o) {
   VESSEL_ASSIGN_OR_RETURN(std::string root, real_root(c));
@@ -339,11 +505,7 @@ Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
           ? container_resolv_conf(std::nullopt, c.dns, c.dns_search, c.dns_options)
           : o.resolv_conf,
       static_cast<uint8_t>(c.read_only)};
-  const protocol::Update limits = container_limits(c);
-  setup.memory_limit_bytes = limits.memory_limit_bytes;
-  setup.pids_limit = limits.pids_limit;
-  setup.cpu_quota_usec = limits.cpu_quota_usec;
-  setup.cpu_period_usec = limits.cpu_period_usec;
+  set_limits(setup, container_limits(c));
   // A machine's cgroups are its init's; free page reporting alone returns
   // what it frees.
   setup.memory_reclaim = !c.machine.enabled && c.memory_reclaim;
@@ -379,6 +541,9 @@ Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
   } else {
     cfg.shared_dirs = {{kRootfsTag, root}};
     setup.rootfs_tag = kRootfsTag;
+    // A pod's sandbox shares the pod directory: its own root is in there,
+    // beside its members' (bind_into_pod).
+    if (c.pod_role == kPodSandbox) setup.rootfs_subpath = c.pod_dir + "/rootfs";
   }
   // Bind mounts and volumes reach host directories (a file through its
   // directory and a subpath). As root they are all served by one virtiofsd
@@ -388,19 +553,13 @@ Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
   std::map<HostShare, size_t> share_index;
   std::vector<std::pair<size_t, std::string>> reaches;  // per mount: share, file ("" = all)
   for (const auto& m : c.mounts) {
-    protocol::Mount pm;
-    pm.target = m.target;
-    pm.read_only = m.read_only;
-    if (m.type == MountSpec::Type::kTmpfs) {
-      pm.kind = protocol::Mount::kTmpfs;
-      pm.options = m.options;
+    protocol::Mount pm = guest_mount(m);
+    if (pm.kind == protocol::Mount::kTmpfs) {
       setup.mounts.push_back(std::move(pm));
       reaches.emplace_back(SIZE_MAX, "");
       continue;
     }
-    std::string source = m.type == MountSpec::Type::kVolume
-                             ? o.state_root + "/volumes/" + m.source + "/_data"
-                             : m.source;
+    std::string source = mount_source(m, o.state_root);
     struct stat st;
     if (::stat(source.c_str(), &st) != 0)
       return Error::from_errno(errno, std::string(mount_type_name(m.type)) + " source '" + source +
@@ -420,7 +579,6 @@ Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
       it = share_index.emplace(key, shares.size()).first;
       shares.push_back(std::move(key));
     }
-    pm.kind = protocol::Mount::kVirtiofs;
     setup.mounts.push_back(std::move(pm));
     reaches.emplace_back(it->second, std::move(file));
   }

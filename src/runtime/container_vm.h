@@ -143,6 +143,35 @@ void keep_limits(ContainerConfig& config, const protocol::Update& limits);
 /// sets and no_new_privs.
 protocol::Spawn main_spawn(const ContainerConfig& config, uint16_t rows, uint16_t cols);
 
+// ---- pods (vessel-runtime: one VM per pod, docs/kubernetes.md) ----
+
+/// Makes `dir` the pod directory on the host: a small tmpfs mounted there
+/// with shared propagation, so that what is mounted under it later reaches
+/// the namespaces copied from this one before (the monitor's, virtiofsd's
+/// sandbox: slaves of it). The sandbox's VM shares it whole.
+Status make_pod_dir(const std::string& dir);
+/// Unmounts the pod directory with everything under it and removes it.
+/// Nothing there (or no mount) is fine.
+Status remove_pod_dir(const std::string& dir);
+
+/// Binds container `c`'s root (c.rootfs) at <pod>/<c.pod_dir>/rootfs and,
+/// with `mounts`, each of its bind mounts and volumes at
+/// <pod>/<c.pod_dir>/m<i>, read-only ones read-only from the start (the
+/// read-only flag must travel with the mount to the namespaces it
+/// propagates to). `state_root` locates volumes. On failure, what was bound
+/// is undone. (The pod's own VM serves its container 0's mounts as any
+/// VM does: `mounts` false.)
+Status bind_into_pod(const ContainerConfig& c, const std::string& pod,
+                     const std::string& state_root, bool mounts);
+/// Undoes bind_into_pod for the container whose directory is `pod_dir`.
+Status unbind_from_pod(const std::string& pod, const std::string& pod_dir);
+
+/// The Setup that adds pod member `c` as container `index` of its
+/// sandbox's VM: its root and mounts in the VM's share (tag "rootfs",
+/// bind_into_pod's layout), its limits, its /etc files.
+protocol::Setup member_setup(const ContainerConfig& c, uint32_t index, const std::string& hosts,
+                             const std::string& resolv_conf);
+
 /// Docker's exit code for a Spawn the guest refused: 127 (not found), 126
 /// (cannot execute), or 0 when the failure is not about the command itself
 /// (then the container could not start: 125).

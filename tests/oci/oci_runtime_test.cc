@@ -551,6 +551,31 @@ TEST_F(OciRuntimeTest, PodmanUpdateChangesLimitsInTheVm) {
   EXPECT_EQ(rm.exit_code, 0) << describe(rm);
 }
 
+// Podman 4.3's pods: its infra container carries no CRI annotation and runs
+// its command (here busybox's top, as no catatonit is installed), and the
+// pod's containers name it in io.kubernetes.cri-o.SandboxID (and its
+// /proc/<pid>/ns/{net,ipc,uts}): they join the infra container's VM.
+TEST_F(OciRuntimeTest, PodmanPodContainersShareOneVm) {
+  need_podman();
+  auto created = podman({"pod", "create", "--name", "pod2", "--network", "none", "--infra-image",
+                         kImage, "--infra-command", "top"});
+  ASSERT_EQ(created.exit_code, 0) << describe(created);
+  auto web = podman({"run", "-d", "--pod", "pod2", "--name", "web2", kImage, "sh", "-c",
+                     "echo from-web > /tmp/index.html; exec httpd -f -p 8080 -h /tmp"});
+  ASSERT_EQ(web.exit_code, 0) << describe(web);
+  auto side = podman({"run", "--rm", "--pod", "pod2", kImage, "sh", "-c",
+                      "for i in $(seq 100); do wget -qO- http://127.0.0.1:8080/ && break; "
+                      "sleep 0.2; done; exit 5"});
+  EXPECT_EQ(side.exit_code, 5) << describe(side);
+  EXPECT_EQ(side.out, "from-web\n") << describe(side);
+  EXPECT_EQ(find_processes({"qemu-system-x86_64"}, "/run/vessel-runtime").size(), 1u);
+  auto exec = podman({"exec", "web2", "cat", "/tmp/index.html"});
+  EXPECT_EQ(exec.out, "from-web\n") << describe(exec);
+  auto rm = podman({"pod", "rm", "-f", "pod2"});
+  EXPECT_EQ(rm.exit_code, 0) << describe(rm);
+  expect_nothing_left("/run/vessel-runtime");
+}
+
 TEST_F(OciRuntimeTest, PodmanNetworkAndPublishedPort) {
   need_podman();
   if (!exists("/usr/bin/curl") || !exists("/usr/sbin/tc"))
@@ -694,6 +719,144 @@ TEST_F(OciRuntimeTest, CreateHoldsUntilStart) {
   expect_nothing_left(root);
 }
 
+// ---- pods: one VM per pod ----
+
+// containerd 1.6's ctr does no CRI pods: the CRI's annotations are given
+// with --annotation, as containerd's CRI plugin gives them. A sandbox, a
+// server with its document root in a bind mount, and a sidecar that reaches
+// it over 127.0.0.1: one VM, three roots.
+TEST_F(OciRuntimeTest, CtrPodContainersShareOneVm) {
+  need_containerd();
+  const std::string root = g_shared->runc_root + "/" + kNamespace;
+  auto in_pod = [](const std::string& type, std::vector<std::string> flags) {
+    for (const std::string& a : {"io.kubernetes.cri.container-type=" + type,
+                                 std::string("io.kubernetes.cri.sandbox-id=pod1")})
+      flags.insert(flags.end(), {"--annotation", a});
+    return flags;
+  };
+  // The sandbox runs no process: its command is never looked up.
+  auto sandbox = ctr_run(in_pod("sandbox", {"-d"}), "pod1", {"/no/such/pause"});
+  ASSERT_EQ(sandbox.exit_code, 0) << describe(sandbox);
+  std::string www = g_shared->base + "/pod-www";
+  ::mkdir(www.c_str(), 0755);
+  write_text(www + "/index.html", "served in the pod\n");
+  // Bound after the sandbox's VM booted: it reaches the VM's share anyway.
+  auto web = ctr_run(
+      in_pod("container", {"-d", "--mount", "type=bind,src=" + www + ",dst=/www,options=rbind:ro"}),
+      "web", {"sh", "-c", "touch /tmp/only-web; exec httpd -f -p 8080 -h /www"});
+  ASSERT_EQ(web.exit_code, 0) << describe(web);
+  auto state = runtime({"state", "web"}, root);
+  EXPECT_NE(state.out.find("\"running\""), std::string::npos) << describe(state);
+  // Each container of the pod has its own cgroup and limits in the VM.
+  auto update = runtime({"update", "--pids-limit", "42", "web"}, root);
+  EXPECT_EQ(update.exit_code, 0) << describe(update);
+  auto limit = ctr({"task", "exec", "--exec-id", "l1", "web", "cat", "/sys/fs/cgroup/pids.max"});
+  EXPECT_EQ(limit.out, "42\n") << describe(limit);
+  // More memory than the pod's VM has (1 GiB without the CRI's figure).
+  auto too_big = ctr_run(
+      in_pod("container", {"--rm", "--memory-limit", std::to_string(2ull << 30)}), "big", {"true"});
+  EXPECT_NE(too_big.exit_code, 0);
+  EXPECT_NE(too_big.err.find("2048 MiB is above the pod VM's 1024 MiB"), std::string::npos)
+      << describe(too_big);
+  auto sidecar = ctr_run(
+      in_pod("container", {"--rm"}), "side",
+      {"sh", "-c",
+       "for i in $(seq 100); do wget -qO- http://127.0.0.1:8080/ && break; sleep 0.2; done; "
+       "test -e /tmp/only-web && echo shared-root || echo own-root; "
+       "touch /www/x 2>/dev/null || echo no-www; cat /sys/fs/cgroup/pids.max; exit 7"});
+  EXPECT_EQ(sidecar.exit_code, 7) << describe(sidecar);
+  EXPECT_EQ(sidecar.out, "served in the pod\nown-root\nno-www\nmax\n") << describe(sidecar);
+  // One VM for the pod, whatever its containers.
+  EXPECT_EQ(find_processes({"qemu-system-x86_64"}, root).size(), 1u);
+  EXPECT_EQ(find_processes({"vessel-monitor"}, root).size(), 1u);
+  // exec runs in the container's own root; the bind mount is read-only.
+  auto exec = ctr(
+      {"task", "exec", "--exec-id", "e1", "web", "sh", "-c", "ls /tmp/only-web && touch /www/x"});
+  EXPECT_EQ(exec.out, "/tmp/only-web\n") << describe(exec);
+  EXPECT_NE(exec.exit_code, 0) << describe(exec);
+  auto del_running = runtime({"delete", "web"}, root);
+  EXPECT_NE(del_running.exit_code, 0) << describe(del_running);
+  // A container of the pod stops alone; the pod's VM stays.
+  auto kill = ctr({"task", "kill", "web"});  // SIGTERM
+  EXPECT_EQ(kill.exit_code, 0) << describe(kill);
+  bool stopped = false;
+  for (int i = 0; i < 100 && !stopped; ++i) {
+    stopped = ctr({"task", "ls"}).out.find("STOPPED") != std::string::npos;
+    if (!stopped) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(stopped) << describe(ctr({"task", "ls"}));
+  EXPECT_EQ(ctr({"task", "rm", "web"}).exit_code, 0);
+  EXPECT_EQ(ctr({"container", "rm", "web"}).exit_code, 0);
+  EXPECT_EQ(find_processes({"qemu-system-x86_64"}, root).size(), 1u);
+  // A container of the pod killed before it starts ends unstarted (137, as
+  // its relay tells its caller); one whose command is missing fails its
+  // start and exits 127; both leave the pod's VM running.
+  auto reap = [](pid_t pid) {
+    int status = -1;
+    for (int i = 0; i < 300; ++i) {
+      if (::waitpid(pid, &status, WNOHANG) == pid)
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      std::this_thread::sleep_for(100ms);
+    }
+    return -2;
+  };
+  for (const auto& [id, args] :
+       {std::pair<std::string, Json>{"held", {"sh", "-c", "echo ran > /tmp/ran"}},
+        {"missing", {"/no/such/command"}}}) {
+    SCOPED_TRACE(id);
+    std::string bundle = g_shared->base + "/bundle-pod-" + id;
+    std::string out = make_bundle(bundle, "true");
+    Json j = Json::parse(read_text(bundle + "/config.json"));
+    j["process"]["args"] = args;
+    j["annotations"] = {{"io.kubernetes.cri.container-type", "container"},
+                        {"io.kubernetes.cri.sandbox-id", "pod1"}};
+    write_text(bundle + "/config.json", j.dump());
+    ASSERT_EQ(run_to_files({g_shared->runtime, "--root", root, "create", "--bundle", bundle,
+                            "--pid-file", bundle + "/pid", id},
+                           bundle + "/stdout", bundle + "/stderr"),
+              0)
+        << read_text(bundle + "/stderr");
+    EXPECT_EQ(Json::parse(runtime({"state", id}, root).out)["status"], "created");
+    pid_t relay = std::atoi(read_text(bundle + "/pid").c_str());
+    if (id == "held") {
+      EXPECT_EQ(runtime({"kill", id, "KILL"}, root).exit_code, 0);
+      EXPECT_EQ(reap(relay), 137);
+      EXPECT_FALSE(exists(out + "/ran")) << "the process ran though it was never started";
+    } else {
+      auto start = runtime({"start", id}, root);
+      EXPECT_NE(start.exit_code, 0) << describe(start);
+      EXPECT_EQ(reap(relay), 127);
+    }
+    EXPECT_EQ(Json::parse(runtime({"state", id}, root).out)["status"], "stopped");
+    EXPECT_EQ(runtime({"delete", id}, root).exit_code, 0);
+  }
+  // Killing the sandbox powers the VM off, and its containers end with it.
+  auto last = ctr_run(in_pod("container", {"-d"}), "last", {"sleep", "1000"});
+  ASSERT_EQ(last.exit_code, 0) << describe(last);
+  // The sandbox's pid (its relay) killed as a shim would kill it: its
+  // guardian tells the monitor, which ends the pod.
+  pid_t sandbox_pid = Json::parse(runtime({"state", "pod1"}, root).out).value("pid", 0);
+  ASSERT_GT(sandbox_pid, 0);
+  EXPECT_EQ(::kill(sandbox_pid, SIGKILL), 0);
+  auto stopped_tasks = [&] {
+    std::string out = ctr({"task", "ls"}).out;
+    size_t n = 0;
+    for (size_t at = out.find("STOPPED"); at != std::string::npos; at = out.find("STOPPED", at + 1))
+      ++n;
+    return n;
+  };
+  for (int i = 0; i < 100 && stopped_tasks() < 2; ++i)
+    std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(stopped_tasks(), 2u) << describe(ctr({"task", "ls"}));
+  auto last_state = runtime({"state", "last"}, root);
+  EXPECT_NE(last_state.out.find("\"stopped\""), std::string::npos) << describe(last_state);
+  for (const char* id : {"last", "pod1"}) {
+    EXPECT_EQ(ctr({"task", "rm", id}).exit_code, 0) << id;
+    EXPECT_EQ(ctr({"container", "rm", id}).exit_code, 0) << id;
+  }
+  expect_nothing_left(root);
+}
+
 TEST_F(OciRuntimeTest, NetworkNamespaceBecomesTheVms) {
   if (!exists("/usr/bin/curl") || !exists("/usr/sbin/tc"))
     GTEST_SKIP() << "curl or tc is not installed";
@@ -717,7 +880,8 @@ TEST_F(OciRuntimeTest, NetworkNamespaceBecomesTheVms) {
          "ip -n pod1 route add 203.0.113.0/24 via 198.51.100.1 && "
          "ip -n pod1 -6 route add default via fd00:51::1"));
   std::string root = g_shared->base + "/netns";
-  // A CRI pod's sandbox comes first: its VM keeps lo only.
+  // A CRI pod's sandbox comes first: its VM takes the pod's interface, and
+  // the pod's container joins that VM.
   std::string pause = g_shared->base + "/bundle-pause";
   make_bundle(pause, "sleep 1000");
   Json pause_spec = Json::parse(read_text(pause + "/config.json"));
@@ -729,16 +893,23 @@ TEST_F(OciRuntimeTest, NetworkNamespaceBecomesTheVms) {
                          pause + "/stdout", pause + "/stderr"),
             0)
       << read_text(pause + "/stderr");
+  auto pause_started = runtime({"start", "pause1"}, root);
+  ASSERT_EQ(pause_started.exit_code, 0) << describe(pause_started);
   std::string bundle = g_shared->base + "/bundle-netns";
   std::string www = make_bundle(bundle, "httpd -f -p 80 -h /tmp");
   write_text(www + "/index.html", "served from the VM\n");
   Json spec = Json::parse(read_text(bundle + "/config.json"));
   spec["linux"]["namespaces"][1]["path"] = "/run/netns/pod1";
+  Json plain = spec;
+  spec["annotations"]["io.kubernetes.cri.container-type"] = "container";
+  spec["annotations"]["io.kubernetes.cri.sandbox-id"] = "pause1";
   write_text(bundle + "/config.json", spec.dump());
   int created = run_to_files({g_shared->runtime, "--root", root, "create", "--bundle", bundle,
                               "--pid-file", bundle + "/pid", "n1"},
                              bundle + "/stdout", bundle + "/stderr");
   ASSERT_EQ(created, 0) << read_text(bundle + "/stderr");
+  auto held = runtime({"state", "n1"}, root);
+  EXPECT_NE(held.out.find("\"created\""), std::string::npos) << describe(held);
   auto started = runtime({"start", "n1"}, root);
   ASSERT_EQ(started.exit_code, 0) << describe(started);
   // The pod's address is the VM's: the server in the guest answers on it.
@@ -760,12 +931,24 @@ TEST_F(OciRuntimeTest, NetworkNamespaceBecomesTheVms) {
   EXPECT_NE(routes.out.find("default via fd00:51::1"), std::string::npos) << describe(routes);
   EXPECT_NE(routes.out.find("inet6 fd00:51::2/64 scope global"), std::string::npos)
       << describe(routes);
-  // A second container cannot take the same interface.
-  auto second = runtime({"create", "--bundle", bundle, "n2"}, root);
+  // A container of no pod cannot take the same interface.
+  std::string bundle2 = g_shared->base + "/bundle-netns2";
+  make_bundle(bundle2, "true");
+  write_text(bundle2 + "/config.json", plain.dump());
+  auto second = runtime({"create", "--bundle", bundle2, "n2"}, root);
   EXPECT_NE(second.exit_code, 0);
   EXPECT_NE(second.err.find("another container's VM may have joined it"), std::string::npos)
       << describe(second);
-  EXPECT_EQ(runtime({"delete", "--force", "pause1"}, root).exit_code, 0);
+  // `kill` of the sandbox (any signal: it has no process) ends the pod.
+  EXPECT_EQ(runtime({"kill", "pause1", "TERM"}, root).exit_code, 0);
+  std::string pause_status;
+  for (int i = 0; i < 100 && pause_status != "stopped"; ++i) {
+    pause_status = Json::parse(runtime({"state", "pause1"}, root).out).value("status", "");
+    if (pause_status != "stopped") std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(pause_status, "stopped");
+  EXPECT_EQ(Json::parse(runtime({"state", "n1"}, root).out).value("status", ""), "stopped");
+  EXPECT_EQ(runtime({"delete", "pause1"}, root).exit_code, 0);
   auto deleted = runtime({"delete", "--force", "n1"}, root);
   EXPECT_EQ(deleted.exit_code, 0) << describe(deleted);
   expect_nothing_left(root);
@@ -849,6 +1032,16 @@ TEST_F(OciRuntimeTest, BadBundlesFailClearlyAndLeaveNothing) {
             "create 'bad': linux.namespaces[3]: user namespaces are not supported");
   EXPECT_NE(userns.err.find("user namespaces are not supported"), std::string::npos)
       << describe(userns);
+
+  // A pod's container whose sandbox is not there.
+  j = Json::parse(good);
+  j["annotations"]["io.kubernetes.cri.container-type"] = "container";
+  j["annotations"]["io.kubernetes.cri.sandbox-id"] = "no-such-pod";
+  auto orphan = create(j.dump());
+  EXPECT_NE(orphan.exit_code, 0);
+  EXPECT_EQ(last_log_error(),
+            "create 'bad': annotations: the pod's sandbox 'no-such-pod' is not a container of "
+            "this runtime root that can take a pod's (create it first)");
   EXPECT_FALSE(exists(bundle + "/pid"));
   expect_nothing_left(root);
 }
