@@ -10,7 +10,7 @@ set -euo pipefail
 self=$(realpath "$0")
 cd "$(dirname "$0")/.."
 seconds=60
-targets=agent,protocol,netlink,docker_archive,manifest,auth,layer
+targets=agent,protocol,netlink,docker_archive,manifest,auth,layer,guest_tar
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) seconds=$2; shift 2 ;;
