@@ -1,5 +1,7 @@
 #include "sys/fs.h"
 
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -50,6 +52,33 @@ TEST_F(FsTest, MakeDirsAndRemoveTree) {
   EXPECT_NE(::access((dir_ + "/a").c_str(), F_OK), 0);
   EXPECT_EQ(::access("/etc/passwd", F_OK), 0);  // the symlink was not followed
   EXPECT_TRUE(remove_tree(dir_ + "/missing").ok());
+}
+
+// A tree nested deeper than the soft limit of open files (an archive's
+// 4096-byte name of one-letter components nests ~2048 deep) is removed: the
+// limit goes up to the hard one.
+TEST_F(FsTest, RemoveTreeDeeperThanTheOpenFileSoftLimit) {
+  rlimit saved;
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  if (saved.rlim_max < 512) GTEST_SKIP() << "hard limit of open files below 512";
+  ASSERT_TRUE(make_dirs(dir_ + "/deep").ok());
+  int fd = ::open((dir_ + "/deep").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  for (int i = 0; i < 300; ++i) {
+    ASSERT_EQ(::mkdirat(fd, "d", 0755), 0);
+    int next = ::openat(fd, "d", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ::close(fd);
+    ASSERT_GE(next, 0);
+    fd = next;
+  }
+  ::close(fd);
+  rlimit low = saved;
+  low.rlim_cur = 64;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  Status s = remove_tree(dir_ + "/deep");
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
+  EXPECT_TRUE(s.ok()) << s.error().to_string();
+  EXPECT_NE(::access((dir_ + "/deep").c_str(), F_OK), 0);
 }
 
 TEST_F(FsTest, MakeDirsOverFileFails) {
