@@ -302,6 +302,7 @@ Result<std::optional<monitor::Launch>> Containers::start(const ContainerRecord& 
       return Error(ErrorCode::kFailedPrecondition,
                    "container " + display_name(r) +
                        " is busy: a copy of its files (cp or export) is still running");
+  settle(r);
   if (runtime::owner_alive(root_, r.id)) return std::optional<monitor::Launch>();
   VESSEL_ASSIGN_OR_RETURN(monitor::Launch l, monitor::launch(root_, r.id, wait_attach, debug));
   return std::optional<monitor::Launch>(std::move(l));
@@ -315,6 +316,11 @@ Result<monitor::Channel> Containers::connect(const ContainerRecord& r) {
     return Error(ErrorCode::kFailedPrecondition,
                  "container " + display_name(r) + " is not running");
   return ch;
+}
+
+void Containers::settle(const ContainerRecord& r) {
+  if (r.state.status == RunState::kExited && runtime::running_owner(root_, r.id))
+    (void)wait_gone(r, 10s);
 }
 
 Status Containers::end_maintenance(const ContainerRecord& r) {
@@ -562,6 +568,7 @@ Status Containers::remove(const ContainerRecord& record, bool force, bool volume
   VESSEL_ASSIGN_OR_RETURN(ContainerRecord r, reconcile(record));
   // Not running: a copy's boot, which ends (and its copy fails) first.
   VESSEL_TRY(end_maintenance(r));
+  settle(r);
   if (runtime::owner_alive(root_, r.id)) {
     if (!force)
       return Error(ErrorCode::kFailedPrecondition,

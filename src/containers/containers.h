@@ -153,6 +153,10 @@ class Containers {
   Containers(std::string root, std::unique_ptr<state::Store> store);
   /// Ends a maintenance boot of `r`'s VM (open_files), if one runs.
   Status end_maintenance(const ContainerRecord& r);
+  /// A monitor records the exit before it tidies (network, host cgroup,
+  /// runtime directory): a container recorded exited whose monitor still
+  /// lives is waited for (up to 10 s), not taken for a running one.
+  void settle(const ContainerRecord& r);
 
   std::string root_;
   std::unique_ptr<state::Store> store_;
