@@ -340,6 +340,7 @@ Result<monitor::Channel> Containers::open_files(const ContainerRecord& record) {
     return Error(ErrorCode::kFailedPrecondition,
                  "container " + display_name(r) + " is being removed");
   std::string socket = runtime::monitor_socket_of(root_, r.id);
+  settle(r);  // a monitor tidying after the exit serves no copy
   for (int attempt = 0; attempt < 5; ++attempt) {
     if (runtime::running_owner(root_, r.id)) return connect(r);
     if (runtime::in_maintenance(root_, r.id)) {
