@@ -98,6 +98,15 @@ class Monitor {
   // A maintenance boot (MonitorOptions::maintenance): the VM up for copies
   // until no client has been connected for a moment.
   int run_maintenance();
+  // Once the VM and its daemons are gone: leaves the host cgroup and
+  // removes it, then the runtime directory (the lock goes last).
+  void leave_host() {
+    if (cgroup_) {
+      if (auto st = cgroup_->leave(); !st.ok()) log::warn(st.error().to_string());
+      cgroup_.reset();
+    }
+    runtime::RuntimeDir gone = std::move(rdir_);
+  }
   runtime::BootOptions boot_options() const;
   // Phase timings for --debug (monitor.log): where a start spends its time.
   void phase(const char* what) {
@@ -323,11 +332,7 @@ int Monitor::run_maintenance() {
   vm_->poweroff(5s);
   phase("VM stopped");
   vm_.reset();
-  if (cgroup_) {
-    if (auto st = cgroup_->leave(); !st.ok()) log::warn(st.error().to_string());
-    cgroup_.reset();
-  }
-  { runtime::RuntimeDir gone = std::move(rdir_); }
+  leave_host();
   finish_stop_waiters(0, "");
   flush_clients(1s);
   return 0;
@@ -743,14 +748,8 @@ int Monitor::run() {
   // (moving a process between v1 memory cgroups takes ~15 ms here) while
   // the runtime directory's lock is still held, so that whoever waits for
   // this monitor to go finds nothing of it left.
-  if (cgroup_) {
-    if (auto st = cgroup_->leave(); !st.ok()) log::warn(st.error().to_string());
-    cgroup_.reset();
-  }
-  {
-    runtime::RuntimeDir gone = std::move(rdir_);  // removed here, before clients hear of the end
-  }
-  serve(0ms);  // take what clients sent meanwhile
+  leave_host();  // before clients hear of the end
+  serve(0ms);    // take what clients sent meanwhile
   broadcast(type_code(MsgType::kExit), kMainStream,
             protocol::encode(main_exit_.value_or(protocol::Exit{exit_code, 0})));
   flush_clients(2s);

@@ -239,6 +239,16 @@ class OciRuntimeTest : public ::testing::Test {
     return run_process(argv, o);
   }
 
+  /// Waits up to 10 s for `ctr task ls` to show a STOPPED task.
+  void expect_a_task_stopped() {
+    bool stopped = false;
+    for (int i = 0; i < 100 && !stopped; ++i) {
+      stopped = ctr({"task", "ls"}).out.find("STOPPED") != std::string::npos;
+      if (!stopped) std::this_thread::sleep_for(100ms);
+    }
+    EXPECT_TRUE(stopped) << describe(ctr({"task", "ls"}));
+  }
+
   CliResult ctr(const std::vector<std::string>& args, RunOptions o = {}) {
     std::vector<std::string> argv = {"/usr/bin/ctr", "--address", g_shared->address, "-n",
                                      kNamespace};
@@ -373,12 +383,7 @@ TEST_F(OciRuntimeTest, CtrTaskExecKillAndRemove) {
 
   auto kill = ctr({"task", "kill", "sleeper"});  // SIGTERM
   EXPECT_EQ(kill.exit_code, 0) << describe(kill);
-  bool stopped = false;
-  for (int i = 0; i < 100 && !stopped; ++i) {
-    stopped = ctr({"task", "ls"}).out.find("STOPPED") != std::string::npos;
-    if (!stopped) std::this_thread::sleep_for(100ms);
-  }
-  EXPECT_TRUE(stopped) << describe(ctr({"task", "ls"}));
+  expect_a_task_stopped();
   auto rm_task = ctr({"task", "rm", "sleeper"});
   EXPECT_EQ(rm_task.exit_code, 0) << describe(rm_task);
   auto rm_container = ctr({"container", "rm", "sleeper"});
@@ -779,12 +784,7 @@ TEST_F(OciRuntimeTest, CtrPodContainersShareOneVm) {
   // A container of the pod stops alone; the pod's VM stays.
   auto kill = ctr({"task", "kill", "web"});  // SIGTERM
   EXPECT_EQ(kill.exit_code, 0) << describe(kill);
-  bool stopped = false;
-  for (int i = 0; i < 100 && !stopped; ++i) {
-    stopped = ctr({"task", "ls"}).out.find("STOPPED") != std::string::npos;
-    if (!stopped) std::this_thread::sleep_for(100ms);
-  }
-  EXPECT_TRUE(stopped) << describe(ctr({"task", "ls"}));
+  expect_a_task_stopped();
   EXPECT_EQ(ctr({"task", "rm", "web"}).exit_code, 0);
   EXPECT_EQ(ctr({"container", "rm", "web"}).exit_code, 0);
   EXPECT_EQ(find_processes({"qemu-system-x86_64"}, root).size(), 1u);
