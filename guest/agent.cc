@@ -603,6 +603,13 @@ void Agent::on_poweroff() {
   // asked for the power-off, so it is not waited for.
   flush_port();
   if (machine_) machine_power_off();
+  // Once everything is written back, nothing in this VM needs to run
+  // again: a Poweroff back tells the host it may end QEMU now rather than
+  // wait for the kernel's reboot (15-30 ms under TCG). If the port does not
+  // take it at once, the reboot ends QEMU as before.
+  sync();
+  queue_frame(MsgType::kPoweroff, 0, {});
+  flush_port();
   power_off();
 }
 

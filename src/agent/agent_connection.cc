@@ -27,6 +27,7 @@ Status AgentConnection::validate(const Frame& f) const {
       return ok_status();
     case MsgType::kHello:
     case MsgType::kStatsResult:
+    case MsgType::kPoweroff:  // the guest's answer: synced, resetting (version 8)
     case MsgType::kUpdateResult:
       if (f.header.stream != 0) break;
       return ok_status();
@@ -45,7 +46,6 @@ Status AgentConnection::validate(const Frame& f) const {
     case MsgType::kStdin:
     case MsgType::kSignal:
     case MsgType::kResize:
-    case MsgType::kPoweroff:
     case MsgType::kStats:
     case MsgType::kCopyOut:
     case MsgType::kCopyIn:

@@ -38,7 +38,7 @@ namespace vessel::protocol {
 /// 7: pods: Setup.container and Setup.rootfs_subpath (a second Setup adds a
 /// container to the VM), Spawn.container, Update.container, a Stats payload
 /// naming the container, RemoveContainer.
-inline constexpr uint32_t kVersion = 7;
+inline constexpr uint32_t kVersion = 8;
 /// Name of the virtio-serial port the guest serves on.
 inline constexpr std::string_view kPortName = "vessel.agent";
 
@@ -70,7 +70,8 @@ enum class MsgType : uint16_t {
   kSignal = 10,           // host->guest, stream N: Signal.
   kResize = 11,           // host->guest, stream N: Resize.
   kExit = 12,             // guest->host, stream N: Exit. Last message of stream N.
-  kPoweroff = 13,         // host->guest, stream 0: empty. Sync and power off.
+  kPoweroff = 13,         // host->guest, stream 0: empty. Sync and power off; the
+                          // guest answers with the same (empty) once synced.
   kStats = 14,            // host->guest, stream 0: StatsRequest. Sample usage.
   kStatsResult = 15,      // guest->host, stream 0: Stats, in answer to each kStats.
   kCopyOut = 16,          // host->guest, stream N: CopyOut. A tar of a path as Stdout.

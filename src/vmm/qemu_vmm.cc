@@ -88,6 +88,18 @@ class QemuInstance final : public VmInstance {
     return ok_status();
   }
 
+  Status kill() override {
+    // All at once: their exits (mostly freeing guest RAM) overlap.
+    if (!qemu_.try_wait()) (void)qemu_.kill(SIGKILL);
+    for (auto& d : daemons_)
+      if (!d.try_wait()) (void)d.kill(SIGKILL);
+    (void)qemu_.wait();
+    for (auto& d : daemons_)
+      (void)d.wait();
+    daemons_.clear();
+    return ok_status();
+  }
+
   std::string boot_log_tail(size_t bytes) const override {
     if (log_path_.empty()) return "";
     auto content = sys::read_file(log_path_);

@@ -111,6 +111,9 @@ class VmInstance {
   /// Waits up to `grace` for the VM to stop by itself (the guest was asked
   /// to power off), then forces it off. Stops the device daemons too.
   virtual Status stop(std::chrono::milliseconds grace) = 0;
+  /// Ends the VM and its daemons at once (SIGKILL), without asking anyone:
+  /// for a guest that has written everything back and is only resetting.
+  virtual Status kill() = 0;
   /// The hypervisor's host process (for host-side accounting: its memory).
   virtual pid_t pid() const = 0;
   /// The last `bytes` of the boot log (console and hypervisor messages).
