@@ -99,7 +99,13 @@ Result<runtime::ContainerConfig> complete_config(const std::string& root, Create
   auto& [rec, ref] = found;
   VESSEL_ASSIGN_OR_RETURN(image::ImageConfig image, store.config(rec));
   runtime::ContainerConfig c = std::move(spec.config);
-  VESSEL_ASSIGN_OR_RETURN(c.root_image, store.snapshot(rec));
+  if (c.read_only) {
+    VESSEL_ASSIGN_OR_RETURN(c.root_image, store.snapshot(rec));
+  } else {
+    // Written in place under a disk of its own (ContainerConfig::root_disk).
+    VESSEL_ASSIGN_OR_RETURN(c.root_image, store.root_base(rec, c.writable_bytes));
+    c.root_disk = true;
+  }
   c.image = ref.familiar();
   c.image_id = rec.manifest.str();
   const auto& ic = image.config;

@@ -84,6 +84,10 @@ struct ResolvedImage {
   image::ImageConfig config;
   std::string snapshot;
 };
+/// Points a writable container's root at `image`'s writable base (built if
+/// missing) instead of its snapshot (runtime::ContainerConfig::root_disk).
+Status use_root_base(const std::string& root, const images::ImageRecord& image,
+                     runtime::ContainerConfig& spec);
 /// Finds image `name` in the store under `root`, loading an embedded one or
 /// pulling it as `pull` says ("missing", "always" or "never").
 Result<ResolvedImage> resolve_image(const std::string& root, const std::string& name,

@@ -139,6 +139,15 @@ Result<ResolvedImage> resolve_image(const std::string& root, const std::string& 
   return out;
 }
 
+Status use_root_base(const std::string& root, const images::ImageRecord& image,
+                     runtime::ContainerConfig& spec) {
+  if (spec.read_only) return ok_status();
+  VESSEL_ASSIGN_OR_RETURN(images::ImageStore store, images::ImageStore::open(root));
+  VESSEL_ASSIGN_OR_RETURN(spec.root_image, store.root_base(image, spec.writable_bytes));
+  spec.root_disk = true;
+  return ok_status();
+}
+
 namespace {
 
 // Resolves IMAGE (pulling it as --pull says) and fills the configuration
@@ -151,6 +160,7 @@ Status apply_image(const RunFlags& f, const std::string& root, const std::string
   const image::Reference& ref = resolved.ref;
   const image::ImageConfig& config = resolved.config;
   spec.root_image = resolved.snapshot;
+  VESSEL_TRY(use_root_base(root, resolved.record, spec));
   spec.image = ref.familiar();
   spec.image_id = resolved.record.manifest.str();
 

@@ -356,8 +356,10 @@ Result<std::string> find_disk(const std::string& serial) {
   return found;
 }
 
-/// Mounts the image root at `root`: the read-only ext4 lower alone, or
-/// overlayfs with the lower under an upper directory on the writable disk.
+/// Mounts the image root at `root`: the read-only ext4 lower alone
+/// (read_only), the lower alone read-write when there is no upper (the
+/// container's own disk), or overlayfs with the lower under an upper
+/// directory on the writable disk.
 Status mount_image_root(const protocol::Setup& setup, const std::string& root) {
   Result<std::string> lower_dev = find_disk(setup.lower_serial);
   if (!lower_dev.ok()) return lower_dev.status();
@@ -372,9 +374,17 @@ Status mount_image_root(const protocol::Setup& setup, const std::string& root) {
     if (!s.ok()) log_error("%s", s.message().c_str());
     return {};
   }
-  if (setup.upper_serial.empty() || setup.read_only) {
+  if (setup.read_only) {
     return mount_fs(lower_path.c_str(), root, "ext4", MS_RDONLY, nullptr,
                     "mount root image '" + lower_path + "'");
+  }
+  if (setup.upper_serial.empty()) {
+    // The container's own disk (on the host a qcow2 over its image's
+    // writable base), written in place: one ext4 mount instead of the image,
+    // a writable layer and overlayfs. noatime, so that reads never write
+    // (each written block costs the host a copy-on-write cluster).
+    return mount_fs(lower_path.c_str(), root, "ext4", MS_NOATIME, nullptr,
+                    "mount the container's disk '" + lower_path + "'");
   }
   const std::string lower = "/run/vessel/lower", upper = "/run/vessel/upper";
   Status s = ensure_dirs(lower, 0755);

@@ -33,8 +33,9 @@ packages=(
   libcurl4-openssl-dev libarchive-dev libsqlite3-dev sqlite3
   # sd-bus: a systemd scope per VM where systemd manages the cgroups
   libsystemd-dev
-  # VMs: QEMU (virtiofsd comes with qemu-system-common)
-  "$qemu_pkg" qemu-system-common
+  # VMs: QEMU (virtiofsd comes with qemu-system-common; qemu-img, from
+  # qemu-utils, makes the empty qcow2 a container's root disk is copied from)
+  "$qemu_pkg" qemu-system-common qemu-utils
   # guest kernel build
   linux-source-6.12 make bc bison flex libelf-dev libssl-dev cpio xz-utils kmod
   # fixtures (debootstrap: the systemd machine image, scripts/make-machine-image.sh)

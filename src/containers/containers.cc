@@ -206,6 +206,11 @@ Result<ContainerRecord> Containers::create(runtime::ContainerConfig config, cons
         !s.ok())
       return cleanup(s.error().wrap("make the machine's disk"));
     config.root_image = disk;
+  } else if (config.root_disk) {
+    if (auto s = runtime::make_root_overlay(root_ + "/cache", config.root_image,
+                                            dir + "/" + runtime::kRootOverlayName);
+        !s.ok())
+      return cleanup(s.error());
   } else if (!config.root_image.empty() && !config.read_only) {
     if (auto s = make_writable_layer(root_, dir + "/upper.img", config.writable_bytes); !s.ok())
       return cleanup(s.error());

@@ -136,7 +136,9 @@ json inspect_view(Containers& cs, const ContainerRecord& r) {
       {"Rootfs",
        {{"Image", c.root_image},
         {"Directory", c.rootfs},
-        {"WritableLayer", c.root_image.empty() || c.read_only ? "" : dir + "/upper.img"}}},
+        {"WritableLayer", c.root_image.empty() || c.read_only ? ""
+                          : c.root_disk                       ? dir + "/root.qcow2"
+                                                              : dir + "/upper.img"}}},
       {"Mounts", mounts},
   };
 }

@@ -188,10 +188,13 @@ Result<ImageStore::PruneStats> ImageStore::prune(const std::set<std::string>& in
     for (const auto& l : r.layers)
       keep_blobs.insert(l.hex());
     keep_snapshots.insert(r.manifest.hex() + ".ext4");
+    keep_snapshots.insert(r.manifest.hex() + ".root.ext4");
   }
   for (const auto& digest : in_use)
-    if (auto colon = digest.find(':'); colon != std::string::npos)
+    if (auto colon = digest.find(':'); colon != std::string::npos) {
       keep_snapshots.insert(digest.substr(colon + 1) + ".ext4");
+      keep_snapshots.insert(digest.substr(colon + 1) + ".root.ext4");
+    }
   PruneStats stats;
   VESSEL_ASSIGN_OR_RETURN(auto blobs, store_.list());
   for (const auto& d : blobs) {
@@ -533,8 +536,22 @@ Result<std::string> ImageStore::snapshot_from(
   return path;
 }
 
+Result<std::string> ImageStore::root_base(const ImageRecord& image, uint64_t room_bytes) {
+  std::string path = root_ + "/snapshots/" + image.manifest.hex() + ".root.ext4";
+  if (::access(path.c_str(), F_OK) == 0) return path;
+  VESSEL_ASSIGN_OR_RETURN(PathLock lock, PathLock::acquire(path + ".lock"));
+  if (::access(path.c_str(), F_OK) == 0) return path;
+  rootfs::Ext4Options o;
+  o.label = "vessel-root";
+  o.writable_room_bytes = room_bytes;
+  VESSEL_TRY(build_snapshot(
+      image, path, [&](const Digest& d) { return store_.blob_path(d); }, o));
+  return path;
+}
+
 Status ImageStore::build_snapshot(const ImageRecord& image, const std::string& path,
-                                  const std::function<std::string(const Digest&)>& blob_path) {
+                                  const std::function<std::string(const Digest&)>& blob_path,
+                                  const rootfs::Ext4Options& options) {
   VESSEL_ASSIGN_OR_RETURN(
       std::string dir,
       sys::make_temp_dir(root_ + "/tmp", "unpack-" + std::to_string(::getpid()) + "-"));
@@ -548,7 +565,7 @@ Status ImageStore::build_snapshot(const ImageRecord& image, const std::string& p
       break;
     }
   }
-  if (s.ok()) s = rootfs::make_ext4_image(dir, path);
+  if (s.ok()) s = rootfs::make_ext4_image(dir, path, options);
   if (auto rm = sys::remove_tree(dir); !rm.ok() && s.ok()) s = rm;
   return s;
 }

@@ -5,6 +5,10 @@
 //   <root>/images/index.json          name -> manifest, written atomically
 //   <root>/images/lock                flock serialising index updates
 //   <root>/snapshots/<hex>.ext4       one read-only snapshot per manifest
+//   <root>/snapshots/<hex>.root.ext4  its writable base: the same files in an
+//                                     ext4 with a journal and room to write,
+//                                     made at its first writable container,
+//                                     under each container's own qcow2
 //   <root>/tmp/                       unpack directories, removed after use
 //
 // Every step publishes by rename, so a crash leaves either the old state or
@@ -17,6 +21,8 @@
 #include <set>
 #include <string>
 #include <vector>
+
+#include "rootfs/ext4.h"
 
 #include "base/error.h"
 #include "content/store.h"
@@ -134,6 +140,13 @@ class ImageStore {
   Result<image::ImageConfig> config(const ImageRecord& image) const;
   /// Path of the image's ext4 snapshot, building it if it is missing.
   Result<std::string> snapshot(const ImageRecord& image);
+  /// Path of the image's writable base, building it if it is missing: its
+  /// files in an ext4 `room_bytes` larger than they need, with a journal
+  /// and an inode per 16 KiB, which a container runs read-write under a
+  /// copy-on-write disk of its own (one ext4 mount in the guest instead of
+  /// the snapshot, a second ext4 and an overlayfs). Built by `room_bytes`
+  /// of the first caller; later callers get it as it is.
+  Result<std::string> root_base(const ImageRecord& image, uint64_t room_bytes);
 
  private:
   explicit ImageStore(std::string root, content::Store store)
@@ -144,7 +157,7 @@ class ImageStore {
   /// The snapshot of `image` built from the layer files `blob_path` names.
   Result<std::string> snapshot_from(const ImageRecord& image, const BlobPathFn& blob_path);
   Status build_snapshot(const ImageRecord& image, const std::string& path,
-                        const BlobPathFn& blob_path);
+                        const BlobPathFn& blob_path, const rootfs::Ext4Options& options = {});
   /// Builds the snapshot from the staged blobs, commits them and records
   /// `image` under its name.
   Status finish_import(const ImageRecord& image, detail::StagedBlobs& staged);

@@ -278,6 +278,7 @@ runtime::BootOptions Monitor::boot_options() const {
   b.runtime_dir = rdir_.path();
   b.boot_log = cdir_ + "/boot.log";
   b.upper_disk = cdir_ + "/upper.img";
+  b.root_overlay = cdir_ + "/" + runtime::kRootOverlayName;
   b.debug = o_.debug;
   b.abort_fd = signals_.get();
   return b;

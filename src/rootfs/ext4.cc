@@ -116,7 +116,8 @@ std::string read_tail(int fd, size_t limit) {
 Status run_mkfs(const std::string& mkfs, const std::string& dir, const std::string& image,
                 const Ext4Options& options, uint64_t inodes) {
   // mke2fs(8): -d copies the tree (xattrs, hardlinks, devices included);
-  // no journal, nothing reserved for root: the image is only ever read.
+  // nothing reserved for root. A snapshot has no journal (it is only ever
+  // read) and just the inodes the tree needs.
   std::vector<std::string> argv = {mkfs,
                                    "-q",
                                    "-F",
@@ -126,19 +127,16 @@ Status run_mkfs(const std::string& mkfs, const std::string& dir, const std::stri
                                    std::to_string(kBlock),
                                    "-I",
                                    std::to_string(kInodeSize),
-                                   "-N",
-                                   std::to_string(inodes),
                                    "-m",
-                                   "0",
-                                   "-O",
-                                   "^has_journal",
-                                   "-E",
-                                   "root_owner=0:0",
-                                   "-L",
-                                   options.label,
-                                   "-d",
-                                   dir,
-                                   image};
+                                   "0"};
+  if (options.writable_room_bytes == 0) {
+    argv.insert(argv.end(),
+                {"-N", std::to_string(inodes), "-O", "^has_journal", "-E", "root_owner=0:0"});
+  } else {
+    // Written in place: a journal, and mke2fs's own inode ratio.
+    argv.insert(argv.end(), {"-E", "root_owner=0:0,lazy_itable_init=0,lazy_journal_init=1"});
+  }
+  argv.insert(argv.end(), {"-L", options.label, "-d", dir, image});
   // Output goes to a memfd rather than a pipe: nothing to drain while
   // waiting, and only the tail is read back.
   int out = ::memfd_create("mkfs-output", MFD_CLOEXEC);
@@ -189,6 +187,12 @@ Status make_ext4_image(const std::string& dir, const std::string& image_path,
       usage->data_bytes + inodes * kInodeSize + usage->xattr_inodes * kBlock + kFixedOverhead;
   uint64_t size = estimate + estimate / 100 * options.headroom_percent;
   size = round_up(std::max(size, options.min_size_bytes), 1 << 20);
+  if (options.writable_room_bytes != 0) {
+    // The tree, the journal (64 MiB at this size) and the inode tables of
+    // the whole size (a 256-byte inode per 16 KiB) come on top of the room.
+    uint64_t room = options.writable_room_bytes;
+    size = round_up(size + room + (64ull << 20) + (size + room) / 16384 * kInodeSize, 1 << 20);
+  }
 
   std::string tmp = image_path + ".tmp";
   ::unlink(tmp.c_str());

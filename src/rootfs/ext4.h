@@ -17,6 +17,12 @@ struct Ext4Options {
   unsigned headroom_percent = 20;
   /// mkfs.ext4 to run; empty: look in $PATH, then /usr/sbin and /sbin.
   std::string mkfs_path;
+  /// Non-zero: a filesystem to be written in place, not a read-only
+  /// snapshot: this much free room beyond what the tree needs, a journal
+  /// (its blocks not zeroed: the file stays sparse), mke2fs's default of an
+  /// inode per 16 KiB, and inode tables zeroed by mke2fs (holes in the file)
+  /// so the guest's first mount starts no background zeroing.
+  uint64_t writable_room_bytes = 0;
 };
 
 /// What a directory holds, as make_ext4_image counts it.

@@ -141,6 +141,41 @@ TEST_F(Ext4Test, SnapshotOfAppliedLayersPassesFsckAndMounts) {
   EXPECT_EQ(std::string(buf, static_cast<size_t>(n)), "hello");
 }
 
+// A writable base (ImageStore::root_base): the tree plus the room asked for,
+// a journal, an inode per 16 KiB, sparse on the host; e2fsck finds it clean.
+TEST_F(Ext4Test, WritableBaseHasRoomAJournalAndInodesAndStaysSparse) {
+  ASSERT_TRUE(sys::write_file_atomic(root_ + "/hello", std::string(10000, 'x'), 0644).ok());
+  constexpr uint64_t kRoom = 1ull << 30;
+  Status s = make_ext4_image(root_, image_, {.label = "vessel-root", .writable_room_bytes = kRoom});
+  ASSERT_TRUE(s.ok()) << s.error().to_string();
+  struct stat st;
+  ASSERT_EQ(::stat(image_.c_str(), &st), 0);
+  EXPECT_GT(static_cast<uint64_t>(st.st_size), kRoom);
+  // Sparse: journal and inode tables are holes, not zeros written.
+  EXPECT_LT(static_cast<uint64_t>(st.st_blocks) * 512, 16ull << 20);
+  EXPECT_EQ(run({find_tool("e2fsck"), "-fn", image_}), 0);
+  std::string dumpe2fs = find_tool("dumpe2fs");
+  if (dumpe2fs.empty()) GTEST_SKIP() << "dumpe2fs not installed";
+  auto out = sys::make_temp_dir("/tmp", "vessel-ext4-out-");
+  ASSERT_TRUE(out.ok());
+  std::string header = *out + "/h";
+  int rc = run({"/bin/sh", "-c", "'" + dumpe2fs + "' -h '" + image_ + "' > '" + header + "' 2>&1"});
+  ASSERT_EQ(rc, 0);
+  auto text = sys::read_file(header);
+  ASSERT_TRUE(text.ok());
+  EXPECT_NE(text->find("has_journal"), std::string::npos) << *text;
+  auto at = text->find("Inode count:");
+  ASSERT_NE(at, std::string::npos);
+  EXPECT_GE(std::stoull(text->substr(at + 12)), kRoom / 16384) << *text;
+  (void)sys::remove_tree(*out);
+  // A snapshot (the default) has no journal.
+  ASSERT_EQ(::unlink(image_.c_str()), 0);
+  ASSERT_TRUE(make_ext4_image(root_, image_, {.label = "snap"}).ok());
+  rc = run({"/bin/sh", "-c",
+            "'" + dumpe2fs + "' -h '" + image_ + "' 2>/dev/null | grep -q has_journal"});
+  EXPECT_NE(rc, 0);
+}
+
 TEST_F(Ext4Test, FailureLeavesNoImage) {
   Status s = make_ext4_image(root_, image_, {.label = "a-label-longer-than-16"});
   EXPECT_FALSE(s.ok());

@@ -117,6 +117,8 @@ Status prepare_config(ContainerConfig& c, const std::string& id) {
     return Error(ErrorCode::kInvalidArgument, "no command given");
   if (c.rootfs.empty() == c.root_image.empty())
     return Error(ErrorCode::kInvalidArgument, "give either a root directory or a root image");
+  if (c.root_disk && (c.root_image.empty() || c.read_only || c.machine.enabled))
+    c.root_disk = false;  // a read-only root or a machine's disk is used as it is
   if (c.workdir.empty() || c.workdir[0] != '/')
     return Error(ErrorCode::kInvalidArgument,
                  "working directory '" + c.workdir + "' is not an absolute path");
@@ -153,6 +155,7 @@ std::string to_json(const ContainerConfig& c) {
       {"version", 1},
       {"rootfs", c.rootfs},
       {"root_image", c.root_image},
+      {"root_disk", c.root_disk},
       {"writable_bytes", c.writable_bytes},
       {"read_only", c.read_only},
       {"image", c.image},
@@ -237,6 +240,7 @@ Result<ContainerConfig> config_from_json(const std::string& text) {
     ContainerConfig c;
     c.rootfs = j.at("rootfs").get<std::string>();
     c.root_image = j.at("root_image").get<std::string>();
+    c.root_disk = j.value("root_disk", false);  // absent before it existed
     c.writable_bytes = j.at("writable_bytes").get<uint64_t>();
     c.read_only = j.at("read_only").get<bool>();
     c.image = j.at("image").get<std::string>();

@@ -49,6 +49,11 @@ struct ContainerConfig {
   // image used read-only under a writable layer (none with read_only).
   std::string rootfs;
   std::string root_image;
+  /// root_image is an image's writable base (ImageStore::root_base): the
+  /// container runs it read-write under a copy-on-write disk of its own,
+  /// <container dir>/root.qcow2, rather than read-only under a writable
+  /// layer (upper.img, overlayfs). Containers made before it have it false.
+  bool root_disk = false;
   uint64_t writable_bytes = 8ull << 30;
   bool read_only = false;
   std::string image;     // the image reference the user gave, or ""

@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 namespace vessel::runtime {
 namespace {
 
@@ -93,6 +95,7 @@ TEST(ConfigJson, RoundTrips) {
   c.pod_sandbox = "abc123";
   c.pod_dir = "web";
   c.no_process = true;
+  c.root_disk = true;
   auto back = config_from_json(to_json(c));
   ASSERT_TRUE(back.ok()) << back.error().to_string();
   EXPECT_EQ(back->argv, c.argv);
@@ -105,6 +108,13 @@ TEST(ConfigJson, RoundTrips) {
   EXPECT_EQ(back->pod_sandbox, "abc123");
   EXPECT_EQ(back->pod_dir, "web");
   EXPECT_TRUE(back->no_process);
+  EXPECT_TRUE(back->root_disk);
+  // A container recorded before root_disk existed keeps its overlay root.
+  auto j = nlohmann::json::parse(to_json(c));
+  j.erase("root_disk");
+  auto old = config_from_json(j.dump());
+  ASSERT_TRUE(old.ok()) << old.error().to_string();
+  EXPECT_FALSE(old->root_disk);
   EXPECT_FALSE(config_from_json("{}").ok());
   EXPECT_FALSE(config_from_json("not json").ok());
 }

@@ -37,7 +37,9 @@ constexpr const char* kRootfsTag = "rootfs";
 constexpr const char* kSharesTag = "shares";
 constexpr const char* kLowerSerial = "vessel-lower";
 constexpr const char* kUpperSerial = "vessel-upper";
-constexpr const char* kMachineSerial = "vessel-root";
+// A disk the guest mounts read-write as the root: a machine's disk, or a
+// root_disk container's qcow2 over its image's base.
+constexpr const char* kRootSerial = "vessel-root";
 // With ACPI, microvm has a second IO-APIC and describes more virtio-mmio
 // transports: 23 devices boot (measured; 24 stalled the boot).
 constexpr size_t kAcpiTransports = 23;
@@ -153,13 +155,15 @@ void ContainerVm::detach_private_mounts() {
 
 namespace {
 
-// Runs an e2fsprogs tool (found on PATH or in the sbin directories, which a
-// user's PATH may lack) with `args`; its output is discarded.
-Status run_e2fsprogs(const std::string& tool, std::vector<std::string> args) {
+// Runs a tool of Debian package `package` (found on PATH or in the sbin
+// directories, which a user's PATH may lack) with `args`; its output is
+// discarded.
+Status run_tool(const std::string& package, const std::string& tool,
+                std::vector<std::string> args) {
   std::optional<std::string> path;
   for (const std::string& candidate : {tool, "/usr/sbin/" + tool, "/sbin/" + tool})
     if (!path) path = sys::find_program(candidate);
-  if (!path) return Error(ErrorCode::kUnavailable, tool + " not found (install e2fsprogs)");
+  if (!path) return Error(ErrorCode::kUnavailable, tool + " not found (install " + package + ")");
   std::string what = tool;
   for (const auto& a : args)
     what += " " + a;
@@ -171,7 +175,38 @@ Status run_e2fsprogs(const std::string& tool, std::vector<std::string> args) {
   return ok_status();
 }
 
+Status run_e2fsprogs(const std::string& tool, std::vector<std::string> args) {
+  return run_tool("e2fsprogs", tool, std::move(args));
+}
+
 }  // namespace
+
+Status make_root_overlay(const std::string& cache_dir, const std::string& base,
+                         const std::string& path) {
+  struct stat st;
+  if (::stat(base.c_str(), &st) != 0) return Error::from_errno(errno, "root base '" + base + "'");
+  VESSEL_TRY(sys::make_dirs(cache_dir, 0700));
+  // qcow2 (QEMU's own copy-on-write format, docs/interop/qcow2.txt): 64 KiB
+  // clusters, allocated as the guest writes; reads of what it has not
+  // written go to the backing file QEMU is given. The empty image is the
+  // same for every base of this size, so it is made once and copied
+  // (~200 KiB, mostly holes).
+  std::string size = std::to_string(st.st_size);
+  std::string made_once = cache_dir + "/root-" + size + ".qcow2";
+  if (::access(made_once.c_str(), F_OK) != 0) {
+    VESSEL_ASSIGN_OR_RETURN(std::string suffix, sys::random_hex(8));
+    std::string made = made_once + ".tmp-" + suffix;
+    Status s = run_tool("qemu-utils", "qemu-img",
+                        {"create", "-q", "-f", "qcow2", "-o", "cluster_size=65536", made, size});
+    if (s.ok() && ::rename(made.c_str(), made_once.c_str()) != 0)
+      s = Error::from_errno(errno, "rename '" + made + "' to '" + made_once + "'");
+    if (!s.ok()) {
+      ::unlink(made.c_str());
+      return s.error().wrap("make the container's root disk");
+    }
+  }
+  return sys::copy_sparse(made_once, path);
+}
 
 Status make_writable_disk(const std::string& path, uint64_t bytes) {
   {
@@ -513,14 +548,14 @@ Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
     // The machine's own disk, written in place; its init takes PID 1 after
     // Setup. Its console log spans the boots of one start (the monitor
     // boots a machine again when it rebooted).
-    cfg.disks.push_back({root, kMachineSerial, false});
+    cfg.disks.push_back({root, kRootSerial, false});
     cfg.append_boot_log = true;
     cfg.acpi = true;
     // No getty on the serial console: `machine shell` is the way in, and
     // without udev in the image (a minimal one) systemd would wait 90 s
     // for a dev-ttyS0.device that never appears.
     cfg.cmdline = "systemd.show_status=1 systemd.getty_auto=0";
-    setup.lower_serial = kMachineSerial;
+    setup.lower_serial = kRootSerial;
     setup.machine = 1;
     setup.init = c.machine.init;
     if (!c.machine.user.empty()) {
@@ -531,6 +566,10 @@ Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
       setup.user.shell = c.machine.shell;
       setup.user.create_home = !c.machine.share_home;
     }
+  } else if (c.root_disk) {
+    // One disk read-write: the container's qcow2 over the image's base.
+    cfg.disks.push_back({o.root_overlay, kRootSerial, false, root});
+    setup.lower_serial = kRootSerial;
   } else if (!c.root_image.empty()) {
     cfg.disks.push_back({root, kLowerSerial, true});
     setup.lower_serial = kLowerSerial;
@@ -591,7 +630,7 @@ Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
   setup.routes = o.routes;
   // QEMU's microvm has 8 virtio-mmio transports without ACPI (more need a
   // second IO-APIC, which only ACPI describes): the agent's port, the root
-  // (two disks, or a share), the network devices and the mounts' shares
+  // (one disk, two for an overlay root, or a share), the network devices and the mounts' shares
   // must fit. Checked before anything is mounted or started.
   const size_t kTransports = cfg.acpi ? kAcpiTransports : 8;
   size_t root_devices = cfg.disks.size() + (c.root_image.empty() ? 1 : 0);

@@ -19,11 +19,12 @@
 namespace vessel::runtime {
 
 struct BootOptions {
-  std::string state_root;   // where volumes live (<root>/volumes/<name>/_data)
-  std::string runtime_dir;  // private directory for sockets (exists)
-  std::string boot_log;     // console and QEMU messages ("" = runtime_dir/boot.log)
-  std::string upper_disk;   // the writable layer (an ext4 image), unless read-only
-  bool debug = false;       // console to stderr
+  std::string state_root;    // where volumes live (<root>/volumes/<name>/_data)
+  std::string runtime_dir;   // private directory for sockets (exists)
+  std::string boot_log;      // console and QEMU messages ("" = runtime_dir/boot.log)
+  std::string upper_disk;    // the writable layer (an ext4 image), unless read-only
+  std::string root_overlay;  // a root_disk container's qcow2 (make_root_overlay)
+  bool debug = false;        // console to stderr
   /// Boot is abandoned (kUnavailable "interrupted") when this fd becomes
   /// readable; -1 for none.
   int abort_fd = -1;
@@ -126,6 +127,14 @@ Status make_writable_disk(const std::string& path, uint64_t bytes);
 /// Makes a machine's disk at `path` from an image's ext4 `snapshot`: a
 /// sparse copy, `bytes` long, with a journal added (snapshots have none).
 Status make_machine_disk(const std::string& snapshot, const std::string& path, uint64_t bytes);
+
+/// A root_disk container's disk in its directory: a qcow2 with no data and
+/// no backing file named in it, the size of `base`; QEMU is told its
+/// backing, `base`, at each start (ContainerConfig::root_disk). Copied from
+/// `<cache_dir>/root-<bytes>.qcow2`, which qemu-img makes once.
+inline constexpr const char* kRootOverlayName = "root.qcow2";
+Status make_root_overlay(const std::string& cache_dir, const std::string& base,
+                         const std::string& path);
 
 /// The container cgroup's limits Setup gives `config` (none for a machine):
 /// memory.max is the container's memory, cpu.max its --cpus fraction.

@@ -85,25 +85,42 @@ std::vector<std::string> qemu_command_line(const VmConfig& c, const QemuLaunch& 
     a.insert(a.end(), {"-chardev", chardev, "-device",
                        "vhost-user-fs-device,chardev=" + id + ",tag=" + c.shared_dirs[i].tag});
   }
+  // An fd set per file (set N+1 for disk N, 101+N for its backing), or the
+  // path, its commas doubled: QEMU parses commas in option values as
+  // separators.
+  auto file_of = [&](const std::string& host_path, const std::vector<std::vector<int>>& fds,
+                     size_t i, int first_set) {
+    if (i < fds.size() && !fds[i].empty()) {
+      std::string set = std::to_string(first_set + static_cast<int>(i));
+      for (int fd : fds[i])
+        a.insert(a.end(), {"-add-fd", "fd=" + std::to_string(fd) + ",set=" + set});
+      return "/dev/fdset/" + set;
+    }
+    std::string path;
+    for (char ch : host_path)
+      path += ch == ',' ? std::string(",,") : std::string(1, ch);
+    return path;
+  };
   for (size_t i = 0; i < c.disks.size(); ++i) {
     const Disk& d = c.disks[i];
     std::string id = "disk" + std::to_string(i);
-    // QEMU parses commas in option values as separators: a path with one
-    // must be escaped by doubling it.
-    std::string path;
-    if (i < l.disk_fds.size() && !l.disk_fds[i].empty()) {
-      std::string set = std::to_string(i + 1);
-      for (int fd : l.disk_fds[i])
-        a.insert(a.end(), {"-add-fd", "fd=" + std::to_string(fd) + ",set=" + set});
-      path = "/dev/fdset/" + set;
+    std::string path = file_of(d.path, l.disk_fds, i, 1);
+    if (d.backing.empty()) {
+      a.insert(a.end(), {"-drive", "if=none,id=" + id + ",file=" + path + ",format=raw," +
+                                       "discard=unmap,readonly=" + (d.read_only ? "on" : "off")});
     } else {
-      for (char ch : d.path)
-        path += ch == ',' ? std::string(",,") : std::string(1, ch);
+      // The backing named here, not in the qcow2 (BlockdevOptionsGenericCOWFormat
+      // `backing`): a raw node, read-only, under the qcow2 node.
+      std::string backing = file_of(d.backing, l.backing_fds, i, 101);
+      a.insert(a.end(),
+               {"-blockdev",
+                "driver=raw,node-name=" + id + "-base,read-only=on,file.driver=file," +
+                    "file.filename=" + backing,
+                "-blockdev",
+                "driver=qcow2,node-name=" + id + ",discard=unmap,file.driver=file," +
+                    "file.filename=" + path + ",file.discard=unmap,backing=" + id + "-base"});
     }
-    a.insert(a.end(), {"-drive",
-                       "if=none,id=" + id + ",file=" + path + ",format=raw," +
-                           "discard=unmap,readonly=" + (d.read_only ? "on" : "off"),
-                       "-device", "virtio-blk-device,drive=" + id + ",serial=" + d.serial});
+    a.insert(a.end(), {"-device", "virtio-blk-device,drive=" + id + ",serial=" + d.serial});
   }
   for (size_t i = 0; i < c.nics.size() && i < l.tap_fds.size(); ++i) {
     std::string id = "net" + std::to_string(i);

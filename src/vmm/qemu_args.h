@@ -35,6 +35,9 @@ struct QemuLaunch {
   /// an O_RDONLY fd, a writable one an O_RDWR and an O_RDONLY one (QEMU
   /// opens it both ways). Empty: disks are opened by path.
   std::vector<std::vector<int>> disk_fds;
+  /// Per disk with a backing file (Disk::backing): the fd of the backing
+  /// (read-only); empty or short: by path.
+  std::vector<std::vector<int>> backing_fds;
   /// Per shared dir, a connected vhost-user socket (fd as QEMU sees it)
   /// instead of fs_sockets.
   std::vector<int> fs_fds;

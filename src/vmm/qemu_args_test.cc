@@ -71,6 +71,31 @@ TEST(QemuArgs, DisksAreVirtioBlkNamedBySerial) {
   EXPECT_TRUE(has_pair(a, "-device", "virtio-blk-device,drive=disk1,serial=upper"));
 }
 
+// A root_disk container's disk: a qcow2 read-write over its image's base,
+// read-only, named on the command line (by path or by fd set).
+TEST(QemuArgs, ADiskWithABackingIsAQcow2OverARawNode) {
+  VmConfig c = config();
+  c.disks = {{"/c/root.qcow2", "vessel-root", false, "/s/base,1.ext4"}};
+  auto a = qemu_command_line(c, {});
+  EXPECT_TRUE(has_pair(a, "-blockdev",
+                       "driver=raw,node-name=disk0-base,read-only=on,file.driver=file,"
+                       "file.filename=/s/base,,1.ext4"));
+  EXPECT_TRUE(has_pair(a, "-blockdev",
+                       "driver=qcow2,node-name=disk0,discard=unmap,file.driver=file,"
+                       "file.filename=/c/root.qcow2,file.discard=unmap,backing=disk0-base"));
+  EXPECT_TRUE(has_pair(a, "-device", "virtio-blk-device,drive=disk0,serial=vessel-root"));
+  EXPECT_FALSE(contains(a, "-drive"));
+  QemuLaunch l{.port_fds = {3}, .qmp_fd = 4};
+  l.disk_fds = {{7, 8}};
+  l.backing_fds = {{9}};
+  a = qemu_command_line(c, l);
+  EXPECT_TRUE(has_pair(a, "-add-fd", "fd=7,set=1"));
+  EXPECT_TRUE(has_pair(a, "-add-fd", "fd=8,set=1"));
+  EXPECT_TRUE(has_pair(a, "-add-fd", "fd=9,set=101"));
+  EXPECT_TRUE(contains(a, "file.filename=/dev/fdset/101"));
+  EXPECT_TRUE(contains(a, "file.filename=/dev/fdset/1,"));
+}
+
 TEST(QemuArgs, NicsAreVirtioNetOnInheritedTaps) {
   VmConfig c = config();
   c.nics = {{11, "02:42:0a:7b:00:02"}, {12, "02:42:0a:7c:00:02"}};

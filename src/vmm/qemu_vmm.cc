@@ -225,6 +225,14 @@ Result<std::unique_ptr<VmInstance>> QemuVmm::start(const VmConfig& config) {
         child_ends.push_back(std::move(fd));
       }
       launch.disk_fds.push_back(std::move(set));
+      std::vector<int> backing;
+      if (!d.backing.empty()) {
+        VESSEL_ASSIGN_OR_RETURN(UniqueFd fd, sys::open_fd(d.backing, O_RDONLY | O_CLOEXEC));
+        o.fds.push_back({next_fd, fd.get()});
+        backing.push_back(next_fd++);
+        child_ends.push_back(std::move(fd));
+      }
+      launch.backing_fds.push_back(std::move(backing));
     }
   }
 

@@ -28,6 +28,10 @@ struct Disk {
   std::string path;
   std::string serial;
   bool read_only = false;
+  /// Non-empty: `path` is a qcow2 image read-write over this raw image,
+  /// read-only (its backing file, given here rather than named in the
+  /// qcow2, so that a jailed QEMU gets it as an fd).
+  std::string backing;
 };
 
 /// A virtio-net device backed by an open tap device. The caller owns `tap_fd`

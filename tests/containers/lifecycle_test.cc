@@ -3,6 +3,9 @@
 // real `vessel` CLI with a temporary state root, as a user would.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
+
+#include <algorithm>
 
 #include <regex>
 
@@ -376,6 +379,47 @@ TEST_F(LifecycleTest, RestartGivesANewStartKeepingTheWritableLayer) {
                             "until [ $(wc -l < /boots) -ge 2 ]; do sleep 0.1; done; cat /boots"},
                            {.timeout = 60s});
   EXPECT_EQ(boots.out, "boot\nboot\n") << boots.err;
+}
+
+// An image root is one disk of the container's own (root.qcow2 over the
+// image's writable base, shared read-only): the guest mounts it read-write,
+// what the container writes stays in its own small file and survives a
+// stop and start, another container of the image does not see it, and
+// --read-only still runs from the image's snapshot alone.
+TEST_F(LifecycleTest, AnImageRootIsADiskOfItsOwnOverTheImagesBase) {
+  std::string id = run_detached({"--name", "one", kImage, "sh", "-c",
+                                 "dd if=/dev/zero of=/big bs=1M count=4 2>/dev/null; "
+                                 "echo kept > /note; " +
+                                     kIdle});
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(wait_for_log("one", "ready"));
+  CliResult mounts = vessel({"exec", "one", "sh", "-c", "grep ' / ' /proc/mounts"});
+  EXPECT_EQ(mounts.exit_code, 0) << mounts.err;
+  EXPECT_TRUE(contains(mounts.out, " / ext4 rw,")) << mounts.out;
+  std::string disk = state_root() + "/containers/" + id + "/root.qcow2";
+  struct stat st;
+  ASSERT_EQ(::stat(disk.c_str(), &st), 0) << disk;
+  // The 4 MiB written, its metadata, the qcow2's tables: far from the 8 GiB
+  // the container may use, and no copy of the image.
+  EXPECT_LT(static_cast<uint64_t>(st.st_blocks) * 512, 32ull << 20);
+  auto bases = sys::list_dir(state_root() + "/snapshots");
+  ASSERT_TRUE(bases.ok());
+  EXPECT_EQ(std::count_if(bases->begin(), bases->end(),
+                          [](const std::string& n) { return n.ends_with(".root.ext4"); }),
+            1);
+  EXPECT_EQ(vessel({"stop", "-t", "1", "one"}).exit_code, 0);
+  EXPECT_EQ(vessel({"start", "one"}).exit_code, 0);
+  CliResult note = vessel({"exec", "one", "cat", "/note"}, {.timeout = 60s});
+  EXPECT_EQ(note.out, "kept\n") << note.err;
+  CliResult other = vessel(
+      {"run", "--rm", "-m", kMemory, kImage, "sh", "-c", "cat /note 2>/dev/null || echo none"});
+  EXPECT_EQ(other.out, "none\n") << other.err;
+  CliResult ro = vessel({"run", "--rm", "-m", kMemory, "--read-only", kImage, "sh", "-c",
+                         "grep ' / ' /proc/mounts; touch /x 2>/dev/null || echo refused"});
+  EXPECT_TRUE(contains(ro.out, " / ext4 ro,")) << ro.out << ro.err;
+  EXPECT_TRUE(contains(ro.out, "refused")) << ro.out;
+  EXPECT_EQ(vessel({"rm", "-f", "one"}).exit_code, 0);
+  EXPECT_NE(::access(disk.c_str(), F_OK), 0) << "the container's disk outlived it";
 }
 
 TEST_F(LifecycleTest, ForegroundRunLeavesAnExitedContainer) {

@@ -83,8 +83,8 @@ TEST_F(ParallelTest, EightDetachedRunsFromOneImageEachHaveTheirOwnWritableLayer)
   // Each container's writable layer is a file of its own.
   for (const auto& id : ids) {
     if (!is_full_id(id)) continue;
-    std::string upper = state_root() + "/containers/" + id + "/upper.img";
-    EXPECT_EQ(::access(upper.c_str(), F_OK), 0) << "no writable layer at " << upper;
+    std::string disk = state_root() + "/containers/" + id + "/root.qcow2";
+    EXPECT_EQ(::access(disk.c_str(), F_OK), 0) << "no disk of its own at " << disk;
   }
 
   std::vector<CliResult> removals(kContainers);
