@@ -61,6 +61,7 @@ void Agent::run(const std::string& guest) {
   protocol::Hello hello;
   hello.guest = guest;
   queue_frame(MsgType::kHello, 0, protocol::encode(hello));
+  mark("hello");
   for (;;) {
     if (setup_reply_pending_) check_machine_ready();
     // Write what the port takes now; the rest waits for POLLOUT.
@@ -351,6 +352,7 @@ void Agent::on_setup(uint32_t stream, const protocol::Setup& setup) {
     on_add_container(stream, setup);
     return;
   }
+  mark("setup received");
   if (container_.ready()) {
     reply(MsgType::kSetupResult, stream, Status(EBUSY, "the container root is already set up"));
     return;
@@ -404,6 +406,7 @@ void Agent::on_setup(uint32_t stream, const protocol::Setup& setup) {
     setup_reply_deadline_ms_ = monotonic_ms() + kMachineReadyTimeoutMs;
     return;
   }
+  mark("set up");
   reply(MsgType::kSetupResult, stream, Status());
 }
 
@@ -512,10 +515,12 @@ void Agent::started(uint32_t stream, Process process, uint64_t oom_kills) {
   processes_.emplace(stream, std::move(process));
   // Queued before any output or Exit of the process, which can only be read
   // in a later round.
+  mark("process started (exec'd)");
   reply(MsgType::kSpawnResult, stream, Status(), static_cast<uint32_t>(pid));
 }
 
 void Agent::on_spawn(uint32_t stream, const protocol::Spawn& spawn) {
+  mark("spawn received");
   if (!can_start(stream)) return;
   const Container* container = container_of(spawn.container);
   const ContainerCgroup* cgroup = cgroup_of(spawn.container);
@@ -607,7 +612,10 @@ void Agent::on_poweroff() {
   // again: a Poweroff back tells the host it may end QEMU now rather than
   // wait for the kernel's reboot (15-30 ms under TCG). If the port does not
   // take it at once, the reboot ends QEMU as before.
+  mark("poweroff received");
   sync();
+  mark("synced");
+  write_marks(STDERR_FILENO);
   queue_frame(MsgType::kPoweroff, 0, {});
   flush_port();
   power_off();
@@ -737,6 +745,7 @@ void Agent::finish_process(Process& process, int wait_status) {
   // so a kill that ended this process is already counted here.
   const ContainerCgroup* cgroup = cgroup_of(process.container);
   exit.oom_killed = cgroup && cgroup->valid() && cgroup->oom_kills() > process.oom_kills_at_start;
+  mark("process exited");
   queue_frame(MsgType::kExit, process.stream, protocol::encode(exit));
 }
 

@@ -224,6 +224,7 @@ std::string describe_guest() {
 [[noreturn]] void run_stage2() {
   block_signals();
   mount_system_filesystems();
+  mark("system filesystems");
   attach_console();
   enable_cgroup_controllers();
   // Made at boot rather than at Setup, so that Stats works from the start.
@@ -234,7 +235,9 @@ std::string describe_guest() {
     log_error("%s; powering off", sigchld.status().message().c_str());
     power_off();
   }
+  mark("cgroups");
   Result<UniqueFd> port = open_agent_port();
+  mark("agent port open");
   if (!port.ok()) {
     log_error("%s; powering off", port.status().message().c_str());
     power_off();
@@ -254,6 +257,8 @@ int main() {
                  "The init (PID 1) of a Vessel VM; it runs only as the VM's first process.\n");
     return 2;
   }
+  mark("init started");
   leave_initramfs();
+  mark("on the tmpfs root");
   run_stage2();
 }

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 
 namespace vessel::guest {
 
@@ -132,6 +133,32 @@ int64_t monotonic_ms() {
 void sleep_ms(int ms) {
   timespec left{ms / 1000, static_cast<long>(ms % 1000) * 1000000};
   while (nanosleep(&left, &left) < 0 && errno == EINTR) {
+  }
+}
+
+namespace {
+struct Mark {
+  const char* label;
+  int64_t ns;
+};
+Mark g_marks[64];
+size_t g_mark_count = 0;
+}  // namespace
+
+void mark(const char* label) {
+  if (g_mark_count == std::size(g_marks)) return;
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  g_marks[g_mark_count++] = {label, ts.tv_sec * 1000000000LL + ts.tv_nsec};
+}
+
+void write_marks(int fd) {
+  Result<std::string> cmdline = read_file("/proc/cmdline");
+  if (!cmdline.ok() || cmdline.value().find("vessel.timings") == std::string::npos) return;
+  for (size_t i = 0; i < g_mark_count; ++i) {
+    int64_t since = i == 0 ? 0 : g_marks[i].ns - g_marks[i - 1].ns;
+    dprintf(fd, "vessel-init: mark %8.1f %6.1f %s\n", static_cast<double>(g_marks[i].ns) / 1e6,
+            static_cast<double>(since) / 1e6, g_marks[i].label);
   }
 }
 

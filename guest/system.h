@@ -94,4 +94,13 @@ void sleep_ms(int ms);
 /// as the kernel panics when it does.
 [[noreturn]] void power_off();
 
+/// Step timings of a start (docs/performance.md, "Where the time goes"):
+/// mark() notes CLOCK_MONOTONIC (time since the guest kernel started) under
+/// a static label, at most 64 marks, nothing else; write_marks() prints
+/// them, one "vessel-init: mark <ms since boot> <ms since the previous>
+/// <label>" line each, when the kernel command line has `vessel.timings`
+/// (VESSEL_GUEST_TIMINGS=1 on the host), at the guest's power-off.
+void mark(const char* label);
+void write_marks(int fd);
+
 }  // namespace vessel::guest

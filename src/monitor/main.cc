@@ -45,6 +45,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   vessel::log::set_program("vessel-monitor " + o.id.substr(0, 12));
-  if (o.debug) vessel::log::set_level(vessel::log::Level::kDebug);
+  // VESSEL_PHASES=1: the phase timings of --debug in monitor.log, with the
+  // VM's console still quiet (docs/performance.md).
+  const char* phases = ::getenv("VESSEL_PHASES");
+  if (o.debug || (phases && *phases == '1')) vessel::log::set_level(vessel::log::Level::kDebug);
   return vessel::monitor::run_monitor(o);
 }

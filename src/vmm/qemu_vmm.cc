@@ -201,8 +201,9 @@ Result<std::unique_ptr<VmInstance>> QemuVmm::start(const VmConfig& config) {
   int next_fd = 3;
   for (size_t i = 0; i < c.shared_dirs.size(); ++i) {
     std::string sock = c.runtime_dir + "/fs" + std::to_string(i) + ".sock";
-    VESSEL_ASSIGN_OR_RETURN(sys::Process d,
-                            start_virtiofsd(c.shared_dirs[i].host_path, sock, log.get()));
+    VESSEL_ASSIGN_OR_RETURN(
+        sys::Process d,
+        start_virtiofsd(c.shared_dirs[i].host_path, sock, log.get(), c.shared_dirs[i].keep_cache));
     daemons.push_back(std::move(d));
     launch.fs_sockets.push_back(sock);
     if (jailed) {
