@@ -652,6 +652,7 @@ Result<Container> Container::prepare(const protocol::Setup& setup, const Contain
   }
   if (!s.ok()) return s;
   RootMountGuard guard(root);
+  mark("root mounted");
 
   s = setup.machine ? mount_machine_filesystems(root) : mount_api_filesystems(root, cgroup);
   if (!s.ok()) return s;
@@ -661,14 +662,19 @@ Result<Container> Container::prepare(const protocol::Setup& setup, const Contain
       sethostname(setup.hostname.data(), setup.hostname.size()) < 0) {
     return Status::from_errno("set hostname '" + setup.hostname + "'");
   }
+  mark("/proc, /sys, /dev");
   s = setup.machine ? prepare_machine_root(setup, root) : cover_etc_files(setup, root, run_dir);
+  mark("/etc files");
   if (!s.ok()) return s;
   s = mount_extra(setup, root);
   if (!s.ok()) return s;
 
+  mark("mounts");
   Result<UniqueFd> ns = create_mount_namespace(root);
+  mark("mount namespace");
   if (!ns.ok()) return ns.status();
   s = network.join();
+  mark("network joined");
   if (!s.ok()) return s;
   guard.disarm();
   Container container;
