@@ -711,6 +711,11 @@ Result<Process> spawn_task(Task& task, const Container& container, const Contain
   return process;
 }
 
+std::vector<std::string> command_candidates(const std::string& file,
+                                            const std::vector<std::string>& env) {
+  return exec_candidates(file, env);
+}
+
 Result<Process> spawn_process(const protocol::Spawn& spec, const Container& container,
                               const ContainerCgroup& cgroup) {
   if (Status s = check_rlimits(spec.rlimits); !s.ok()) return s;

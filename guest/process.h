@@ -60,6 +60,11 @@ struct Process {
 /// has exec'd (the returned fds are nonblocking and close-on-exec) or has
 /// failed; a failure carries the errno and a message for SpawnResult (an
 /// invalid rlimit fails before anything is created), and the child is reaped.
+/// The paths an exec of `file` tries, in order, as execvp(3) with `env`'s
+/// PATH (or the default) would: `file` itself when it has a slash.
+std::vector<std::string> command_candidates(const std::string& file,
+                                            const std::vector<std::string>& env);
+
 Result<Process> spawn_process(const protocol::Spawn& spec, const Container& container,
                               const ContainerCgroup& cgroup);
 

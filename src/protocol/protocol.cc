@@ -343,6 +343,8 @@ std::vector<uint8_t> encode(const Setup& m) {
   }
   w.u32(m.container);
   w.str(m.rootfs_subpath);
+  w.str(m.main_command);
+  w.str(m.main_path);
   return w.take();
 }
 
@@ -512,6 +514,11 @@ bool decode(std::span<const uint8_t> p, Setup& out) {
   bool cpu_ok = cpu_max_ok(out.cpu_quota_usec, out.cpu_period_usec);
   out.container = r.u32();
   out.rootfs_subpath = r.str();
+  out.main_command = r.str();
+  out.main_path = r.str();
+  bool main_ok = out.main_command.size() <= 4096 && out.main_path.size() <= 4096 &&
+                 out.main_command.find('\0') == std::string::npos &&
+                 out.main_path.find('\0') == std::string::npos;
   // A container added to a pod's VM has its root and mounts only: the
   // network and a machine are the VM's, set up with container 0.
   bool container_ok =
@@ -522,10 +529,11 @@ bool decode(std::span<const uint8_t> p, Setup& out) {
                     (virtiofs && clean_path(out.rootfs_subpath) && out.rootfs_subpath[0] != '/');
   // A hostname is at most 64 bytes (HOST_NAME_MAX), a tag at most 36 and a
   // virtio-blk serial 20. Exactly one kind of root; an upper needs a lower.
-  return r.ok() && container_ok && subpath_ok && machine_ok && out.hostname.size() <= 64 &&
-         virtiofs != image && out.rootfs_tag.size() <= 36 && out.lower_serial.size() <= 20 &&
-         out.upper_serial.size() <= 20 && (out.upper_serial.empty() || image) && cpu_ok &&
-         mounts_ok && network_ok && out.memory_reclaim <= 1;
+  return r.ok() && container_ok && subpath_ok && main_ok && machine_ok &&
+         out.hostname.size() <= 64 && virtiofs != image && out.rootfs_tag.size() <= 36 &&
+         out.lower_serial.size() <= 20 && out.upper_serial.size() <= 20 &&
+         (out.upper_serial.empty() || image) && cpu_ok && mounts_ok && network_ok &&
+         out.memory_reclaim <= 1;
 }
 
 std::vector<uint8_t> encode(const Spawn& m) {

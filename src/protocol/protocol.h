@@ -221,6 +221,12 @@ struct Setup {
   /// With rootfs_tag: the root is this directory of the share (relative,
   /// no ".."), not the whole share. "" = the share itself.
   std::string rootfs_subpath;
+  /// The executable the first Spawn will name (its argv[0]) and the PATH of
+  /// its environment ("": the default): the guest reads the file it
+  /// resolves to ahead, in a child, while it sets up the rest (version 8).
+  /// "" = nothing to read ahead. At most 4096 bytes each.
+  std::string main_command;
+  std::string main_path;
 };
 
 /// One setrlimit(2) for a spawned process. `resource` is Linux's generic

@@ -211,9 +211,10 @@ TEST(ProtocolMessages, SetupRoundTrip) {
 // user (name, uid, gid, home, shell, create_home), an empty init and
 // memory_reclaim.
 constexpr size_t kMachineTail = 1 + 4 + 4 + 4 + 4 + 4 + 1 + 4 + 1;
-// Then two empty lists (version 6): addresses6 and routes; and container 0
-// with an empty rootfs_subpath (version 7).
-constexpr size_t kV6Tail = 4 + 4 + 4 + 4;
+// Then two empty lists (version 6): addresses6 and routes; container 0
+// with an empty rootfs_subpath (version 7); no main command to read ahead
+// (version 8: main_command and main_path empty).
+constexpr size_t kV6Tail = 4 + 4 + 4 + 4 + 4 + 4;
 
 TEST(ProtocolMessages, SetupLimitsRoundTrip) {
   SetupMsg in;
@@ -587,6 +588,24 @@ TEST(ProtocolMessages, UpdateRoundTripAndBounds) {
   ASSERT_TRUE(decode(encode(of_two), out));
   EXPECT_EQ(out.container, 2u);
   EXPECT_FALSE(decode(encode(Update{0, 0, 0, 0, kMaxContainers}), out));
+}
+
+// The main command read ahead while the guest sets up (version 8).
+TEST(ProtocolMessages, SetupCarriesTheMainCommandToReadAhead) {
+  protocol::Setup in;
+  in.rootfs_tag = "rootfs";
+  in.main_command = "nginx";
+  in.main_path = "/usr/local/sbin:/usr/sbin";
+  protocol::Setup out;
+  ASSERT_TRUE(decode(encode(in), out));
+  EXPECT_EQ(out.main_command, "nginx");
+  EXPECT_EQ(out.main_path, "/usr/local/sbin:/usr/sbin");
+  protocol::Setup bad = in;
+  bad.main_command = std::string(4097, 'a');
+  EXPECT_FALSE(decode(encode(bad), out));
+  bad = in;
+  bad.main_path = std::string("/bin\0x", 6);
+  EXPECT_FALSE(decode(encode(bad), out));
 }
 
 TEST(ProtocolMessages, PodContainersRoundTrip) {

@@ -544,6 +544,16 @@ Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
   // A machine's cgroups are its init's; free page reporting alone returns
   // what it frees.
   setup.memory_reclaim = !c.machine.enabled && c.memory_reclaim;
+  // The main process's executable, read ahead by the guest while it sets
+  // up (a cold exec from the image's disk cost ~50 ms of a start under TCG).
+  if (!c.machine.enabled && !c.no_process && !c.argv.empty()) {
+    setup.main_command = c.argv[0];
+    for (const auto& e : c.env)
+      if (e.starts_with("PATH=")) {
+        setup.main_path = e.substr(5);
+        break;
+      }
+  }
   if (c.machine.enabled) {
     // The machine's own disk, written in place; its init takes PID 1 after
     // Setup. Its console log spans the boots of one start (the monitor
