@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
+#include <thread>
 #include <vector>
 
 #include "base/log.h"
@@ -695,17 +696,25 @@ int Monitor::run() {
                              protocol::encode(protocol::Exit{0, SIGKILL}));
     routes_.clear();
     phase("main process exited");
+    bool restart = rebooted || should_restart(exit_code);
+    // A monitor that will not boot the VM again leaves its host cgroup
+    // while the VM ends: a v1 memory cgroup move waits for an RCU grace
+    // period (~10 ms here), which then overlaps the guest's sync and QEMU's
+    // exit. QEMU and virtiofsd stay in it until they are gone; leave_host()
+    // removes it.
+    std::thread moving_out;
+    if (!restart && cgroup_) moving_out = std::thread([this] { cgroup_->move_out(); });
     // A --rm container that will not restart goes with its disks: nothing
     // in its guest needs a clean shutdown unless it shares host directories.
     if (config_.auto_remove && !machine() && !should_restart(exit_code))
       vm_->discard(10s);
     else
       vm_->poweroff(10s);
+    if (moving_out.joinable()) moving_out.join();
     phase("VM stopped");
     end_update_waiters();
     vm_.reset();
 
-    bool restart = rebooted || should_restart(exit_code);
     update([&](state::ContainerState& s) {
       s.status = restart ? state::RunState::kRestarting : state::RunState::kExited;
       s.exit_code = exit_code;

@@ -276,12 +276,19 @@ Result<HostCgroup> HostCgroup::enter(const std::string& name, const HostLimits& 
   return HostCgroup(std::move(plan));
 }
 
-Status HostCgroup::leave() {
+void HostCgroup::move_out() {
+  if (moved_out_) return;
+  moved_out_ = true;
   escape_files().clear();
   std::string pid = std::to_string(::getpid());
+  for (size_t i = 0; i < plan_.dirs.size() && i < plan_.origins.size(); ++i)
+    (void)write_value(plan_.origins[i] + "/cgroup.procs", pid);
+}
+
+Status HostCgroup::leave() {
+  move_out();
   Status result = ok_status();
   for (size_t i = 0; i < plan_.dirs.size(); ++i) {
-    if (i < plan_.origins.size()) (void)write_value(plan_.origins[i] + "/cgroup.procs", pid);
     if (!plan_.systemd_unit.empty()) continue;  // systemd's to remove, once empty
     if (::rmdir(plan_.dirs[i].c_str()) != 0 && errno != ENOENT && result.ok())
       result = Error::from_errno(errno, "host cgroup: remove '" + plan_.dirs[i] + "'");

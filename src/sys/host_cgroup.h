@@ -85,6 +85,11 @@ class HostCgroup {
   /// (its children must be gone); systemd removes a scope of its own once
   /// it is empty.
   Status leave();
+  /// leave()'s first half: this process back where it came from, its
+  /// children staying (a v1 move waits for an RCU grace period, ~10 ms:
+  /// a caller overlaps it with its children's end). Once only: leave()
+  /// then only removes the cgroup.
+  void move_out();
   CgroupVersion version() const { return plan_.version; }
   /// The systemd scope holding it ("" when systemd did not make it).
   const std::string& systemd_unit() const { return plan_.systemd_unit; }
@@ -100,6 +105,7 @@ class HostCgroup {
  private:
   explicit HostCgroup(HostCgroupPlan plan) : plan_(std::move(plan)) {}
   HostCgroupPlan plan_;
+  bool moved_out_ = false;
 };
 
 /// The cgroup.procs files of where this process was before it entered its
