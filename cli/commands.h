@@ -83,15 +83,14 @@ struct ResolvedImage {
   images::ImageRecord record;
   image::ImageConfig config;
   std::string snapshot;
+  std::string root_base;  // ImageStore::root_base, when asked for
 };
-/// Points a writable container's root at `image`'s writable base (built if
-/// missing) instead of its snapshot (runtime::ContainerConfig::root_disk).
-Status use_root_base(const std::string& root, const images::ImageRecord& image,
-                     runtime::ContainerConfig& spec);
 /// Finds image `name` in the store under `root`, loading an embedded one or
-/// pulling it as `pull` says ("missing", "always" or "never").
+/// pulling it as `pull` says ("missing", "always" or "never"). A non-zero
+/// `root_base_room` also gives its writable base with that much room.
 Result<ResolvedImage> resolve_image(const std::string& root, const std::string& name,
-                                    const std::string& pull, const PullFlags& flags);
+                                    const std::string& pull, const PullFlags& flags,
+                                    uint64_t root_base_room = 0);
 
 /// Prints "vessel: <message>" to stderr.
 void print_error(const std::string& message);

@@ -119,7 +119,8 @@ std::vector<std::string> merge_env(const std::vector<std::string>& base,
 }  // namespace
 
 Result<ResolvedImage> resolve_image(const std::string& root, const std::string& name,
-                                    const std::string& pull, const PullFlags& flags) {
+                                    const std::string& pull, const PullFlags& flags,
+                                    uint64_t root_base_room) {
   VESSEL_ASSIGN_OR_RETURN(image::Reference ref, image::parse_reference(name));
   VESSEL_ASSIGN_OR_RETURN(images::ImageStore store, images::ImageStore::open(root));
   VESSEL_ASSIGN_OR_RETURN(std::optional<images::ImageRecord> found, store.find(ref));
@@ -136,16 +137,10 @@ Result<ResolvedImage> resolve_image(const std::string& root, const std::string& 
   ResolvedImage out{ref, *found, {}, {}};
   VESSEL_ASSIGN_OR_RETURN(out.config, store.config(*found));
   VESSEL_ASSIGN_OR_RETURN(out.snapshot, store.snapshot(*found));
+  if (root_base_room != 0) {
+    VESSEL_ASSIGN_OR_RETURN(out.root_base, store.root_base(*found, root_base_room));
+  }
   return out;
-}
-
-Status use_root_base(const std::string& root, const images::ImageRecord& image,
-                     runtime::ContainerConfig& spec) {
-  if (spec.read_only) return ok_status();
-  VESSEL_ASSIGN_OR_RETURN(images::ImageStore store, images::ImageStore::open(root));
-  VESSEL_ASSIGN_OR_RETURN(spec.root_image, store.root_base(image, spec.writable_bytes));
-  spec.root_disk = true;
-  return ok_status();
 }
 
 namespace {
@@ -156,11 +151,14 @@ namespace {
 // unless --stop-signal, Labels under --label.
 Status apply_image(const RunFlags& f, const std::string& root, const std::string& name,
                    std::vector<std::string> args, runtime::ContainerConfig& spec) {
-  VESSEL_ASSIGN_OR_RETURN(ResolvedImage resolved, resolve_image(root, name, f.pull, f.pull_flags));
+  // A writable root runs from the image's writable base (root_disk).
+  VESSEL_ASSIGN_OR_RETURN(
+      ResolvedImage resolved,
+      resolve_image(root, name, f.pull, f.pull_flags, spec.read_only ? 0 : spec.writable_bytes));
   const image::Reference& ref = resolved.ref;
   const image::ImageConfig& config = resolved.config;
-  spec.root_image = resolved.snapshot;
-  VESSEL_TRY(use_root_base(root, resolved.record, spec));
+  spec.root_image = spec.read_only ? resolved.snapshot : resolved.root_base;
+  spec.root_disk = !spec.read_only;
   spec.image = ref.familiar();
   spec.image_id = resolved.record.manifest.str();
 

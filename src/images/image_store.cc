@@ -527,25 +527,26 @@ Result<std::string> ImageStore::snapshot(const ImageRecord& image) {
 
 Result<std::string> ImageStore::snapshot_from(
     const ImageRecord& image, const std::function<std::string(const Digest&)>& blob_path) {
-  std::string path = root_ + "/snapshots/" + image.manifest.hex() + ".ext4";
-  if (::access(path.c_str(), F_OK) == 0) return path;
-  // One builder per snapshot; a second waits and then finds it done.
-  VESSEL_ASSIGN_OR_RETURN(PathLock lock, PathLock::acquire(path + ".lock"));
-  if (::access(path.c_str(), F_OK) == 0) return path;
-  VESSEL_TRY(build_snapshot(image, path, blob_path));
-  return path;
+  return built_once(image, root_ + "/snapshots/" + image.manifest.hex() + ".ext4", blob_path, {});
 }
 
 Result<std::string> ImageStore::root_base(const ImageRecord& image, uint64_t room_bytes) {
-  std::string path = root_ + "/snapshots/" + image.manifest.hex() + ".root.ext4";
-  if (::access(path.c_str(), F_OK) == 0) return path;
-  VESSEL_ASSIGN_OR_RETURN(PathLock lock, PathLock::acquire(path + ".lock"));
-  if (::access(path.c_str(), F_OK) == 0) return path;
   rootfs::Ext4Options o;
   o.label = "vessel-root";
   o.writable_room_bytes = room_bytes;
-  VESSEL_TRY(build_snapshot(
-      image, path, [&](const Digest& d) { return store_.blob_path(d); }, o));
+  return built_once(
+      image, root_ + "/snapshots/" + image.manifest.hex() + ".root.ext4",
+      [&](const Digest& d) { return store_.blob_path(d); }, o);
+}
+
+Result<std::string> ImageStore::built_once(const ImageRecord& image, const std::string& path,
+                                           const BlobPathFn& blob_path,
+                                           const rootfs::Ext4Options& options) {
+  if (::access(path.c_str(), F_OK) == 0) return path;
+  // One builder per file; a second waits and then finds it done.
+  VESSEL_ASSIGN_OR_RETURN(PathLock lock, PathLock::acquire(path + ".lock"));
+  if (::access(path.c_str(), F_OK) == 0) return path;
+  VESSEL_TRY(build_snapshot(image, path, blob_path, options));
   return path;
 }
 

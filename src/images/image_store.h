@@ -156,6 +156,10 @@ class ImageStore {
   using BlobPathFn = std::function<std::string(const image::Digest&)>;
   /// The snapshot of `image` built from the layer files `blob_path` names.
   Result<std::string> snapshot_from(const ImageRecord& image, const BlobPathFn& blob_path);
+  /// `path`, built from `image`'s layers with `options` unless it exists
+  /// (one builder at a time; a second waits and finds it done).
+  Result<std::string> built_once(const ImageRecord& image, const std::string& path,
+                                 const BlobPathFn& blob_path, const rootfs::Ext4Options& options);
   Status build_snapshot(const ImageRecord& image, const std::string& path,
                         const BlobPathFn& blob_path, const rootfs::Ext4Options& options = {});
   /// Builds the snapshot from the staged blobs, commits them and records
