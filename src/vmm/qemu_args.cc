@@ -3,7 +3,7 @@
 namespace vessel::vmm {
 
 namespace {
-constexpr int kTcgTbSizeMib = 32;
+constexpr int kTcgTbSizeMib = 64;
 }  // namespace
 
 bool use_vhost_net(Accel accel, bool vhost_net_device_exists) {
@@ -30,9 +30,12 @@ std::vector<std::string> qemu_command_line(const VmConfig& c, const QemuLaunch& 
   } else {
     // TCG's translation buffer: QEMU 7.2 reserves 1 GiB and only flushes
     // it when full, so the host memory a VM's translated code occupies
-    // only grows (a machine running systemd: ~200 MiB). An idle busybox
-    // container has ~31 MiB of it after its boot, so 32 MiB costs the
-    // start nothing measurable and bounds what a busy container keeps.
+    // only grows (a machine running systemd: ~200 MiB). A container's boot
+    // translates ~33 MiB: at 32 MiB (16 regions of 2 MiB, partly filled
+    // per vCPU) QEMU flushed everything once during every boot and
+    // translated it again, ~40 ms of each start (the floor's boot too);
+    // at 64 MiB no boot flushes, an idle container keeps ~32 MiB of code
+    // (+1 MiB), and a busy one stays bounded (docs/performance.md).
     a.insert(a.end(), {"-accel", "tcg,tb-size=" + std::to_string(kTcgTbSizeMib)});
   }
   a.insert(a.end(), {
