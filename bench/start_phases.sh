@@ -59,8 +59,9 @@ for c in ${cases//,/ }; do
     dir=$root/containers/$id
     # Monitor: "vessel-monitor ID: debug: +N ms: phase".
     sed -n 's/.*debug: +\([0-9]*\) ms: \(.*\)/monitor \1 \2/p' "$dir/monitor.log" >>"$out"
-    sed -n 's/.*vessel-init: mark *\([0-9.]*\) *\([0-9.]*\) \(.*\)/guest \1 \2 \3/p' \
-      "$dir/boot.log" >>"$out"
+    # (The console ends its lines with CR LF.)
+    tr -d '\r' <"$dir/boot.log" |
+      sed -n 's/.*vessel-init: mark *\([0-9.]*\) *\([0-9.]*\) \(.*\)/guest \1 \2 \3/p' >>"$out"
     v rm "p$i" >/dev/null
   done
   echo "== $c (medians)"

@@ -293,6 +293,7 @@ void read_ahead_main_command(const protocol::Setup& setup, const std::string& ro
       if (n <= 0) break;
       done += n;
     }
+    mark("read-ahead child: read");
     break;
   }
   _exit(0);
@@ -318,6 +319,7 @@ class NetworkJob {
       pid_t pid = fork();
       if (pid == 0) {
         Status s = configure_network(setup);
+        mark("network child: done");
         int32_t errnum = s.ok() ? 0 : (s.errnum() > 0 ? s.errnum() : EIO);
         write_all(w.get(), &errnum, sizeof errnum);
         if (!s.ok()) write_all(w.get(), s.message().data(), s.message().size());

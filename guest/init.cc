@@ -227,6 +227,7 @@ std::string describe_guest() {
   mark("system filesystems");
   attach_console();
   enable_cgroup_controllers();
+  mark("controllers enabled");
   // Made at boot rather than at Setup, so that Stats works from the start.
   Result<ContainerCgroup> cgroup = ContainerCgroup::create();
   if (!cgroup.ok()) log_error("container cgroup: %s", cgroup.status().message().c_str());

@@ -476,6 +476,7 @@ int resolve_user(const std::string& spec, uint32_t& uid, uint32_t& gid, std::vec
 [[noreturn]] void run_child(const ChildPlan& plan, bool in_cgroup) {
   const protocol::Spawn& spec = *plan.spec;
   const int report = plan.report_fd;
+  mark("spawn child: running");
   reset_signals();
   Stage stage = Stage::kCgroup;
   if (int e = enter_cgroup(plan.cgroup_procs_fd, in_cgroup, stage); e != 0) {
@@ -486,6 +487,7 @@ int resolve_user(const std::string& spec, uint32_t& uid, uint32_t& gid, std::vec
   if (setsid() < 0) child_fail(report, Stage::kSession, errno);
   // Entering a mount namespace also moves root and cwd to its root (setns(2)).
   if (setns(plan.mount_ns, CLONE_NEWNS) < 0) child_fail(report, Stage::kNamespace, errno);
+  mark("spawn child: cgroup, session, mount namespace");
   bool attached = spec.tty ? attach_terminal(*plan.stdio) : attach_pipes(*plan.stdio);
   if (!attached) child_fail(report, Stage::kStdio, errno);
   uint32_t uid = spec.uid, gid = spec.gid;
@@ -536,6 +538,7 @@ int resolve_user(const std::string& spec, uint32_t& uid, uint32_t& gid, std::vec
   if (spec.no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
     child_fail(report, Stage::kNoNewPrivs, errno);
   }
+  mark("spawn child: exec");
   child_fail(report, Stage::kExec, exec_first(final_plan));
 }
 

@@ -1,6 +1,7 @@
 #include "guest/system.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <cstdarg>
@@ -15,6 +17,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <iterator>
+#include <new>
+#include <vector>
 
 namespace vessel::guest {
 
@@ -141,24 +145,47 @@ struct Mark {
   const char* label;
   int64_t ns;
 };
-Mark g_marks[64];
-size_t g_mark_count = 0;
+// In a shared anonymous mapping made by PID 1's first mark(), before it
+// forks anything: its children (the spawn child before its exec, the
+// setup helpers) mark into the same list.
+struct Marks {
+  std::atomic<uint32_t> count;
+  Mark at[64];
+};
+Marks* marks() {
+  static Marks* shared = [] {
+    void* p =
+        mmap(nullptr, sizeof(Marks), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? nullptr : new (p) Marks{};
+  }();
+  return shared;
+}
 }  // namespace
 
 void mark(const char* label) {
-  if (g_mark_count == std::size(g_marks)) return;
+  Marks* m = marks();
+  if (m == nullptr) return;
+  uint32_t i = m->count.fetch_add(1, std::memory_order_relaxed);
+  if (i >= std::size(m->at)) return;
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  g_marks[g_mark_count++] = {label, ts.tv_sec * 1000000000LL + ts.tv_nsec};
+  m->at[i] = {label, ts.tv_sec * 1000000000LL + ts.tv_nsec};
 }
 
 void write_marks(int fd) {
   Result<std::string> cmdline = read_file("/proc/cmdline");
   if (!cmdline.ok() || cmdline.value().find("vessel.timings") == std::string::npos) return;
-  for (size_t i = 0; i < g_mark_count; ++i) {
-    int64_t since = i == 0 ? 0 : g_marks[i].ns - g_marks[i - 1].ns;
-    dprintf(fd, "vessel-init: mark %8.1f %6.1f %s\n", static_cast<double>(g_marks[i].ns) / 1e6,
-            static_cast<double>(since) / 1e6, g_marks[i].label);
+  Marks* m = marks();
+  if (m == nullptr) return;
+  size_t n = std::min<size_t>(m->count.load(), std::size(m->at));
+  std::vector<Mark> sorted(m->at, m->at + n);
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [](const Mark& a, const Mark& b) { return a.ns < b.ns; });
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    if (sorted[i].label == nullptr) continue;  // taken by a child that did not get to write it
+    int64_t since = i == 0 ? 0 : sorted[i].ns - sorted[i - 1].ns;
+    dprintf(fd, "vessel-init: mark %8.1f %6.1f %s\n", static_cast<double>(sorted[i].ns) / 1e6,
+            static_cast<double>(since) / 1e6, sorted[i].label);
   }
 }
 

@@ -96,8 +96,9 @@ void sleep_ms(int ms);
 
 /// Step timings of a start (docs/performance.md, "Where the time goes"):
 /// mark() notes CLOCK_MONOTONIC (time since the guest kernel started) under
-/// a static label, at most 64 marks, nothing else; write_marks() prints
-/// them, one "vessel-init: mark <ms since boot> <ms since the previous>
+/// a static label, at most 64 marks, nothing else (PID 1's children mark
+/// into the same list until they exec); write_marks() prints them in time
+/// order, one "vessel-init: mark <ms since boot> <ms since the previous>
 /// <label>" line each, when the kernel command line has `vessel.timings`
 /// (VESSEL_GUEST_TIMINGS=1 on the host), at the guest's power-off.
 void mark(const char* label);

@@ -753,13 +753,15 @@ int Monitor::run() {
     if (auto s = store_->remove_container(o_.id); !s.ok())
       log::warn("remove container: " + s.error().to_string());
     if (auto s = sys::remove_tree(cdir_); !s.ok()) log::warn(s.error().to_string());
+    phase("removed");
   }
   // The VM and its daemons are gone: leave the host cgroup and remove it
   // (moving a process between v1 memory cgroups takes ~15 ms here) while
   // the runtime directory's lock is still held, so that whoever waits for
   // this monitor to go finds nothing of it left.
   leave_host();  // before clients hear of the end
-  serve(0ms);    // take what clients sent meanwhile
+  phase("host cgroup left");
+  serve(0ms);  // take what clients sent meanwhile
   broadcast(type_code(MsgType::kExit), kMainStream,
             protocol::encode(main_exit_.value_or(protocol::Exit{exit_code, 0})));
   flush_clients(2s);
