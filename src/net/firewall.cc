@@ -6,6 +6,8 @@
 #include <set>
 #include <string_view>
 
+#include "base/library.h"
+
 namespace vessel::net {
 namespace {
 
@@ -55,17 +57,49 @@ std::string quoted(const std::string& bridge) {
   return "\"" + bridge + "\"";
 }
 
-struct NftContextDeleter {
-  void operator()(nft_ctx* ctx) const { nft_ctx_free(ctx); }
+// libnftables is opened at the first rule change, not linked: with its
+// own libraries (nftnl, xtables, jansson, gmp) it cost every start of the
+// CLI and of each monitor ~1 ms, and a container without a network never
+// touches it (docs/architecture.md, "Libraries opened on demand").
+struct NftApi {
+  decltype(&nft_ctx_new) ctx_new;
+  decltype(&nft_ctx_free) ctx_free;
+  decltype(&nft_ctx_buffer_output) buffer_output;
+  decltype(&nft_ctx_buffer_error) buffer_error;
+  decltype(&nft_ctx_get_output_buffer) get_output_buffer;
+  decltype(&nft_ctx_get_error_buffer) get_error_buffer;
+  decltype(&nft_run_cmd_from_buffer) run_cmd_from_buffer;
 };
+
+Result<const NftApi*> load_nftables() {
+  static NftApi api;
+  Library lib("libnftables.so.1", "libnftables1");
+  lib.bind(api.ctx_new, "nft_ctx_new");
+  lib.bind(api.ctx_free, "nft_ctx_free");
+  lib.bind(api.buffer_output, "nft_ctx_buffer_output");
+  lib.bind(api.buffer_error, "nft_ctx_buffer_error");
+  lib.bind(api.get_output_buffer, "nft_ctx_get_output_buffer");
+  lib.bind(api.get_error_buffer, "nft_ctx_get_error_buffer");
+  lib.bind(api.run_cmd_from_buffer, "nft_run_cmd_from_buffer");
+  if (Status s = lib.status(); !s.ok()) return s.error().wrap("nftables");
+  return &api;
+}
+
+struct NftContextDeleter {
+  const NftApi* api;
+  void operator()(nft_ctx* ctx) const { api->ctx_free(ctx); }
+};
+// The context and, in its deleter, the library's functions.
 using NftContext = std::unique_ptr<nft_ctx, NftContextDeleter>;
 
 // A libnftables context with its output and errors captured in buffers
 // rather than written to stdout and stderr.
 Result<NftContext> make_context() {
-  NftContext ctx(nft_ctx_new(NFT_CTX_DEFAULT));
+  static const Result<const NftApi*> loaded = load_nftables();
+  VESSEL_ASSIGN_OR_RETURN(const NftApi* api, loaded);
+  NftContext ctx(api->ctx_new(NFT_CTX_DEFAULT), NftContextDeleter{api});
   if (!ctx) return Error(ErrorCode::kInternal, "create nftables context");
-  if (nft_ctx_buffer_output(ctx.get()) != 0 || nft_ctx_buffer_error(ctx.get()) != 0)
+  if (api->buffer_output(ctx.get()) != 0 || api->buffer_error(ctx.get()) != 0)
     return Error(ErrorCode::kInternal, "buffer nftables output");
   return ctx;
 }
@@ -87,9 +121,10 @@ std::string first_line(const char* text) {
 }
 
 // Runs `script` in `ctx`; on failure the error carries nft's first line.
-Status run_in(nft_ctx* ctx, const std::string& script, const std::string& what) {
-  if (nft_run_cmd_from_buffer(ctx, script.c_str()) == 0) return ok_status();
-  const std::string message = first_line(nft_ctx_get_error_buffer(ctx));
+Status run_in(const NftContext& ctx, const std::string& script, const std::string& what) {
+  const NftApi& api = *ctx.get_deleter().api;
+  if (api.run_cmd_from_buffer(ctx.get(), script.c_str()) == 0) return ok_status();
+  const std::string message = first_line(api.get_error_buffer(ctx.get()));
   // libnftables reports failures as text only; the kernel's EPERM is the one
   // a caller can act on (run as root), so it gets its own code.
   const bool denied = message.find("Operation not permitted") != std::string::npos;
@@ -158,7 +193,7 @@ std::string render_ruleset(const std::vector<FirewallNetwork>& networks) {
 
 Status run_nft(const std::string& script) {
   VESSEL_ASSIGN_OR_RETURN(NftContext ctx, make_context());
-  return run_in(ctx.get(), script, "run nft script");
+  return run_in(ctx, script, "run nft script");
 }
 
 Status apply_firewall(const std::vector<FirewallNetwork>& networks) {
@@ -166,7 +201,7 @@ Status apply_firewall(const std::vector<FirewallNetwork>& networks) {
   auto valid = validate(networks);
   if (!valid.ok()) return valid.error().wrap(what);
   VESSEL_ASSIGN_OR_RETURN(NftContext ctx, make_context());
-  return run_in(ctx.get(), render_ruleset(networks), what);
+  return run_in(ctx, render_ruleset(networks), what);
 }
 
 Result<bool> firewall_table_exists() {
@@ -174,9 +209,9 @@ Result<bool> firewall_table_exists() {
   // "list tables ip" prints one "table ip NAME" line per table; listing the
   // table itself would fail both when it is missing and for real errors,
   // with only the text to tell them apart.
-  VESSEL_TRY(run_in(ctx.get(), "list tables ip", "list nftables tables"));
+  VESSEL_TRY(run_in(ctx, "list tables ip", "list nftables tables"));
   const std::string wanted = std::string("table ip ") + kNftTable;
-  const char* output = nft_ctx_get_output_buffer(ctx.get());
+  const char* output = ctx.get_deleter().api->get_output_buffer(ctx.get());
   std::string_view rest = output ? output : "";
   while (!rest.empty()) {
     const size_t end = rest.find('\n');

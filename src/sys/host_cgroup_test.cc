@@ -11,6 +11,7 @@
 
 #include "sys/fs.h"
 #include "sys/process.h"
+#include "sys/systemd_scope.h"
 
 namespace vessel::sys {
 namespace {
@@ -173,6 +174,22 @@ TEST(HostCgroup, V2EnterAndLeaveOnAUnifiedHierarchy) {
     return left_and_removed(*cg);
   });
   EXPECT_EQ(code, 0);
+}
+
+// libsystemd is opened when a scope is first asked for: without a system
+// bus the request fails at the connection, after the library loaded and
+// every function it needs was found.
+TEST(SystemdScope, OpensLibsystemdOnDemand) {
+  if (systemd_manages_cgroups()) GTEST_SKIP() << "systemd runs here: a scope would be made";
+  ScopeRequest q;
+  q.unit = "vessel-test.scope";
+  q.slice = "vessel.slice";
+  Status s = start_scope(q, ::getpid());
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().message().find("cannot load"), std::string::npos) << s.error().to_string();
+  EXPECT_EQ(s.error().message().find("lacks"), std::string::npos) << s.error().to_string();
+  EXPECT_NE(s.error().message().find("systemd: connect to the system bus"), std::string::npos)
+      << s.error().to_string();
 }
 
 }  // namespace
