@@ -16,7 +16,9 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <iterator>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -138,13 +140,13 @@ Status mount_cgroup(const std::string& root, const ContainerCgroup& cgroup) {
 
 /// Mounts /proc, /sys, /sys/fs/cgroup, /dev, /dev/pts and /dev/shm under the
 /// container root, with the flags Docker uses.
-Status mount_api_filesystems(const std::string& root, const ContainerCgroup& cgroup) {
+/// The API filesystems but the container's cgroup: /proc, /sys, /dev
+/// (populated), /dev/pts and /dev/shm.
+Status mount_api_filesystems_but_cgroup(const std::string& root) {
   constexpr unsigned long kNoSuidDevExec = MS_NOSUID | MS_NODEV | MS_NOEXEC;
   Status s = mount_in_root(root, "/proc", "proc", kNoSuidDevExec, nullptr);
   if (!s.ok()) return s;
   s = mount_in_root(root, "/sys", "sysfs", MS_RDONLY | kNoSuidDevExec, nullptr);
-  if (!s.ok()) return s;
-  s = mount_cgroup(root, cgroup);
   if (!s.ok()) return s;
   s = mount_in_root(root, "/dev", "tmpfs", MS_NOSUID, "mode=0755,size=65536k");
   if (!s.ok()) return s;
@@ -156,6 +158,12 @@ Status mount_api_filesystems(const std::string& root, const ContainerCgroup& cgr
                     "newinstance,ptmxmode=0666,mode=0620,gid=5");
   if (!s.ok()) return s;
   return mount_in_root(root, "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=65536k");
+}
+
+Status mount_api_filesystems(const std::string& root, const ContainerCgroup& cgroup) {
+  Status s = mount_api_filesystems_but_cgroup(root);
+  if (!s.ok()) return s;
+  return mount_cgroup(root, cgroup);
 }
 
 /// A machine's API filesystems: /proc, a writable /sys and the kernel's
@@ -299,27 +307,27 @@ void read_ahead_main_command(const protocol::Setup& setup, const std::string& ro
   _exit(0);
 }
 
-/// The network's configuration (configure_network) in a child process, so
-/// that it runs on the VM's other vCPU while init mounts the container's
-/// root: under TCG, the kernel's first run of its networking code (`lo`
-/// going up adds its addresses and routes) took 13-16 ms of every start,
-/// with the second vCPU idle. Without a child (fork failed) it runs in
-/// place. The destructor of a job not joined waits for it, result unread.
-class NetworkJob {
+/// Work done by a child process while init goes on, on the VM's other
+/// vCPU; its Status comes back through a pipe. Used for the network's
+/// configuration (under TCG, the kernel's first run of its networking code:
+/// `lo` going up adds its addresses and routes, took 13-16 ms of every
+/// start with the second vCPU idle) and for the early root (start_early_root).
+/// Without a child (fork failed) the work runs in place. The destructor of
+/// a job not joined waits for it, result unread.
+class ChildJob {
  public:
-  NetworkJob() = default;
-  NetworkJob(const NetworkJob&) = delete;
-  NetworkJob& operator=(const NetworkJob&) = delete;
-  ~NetworkJob() { (void)join(); }
+  ChildJob() = default;
+  ChildJob(const ChildJob&) = delete;
+  ChildJob& operator=(const ChildJob&) = delete;
+  ~ChildJob() { (void)join(); }
 
-  void start(const protocol::Setup& setup) {
+  void start(const std::function<Status()>& work) {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) == 0) {
       UniqueFd r(fds[0]), w(fds[1]);
       pid_t pid = fork();
       if (pid == 0) {
-        Status s = configure_network(setup);
-        mark("network child: done");
+        Status s = work();
         int32_t errnum = s.ok() ? 0 : (s.errnum() > 0 ? s.errnum() : EIO);
         write_all(w.get(), &errnum, sizeof errnum);
         if (!s.ok()) write_all(w.get(), s.message().data(), s.message().size());
@@ -331,10 +339,10 @@ class NetworkJob {
         return;
       }
     }
-    inline_ = configure_network(setup);
+    inline_ = work();
   }
 
-  /// The configuration's result, once the child has exited.
+  /// The work's result, once the child has exited.
   Status join() {
     if (pid_ <= 0) return std::exchange(inline_, Status());
     std::string report;
@@ -352,7 +360,7 @@ class NetworkJob {
     pid_ = -1;
     report_.reset();
     int32_t errnum = 0;
-    if (report.size() < sizeof errnum) return Status(EIO, "network: the configuring process died");
+    if (report.size() < sizeof errnum) return Status(EIO, "the process doing it died");
     std::memcpy(&errnum, report.data(), sizeof errnum);
     if (errnum == 0) return Status();
     return Status(errnum, report.substr(sizeof errnum));
@@ -664,34 +672,102 @@ Status bind_share_root(const protocol::Setup& setup, const std::string& root) {
   return {};
 }
 
+namespace {
+
+/// Mounts the root `setup` names at `root` (created if missing).
+Status mount_root(const protocol::Setup& setup, const std::string& root) {
+  Status s = ensure_dirs(root, 0755);
+  if (!s.ok()) return s;
+  if (!setup.lower_serial.empty()) return mount_image_root(setup, root);
+  if (!setup.rootfs_subpath.empty()) return bind_share_root(setup, root);
+  unsigned long flags = setup.read_only ? MS_RDONLY : 0;
+  return mount_fs(setup.rootfs_tag.c_str(), root, "virtiofs", flags, nullptr,
+                  "mount virtiofs '" + setup.rootfs_tag + "'");
+}
+
+/// The early root (start_early_root): the spec it was started for, and the
+/// child mounting it, until prepare() takes it.
+struct EarlyRoot {
+  std::string spec;
+  ChildJob job;
+};
+EarlyRoot* g_early_root = nullptr;
+
+}  // namespace
+
+void start_early_root(std::string_view cmdline) {
+  size_t at = cmdline.find(protocol::kEarlyRootArg);
+  // A whole argument: at the start or after a blank.
+  while (at != std::string_view::npos && at > 0 && cmdline[at - 1] != ' ')
+    at = cmdline.find(protocol::kEarlyRootArg, at + 1);
+  if (at == std::string_view::npos) return;
+  std::string_view spec = cmdline.substr(at + protocol::kEarlyRootArg.size());
+  spec = spec.substr(0, spec.find_first_of(" \n"));
+  // The Setup this spec stands for, as far as the root goes.
+  protocol::Setup setup;
+  if (spec.starts_with("fs:")) {
+    setup.rootfs_tag = std::string(spec.substr(3));
+  } else if (spec.starts_with("disk:")) {
+    setup.lower_serial = std::string(spec.substr(5));
+  } else {
+    return;
+  }
+  if (protocol::early_root(setup) != spec) return;
+  g_early_root = new EarlyRoot{std::string(spec), {}};
+  g_early_root->job.start([setup] {
+    std::string root(kContainerRoot);
+    Status s = mount_root(setup, root);
+    mark("early root: mounted");
+    if (s.ok()) s = mount_api_filesystems_but_cgroup(root);
+    mark("early root: /proc, /sys, /dev");
+    return s;
+  });
+}
+
 Result<Container> Container::prepare(const protocol::Setup& setup, const ContainerCgroup& cgroup) {
   // The network is configured by a child while the root is mounted, and
   // joined before Setup answers: no process of the container runs before
   // its interfaces are. A container added to a pod's VM has the network
   // container 0 configured.
-  NetworkJob network;
-  if (setup.container == 0) network.start(setup);
+  ChildJob network;
+  if (setup.container == 0) {
+    network.start([&setup] {
+      Status s = configure_network(setup);
+      mark("network child: done");
+      return s;
+    });
+  }
   Status s;
   std::string run_dir(kRunDir);
   if (setup.container != 0) run_dir += "/c" + std::to_string(setup.container);
   std::string root = setup.container == 0 ? std::string(kContainerRoot) : run_dir + "/rootfs";
-  s = ensure_dirs(root, 0755);
-  if (!s.ok()) return s;
-  if (!setup.lower_serial.empty()) {
-    s = mount_image_root(setup, root);
-  } else if (!setup.rootfs_subpath.empty()) {
-    s = bind_share_root(setup, root);
-  } else {
-    unsigned long flags = setup.read_only ? MS_RDONLY : 0;
-    s = mount_fs(setup.rootfs_tag.c_str(), root, "virtiofs", flags, nullptr,
-                 "mount virtiofs '" + setup.rootfs_tag + "'");
+  // Mounted while the VM booted (start_early_root) if the host named this
+  // Setup's root then: the root and all but the cgroup are in place.
+  bool early = false;
+  if (g_early_root != nullptr && setup.container == 0) {
+    std::unique_ptr<EarlyRoot> taken(std::exchange(g_early_root, nullptr));
+    Status done = taken->job.join();
+    early = done.ok() && taken->spec == protocol::early_root(setup);
+    if (!early) {
+      // Failed, or not this Setup's root (the host names the one it
+      // sends): whatever it mounted goes; the Setup's root is mounted below,
+      // which reports the error again if there is one.
+      umount2(root.c_str(), MNT_DETACH);
+    }
   }
-  if (!s.ok()) return s;
+  if (!early) {
+    s = mount_root(setup, root);
+    if (!s.ok()) return s;
+  }
   RootMountGuard guard(root);
   mark("root mounted");
   read_ahead_main_command(setup, root);
 
-  s = setup.machine ? mount_machine_filesystems(root) : mount_api_filesystems(root, cgroup);
+  if (setup.machine) {
+    s = mount_machine_filesystems(root);
+  } else {
+    s = early ? mount_cgroup(root, cgroup) : mount_api_filesystems(root, cgroup);
+  }
   if (!s.ok()) return s;
   // The hostname is the VM's (a pod's containers share it, as they share
   // a UTS namespace under runc): container 0 sets it.

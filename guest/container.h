@@ -15,6 +15,13 @@ namespace vessel::guest {
 /// Where the container's root filesystem is mounted in init's own namespace.
 inline constexpr std::string_view kContainerRoot = "/run/vessel/rootfs";
 
+/// Mounts, in a child, the root that the kernel command line names
+/// (`vessel.root=...`, protocol::early_root) at kContainerRoot, and the API
+/// filesystems under it but the cgroup, while init boots and waits for the
+/// Setup; Container::prepare() takes it when its Setup asks for that root.
+/// Nothing happens without the argument. Call once, before the agent runs.
+void start_early_root(std::string_view cmdline);
+
 /// A prepared container root: the virtio-fs root with /proc, /sys, /dev,
 /// /dev/pts and /dev/shm mounted under it, and a mount namespace whose root
 /// is that tree. Every container process joins the namespace with setns(2).

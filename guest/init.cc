@@ -226,6 +226,10 @@ std::string describe_guest() {
   mount_system_filesystems();
   mark("system filesystems");
   attach_console();
+  // The container's root, mounted by a child while this process makes the
+  // cgroups, opens the port and waits for the Setup (~30 ms under TCG).
+  if (Result<std::string> cmdline = read_file("/proc/cmdline", 4096); cmdline.ok())
+    start_early_root(cmdline.value());
   enable_cgroup_controllers();
   mark("controllers enabled");
   // Made at boot rather than at Setup, so that Stats works from the start.

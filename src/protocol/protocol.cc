@@ -852,4 +852,18 @@ FrameReader::Status FrameReader::next(Frame& out) {
   return Status::kFrame;
 }
 
+std::string early_root(const Setup& setup) {
+  if (setup.container != 0 || setup.machine || setup.read_only || !setup.rootfs_subpath.empty() ||
+      !setup.upper_serial.empty())
+    return "";
+  // A value with a blank would end the kernel argument early.
+  auto plain = [](const std::string& v) {
+    return !v.empty() && v.size() <= 64 && v.find_first_of(" \t\n\"") == std::string::npos;
+  };
+  if (!setup.lower_serial.empty())
+    return plain(setup.lower_serial) ? "disk:" + setup.lower_serial : "";
+  if (!setup.rootfs_tag.empty()) return plain(setup.rootfs_tag) ? "fs:" + setup.rootfs_tag : "";
+  return "";
+}
+
 }  // namespace vessel::protocol

@@ -229,6 +229,17 @@ struct Setup {
   std::string main_path;
 };
 
+/// The root a Setup will ask for, named on the kernel command line
+/// (`vessel.root=<spec>`) so that vessel-init mounts it, and the API
+/// filesystems under it, while it boots and waits for the Setup, on the
+/// VM's other vCPU: "fs:<tag>" for the virtio-fs share `tag`, "disk:<serial>"
+/// for the container's own disk, both read-write; "" for a root that is not
+/// mounted early (read-only, a share's subdirectory, overlay layers, a
+/// machine's, a pod's second container). The guest checks the Setup against
+/// it, and mounts the root itself when they differ.
+inline constexpr std::string_view kEarlyRootArg = "vessel.root=";
+std::string early_root(const Setup& setup);
+
 /// One setrlimit(2) for a spawned process. `resource` is Linux's generic
 /// RLIMIT_* number (RLIMIT_NOFILE = 7); kRlimInfinity means unlimited.
 struct Rlimit {

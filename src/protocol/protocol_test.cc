@@ -1236,3 +1236,45 @@ TEST(FrameReader, PartialHeaderNeedsMore) {
 
 }  // namespace
 }  // namespace vessel::protocol
+
+namespace vessel {
+namespace {
+
+TEST(EarlyRoot, NamesAWritableShareOrTheContainersDisk) {
+  protocol::Setup fs;
+  fs.rootfs_tag = "rootfs";
+  EXPECT_EQ(protocol::early_root(fs), "fs:rootfs");
+  protocol::Setup disk;
+  disk.lower_serial = "vessel-root";
+  EXPECT_EQ(protocol::early_root(disk), "disk:vessel-root");
+}
+
+TEST(EarlyRoot, NothingForRootsMountedOnlyAtSetup) {
+  protocol::Setup s;
+  EXPECT_EQ(protocol::early_root(s), "");  // no root at all
+  s.rootfs_tag = "rootfs";
+  protocol::Setup read_only = s;
+  read_only.read_only = 1;
+  EXPECT_EQ(protocol::early_root(read_only), "");
+  protocol::Setup sub = s;
+  sub.rootfs_subpath = "pod/rootfs";
+  EXPECT_EQ(protocol::early_root(sub), "");
+  protocol::Setup member = s;
+  member.container = 1;
+  EXPECT_EQ(protocol::early_root(member), "");
+  protocol::Setup machine;
+  machine.lower_serial = "vessel-root";
+  machine.machine = 1;
+  EXPECT_EQ(protocol::early_root(machine), "");
+  protocol::Setup overlay;
+  overlay.lower_serial = "vessel-lower";
+  overlay.upper_serial = "vessel-upper";
+  EXPECT_EQ(protocol::early_root(overlay), "");
+  // A value that would not survive the kernel command line whole.
+  protocol::Setup blank;
+  blank.rootfs_tag = "a tag";
+  EXPECT_EQ(protocol::early_root(blank), "");
+}
+
+}  // namespace
+}  // namespace vessel

@@ -699,6 +699,11 @@ Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
     }
   }
   cfg.serial_ports = {std::string(protocol::kPortName)};
+  // The root the Setup will name, for vessel-init to mount while it boots.
+  if (std::string early = protocol::early_root(setup); !early.empty()) {
+    if (!cfg.cmdline.empty()) cfg.cmdline += " ";
+    cfg.cmdline += std::string(protocol::kEarlyRootArg) + early;
+  }
   // The guest's step timings in the boot log at its power-off (guest/system.h).
   if (const char* t = ::getenv("VESSEL_GUEST_TIMINGS"); t && *t == '1')
     cfg.cmdline += cfg.cmdline.empty() ? "vessel.timings" : " vessel.timings";
