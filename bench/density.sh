@@ -21,7 +21,7 @@
 #   mounts it is a memfd shared with virtiofsd: the same rule counts both
 #   halves). Pages the guest gave back through free page reporting are no
 #   longer there. beyond guest RAM = PSS - guest RAM: QEMU's own heap, TCG's
-#   translated code (tb-size=64), the monitor, shared binaries. Of it, TCG
+#   translated code (tb-size=48), the monitor, shared binaries. Of it, TCG
 #   code: the Pss of anonymous executable mappings (none under KVM).
 # - VMMemUsage: what `vessel stats --no-stream --format json` reports (QEMU's
 #   Anonymous + its memfd pages), mean, as a cross-check.

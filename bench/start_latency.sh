@@ -63,7 +63,7 @@ if [ "$accel" = kvm ]; then cpu=host; tcg_args=; else
   tcg_args="$tcg_args init_on_alloc=1"
 fi
 # QEMU's accelerator options as vmm/qemu_args.cc gives them.
-if [ "$accel" = kvm ]; then accel_opts=kvm; else accel_opts=tcg,tb-size=64; fi
+if [ "$accel" = kvm ]; then accel_opts=kvm; else accel_opts=tcg,tb-size=48; fi
 
 # The floor's command line mirrors the machine vmm/qemu/machine_x86_64.cc builds.
 floor() {

@@ -59,9 +59,11 @@ for c in ${cases//,/ }; do
     dir=$root/containers/$id
     # Monitor: "vessel-monitor ID: debug: +N ms: phase".
     sed -n 's/.*debug: +\([0-9]*\) ms: \(.*\)/monitor \1 \2/p' "$dir/monitor.log" >>"$out"
-    # (The console ends its lines with CR LF.)
+    # (The console ends its lines with CR LF; its last line may be cut
+    # short by QEMU's end, without a newline: awk ends every line.)
     tr -d '\r' <"$dir/boot.log" |
-      sed -n 's/.*vessel-init: mark *\([0-9.]*\) *\([0-9.]*\) \(.*\)/guest \1 \2 \3/p' >>"$out"
+      sed -n 's/.*vessel-init: mark *\([0-9.]*\) *\([0-9.]*\) \(.*\)/guest \1 \2 \3/p' |
+      awk '{ print }' >>"$out"
     v rm "p$i" >/dev/null
   done
   echo "== $c (medians)"

@@ -3,7 +3,7 @@
 namespace vessel::vmm {
 
 namespace {
-constexpr int kTcgTbSizeMib = 64;
+constexpr int kTcgTbSizeMib = 48;
 }  // namespace
 
 bool use_vhost_net(Accel accel, bool vhost_net_device_exists) {
@@ -30,12 +30,14 @@ std::vector<std::string> qemu_command_line(const VmConfig& c, const QemuLaunch& 
   } else {
     // TCG's translation buffer: QEMU 7.2 reserves 1 GiB and only flushes
     // it when full, so the host memory a VM's translated code occupies
-    // only grows (a machine running systemd: ~200 MiB). A container's boot
-    // translates ~33 MiB: at 32 MiB (16 regions of 2 MiB, partly filled
-    // per vCPU) QEMU flushed everything once during every boot and
-    // translated it again, ~40 ms of each start (the floor's boot too);
-    // at 64 MiB no boot flushes, an idle container keeps ~32 MiB of code
-    // (+1 MiB), and a busy one stays bounded (docs/performance.md).
+    // only grows (a machine running systemd: ~200 MiB). The rule:
+    // the smallest that does not slow the start. A container's boot and
+    // start translate ~33-37 MiB: at 32 MiB (16 regions of 2 MiB, partly
+    // filled per vCPU) QEMU flushed everything once in every boot and
+    // translated it again, ~45 ms of each start (the floor's boot too, ~12
+    // ms); 48 and 64 MiB start alike (30 alternated runs each). An idle
+    // container keeps what it translated, ~37 MiB instead of ~31 after the
+    // flush; a busy one stays under 48 (docs/performance.md).
     a.insert(a.end(), {"-accel", "tcg,tb-size=" + std::to_string(kTcgTbSizeMib)});
   }
   a.insert(a.end(), {

@@ -37,7 +37,7 @@ TEST(QemuArgs, BasicMachine) {
   EXPECT_TRUE(has_pair(a, "-m", "256M"));
   EXPECT_TRUE(has_pair(a, "-kernel", "/k"));
   EXPECT_TRUE(has_pair(a, "-initrd", "/i"));
-  EXPECT_TRUE(has_pair(a, "-accel", "tcg,tb-size=64"));
+  EXPECT_TRUE(has_pair(a, "-accel", "tcg,tb-size=48"));
   // -M microvm,accel=... and -accel cannot both be given.
   EXPECT_FALSE(contains(a, "accel="));
   EXPECT_TRUE(contains(a, "-no-reboot"));
