@@ -138,10 +138,8 @@ Status mount_cgroup(const std::string& root, const ContainerCgroup& cgroup) {
                   "remount '/sys/fs/cgroup'");
 }
 
-/// Mounts /proc, /sys, /sys/fs/cgroup, /dev, /dev/pts and /dev/shm under the
-/// container root, with the flags Docker uses.
 /// The API filesystems but the container's cgroup: /proc, /sys, /dev
-/// (populated), /dev/pts and /dev/shm.
+/// (populated), /dev/pts and /dev/shm, with the flags Docker uses.
 Status mount_api_filesystems_but_cgroup(const std::string& root) {
   constexpr unsigned long kNoSuidDevExec = MS_NOSUID | MS_NODEV | MS_NOEXEC;
   Status s = mount_in_root(root, "/proc", "proc", kNoSuidDevExec, nullptr);
@@ -160,6 +158,8 @@ Status mount_api_filesystems_but_cgroup(const std::string& root) {
   return mount_in_root(root, "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=65536k");
 }
 
+/// Mounts /proc, /sys, /sys/fs/cgroup, /dev, /dev/pts and /dev/shm under the
+/// container root.
 Status mount_api_filesystems(const std::string& root, const ContainerCgroup& cgroup) {
   Status s = mount_api_filesystems_but_cgroup(root);
   if (!s.ok()) return s;

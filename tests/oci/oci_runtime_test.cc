@@ -377,7 +377,9 @@ TEST_F(OciRuntimeTest, CtrTaskExecKillAndRemove) {
   auto resumed = ctr({"task", "resume", "sleeper"});
   EXPECT_EQ(resumed.exit_code, 0) << describe(resumed);
   EXPECT_NE(ctr({"task", "ls"}).out.find("RUNNING"), std::string::npos);
-  for (int i = 0; i < 50 && count() == frozen; ++i)
+  // `echo $i > /tmp/n` truncates the file before it writes: a read in
+  // between sees it empty (0), which is not a count; wait for a larger one.
+  for (int i = 0; i < 50 && count() <= frozen; ++i)
     std::this_thread::sleep_for(100ms);
   EXPECT_GT(count(), frozen) << "the counter did not move after resume";
 
