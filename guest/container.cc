@@ -321,7 +321,9 @@ class ChildJob {
   ChildJob& operator=(const ChildJob&) = delete;
   ~ChildJob() { (void)join(); }
 
-  void start(const std::function<Status()>& work) {
+  /// Runs `work`; `what` names it in the error when the child dies.
+  void start(std::string what, const std::function<Status()>& work) {
+    what_ = std::move(what);
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) == 0) {
       UniqueFd r(fds[0]), w(fds[1]);
@@ -360,13 +362,14 @@ class ChildJob {
     pid_ = -1;
     report_.reset();
     int32_t errnum = 0;
-    if (report.size() < sizeof errnum) return Status(EIO, "the process doing it died");
+    if (report.size() < sizeof errnum) return Status(EIO, what_ + ": the process doing it died");
     std::memcpy(&errnum, report.data(), sizeof errnum);
     if (errnum == 0) return Status();
     return Status(errnum, report.substr(sizeof errnum));
   }
 
  private:
+  std::string what_;
   pid_t pid_ = -1;
   UniqueFd report_;
   Status inline_;
@@ -691,7 +694,7 @@ struct EarlyRoot {
   std::string spec;
   ChildJob job;
 };
-EarlyRoot* g_early_root = nullptr;
+std::unique_ptr<EarlyRoot> g_early_root;
 
 }  // namespace
 
@@ -713,8 +716,9 @@ void start_early_root(std::string_view cmdline) {
     return;
   }
   if (protocol::early_root(setup) != spec) return;
-  g_early_root = new EarlyRoot{std::string(spec), {}};
-  g_early_root->job.start([setup] {
+  g_early_root = std::make_unique<EarlyRoot>();
+  g_early_root->spec = std::string(spec);
+  g_early_root->job.start("early root", [setup] {
     std::string root(kContainerRoot);
     Status s = mount_root(setup, root);
     mark("early root: mounted");
@@ -731,7 +735,7 @@ Result<Container> Container::prepare(const protocol::Setup& setup, const Contain
   // container 0 configured.
   ChildJob network;
   if (setup.container == 0) {
-    network.start([&setup] {
+    network.start("network", [&setup] {
       Status s = configure_network(setup);
       mark("network child: done");
       return s;
@@ -745,7 +749,7 @@ Result<Container> Container::prepare(const protocol::Setup& setup, const Contain
   // Setup's root then: the root and all but the cgroup are in place.
   bool early = false;
   if (g_early_root != nullptr && setup.container == 0) {
-    std::unique_ptr<EarlyRoot> taken(std::exchange(g_early_root, nullptr));
+    std::unique_ptr<EarlyRoot> taken = std::move(g_early_root);
     Status done = taken->job.join();
     early = done.ok() && taken->spec == protocol::early_root(setup);
     if (!early) {

@@ -16,174 +16,102 @@
 namespace vessel {
 namespace {
 
+// Every function below, once: the table's members and what binds them.
+#define VESSEL_ARCHIVE_FUNCTIONS(X)          \
+  X(archive_entry_atime)                     \
+  X(archive_entry_atime_is_set)              \
+  X(archive_entry_atime_nsec)                \
+  X(archive_entry_copy_sourcepath)           \
+  X(archive_entry_filetype)                  \
+  X(archive_entry_free)                      \
+  X(archive_entry_gid)                       \
+  X(archive_entry_hardlink)                  \
+  X(archive_entry_linkify)                   \
+  X(archive_entry_linkresolver_free)         \
+  X(archive_entry_linkresolver_new)          \
+  X(archive_entry_linkresolver_set_strategy) \
+  X(archive_entry_mode)                      \
+  X(archive_entry_mtime)                     \
+  X(archive_entry_mtime_is_set)              \
+  X(archive_entry_mtime_nsec)                \
+  X(archive_entry_new)                       \
+  X(archive_entry_pathname)                  \
+  X(archive_entry_pathname_utf8)             \
+  X(archive_entry_perm)                      \
+  X(archive_entry_rdevmajor)                 \
+  X(archive_entry_rdevminor)                 \
+  X(archive_entry_set_filetype)              \
+  X(archive_entry_set_gid)                   \
+  X(archive_entry_set_gname)                 \
+  X(archive_entry_set_hardlink)              \
+  X(archive_entry_set_mtime)                 \
+  X(archive_entry_set_pathname)              \
+  X(archive_entry_set_perm)                  \
+  X(archive_entry_set_rdevmajor)             \
+  X(archive_entry_set_rdevminor)             \
+  X(archive_entry_set_size)                  \
+  X(archive_entry_set_symlink)               \
+  X(archive_entry_set_uid)                   \
+  X(archive_entry_set_uname)                 \
+  X(archive_entry_size)                      \
+  X(archive_entry_size_is_set)               \
+  X(archive_entry_sourcepath)                \
+  X(archive_entry_sparse_add_entry)          \
+  X(archive_entry_symlink)                   \
+  X(archive_entry_symlink_utf8)              \
+  X(archive_entry_uid)                       \
+  X(archive_entry_xattr_add_entry)           \
+  X(archive_entry_xattr_next)                \
+  X(archive_entry_xattr_reset)               \
+  X(archive_errno)                           \
+  X(archive_error_string)                    \
+  X(archive_format)                          \
+  X(archive_read_data)                       \
+  X(archive_read_data_block)                 \
+  X(archive_read_disk_descend)               \
+  X(archive_read_disk_new)                   \
+  X(archive_read_disk_open)                  \
+  X(archive_read_disk_set_behavior)          \
+  X(archive_read_disk_set_symlink_hybrid)    \
+  X(archive_read_disk_set_symlink_physical)  \
+  X(archive_read_free)                       \
+  X(archive_read_new)                        \
+  X(archive_read_next_header)                \
+  X(archive_read_next_header2)               \
+  X(archive_read_open_fd)                    \
+  X(archive_read_open_filename)              \
+  X(archive_read_open_memory)                \
+  X(archive_read_support_filter_all)         \
+  X(archive_read_support_filter_gzip)        \
+  X(archive_read_support_filter_zstd)        \
+  X(archive_read_support_format_raw)         \
+  X(archive_read_support_format_tar)         \
+  X(archive_write_add_filter_gzip)           \
+  X(archive_write_add_filter_zstd)           \
+  X(archive_write_close)                     \
+  X(archive_write_data)                      \
+  X(archive_write_free)                      \
+  X(archive_write_header)                    \
+  X(archive_write_new)                       \
+  X(archive_write_open)                      \
+  X(archive_write_open_fd)                   \
+  X(archive_write_open_filename)             \
+  X(archive_write_set_bytes_in_last_block)   \
+  X(archive_write_set_format_pax)            \
+  X(archive_write_set_format_pax_restricted)
+
 struct ArchiveApi {
-  decltype(&::archive_entry_atime) archive_entry_atime;
-  decltype(&::archive_entry_atime_is_set) archive_entry_atime_is_set;
-  decltype(&::archive_entry_atime_nsec) archive_entry_atime_nsec;
-  decltype(&::archive_entry_copy_sourcepath) archive_entry_copy_sourcepath;
-  decltype(&::archive_entry_filetype) archive_entry_filetype;
-  decltype(&::archive_entry_free) archive_entry_free;
-  decltype(&::archive_entry_gid) archive_entry_gid;
-  decltype(&::archive_entry_hardlink) archive_entry_hardlink;
-  decltype(&::archive_entry_linkify) archive_entry_linkify;
-  decltype(&::archive_entry_linkresolver_free) archive_entry_linkresolver_free;
-  decltype(&::archive_entry_linkresolver_new) archive_entry_linkresolver_new;
-  decltype(&::archive_entry_linkresolver_set_strategy) archive_entry_linkresolver_set_strategy;
-  decltype(&::archive_entry_mode) archive_entry_mode;
-  decltype(&::archive_entry_mtime) archive_entry_mtime;
-  decltype(&::archive_entry_mtime_is_set) archive_entry_mtime_is_set;
-  decltype(&::archive_entry_mtime_nsec) archive_entry_mtime_nsec;
-  decltype(&::archive_entry_new) archive_entry_new;
-  decltype(&::archive_entry_pathname) archive_entry_pathname;
-  decltype(&::archive_entry_pathname_utf8) archive_entry_pathname_utf8;
-  decltype(&::archive_entry_perm) archive_entry_perm;
-  decltype(&::archive_entry_rdevmajor) archive_entry_rdevmajor;
-  decltype(&::archive_entry_rdevminor) archive_entry_rdevminor;
-  decltype(&::archive_entry_set_filetype) archive_entry_set_filetype;
-  decltype(&::archive_entry_set_gid) archive_entry_set_gid;
-  decltype(&::archive_entry_set_gname) archive_entry_set_gname;
-  decltype(&::archive_entry_set_hardlink) archive_entry_set_hardlink;
-  decltype(&::archive_entry_set_mtime) archive_entry_set_mtime;
-  decltype(&::archive_entry_set_pathname) archive_entry_set_pathname;
-  decltype(&::archive_entry_set_perm) archive_entry_set_perm;
-  decltype(&::archive_entry_set_rdevmajor) archive_entry_set_rdevmajor;
-  decltype(&::archive_entry_set_rdevminor) archive_entry_set_rdevminor;
-  decltype(&::archive_entry_set_size) archive_entry_set_size;
-  decltype(&::archive_entry_set_symlink) archive_entry_set_symlink;
-  decltype(&::archive_entry_set_uid) archive_entry_set_uid;
-  decltype(&::archive_entry_set_uname) archive_entry_set_uname;
-  decltype(&::archive_entry_size) archive_entry_size;
-  decltype(&::archive_entry_size_is_set) archive_entry_size_is_set;
-  decltype(&::archive_entry_sourcepath) archive_entry_sourcepath;
-  decltype(&::archive_entry_sparse_add_entry) archive_entry_sparse_add_entry;
-  decltype(&::archive_entry_symlink) archive_entry_symlink;
-  decltype(&::archive_entry_symlink_utf8) archive_entry_symlink_utf8;
-  decltype(&::archive_entry_uid) archive_entry_uid;
-  decltype(&::archive_entry_xattr_add_entry) archive_entry_xattr_add_entry;
-  decltype(&::archive_entry_xattr_next) archive_entry_xattr_next;
-  decltype(&::archive_entry_xattr_reset) archive_entry_xattr_reset;
-  decltype(&::archive_errno) archive_errno;
-  decltype(&::archive_error_string) archive_error_string;
-  decltype(&::archive_format) archive_format;
-  decltype(&::archive_read_data) archive_read_data;
-  decltype(&::archive_read_data_block) archive_read_data_block;
-  decltype(&::archive_read_disk_descend) archive_read_disk_descend;
-  decltype(&::archive_read_disk_new) archive_read_disk_new;
-  decltype(&::archive_read_disk_open) archive_read_disk_open;
-  decltype(&::archive_read_disk_set_behavior) archive_read_disk_set_behavior;
-  decltype(&::archive_read_disk_set_symlink_hybrid) archive_read_disk_set_symlink_hybrid;
-  decltype(&::archive_read_disk_set_symlink_physical) archive_read_disk_set_symlink_physical;
-  decltype(&::archive_read_free) archive_read_free;
-  decltype(&::archive_read_new) archive_read_new;
-  decltype(&::archive_read_next_header) archive_read_next_header;
-  decltype(&::archive_read_next_header2) archive_read_next_header2;
-  decltype(&::archive_read_open_fd) archive_read_open_fd;
-  decltype(&::archive_read_open_filename) archive_read_open_filename;
-  decltype(&::archive_read_open_memory) archive_read_open_memory;
-  decltype(&::archive_read_support_filter_all) archive_read_support_filter_all;
-  decltype(&::archive_read_support_filter_gzip) archive_read_support_filter_gzip;
-  decltype(&::archive_read_support_filter_zstd) archive_read_support_filter_zstd;
-  decltype(&::archive_read_support_format_raw) archive_read_support_format_raw;
-  decltype(&::archive_read_support_format_tar) archive_read_support_format_tar;
-  decltype(&::archive_write_add_filter_gzip) archive_write_add_filter_gzip;
-  decltype(&::archive_write_add_filter_zstd) archive_write_add_filter_zstd;
-  decltype(&::archive_write_close) archive_write_close;
-  decltype(&::archive_write_data) archive_write_data;
-  decltype(&::archive_write_free) archive_write_free;
-  decltype(&::archive_write_header) archive_write_header;
-  decltype(&::archive_write_new) archive_write_new;
-  decltype(&::archive_write_open) archive_write_open;
-  decltype(&::archive_write_open_fd) archive_write_open_fd;
-  decltype(&::archive_write_open_filename) archive_write_open_filename;
-  decltype(&::archive_write_set_bytes_in_last_block) archive_write_set_bytes_in_last_block;
-  decltype(&::archive_write_set_format_pax) archive_write_set_format_pax;
-  decltype(&::archive_write_set_format_pax_restricted) archive_write_set_format_pax_restricted;
+#define VESSEL_ARCHIVE_MEMBER(name) decltype(&::name) name;
+  VESSEL_ARCHIVE_FUNCTIONS(VESSEL_ARCHIVE_MEMBER)
+#undef VESSEL_ARCHIVE_MEMBER
 };
 
-const ArchiveApi& load() {
-  static ArchiveApi api;
+ArchiveApi load() {
+  ArchiveApi api;
   Library lib("libarchive.so.13", "libarchive13");
-  lib.bind(api.archive_entry_atime, "archive_entry_atime");
-  lib.bind(api.archive_entry_atime_is_set, "archive_entry_atime_is_set");
-  lib.bind(api.archive_entry_atime_nsec, "archive_entry_atime_nsec");
-  lib.bind(api.archive_entry_copy_sourcepath, "archive_entry_copy_sourcepath");
-  lib.bind(api.archive_entry_filetype, "archive_entry_filetype");
-  lib.bind(api.archive_entry_free, "archive_entry_free");
-  lib.bind(api.archive_entry_gid, "archive_entry_gid");
-  lib.bind(api.archive_entry_hardlink, "archive_entry_hardlink");
-  lib.bind(api.archive_entry_linkify, "archive_entry_linkify");
-  lib.bind(api.archive_entry_linkresolver_free, "archive_entry_linkresolver_free");
-  lib.bind(api.archive_entry_linkresolver_new, "archive_entry_linkresolver_new");
-  lib.bind(api.archive_entry_linkresolver_set_strategy, "archive_entry_linkresolver_set_strategy");
-  lib.bind(api.archive_entry_mode, "archive_entry_mode");
-  lib.bind(api.archive_entry_mtime, "archive_entry_mtime");
-  lib.bind(api.archive_entry_mtime_is_set, "archive_entry_mtime_is_set");
-  lib.bind(api.archive_entry_mtime_nsec, "archive_entry_mtime_nsec");
-  lib.bind(api.archive_entry_new, "archive_entry_new");
-  lib.bind(api.archive_entry_pathname, "archive_entry_pathname");
-  lib.bind(api.archive_entry_pathname_utf8, "archive_entry_pathname_utf8");
-  lib.bind(api.archive_entry_perm, "archive_entry_perm");
-  lib.bind(api.archive_entry_rdevmajor, "archive_entry_rdevmajor");
-  lib.bind(api.archive_entry_rdevminor, "archive_entry_rdevminor");
-  lib.bind(api.archive_entry_set_filetype, "archive_entry_set_filetype");
-  lib.bind(api.archive_entry_set_gid, "archive_entry_set_gid");
-  lib.bind(api.archive_entry_set_gname, "archive_entry_set_gname");
-  lib.bind(api.archive_entry_set_hardlink, "archive_entry_set_hardlink");
-  lib.bind(api.archive_entry_set_mtime, "archive_entry_set_mtime");
-  lib.bind(api.archive_entry_set_pathname, "archive_entry_set_pathname");
-  lib.bind(api.archive_entry_set_perm, "archive_entry_set_perm");
-  lib.bind(api.archive_entry_set_rdevmajor, "archive_entry_set_rdevmajor");
-  lib.bind(api.archive_entry_set_rdevminor, "archive_entry_set_rdevminor");
-  lib.bind(api.archive_entry_set_size, "archive_entry_set_size");
-  lib.bind(api.archive_entry_set_symlink, "archive_entry_set_symlink");
-  lib.bind(api.archive_entry_set_uid, "archive_entry_set_uid");
-  lib.bind(api.archive_entry_set_uname, "archive_entry_set_uname");
-  lib.bind(api.archive_entry_size, "archive_entry_size");
-  lib.bind(api.archive_entry_size_is_set, "archive_entry_size_is_set");
-  lib.bind(api.archive_entry_sourcepath, "archive_entry_sourcepath");
-  lib.bind(api.archive_entry_sparse_add_entry, "archive_entry_sparse_add_entry");
-  lib.bind(api.archive_entry_symlink, "archive_entry_symlink");
-  lib.bind(api.archive_entry_symlink_utf8, "archive_entry_symlink_utf8");
-  lib.bind(api.archive_entry_uid, "archive_entry_uid");
-  lib.bind(api.archive_entry_xattr_add_entry, "archive_entry_xattr_add_entry");
-  lib.bind(api.archive_entry_xattr_next, "archive_entry_xattr_next");
-  lib.bind(api.archive_entry_xattr_reset, "archive_entry_xattr_reset");
-  lib.bind(api.archive_errno, "archive_errno");
-  lib.bind(api.archive_error_string, "archive_error_string");
-  lib.bind(api.archive_format, "archive_format");
-  lib.bind(api.archive_read_data, "archive_read_data");
-  lib.bind(api.archive_read_data_block, "archive_read_data_block");
-  lib.bind(api.archive_read_disk_descend, "archive_read_disk_descend");
-  lib.bind(api.archive_read_disk_new, "archive_read_disk_new");
-  lib.bind(api.archive_read_disk_open, "archive_read_disk_open");
-  lib.bind(api.archive_read_disk_set_behavior, "archive_read_disk_set_behavior");
-  lib.bind(api.archive_read_disk_set_symlink_hybrid, "archive_read_disk_set_symlink_hybrid");
-  lib.bind(api.archive_read_disk_set_symlink_physical, "archive_read_disk_set_symlink_physical");
-  lib.bind(api.archive_read_free, "archive_read_free");
-  lib.bind(api.archive_read_new, "archive_read_new");
-  lib.bind(api.archive_read_next_header, "archive_read_next_header");
-  lib.bind(api.archive_read_next_header2, "archive_read_next_header2");
-  lib.bind(api.archive_read_open_fd, "archive_read_open_fd");
-  lib.bind(api.archive_read_open_filename, "archive_read_open_filename");
-  lib.bind(api.archive_read_open_memory, "archive_read_open_memory");
-  lib.bind(api.archive_read_support_filter_all, "archive_read_support_filter_all");
-  lib.bind(api.archive_read_support_filter_gzip, "archive_read_support_filter_gzip");
-  lib.bind(api.archive_read_support_filter_zstd, "archive_read_support_filter_zstd");
-  lib.bind(api.archive_read_support_format_raw, "archive_read_support_format_raw");
-  lib.bind(api.archive_read_support_format_tar, "archive_read_support_format_tar");
-  lib.bind(api.archive_write_add_filter_gzip, "archive_write_add_filter_gzip");
-  lib.bind(api.archive_write_add_filter_zstd, "archive_write_add_filter_zstd");
-  lib.bind(api.archive_write_close, "archive_write_close");
-  lib.bind(api.archive_write_data, "archive_write_data");
-  lib.bind(api.archive_write_free, "archive_write_free");
-  lib.bind(api.archive_write_header, "archive_write_header");
-  lib.bind(api.archive_write_new, "archive_write_new");
-  lib.bind(api.archive_write_open, "archive_write_open");
-  lib.bind(api.archive_write_open_fd, "archive_write_open_fd");
-  lib.bind(api.archive_write_open_filename, "archive_write_open_filename");
-  lib.bind(api.archive_write_set_bytes_in_last_block, "archive_write_set_bytes_in_last_block");
-  lib.bind(api.archive_write_set_format_pax, "archive_write_set_format_pax");
-  lib.bind(api.archive_write_set_format_pax_restricted, "archive_write_set_format_pax_restricted");
+#define VESSEL_ARCHIVE_BIND(name) lib.bind(api.name, #name);
+  VESSEL_ARCHIVE_FUNCTIONS(VESSEL_ARCHIVE_BIND)
+#undef VESSEL_ARCHIVE_BIND
   if (Status s = lib.status(); !s.ok()) {
     // No way to return an error through libarchive's own API: say why and stop.
     std::fprintf(stderr, "vessel: %s\n", s.error().to_string().c_str());
@@ -193,7 +121,7 @@ const ArchiveApi& load() {
 }
 
 const ArchiveApi& api() {
-  static const ArchiveApi& loaded = load();
+  static const ArchiveApi loaded = load();
   return loaded;
 }
 
