@@ -1058,7 +1058,7 @@ void Monitor::handle_guest_frame(Frame& f) {
           st.host_vm_rss = *held;
         } else {
           auto mem = sys::process_memory(qemu);
-          st.host_vm_rss = (mem.ok() ? mem->anonymous : 0) + sys::memfd_bytes(qemu);
+          st.host_vm_rss = (mem.ok() ? mem->anonymous : 0) + sys::shared_memory_file_bytes(qemu);
         }
         payload = protocol::encode(st);
       }

@@ -88,6 +88,21 @@ Result<JailPlan> plan_jail(const Jail& jail) {
     dirs.insert("/dev");
     plan.nodes.emplace_back(jail.mountpoint + n.target, n.rdev);
   }
+  for (const JailTmpfs& t : jail.tmpfs) {
+    VESSEL_TRY(check_target(t.target));
+    if (!targets.insert(t.target).second)
+      return Error(ErrorCode::kInvalidArgument, "jail: '" + t.target + "' is mounted twice");
+    if (t.size_bytes == 0)
+      return Error(ErrorCode::kInvalidArgument, "jail: tmpfs '" + t.target + "' has no size");
+    add_parents(t.target, dirs);
+    dirs.insert(t.target);
+    std::string options = "mode=0700,nr_inodes=64,uid=" + std::to_string(jail.uid) +
+                          ",gid=" + std::to_string(jail.gid) +
+                          ",size=" + std::to_string(t.size_bytes);
+    if (t.huge && ::access("/sys/kernel/mm/transparent_hugepage", F_OK) == 0)
+      options += ",huge=within_size";
+    plan.tmpfs.emplace_back(jail.mountpoint + t.target, std::move(options));
+  }
   for (const auto& [target, link] : jail.symlinks) {
     VESSEL_TRY(check_target(link));
     add_parents(link, dirs);
@@ -144,6 +159,11 @@ int enter_jail(const JailPlan& p) {
       if (::mknod(path.c_str(), S_IFCHR | 0600, rdev) != 0) return errno;
       if (::chown(path.c_str(), p.uid, p.gid) != 0) return errno;
     }
+  }
+  for (const auto& [path, options] : p.tmpfs) {
+    if (::mount("jail-tmpfs", path.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                options.c_str()) != 0)
+      return errno;
   }
   for (const auto& m : p.mounts) {
     if (!m.is_dir) {

@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -32,12 +33,23 @@ struct JailNode {
   dev_t rdev = 0;      // a character device's number
 };
 
+/// A writable tmpfs of its own at `target`, owned by the jail's uid (mode
+/// 0700), at most `size_bytes`: where the program may create files (QEMU's
+/// guest RAM file). With `huge`, the tmpfs gives transparent huge pages to
+/// files large enough (huge=within_size; a kernel without them ignores it).
+struct JailTmpfs {
+  std::string target;
+  uint64_t size_bytes = 0;
+  bool huge = false;
+};
+
 struct Jail {
   /// An existing empty directory where the jail's root (a tmpfs) is
   /// mounted in the child's own mount namespace; the host never sees it.
   std::string mountpoint;
   std::vector<JailBind> binds;
   std::vector<JailNode> nodes;
+  std::vector<JailTmpfs> tmpfs;
   /// {target, link path inside the jail}: e.g. {"usr/lib", "/lib"}.
   std::vector<std::pair<std::string, std::string>> symlinks;
   uid_t uid = 0;
@@ -63,6 +75,7 @@ struct JailPlan {
   std::vector<Mount> mounts;
   std::string dev_dir;  // host path of the jail's /dev when it has nodes, else ""
   std::vector<std::pair<std::string, dev_t>> nodes;           // host path, number
+  std::vector<std::pair<std::string, std::string>> tmpfs;     // host path, mount options
   std::vector<std::pair<std::string, std::string>> symlinks;  // target, host link path
   uid_t uid = 0;
   gid_t gid = 0;

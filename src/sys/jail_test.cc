@@ -106,6 +106,65 @@ TEST(Jail, ChildSeesOnlyItsBindsWithoutPrivileges) {
   ::rmdir(dir->c_str());
 }
 
+// A tmpfs of the jail's own: the unprivileged uid may write there (and only
+// there), up to its size; with huge, the mount asks for huge pages.
+TEST(Jail, TmpfsIsTheOnlyWritablePlace) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  if (::access("/bin/busybox", X_OK) != 0) GTEST_SKIP() << "needs busybox-static";
+  auto dir = make_temp_dir("/tmp", "vessel-jail-test-");
+  ASSERT_TRUE(dir.ok());
+  Jail j;
+  j.mountpoint = *dir;
+  j.uid = 70123;
+  j.gid = 70124;
+  j.binds = {{"/bin/busybox", "/bin/busybox"}, {"/dev/null", "/dev/null", true}};
+  j.tmpfs = {{"/scratch", 1 << 20, true}};
+  auto plan = plan_jail(j);
+  ASSERT_TRUE(plan.ok()) << plan.error().to_string();
+  ASSERT_EQ(plan->tmpfs.size(), 1u);
+  EXPECT_EQ(plan->tmpfs[0].first, *dir + "/scratch");
+  EXPECT_NE(plan->tmpfs[0].second.find("uid=70123,gid=70124,size=1048576"), std::string::npos)
+      << plan->tmpfs[0].second;
+  if (::access("/sys/kernel/mm/transparent_hugepage", F_OK) == 0) {
+    EXPECT_NE(plan->tmpfs[0].second.find("huge=within_size"), std::string::npos);
+  }
+  int out[2];
+  ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
+  auto p = Process::spawn(
+      {.argv = {"/bin/busybox", "sh", "-c",
+                "echo x > /scratch/f && echo w; stat -c '%u %a' /scratch; "
+                "echo x > /new 2>/dev/null || echo ro; "
+                "/bin/busybox dd if=/dev/zero of=/scratch/big bs=1024 count=2048 2>/dev/null "
+                "|| echo full"},
+       .fds = {{1, out[1]}},
+       .jail = j});
+  ::close(out[1]);
+  ASSERT_TRUE(p.ok()) << p.error().to_string();
+  std::string text;
+  char buf[256];
+  for (ssize_t n; (n = ::read(out[0], buf, sizeof buf)) > 0;)
+    text.append(buf, static_cast<size_t>(n));
+  ::close(out[0]);
+  (void)p->wait();
+  EXPECT_EQ(text, "w\n70123 700\nro\nfull\n");
+  auto left = list_dir(*dir);
+  ASSERT_TRUE(left.ok());
+  EXPECT_TRUE(left->empty());
+  ::rmdir(dir->c_str());
+}
+
+TEST(Jail, PlanRejectsATmpfsWithoutSizeOrTwice) {
+  Jail j;
+  j.mountpoint = "/tmp/x";
+  j.uid = j.gid = 70123;
+  j.tmpfs = {{"/ram", 0, false}};
+  EXPECT_EQ(plan_jail(j).error().code(), ErrorCode::kInvalidArgument);
+  j.tmpfs = {{"/ram", 4096, false}, {"/ram", 4096, false}};
+  EXPECT_EQ(plan_jail(j).error().code(), ErrorCode::kInvalidArgument);
+  j.tmpfs = {{"ram", 4096, false}};
+  EXPECT_EQ(plan_jail(j).error().code(), ErrorCode::kInvalidArgument);
+}
+
 // A device node made for the jail: owned by the jail's uid, mode 0600, so
 // it opens whatever the host node's mode (a root-only /dev/kvm, as here).
 TEST(Jail, NodesAreMadeForTheJailsUid) {

@@ -3,11 +3,13 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/magic.h>
 #include <linux/sched.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -308,7 +310,7 @@ Result<ProcessMemory> process_memory(pid_t pid) {
   return parse_smaps_rollup(text);
 }
 
-uint64_t memfd_bytes(pid_t pid) {
+uint64_t shared_memory_file_bytes(pid_t pid) {
   std::string dir = "/proc/" + std::to_string(pid) + "/fd";
   DIR* d = ::opendir(dir.c_str());
   if (!d) return 0;
@@ -320,9 +322,15 @@ uint64_t memfd_bytes(pid_t pid) {
     ssize_t n = ::readlink(fd.c_str(), target, sizeof target - 1);
     if (n <= 0) continue;
     target[n] = '\0';
-    if (std::strncmp(target, "/memfd:", 7) != 0) continue;
     struct stat st;
-    if (::stat(fd.c_str(), &st) == 0) total += static_cast<uint64_t>(st.st_blocks) * 512;
+    if (::stat(fd.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    if (std::strncmp(target, "/memfd:", 7) != 0) {
+      struct statfs fs;
+      if (st.st_nlink != 0 || ::statfs(fd.c_str(), &fs) != 0 ||
+          fs.f_type != static_cast<decltype(fs.f_type)>(TMPFS_MAGIC))
+        continue;
+    }
+    total += static_cast<uint64_t>(st.st_blocks) * 512;
   }
   ::closedir(d);
   return total;

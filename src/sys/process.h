@@ -101,10 +101,12 @@ struct ProcessMemory {
 ProcessMemory parse_smaps_rollup(std::string_view text);
 /// Reads /proc/`pid`/smaps_rollup.
 Result<ProcessMemory> process_memory(pid_t pid);
-/// Bytes allocated to the memfds process `pid` holds open (their pages
-/// exist whether or not the process has touched them: another process,
-/// such as virtiofsd, may have). 0 when there are none or on error.
-uint64_t memfd_bytes(pid_t pid);
+/// Bytes allocated to the shared memory files process `pid` holds open:
+/// memfds and unlinked files on a tmpfs (QEMU's guest RAM file in its
+/// jail). Their pages exist whether or not the process has touched them:
+/// another process, such as virtiofsd, may have. 0 when there are none or
+/// on error.
+uint64_t shared_memory_file_bytes(pid_t pid);
 
 /// Looks up `name` in $PATH (or returns it if it contains '/'); nullopt if not found.
 std::optional<std::string> find_program(const std::string& name);

@@ -1,8 +1,10 @@
 #include "sys/process.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -92,14 +94,31 @@ TEST(ProcessMemory, ParsesSmapsRollup) {
 }
 
 TEST(ProcessMemory, CountsMemfdPagesAllocated) {
-  uint64_t before = memfd_bytes(::getpid());
+  uint64_t before = shared_memory_file_bytes(::getpid());
   UniqueFd fd(::memfd_create("vessel-test", MFD_CLOEXEC));
   ASSERT_TRUE(fd);
   ASSERT_EQ(::ftruncate(fd.get(), 8 << 20), 0);
-  EXPECT_EQ(memfd_bytes(::getpid()), before);  // sized, nothing allocated
+  EXPECT_EQ(shared_memory_file_bytes(::getpid()), before);  // sized, nothing allocated
   std::string data(1 << 20, 'x');
   ASSERT_EQ(::pwrite(fd.get(), data.data(), data.size(), 0), static_cast<ssize_t>(data.size()));
-  EXPECT_EQ(memfd_bytes(::getpid()), before + (1 << 20));
+  EXPECT_EQ(shared_memory_file_bytes(::getpid()), before + (1 << 20));
+}
+
+// QEMU's guest RAM file in its jail's tmpfs: unlinked once made. A file
+// that still has a name (a disk image, say) is not counted.
+TEST(ProcessMemory, CountsUnlinkedTmpfsFilesOnly) {
+  struct statfs fs;
+  if (::statfs("/dev/shm", &fs) != 0 || fs.f_type != static_cast<decltype(fs.f_type)>(TMPFS_MAGIC))
+    GTEST_SKIP() << "needs a tmpfs at /dev/shm";
+  uint64_t before = shared_memory_file_bytes(::getpid());
+  std::string path = "/dev/shm/vessel-test-" + std::to_string(::getpid());
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  ASSERT_TRUE(fd);
+  std::string data(1 << 20, 'x');
+  ASSERT_EQ(::pwrite(fd.get(), data.data(), data.size(), 0), static_cast<ssize_t>(data.size()));
+  EXPECT_EQ(shared_memory_file_bytes(::getpid()), before);  // named: not counted
+  ASSERT_EQ(::unlink(path.c_str()), 0);
+  EXPECT_EQ(shared_memory_file_bytes(::getpid()), before + (1 << 20));
 }
 
 TEST(ProcessMemory, ReadsItsOwn) {

@@ -71,12 +71,18 @@ std::vector<std::string> qemu_command_line(const VmConfig& c, const QemuLaunch& 
   if (!c.cmdline.empty()) cmdline += " " + c.cmdline;
   a.insert(a.end(), {"-append", cmdline});
   // vhost-user devices need modern virtio-mmio and guest RAM the daemon can
-  // map: a shared memfd backing the only NUMA node.
+  // map: shared RAM (a memfd, or a file in QemuLaunch::ram_dir) backing
+  // the only NUMA node.
   a.insert(a.end(), {"-global", "virtio-mmio.force-legacy=false"});
   if (!c.shared_dirs.empty()) {
-    a.insert(a.end(),
-             {"-object", "memory-backend-memfd,id=mem,size=" + std::to_string(mib) + "M,share=on",
-              "-numa", "node,memdev=mem"});
+    // In a directory QEMU makes a file and unlinks it; align=2M lets the
+    // mapping take the tmpfs's huge pages (at 4 KiB alignment it cannot).
+    std::string size = "size=" + std::to_string(mib) + "M";
+    a.insert(a.end(), {"-object",
+                       l.ram_dir.empty() ? "memory-backend-memfd,id=mem," + size + ",share=on"
+                                         : "memory-backend-file,id=mem," + size +
+                                               ",mem-path=" + l.ram_dir + ",share=on,align=2M",
+                       "-numa", "node,memdev=mem"});
   }
   for (size_t i = 0; i < c.shared_dirs.size(); ++i) {
     std::string id = "fs" + std::to_string(i);

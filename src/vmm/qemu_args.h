@@ -28,6 +28,10 @@ struct QemuLaunch {
   /// "" = VmConfig's.
   std::string kernel_path;
   std::string initrd_path;
+  /// With shared directories: a directory (in the jail, a tmpfs with huge
+  /// pages) where QEMU creates, and at once unlinks, the guest RAM file that
+  /// virtiofsd maps too; "" = a memfd.
+  std::string ram_dir;
   /// Firmware directory (-L); "" = QEMU's own.
   std::string data_dir;
   /// Per disk, the fds (as QEMU sees them) of its image, put in an fd set

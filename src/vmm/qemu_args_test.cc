@@ -59,6 +59,25 @@ TEST(QemuArgs, VirtioFsNeedsSharedMemory) {
   EXPECT_TRUE(has_pair(a, "-device", "vhost-user-fs-device,chardev=fs0,tag=rootfs"));
 }
 
+// Confined, the guest RAM that virtiofsd maps is a file QEMU makes in its
+// jail's huge-page tmpfs, mapped 2 MiB-aligned so that the pages can be huge.
+TEST(QemuArgs, SharedRamInADirectoryIsAFileAlignedForHugePages) {
+  VmConfig c = config();
+  c.shared_dirs = {{"rootfs", "/srv/root"}};
+  QemuLaunch l{.port_fds = {3}, .qmp_fd = 4, .fs_sockets = {"/run/x/fs0.sock"}, .ram_dir = "/ram"};
+  auto a = qemu_command_line(c, l);
+  EXPECT_TRUE(has_pair(a, "-object",
+                       "memory-backend-file,id=mem,size=256M,mem-path=/ram,share=on,align=2M"));
+  EXPECT_FALSE(contains(a, "memory-backend-memfd"));
+  EXPECT_TRUE(has_pair(a, "-numa", "node,memdev=mem"));
+  // Without shared directories the directory is not used: anonymous RAM.
+  c.shared_dirs.clear();
+  l.fs_sockets.clear();
+  a = qemu_command_line(c, l);
+  for (const auto& arg : a)
+    EXPECT_EQ(arg.find("memory-backend"), std::string::npos) << arg;
+}
+
 TEST(QemuArgs, DisksAreVirtioBlkNamedBySerial) {
   VmConfig c = config();
   c.disks = {{"/img/lower,1.ext4", "lower", true}, {"/run/upper.img", "upper", false}};

@@ -22,6 +22,9 @@ namespace vessel::vmm {
 /// Where the guest kernel and initramfs appear inside the jail.
 inline constexpr const char* kJailKernel = "/vm/kernel";
 inline constexpr const char* kJailInitrd = "/vm/initrd";
+/// A VM that shares host directories (virtio-fs) has its guest RAM in a
+/// file QEMU creates here: a tmpfs of the jail's own with huge pages.
+inline constexpr const char* kJailRamDir = "/ram";
 
 /// The ELF program interpreter (PT_INTERP) named in the first bytes of an
 /// executable, e.g. "/lib64/ld-linux-x86-64.so.2"; nullopt for a static

@@ -188,6 +188,7 @@ Result<std::unique_ptr<VmInstance>> QemuVmm::start(const VmConfig& config) {
     launch.kernel_path = kJailKernel;
     launch.initrd_path = kJailInitrd;
     launch.data_dir = files->data_dir;
+    if (!c.shared_dirs.empty()) launch.ram_dir = kJailRamDir;
     // A minimal environment: the jail has nothing the rest would name.
     o.env = std::vector<std::string>{};
     if (!files->module_dir.empty()) o.env->push_back("QEMU_MODULE_DIR=" + files->module_dir);

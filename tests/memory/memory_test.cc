@@ -33,11 +33,11 @@ class MemoryTest : public ContainerTest {
     return -1;
   }
   // The host memory the VM holds: QEMU's private anonymous pages (guest RAM
-  // of an image-root container, TCG's code, its heap) and its memfd guest
-  // RAM, which virtiofsd may have filled without QEMU touching it.
+  // of an image-root container, TCG's code, its heap) and its guest RAM
+  // file (a virtio-fs VM's), which virtiofsd may have filled without QEMU touching it.
   uint64_t vm_memory(int pid) {
     auto m = sys::process_memory(pid);
-    return (m.ok() ? m->anonymous : 0) + sys::memfd_bytes(pid);
+    return (m.ok() ? m->anonymous : 0) + sys::shared_memory_file_bytes(pid);
   }
   uint64_t qemu_rss(int pid) {
     auto m = sys::process_memory(pid);
