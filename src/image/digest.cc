@@ -1,6 +1,6 @@
 #include "image/digest.h"
 
-#include <openssl/evp.h>
+#include "base/sha256.h"
 
 namespace vessel::image {
 namespace {
@@ -45,38 +45,22 @@ Digest Digest::of(std::string_view data) {
 }
 
 struct Sha256::State {
-  EVP_MD_CTX* ctx = nullptr;
+  Sha256Context ctx;
 };
 
-Sha256::Sha256() : state_(std::make_unique<State>()) {
-  state_->ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(state_->ctx, EVP_sha256(), nullptr);
-}
-
-Sha256::~Sha256() {
-  if (state_ && state_->ctx) EVP_MD_CTX_free(state_->ctx);
-}
-
+Sha256::Sha256() : state_(std::make_unique<State>()) {}
+Sha256::~Sha256() = default;
 Sha256::Sha256(Sha256&&) noexcept = default;
-Sha256& Sha256::operator=(Sha256&& other) noexcept {
-  if (this != &other) {
-    if (state_ && state_->ctx) EVP_MD_CTX_free(state_->ctx);
-    state_ = std::move(other.state_);
-    bytes_ = other.bytes_;
-  }
-  return *this;
-}
+Sha256& Sha256::operator=(Sha256&&) noexcept = default;
 
 void Sha256::update(const void* data, size_t size) {
-  EVP_DigestUpdate(state_->ctx, data, size);
+  state_->ctx.update(data, size);
   bytes_ += size;
 }
 
 Digest Sha256::finish() {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_DigestFinal_ex(state_->ctx, md, &n);
-  return *Digest::parse("sha256:" + to_hex(md, n));
+  Sha256Bytes md = state_->ctx.finish();
+  return *Digest::parse("sha256:" + to_hex(md.data(), md.size()));
 }
 
 }  // namespace vessel::image

@@ -1,9 +1,9 @@
 #include "net/address.h"
 
-#include <openssl/sha.h>
-
 #include <algorithm>
 #include <cstdio>
+
+#include "base/sha256.h"
 
 namespace vessel::net {
 namespace {
@@ -154,8 +154,7 @@ std::string Mac::to_string() const {
 }
 
 Mac derive_mac(std::string_view seed) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(seed.data()), seed.size(), digest);
+  Sha256Bytes digest = sha256(seed.data(), seed.size());
   Mac mac;
   for (size_t i = 0; i < 6; ++i)
     mac.bytes[i] = digest[i];
