@@ -96,12 +96,14 @@ Result<JailPlan> plan_jail(const Jail& jail) {
       return Error(ErrorCode::kInvalidArgument, "jail: tmpfs '" + t.target + "' has no size");
     add_parents(t.target, dirs);
     dirs.insert(t.target);
-    std::string options = "mode=0700,nr_inodes=64,uid=" + std::to_string(jail.uid) +
-                          ",gid=" + std::to_string(jail.gid) +
-                          ",size=" + std::to_string(t.size_bytes);
+    JailPlan::Tmpfs m;
+    m.target = jail.mountpoint + t.target;
+    m.plain_options = "mode=0700,nr_inodes=64,uid=" + std::to_string(jail.uid) +
+                      ",gid=" + std::to_string(jail.gid) + ",size=" + std::to_string(t.size_bytes);
+    m.options = m.plain_options;
     if (t.huge && ::access("/sys/kernel/mm/transparent_hugepage", F_OK) == 0)
-      options += ",huge=within_size";
-    plan.tmpfs.emplace_back(jail.mountpoint + t.target, std::move(options));
+      m.options += ",huge=within_size";
+    plan.tmpfs.push_back(std::move(m));
   }
   for (const auto& [target, link] : jail.symlinks) {
     VESSEL_TRY(check_target(link));
@@ -160,9 +162,11 @@ int enter_jail(const JailPlan& p) {
       if (::chown(path.c_str(), p.uid, p.gid) != 0) return errno;
     }
   }
-  for (const auto& [path, options] : p.tmpfs) {
-    if (::mount("jail-tmpfs", path.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                options.c_str()) != 0)
+  for (const auto& t : p.tmpfs) {
+    constexpr unsigned long kFlags = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+    if (::mount("jail-tmpfs", t.target.c_str(), "tmpfs", kFlags, t.options.c_str()) != 0 &&
+        (errno != EINVAL ||
+         ::mount("jail-tmpfs", t.target.c_str(), "tmpfs", kFlags, t.plain_options.c_str()) != 0))
       return errno;
   }
   for (const auto& m : p.mounts) {

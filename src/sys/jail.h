@@ -36,7 +36,8 @@ struct JailNode {
 /// A writable tmpfs of its own at `target`, owned by the jail's uid (mode
 /// 0700), at most `size_bytes`: where the program may create files (QEMU's
 /// guest RAM file). With `huge`, the tmpfs gives transparent huge pages to
-/// files large enough (huge=within_size; a kernel without them ignores it).
+/// files large enough (huge=within_size; where the kernel refuses the
+/// option, the tmpfs is mounted without it).
 struct JailTmpfs {
   std::string target;
   uint64_t size_bytes = 0;
@@ -74,8 +75,13 @@ struct JailPlan {
   std::vector<std::string> dirs;  // to make, parents first
   std::vector<Mount> mounts;
   std::string dev_dir;  // host path of the jail's /dev when it has nodes, else ""
-  std::vector<std::pair<std::string, dev_t>> nodes;           // host path, number
-  std::vector<std::pair<std::string, std::string>> tmpfs;     // host path, mount options
+  std::vector<std::pair<std::string, dev_t>> nodes;  // host path, number
+  struct Tmpfs {
+    std::string target;  // host path
+    std::string options;
+    std::string plain_options;  // without huge=, if the kernel refuses it
+  };
+  std::vector<Tmpfs> tmpfs;
   std::vector<std::pair<std::string, std::string>> symlinks;  // target, host link path
   uid_t uid = 0;
   gid_t gid = 0;

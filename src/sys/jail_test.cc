@@ -122,11 +122,12 @@ TEST(Jail, TmpfsIsTheOnlyWritablePlace) {
   auto plan = plan_jail(j);
   ASSERT_TRUE(plan.ok()) << plan.error().to_string();
   ASSERT_EQ(plan->tmpfs.size(), 1u);
-  EXPECT_EQ(plan->tmpfs[0].first, *dir + "/scratch");
-  EXPECT_NE(plan->tmpfs[0].second.find("uid=70123,gid=70124,size=1048576"), std::string::npos)
-      << plan->tmpfs[0].second;
+  EXPECT_EQ(plan->tmpfs[0].target, *dir + "/scratch");
+  EXPECT_NE(plan->tmpfs[0].options.find("uid=70123,gid=70124,size=1048576"), std::string::npos)
+      << plan->tmpfs[0].options;
+  EXPECT_EQ(plan->tmpfs[0].plain_options.find("huge="), std::string::npos);
   if (::access("/sys/kernel/mm/transparent_hugepage", F_OK) == 0) {
-    EXPECT_NE(plan->tmpfs[0].second.find("huge=within_size"), std::string::npos);
+    EXPECT_NE(plan->tmpfs[0].options.find("huge=within_size"), std::string::npos);
   }
   int out[2];
   ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);

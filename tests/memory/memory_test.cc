@@ -1,6 +1,9 @@
 // Memory that comes back (issue 10): what a container frees and the page
 // cache it no longer uses leave the host's memory, measured where the host
 // sees them: QEMU's /proc/PID/smaps_rollup.
+#include <unistd.h>
+
+#include <cctype>
 #include <chrono>
 #include <fstream>
 #include <optional>
@@ -86,6 +89,60 @@ TEST_F(MemoryTest, MemoryAContainerFreesGoesBackToTheHostWithinTenSeconds) {
   uint64_t shown = j[0].value("VMMemUsage", uint64_t{0});
   EXPECT_GT(shown, 16 * kMiB) << s.out;
   EXPECT_LT(shown, peak) << s.out;
+  EXPECT_EQ(vessel({"rm", "-f", id}).exit_code, 0);
+  expect_gone(id);
+}
+
+// A VM that shares host directories (a --rootfs root) has its guest RAM
+// in a file virtiofsd maps too: confined, a file in QEMU's jail, on a tmpfs
+// with huge pages (architecture.md, "Guest RAM"). Its pages are huge where
+// the host's kernel has transparent huge pages, and what the guest frees
+// still goes back (a punched hole in the file).
+TEST_F(MemoryTest, AVirtioFsVmsGuestRamIsInHugePagesAndStillGoesBack) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root: only a confined QEMU has the jail's tmpfs";
+  std::string id = run_detached({"--name", "fsram", "-m", "512m", "--network", "none", "--tmpfs",
+                                 "/t:size=300m", "--rootfs", paths().rootfs, "sleep", "infinity"});
+  ASSERT_FALSE(id.empty());
+  int pid = qemu_pid(id);
+  ASSERT_GT(pid, 0);
+  CliResult fill = exec(id, "dd if=/dev/zero of=/t/f bs=1M count=256 2>/dev/null && echo done");
+  ASSERT_EQ(fill.out, "done\n") << fill.err;
+  uint64_t peak = sys::shared_memory_file_bytes(pid);
+  EXPECT_GE(peak, 256 * kMiB) << "QEMU's guest RAM file after 256 MiB written: " << mib(peak);
+  // The mapping: the unlinked file QEMU made in its jail, mapped with huge
+  // pages (PMDs) when the host has them.
+  std::ifstream smaps("/proc/" + std::to_string(pid) + "/smaps");
+  std::string line;
+  bool in_ram = false, found = false;
+  uint64_t pmd_kb = 0;
+  while (std::getline(smaps, line)) {
+    if (!line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) &&
+        line.find('-') != std::string::npos && line.find(' ') > line.find('-')) {
+      in_ram = line.find("/ram/qemu_back_mem") != std::string::npos;
+      found = found || in_ram;
+    } else if (in_ram && line.starts_with("ShmemPmdMapped:")) {
+      pmd_kb += std::stoull(line.substr(15));
+    }
+  }
+  EXPECT_TRUE(found) << "no /ram/qemu_back_mem mapping in QEMU's smaps";
+  std::ifstream thp("/sys/kernel/mm/transparent_hugepage/shmem_enabled");
+  std::string setting;
+  std::getline(thp, setting);
+  bool huge_pages = thp && setting.find("[deny]") == std::string::npos &&
+                    setting.find("[force]") == std::string::npos;
+  if (huge_pages) {
+    EXPECT_GE(pmd_kb * 1024, 128 * kMiB) << "guest RAM mapped with huge pages: " << pmd_kb << " kB";
+  }
+  ASSERT_EQ(exec(id, "rm /t/f").exit_code, 0);
+  uint64_t now = peak;
+  bool returned = wait_until(
+      [&] {
+        now = sys::shared_memory_file_bytes(pid);
+        return peak - std::min(now, peak) >= 200 * kMiB;
+      },
+      10s);
+  EXPECT_TRUE(returned) << "guest RAM file went from " << mib(peak) << " to " << mib(now)
+                        << " in 10 s after the guest freed 256 MiB";
   EXPECT_EQ(vessel({"rm", "-f", id}).exit_code, 0);
   expect_gone(id);
 }
