@@ -18,13 +18,13 @@
 # - guest RAM touched: the Pss of the mappings whose size is exactly the
 #   VM's RAM (192 MiB), in /proc/PID/smaps of those processes: QEMU's
 #   anonymous guest RAM for an image root (for a --rootfs root or bind
-#   mounts it is a memfd shared with virtiofsd: the same rule counts both
+#   mounts it is a file shared with virtiofsd, in QEMU's jail: the same rule counts both
 #   halves). Pages the guest gave back through free page reporting are no
 #   longer there. beyond guest RAM = PSS - guest RAM: QEMU's own heap, TCG's
 #   translated code (tb-size=48), the monitor, shared binaries. Of it, TCG
 #   code: the Pss of anonymous executable mappings (none under KVM).
 # - VMMemUsage: what `vessel stats --no-stream --format json` reports (QEMU's
-#   Anonymous + its memfd pages), mean, as a cross-check.
+#   Anonymous + its shared guest RAM file's pages), mean, as a cross-check.
 # - host CPU: the time on CPU of every thread of those processes, from the
 #   first field of /proc/PID/task/TID/schedstat (ns, exact; utime ticks
 #   over-count QEMU's timer-aligned wakeups 10-20x), over --cpu-seconds,

@@ -25,8 +25,9 @@
 #       ready: PSS (/proc/PID/smaps_rollup) of every host process of the
 #       machine (vessel-monitor and its descendants: QEMU, virtiofsd) resp.
 #       of the baseline's QEMU; split into guest RAM (the mapping of the guest
-#       memory: anonymous for the baseline, a memfd shared by QEMU and
-#       virtiofsd for Vessel), TCG code buffers (anonymous executable
+#       memory: anonymous for the baseline, a file shared by QEMU and
+#       virtiofsd for Vessel: the unlinked /ram/qemu_back_mem.* in QEMU's
+#       jail, or a memfd unconfined), TCG code buffers (anonymous executable
 #       mappings) and the rest: pss_guest_ram_mib, pss_tcg_code_mib,
 #       pss_other_mib, of the second boot (as pss_mib).
 #   shutdown_s (and first_shutdown_s): `machine stop NAME` (clean power-off,
@@ -111,13 +112,13 @@ machine_pids() {
 }
 
 # pss_parts RAM_MIB PID...: "guest_ram tcg_code other" PSS in MiB summed over
-# the processes. Guest RAM: the memfd of QEMU's memory backend (Vessel; mapped by
-# QEMU and by virtiofsd) or an anonymous rw mapping of the guest's size (as
+# the processes. Guest RAM: the file of QEMU's memory backend (Vessel; mapped by
+# QEMU and by virtiofsd: /ram/qemu_back_mem.* confined, a memfd unconfined) or an anonymous rw mapping of the guest's size (as
 # bench_pss_parts); TCG code: anonymous executable mappings.
 pss_parts() {
   local ram_kb=$(( $1 * 1024 )) pid; shift
   for pid in "$@"; do cat "/proc/$pid/smaps"; done | awk -v ram_kb="$ram_kb" '
-    /^[0-9a-f]+-[0-9a-f]+ / { perms = $2; anon = (NF < 6 || $6 == ""); memfd = ($6 ~ /^\/memfd:memory-backend-memfd/); next }
+    /^[0-9a-f]+-[0-9a-f]+ / { perms = $2; anon = (NF < 6 || $6 == ""); memfd = ($6 ~ /^\/memfd:memory-backend-memfd|^\/ram\/qemu_back_mem\./); next }
     /^Size:/ { size = $2; next }
     /^Pss:/ {
       if (memfd || (anon && perms ~ /^rw/ && size == ram_kb)) ram += $2

@@ -21,7 +21,7 @@
 #     3 > /proc/sys/vm/drop_caches` (the written pages go, and are reported
 #     free), `cat /big >/dev/null` (200 MiB of page cache, read once), then
 #     both go idle: VMMemUsage of each (`vessel stats --no-stream --format
-#     json`: the host memory of the VM, QEMU's anonymous pages + its memfd)
+#     json`: the host memory of the VM, QEMU's anonymous pages + its guest RAM file)
 #     and MemUsage (the container's own use in the guest, page cache
 #     included) every 2 s for 40 s. With auto, vessel-init samples the
 #     container's cgroup every 4 s and, after 2 idle periods, reclaims its
