@@ -389,7 +389,7 @@ TEST_F(LifecycleTest, RestartGivesANewStartKeepingTheWritableLayer) {
 TEST_F(LifecycleTest, AnImageRootIsADiskOfItsOwnOverTheImagesBase) {
   std::string id = run_detached({"--name", "one", kImage, "sh", "-c",
                                  "dd if=/dev/zero of=/big bs=1M count=4 2>/dev/null; "
-                                 "echo kept > /note; " +
+                                 "echo kept >> /note; " +
                                      kIdle});
   ASSERT_FALSE(id.empty());
   ASSERT_TRUE(wait_for_log("one", "ready"));
@@ -409,8 +409,17 @@ TEST_F(LifecycleTest, AnImageRootIsADiskOfItsOwnOverTheImagesBase) {
             1);
   EXPECT_EQ(vessel({"stop", "-t", "1", "one"}).exit_code, 0);
   EXPECT_EQ(vessel({"start", "one"}).exit_code, 0);
-  CliResult note = vessel({"exec", "one", "cat", "/note"}, {.timeout = 60s});
-  EXPECT_EQ(note.out, "kept\n") << note.err;
+  // The command runs again and appends its line: the first run's line is
+  // still there if the disk kept it. (Reading before the second run has
+  // written would race with it, so wait for both lines.)
+  CliResult note;
+  bool both = wait_until(
+      [&] {
+        note = vessel({"exec", "one", "cat", "/note"}, {.timeout = 60s});
+        return note.out == "kept\nkept\n";
+      },
+      60s);
+  EXPECT_TRUE(both) << "/note after a stop and a start: '" << note.out << "'" << note.err;
   CliResult other = vessel(
       {"run", "--rm", "-m", kMemory, kImage, "sh", "-c", "cat /note 2>/dev/null || echo none"});
   EXPECT_EQ(other.out, "none\n") << other.err;
