@@ -1,7 +1,5 @@
 #include "image/digest.h"
 
-#include "base/sha256.h"
-
 namespace vessel::image {
 namespace {
 
@@ -44,22 +42,13 @@ Digest Digest::of(std::string_view data) {
   return h.finish();
 }
 
-struct Sha256::State {
-  Sha256Context ctx;
-};
-
-Sha256::Sha256() : state_(std::make_unique<State>()) {}
-Sha256::~Sha256() = default;
-Sha256::Sha256(Sha256&&) noexcept = default;
-Sha256& Sha256::operator=(Sha256&&) noexcept = default;
-
 void Sha256::update(const void* data, size_t size) {
-  state_->ctx.update(data, size);
+  ctx_.update(data, size);
   bytes_ += size;
 }
 
 Digest Sha256::finish() {
-  Sha256Bytes md = state_->ctx.finish();
+  Sha256Bytes md = ctx_.finish();
   return *Digest::parse("sha256:" + to_hex(md.data(), md.size()));
 }
 

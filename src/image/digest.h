@@ -2,12 +2,12 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 
 #include "base/error.h"
+#include "base/sha256.h"
 
 namespace vessel::image {
 
@@ -41,21 +41,13 @@ class Digest {
 /// Incremental sha256, for verifying a blob while it streams.
 class Sha256 {
  public:
-  Sha256();
-  ~Sha256();
-  Sha256(Sha256&&) noexcept;
-  Sha256& operator=(Sha256&&) noexcept;
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
-
   void update(const void* data, size_t size);
   uint64_t bytes() const { return bytes_; }
   /// Finishes the hash; the object must not be updated afterwards.
   Digest finish();
 
  private:
-  struct State;
-  std::unique_ptr<State> state_;
+  Sha256Context ctx_;
   uint64_t bytes_ = 0;
 };
 
