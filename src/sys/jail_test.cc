@@ -17,6 +17,27 @@
 namespace vessel::sys {
 namespace {
 
+// Runs `script` with the jail's busybox sh and returns all it wrote to
+// stdout once it exits.
+Result<std::string> run_jailed(const Jail& j, const std::string& script) {
+  int out[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) return Error::from_errno(errno, "pipe");
+  auto p = Process::spawn(
+      {.argv = {"/bin/busybox", "sh", "-c", script}, .fds = {{1, out[1]}}, .jail = j});
+  ::close(out[1]);
+  if (!p.ok()) {
+    ::close(out[0]);
+    return p.error();
+  }
+  std::string text;
+  char buf[256];
+  for (ssize_t n; (n = ::read(out[0], buf, sizeof buf)) > 0;)
+    text.append(buf, static_cast<size_t>(n));
+  ::close(out[0]);
+  (void)p->wait();
+  return text;
+}
+
 TEST(Jail, PlanRejectsRelativeDotDotAndRoot) {
   Jail j;
   j.mountpoint = "/tmp";
@@ -129,25 +150,13 @@ TEST(Jail, TmpfsIsTheOnlyWritablePlace) {
   if (::access("/sys/kernel/mm/transparent_hugepage", F_OK) == 0) {
     EXPECT_NE(plan->tmpfs[0].options.find("huge=within_size"), std::string::npos);
   }
-  int out[2];
-  ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
-  auto p = Process::spawn(
-      {.argv = {"/bin/busybox", "sh", "-c",
-                "echo x > /scratch/f && echo w; stat -c '%u %a' /scratch; "
-                "echo x > /new 2>/dev/null || echo ro; "
-                "/bin/busybox dd if=/dev/zero of=/scratch/big bs=1024 count=2048 2>/dev/null "
-                "|| echo full"},
-       .fds = {{1, out[1]}},
-       .jail = j});
-  ::close(out[1]);
-  ASSERT_TRUE(p.ok()) << p.error().to_string();
-  std::string text;
-  char buf[256];
-  for (ssize_t n; (n = ::read(out[0], buf, sizeof buf)) > 0;)
-    text.append(buf, static_cast<size_t>(n));
-  ::close(out[0]);
-  (void)p->wait();
-  EXPECT_EQ(text, "w\n70123 700\nro\nfull\n");
+  auto text = run_jailed(j,
+                         "echo x > /scratch/f && echo w; stat -c '%u %a' /scratch; "
+                         "echo x > /new 2>/dev/null || echo ro; "
+                         "/bin/busybox dd if=/dev/zero of=/scratch/big bs=1024 count=2048 "
+                         "2>/dev/null || echo full");
+  ASSERT_TRUE(text.ok()) << text.error().to_string();
+  EXPECT_EQ(*text, "w\n70123 700\nro\nfull\n");
   auto left = list_dir(*dir);
   ASSERT_TRUE(left.ok());
   EXPECT_TRUE(left->empty());
@@ -190,23 +199,12 @@ TEST(Jail, NodesAreMadeForTheJailsUid) {
   j.gid = 70127;
   j.binds = {{"/bin/busybox", "/bin/busybox"}, {"/dev/null", "/dev/null", true}};
   j.nodes = {{"/dev/sink", null_st.st_rdev}};
-  int out[2];
-  ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
-  auto p = Process::spawn(
-      {.argv = {"/bin/busybox", "sh", "-c",
-                "/bin/busybox stat -c '%u %g %a %t,%T' /dev/sink; echo x > /dev/sink && echo w; "
-                "/bin/busybox mknod /dev/more c 1 3 2>/dev/null || echo no-mknod"},
-       .fds = {{1, out[1]}},
-       .jail = j});
-  ::close(out[1]);
-  ASSERT_TRUE(p.ok()) << p.error().to_string();
-  std::string text;
-  char buf[256];
-  for (ssize_t n; (n = ::read(out[0], buf, sizeof buf)) > 0;)
-    text.append(buf, static_cast<size_t>(n));
-  ::close(out[0]);
-  (void)p->wait();
-  EXPECT_EQ(text, "70126 70127 600 1,3\nw\nno-mknod\n");
+  auto text =
+      run_jailed(j,
+                 "/bin/busybox stat -c '%u %g %a %t,%T' /dev/sink; echo x > /dev/sink && echo w; "
+                 "/bin/busybox mknod /dev/more c 1 3 2>/dev/null || echo no-mknod");
+  ASSERT_TRUE(text.ok()) << text.error().to_string();
+  EXPECT_EQ(*text, "70126 70127 600 1,3\nw\nno-mknod\n");
   ::rmdir(dir->c_str());
 }
 
