@@ -41,7 +41,9 @@ export VESSEL_ACCEL=$accel
 if [ "$accel" = kvm ]; then cpu=host; tcg_args=; else
   cpu=Nehalem
   khz=$(awk -F: '/^cpu MHz/ {printf "%d", $2 * 1000; exit}' /proc/cpuinfo)
-  tcg_args="tsc=reliable no_timer_check${khz:+ lpj=$((khz * 1000 / 100))}"
+  # The kernel arguments vmm/qemu/machine_x86_64.cc gives under TCG.
+  tcg_args="tsc=reliable no_timer_check${khz:+ lpj=$((khz * 1000 / 100)) tsc_early_khz=$khz}"
+  tcg_args="$tcg_args init_on_alloc=1 lapic_timer_khz=1000000"
 fi
 floor() {
   qemu-system-x86_64 -M microvm,accel=$accel,acpi=off,rtc=on,isa-serial=on \

@@ -8,9 +8,11 @@
 # machine kernel, for VMs whose PID 1 is the image's systemd: config-$arch
 # with config-machine-$arch merged on top (ACPI power-off and power button,
 # systemd's kernel requirements).
+# Both flavors are built from the source with kernel/patches/*.patch applied
+# (in name order; each says why it exists).
 # The kernel is cached outside the source tree, keyed by the source package
-# version, the flavor and the hash of its config fragments, so a second build
-# is instant. Cache root: $VESSEL_KERNEL_CACHE, default /var/cache/vessel/kernel.
+# version, the flavor and the hash of its config fragments and patches, so a
+# second build is instant. Cache root: $VESSEL_KERNEL_CACHE, default /var/cache/vessel/kernel.
 # On success the last line of stdout is the path of the kernel image.
 set -euo pipefail
 
@@ -23,7 +25,7 @@ while [ $# -gt 0 ]; do
     --flavor) flavor=$2; shift 2 ;;
     --print-path) print_only=1; shift ;;
     --config-only) config_only=1; shift ;;  # resolve and check the config, print it
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "build.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -51,19 +53,25 @@ version=$(dpkg-query -W -f='${Version}' "$pkg" 2>/dev/null || true)
 [ -n "$version" ] && [ -f "$tarball" ] || {
   echo "build.sh: '$pkg' is not installed (run scripts/setup.sh)" >&2; exit 1; }
 
+patches=("$here"/patches/*.patch)
+[ -e "${patches[0]}" ] || patches=()
+patch_hash=$(cat "${patches[@]}" /dev/null | sha256sum | cut -c1-16)
+
 cache=${VESSEL_KERNEL_CACHE:-/var/cache/vessel/kernel}
 # Bump when a change to this script changes the kernel it produces (not for
 # changes to messages or options): it is part of the cache key.
 recipe=1
 if [ "$flavor" = container ]; then
   # Unchanged from before flavors existed, so that cached kernels stay valid.
-  hash=$( (cat "${fragments[0]}"; echo "recipe=$recipe") | sha256sum | cut -c1-16)
+  hash=$( (cat "${fragments[0]}"; echo "recipe=$recipe"
+           [ "${#patches[@]}" = 0 ] || echo "patches=$patch_hash") | sha256sum | cut -c1-16)
   key="$arch-${version//[^A-Za-z0-9.+-]/_}-$hash"
 else
   # Each fragment hashed on its own: moving a line from one to the other
   # changes the key.
   hash=$( (for f in "${fragments[@]}"; do sha256sum < "$f"; done
-           echo "recipe=$recipe"; echo "flavor=$flavor") | sha256sum | cut -c1-16)
+           echo "recipe=$recipe"; echo "flavor=$flavor"
+           [ "${#patches[@]}" = 0 ] || echo "patches=$patch_hash") | sha256sum | cut -c1-16)
   key="$arch-$flavor-${version//[^A-Za-z0-9.+-]/_}-$hash"
 fi
 out="$cache/$key"
@@ -76,13 +84,19 @@ exec 9>"$cache/.lock"
 flock 9
 if [ -f "$out/kernel" ] && [ -z "${config_only:-}" ]; then echo "$out/kernel"; exit 0; fi
 
-# Unpack the source once per package version (atomically: a crash leaves only
-# a temporary directory that the next run removes).
+# Unpack and patch the source once per package version and patch set
+# (atomically: a crash leaves only a temporary directory that the next run
+# removes). A patch that does not apply is an error, not a kernel without it.
 src="$cache/src-${version//[^A-Za-z0-9.+-]/_}"
+[ "${#patches[@]}" = 0 ] || src="$src-p$patch_hash"
 if [ ! -d "$src" ]; then
   rm -rf "$src.tmp"; mkdir -p "$src.tmp"
   echo "build.sh: unpacking $tarball" >&2
   tar -C "$src.tmp" -xf "$tarball" --strip-components=1
+  for p in "${patches[@]}"; do
+    patch -d "$src.tmp" -p1 --forward --quiet < "$p" || {
+      echo "build.sh: patch does not apply: $p" >&2; rm -rf "$src.tmp"; exit 1; }
+  done
   mv "$src.tmp" "$src"
 fi
 

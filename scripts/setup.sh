@@ -37,7 +37,7 @@ packages=(
   # qemu-utils, makes the empty qcow2 a container's root disk is copied from)
   "$qemu_pkg" qemu-system-common qemu-utils
   # guest kernel build
-  linux-source-6.12 make bc bison flex libelf-dev libssl-dev cpio xz-utils kmod
+  linux-source-6.12 make bc bison flex libelf-dev libssl-dev cpio xz-utils kmod patch
   # fixtures (debootstrap: the systemd machine image, scripts/make-machine-image.sh)
   busybox-static e2fsprogs gzip zstd debootstrap
   # networking: netlink (libmnl), nftables (libnftables), DNS per network (dnsmasq)

@@ -170,11 +170,14 @@ TEST(QemuArgs, TcgGetsTimerHintsAndDelayLoopValue) {
   // Without it a slow boot fails to calibrate the TSC and the guest's tick
   // never stops.
   EXPECT_NE((append + 1)->find("tsc_early_khz=2596136"), std::string::npos);
+  // QEMU's APIC timer rate, so the kernel does not spend ~0.25 s measuring it.
+  EXPECT_NE((append + 1)->find("lapic_timer_khz=1000000"), std::string::npos);
   c.accel = Accel::kKvm;
   a = qemu_command_line(c, {});
   append = std::find(a.begin(), a.end(), "-append");
   EXPECT_EQ((append + 1)->find("lpj="), std::string::npos);
   EXPECT_EQ((append + 1)->find("tsc_early_khz="), std::string::npos);
+  EXPECT_EQ((append + 1)->find("lapic_timer_khz="), std::string::npos);
 }
 
 TEST(QemuArgs, TcgGuestZeroesPagesItHandsOut) {
