@@ -6,10 +6,12 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <set>
 
 #include "base/strings.h"
 #include "net/network_fixture.h"
+#include "sys/fs.h"
 
 namespace vessel::test {
 namespace {
@@ -34,6 +36,19 @@ bool has(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
 
+/// Whether process `pid` has closed its files: it is gone or a zombie.
+/// find_process_ids() stops seeing a process earlier, when its exit has
+/// released its memory (an empty /proc/PID/cmdline), but the kernel closes
+/// its files (QEMU's tap) only after that teardown, which for a VM's QEMU
+/// can take a while on a loaded host.
+bool files_closed(int pid) {
+  auto stat = sys::read_file("/proc/" + std::to_string(pid) + "/stat", 4096);
+  if (!stat.ok()) return true;
+  auto paren = stat->rfind(')');
+  return paren == std::string::npos || paren + 2 >= stat->size() || (*stat)[paren + 2] == 'Z' ||
+         (*stat)[paren + 2] == 'X';
+}
+
 TEST_F(NetworkingCrashTest,
        AMonitorKilledWithSigkillHasItsTapRulesAndAddressRemovedByTheNextCommand) {
   ASSERT_EQ(vessel({"network", "create", "--subnet", "10.231.0.0/24", "crash"}).exit_code, 0);
@@ -50,10 +65,15 @@ TEST_F(NetworkingCrashTest,
   ASSERT_TRUE(j["State"]["Pid"].is_number()) << j.dump();
   int monitor = j["State"]["Pid"].get<int>();
   ASSERT_GT(monitor, 0);
+  std::vector<int> vm_pids =
+      find_process_ids({"qemu-system-x86_64", "virtiofsd"}, victim.substr(0, 12));
+  ASSERT_FALSE(vm_pids.empty()) << "no QEMU for " << victim;
   ASSERT_EQ(::kill(monitor, SIGKILL), 0);
   bool vm_gone = wait_until(
       [&] {
-        return find_process_ids({"qemu-system-x86_64", "virtiofsd"}, victim.substr(0, 12)).empty();
+        return find_process_ids({"qemu-system-x86_64", "virtiofsd"}, victim.substr(0, 12))
+                   .empty() &&
+               std::all_of(vm_pids.begin(), vm_pids.end(), files_closed);
       },
       10s);
   ASSERT_TRUE(vm_gone) << testing::PrintToString(processes_of(victim));
