@@ -37,10 +37,10 @@ bool has(const std::vector<std::string>& v, const std::string& s) {
 }
 
 /// Whether process `pid` has closed its files: it is gone or a zombie.
-/// find_process_ids() stops seeing a process earlier, when its exit has
-/// released its memory (an empty /proc/PID/cmdline), but the kernel closes
-/// its files (QEMU's tap) only after that teardown, which for a VM's QEMU
-/// can take a while on a loaded host.
+/// find_process_ids() stops seeing a process earlier, when its exit lets go
+/// of its memory (an empty /proc/PID/cmdline), but the kernel closes its
+/// files (QEMU's tap) only after tearing that memory down, which for a VM's
+/// QEMU can take a while on a loaded host.
 bool files_closed(int pid) {
   auto stat = sys::read_file("/proc/" + std::to_string(pid) + "/stat", 4096);
   if (!stat.ok()) return true;
