@@ -38,12 +38,11 @@ cleanup() {
 trap cleanup EXIT
 accel=${VESSEL_ACCEL:-tcg}
 export VESSEL_ACCEL=$accel
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 if [ "$accel" = kvm ]; then cpu=host; tcg_args=; else
   cpu=Nehalem
-  khz=$(awk -F: '/^cpu MHz/ {printf "%d", $2 * 1000; exit}' /proc/cpuinfo)
-  # The kernel arguments vmm/qemu/machine_x86_64.cc gives under TCG.
-  tcg_args="tsc=reliable no_timer_check${khz:+ lpj=$((khz * 1000 / 100)) tsc_early_khz=$khz}"
-  tcg_args="$tcg_args init_on_alloc=1 lapic_timer_khz=1000000"
+  tcg_args=$(floor_tcg_kernel_args)
 fi
 floor() {
   qemu-system-x86_64 -M microvm,accel=$accel,acpi=off,rtc=on,isa-serial=on \
@@ -53,8 +52,6 @@ floor() {
     -append "console=ttyS0 reboot=t panic=-1 $tcg_args quiet" </dev/null >/dev/null 2>&1
 }
 v() { "$vessel" --root "$root" "$@"; }
-# shellcheck source=bench/lib.sh
-. bench/lib.sh
 
 # Warm up: the image is loaded into the store, page cache is warm.
 id=$(v run -d vessel/busybox sleep 100000)

@@ -1,5 +1,14 @@
 # Helpers shared by the benchmarks (sourced, not run).
 now() { date +%s.%N; }
+# The kernel arguments vmm/qemu/machine_x86_64.cc gives a VM under TCG, for
+# the floors (a bare boot) to boot like Vessel's VMs: lpj and tsc_early_khz
+# from the host TSC, init_on_alloc=1, the APIC timer's rate.
+floor_tcg_kernel_args() {
+  local khz
+  khz=$(awk -F: '/^cpu MHz/ {printf "%d", $2 * 1000; exit}' /proc/cpuinfo)
+  echo "tsc=reliable no_timer_check${khz:+ lpj=$((khz * 1000 / 100)) tsc_early_khz=$khz}" \
+    "init_on_alloc=1 lapic_timer_khz=1000000"
+}
 # median: of the numbers on stdin, one per line.
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 

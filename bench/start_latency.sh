@@ -54,14 +54,11 @@ done
 root=$(mktemp -d /tmp/vessel-bench.XXXXXX)
 trap 'rm -rf "$root"' EXIT
 accel=${VESSEL_ACCEL:-tcg}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh  # the script has cd'd to the repository root
 if [ "$accel" = kvm ]; then cpu=host; tcg_args=; else
   cpu=Nehalem
-  # The same kernel arguments vmm/qemu/machine_x86_64.cc gives under TCG
-  # (lpj and tsc_early_khz from the host TSC, init_on_alloc=1, the APIC
-  # timer's rate).
-  khz=$(awk -F: '/^cpu MHz/ {printf "%d", $2 * 1000; exit}' /proc/cpuinfo)
-  tcg_args="tsc=reliable no_timer_check${khz:+ lpj=$((khz * 1000 / 100)) tsc_early_khz=$khz}"
-  tcg_args="$tcg_args init_on_alloc=1 lapic_timer_khz=1000000"
+  tcg_args=$(floor_tcg_kernel_args)
 fi
 # QEMU's accelerator options as vmm/qemu_args.cc gives them.
 if [ "$accel" = kvm ]; then accel_opts=kvm; else accel_opts=tcg,tb-size=48; fi
@@ -86,8 +83,6 @@ ours() {
   VESSEL_CONFINE=$confine VESSEL_ACCEL=$accel "$vessel" --root "$root" run --rm \
     --network "$network" "$@" </dev/null
 }
-# shellcheck source=bench/lib.sh
-. bench/lib.sh  # the script has cd'd to the repository root
 
 selected=()
 for c in ${cases//,/ }; do
