@@ -698,12 +698,18 @@ int Monitor::run() {
     phase("main process exited");
     bool restart = rebooted || should_restart(exit_code);
     // A monitor that will not boot the VM again leaves its host cgroup
-    // while the VM ends: a v1 memory cgroup move waits for an RCU grace
-    // period (~10 ms here), which then overlaps the guest's sync and QEMU's
-    // exit. QEMU and virtiofsd stay in it until they are gone; leave_host()
-    // removes it.
+    // while the VM ends; QEMU and virtiofsd stay in it until they are gone,
+    // and leave_host() removes it. A monitor of one thread moves at once
+    // (HostCgroup::enter); one with more (a port proxy's) waits for an RCU
+    // grace period (~10 ms here), overlapped with the guest's sync and
+    // QEMU's exit in a thread of its own.
     std::thread moving_out;
-    if (!restart && cgroup_) moving_out = std::thread([this] { cgroup_->move_out(); });
+    if (!restart && cgroup_) {
+      if (sys::thread_count() == 1)
+        cgroup_->move_out();
+      else
+        moving_out = std::thread([this] { cgroup_->move_out(); });
+    }
     // A --rm container that will not restart goes with its disks: nothing
     // in its guest needs a clean shutdown unless it shares host directories.
     if (config_.auto_remove && !machine() && !should_restart(exit_code))

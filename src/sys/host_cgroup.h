@@ -66,7 +66,9 @@ CgroupVersion cgroup_version(const std::string& fs_root = "/sys/fs/cgroup");
 class HostCgroup {
  public:
   /// Makes the cgroup `name`, applies `limits` and moves this process into
-  /// it, so that every child it starts from now on is in it too. Where
+  /// it, so that every child it starts from now on is in it too (on v1 a
+  /// process of one thread moves without waiting for an RCU grace period:
+  /// call it before starting threads). Where
   /// systemd manages the cgroups (and `fs_root` is the host's), systemd
   /// makes it: a transient scope `vessel-<name>.scope` in `vessel.slice`
   /// with Delegate=yes and the limits as its properties
@@ -86,9 +88,10 @@ class HostCgroup {
   /// it is empty.
   Status leave();
   /// leave()'s first half: this process back where it came from, its
-  /// children staying (a v1 move waits for an RCU grace period, ~10 ms:
-  /// a caller overlaps it with its children's end). Once only: leave()
-  /// then only removes the cgroup.
+  /// children staying. Immediate for a process of one thread on v1;
+  /// otherwise the move waits for an RCU grace period (~10 ms), which a
+  /// caller can overlap with its children's end. Once only: leave() then
+  /// only removes the cgroup.
   void move_out();
   CgroupVersion version() const { return plan_.version; }
   /// The systemd scope holding it ("" when systemd did not make it).
@@ -115,6 +118,10 @@ class HostCgroup {
 /// neither stays in one VM's cgroup under its limits nor keeps that cgroup
 /// from being removed.
 const std::vector<std::string>& outliving_child_cgroups();
+
+/// The threads of this process (/proc/self/status), 0 if unknown.
+/// HostCgroup moves a process of one thread without a grace period.
+int thread_count();
 
 /// Removes what a killed monitor left: each of `dirs` (HostCgroup::dirs())
 /// that exists and has no process in it (rmdir refuses a busy cgroup).

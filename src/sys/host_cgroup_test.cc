@@ -5,7 +5,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <functional>
+#include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -149,6 +152,51 @@ TEST(HostCgroup, EnterAndLeaveOnThisHost) {
     return left_and_removed(*cg);
   });
   EXPECT_EQ(code, 0);
+}
+
+// Every thread moves, whichever way the move goes: a process of one thread
+// moves itself through v1's `tasks` (no RCU grace period), one with more
+// through cgroup.procs. Both in and out, checked per thread.
+TEST(HostCgroup, EveryThreadMovesInAndOut) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  if (cgroup_version() == CgroupVersion::kNone) GTEST_SKIP() << "no cgroup filesystem";
+  for (int extra_threads : {0, 2}) {
+    int code = exit_code_of_child([extra_threads] {
+      std::atomic<bool> done{false};
+      std::vector<std::thread> threads;
+      for (int i = 0; i < extra_threads; ++i)
+        threads.emplace_back([&done] {
+          while (!done)
+            ::usleep(1000);
+        });
+      if (thread_count() != 1 + extra_threads) return 9;
+      auto inside = [](bool want) {
+        auto tids = list_dir("/proc/self/task");
+        if (!tids.ok() || tids->empty()) return false;
+        for (const auto& tid : *tids) {
+          auto text = read_file("/proc/self/task/" + tid + "/cgroup");
+          if (!text.ok() || (text->find("/vessel/") != std::string::npos) != want) return false;
+        }
+        return true;
+      };
+      auto cg = HostCgroup::enter("unit-test-" + std::to_string(::getpid()), {.pids_max = 64});
+      int result = 0;
+      if (!cg.ok()) {
+        result = 10;
+      } else if (!inside(true)) {
+        result = 11;
+      } else {
+        cg->move_out();
+        if (!inside(false)) result = 12;
+        if (result == 0) result = left_and_removed(*cg);
+      }
+      done = true;
+      for (auto& t : threads)
+        t.join();
+      return result;
+    });
+    EXPECT_EQ(code, 0) << extra_threads << " extra threads";
+  }
 }
 
 // The v2 code path for real where the host has a v2 hierarchy beside v1
