@@ -654,10 +654,12 @@ int Monitor::run() {
       sync_dns();
       phase("names served");
     }
+    // Privileges go before anyone hears of the start: whoever looks at
+    // this monitor once `run -d` has returned sees them gone.
+    if (restart_count_ == 0) drop_start_privileges();
     broadcast(type_code(ApiType::kStarted), kMainStream, reply_payload(0, "", main_pid_));
     report("ok " + std::to_string(main_pid_) + "\n");
     report_done();
-    if (restart_count_ == 0) drop_start_privileges();
 
     while (main_running_ && !vm_died_)
       serve(1s);
