@@ -9,6 +9,21 @@ floor_tcg_kernel_args() {
   echo "tsc=reliable no_timer_check${khz:+ lpj=$((khz * 1000 / 100)) tsc_early_khz=$khz}" \
     "init_on_alloc=1 lapic_timer_khz=1000000"
 }
+# The floor of the start benchmarks: a bare boot of KERNEL with INITRD (an
+# init that reboots at once) on the machine vmm/qemu/machine_x86_64.cc
+# builds: its accelerator options, CPU model, CPUs, memory and, under TCG,
+# kernel arguments. The console goes to stdout.
+#   floor_boot KERNEL INITRD [tcg|kvm]
+floor_boot() {
+  local kernel=$1 initrd=$2 cpu=Nehalem accel_opts=tcg,tb-size=48 args
+  args=$(floor_tcg_kernel_args)
+  if [ "${3:-tcg}" = kvm ]; then cpu=host; accel_opts=kvm; args=; fi
+  qemu-system-x86_64 -M microvm,acpi=off,rtc=on,isa-serial=on -accel "$accel_opts" \
+    -cpu "$cpu" -smp 2 -m 576M -nodefaults -no-user-config -display none -no-reboot \
+    -chardev stdio,id=con,signal=off -serial chardev:con \
+    -kernel "$kernel" -initrd "$initrd" \
+    -append "console=ttyS0 reboot=t panic=-1 $args quiet" </dev/null 2>&1
+}
 # median: of the numbers on stdin, one per line.
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 

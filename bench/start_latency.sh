@@ -56,23 +56,13 @@ trap 'rm -rf "$root"' EXIT
 accel=${VESSEL_ACCEL:-tcg}
 # shellcheck source=bench/lib.sh
 . bench/lib.sh  # the script has cd'd to the repository root
-if [ "$accel" = kvm ]; then cpu=host; tcg_args=; else
-  cpu=Nehalem
-  tcg_args=$(floor_tcg_kernel_args)
-fi
-# QEMU's accelerator options as vmm/qemu_args.cc gives them.
-if [ "$accel" = kvm ]; then accel_opts=kvm; else accel_opts=tcg,tb-size=48; fi
-
-# The floor's command line mirrors the machine vmm/qemu/machine_x86_64.cc builds.
+# The floor: bench/lib.sh's floor_boot, the machine vmm/qemu/machine_x86_64.cc
+# builds.
 floor() {
   floor_console "$@" >/dev/null
 }
 floor_console() {
-  qemu-system-x86_64 -M microvm,acpi=off,rtc=on,isa-serial=on -accel "$accel_opts" \
-    -cpu $cpu -smp 2 -m 576M -nodefaults -no-user-config -display none -no-reboot \
-    -chardev stdio,id=con,signal=off -serial chardev:con \
-    -kernel "$kernel" -initrd "$floor_initrd" \
-    -append "console=ttyS0 reboot=t panic=-1 $tcg_args quiet" </dev/null 2>&1
+  floor_boot "$kernel" "$floor_initrd" "$accel"
 }
 # ours CASE CMD...: the case's `vessel run --rm` of CMD.
 ours() {

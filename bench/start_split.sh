@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Where a start's time goes between the host and QEMU: alternates the floor
-# (bench/start_latency.sh's bare boot), `vessel run --rm --network none
-# --rootfs busybox true` and `vessel run --rm --network none vessel/busybox
-# true` for --runs N, and splits each of Vessel's runs with the kernel's
-# own clock (tracefs events sched_process_exec / sched_process_exit):
+# (bench/lib.sh's floor_boot, as bench/start_latency.sh boots it), `vessel
+# run --rm --network none --rootfs busybox true` and `vessel run --rm
+# --network none vessel/busybox true` for --runs N, and splits each of
+# Vessel's runs with the kernel's own clock (tracefs events
+# sched_process_exec and sched_process_exit):
 #
 #   pre   the CLI's exec to QEMU's exec (CLI, monitor, host cgroup, jail)
 #   qemu  QEMU's exec to its exit (the boot, the guest's work, power-off)
@@ -49,15 +50,7 @@ trap cleanup EXIT
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 export VESSEL_ACCEL=tcg
-args=$(floor_tcg_kernel_args)
-# The floor exactly as bench/start_latency.sh boots it (TCG).
-floor() {
-  qemu-system-x86_64 -M microvm,acpi=off,rtc=on,isa-serial=on -accel tcg,tb-size=48 \
-    -cpu Nehalem -smp 2 -m 576M -nodefaults -no-user-config -display none -no-reboot \
-    -chardev stdio,id=con,signal=off -serial chardev:con \
-    -kernel "$kernel" -initrd "$floor_initrd" \
-    -append "console=ttyS0 reboot=t panic=-1 $args quiet" </dev/null >/dev/null 2>&1
-}
+floor() { floor_boot "$kernel" "$floor_initrd" >/dev/null; }
 ours() {
   local what=(vessel/busybox)
   [ "$1" = rootfs ] && what=(--rootfs "$rootfs")
