@@ -58,8 +58,8 @@ ours() {
 }
 # Warm-up (the image's snapshot, the caches), which also checks each runs.
 floor
-[ "$(ours rootfs 2>/dev/null; echo $?)" = 0 ] || { echo "run --rootfs failed" >&2; exit 1; }
-[ "$(ours image 2>/dev/null; echo $?)" = 0 ] || { echo "run (image) failed" >&2; exit 1; }
+ours rootfs 2>/dev/null || { echo "run --rootfs failed" >&2; exit 1; }
+ours image 2>/dev/null || { echo "run (image) failed" >&2; exit 1; }
 
 echo 0 >"$T/tracing_on"
 echo 8192 >"$T/buffer_size_kb"
