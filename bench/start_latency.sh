@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Start latency: `vessel run --rm --rootfs <busybox> true` (a virtio-fs root)
-# and `vessel run --rm vessel/busybox true` (an image root: ext4 snapshot and
-# writable layer, the snapshot cached) against the floor, the same QEMU,
-# kernel, machine and memory booting an init that reboots at once (no Vessel
-# code), alternated in one run. Prints medians and each case's ratio.
+# and `vessel run --rm vessel/busybox true` (an image root: the container's
+# own disk over the image's cached base; its VM restored from the shape's
+# template, made by the warm-up) against the floor, the same QEMU, kernel,
+# machine and memory booting an init that reboots at once (no Vessel code),
+# alternated in one run. Prints medians and each case's ratio. The case
+# image-boot is the image case booted (VESSEL_TEMPLATES=0), as every start
+# was before templates.
 #
-#   bench/start_latency.sh [--build-dir DIR] [--runs N] [--cases rootfs,image]
+#   bench/start_latency.sh [--build-dir DIR] [--runs N]
+#                          [--cases rootfs,image,image-boot]
 #                          [--network none|default] [--compare-confinement]
 #
 # --compare-confinement adds each case again with the VMM unconfined
@@ -22,7 +26,7 @@ self=$(realpath "$0")
 cd "$(dirname "$0")/.."
 build=build
 runs=10
-cases=rootfs,image
+cases=rootfs,image,image-boot
 network=none
 compare=0
 while [ $# -gt 0 ]; do
@@ -32,7 +36,7 @@ while [ $# -gt 0 ]; do
     --cases) cases=$2; shift 2 ;;
     --network) network=$2; shift 2 ;;
     --compare-confinement) compare=1; shift ;;
-    -h|--help) sed -n '2,19p' "$self"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$self"; exit 0 ;;
     *) echo "start_latency.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -67,28 +71,33 @@ floor_console() {
 # ours CASE CMD...: the case's `vessel run --rm` of CMD.
 ours() {
   local what=$1; shift
-  local confine=1
+  local confine=1 templates=1
   case "$what" in *-unconfined) confine=0; what=${what%-unconfined} ;; esac
+  case "$what" in image-boot) templates=0; what=image ;; esac
   if [ "$what" = rootfs ]; then set -- --rootfs "$rootfs" "$@"; else set -- vessel/busybox "$@"; fi
-  VESSEL_CONFINE=$confine VESSEL_ACCEL=$accel "$vessel" --root "$root" run --rm \
-    --network "$network" "$@" </dev/null
+  VESSEL_CONFINE=$confine VESSEL_TEMPLATES=$templates VESSEL_ACCEL=$accel "$vessel" --root "$root" \
+    run --rm --network "$network" "$@" </dev/null
 }
 
 selected=()
 for c in ${cases//,/ }; do
   case "$c" in
-    rootfs|image) selected+=("$c"); [ "$compare" = 1 ] && selected+=("$c-unconfined") ;;
-    *) echo "start_latency.sh: unknown case '$c' (rootfs, image)" >&2; exit 2 ;;
+    rootfs|image|image-boot) selected+=("$c"); [ "$compare" = 1 ] && selected+=("$c-unconfined") ;;
+    *) echo "start_latency.sh: unknown case '$c' (rootfs, image, image-boot)" >&2; exit 2 ;;
   esac
 done
 # Warm the page cache, and check that each really ran. The image case's
 # first run also loads the embedded image and makes its ext4 snapshot
-# (cached from then on: the runs below measure a start, not a pull).
+# (cached from then on: the runs below measure a start, not a pull), and
+# its second makes the shape's VM template (a start restores it from then
+# on; image-boot boots, as every start did before templates).
 floor_console > "$root/floor.log" || true
 grep -q vessel-floor-init "$root/floor.log" || { echo "floor init did not run" >&2; exit 1; }
 : > "$root/floor.txt"
 for c in "${selected[@]}"; do
-  [ "$(ours "$c" echo ok)" = ok ] || { echo "vessel run ($c) failed" >&2; exit 1; }
+  for _ in 1 2; do
+    [ "$(ours "$c" echo ok)" = ok ] || { echo "vessel run ($c) failed" >&2; exit 1; }
+  done
   : > "$root/$c.txt"
 done
 for i in $(seq "$runs"); do
@@ -110,6 +119,7 @@ line "floor (bare boot)" "$root/floor.txt"
 for c in "${selected[@]}"; do
   case "$c" in
     rootfs*) label="run --rm --rootfs busybox true" ;;
+    image-boot*) label="run --rm vessel/busybox true (booted)" ;;
     *) label="run --rm vessel/busybox true (image)" ;;
   esac
   case "$c" in *-unconfined) label="$label, unconfined" ;; esac

@@ -36,7 +36,9 @@ bool same(const Setup& a, const Setup& b) {
          a.cpu_quota_usec == b.cpu_quota_usec && a.cpu_period_usec == b.cpu_period_usec &&
          a.mounts.size() == b.mounts.size() && a.gateway == b.gateway &&
          a.memory_reclaim == b.memory_reclaim && a.container == b.container &&
-         a.rootfs_subpath == b.rootfs_subpath &&
+         a.rootfs_subpath == b.rootfs_subpath && a.main_command == b.main_command &&
+         a.main_path == b.main_path && a.realtime_ns == b.realtime_ns && a.entropy == b.entropy &&
+         a.restored == b.restored &&
          std::equal(a.addresses6.begin(), a.addresses6.end(), b.addresses6.begin(),
                     b.addresses6.end(),
                     [](const Address6& x, const Address6& y) {

@@ -357,6 +357,12 @@ void Agent::on_setup(uint32_t stream, const protocol::Setup& setup) {
     reply(MsgType::kSetupResult, stream, Status(EBUSY, "the container root is already set up"));
     return;
   }
+  // The VM's clock and randomness from the host: a VM restored from a
+  // template has the template's (protocol.md, "Templates"). Before any
+  // process of the container runs.
+  set_clock_from_host(setup.realtime_ns);
+  add_host_entropy(setup.entropy);
+  if (setup.restored) drop_disk_caches();
   // Limits first: they are cheap to write again if the mounts fail and the
   // host retries, and no process can run before Setup succeeds anyway.
   if (Status s = cgroup_.apply_limits(setup); !s.ok()) {

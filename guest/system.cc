@@ -1,6 +1,10 @@
 #include "guest/system.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <linux/random.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
@@ -187,6 +191,42 @@ void write_marks(int fd) {
     dprintf(fd, "vessel-init: mark %8.1f %6.1f %s\n", static_cast<double>(sorted[i].ns) / 1e6,
             static_cast<double>(since) / 1e6, sorted[i].label);
   }
+}
+
+void set_clock_from_host(uint64_t ns) {
+  if (ns == 0) return;
+  timespec ts{static_cast<time_t>(ns / 1000000000u), static_cast<long>(ns % 1000000000u)};
+  if (clock_settime(CLOCK_REALTIME, &ts) != 0) log_error("set the clock: %s", std::strerror(errno));
+}
+
+void add_host_entropy(std::string_view bytes) {
+  if (bytes.empty()) return;
+  UniqueFd random(open("/dev/urandom", O_RDWR | O_CLOEXEC));
+  if (!random) {
+    log_error("open /dev/urandom: %s", std::strerror(errno));
+    return;
+  }
+  // struct rand_pool_info with its flexible buffer (random(4)).
+  std::vector<uint8_t> info(sizeof(rand_pool_info) + bytes.size());
+  auto* pool = reinterpret_cast<rand_pool_info*>(info.data());
+  pool->entropy_count = static_cast<int>(bytes.size() * 8);
+  pool->buf_size = static_cast<int>(bytes.size());
+  std::memcpy(info.data() + sizeof(rand_pool_info), bytes.data(), bytes.size());
+  if (ioctl(random.get(), RNDADDENTROPY, pool) != 0 || ioctl(random.get(), RNDRESEEDCRNG) != 0)
+    log_error("add the host's entropy: %s", std::strerror(errno));
+}
+
+void drop_disk_caches() {
+  DIR* dir = opendir("/sys/block");
+  if (dir == nullptr) return;
+  while (dirent* e = readdir(dir)) {
+    if (std::strncmp(e->d_name, "vd", 2) != 0) continue;
+    std::string dev = std::string("/dev/") + e->d_name;
+    UniqueFd fd(open(dev.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd || ioctl(fd.get(), BLKFLSBUF, 0) != 0)
+      log_error("drop the cache of %s: %s", dev.c_str(), std::strerror(errno));
+  }
+  closedir(dir);
 }
 
 void power_off() {

@@ -90,6 +90,18 @@ int64_t monotonic_ms();
 /// Sleeps `ms` milliseconds (signals are blocked, so no EINTR to handle).
 void sleep_ms(int ms);
 
+/// Sets CLOCK_REALTIME to the host's `ns` since the epoch, plus what the
+/// Setup took on its way (unknown: nothing). A failure is logged.
+void set_clock_from_host(uint64_t ns);
+/// Mixes `bytes` from the host into the kernel's random pool, crediting
+/// them, and reseeds the kernel's generator from it at once (RNDADDENTROPY,
+/// RNDRESEEDCRNG). A failure is logged.
+void add_host_entropy(std::string_view bytes);
+/// Drops what the kernel cached of every virtio disk (BLKFLSBUF on each
+/// /dev/vd*): for a VM restored from a template, whose disks are not the
+/// ones the template's kernel probed (it read their first sectors).
+void drop_disk_caches();
+
 /// Syncs filesystems and ends the VM. Never returns: PID 1 must not exit,
 /// as the kernel panics when it does.
 [[noreturn]] void power_off();

@@ -345,6 +345,9 @@ std::vector<uint8_t> encode(const Setup& m) {
   w.str(m.rootfs_subpath);
   w.str(m.main_command);
   w.str(m.main_path);
+  w.u64(m.realtime_ns);
+  w.str(m.entropy);
+  w.u8(m.restored);
   return w.take();
 }
 
@@ -516,6 +519,11 @@ bool decode(std::span<const uint8_t> p, Setup& out) {
   out.rootfs_subpath = r.str();
   out.main_command = r.str();
   out.main_path = r.str();
+  out.realtime_ns = r.u64();
+  out.entropy = r.str();
+  out.restored = r.u8();
+  bool clock_ok = out.entropy.size() <= kMaxSetupEntropy && out.restored <= 1 &&
+                  (out.restored == 0 || (out.container == 0 && out.machine == 0));
   bool main_ok = out.main_command.size() <= 4096 && out.main_path.size() <= 4096 &&
                  out.main_command.find('\0') == std::string::npos &&
                  out.main_path.find('\0') == std::string::npos;
@@ -529,7 +537,7 @@ bool decode(std::span<const uint8_t> p, Setup& out) {
                     (virtiofs && clean_path(out.rootfs_subpath) && out.rootfs_subpath[0] != '/');
   // A hostname is at most 64 bytes (HOST_NAME_MAX), a tag at most 36 and a
   // virtio-blk serial 20. Exactly one kind of root; an upper needs a lower.
-  return r.ok() && container_ok && subpath_ok && main_ok && machine_ok &&
+  return r.ok() && container_ok && subpath_ok && main_ok && machine_ok && clock_ok &&
          out.hostname.size() <= 64 && virtiofs != image && out.rootfs_tag.size() <= 36 &&
          out.lower_serial.size() <= 20 && out.upper_serial.size() <= 20 &&
          (out.upper_serial.empty() || image) && cpu_ok && mounts_ok && network_ok &&

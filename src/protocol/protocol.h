@@ -38,7 +38,7 @@ namespace vessel::protocol {
 /// 7: pods: Setup.container and Setup.rootfs_subpath (a second Setup adds a
 /// container to the VM), Spawn.container, Update.container, a Stats payload
 /// naming the container, RemoveContainer.
-inline constexpr uint32_t kVersion = 8;
+inline constexpr uint32_t kVersion = 9;
 /// Name of the virtio-serial port the guest serves on.
 inline constexpr std::string_view kPortName = "vessel.agent";
 
@@ -227,7 +227,23 @@ struct Setup {
   /// "" = nothing to read ahead. At most 4096 bytes each.
   std::string main_command;
   std::string main_path;
+  /// The host's CLOCK_REALTIME when it sent the Setup, in ns since the epoch
+  /// (0: none): the guest sets its clock from it. A booted guest has only
+  /// its RTC's whole seconds; a guest restored from a template (below) has
+  /// the template's time (version 9).
+  uint64_t realtime_ns = 0;
+  /// Random bytes from the host (at most kMaxSetupEntropy) that the guest
+  /// mixes into its random pool and reseeds from, so that VMs restored from
+  /// one template do not share their random state (version 9).
+  std::string entropy;
+  /// 1: the VM was restored from a template (a saved VM that booted and
+  /// waited for its Setup, on a placeholder disk): the guest drops what it
+  /// cached of its disks before it mounts them (version 9).
+  uint8_t restored = 0;
 };
+
+/// At most this many bytes of Setup.entropy.
+inline constexpr size_t kMaxSetupEntropy = 512;
 
 /// The root a Setup will ask for, named on the kernel command line
 /// (`vessel.root=<spec>`) so that vessel-init mounts it, and the API

@@ -213,8 +213,9 @@ TEST(ProtocolMessages, SetupRoundTrip) {
 constexpr size_t kMachineTail = 1 + 4 + 4 + 4 + 4 + 4 + 1 + 4 + 1;
 // Then two empty lists (version 6): addresses6 and routes; container 0
 // with an empty rootfs_subpath (version 7); no main command to read ahead
-// (version 8: main_command and main_path empty).
-constexpr size_t kV6Tail = 4 + 4 + 4 + 4 + 4 + 4;
+// (version 8: main_command and main_path empty); no clock, no entropy,
+// not restored (version 9: realtime_ns 0, entropy empty, restored 0).
+constexpr size_t kV6Tail = 4 + 4 + 4 + 4 + 4 + 4 + 8 + 4 + 1;
 
 TEST(ProtocolMessages, SetupLimitsRoundTrip) {
   SetupMsg in;
@@ -606,6 +607,35 @@ TEST(ProtocolMessages, SetupCarriesTheMainCommandToReadAhead) {
   bad = in;
   bad.main_path = std::string("/bin\0x", 6);
   EXPECT_FALSE(decode(encode(bad), out));
+}
+
+// The host's clock and entropy, and a restore from a template (version 9).
+TEST(ProtocolMessages, SetupCarriesClockEntropyAndRestore) {
+  protocol::Setup in;
+  in.lower_serial = "vessel-root";
+  in.realtime_ns = 1764547200123456789ull;
+  in.entropy = std::string(64, '\x5a');
+  in.restored = 1;
+  protocol::Setup out;
+  ASSERT_TRUE(decode(encode(in), out));
+  EXPECT_EQ(out.realtime_ns, in.realtime_ns);
+  EXPECT_EQ(out.entropy, in.entropy);
+  EXPECT_EQ(out.restored, 1);
+  protocol::Setup bad = in;
+  bad.entropy = std::string(kMaxSetupEntropy + 1, 'x');
+  EXPECT_FALSE(decode(encode(bad), out));
+  bad = in;
+  bad.restored = 2;
+  EXPECT_FALSE(decode(encode(bad), out));
+  // A template holds a VM waiting for its first Setup: never a pod's
+  // second container, never a machine.
+  bad = in;
+  bad.container = 1;
+  EXPECT_FALSE(decode(encode(bad), out));
+  // Cut before the last field: rejected (every field is required).
+  Bytes p = encode(in);
+  p.pop_back();
+  EXPECT_FALSE(decode(p, out));
 }
 
 TEST(ProtocolMessages, PodContainersRoundTrip) {

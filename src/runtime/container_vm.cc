@@ -5,7 +5,9 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/mount.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -19,6 +21,7 @@
 #include "base/log.h"
 #include "base/strings.h"
 #include "runtime/etc_files.h"
+#include "runtime/vm_template.h"
 #include "sys/fs.h"
 #include "sys/process.h"
 #include "sys/systemd_scope.h"
@@ -699,21 +702,62 @@ Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
     }
   }
   cfg.serial_ports = {std::string(protocol::kPortName)};
-  // The root the Setup will name, for vessel-init to mount while it boots.
-  if (std::string early = protocol::early_root(setup); !early.empty()) {
-    if (!cfg.cmdline.empty()) cfg.cmdline += " ";
-    cfg.cmdline += std::string(protocol::kEarlyRootArg) + early;
-  }
   // The guest's step timings in the boot log at its power-off (guest/system.h).
   if (const char* t = ::getenv("VESSEL_GUEST_TIMINGS"); t && *t == '1')
     cfg.cmdline += cfg.cmdline.empty() ? "vessel.timings" : " vessel.timings";
   cfg.runtime_dir = o.runtime_dir;
   cfg.boot_log = o.boot_log;
   cfg.debug = o.debug;
+  // Fresh randomness for the guest's pool, whether it boots or is restored.
+  setup.entropy.resize(64);
+  if (::getrandom(setup.entropy.data(), setup.entropy.size(), 0) !=
+      static_cast<ssize_t>(setup.entropy.size()))
+    setup.entropy.clear();
+  // A container on its own disk, without a network or shares, starts from a
+  // template when there is one (vm_template.h): the guest is where a boot
+  // would bring it, waiting for its Setup, in ~0.1 s instead of ~0.35 s
+  // under TCG.
+  VmTemplate from;
+  if (c.root_disk && !c.machine.enabled && cfg.shared_dirs.empty() && cfg.nics.empty())
+    from = open_template(cfg, templates_dir(o.state_root), o.runtime_dir + "/template",
+                         std::chrono::seconds(c.boot_timeout_seconds));
+  const std::string cold_cmdline = cfg.cmdline;
+  auto boot_cmdline = [&] {
+    cfg.cmdline = cold_cmdline;
+    // The root the Setup will name, for vessel-init to mount while it boots.
+    if (std::string early = protocol::early_root(setup); !early.empty()) {
+      if (!cfg.cmdline.empty()) cfg.cmdline += " ";
+      cfg.cmdline += std::string(protocol::kEarlyRootArg) + early;
+    }
+  };
   vmm::QemuVmm qemu;
-  auto started = qemu.start(cfg);
-  if (!started.ok()) return started.error();
-  std::unique_ptr<vmm::VmInstance> vm = std::move(*started);
+  std::unique_ptr<vmm::VmInstance> vm;
+  if (from.state) {
+    cfg.incoming_fd = from.state.get();
+    auto started = qemu.start(cfg);
+    cfg.incoming_fd = -1;
+    if (!started.ok()) return started.error();
+    vm = std::move(*started);
+    Status loaded = vm->resume_incoming(std::chrono::seconds(c.boot_timeout_seconds));
+    if (loaded.ok()) {
+      setup.restored = 1;
+      log::debug("VM restored from template " + from.path);
+    } else {
+      // A template QEMU cannot load (a damaged file; a QEMU changed in
+      // place): it goes, and this VM boots.
+      log::warn("VM template " + from.path + ": " + loaded.error().to_string() +
+                "; removed, booting instead");
+      (void)vm->kill();
+      vm.reset();
+      ::unlink(from.path.c_str());
+    }
+  }
+  if (!vm) {
+    boot_cmdline();
+    auto started = qemu.start(cfg);
+    if (!started.ok()) return started.error();
+    vm = std::move(*started);
+  }
   int port = vm->port_fd(protocol::kPortName);
   ::fcntl(port, F_SETFL, ::fcntl(port, F_GETFL) | O_NONBLOCK);
   std::unique_ptr<ContainerVm> self(new ContainerVm(std::move(vm), port, o.abort_fd));
@@ -738,22 +782,31 @@ Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
   // main loop (3-8 ms under TCG). It is only answered after the Hello, whose
   // version is checked below.
   const std::string set_up = c.machine.enabled ? "set up machine" : "set up container";
+  if (setup.restored) {
+    // The template's clock is the guest's: the host's time, sent now.
+    timespec now{};
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    setup.realtime_ns =
+        static_cast<uint64_t>(now.tv_sec) * 1000000000u + static_cast<uint64_t>(now.tv_nsec);
+  }
   if (auto s = self->agent_.send_message(MsgType::kSetup, 0, setup); !s.ok())
     return fail(s.error(), set_up);
-
-  // Boot: the guest says hello once vessel-init serves the port.
-  auto hello_frame = self->await(std::chrono::seconds(c.boot_timeout_seconds));
-  if (!hello_frame.ok()) return fail(hello_frame.error(), "boot VM");
-  if (hello_frame->header.type != static_cast<uint16_t>(MsgType::kHello))
-    return fail(Error(ErrorCode::kProtocol, "guest did not start with hello"), "boot VM");
-  auto hello = agent::decode_as<protocol::Hello>(*hello_frame);
-  if (!hello.ok()) return fail(hello.error(), "boot VM");
-  if (hello->version != protocol::kVersion)
-    return fail(Error(ErrorCode::kProtocol, "guest speaks protocol version " +
-                                                std::to_string(hello->version) + ", host " +
-                                                std::to_string(protocol::kVersion)),
-                "boot VM");
-  log::debug("guest: " + hello->guest);
+  // Boot: the guest says hello once vessel-init serves the port. A restored
+  // guest said hello to the template's maker.
+  if (!setup.restored) {
+    auto hello_frame = self->await(std::chrono::seconds(c.boot_timeout_seconds));
+    if (!hello_frame.ok()) return fail(hello_frame.error(), "boot VM");
+    if (hello_frame->header.type != static_cast<uint16_t>(MsgType::kHello))
+      return fail(Error(ErrorCode::kProtocol, "guest did not start with hello"), "boot VM");
+    auto hello = agent::decode_as<protocol::Hello>(*hello_frame);
+    if (!hello.ok()) return fail(hello.error(), "boot VM");
+    if (hello->version != protocol::kVersion)
+      return fail(Error(ErrorCode::kProtocol, "guest speaks protocol version " +
+                                                  std::to_string(hello->version) + ", host " +
+                                                  std::to_string(protocol::kVersion)),
+                  "boot VM");
+    log::debug("guest: " + hello->guest);
+  }
   // A machine answers once its init takes commands (at most 30 s after it starts).
   auto reply = self->await(c.machine.enabled ? 90s : 30s);
   if (!reply.ok()) return fail(reply.error(), set_up);

@@ -161,6 +161,7 @@ std::vector<std::string> qemu_command_line(const VmConfig& c, const QemuLaunch& 
     // leave the host's resident set. The balloon itself is never inflated.
     a.insert(a.end(), {"-device", "virtio-balloon-device,free-page-reporting=on"});
   }
+  if (l.incoming_fd >= 0) a.insert(a.end(), {"-incoming", "fd:" + std::to_string(l.incoming_fd)});
   if (l.qmp_fd >= 0) {
     a.insert(a.end(), {"-chardev", "socket,id=qmp,fd=" + std::to_string(l.qmp_fd), "-mon",
                        "chardev=qmp,mode=control"});

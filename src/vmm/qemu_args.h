@@ -45,6 +45,9 @@ struct QemuLaunch {
   /// Per shared dir, a connected vhost-user socket (fd as QEMU sees it)
   /// instead of fs_sockets.
   std::vector<int> fs_fds;
+  /// A saved VM state to start from (VmConfig::incoming_fd as QEMU sees
+  /// it): -incoming fd:N.
+  int incoming_fd = -1;
 };
 
 /// The -sandbox argument of a confined QEMU.

@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "base/log.h"
+#include "base/sha256.h"
 #include "sys/fs.h"
 #include "sys/process.h"
 #include "sys/unix_socket.h"
@@ -100,6 +101,59 @@ class QemuInstance final : public VmInstance {
     return ok_status();
   }
 
+  Status save_state(int fd, std::chrono::milliseconds timeout) override {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    if (!running()) return Error(ErrorCode::kFailedPrecondition, "the VM is not running");
+    auto check = [](const Result<nlohmann::json>& r) -> Status {
+      if (!r.ok()) return r.error().wrap("save the VM");
+      return ok_status();
+    };
+    VESSEL_TRY(check(qmp_.execute("stop")));
+    // QEMU writes the state to the fd it is given (a file here: a jailed
+    // QEMU opens nothing itself).
+    VESSEL_TRY(check(qmp_.execute_with_fd("getfd", {{"fdname", "vessel-state"}}, fd)));
+    VESSEL_TRY(check(qmp_.execute("migrate", {{"uri", "fd:vessel-state"}})));
+    for (;;) {
+      auto r = qmp_.execute("query-migrate");
+      VESSEL_TRY(check(r));
+      std::string status = r->is_object() && r->contains("status") && (*r)["status"].is_string()
+                               ? (*r)["status"].get<std::string>()
+                               : "";
+      if (status == "completed") return ok_status();
+      if (status == "failed" || status == "cancelled") {
+        std::string why = r->contains("error-desc") && (*r)["error-desc"].is_string()
+                              ? (*r)["error-desc"].get<std::string>()
+                              : status;
+        return Error(ErrorCode::kFailedPrecondition, "save the VM: " + why);
+      }
+      if (std::chrono::steady_clock::now() >= deadline)
+        return Error(ErrorCode::kTimeout, "save the VM: not done in time");
+      ::usleep(2000);
+    }
+  }
+
+  Status resume_incoming(std::chrono::milliseconds timeout) override {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      if (!running())
+        return Error(ErrorCode::kUnavailable, "the VM stopped while its saved state loaded");
+      auto st = status();
+      if (!st.ok()) return st.error().wrap("load the VM's saved state");
+      // A state saved from a paused VM (save_state) loads paused.
+      if (*st == "paused" || *st == "prelaunch") {
+        auto r = qmp_.execute("cont");
+        if (!r.ok()) return r.error().wrap("run the restored VM");
+        return ok_status();
+      }
+      if (*st == "running") return ok_status();
+      if (*st != "inmigrate")
+        return Error(ErrorCode::kFailedPrecondition, "load the VM's saved state: the VM is " + *st);
+      if (std::chrono::steady_clock::now() >= deadline)
+        return Error(ErrorCode::kTimeout, "load the VM's saved state: not done in time");
+      ::usleep(1000);
+    }
+  }
+
   std::string boot_log_tail(size_t bytes) const override {
     if (log_path_.empty()) return "";
     auto content = sys::read_file(log_path_);
@@ -133,6 +187,84 @@ Result<std::string> find_qemu(const VmConfig& config) {
     return Error(ErrorCode::kUnavailable,
                  "QEMU not found: '" + name + "' is not in PATH (install qemu-system-x86)");
   return *path;
+}
+
+namespace {
+
+/// What the guest sees of a disk's size: a qcow2's virtual size (its
+/// header), a raw image's file size; 0 if unreadable.
+uint64_t disk_virtual_size(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return 0;
+  unsigned char h[32];
+  if (::pread(fd.get(), h, sizeof h, 0) == static_cast<ssize_t>(sizeof h) && h[0] == 'Q' &&
+      h[1] == 'F' && h[2] == 'I' && h[3] == 0xfb) {
+    uint64_t size = 0;
+    for (int i = 24; i < 32; ++i)
+      size = size << 8 | h[i];  // big-endian (qcow2 header, "size")
+    return size;
+  }
+  struct stat st;
+  return ::fstat(fd.get(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+}
+
+/// A file as it is now: where, what, how big, when last changed.
+std::string file_identity(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return "";
+  return path + ":" + std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" +
+         std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
+         std::to_string(st.st_mtim.tv_nsec);
+}
+
+}  // namespace
+
+std::string state_key(const VmConfig& config) {
+  // vhost-user-fs is not migratable in QEMU 7.2; a NIC's MAC is part of the
+  // device state, so a restored VM would keep the template's.
+  if (!config.shared_dirs.empty() || !config.nics.empty()) return "";
+  VmConfig c = config;
+  if (c.host_tsc_khz == 0) c.host_tsc_khz = cpu_khz(read_host_facts().cpuinfo);
+  auto qemu_bin = find_qemu(c);
+  if (!qemu_bin.ok()) return "";
+  std::string text = "vessel-vm-state-1\n";
+  for (const std::string& f : {*qemu_bin, c.kernel, c.initrd}) {
+    std::string id = file_identity(f);
+    if (id.empty()) return "";
+    text += id + "\n";
+  }
+  // The machine and its devices as QEMU is told them, without what is each
+  // VM's own: disk files (the guest sees their sizes and serials), fds,
+  // paths, name, boot log, confinement (QEMU's own, not the guest's).
+  QemuLaunch launch;
+  for (size_t i = 0; i < c.serial_ports.size(); ++i)
+    launch.port_fds.push_back(100 + static_cast<int>(i));
+  launch.qmp_fd = 99;
+  for (Disk& d : c.disks) {
+    uint64_t size = disk_virtual_size(d.path);
+    if (size == 0) return "";
+    text += "disk " + d.serial + " " + std::to_string(size) + "\n";
+    d.path = "disk";
+    if (!d.backing.empty()) d.backing = "backing";
+  }
+  c.name.clear();
+  c.runtime_dir.clear();
+  c.boot_log.clear();
+  c.cache_dir.clear();
+  c.debug = false;
+  c.append_boot_log = false;
+  c.confine = Confinement{};
+  c.incoming_fd = -1;
+  for (const std::string& a : qemu_command_line(c, launch))
+    text += a + "\n";
+  Sha256Bytes digest = sha256(text.data(), text.size());
+  static const char kHex[] = "0123456789abcdef";
+  std::string key;
+  for (int i = 0; i < 16; ++i) {
+    key += kHex[digest[i] >> 4];
+    key += kHex[digest[i] & 15];
+  }
+  return key;
 }
 
 Result<std::unique_ptr<VmInstance>> QemuVmm::start(const VmConfig& config) {
@@ -269,6 +401,10 @@ Result<std::unique_ptr<VmInstance>> QemuVmm::start(const VmConfig& config) {
     }
   }
 
+  if (c.incoming_fd >= 0) {
+    o.fds.push_back({next_fd, c.incoming_fd});
+    launch.incoming_fd = next_fd++;
+  }
   o.argv = qemu_command_line(c, launch);
   o.argv[0] = files ? files->binary : qemu_bin;
   o.fds.push_back({1, log.get()});

@@ -1,7 +1,11 @@
 #include "vmm/qmp.h"
 
 #include <poll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
+
+#include <cstring>
 
 #include "sys/fs.h"
 
@@ -54,12 +58,46 @@ Status QmpClient::handshake(Clock::time_point deadline) {
 Result<nlohmann::json> QmpClient::execute(const std::string& command,
                                           const nlohmann::json& arguments,
                                           std::chrono::milliseconds timeout) {
+  return run(command, arguments, -1, timeout);
+}
+
+Result<nlohmann::json> QmpClient::execute_with_fd(const std::string& command,
+                                                  const nlohmann::json& arguments, int fd,
+                                                  std::chrono::milliseconds timeout) {
+  return run(command, arguments, fd, timeout);
+}
+
+Result<nlohmann::json> QmpClient::run(const std::string& command, const nlohmann::json& arguments,
+                                      int fd, std::chrono::milliseconds timeout) {
   auto deadline = Clock::now() + timeout;
   if (!ready_) VESSEL_TRY(handshake(deadline));
   nlohmann::json req = {{"execute", command}};
   if (!arguments.is_null()) req["arguments"] = arguments;
   std::string line = req.dump() + "\n";
-  VESSEL_TRY(sys::write_all(fd_.get(), line.data(), line.size()));
+  if (fd < 0) {
+    VESSEL_TRY(sys::write_all(fd_.get(), line.data(), line.size()));
+  } else {
+    // The fd goes with the command's first byte; QEMU keeps it for the
+    // command it reads next (qemu_chr_fe_get_msgfd).
+    iovec iov{line.data(), 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    ssize_t n;
+    do {
+      n = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1) return Error::from_errno(errno, "qmp: send '" + command + "' with an fd");
+    VESSEL_TRY(sys::write_all(fd_.get(), line.data() + 1, line.size() - 1));
+  }
   while (true) {
     VESSEL_ASSIGN_OR_RETURN(auto msg, read_message(deadline));
     if (msg.contains("event")) continue;  // asynchronous events are not replies

@@ -21,10 +21,17 @@ class QmpClient {
   Result<nlohmann::json> execute(const std::string& command,
                                  const nlohmann::json& arguments = nullptr,
                                  std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  /// execute() with `fd` passed along (SCM_RIGHTS), as `getfd` and
+  /// `add-fd` take it.
+  Result<nlohmann::json> execute_with_fd(
+      const std::string& command, const nlohmann::json& arguments, int fd,
+      std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
  private:
   Result<nlohmann::json> read_message(std::chrono::steady_clock::time_point deadline);
   Status handshake(std::chrono::steady_clock::time_point deadline);
+  Result<nlohmann::json> run(const std::string& command, const nlohmann::json& arguments, int fd,
+                             std::chrono::milliseconds timeout);
 
   UniqueFd fd_;
   std::string buffer_;

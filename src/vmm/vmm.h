@@ -101,7 +101,22 @@ struct VmConfig {
   /// frees go back to the host within seconds (it never inflates).
   bool balloon = false;
   Confinement confine;
+  /// An open file holding a VM state that VmInstance::save_state() wrote
+  /// for a VM of this same configuration (its disks' files and the fds
+  /// aside): the VM starts from it rather than booting, paused until
+  /// VmInstance::resume_incoming(). -1: boot. The caller keeps it open
+  /// until start() returns.
+  int incoming_fd = -1;
 };
+
+/// A digest of what a VM state saved from a VM of `config` depends on (the
+/// QEMU binary, kernel and initramfs files, the machine, its devices and
+/// their order), without what each VM has of its own (disk files, fds,
+/// runtime paths, name, boot log): a VM of another config whose key is equal
+/// can start from that state (VmConfig::incoming_fd). "" when `config` has
+/// devices a state cannot carry (shared directories: QEMU 7.2 cannot migrate
+/// vhost-user-fs) or its files cannot be read.
+std::string state_key(const VmConfig& config);
 
 /// One running VM. Destruction forces it off and releases everything it
 /// started (QEMU, virtiofsd); nothing outlives the object.
@@ -129,6 +144,13 @@ class VmInstance {
   virtual pid_t pid() const = 0;
   /// The last `bytes` of the boot log (console and hypervisor messages).
   virtual std::string boot_log_tail(size_t bytes) const = 0;
+  /// Pauses the VM and writes its state (CPUs, RAM, devices; not its
+  /// disks' contents) to `fd`, for VmConfig::incoming_fd; the VM stays
+  /// paused. Waits up to `timeout`.
+  virtual Status save_state(int fd, std::chrono::milliseconds timeout) = 0;
+  /// For a VM started with VmConfig::incoming_fd: waits up to `timeout` for
+  /// the state to be loaded, then runs the VM.
+  virtual Status resume_incoming(std::chrono::milliseconds timeout) = 0;
 };
 
 class Vmm {

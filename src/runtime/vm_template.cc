@@ -1,0 +1,150 @@
+#include "runtime/vm_template.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <vector>
+
+#include "base/log.h"
+#include "protocol/protocol.h"
+#include "runtime/container_vm.h"
+#include "sys/fs.h"
+#include "vmm/qemu_vmm.h"
+
+namespace vessel::runtime {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+/// Reads exactly `size` bytes from the (possibly non-blocking) `fd` by
+/// `deadline`.
+Status read_exact(int fd, uint8_t* out, size_t size, Clock::time_point deadline) {
+  size_t got = 0;
+  while (got < size) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) return Error(ErrorCode::kTimeout, "the guest did not say hello in time");
+    pollfd p{fd, POLLIN, 0};
+    int r = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (r < 0 && errno != EINTR) return Error::from_errno(errno, "poll the agent port");
+    if (r <= 0) continue;
+    ssize_t n = ::read(fd, out + got, size - got);
+    if (n == 0) return Error(ErrorCode::kUnavailable, "the VM stopped before its guest said hello");
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      return Error::from_errno(errno, "read the agent port");
+    }
+    got += static_cast<size_t>(n);
+  }
+  return ok_status();
+}
+
+/// Waits for vessel-init's Hello on `fd` and checks its protocol version.
+Status await_hello(int fd, Clock::time_point deadline) {
+  uint8_t header[protocol::kHeaderSize];
+  VESSEL_TRY(read_exact(fd, header, sizeof header, deadline));
+  auto h = protocol::decode_header(header);
+  if (!h || h->type != static_cast<uint16_t>(protocol::MsgType::kHello))
+    return Error(ErrorCode::kProtocol, "the guest did not start with hello");
+  std::vector<uint8_t> payload(h->length);
+  VESSEL_TRY(read_exact(fd, payload.data(), payload.size(), deadline));
+  protocol::Hello hello;
+  if (!protocol::decode(payload, hello) || hello.version != protocol::kVersion)
+    return Error(ErrorCode::kProtocol, "the guest speaks another protocol version");
+  return ok_status();
+}
+
+/// Boots a VM of `config` on empty disks over the same bases until its
+/// guest says hello, and saves it to `path` (written aside, then renamed).
+Status make_template(const vmm::VmConfig& config, const std::string& path,
+                     const std::string& work_dir, std::chrono::seconds boot_timeout) {
+  VESSEL_TRY(sys::make_dirs(work_dir, 0700));
+  vmm::VmConfig t = config;
+  t.runtime_dir = work_dir;
+  t.boot_log = work_dir + "/boot.log";
+  t.append_boot_log = false;
+  t.debug = false;
+  t.incoming_fd = -1;
+  if (!t.name.empty()) t.name += "-template";
+  for (size_t i = 0; i < t.disks.size(); ++i) {
+    vmm::Disk& d = t.disks[i];
+    if (d.backing.empty())
+      return Error(ErrorCode::kInvalidArgument, "a template's disk needs a base (Disk::backing)");
+    // The guest reads only a disk's size and first sectors before its
+    // Setup (the partition scan), and a restored guest drops those.
+    d.path = work_dir + "/disk" + std::to_string(i) + ".qcow2";
+    VESSEL_TRY(make_root_overlay(t.cache_dir, d.backing, d.path));
+  }
+  vmm::QemuVmm qemu;
+  VESSEL_ASSIGN_OR_RETURN(std::unique_ptr<vmm::VmInstance> vm, qemu.start(t));
+  auto deadline = Clock::now() + boot_timeout;
+  Status s = await_hello(vm->port_fd(protocol::kPortName), deadline);
+  if (!s.ok()) {
+    std::string tail = vm->boot_log_tail(2048);
+    if (tail.empty()) return s;
+    return Error(s.error().code(), s.error().to_string() + "\n--- boot log (tail) ---\n" + tail);
+  }
+  VESSEL_ASSIGN_OR_RETURN(std::string suffix, sys::random_hex(8));
+  std::string made = path + ".tmp-" + suffix;
+  {
+    VESSEL_ASSIGN_OR_RETURN(UniqueFd out,
+                            sys::open_fd(made, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    s = vm->save_state(out.get(), std::chrono::seconds(30));
+  }
+  (void)vm->kill();
+  if (s.ok() && ::rename(made.c_str(), path.c_str()) != 0)
+    s = Error::from_errno(errno, "rename '" + made + "' to '" + path + "'");
+  if (!s.ok()) ::unlink(made.c_str());
+  return s;
+}
+
+}  // namespace
+
+std::string templates_dir(const std::string& state_root) {
+  const char* off = ::getenv("VESSEL_TEMPLATES");
+  if (state_root.empty() || (off != nullptr && std::string(off) == "0")) return "";
+  return state_root + "/cache/templates";
+}
+
+VmTemplate open_template(const vmm::VmConfig& config, const std::string& dir,
+                         const std::string& work_dir, std::chrono::seconds boot_timeout) {
+  if (dir.empty()) return {};
+  std::string key = vmm::state_key(config);
+  if (key.empty()) return {};
+  for (const vmm::Disk& d : config.disks)
+    if (d.backing.empty()) return {};
+  if (!sys::make_dirs(dir, 0700).ok()) return {};
+  VmTemplate t;
+  t.path = dir + "/" + key + ".vmstate";
+  t.state.reset(::open(t.path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (t.state) return t;
+  std::string wanted = dir + "/" + key + ".wanted";
+  if (::access(wanted.c_str(), F_OK) != 0) {
+    UniqueFd mark(::open(wanted.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+    return {};
+  }
+  // One maker per shape; the others boot meanwhile.
+  UniqueFd lock(::open((dir + "/" + key + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!lock || ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) return {};
+  t.state.reset(::open(t.path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (t.state) return t;
+  auto began = Clock::now();
+  Status made = make_template(config, t.path, work_dir, boot_timeout);
+  (void)sys::remove_tree(work_dir);
+  if (!made.ok()) {
+    log::warn("VM template " + key + ": " + made.error().to_string() + "; booting instead");
+    return {};
+  }
+  log::debug(
+      "VM template " + key + " made in " +
+      std::to_string(
+          std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - began).count()) +
+      " ms");
+  t.state.reset(::open(t.path.c_str(), O_RDONLY | O_CLOEXEC));
+  return t;
+}
+
+}  // namespace vessel::runtime

@@ -1,0 +1,39 @@
+// VM templates: a container's VM booted once to where vessel-init waits for
+// its Setup, saved (QEMU's migration stream, to a file), and restored by
+// later containers of the same shape instead of booting their own kernel
+// (docs/architecture.md, "VM templates").
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "base/unique_fd.h"
+#include "vmm/vmm.h"
+
+namespace vessel::runtime {
+
+/// Where a state root keeps its templates: <state_root>/cache/templates.
+/// "" (no templates) without a state root, or with VESSEL_TEMPLATES=0.
+std::string templates_dir(const std::string& state_root);
+
+/// A saved VM state to start a VM from (VmConfig::incoming_fd).
+struct VmTemplate {
+  UniqueFd state;    // open for reading; empty: none, boot
+  std::string path;  // the file, to remove if it fails to load
+};
+
+/// The template for VMs of `config` (whose disks are each a qcow2 over a
+/// base, Disk::backing; no shares, no network devices: vmm::state_key()),
+/// in `dir`. There is one: it is opened. There is none, but a VM of this
+/// shape was booted from this state root before (a mark in `dir`): it is
+/// made now, by booting a VM of `config` on empty disks over the same bases
+/// until the guest's Hello and saving it, which costs that start one boot
+/// (~0.5 s under TCG). Else the shape is marked and nothing is returned, so
+/// that a shape used once never pays for a template. Also nothing when
+/// another process is making it. `work_dir` (created, then removed) holds
+/// the template VM's files. Failures are logged and give nothing: the
+/// caller boots.
+VmTemplate open_template(const vmm::VmConfig& config, const std::string& dir,
+                         const std::string& work_dir, std::chrono::seconds boot_timeout);
+
+}  // namespace vessel::runtime

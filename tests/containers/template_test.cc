@@ -1,0 +1,142 @@
+// VM templates (runtime/vm_template.h): the second start of a container
+// shape (an image root on its own disk, no network, no shares) makes a
+// template, later ones are restored from it. A restored container must be
+// indistinguishable from a booted one: its own disk, the host's clock, its
+// own randomness; a damaged template is removed and the container boots.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <ctime>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "container_fixture.h"
+#include "sys/fs.h"
+
+namespace vessel::test {
+namespace {
+
+class TemplateTest : public ContainerTest {
+ protected:
+  std::string templates() const { return state_root() + "/cache/templates"; }
+
+  /// The saved states in the state root's template directory.
+  std::vector<std::string> states() const {
+    std::vector<std::string> out;
+    auto names = sys::list_dir(templates());
+    if (!names.ok()) return out;
+    for (const auto& n : *names)
+      if (n.ends_with(".vmstate")) out.push_back(templates() + "/" + n);
+    return out;
+  }
+
+  /// `run --rm --network none -m 128m vessel/busybox ARGS...`.
+  CliResult run_shape(const std::vector<std::string>& args) {
+    std::vector<std::string> all{"run", "--rm", "--network", "none", "-m", kMemory, kImage};
+    all.insert(all.end(), args.begin(), args.end());
+    return vessel(all);
+  }
+
+  /// `--debug run -d --network none -m 128m vessel/busybox ARGS...`: the
+  /// monitor logs in monitor.log whether it restored the VM.
+  std::string start_shape(const std::vector<std::string>& args) {
+    std::vector<std::string> all{"--debug", "run", "-d",    "--network",
+                                 "none",    "-m",  kMemory, kImage};
+    all.insert(all.end(), args.begin(), args.end());
+    CliResult r = vessel(all);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::string id(lines(r.out).empty() ? "" : lines(r.out).back());
+    EXPECT_TRUE(is_full_id(id)) << r.out;
+    return r.exit_code == 0 && is_full_id(id) ? id : "";
+  }
+
+  std::string monitor_log(const std::string& id) {
+    auto log = sys::read_file(state_root() + "/containers/" + id + "/monitor.log");
+    return log.ok() ? *log : "";
+  }
+
+  /// Makes the shape's template: a first start marks the shape, the second
+  /// makes the template.
+  void make_template() {
+    for (int i = 0; i < 2; ++i) {
+      CliResult r = run_shape({"true"});
+      ASSERT_EQ(r.exit_code, 0) << r.err;
+    }
+    ASSERT_EQ(states().size(), 1u) << "no template after two starts of one shape";
+  }
+};
+
+TEST_F(TemplateTest, RestoredContainersHaveTheHostClockAndTheirOwnRandomness) {
+  make_template();
+  // Two restored containers at once: each reads the host's time and its own
+  // random bytes (VMs restored from one saved state must not share their
+  // kernel's random state).
+  std::string a = start_shape({"sleep", "60"});
+  std::string b = start_shape({"sleep", "60"});
+  ASSERT_FALSE(a.empty());
+  ASSERT_FALSE(b.empty());
+  for (const std::string& id : {a, b})
+    EXPECT_TRUE(contains(monitor_log(id), "VM restored from template")) << monitor_log(id);
+  auto sample = [&](const std::string& id) {
+    CliResult r =
+        vessel({"exec", id, "sh", "-c", "date +%s; head -c 16 /dev/urandom | od -An -tx1"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.out;
+  };
+  std::string sa = sample(a), sb = sample(b);
+  auto host_now = static_cast<long>(std::time(nullptr));
+  for (const std::string& s : {sa, sb}) {
+    auto ls = lines(s);
+    ASSERT_EQ(ls.size(), 2u) << s;
+    long guest_now = std::stol(ls[0]);
+    EXPECT_LE(std::labs(guest_now - host_now), 5)
+        << "guest clock " << guest_now << ", host " << host_now;
+  }
+  EXPECT_NE(lines(sa)[1], lines(sb)[1]) << "two restored containers read the same random bytes";
+  EXPECT_EQ(vessel({"rm", "-f", a, b}).exit_code, 0);
+}
+
+TEST_F(TemplateTest, ARestoredContainerKeepsWhatItWroteOnItsOwnDisk) {
+  make_template();
+  // The second start of the same container is restored too, on the disk the
+  // first one wrote.
+  std::string id = start_shape({"sh", "-c", "cat /kept 2>/dev/null; echo kept > /kept"});
+  ASSERT_FALSE(id.empty());
+  EXPECT_TRUE(contains(monitor_log(id), "VM restored from template")) << monitor_log(id);
+  ASSERT_EQ(vessel({"wait", id}).exit_code, 0);
+  CliResult again = vessel({"start", "-a", id});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(again.out, "kept\n");
+  // Another container of the image starts from the image, not from this disk.
+  CliResult other = run_shape({"sh", "-c", "cat /kept 2>/dev/null || echo absent"});
+  ASSERT_EQ(other.exit_code, 0) << other.err;
+  EXPECT_EQ(other.out, "absent\n");
+  EXPECT_EQ(vessel({"rm", "-f", id}).exit_code, 0);
+}
+
+TEST_F(TemplateTest, ADamagedTemplateIsRemovedAndTheContainerBoots) {
+  make_template();
+  std::string state = states().front();
+  ASSERT_EQ(::truncate(state.c_str(), 4096), 0);
+  std::string id = start_shape({"echo", "booted"});
+  ASSERT_FALSE(id.empty());
+  ASSERT_EQ(vessel({"wait", id}).exit_code, 0);
+  EXPECT_EQ(logs_of(id), "booted\n");
+  EXPECT_TRUE(contains(monitor_log(id), "booting instead")) << monitor_log(id);
+  EXPECT_EQ(vessel({"rm", "-f", id}).exit_code, 0);
+  struct stat st;
+  EXPECT_NE(::stat(state.c_str(), &st), 0) << "the damaged template is still there";
+}
+
+TEST_F(TemplateTest, ContainersWithANetworkOrSharesBoot) {
+  // A shape that cannot be restored (a virtio-fs root) never gets a template.
+  for (int i = 0; i < 3; ++i) {
+    CliResult r = run_busybox({"--network", "none", "true"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  EXPECT_TRUE(states().empty());
+}
+
+}  // namespace
+}  // namespace vessel::test
