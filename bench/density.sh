@@ -35,19 +35,25 @@
 # As root the script re-executes itself under `unshare -n`: the default
 # network's bridge, taps and dnsmasq stay in a namespace of its own.
 #
+# The containers start from the shape's VM template, which the warm-up makes
+# (docs/architecture.md, "VM templates"); --templates off boots each.
+#
 #   bench/density.sh [--build-dir DIR] [--counts 10,25,50] [--cpu-seconds S]
+#                    [--templates on|off]
 set -euo pipefail
 self=$(realpath "$0")
 cd "$(dirname "$0")/.."
 build=build
 counts=10,25,50
 cpu_seconds=20
+templates=on
 usage() { sed -n '2,/^set -euo/p' "$self" | sed '$d; s/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --build-dir) build=$2; shift 2 ;;
     --counts) counts=$2; shift 2 ;;
     --cpu-seconds) cpu_seconds=$2; shift 2 ;;
+    --templates) templates=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "density.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
@@ -55,8 +61,13 @@ done
 [ "$(id -u)" = 0 ] || { echo "density.sh: needs root (networks, namespaces)" >&2; exit 1; }
 if [ "${VESSEL_BENCH_NETNS:-}" != 1 ]; then
   VESSEL_BENCH_NETNS=1 exec unshare -n -- "$self" --build-dir "$build" --counts "$counts" \
-    --cpu-seconds "$cpu_seconds"
+    --cpu-seconds "$cpu_seconds" --templates "$templates"
 fi
+case "$templates" in
+  on) export VESSEL_TEMPLATES=1 ;;
+  off) export VESSEL_TEMPLATES=0 ;;
+  *) echo "density.sh: --templates on or off" >&2; exit 2 ;;
+esac
 ip link set lo up
 vessel=$(realpath "$build/bin/vessel")
 [ -x "$vessel" ] || { echo "missing $build/bin/vessel: build first (scripts/setup.sh)" >&2; exit 1; }
@@ -200,11 +211,15 @@ baseline_round() {  # n
     "$n" "${R[bpss,$n]}" "${R[bcpu,$n]}" "${R[bexec,$n]}"
 }
 
-# Warm up: the embedded image is loaded and its snapshot made.
+# Warm up: the embedded image is loaded and its snapshot made; two starts of
+# the measured shape make its VM template (with --templates on).
 [ "$(v run --rm --network none vessel/busybox echo ok)" = ok ] || { echo "vessel run failed" >&2; exit 1; }
+for _ in 1 2; do
+  [ "$(v run --rm -m 128m vessel/busybox echo ok)" = ok ] || { echo "vessel run failed" >&2; exit 1; }
+done
 IFS=, read -r -a ns <<< "$counts"
-printf 'density (%s, accel=%s, %s cores, load %s): idle `sleep infinity`, vessel/busybox image root, -m 128m (192 MiB VM)\n' \
-  "$(uname -m)" "$accel" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf 'density (%s, accel=%s, %s cores, load %s): idle `sleep infinity`, vessel/busybox image root, -m 128m (192 MiB VM), templates %s\n' \
+  "$(uname -m)" "$accel" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$templates"
 for n in "${ns[@]}"; do
   vessel_round "$n"
   baseline_round "$n"

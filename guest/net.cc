@@ -97,6 +97,12 @@ Request set_link_mtu(uint32_t seq, int ifindex, uint32_t mtu) {
   return r;
 }
 
+Request set_link_address(uint32_t seq, int ifindex, std::string_view mac) {
+  Request r = link_request(seq, ifindex, 0, 0);
+  r.attr(IFLA_ADDRESS, mac.data(), mac.size());
+  return r;
+}
+
 Request add_address(uint32_t seq, int ifindex, uint32_t address, uint8_t prefix_len) {
   ifaddrmsg ifa{};
   ifa.ifa_family = AF_INET;
@@ -380,6 +386,21 @@ Status configure_network(const protocol::Setup& setup) {
   std::vector<Device> devices(interfaces.size());
   std::vector<std::string> original(interfaces.size());
   int64_t deadline = monotonic_ms() + kDeviceWaitMs;
+  // Restored from a template: device i has the template's MAC i; it takes
+  // the container's (virtio-net tells the device through its control
+  // queue, so QEMU's receive filter follows), and is then found by it.
+  if (setup.restored) {
+    for (size_t i = 0; i < interfaces.size(); ++i) {
+      std::string placeholder =
+          netlink::format_mac(protocol::template_mac(static_cast<uint8_t>(i)));
+      Result<Device> found = await_device(placeholder, deadline);
+      if (!found.ok()) return found.status();
+      s = nl.call(
+          netlink::set_link_address(nl.next_seq(), found.value().index, interfaces[i].mac),
+          "give " + found.value().name + " its address " + netlink::format_mac(interfaces[i].mac));
+      if (!s.ok()) return s;
+    }
+  }
   for (size_t i = 0; i < interfaces.size(); ++i) {
     Result<Device> found = await_device(netlink::format_mac(interfaces[i].mac), deadline);
     if (!found.ok()) return found.status();

@@ -61,6 +61,8 @@ Request set_link_up(uint32_t seq, int ifindex, bool up);
 Request rename_link(uint32_t seq, int ifindex, std::string_view name);
 /// RTM_NEWLINK with IFLA_MTU.
 Request set_link_mtu(uint32_t seq, int ifindex, uint32_t mtu);
+/// RTM_NEWLINK with IFLA_ADDRESS `mac` (6 raw bytes).
+Request set_link_address(uint32_t seq, int ifindex, std::string_view mac);
 /// RTM_NEWADDR (NLM_F_CREATE | NLM_F_EXCL) of `address`/`prefix_len` (host
 /// byte order) on `ifindex`: IFA_LOCAL and IFA_ADDRESS, and IFA_BROADCAST
 /// (the subnet's last address) for prefixes up to /30.

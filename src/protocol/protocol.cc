@@ -860,6 +860,10 @@ FrameReader::Status FrameReader::next(Frame& out) {
   return Status::kFrame;
 }
 
+std::string template_mac(uint8_t i) {
+  return std::string{'\x02', '\x76', '\x74', '\x70', '\x00', static_cast<char>(i)};
+}
+
 std::string early_root(const Setup& setup) {
   if (setup.container != 0 || setup.machine || setup.read_only || !setup.rootfs_subpath.empty() ||
       !setup.upper_serial.empty())

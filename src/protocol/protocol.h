@@ -245,6 +245,12 @@ struct Setup {
 /// At most this many bytes of Setup.entropy.
 inline constexpr size_t kMaxSetupEntropy = 512;
 
+/// The MAC (6 raw bytes) that network device `i` of a VM template has,
+/// 02:76:74:70:00:<i> (locally administered; "vtp"): a restored guest finds
+/// device i by it and gives it Setup.interfaces[i].mac before anything else
+/// (architecture.md, "VM templates").
+std::string template_mac(uint8_t i);
+
 /// The root a Setup will ask for, named on the kernel command line
 /// (`vessel.root=<spec>`) so that vessel-init mounts it, and the API
 /// filesystems under it, while it boots and waits for the Setup, on the

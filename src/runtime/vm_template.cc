@@ -3,10 +3,14 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <ctime>
+#include <string_view>
 #include <vector>
 
 #include "base/log.h"
@@ -78,6 +82,19 @@ Status make_template(const vmm::VmConfig& config, const std::string& path,
     d.path = work_dir + "/disk" + std::to_string(i) + ".qcow2";
     VESSEL_TRY(make_root_overlay(t.cache_dir, d.backing, d.path));
   }
+  // Network devices get the template's MACs (protocol::template_mac): the
+  // guest of a restored VM finds each by it and gives it the container's.
+  // The template VM uses the starting container's taps for its short life;
+  // its guest never brings a link up.
+  for (size_t i = 0; i < t.nics.size(); ++i) {
+    std::string mac = protocol::template_mac(static_cast<uint8_t>(i));
+    char text[18];
+    std::snprintf(text, sizeof text, "%02x:%02x:%02x:%02x:%02x:%02x",
+                  static_cast<unsigned char>(mac[0]), static_cast<unsigned char>(mac[1]),
+                  static_cast<unsigned char>(mac[2]), static_cast<unsigned char>(mac[3]),
+                  static_cast<unsigned char>(mac[4]), static_cast<unsigned char>(mac[5]));
+    t.nics[i].mac = text;
+  }
   vmm::QemuVmm qemu;
   VESSEL_ASSIGN_OR_RETURN(std::unique_ptr<vmm::VmInstance> vm, qemu.start(t));
   auto deadline = Clock::now() + boot_timeout;
@@ -101,6 +118,32 @@ Status make_template(const vmm::VmConfig& config, const std::string& path,
   return s;
 }
 
+/// Removes the templates of `dir` that no start has used for two weeks
+/// (the shapes of an older QEMU, kernel or initramfs, or of containers no
+/// longer run): each is ~30 MiB. A use touches its file's mtime. Also what
+/// a maker that died left half-written.
+void remove_unused_templates(const std::string& dir) {
+  auto names = sys::list_dir(dir);
+  if (!names.ok()) return;
+  constexpr time_t kUnused = 14 * 24 * 3600;
+  time_t now = ::time(nullptr);
+  for (const std::string& n : *names) {
+    std::string path = dir + "/" + n;
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) continue;
+    // A template being written by a maker that died (its monitor killed).
+    if (n.find(".vmstate.tmp-") != std::string::npos && now - st.st_mtime > 3600) {
+      ::unlink(path.c_str());
+      continue;
+    }
+    if (!n.ends_with(".vmstate") || now - st.st_mtime < kUnused) continue;
+    std::string key = n.substr(0, n.size() - std::string_view(".vmstate").size());
+    ::unlink(path.c_str());
+    ::unlink((dir + "/" + key + ".wanted").c_str());
+    ::unlink((dir + "/" + key + ".lock").c_str());
+  }
+}
+
 }  // namespace
 
 std::string templates_dir(const std::string& state_root) {
@@ -120,7 +163,10 @@ VmTemplate open_template(const vmm::VmConfig& config, const std::string& dir,
   VmTemplate t;
   t.path = dir + "/" + key + ".vmstate";
   t.state.reset(::open(t.path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (t.state) return t;
+  if (t.state) {
+    ::futimens(t.state.get(), nullptr);  // used: see remove_unused_templates()
+    return t;
+  }
   std::string wanted = dir + "/" + key + ".wanted";
   if (::access(wanted.c_str(), F_OK) != 0) {
     UniqueFd mark(::open(wanted.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
@@ -131,6 +177,7 @@ VmTemplate open_template(const vmm::VmConfig& config, const std::string& dir,
   if (!lock || ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) return {};
   t.state.reset(::open(t.path.c_str(), O_RDONLY | O_CLOEXEC));
   if (t.state) return t;
+  remove_unused_templates(dir);
   auto began = Clock::now();
   Status made = make_template(config, t.path, work_dir, boot_timeout);
   (void)sys::remove_tree(work_dir);

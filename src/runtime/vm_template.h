@@ -23,10 +23,11 @@ struct VmTemplate {
 };
 
 /// The template for VMs of `config` (whose disks are each a qcow2 over a
-/// base, Disk::backing; no shares, no network devices: vmm::state_key()),
+/// base, Disk::backing; no shares: vmm::state_key()),
 /// in `dir`. There is one: it is opened. There is none, but a VM of this
 /// shape was booted from this state root before (a mark in `dir`): it is
 /// made now, by booting a VM of `config` on empty disks over the same bases
+/// (and `config`'s taps, with the template's MACs: protocol::template_mac)
 /// until the guest's Hello and saving it, which costs that start one boot
 /// (~0.5 s under TCG). Else the shape is marked and nothing is returned, so
 /// that a shape used once never pays for a template. Also nothing when

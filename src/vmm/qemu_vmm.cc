@@ -220,9 +220,8 @@ std::string file_identity(const std::string& path) {
 }  // namespace
 
 std::string state_key(const VmConfig& config) {
-  // vhost-user-fs is not migratable in QEMU 7.2; a NIC's MAC is part of the
-  // device state, so a restored VM would keep the template's.
-  if (!config.shared_dirs.empty() || !config.nics.empty()) return "";
+  // vhost-user-fs is not migratable in QEMU 7.2.
+  if (!config.shared_dirs.empty()) return "";
   VmConfig c = config;
   if (c.host_tsc_khz == 0) c.host_tsc_khz = cpu_khz(read_host_facts().cpuinfo);
   auto qemu_bin = find_qemu(c);
@@ -240,6 +239,14 @@ std::string state_key(const VmConfig& config) {
   for (size_t i = 0; i < c.serial_ports.size(); ++i)
     launch.port_fds.push_back(100 + static_cast<int>(i));
   launch.qmp_fd = 99;
+  // A NIC's MAC is device state: a restored VM has its template's, and the
+  // guest changes it (Setup.restored). Its tap is each VM's own.
+  for (size_t i = 0; i < c.nics.size(); ++i) {
+    c.nics[i].mac = "02:00:00:00:00:00";
+    launch.tap_fds.push_back(110 + static_cast<int>(i));
+  }
+  if (!c.nics.empty())
+    launch.vhost_net = use_vhost_net(c.accel, ::access("/dev/vhost-net", R_OK | W_OK) == 0);
   for (Disk& d : c.disks) {
     uint64_t size = disk_virtual_size(d.path);
     if (size == 0) return "";

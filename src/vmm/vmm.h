@@ -113,9 +113,10 @@ struct VmConfig {
 /// QEMU binary, kernel and initramfs files, the machine, its devices and
 /// their order), without what each VM has of its own (disk files, fds,
 /// runtime paths, name, boot log): a VM of another config whose key is equal
-/// can start from that state (VmConfig::incoming_fd). "" when `config` has
-/// devices a state cannot carry (shared directories: QEMU 7.2 cannot migrate
-/// vhost-user-fs) or its files cannot be read.
+/// can start from that state (VmConfig::incoming_fd). Network devices count,
+/// their MACs and taps do not (a restored VM has its template's MACs). ""
+/// when `config` has devices a state cannot carry (shared directories: QEMU
+/// 7.2 cannot migrate vhost-user-fs) or its files cannot be read.
 std::string state_key(const VmConfig& config);
 
 /// One running VM. Destruction forces it off and releases everything it

@@ -1,8 +1,8 @@
 // VM templates (runtime/vm_template.h): the second start of a container
-// shape (an image root on its own disk, no network, no shares) makes a
-// template, later ones are restored from it. A restored container must be
-// indistinguishable from a booted one: its own disk, the host's clock, its
-// own randomness; a damaged template is removed and the container boots.
+// shape (an image root on its own disk, no shares) makes a template, later
+// ones are restored from it (with a network: tests/net/network_test.cc). A restored container must
+// be indistinguishable from a booted one: its own disk, the host's clock, its own randomness; a
+// damaged template is removed and the container boots.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -129,7 +129,7 @@ TEST_F(TemplateTest, ADamagedTemplateIsRemovedAndTheContainerBoots) {
   EXPECT_NE(::stat(state.c_str(), &st), 0) << "the damaged template is still there";
 }
 
-TEST_F(TemplateTest, ContainersWithANetworkOrSharesBoot) {
+TEST_F(TemplateTest, ContainersWithSharesBoot) {
   // A shape that cannot be restored (a virtio-fs root) never gets a template.
   for (int i = 0; i < 3; ++i) {
     CliResult r = run_busybox({"--network", "none", "true"});

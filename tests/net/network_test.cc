@@ -8,6 +8,7 @@
 
 #include "base/strings.h"
 #include "net/network_fixture.h"
+#include "sys/fs.h"
 
 namespace vessel::test {
 namespace {
@@ -314,6 +315,35 @@ TEST_F(NetworkingDefaultTest, TwoContainersHaveTheirOwnAddressesAndReachEachOthe
       << "rm left the tap " << tap_name(web);
   json after = network_inspect(kDefaultNetwork);
   EXPECT_FALSE(after["Containers"].contains(web)) << after.dump();
+}
+
+// A container restored from a VM template (the shape's third start) has
+// its own MAC and address, not the template's, and serves and resolves like
+// a booted one.
+TEST_F(NetworkingDefaultTest, ARestoredContainerHasItsOwnMacAddressAndNames) {
+  for (int i = 0; i < 2; ++i) {  // the first marks the shape, the second makes its template
+    CliResult r = vessel({"run", "--rm", "-m", kMemory, kImage, "true"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  RunOptions debug{.env = {"VESSEL_PHASES=1"}};  // the monitor's debug log
+  std::string web = run_detached({"--name", "web", kImage, "sh", "-c", http_server("web")}, debug);
+  std::string client = run_detached({"--name", "client", kImage, "sh", "-c", kIdle}, debug);
+  ASSERT_FALSE(web.empty() || client.empty());
+  for (const std::string& id : {web, client}) {
+    auto log = sys::read_file(state_root() + "/containers/" + id + "/monitor.log");
+    EXPECT_TRUE(log.ok() && contains(*log, "VM restored from template"))
+        << (log.ok() ? *log : std::string("no monitor.log"));
+  }
+  json we = endpoint_of("web", kDefaultNetwork), ce = endpoint_of("client", kDefaultNetwork);
+  std::string web_ip = str(we, "IPAddress"), web_mac = str(we, "MacAddress");
+  ASSERT_TRUE(in_subnet(web_ip, kDefaultSubnet)) << we.dump();
+  EXPECT_NE(web_mac, str(ce, "MacAddress"));
+  EXPECT_TRUE(contains(sh("web", "ip -o link").out, web_mac));
+  EXPECT_TRUE(contains(sh("client", "ip -o link").out, str(ce, "MacAddress")));
+  EXPECT_EQ(http_get_eventually(web_ip, 80, 120s), "web\n");
+  CliResult r = fetch("client", "http://web/");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "web\n");
 }
 
 // --- /etc/hosts, /etc/resolv.conf, /etc/hostname -----------------------------------
