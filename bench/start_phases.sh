@@ -36,7 +36,9 @@ vessel=$(realpath "$build/bin/vessel")
 rootfs=$(realpath "$build/rootfs/busybox")
 root=$(mktemp -d /tmp/vessel-phases.XXXXXX)
 trap 'rm -rf "$root"' EXIT
-export VESSEL_ROOT=$root VESSEL_PHASES=1 VESSEL_GUEST_TIMINGS=1
+# Booted, not restored from a VM template: the guest's marks are of its
+# boot (a restored guest's start from the template's marks and clock).
+export VESSEL_ROOT=$root VESSEL_PHASES=1 VESSEL_GUEST_TIMINGS=1 VESSEL_TEMPLATES=0
 v() { "$vessel" "$@"; }
 
 # Warm-up: the image's snapshot and writable base, the caches.
