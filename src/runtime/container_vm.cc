@@ -778,8 +778,9 @@ Result<std::unique_ptr<ContainerVm>> ContainerVm::boot(const ContainerConfig& c,
 
   // The Setup goes now, not after the guest's Hello: it waits in the port
   // until vessel-init opens it, which saves a round trip through QEMU's
-  // main loop (3-8 ms under TCG). It is only answered after the Hello, whose
-  // version is checked below.
+  // main loop (3-8 ms under TCG). A booting guest answers it after its
+  // Hello, whose version is checked below; a restored one (whose version
+  // was checked when its template was made) answers it at once.
   const std::string set_up = c.machine.enabled ? "set up machine" : "set up container";
   if (setup.restored) {
     // The template's clock is the guest's: the host's time, sent now.

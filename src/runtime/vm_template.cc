@@ -6,11 +6,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <functional>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/log.h"
@@ -118,33 +121,37 @@ Status make_template(const vmm::VmConfig& config, const std::string& path,
   return s;
 }
 
-/// Removes the templates of `dir` that no start has used for two weeks
-/// (the shapes of an older QEMU, kernel or initramfs, or of containers no
-/// longer run): each is ~30 MiB. A use touches its file's mtime. Also what
-/// a maker that died left half-written.
-void remove_unused_templates(const std::string& dir) {
+}  // namespace
+
+void prune_templates(const std::string& dir, size_t keep, std::chrono::seconds max_unused) {
   auto names = sys::list_dir(dir);
   if (!names.ok()) return;
-  constexpr time_t kUnused = 14 * 24 * 3600;
   time_t now = ::time(nullptr);
+  std::vector<std::pair<time_t, std::string>> states;  // last use, key
+  auto remove_key = [&](const std::string& key) {
+    for (const char* ext : {".vmstate", ".wanted", ".lock"})
+      ::unlink((dir + "/" + key + ext).c_str());
+  };
   for (const std::string& n : *names) {
     std::string path = dir + "/" + n;
     struct stat st;
     if (::stat(path.c_str(), &st) != 0) continue;
     // A template being written by a maker that died (its monitor killed).
-    if (n.find(".vmstate.tmp-") != std::string::npos && now - st.st_mtime > 3600) {
-      ::unlink(path.c_str());
+    if (n.find(".vmstate.tmp-") != std::string::npos) {
+      if (now - st.st_mtime > 3600) ::unlink(path.c_str());
       continue;
     }
-    if (!n.ends_with(".vmstate") || now - st.st_mtime < kUnused) continue;
+    if (!n.ends_with(".vmstate")) continue;
     std::string key = n.substr(0, n.size() - std::string_view(".vmstate").size());
-    ::unlink(path.c_str());
-    ::unlink((dir + "/" + key + ".wanted").c_str());
-    ::unlink((dir + "/" + key + ".lock").c_str());
+    if (now - st.st_mtime > max_unused.count())
+      remove_key(key);
+    else
+      states.emplace_back(st.st_mtime, key);
   }
+  std::sort(states.begin(), states.end(), std::greater<>());
+  for (size_t i = keep; i < states.size(); ++i)
+    remove_key(states[i].second);
 }
-
-}  // namespace
 
 std::string templates_dir(const std::string& state_root) {
   const char* off = ::getenv("VESSEL_TEMPLATES");
@@ -164,7 +171,7 @@ VmTemplate open_template(const vmm::VmConfig& config, const std::string& dir,
   t.path = dir + "/" + key + ".vmstate";
   t.state.reset(::open(t.path.c_str(), O_RDONLY | O_CLOEXEC));
   if (t.state) {
-    ::futimens(t.state.get(), nullptr);  // used: see remove_unused_templates()
+    ::futimens(t.state.get(), nullptr);  // used: see prune_templates()
     return t;
   }
   std::string wanted = dir + "/" + key + ".wanted";
@@ -177,7 +184,7 @@ VmTemplate open_template(const vmm::VmConfig& config, const std::string& dir,
   if (!lock || ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) return {};
   t.state.reset(::open(t.path.c_str(), O_RDONLY | O_CLOEXEC));
   if (t.state) return t;
-  remove_unused_templates(dir);
+  prune_templates(dir, kKeptTemplates - 1, kTemplateMaxUnused);
   auto began = Clock::now();
   Status made = make_template(config, t.path, work_dir, boot_timeout);
   (void)sys::remove_tree(work_dir);

@@ -5,12 +5,25 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <string>
 
 #include "base/unique_fd.h"
 #include "vmm/vmm.h"
 
 namespace vessel::runtime {
+
+/// How many templates a state root keeps (~30 MiB each), and how long one
+/// no start has used is kept: the shapes of an older QEMU, kernel or
+/// initramfs are never used again.
+inline constexpr size_t kKeptTemplates = 8;
+inline constexpr std::chrono::seconds kTemplateMaxUnused{14 * 24 * 3600};
+
+/// Removes from `dir` the templates (with their marks and locks) unused for
+/// longer than `max_unused`, then all but the `keep` most recently used (a
+/// use touches a template's mtime), and templates half-written by a maker
+/// that died over an hour ago. Done before a template is made.
+void prune_templates(const std::string& dir, size_t keep, std::chrono::seconds max_unused);
 
 /// Where a state root keeps its templates: <state_root>/cache/templates.
 /// "" (no templates) without a state root, or with VESSEL_TEMPLATES=0.
