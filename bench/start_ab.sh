@@ -67,8 +67,12 @@ vessel=$(realpath "$build/bin/vessel")
 export VESSEL_ACCEL=${VESSEL_ACCEL:-tcg}
 # shellcheck disable=SC2086  # each arm is a list of assignments
 run() { env $1 "$vessel" --root "$root" run --rm --network none "${what[@]}" true </dev/null; }
-# Warm-up of each arm (and the image's snapshot), which also checks it runs.
-for arm in "${args[@]}"; do run "$arm" >/dev/null || { echo "arm failed: $arm" >&2; exit 1; }; done
+# Warm-up of each arm (and the image's snapshot), which also checks it runs;
+# twice, so that an image-root arm whose VM templates are on (the default;
+# an arm may say VESSEL_TEMPLATES=0) has made its shape's template.
+for arm in "${args[@]}" "${args[@]}"; do
+  run "$arm" >/dev/null || { echo "arm failed: $arm" >&2; exit 1; }
+done
 : >"$root/a"; : >"$root/b"
 for _ in $(seq "$runs"); do
   t0=$(now); run "${args[0]}"; t1=$(now); echo "$t1 - $t0" | bc >>"$root/a"
