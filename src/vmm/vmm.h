@@ -109,7 +109,7 @@ struct VmConfig {
   int incoming_fd = -1;
 };
 
-/// A digest of what a VM state saved from a VM of `config` depends on (the
+/// A key (32 hex digits) of what a VM state saved from a VM of `config` depends on (the
 /// QEMU binary, kernel and initramfs files, the machine, its devices and
 /// their order), without what each VM has of its own (disk files, fds,
 /// runtime paths, name, boot log): a VM of another config whose key is equal
