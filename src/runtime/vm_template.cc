@@ -1,14 +1,12 @@
 #include "runtime/vm_template.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <functional>
@@ -16,7 +14,9 @@
 #include <utility>
 #include <vector>
 
+#include "agent/agent_connection.h"
 #include "base/log.h"
+#include "net/address.h"
 #include "protocol/protocol.h"
 #include "runtime/container_vm.h"
 #include "sys/fs.h"
@@ -27,40 +27,20 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-/// Reads exactly `size` bytes from the (possibly non-blocking) `fd` by
-/// `deadline`.
-Status read_exact(int fd, uint8_t* out, size_t size, Clock::time_point deadline) {
-  size_t got = 0;
-  while (got < size) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    if (left.count() <= 0) return Error(ErrorCode::kTimeout, "the guest did not say hello in time");
-    pollfd p{fd, POLLIN, 0};
-    int r = ::poll(&p, 1, static_cast<int>(left.count()));
-    if (r < 0 && errno != EINTR) return Error::from_errno(errno, "poll the agent port");
-    if (r <= 0) continue;
-    ssize_t n = ::read(fd, out + got, size - got);
-    if (n == 0) return Error(ErrorCode::kUnavailable, "the VM stopped before its guest said hello");
-    if (n < 0) {
-      if (errno == EINTR || errno == EAGAIN) continue;
-      return Error::from_errno(errno, "read the agent port");
-    }
-    got += static_cast<size_t>(n);
-  }
-  return ok_status();
-}
-
-/// Waits for vessel-init's Hello on `fd` and checks its protocol version.
-Status await_hello(int fd, Clock::time_point deadline) {
-  uint8_t header[protocol::kHeaderSize];
-  VESSEL_TRY(read_exact(fd, header, sizeof header, deadline));
-  auto h = protocol::decode_header(header);
-  if (!h || h->type != static_cast<uint16_t>(protocol::MsgType::kHello))
+/// Waits for vessel-init's Hello on the VM's agent port and checks its
+/// protocol version.
+Status await_hello(vmm::VmInstance& vm, Clock::time_point deadline) {
+  int fd = vm.port_fd(protocol::kPortName);
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);  // as ContainerVm reads it
+  agent::AgentConnection port(fd);
+  VESSEL_ASSIGN_OR_RETURN(agent::Frame f, port.wait_frame(deadline, vm.exit_fd()));
+  if (f.header.type != static_cast<uint16_t>(protocol::MsgType::kHello))
     return Error(ErrorCode::kProtocol, "the guest did not start with hello");
-  std::vector<uint8_t> payload(h->length);
-  VESSEL_TRY(read_exact(fd, payload.data(), payload.size(), deadline));
-  protocol::Hello hello;
-  if (!protocol::decode(payload, hello) || hello.version != protocol::kVersion)
-    return Error(ErrorCode::kProtocol, "the guest speaks another protocol version");
+  VESSEL_ASSIGN_OR_RETURN(protocol::Hello hello, agent::decode_as<protocol::Hello>(f));
+  if (hello.version != protocol::kVersion)
+    return Error(ErrorCode::kProtocol, "the guest speaks protocol version " +
+                                           std::to_string(hello.version) + ", host " +
+                                           std::to_string(protocol::kVersion));
   return ok_status();
 }
 
@@ -90,18 +70,14 @@ Status make_template(const vmm::VmConfig& config, const std::string& path,
   // The template VM uses the starting container's taps for its short life;
   // its guest never brings a link up.
   for (size_t i = 0; i < t.nics.size(); ++i) {
-    std::string mac = protocol::template_mac(static_cast<uint8_t>(i));
-    char text[18];
-    std::snprintf(text, sizeof text, "%02x:%02x:%02x:%02x:%02x:%02x",
-                  static_cast<unsigned char>(mac[0]), static_cast<unsigned char>(mac[1]),
-                  static_cast<unsigned char>(mac[2]), static_cast<unsigned char>(mac[3]),
-                  static_cast<unsigned char>(mac[4]), static_cast<unsigned char>(mac[5]));
-    t.nics[i].mac = text;
+    std::string raw = protocol::template_mac(static_cast<uint8_t>(i));
+    net::Mac mac;
+    std::copy(raw.begin(), raw.end(), mac.bytes.begin());
+    t.nics[i].mac = mac.to_string();
   }
   vmm::QemuVmm qemu;
   VESSEL_ASSIGN_OR_RETURN(std::unique_ptr<vmm::VmInstance> vm, qemu.start(t));
-  auto deadline = Clock::now() + boot_timeout;
-  Status s = await_hello(vm->port_fd(protocol::kPortName), deadline);
+  Status s = await_hello(*vm, Clock::now() + boot_timeout);
   if (!s.ok()) {
     std::string tail = vm->boot_log_tail(2048);
     if (tail.empty()) return s;
