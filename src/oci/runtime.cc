@@ -78,21 +78,8 @@ Result<Pty> open_pty() {
 
 Status send_console(const std::string& socket_path, int master) {
   VESSEL_ASSIGN_OR_RETURN(UniqueFd s, sys::connect_unix(socket_path));
-  const char name[] = "/dev/ptmx";
-  iovec iov{const_cast<char*>(name), sizeof name - 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(c), &master, sizeof(int));
-  if (::sendmsg(s.get(), &msg, MSG_NOSIGNAL) < 0)
-    return Error::from_errno(errno, "send the console to '" + socket_path + "'");
+  if (auto sent = sys::send_with_fd(s.get(), "/dev/ptmx", master); !sent.ok())
+    return sent.error().wrap("send the console to '" + socket_path + "'");
   return ok_status();
 }
 

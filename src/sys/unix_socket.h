@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "base/error.h"
 #include "base/unique_fd.h"
@@ -13,5 +14,9 @@ namespace vessel::sys {
 Result<UniqueFd> listen_unix(const std::string& path, int backlog, bool nonblocking = false);
 /// A socket connected to `path`; close-on-exec, blocking.
 Result<UniqueFd> connect_unix(const std::string& path);
+/// Writes all of `data` (non-empty) to the connected blocking socket
+/// `sock`, passing `fd` along with its first bytes (SCM_RIGHTS): the
+/// receiver gets a copy of `fd` with the message those bytes start.
+Status send_with_fd(int sock, std::string_view data, int fd);
 
 }  // namespace vessel::sys

@@ -1,13 +1,10 @@
 #include "vmm/qmp.h"
 
 #include <poll.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
-#include <cstring>
-
 #include "sys/fs.h"
+#include "sys/unix_socket.h"
 
 namespace vessel::vmm {
 
@@ -74,29 +71,12 @@ Result<nlohmann::json> QmpClient::run(const std::string& command, const nlohmann
   nlohmann::json req = {{"execute", command}};
   if (!arguments.is_null()) req["arguments"] = arguments;
   std::string line = req.dump() + "\n";
+  // With an fd, it goes with the command's bytes; QEMU keeps it for the
+  // command it reads next (qemu_chr_fe_get_msgfd).
   if (fd < 0) {
     VESSEL_TRY(sys::write_all(fd_.get(), line.data(), line.size()));
-  } else {
-    // The fd goes with the command's first byte; QEMU keeps it for the
-    // command it reads next (qemu_chr_fe_get_msgfd).
-    iovec iov{line.data(), 1};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    ssize_t n;
-    do {
-      n = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
-    if (n != 1) return Error::from_errno(errno, "qmp: send '" + command + "' with an fd");
-    VESSEL_TRY(sys::write_all(fd_.get(), line.data() + 1, line.size() - 1));
+  } else if (auto s = sys::send_with_fd(fd_.get(), line, fd); !s.ok()) {
+    return s.error().wrap("qmp: send '" + command + "'");
   }
   while (true) {
     VESSEL_ASSIGN_OR_RETURN(auto msg, read_message(deadline));
