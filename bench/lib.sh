@@ -18,7 +18,13 @@ floor_boot() {
   local kernel=$1 initrd=$2 cpu=Nehalem accel_opts=tcg,tb-size=48 args
   args=$(floor_tcg_kernel_args)
   if [ "${3:-tcg}" = kvm ]; then cpu=host; accel_opts=kvm; args=; fi
-  qemu-system-x86_64 -M microvm,acpi=off,rtc=on,isa-serial=on -accel "$accel_opts" \
+  # The QEMU Vessel runs (PATH's, or $VESSEL_QEMU) with its own firmware, as
+  # Vessel gives it (vmm::qemu_data_dir).
+  local qemu data
+  qemu=$(command -v "${VESSEL_QEMU:-qemu-system-x86_64}")
+  data=$(dirname "$(dirname "$(readlink -f "$qemu")")")/share/qemu
+  [ -d "$data" ] || data=/usr/share/qemu
+  "$qemu" -L "$data" -M microvm,acpi=off,rtc=on,isa-serial=on -accel "$accel_opts" \
     -cpu "$cpu" -smp 2 -m 576M -nodefaults -no-user-config -display none -no-reboot \
     -chardev stdio,id=con,signal=off -serial chardev:con \
     -kernel "$kernel" -initrd "$initrd" \

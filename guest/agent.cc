@@ -362,7 +362,10 @@ void Agent::on_setup(uint32_t stream, const protocol::Setup& setup) {
   // process of the container runs.
   set_clock_from_host(setup.realtime_ns);
   add_host_entropy(setup.entropy);
-  if (setup.restored) drop_disk_caches();
+  if (setup.restored) {
+    drop_disk_caches();
+    bind_late_devices();
+  }
   // Limits first: they are cheap to write again if the mounts fail and the
   // host retries, and no process can run before Setup succeeds anyway.
   if (Status s = cgroup_.apply_limits(setup); !s.ok()) {

@@ -229,6 +229,29 @@ void drop_disk_caches() {
   closedir(dir);
 }
 
+void bind_late_devices() {
+  static constexpr const char* kDevices = "/sys/bus/platform/devices";
+  DIR* dir = opendir(kDevices);
+  if (dir == nullptr) return;
+  UniqueFd bind;
+  while (dirent* e = readdir(dir)) {
+    if (std::strncmp(e->d_name, "virtio-mmio.", 12) != 0) continue;
+    std::string driver = std::string(kDevices) + "/" + e->d_name + "/driver";
+    if (access(driver.c_str(), F_OK) == 0) continue;
+    if (!bind) bind.reset(open("/sys/bus/platform/drivers/virtio-mmio/bind", O_WRONLY | O_CLOEXEC));
+    if (!bind) {
+      log_error("open virtio-mmio's bind: %s", std::strerror(errno));
+      break;
+    }
+    // Probes the transport now: its virtio driver (virtiofs) is ready when
+    // the write returns. ENODEV: still empty (no device there).
+    size_t n = std::strlen(e->d_name);
+    if (write(bind.get(), e->d_name, n) != static_cast<ssize_t>(n) && errno != ENODEV)
+      log_error("bind %s: %s", e->d_name, std::strerror(errno));
+  }
+  closedir(dir);
+}
+
 void power_off() {
   sync();
   // RB_AUTOBOOT, not RB_POWER_OFF: the microvm machine runs without ACPI, so a

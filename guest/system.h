@@ -102,6 +102,13 @@ void add_host_entropy(std::string_view bytes);
 /// ones the template's kernel probed (it read their first sectors).
 void drop_disk_caches();
 
+/// Binds the driver to every virtio-mmio transport that has none. A VM
+/// restored from a template with shares has them: the template named their
+/// transports on its kernel command line while they were empty (the kernel
+/// found no device there), and the restored VM has its shares' devices
+/// there (VmConfig::shares_late). Before anything mounts a share.
+void bind_late_devices();
+
 /// Syncs filesystems and ends the VM. Never returns: PID 1 must not exit,
 /// as the kernel panics when it does.
 [[noreturn]] void power_off();

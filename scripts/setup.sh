@@ -80,6 +80,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# Debian 12: QEMU 10.0 from bookworm-backports beside its 7.2, which cannot
+# restore VM templates with shares (the script says why).
+if [ "$(id -u)" = 0 ]; then scripts/install-backports-qemu.sh; fi
 [ "$deps_only" = 1 ] && exit 0
 
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

@@ -56,6 +56,11 @@ Status make_template(const vmm::VmConfig& config, const std::string& path,
   t.debug = false;
   t.incoming_fd = -1;
   if (!t.name.empty()) t.name += "-template";
+  // The shares' devices are left out: their virtiofsd would serve this
+  // container's directories to a VM that outlives nothing, and a state
+  // with them could not be saved (vhost-user-fs migrates only with a
+  // virtiofsd that can hand over its state).
+  t.shares_late = !t.shared_dirs.empty();
   for (size_t i = 0; i < t.disks.size(); ++i) {
     vmm::Disk& d = t.disks[i];
     if (d.backing.empty())
@@ -105,7 +110,7 @@ void prune_templates(const std::string& dir, size_t keep, std::chrono::seconds m
   time_t now = ::time(nullptr);
   std::vector<std::pair<time_t, std::string>> states;  // last use, key
   auto remove_key = [&](const std::string& key) {
-    for (const char* ext : {".vmstate", ".wanted", ".lock"})
+    for (const char* ext : {".vmstate", ".wanted", ".boot", ".lock"})
       ::unlink((dir + "/" + key + ext).c_str());
   };
   for (const std::string& n : *names) {
@@ -117,6 +122,10 @@ void prune_templates(const std::string& dir, size_t keep, std::chrono::seconds m
       if (now - st.st_mtime > 3600) ::unlink(path.c_str());
       continue;
     }
+    // Marks of shapes not started for as long (an older QEMU's, kernel's).
+    for (std::string_view mark : {".wanted", ".boot"}) {
+      if (n.ends_with(mark) && now - st.st_mtime > max_unused.count()) ::unlink(path.c_str());
+    }
     if (!n.ends_with(".vmstate")) continue;
     std::string key = n.substr(0, n.size() - std::string_view(".vmstate").size());
     if (now - st.st_mtime > max_unused.count())
@@ -127,6 +136,14 @@ void prune_templates(const std::string& dir, size_t keep, std::chrono::seconds m
   std::sort(states.begin(), states.end(), std::greater<>());
   for (size_t i = keep; i < states.size(); ++i)
     remove_key(states[i].second);
+}
+
+void drop_template(const VmTemplate& t) {
+  static constexpr std::string_view kState = ".vmstate";
+  if (!t.path.ends_with(kState)) return;
+  ::unlink(t.path.c_str());
+  std::string mark = t.path.substr(0, t.path.size() - kState.size()) + ".boot";
+  UniqueFd fd(::open(mark.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
 }
 
 std::string templates_dir(const std::string& state_root) {
@@ -150,6 +167,10 @@ VmTemplate open_template(const vmm::VmConfig& config, const std::string& dir,
     ::futimens(t.state.get(), nullptr);  // used: see prune_templates()
     return t;
   }
+  // A shape whose QEMU cannot restore it (restores_with_shares()), or whose
+  // template could not be made, boots.
+  std::string boots = dir + "/" + key + ".boot";
+  if (::access(boots.c_str(), F_OK) == 0) return {};
   std::string wanted = dir + "/" + key + ".wanted";
   if (::access(wanted.c_str(), F_OK) != 0) {
     UniqueFd mark(::open(wanted.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
@@ -160,12 +181,25 @@ VmTemplate open_template(const vmm::VmConfig& config, const std::string& dir,
   if (!lock || ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) return {};
   t.state.reset(::open(t.path.c_str(), O_RDONLY | O_CLOEXEC));
   if (t.state) return t;
+  if (!config.shared_dirs.empty() && !vmm::restores_with_shares(config)) {
+    log::debug("VM template " + key + ": this QEMU cannot restore a VM with shares; booting");
+    UniqueFd mark(::open(boots.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+    return {};
+  }
   prune_templates(dir, kKeptTemplates - 1, kTemplateMaxUnused);
   auto began = Clock::now();
-  Status made = make_template(config, t.path, work_dir, boot_timeout);
+  // A template that takes longer than this to boot is not worth waiting
+  // for: the host is overloaded, or VMs cannot boot on it at all (then the
+  // container's own boot fails too, and should not wait twice as long).
+  Status made =
+      make_template(config, t.path, work_dir, std::min(boot_timeout, kTemplateBootTimeout));
   (void)sys::remove_tree(work_dir);
   if (!made.ok()) {
-    log::warn("VM template " + key + ": " + made.error().to_string() + "; booting instead");
+    // Not tried again for this shape: what failed once fails again, and
+    // each try costs a start a boot.
+    log::warn("VM template " + key + ": " + made.error().to_string() +
+              "; booting instead, and this shape from now on");
+    UniqueFd mark(::open(boots.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
     return {};
   }
   log::debug(

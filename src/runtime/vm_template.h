@@ -18,6 +18,9 @@ namespace vessel::runtime {
 /// initramfs are never used again.
 inline constexpr size_t kKeptTemplates = 8;
 inline constexpr std::chrono::seconds kTemplateMaxUnused{14 * 24 * 3600};
+/// How long a template's VM may take to say hello (a boot takes ~0.4 s
+/// under TCG); a template not made then is not tried again for its shape.
+inline constexpr std::chrono::seconds kTemplateBootTimeout{20};
 
 /// Removes from `dir` the templates (with their marks and locks) unused for
 /// longer than `max_unused`, then all but the `keep` most recently used (a
@@ -36,17 +39,24 @@ struct VmTemplate {
 };
 
 /// The template for VMs of `config` (whose disks are each a qcow2 over a
-/// base, Disk::backing; no shares: vmm::state_key()),
-/// in `dir`. There is one: it is opened. There is none, but a VM of this
-/// shape was booted from this state root before (a mark in `dir`): it is
-/// made now, by booting a VM of `config` on empty disks over the same bases
-/// (and `config`'s taps, with the template's MACs: protocol::template_mac)
-/// until the guest's Hello and saving it, which costs that start one boot
-/// (~0.5 s under TCG). Else the shape is marked and nothing is returned, so
+/// base, Disk::backing: vmm::state_key()), in `dir`. There is one: it is
+/// opened. There is none, but a VM of this shape was booted from this state
+/// root before (a mark in `dir`): it is made now, by booting a VM of
+/// `config` on empty disks over the same bases (and `config`'s taps, with
+/// the template's MACs: protocol::template_mac; without its shares' devices,
+/// VmConfig::shares_late) until the guest's Hello and saving it, which
+/// costs that start one boot (~0.5 s under TCG); for a shape with shares
+/// only if its QEMU can restore them (vmm::restores_with_shares(), asked
+/// once: a shape it cannot is marked to boot). Else the shape is marked and nothing is returned, so
 /// that a shape used once never pays for a template. Also nothing when
 /// another process is making it. `work_dir` (created, then removed) holds
 /// the template VM's files. Failures are logged and give nothing: the
 /// caller boots.
+/// A template QEMU could not load (a damaged file; QEMU changed in place):
+/// removed, and its shape marked to boot from now on (a new template would
+/// most likely fail the same way, and each costs a start a boot).
+void drop_template(const VmTemplate& t);
+
 VmTemplate open_template(const vmm::VmConfig& config, const std::string& dir,
                          const std::string& work_dir, std::chrono::seconds boot_timeout);
 

@@ -352,4 +352,27 @@ std::optional<std::string> find_program(const std::string& name) {
   return std::nullopt;
 }
 
+Result<std::string> output_of(const std::vector<std::string>& argv) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return Error::from_errno(errno, "pipe");
+  UniqueFd rd(fds[0]), wr(fds[1]);
+  VESSEL_ASSIGN_OR_RETURN(Process p, Process::spawn({.argv = argv, .fds = {{1, wr.get()}}}));
+  wr.reset();
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(rd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+    if (out.size() > (1u << 20)) return Error(ErrorCode::kInternal, argv[0] + ": too much output");
+  }
+  VESSEL_ASSIGN_OR_RETURN(ExitStatus st, p.wait());
+  if (st.code != 0 || st.signal != 0)
+    return Error(
+        ErrorCode::kInternal,
+        "'" + argv[0] + (argv.size() > 1 ? " " + argv[1] : std::string()) + "' " + st.to_string());
+  return out;
+}
+
 }  // namespace vessel::sys

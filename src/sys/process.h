@@ -111,4 +111,8 @@ uint64_t shared_memory_file_bytes(pid_t pid);
 /// Looks up `name` in $PATH (or returns it if it contains '/'); nullopt if not found.
 std::optional<std::string> find_program(const std::string& name);
 
+/// Runs `argv` (argv[0] a path) and returns what it wrote to stdout (at most
+/// 1 MiB); an error if it could not run or did not exit 0.
+Result<std::string> output_of(const std::vector<std::string>& argv);
+
 }  // namespace vessel::sys

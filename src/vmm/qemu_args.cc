@@ -1,5 +1,8 @@
 #include "vmm/qemu_args.h"
 
+#include <algorithm>
+#include <cstdio>
+
 namespace vessel::vmm {
 
 namespace {
@@ -18,6 +21,31 @@ bool valid_mac(std::string_view mac) {
     if (i % 3 == 2 ? c != ':' : !hex) return false;
   }
   return true;
+}
+
+std::vector<int> virtio_buses(const MachineSpec& m) {
+  std::vector<int> buses;
+  for (int i = m.virtio_slots - 1; i >= 0; --i)
+    if (m.virtio_irq_base + i != m.busy_irq) buses.push_back(i);
+  return buses;
+}
+
+std::string late_share_args(const VmConfig& c, const QemuLaunch& l, const MachineSpec& m) {
+  // The virtio-mmio devices qemu_command_line() gives before the shares'.
+  size_t before = c.disks.size() + std::min(c.nics.size(), l.tap_fds.size()) +
+                  (c.serial_ports.empty() ? 0 : 1) + (c.balloon ? 1 : 0);
+  std::vector<int> buses = virtio_buses(m);
+  if (c.shared_dirs.empty() || before + c.shared_dirs.size() > buses.size()) return "";
+  std::string args;
+  for (size_t i = 0; i < c.shared_dirs.size(); ++i) {
+    int slot = buses[before + i];
+    char arg[64];
+    std::snprintf(arg, sizeof arg, " virtio_mmio.device=512@0x%llx:%d",
+                  static_cast<unsigned long long>(m.virtio_mmio_base + 512ull * slot),
+                  m.virtio_irq_base + slot);
+    args += arg;
+  }
+  return args;
 }
 
 std::vector<std::string> qemu_command_line(const VmConfig& c, const QemuLaunch& l) {
@@ -66,9 +94,17 @@ std::vector<std::string> qemu_command_line(const VmConfig& c, const QemuLaunch& 
   if (l.sandbox) a.insert(a.end(), {"-sandbox", kQemuSandbox});
   if (!c.name.empty()) a.insert(a.end(), {"-name", c.name});
   if (!l.data_dir.empty()) a.insert(a.end(), {"-L", l.data_dir});
+  // Each virtio-mmio device on its transport (MachineSpec::virtio_slots).
+  std::vector<int> buses = virtio_buses(m);
+  size_t next_bus = 0;
+  auto bus = [&]() -> std::string {
+    if (next_bus >= buses.size()) return "";
+    return ",bus=virtio-mmio-bus." + std::to_string(buses[next_bus++]);
+  };
   std::string cmdline = m.kernel_args;
   if (!c.debug) cmdline += " quiet";
   if (!c.cmdline.empty()) cmdline += " " + c.cmdline;
+  if (c.shares_late) cmdline += late_share_args(c, l, m);
   a.insert(a.end(), {"-append", cmdline});
   // vhost-user devices need modern virtio-mmio and guest RAM the daemon can
   // map: shared RAM (a memfd, or a file in QemuLaunch::ram_dir) backing
@@ -83,18 +119,6 @@ std::vector<std::string> qemu_command_line(const VmConfig& c, const QemuLaunch& 
                                          : "memory-backend-file,id=mem," + size +
                                                ",mem-path=" + l.ram_dir + ",share=on,align=2M",
                        "-numa", "node,memdev=mem"});
-  }
-  for (size_t i = 0; i < c.shared_dirs.size(); ++i) {
-    std::string id = "fs" + std::to_string(i);
-    std::string chardev;
-    if (i < l.fs_fds.size())
-      chardev = "socket,id=" + id + ",fd=" + std::to_string(l.fs_fds[i]);
-    else if (i < l.fs_sockets.size())
-      chardev = "socket,id=" + id + ",path=" + l.fs_sockets[i];
-    else
-      continue;
-    a.insert(a.end(), {"-chardev", chardev, "-device",
-                       "vhost-user-fs-device,chardev=" + id + ",tag=" + c.shared_dirs[i].tag});
   }
   // An fd set per file (set N+1 for disk N, 101+N for its backing), or the
   // path, its commas doubled: QEMU parses commas in option values as
@@ -131,23 +155,24 @@ std::vector<std::string> qemu_command_line(const VmConfig& c, const QemuLaunch& 
                 "driver=qcow2,node-name=" + id + ",discard=unmap,file.driver=file," +
                     "file.filename=" + path + ",file.discard=unmap,backing=" + id + "-base"});
     }
-    a.insert(a.end(), {"-device", "virtio-blk-device,drive=" + id + ",serial=" + d.serial});
+    a.insert(a.end(), {"-device", "virtio-blk-device,drive=" + id + ",serial=" + d.serial + bus()});
   }
   for (size_t i = 0; i < c.nics.size() && i < l.tap_fds.size(); ++i) {
     std::string id = "net" + std::to_string(i);
     // An open tap, inherited: QEMU needs no privileges and no tap name. Its
     // vnet header (IFF_VNET_HDR) is detected from the fd.
-    a.insert(a.end(), {"-netdev",
-                       "tap,id=" + id + ",fd=" + std::to_string(l.tap_fds[i]) +
-                           ",vhost=" + (l.vhost_net ? "on" : "off") +
-                           (l.vhost_net && i < l.vhost_fds.size()
-                                ? ",vhostfd=" + std::to_string(l.vhost_fds[i])
-                                : std::string()),
-                       "-device", "virtio-net-device,netdev=" + id + ",mac=" + c.nics[i].mac});
+    a.insert(
+        a.end(),
+        {"-netdev",
+         "tap,id=" + id + ",fd=" + std::to_string(l.tap_fds[i]) +
+             ",vhost=" + (l.vhost_net ? "on" : "off") +
+             (l.vhost_net && i < l.vhost_fds.size() ? ",vhostfd=" + std::to_string(l.vhost_fds[i])
+                                                    : std::string()),
+         "-device", "virtio-net-device,netdev=" + id + ",mac=" + c.nics[i].mac + bus()});
   }
   if (!c.serial_ports.empty()) {
     a.insert(a.end(), {"-device", "virtio-serial-device,max_ports=" +
-                                      std::to_string(c.serial_ports.size() + 1)});
+                                      std::to_string(c.serial_ports.size() + 1) + bus()});
     for (size_t i = 0; i < c.serial_ports.size() && i < l.port_fds.size(); ++i) {
       std::string id = "port" + std::to_string(i);
       a.insert(a.end(), {"-chardev", "socket,id=" + id + ",fd=" + std::to_string(l.port_fds[i]),
@@ -159,7 +184,22 @@ std::vector<std::string> qemu_command_line(const VmConfig& c, const QemuLaunch& 
     // 2^page_reporting_order pages and QEMU discards them (MADV_DONTNEED,
     // or a hole punched in the memfd that backs shared guest RAM), so they
     // leave the host's resident set. The balloon itself is never inflated.
-    a.insert(a.end(), {"-device", "virtio-balloon-device,free-page-reporting=on"});
+    a.insert(a.end(), {"-device", "virtio-balloon-device,free-page-reporting=on" + bus()});
+  }
+  // The shares' devices last, so that the other devices take the same
+  // transports whether they are here or not (VmConfig::shares_late).
+  for (size_t i = 0; i < c.shared_dirs.size() && !c.shares_late; ++i) {
+    std::string id = "fs" + std::to_string(i);
+    std::string chardev;
+    if (i < l.fs_fds.size())
+      chardev = "socket,id=" + id + ",fd=" + std::to_string(l.fs_fds[i]);
+    else if (i < l.fs_sockets.size())
+      chardev = "socket,id=" + id + ",path=" + l.fs_sockets[i];
+    else
+      continue;
+    a.insert(a.end(),
+             {"-chardev", chardev, "-device",
+              "vhost-user-fs-device,chardev=" + id + ",tag=" + c.shared_dirs[i].tag + bus()});
   }
   if (l.incoming_fd >= 0) a.insert(a.end(), {"-incoming", "fd:" + std::to_string(l.incoming_fd)});
   if (l.qmp_fd >= 0) {

@@ -68,9 +68,35 @@ struct MachineSpec {
   std::string binary;                     // qemu-system-<arch>
   std::vector<std::string> machine_args;  // -M ..., -cpu ...
   std::string kernel_args;                // console and reboot handling
+  /// The machine's virtio-mmio transports when the kernel learns them from
+  /// its command line: `virtio_slots` of them, 512 bytes each from
+  /// `virtio_mmio_base`, transport i on interrupt `virtio_irq_base` + i and
+  /// QEMU bus "virtio-mmio-bus.<i>". Each device is put on one explicitly
+  /// (virtio_buses()), which also lets a template name the transports of
+  /// devices it leaves out (VmConfig::shares_late). 0: the machine
+  /// describes its devices otherwise (ACPI, a device tree).
+  int virtio_slots = 0;
+  uint64_t virtio_mmio_base = 0;
+  int virtio_irq_base = 0;
+  /// An interrupt a transport must not have: another device's, which does
+  /// not share it (-1: none).
+  int busy_irq = -1;
 };
+
+/// The transports a VM's virtio-mmio devices get, in the order
+/// qemu_command_line() gives them: from the highest index down (as QEMU
+/// would pick them), skipping the one on MachineSpec::busy_irq. Empty if the
+/// machine has no such layout.
+std::vector<int> virtio_buses(const MachineSpec& machine);
 MachineSpec machine_spec(const VmConfig& config);
 
 std::vector<std::string> qemu_command_line(const VmConfig& config, const QemuLaunch& launch);
+
+/// The kernel arguments that name the transports a VM of `config` gives its
+/// shares' devices (` virtio_mmio.device=512@0x...:N` each), for a template
+/// that leaves them out (VmConfig::shares_late); "" if the machine has no
+/// such layout or too few transports.
+std::string late_share_args(const VmConfig& config, const QemuLaunch& launch,
+                            const MachineSpec& machine);
 
 }  // namespace vessel::vmm

@@ -56,7 +56,69 @@ TEST(QemuArgs, VirtioFsNeedsSharedMemory) {
   EXPECT_TRUE(has_pair(a, "-object", "memory-backend-memfd,id=mem,size=256M,share=on"));
   EXPECT_TRUE(has_pair(a, "-numa", "node,memdev=mem"));
   EXPECT_TRUE(has_pair(a, "-chardev", "socket,id=fs0,path=/run/x/fs0.sock"));
-  EXPECT_TRUE(has_pair(a, "-device", "vhost-user-fs-device,chardev=fs0,tag=rootfs"));
+  EXPECT_TRUE(
+      has_pair(a, "-device", "vhost-user-fs-device,chardev=fs0,tag=rootfs,bus=virtio-mmio-bus.6"));
+}
+
+// The shares' devices come after every other device, so that the others
+// take the same transports in a template without them (shares_late).
+TEST(QemuArgs, SharesAreTheLastDevices) {
+  VmConfig c = config();
+  c.shared_dirs = {{"rootfs", "/srv/root"}, {"m0", "/srv/m0"}};
+  c.disks = {{.path = "/d", .serial = "root"}};
+  c.balloon = true;
+  QemuLaunch l{.port_fds = {3}, .qmp_fd = 4, .fs_sockets = {"/s0", "/s1"}};
+  auto a = qemu_command_line(c, l);
+  std::vector<std::string> devices;
+  for (size_t i = 0; i + 1 < a.size(); ++i)
+    if (a[i] == "-device" && a[i + 1].rfind("virtserialport", 0) != 0) devices.push_back(a[i + 1]);
+  ASSERT_EQ(devices.size(), 5u);
+  // Each on its transport, from the highest down; not 3, whose interrupt is
+  // the RTC's.
+  EXPECT_EQ(devices[0], "virtio-blk-device,drive=disk0,serial=root,bus=virtio-mmio-bus.7");
+  EXPECT_EQ(devices[1], "virtio-serial-device,max_ports=2,bus=virtio-mmio-bus.6");
+  EXPECT_EQ(devices[2], "virtio-balloon-device,free-page-reporting=on,bus=virtio-mmio-bus.5");
+  EXPECT_EQ(devices[3], "vhost-user-fs-device,chardev=fs0,tag=rootfs,bus=virtio-mmio-bus.4");
+  EXPECT_EQ(devices[4], "vhost-user-fs-device,chardev=fs1,tag=m0,bus=virtio-mmio-bus.2");
+  EXPECT_FALSE(contains(a, "virtio_mmio.device="));
+}
+
+// A template for VMs with shares: no shares' devices, their transports named
+// on the kernel command line (microvm gives the -device options transports
+// 7, 6, ... at 0xfeb00000 + 512 i, interrupt 5 + i), shared RAM all the same.
+TEST(QemuArgs, ATemplateNamesItsSharesTransportsInsteadOfHavingThem) {
+  VmConfig c = config();
+  c.shared_dirs = {{"rootfs", "/srv/root"}, {"m0", "/srv/m0"}};
+  c.disks = {{.path = "/d", .serial = "root"}};
+  c.balloon = true;
+  c.shares_late = true;
+  QemuLaunch l{.port_fds = {3}, .qmp_fd = 4};
+  auto a = qemu_command_line(c, l);
+  EXPECT_FALSE(contains(a, "vhost-user-fs-device"));
+  EXPECT_TRUE(has_pair(a, "-object", "memory-backend-memfd,id=mem,size=256M,share=on"));
+  auto append = std::find(a.begin(), a.end(), "-append");
+  ASSERT_NE(append, a.end());
+  // Disk, serial and balloon take 7, 6 and 5: the shares 4 and 2 (3 is on
+  // the RTC's interrupt).
+  EXPECT_NE(append[1].find(" virtio_mmio.device=512@0xfeb00800:9"
+                           " virtio_mmio.device=512@0xfeb00400:7"),
+            std::string::npos)
+      << append[1];
+  // The VM restored from it has them there.
+  c.shares_late = false;
+  l.fs_sockets = {"/s0", "/s1"};
+  a = qemu_command_line(c, l);
+  EXPECT_TRUE(
+      has_pair(a, "-device", "vhost-user-fs-device,chardev=fs0,tag=rootfs,bus=virtio-mmio-bus.4"));
+  EXPECT_TRUE(
+      has_pair(a, "-device", "vhost-user-fs-device,chardev=fs1,tag=m0,bus=virtio-mmio-bus.2"));
+  // Too many devices for microvm's 7 usable transports: nothing can be named.
+  c.shared_dirs.resize(5, {"m", "/srv/m"});
+  EXPECT_EQ(late_share_args(c, l, machine_spec(c)), "");
+  // A machine with ACPI has no such layout.
+  c.shared_dirs.resize(1);
+  c.acpi = true;
+  EXPECT_EQ(late_share_args(c, l, machine_spec(c)), "");
 }
 
 // Confined, the guest RAM that virtiofsd maps is a file QEMU makes in its
@@ -85,9 +147,11 @@ TEST(QemuArgs, DisksAreVirtioBlkNamedBySerial) {
   EXPECT_TRUE(has_pair(a, "-drive",
                        "if=none,id=disk0,file=/img/lower,,1.ext4,format=raw,"
                        "discard=unmap,readonly=on"));
-  EXPECT_TRUE(has_pair(a, "-device", "virtio-blk-device,drive=disk0,serial=lower"));
+  EXPECT_TRUE(
+      has_pair(a, "-device", "virtio-blk-device,drive=disk0,serial=lower,bus=virtio-mmio-bus.7"));
   EXPECT_TRUE(contains(a, "file=/run/upper.img,format=raw,discard=unmap,readonly=off"));
-  EXPECT_TRUE(has_pair(a, "-device", "virtio-blk-device,drive=disk1,serial=upper"));
+  EXPECT_TRUE(
+      has_pair(a, "-device", "virtio-blk-device,drive=disk1,serial=upper,bus=virtio-mmio-bus.6"));
 }
 
 // A root_disk container's disk: a qcow2 read-write over its image's base,
@@ -102,7 +166,8 @@ TEST(QemuArgs, ADiskWithABackingIsAQcow2OverARawNode) {
   EXPECT_TRUE(has_pair(a, "-blockdev",
                        "driver=qcow2,node-name=disk0,discard=unmap,file.driver=file,"
                        "file.filename=/c/root.qcow2,file.discard=unmap,backing=disk0-base"));
-  EXPECT_TRUE(has_pair(a, "-device", "virtio-blk-device,drive=disk0,serial=vessel-root"));
+  EXPECT_TRUE(has_pair(a, "-device",
+                       "virtio-blk-device,drive=disk0,serial=vessel-root,bus=virtio-mmio-bus.7"));
   EXPECT_FALSE(contains(a, "-drive"));
   QemuLaunch l{.port_fds = {3}, .qmp_fd = 4};
   l.disk_fds = {{7, 8}};
@@ -122,9 +187,11 @@ TEST(QemuArgs, NicsAreVirtioNetOnInheritedTaps) {
   auto a = qemu_command_line(c, l);
   // The fd numbers QEMU sees, not the caller's.
   EXPECT_TRUE(has_pair(a, "-netdev", "tap,id=net0,fd=5,vhost=off"));
-  EXPECT_TRUE(has_pair(a, "-device", "virtio-net-device,netdev=net0,mac=02:42:0a:7b:00:02"));
+  EXPECT_TRUE(has_pair(
+      a, "-device", "virtio-net-device,netdev=net0,mac=02:42:0a:7b:00:02,bus=virtio-mmio-bus.7"));
   EXPECT_TRUE(has_pair(a, "-netdev", "tap,id=net1,fd=6,vhost=off"));
-  EXPECT_TRUE(has_pair(a, "-device", "virtio-net-device,netdev=net1,mac=02:42:0a:7c:00:02"));
+  EXPECT_TRUE(has_pair(
+      a, "-device", "virtio-net-device,netdev=net1,mac=02:42:0a:7c:00:02,bus=virtio-mmio-bus.6"));
   EXPECT_FALSE(contains(a, "fd=11"));
   l.vhost_net = true;
   a = qemu_command_line(c, l);

@@ -34,30 +34,12 @@ bool is_dir(const std::string& p) {
   return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-// Runs `argv` and returns its stdout (at most 1 MiB).
-Result<std::string> output_of(const std::vector<std::string>& argv) {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return Error::from_errno(errno, "pipe");
-  UniqueFd rd(fds[0]), wr(fds[1]);
-  VESSEL_ASSIGN_OR_RETURN(sys::Process p,
-                          sys::Process::spawn({.argv = argv, .fds = {{1, wr.get()}}}));
-  wr.reset();
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(rd.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    out.append(buf, static_cast<size_t>(n));
-    if (out.size() > (1u << 20)) return Error(ErrorCode::kInternal, argv[0] + ": too much output");
-  }
-  VESSEL_ASSIGN_OR_RETURN(sys::ExitStatus st, p.wait());
-  if (st.code != 0 || st.signal != 0)
-    return Error(ErrorCode::kInternal, "'" + argv[0] + " " + argv[1] + "' " + st.to_string());
-  return out;
-}
-
 }  // namespace
+
+std::string qemu_data_dir(const std::string& qemu_binary) {
+  std::string data = dir_name(dir_name(real_path(qemu_binary))) + "/share/qemu";
+  return is_dir(data) ? real_path(data) : "/usr/share/qemu";
+}
 
 std::optional<std::string> elf_interpreter(std::string_view head) {
   Elf64_Ehdr eh;
@@ -141,8 +123,7 @@ Result<QemuFiles> find_qemu_files(const std::string& qemu_binary) {
       break;
     }
   }
-  std::string data = prefix + "/share/qemu";
-  f.data_dir = is_dir(data) ? real_path(data) : "/usr/share/qemu";
+  f.data_dir = qemu_data_dir(f.binary);
 
   // The libraries of the binary and of its accelerator modules: what the
   // loader itself resolves (`ld.so --list`, which is what ldd runs).
@@ -155,7 +136,7 @@ Result<QemuFiles> find_qemu_files(const std::string& qemu_binary) {
   }
   std::set<std::string> seen;
   for (const auto& o : objects) {
-    auto out = output_of({*loader, "--list", o});
+    auto out = sys::output_of({*loader, "--list", o});
     if (!out.ok()) return out.error().wrap("list the libraries of '" + o + "'");
     VESSEL_ASSIGN_OR_RETURN(auto libs, parse_ld_list(*out));
     for (auto& l : libs)

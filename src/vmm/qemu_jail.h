@@ -49,6 +49,13 @@ struct QemuFiles {
 /// script cannot be confined).
 Result<QemuFiles> find_qemu_files(const std::string& qemu_binary);
 
+/// The firmware and data directory of the QEMU build `qemu_binary` (a link
+/// followed) belongs to: <prefix>/share/qemu beside its bin/, else
+/// /usr/share/qemu. Debian's QEMU looks only in /usr/share/qemu unless told
+/// (-L): a QEMU unpacked elsewhere (scripts/install-backports-qemu.sh) would
+/// load another version's firmware.
+std::string qemu_data_dir(const std::string& qemu_binary);
+
 /// find_qemu_files, remembered in `cache_dir` ("" = not remembered): one
 /// small file per QEMU build, keyed by the binary's path, size, mtime and
 /// inode (a package upgrade replaces the binary), so a VM's start does not

@@ -221,9 +221,8 @@ std::string file_identity(const std::string& path) {
 }  // namespace
 
 std::string state_key(const VmConfig& config) {
-  // vhost-user-fs is not migratable in QEMU 7.2.
-  if (!config.shared_dirs.empty()) return "";
   VmConfig c = config;
+  c.shares_late = false;
   if (c.host_tsc_khz == 0) c.host_tsc_khz = cpu_khz(read_host_facts().cpuinfo);
   auto qemu_bin = find_qemu(c);
   if (!qemu_bin.ok()) return "";
@@ -248,6 +247,13 @@ std::string state_key(const VmConfig& config) {
   }
   if (!c.nics.empty())
     launch.vhost_net = use_vhost_net(c.accel, ::access("/dev/vhost-net", R_OK | W_OK) == 0);
+  // The shares count (their transports), not their tags or directories:
+  // the guest of a restored VM probes their devices after the restore.
+  for (size_t i = 0; i < c.shared_dirs.size(); ++i) {
+    c.shared_dirs[i] = SharedDir{.tag = "fs" + std::to_string(i), .host_path = "share"};
+    launch.fs_fds.push_back(120 + static_cast<int>(i));
+  }
+  if (!c.shared_dirs.empty() && late_share_args(c, launch, machine_spec(c)).empty()) return "";
   for (Disk& d : c.disks) {
     uint64_t size = disk_virtual_size(d.path);
     if (size == 0) return "";
@@ -274,6 +280,20 @@ std::string state_key(const VmConfig& config) {
   char key[33];
   std::snprintf(key, sizeof key, "%016zx%016zx", h(text), h("vessel-vm-state\n" + text));
   return key;
+}
+
+bool restores_with_shares(const VmConfig& config) {
+  auto qemu_bin = find_qemu(config);
+  if (!qemu_bin.ok()) return false;
+  auto out = sys::output_of({*qemu_bin, "--version"});
+  if (!out.ok()) return false;
+  // "QEMU emulator version 10.0.2 (Debian ...)"
+  static constexpr std::string_view kPrefix = "QEMU emulator version ";
+  size_t at = out->find(kPrefix);
+  if (at == std::string::npos) return false;
+  unsigned major = 0, minor = 0;
+  if (std::sscanf(out->c_str() + at + kPrefix.size(), "%u.%u", &major, &minor) != 2) return false;
+  return major > 8 || (major == 8 && minor >= 2);
 }
 
 Result<std::unique_ptr<VmInstance>> QemuVmm::start(const VmConfig& config) {
@@ -336,12 +356,14 @@ Result<std::unique_ptr<VmInstance>> QemuVmm::start(const VmConfig& config) {
     // Says whose VM this is to anyone looking at the host's processes (the
     // command line names no host path any more).
     o.env->push_back("VESSEL_RUNTIME_DIR=" + c.runtime_dir);
+  } else if (std::string data = qemu_data_dir(qemu_bin); data != "/usr/share/qemu") {
+    launch.data_dir = data;  // its own firmware, not the system QEMU's
   }
 
   std::vector<sys::Process> daemons;
   std::vector<UniqueFd> child_ends;
   int next_fd = 3;
-  for (size_t i = 0; i < c.shared_dirs.size(); ++i) {
+  for (size_t i = 0; i < c.shared_dirs.size() && !c.shares_late; ++i) {
     std::string sock = c.runtime_dir + "/fs" + std::to_string(i) + ".sock";
     VESSEL_ASSIGN_OR_RETURN(
         sys::Process d,

@@ -107,6 +107,14 @@ struct VmConfig {
   /// VmInstance::resume_incoming(). -1: boot. The caller keeps it open
   /// until start() returns.
   int incoming_fd = -1;
+  /// A template for VMs with shares (vm_template.h): the shares' devices are
+  /// left out, and the virtio-mmio transports they would take are named on
+  /// the kernel command line, empty. A VM of the same config without this
+  /// flag, restored from the template's state, has its shares' devices
+  /// there, and its guest binds them (protocol.md, "Templates"). No
+  /// virtiofsd is started. Needs a QEMU that loads a state into a VM with
+  /// a vhost-user-fs device (restores_with_shares()).
+  bool shares_late = false;
 };
 
 /// A key (32 hex digits) of what a VM state saved from a VM of `config` depends on (the
@@ -115,9 +123,19 @@ struct VmConfig {
 /// runtime paths, name, boot log): a VM of another config whose key is equal
 /// can start from that state (VmConfig::incoming_fd). Network devices count,
 /// their MACs and taps do not (a restored VM has its template's MACs). ""
-/// when `config` has devices a state cannot carry (shared directories: QEMU
-/// 7.2 cannot migrate vhost-user-fs) or its files cannot be read.
+/// when `config`'s files cannot be read, or its machine cannot name its
+/// shares' devices ahead (MachineSpec::virtio_slots). A VM with shares
+/// starts from the state of a VM of its config with `shares_late`: the
+/// shares' tags are not part of the key (the guest reads them after the
+/// restore), their number is.
 std::string state_key(const VmConfig& config);
+
+/// Whether the QEMU that VMs of `config` run can be restored with shares:
+/// QEMU 8.2 and later. QEMU 7.2 marks vhost-user-fs unmigratable and then
+/// refuses to load any state into a VM that has one ("State blocked by
+/// non-migratable device"), even a state saved without it. Runs QEMU
+/// (`--version`): for a template's maker, not for every start.
+bool restores_with_shares(const VmConfig& config);
 
 /// One running VM. Destruction forces it off and releases everything it
 /// started (QEMU, virtiofsd); nothing outlives the object.

@@ -342,11 +342,19 @@ TEST_F(OciRuntimeTest, CtrRunPrintsOutputAndExitCode) {
 TEST_F(OciRuntimeTest, CtrRunWithTty) {
   need_containerd();
   // ctr's terminal is ours: the pty master goes to the shim over the
-  // console socket, the window size reaches the guest's pty.
+  // console socket, the window size reaches the guest's pty. ctr sends the
+  // size only after `task start` returns (as with runc, whose pty is 0x0
+  // until then), so a process that asks at once may see no size yet: busybox
+  // stty then fails with a stale errno ("No child processes"). The process
+  // waits for the size, up to 10 s.
   RunOptions o;
   o.pty = true;
   o.window = {33, 77};
-  auto r = ctr_run({"--rm", "-t"}, "tty", {"sh", "-c", "tty; stty size; exit 4"}, o);
+  auto r = ctr_run({"--rm", "-t"}, "tty",
+                   {"sh", "-c",
+                    "tty; i=0; until s=$(stty size 2>/dev/null) && [ \"$s\" != '0 0' ]; do "
+                    "i=$((i+1)); [ $i -gt 100 ] && break; sleep 0.1; done; echo \"$s\"; exit 4"},
+                   o);
   EXPECT_EQ(r.exit_code, 4) << describe(r);
   EXPECT_NE(r.out.find("/dev/pts/0"), std::string::npos) << describe(r);
   EXPECT_NE(r.out.find("33 77"), std::string::npos) << describe(r);

@@ -23,6 +23,20 @@ MachineSpec machine_spec(const VmConfig& c) {
       // (x86-64-v2, as RHEL 9 images need) failed 0 in 30, qemu64 0 in 50.
       "-cpu", kvm ? "host" : "Nehalem"};
   m.kernel_args = "console=ttyS0 reboot=t panic=-1";
+  if (!c.acpi) {
+    // microvm's layout without ACPI (hw/i386/microvm.h: VIRTIO_MMIO_BASE,
+    // VIRTIO_NUM_TRANSPORTS, VIRTIO_IRQ_BASE), QEMU 7.2 and 10.0 alike; QEMU
+    // names each used transport on the kernel command line as
+    // `virtio_mmio.device=512@<base + 512 i>:<5 + i>`. Transport 3's
+    // interrupt, 8, is the RTC's (rtc=on): the fifth device QEMU placed
+    // itself landed there and failed its probe ("genirq: Flags mismatch
+    // irq 8 ... (virtio4) vs. ... (rtc0)"): the balloon of a container with
+    // a network and a volume. So 7 transports, not 8.
+    m.virtio_slots = 8;
+    m.virtio_mmio_base = 0xfeb00000;
+    m.virtio_irq_base = 5;
+    m.busy_irq = 8;
+  }
   if (!kvm) {
     // Under TCG the guest TSC follows the host's: tell the kernel it is
     // reliable, skip the IO-APIC timer check, and hand it the delay-loop
