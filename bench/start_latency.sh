@@ -4,12 +4,13 @@
 # own disk over the image's cached base; its VM restored from the shape's
 # template, made by the warm-up) against the floor, the same QEMU, kernel,
 # machine and memory booting an init that reboots at once (no Vessel code),
-# alternated in one run. Prints medians and each case's ratio. The case
-# image-boot is the image case booted (VESSEL_TEMPLATES=0), as every start
-# was before templates.
+# alternated in one run. Prints medians and each case's ratio. The cases
+# image-boot and rootfs-boot are those cases booted (VESSEL_TEMPLATES=0), as
+# every start was before templates (and a --rootfs start is where QEMU
+# cannot restore a VM with shares: Debian 12's 7.2).
 #
 #   bench/start_latency.sh [--build-dir DIR] [--runs N]
-#                          [--cases rootfs,image,image-boot]
+#                          [--cases rootfs,rootfs-boot,image,image-boot]
 #                          [--network none|default] [--compare-confinement]
 #
 # --compare-confinement adds each case again with the VMM unconfined
@@ -26,7 +27,7 @@ self=$(realpath "$0")
 cd "$(dirname "$0")/.."
 build=build
 runs=10
-cases=rootfs,image,image-boot
+cases=rootfs,rootfs-boot,image,image-boot
 network=none
 compare=0
 while [ $# -gt 0 ]; do
@@ -73,7 +74,7 @@ ours() {
   local what=$1; shift
   local confine=1 templates=1
   case "$what" in *-unconfined) confine=0; what=${what%-unconfined} ;; esac
-  case "$what" in image-boot) templates=0; what=image ;; esac
+  case "$what" in *-boot) templates=0; what=${what%-boot} ;; esac
   if [ "$what" = rootfs ]; then set -- --rootfs "$rootfs" "$@"; else set -- vessel/busybox "$@"; fi
   VESSEL_CONFINE=$confine VESSEL_TEMPLATES=$templates VESSEL_ACCEL=$accel "$vessel" --root "$root" \
     run --rm --network "$network" "$@" </dev/null
@@ -82,8 +83,8 @@ ours() {
 selected=()
 for c in ${cases//,/ }; do
   case "$c" in
-    rootfs|image|image-boot) selected+=("$c"); [ "$compare" = 1 ] && selected+=("$c-unconfined") ;;
-    *) echo "start_latency.sh: unknown case '$c' (rootfs, image, image-boot)" >&2; exit 2 ;;
+    rootfs|rootfs-boot|image|image-boot) selected+=("$c"); [ "$compare" = 1 ] && selected+=("$c-unconfined") ;;
+    *) echo "start_latency.sh: unknown case '$c' (rootfs, rootfs-boot, image, image-boot)" >&2; exit 2 ;;
   esac
 done
 # Warm the page cache, and check that each really ran. The image case's
@@ -113,11 +114,13 @@ line() {  # label file
     "$(sort -n "$2" | head -1)" "$(sort -n "$2" | tail -1)"
 }
 m_floor=$(median < "$root/floor.txt")
-printf 'start latency (%s, %d runs alternated, accel=%s, --network %s)\n' "$(uname -m)" "$runs" \
-  "$accel" "$network"
+printf 'start latency (%s, %d runs alternated, accel=%s, --network %s, %s)\n' "$(uname -m)" \
+  "$runs" "$accel" "$network" \
+  "$("${VESSEL_QEMU:-qemu-system-x86_64}" --version | head -1 | sed 's/ emulator version / /; s/ (.*//')"
 line "floor (bare boot)" "$root/floor.txt"
 for c in "${selected[@]}"; do
   case "$c" in
+    rootfs-boot*) label="run --rm --rootfs busybox true (booted)" ;;
     rootfs*) label="run --rm --rootfs busybox true" ;;
     image-boot*) label="run --rm vessel/busybox true (booted)" ;;
     *) label="run --rm vessel/busybox true (image)" ;;

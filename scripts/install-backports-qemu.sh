@@ -78,6 +78,14 @@ if [ ! -x "$dir/usr/bin/$bin" ]; then
   rm -rf "$dir"
   mv "$stage" "$dir"
 fi
+# microvm with ACPI (a machine) loads bios-microvm.bin, which Debian 13's
+# QEMU takes from its seabios package (/usr/share/seabios, not unpacked
+# here, and outside a confined QEMU's jail, which has only this data
+# directory). Debian 12's QEMU links it to qboot.rom, which microvm without
+# ACPI (a container) loads anyway; so does this one.
+if [ "$bin" = qemu-system-x86_64 ] && [ ! -e "$dir/usr/share/qemu/bios-microvm.bin" ]; then
+  ln -s qboot.rom "$dir/usr/share/qemu/bios-microvm.bin"
+fi
 "$dir/usr/bin/$bin" --version >/dev/null
 ln -sfn "$dir/usr/bin/$bin" "$link"
 # Older versions this script unpacked.

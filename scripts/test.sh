@@ -29,6 +29,17 @@ echo "== build ($build_dir)"
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 ninja -C "$build_dir"
 
+# The machine tests' image comes from the Debian mirror (debootstrap), but
+# every test runs in a network namespace of its own with no way out
+# (tests/support/cli_runner.cc), so it is made here, once, and cached
+# (/var/cache/vessel/images); the tests find it there.
+if [ "$(id -u)" = 0 ] && command -v debootstrap >/dev/null; then
+  echo "== fixtures: the machine image (cached after the first run)"
+  mkdir -p "$build_dir/fixtures"
+  scripts/make-machine-image.sh "$build_dir/fixtures/machine-image" >/dev/null ||
+    echo "test.sh: warning: no machine image (see above): the machine tests will fail" >&2
+fi
+
 echo "== tests: unit, VM"
 # No retries: a test that fails once is a failure. (A guest crash under TCG
 # once made the suite retry; its cause was found and fixed, see

@@ -46,7 +46,8 @@ struct QemuLaunch {
   /// instead of fs_sockets.
   std::vector<int> fs_fds;
   /// A saved VM state to start from (VmConfig::incoming_fd as QEMU sees
-  /// it): -incoming fd:N.
+  /// it): -incoming defer, and QMP's migrate-incoming names fd:N once the
+  /// state's format is set (QemuInstance::resume_incoming).
   int incoming_fd = -1;
 };
 

@@ -48,6 +48,17 @@ TEST(QemuArgs, BasicMachine) {
   EXPECT_FALSE(contains(a, "memory-backend-memfd"));
 }
 
+TEST(QemuArgs, ARestoredVmWaitsForItsStateToBeNamedOverQmp) {
+  // The state's format is a capability set over QMP before the load, so
+  // the file is named then (migrate-incoming), not on the command line.
+  QemuLaunch l{.port_fds = {3}, .qmp_fd = 4, .incoming_fd = 9};
+  auto a = qemu_command_line(config(), l);
+  EXPECT_TRUE(has_pair(a, "-incoming", "defer"));
+  EXPECT_FALSE(contains(a, "fd:9"));
+  QemuLaunch boot{.port_fds = {3}, .qmp_fd = 4};
+  EXPECT_FALSE(contains(qemu_command_line(config(), boot), "-incoming"));
+}
+
 TEST(QemuArgs, VirtioFsNeedsSharedMemory) {
   VmConfig c = config();
   c.shared_dirs = {{"rootfs", "/srv/root"}};

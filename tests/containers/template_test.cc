@@ -15,6 +15,7 @@
 
 #include "container_fixture.h"
 #include "sys/fs.h"
+#include "sys/process.h"
 #include "vmm/vmm.h"
 
 namespace vessel::test {
@@ -177,6 +178,17 @@ TEST_F(TemplateTest, ContainersWithSharesAreRestoredWhereQemuCanElseTheyBoot) {
     out = logs_of(id);
   }
   EXPECT_EQ(out, "from the host\n/bin/busybox\n");
+  if (can) {
+    // Its guest RAM is a shared memory file (virtiofsd maps it too). A
+    // restore allocates the template's pages in it, not every page: QEMU's
+    // stream format read all of them (architecture.md, "The state's
+    // format: mapped-ram"), 192 MiB here; the template holds ~30.
+    auto pids = find_process_ids({"qemu-system-x86_64", "qemu-system-aarch64"}, id.substr(0, 12));
+    ASSERT_FALSE(pids.empty()) << "no QEMU for " << id;
+    uint64_t ram = sys::shared_memory_file_bytes(pids.front());
+    EXPECT_GT(ram, 0u) << "no guest RAM file";
+    EXPECT_LT(ram, 96ull << 20) << "a restored VM's guest RAM file holds " << (ram >> 20) << " MiB";
+  }
   auto guest = sys::read_file(data + "/guest");
   EXPECT_TRUE(guest.ok() && *guest == "from the guest\n");
   // The share is live both ways after the restore.
