@@ -199,7 +199,7 @@ class QemuInstance final : public VmInstance {
   /// pages left out (a hole). The stream format's loader reads every page
   /// of guest RAM to compare it with zero, which allocates all of it where
   /// RAM is shared memory (a VM with shares): a restored VM's QEMU then held
-  /// its whole RAM (~320 MiB of 384) instead of ~40 MiB, and took 1 s longer
+  /// ~320 MiB of guest RAM instead of ~40 MiB, and took 1 s longer
   /// to start (docs/performance.md, session 15).
   Result<bool> mapped_ram() {
     auto r = qmp_.execute("query-version");
