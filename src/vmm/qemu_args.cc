@@ -201,7 +201,7 @@ std::vector<std::string> qemu_command_line(const VmConfig& c, const QemuLaunch& 
              {"-chardev", chardev, "-device",
               "vhost-user-fs-device,chardev=" + id + ",tag=" + c.shared_dirs[i].tag + bus()});
   }
-  if (l.incoming_fd >= 0) a.insert(a.end(), {"-incoming", "defer"});
+  if (l.incoming) a.insert(a.end(), {"-incoming", "defer"});
   if (l.qmp_fd >= 0) {
     a.insert(a.end(), {"-chardev", "socket,id=qmp,fd=" + std::to_string(l.qmp_fd), "-mon",
                        "chardev=qmp,mode=control"});

@@ -45,10 +45,10 @@ struct QemuLaunch {
   /// Per shared dir, a connected vhost-user socket (fd as QEMU sees it)
   /// instead of fs_sockets.
   std::vector<int> fs_fds;
-  /// A saved VM state to start from (VmConfig::incoming_fd as QEMU sees
-  /// it): -incoming defer, and QMP's migrate-incoming names fd:N once the
-  /// state's format is set (QemuInstance::resume_incoming).
-  int incoming_fd = -1;
+  /// The VM starts from a saved state (VmConfig::incoming_fd): -incoming
+  /// defer. The file goes over QMP once the state's format is set
+  /// (QemuInstance::resume_incoming), so QEMU keeps no fd of it afterwards.
+  bool incoming = false;
 };
 
 /// The -sandbox argument of a confined QEMU.

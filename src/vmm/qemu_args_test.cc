@@ -50,11 +50,11 @@ TEST(QemuArgs, BasicMachine) {
 
 TEST(QemuArgs, ARestoredVmWaitsForItsStateToBeNamedOverQmp) {
   // The state's format is a capability set over QMP before the load, so
-  // the file is named then (migrate-incoming), not on the command line.
-  QemuLaunch l{.port_fds = {3}, .qmp_fd = 4, .incoming_fd = 9};
+  // the file goes over QMP then (migrate-incoming), not on the command line.
+  QemuLaunch l{.port_fds = {3}, .qmp_fd = 4, .incoming = true};
   auto a = qemu_command_line(config(), l);
   EXPECT_TRUE(has_pair(a, "-incoming", "defer"));
-  EXPECT_FALSE(contains(a, "fd:9"));
+  EXPECT_FALSE(contains(a, "fd:"));
   QemuLaunch boot{.port_fds = {3}, .qmp_fd = 4};
   EXPECT_FALSE(contains(qemu_command_line(config(), boot), "-incoming"));
 }

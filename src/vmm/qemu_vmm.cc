@@ -31,14 +31,13 @@ class QemuInstance final : public VmInstance {
  public:
   QemuInstance(sys::Process qemu, std::vector<sys::Process> daemons,
                std::vector<std::pair<std::string, UniqueFd>> ports, UniqueFd qmp,
-               std::string log_path, UniqueFd incoming, int incoming_fd)
+               std::string log_path, UniqueFd incoming)
       : qemu_(std::move(qemu)),
         daemons_(std::move(daemons)),
         ports_(std::move(ports)),
         qmp_(std::move(qmp)),
         log_path_(std::move(log_path)),
-        incoming_(std::move(incoming)),
-        incoming_fd_(incoming_fd) {}
+        incoming_(std::move(incoming)) {}
 
   ~QemuInstance() override { (void)stop(0ms); }
 
@@ -146,23 +145,25 @@ class QemuInstance final : public VmInstance {
 
   Status resume_incoming(std::chrono::milliseconds timeout) override {
     auto deadline = std::chrono::steady_clock::now() + timeout;
-    if (incoming_fd_ >= 0) {
+    auto check = [](const Result<nlohmann::json>& r) -> Status {
+      if (!r.ok()) return r.error().wrap("load the VM's saved state");
+      return ok_status();
+    };
+    bool in_fd_set = false;
+    if (incoming_) {
       // Started with -incoming defer: the state's format first (as the
-      // same QEMU saved it, save_state), then the file.
-      auto check = [](const Result<nlohmann::json>& r) -> Status {
-        if (!r.ok()) return r.error().wrap("load the VM's saved state");
-        return ok_status();
-      };
-      VESSEL_ASSIGN_OR_RETURN(bool mapped, mapped_ram());
-      std::string uri = "fd:" + std::to_string(incoming_fd_);
-      if (mapped) {
+      // same QEMU saved it, save_state), then the file, over QMP.
+      VESSEL_ASSIGN_OR_RETURN(in_fd_set, mapped_ram());
+      if (in_fd_set) {
         VESSEL_TRY(check(set_mapped_ram()));
         VESSEL_TRY(
             check(qmp_.execute_with_fd("add-fd", {{"fdset-id", kStateFdSet}}, incoming_.get())));
-        uri = state_set_uri();
+        VESSEL_TRY(check(qmp_.execute("migrate-incoming", {{"uri", state_set_uri()}})));
+      } else {
+        VESSEL_TRY(
+            check(qmp_.execute_with_fd("getfd", {{"fdname", "vessel-state"}}, incoming_.get())));
+        VESSEL_TRY(check(qmp_.execute("migrate-incoming", {{"uri", "fd:vessel-state"}})));
       }
-      VESSEL_TRY(check(qmp_.execute("migrate-incoming", {{"uri", uri}})));
-      incoming_fd_ = -1;
       incoming_.reset();
     }
     for (;;) {
@@ -172,6 +173,10 @@ class QemuInstance final : public VmInstance {
       if (!st.ok()) return st.error().wrap("load the VM's saved state");
       // A state saved from a paused VM (save_state) loads paused.
       if (*st == "paused" || *st == "prelaunch") {
+        // Loaded: the fd set's copy of the file goes (QEMU closed its
+        // own when the load ended), so QEMU holds nothing of it. Failing
+        // that keeps one fd of a file, not worth failing the start for.
+        if (in_fd_set) (void)qmp_.execute("remove-fd", {{"fdset-id", kStateFdSet}});
         auto r = qmp_.execute("cont");
         if (!r.ok()) return r.error().wrap("run the restored VM");
         return ok_status();
@@ -226,8 +231,7 @@ class QemuInstance final : public VmInstance {
   std::vector<std::pair<std::string, UniqueFd>> ports_;
   QmpClient qmp_;
   std::string log_path_;
-  UniqueFd incoming_;  // the saved state (ours), until it is loading
-  int incoming_fd_;    // the same as QEMU inherited it
+  UniqueFd incoming_;  // the saved state to load (resume_incoming)
 };
 
 Result<std::pair<UniqueFd, UniqueFd>> make_socketpair() {
@@ -493,9 +497,8 @@ Result<std::unique_ptr<VmInstance>> QemuVmm::start(const VmConfig& config) {
 
   UniqueFd incoming;
   if (c.incoming_fd >= 0) {
-    o.fds.push_back({next_fd, c.incoming_fd});
-    launch.incoming_fd = next_fd++;
-    // Kept for resume_incoming, which may hand it over again (add-fd).
+    launch.incoming = true;
+    // For resume_incoming, which hands it to QEMU over QMP.
     incoming.reset(::fcntl(c.incoming_fd, F_DUPFD_CLOEXEC, 0));
     if (!incoming) return Error::from_errno(errno, "duplicate the saved state's fd");
   }
@@ -511,9 +514,9 @@ Result<std::unique_ptr<VmInstance>> QemuVmm::start(const VmConfig& config) {
   }
   auto qemu = sys::Process::spawn(o);
   if (!qemu.ok()) return qemu.error().wrap("start QEMU");
-  return std::unique_ptr<VmInstance>(new QemuInstance(
-      std::move(*qemu), std::move(daemons), std::move(ports), std::move(qmp_pair.first), log_path,
-      std::move(incoming), launch.incoming_fd));
+  return std::unique_ptr<VmInstance>(new QemuInstance(std::move(*qemu), std::move(daemons),
+                                                      std::move(ports), std::move(qmp_pair.first),
+                                                      log_path, std::move(incoming)));
 }
 
 }  // namespace vessel::vmm
