@@ -39,7 +39,12 @@
 # (docs/architecture.md, "VM templates"); --templates off boots each.
 #
 #   bench/density.sh [--build-dir DIR] [--counts 10,25,50] [--cpu-seconds S]
-#                    [--templates on|off]
+#                    [--templates on|off] [--memory-reclaim auto|off]
+#
+# --memory-reclaim is passed to each `run -d` (default auto, the run
+# default): off leaves out the guest's idle page cache reclaim, whose
+# sampling every 4 s is about half of an idle VM's CPU under TCG
+# (docs/performance.md, session 15).
 set -euo pipefail
 self=$(realpath "$0")
 cd "$(dirname "$0")/.."
@@ -47,6 +52,7 @@ build=build
 counts=10,25,50
 cpu_seconds=20
 templates=on
+reclaim=auto
 usage() { sed -n '2,/^set -euo/p' "$self" | sed '$d; s/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -54,6 +60,7 @@ while [ $# -gt 0 ]; do
     --counts) counts=$2; shift 2 ;;
     --cpu-seconds) cpu_seconds=$2; shift 2 ;;
     --templates) templates=$2; shift 2 ;;
+    --memory-reclaim) reclaim=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "density.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
@@ -61,8 +68,12 @@ done
 [ "$(id -u)" = 0 ] || { echo "density.sh: needs root (networks, namespaces)" >&2; exit 1; }
 if [ "${VESSEL_BENCH_NETNS:-}" != 1 ]; then
   VESSEL_BENCH_NETNS=1 exec unshare -n -- "$self" --build-dir "$build" --counts "$counts" \
-    --cpu-seconds "$cpu_seconds" --templates "$templates"
+    --cpu-seconds "$cpu_seconds" --templates "$templates" --memory-reclaim "$reclaim"
 fi
+case "$reclaim" in
+  auto|off) ;;
+  *) echo "density.sh: --memory-reclaim auto or off" >&2; exit 2 ;;
+esac
 case "$templates" in
   on) export VESSEL_TEMPLATES=1 ;;
   off) export VESSEL_TEMPLATES=0 ;;
@@ -154,7 +165,7 @@ vessel_round() {  # n
   : > "$root/start.txt"; : > "$root/exec.txt"
   for i in $(seq "$n"); do
     t0=$(now)
-    v run -d --name "d$i" -m 128m vessel/busybox sleep infinity >/dev/null
+    v run -d --name "d$i" -m 128m --memory-reclaim "$reclaim" vessel/busybox sleep infinity >/dev/null
     echo "$(now) - $t0" | bc >> "$root/start.txt"
   done
   sleep 10
@@ -218,8 +229,8 @@ for _ in 1 2; do
   [ "$(v run --rm -m 128m vessel/busybox echo ok)" = ok ] || { echo "vessel run failed" >&2; exit 1; }
 done
 IFS=, read -r -a ns <<< "$counts"
-printf 'density (%s, accel=%s, %s cores, load %s): idle `sleep infinity`, vessel/busybox image root, -m 128m (192 MiB VM), templates %s\n' \
-  "$(uname -m)" "$accel" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$templates"
+printf 'density (%s, accel=%s, %s cores, load %s): idle `sleep infinity`, vessel/busybox image root, -m 128m (192 MiB VM), templates %s, memory reclaim %s\n' \
+  "$(uname -m)" "$accel" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$templates" "$reclaim"
 for n in "${ns[@]}"; do
   vessel_round "$n"
   baseline_round "$n"
