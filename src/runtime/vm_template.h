@@ -1,5 +1,5 @@
 // VM templates: a container's VM booted once to where vessel-init waits for
-// its Setup, saved (QEMU's migration stream, to a file), and restored by
+// its Setup, saved (QEMU's migration state, to a file), and restored by
 // later containers of the same shape instead of booting their own kernel
 // (docs/architecture.md, "VM templates").
 #pragma once
