@@ -111,19 +111,8 @@ class QemuInstance final : public VmInstance {
       return ok_status();
     };
     VESSEL_TRY(check(qmp_.execute("stop")));
-    // QEMU writes the state to the fd it is given (a file here: a jailed
-    // QEMU opens nothing itself). The mapped-ram format needs a file it can
-    // seek, which QEMU takes only as a file: URI, so the fd goes into an
-    // fd set that the URI names.
-    VESSEL_ASSIGN_OR_RETURN(bool mapped, mapped_ram());
-    if (mapped) {
-      VESSEL_TRY(check(set_mapped_ram()));
-      VESSEL_TRY(check(qmp_.execute_with_fd("add-fd", {{"fdset-id", kStateFdSet}}, fd)));
-      VESSEL_TRY(check(qmp_.execute("migrate", {{"uri", state_set_uri()}})));
-    } else {
-      VESSEL_TRY(check(qmp_.execute_with_fd("getfd", {{"fdname", "vessel-state"}}, fd)));
-      VESSEL_TRY(check(qmp_.execute("migrate", {{"uri", "fd:vessel-state"}})));
-    }
+    auto started = migrate_with_file("migrate", fd);
+    if (!started.ok()) return started.error().wrap("save the VM");
     for (;;) {
       auto r = qmp_.execute("query-migrate");
       VESSEL_TRY(check(r));
@@ -145,25 +134,13 @@ class QemuInstance final : public VmInstance {
 
   Status resume_incoming(std::chrono::milliseconds timeout) override {
     auto deadline = std::chrono::steady_clock::now() + timeout;
-    auto check = [](const Result<nlohmann::json>& r) -> Status {
-      if (!r.ok()) return r.error().wrap("load the VM's saved state");
-      return ok_status();
-    };
     bool in_fd_set = false;
     if (incoming_) {
-      // Started with -incoming defer: the state's format first (as the
-      // same QEMU saved it, save_state), then the file, over QMP.
-      VESSEL_ASSIGN_OR_RETURN(in_fd_set, mapped_ram());
-      if (in_fd_set) {
-        VESSEL_TRY(check(set_mapped_ram()));
-        VESSEL_TRY(
-            check(qmp_.execute_with_fd("add-fd", {{"fdset-id", kStateFdSet}}, incoming_.get())));
-        VESSEL_TRY(check(qmp_.execute("migrate-incoming", {{"uri", state_set_uri()}})));
-      } else {
-        VESSEL_TRY(
-            check(qmp_.execute_with_fd("getfd", {{"fdname", "vessel-state"}}, incoming_.get())));
-        VESSEL_TRY(check(qmp_.execute("migrate-incoming", {{"uri", "fd:vessel-state"}})));
-      }
+      // Started with -incoming defer: the file goes over QMP now, in the
+      // format the same QEMU saved it in (save_state).
+      auto started = migrate_with_file("migrate-incoming", incoming_.get());
+      if (!started.ok()) return started.error().wrap("load the VM's saved state");
+      in_fd_set = *started;
       incoming_.reset();
     }
     for (;;) {
@@ -220,10 +197,25 @@ class QemuInstance final : public VmInstance {
   static constexpr int kStateFdSet = 7;
   static std::string state_set_uri() { return "file:/dev/fdset/" + std::to_string(kStateFdSet); }
 
-  Result<nlohmann::json> set_mapped_ram() {
-    nlohmann::json cap = {{"capability", "mapped-ram"}, {"state", true}};
-    return qmp_.execute("migrate-set-capabilities",
-                        {{"capabilities", nlohmann::json::array({cap})}});
+  /// Starts `command` ("migrate" or "migrate-incoming") with the state
+  /// file `fd`, passed over QMP (a jailed QEMU opens nothing itself). In
+  /// the mapped-ram format (set on both sides: mapped_ram()) QEMU needs a
+  /// file it can seek, which it takes only as a file: URI, so the fd goes
+  /// into an fd set the URI names; else QEMU's stream over fd:. Returns
+  /// whether the fd went into the set (kStateFdSet).
+  Result<bool> migrate_with_file(const char* command, int fd) {
+    VESSEL_ASSIGN_OR_RETURN(bool mapped, mapped_ram());
+    if (mapped) {
+      nlohmann::json cap = {{"capability", "mapped-ram"}, {"state", true}};
+      VESSEL_TRY(qmp_.execute("migrate-set-capabilities",
+                              {{"capabilities", nlohmann::json::array({cap})}}));
+      VESSEL_TRY(qmp_.execute_with_fd("add-fd", {{"fdset-id", kStateFdSet}}, fd));
+      VESSEL_TRY(qmp_.execute(command, {{"uri", state_set_uri()}}));
+    } else {
+      VESSEL_TRY(qmp_.execute_with_fd("getfd", {{"fdname", "vessel-state"}}, fd));
+      VESSEL_TRY(qmp_.execute(command, {{"uri", "fd:vessel-state"}}));
+    }
+    return mapped;
   }
 
   sys::Process qemu_;
