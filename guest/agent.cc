@@ -84,9 +84,12 @@ void Agent::run(const std::string& guest) {
 
 void Agent::reclaim_tick() {
   int64_t now = monotonic_ms();
-  reclaim_next_ms_ = now + IdleReclaim::kPeriodMs;
-  uint64_t bytes = reclaim_.on_sample(parse_reclaim_sample(now, cgroup_.control_text("cpu.stat"),
-                                                           cgroup_.control_text("memory.stat")));
+  ReclaimStep step =
+      reclaim_.on_sample(parse_reclaim_sample(now, cgroup_.control_text("cpu.stat"),
+                                              cgroup_.control_text("memory.current")),
+                         [this] { return parse_file_stats(cgroup_.control_text("memory.stat")); });
+  reclaim_next_ms_ = now + step.next_in_ms;
+  uint64_t bytes = step.bytes;
   if (bytes == 0) return;
   // The kernel reclaims coldest first; EAGAIN (less found than asked) is
   // fine. A kernel without memory.reclaim never will: stop asking.

@@ -132,8 +132,8 @@ class Agent {
   std::map<uint32_t, Process> processes_;
   uint64_t next_serial_ = 1;
 
-  /// Idle page cache reclaim (Setup.memory_reclaim): sampled every
-  /// IdleReclaim::kPeriodMs from Setup on; the only timer of an idle agent.
+  /// Idle page cache reclaim (Setup.memory_reclaim): sampled from Setup on,
+  /// every 4 to 16 s (IdleReclaim); the only timer of an idle agent.
   void reclaim_tick();
   IdleReclaim reclaim_;
   bool reclaim_on_ = false;
