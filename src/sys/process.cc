@@ -60,6 +60,7 @@ ExitStatus decode_wait_status(int status) {
     }
   }
   if (o.new_process_group) ::setpgid(0, 0);
+  if (o.no_huge_pages && ::prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) != 0) fail(errno);
   // A child that outlives us leaves our host cgroup (sys/host_cgroup.h);
   // "0" written to cgroup.procs moves the writer.
   for (const auto& procs : escape_cgroups) {

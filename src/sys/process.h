@@ -44,6 +44,10 @@ struct SpawnOptions {
   /// one thing (dnsmasq binding port 53) and nothing else. Best effort for
   /// a caller without CAP_SETPCAP, which has nothing to shed.
   std::optional<std::vector<int>> keep_capabilities;
+  /// Transparent huge pages off for the child and what it starts
+  /// (PR_SET_THP_DISABLE, which execve keeps): its memory is faulted in
+  /// 4 KiB pages, so a sparse touch does not cost 2 MiB.
+  bool no_huge_pages = false;
   /// Run the child in a jail (sys/jail.h): its own mount, pid, ipc, uts
   /// (and network) namespaces, a root of read-only binds, an unprivileged
   /// uid, no capabilities, no_new_privs. Needs root. argv[0] is a path

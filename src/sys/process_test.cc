@@ -54,6 +54,32 @@ TEST(Process, MapsFds) {
   EXPECT_EQ(std::string(buf, static_cast<size_t>(n)), "one\ntwo\n");
 }
 
+// /proc/self/status says "THP_enabled: 0" once PR_SET_THP_DISABLE is set,
+// also after the child's own execs.
+std::string thp_line_of_child(bool no_huge_pages) {
+  int fds[2];
+  EXPECT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+  SpawnOptions o{.argv = {"/bin/sh", "-c", "grep THP_enabled /proc/self/status"},
+                 .fds = {{1, fds[1]}}};
+  o.no_huge_pages = no_huge_pages;
+  auto p = Process::spawn(o);
+  EXPECT_TRUE(p.ok());
+  ::close(fds[1]);
+  if (p.ok()) {
+    EXPECT_TRUE(p->wait().ok());
+  }
+  char buf[64] = {};
+  ssize_t n = ::read(fds[0], buf, sizeof buf - 1);
+  ::close(fds[0]);
+  return std::string(buf, static_cast<size_t>(std::max<ssize_t>(n, 0)));
+}
+
+TEST(Process, NoHugePagesReachesTheProgram) {
+  EXPECT_EQ(thp_line_of_child(true), "THP_enabled:\t0\n");
+  // Without it the child has what its parent has (this test: THP on).
+  EXPECT_EQ(thp_line_of_child(false), "THP_enabled:\t1\n");
+}
+
 TEST(Process, WaitTimesOutThenDestructorKills) {
   pid_t pid;
   {

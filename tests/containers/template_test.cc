@@ -101,6 +101,29 @@ TEST_F(TemplateTest, RestoredContainersHaveTheHostClockAndTheirOwnRandomness) {
   EXPECT_EQ(vessel({"rm", "-f", a, b}).exit_code, 0);
 }
 
+// Under TCG a restored image-root VM runs without transparent huge pages:
+// its saved state is ~21 MiB scattered over ~20 huge pages, which would cost
+// 40 MiB of the host's memory per idle container (docs/performance.md).
+TEST_F(TemplateTest, ARestoredVmUnderTcgHoldsItsMemoryIn4KiBPages) {
+  make_template();
+  std::string id = start_shape({"sleep", "60"});
+  ASSERT_FALSE(id.empty());
+  EXPECT_TRUE(contains(monitor_log(id), "VM restored from template")) << monitor_log(id);
+  auto pids = find_process_ids({"qemu-system-x86_64", "qemu-system-aarch64"}, id.substr(0, 12));
+  ASSERT_FALSE(pids.empty()) << "no QEMU for " << id;
+  std::string proc = "/proc/" + std::to_string(pids.front());
+  auto cmdline = sys::read_file(proc + "/cmdline");
+  ASSERT_TRUE(cmdline.ok());
+  if (!contains(*cmdline, "tcg")) GTEST_SKIP() << "KVM keeps huge pages";
+  auto status = sys::read_file(proc + "/status");
+  ASSERT_TRUE(status.ok());
+  EXPECT_TRUE(contains(*status, "THP_enabled:\t0\n")) << *status;
+  auto rollup = sys::read_file(proc + "/smaps_rollup");
+  ASSERT_TRUE(rollup.ok());
+  EXPECT_TRUE(contains(*rollup, "AnonHugePages:         0 kB")) << *rollup;
+  EXPECT_EQ(vessel({"rm", "-f", id}).exit_code, 0);
+}
+
 TEST_F(TemplateTest, ARestoredContainerKeepsWhatItWroteOnItsOwnDisk) {
   make_template();
   // The second start of the same container is restored too, on the disk the
