@@ -230,8 +230,11 @@ Result<sys::Jail> qemu_jail(const QemuFiles& files, const VmConfig& c,
     // Guest RAM that virtiofsd maps too must be a file both can map (a
     // memfd unconfined). A tmpfs with huge pages gives it 2 MiB pages, as
     // QEMU's anonymous RAM has: ~9,000 fewer page faults in a container's
-    // start and a faster exit (docs/performance.md, session 11).
-    j.tmpfs.push_back({kJailRamDir, c.memory_bytes + (2u << 20), true});
+    // start and a faster exit (docs/performance.md, session 11). Not for a
+    // VM restored under TCG: its state is sparse, and in 2 MiB pages it
+    // costs twice its size (the rule for anonymous RAM in qemu_vmm.cc).
+    bool restored_under_tcg = c.incoming_fd >= 0 && c.accel == Accel::kTcg;
+    j.tmpfs.push_back({kJailRamDir, c.memory_bytes + (2u << 20), !restored_under_tcg});
   }
   if (c.accel == Accel::kKvm) {
     // Its own /dev/kvm node, owned by the jail's uid: hosts differ in the
