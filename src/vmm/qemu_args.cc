@@ -9,6 +9,10 @@ namespace {
 constexpr int kTcgTbSizeMib = 48;
 }  // namespace
 
+bool guest_ram_in_small_pages(const VmConfig& c) {
+  return c.incoming_fd >= 0 && c.accel == Accel::kTcg;
+}
+
 bool use_vhost_net(Accel accel, bool vhost_net_device_exists) {
   return accel == Accel::kKvm && vhost_net_device_exists;
 }

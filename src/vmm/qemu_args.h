@@ -60,6 +60,15 @@ inline constexpr const char* kQemuSandbox =
 /// TCG does not have.
 bool use_vhost_net(Accel accel, bool vhost_net_device_exists);
 
+/// A VM restored from a template under TCG holds its guest RAM in 4 KiB
+/// pages (QEMU without transparent huge pages, or its jail's RAM tmpfs
+/// without huge=): the template's ~21 MiB of state lies in ~20 of the
+/// guest's 2 MiB ranges, so huge pages would cost an idle container 40 MiB
+/// instead of 24, for ~30 ms of faults in its start. Booted VMs touch their
+/// RAM densely; under KVM huge pages also back the guest's second-level
+/// page tables (docs/architecture.md, "Guest RAM").
+bool guest_ram_in_small_pages(const VmConfig& config);
+
 /// True for a MAC as QEMU's mac= takes it: six pairs of hex digits joined by
 /// ':' (nothing else can reach the command line through it).
 bool valid_mac(std::string_view mac);

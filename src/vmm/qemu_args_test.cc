@@ -220,6 +220,16 @@ TEST(QemuArgs, VhostNetOnlyWithKvmAndTheDevice) {
   EXPECT_FALSE(use_vhost_net(Accel::kTcg, false));
 }
 
+TEST(QemuArgs, OnlyAVmRestoredUnderTcgHasItsRamInSmallPages) {
+  VmConfig c = config();
+  c.accel = Accel::kTcg;
+  EXPECT_FALSE(guest_ram_in_small_pages(c));  // booted
+  c.incoming_fd = 9;
+  EXPECT_TRUE(guest_ram_in_small_pages(c));
+  c.accel = Accel::kKvm;
+  EXPECT_FALSE(guest_ram_in_small_pages(c));
+}
+
 TEST(QemuArgs, MacAddressesAreCheckedBeforeTheyReachTheCommandLine) {
   EXPECT_TRUE(valid_mac("02:42:0a:7b:00:02"));
   EXPECT_TRUE(valid_mac("02:42:0A:7B:FF:fe"));

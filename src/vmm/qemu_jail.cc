@@ -14,6 +14,7 @@
 #include "base/strings.h"
 #include "sys/fs.h"
 #include "sys/process.h"
+#include "vmm/qemu_args.h"
 
 namespace vessel::vmm {
 namespace {
@@ -230,11 +231,9 @@ Result<sys::Jail> qemu_jail(const QemuFiles& files, const VmConfig& c,
     // Guest RAM that virtiofsd maps too must be a file both can map (a
     // memfd unconfined). A tmpfs with huge pages gives it 2 MiB pages, as
     // QEMU's anonymous RAM has: ~9,000 fewer page faults in a container's
-    // start and a faster exit (docs/performance.md, session 11). Not for a
-    // VM restored under TCG: its state is sparse, and in 2 MiB pages it
-    // costs twice its size (the rule for anonymous RAM in qemu_vmm.cc).
-    bool restored_under_tcg = c.incoming_fd >= 0 && c.accel == Accel::kTcg;
-    j.tmpfs.push_back({kJailRamDir, c.memory_bytes + (2u << 20), !restored_under_tcg});
+    // start and a faster exit (docs/performance.md, session 11); but not
+    // where guest_ram_in_small_pages.
+    j.tmpfs.push_back({kJailRamDir, c.memory_bytes + (2u << 20), !guest_ram_in_small_pages(c)});
   }
   if (c.accel == Accel::kKvm) {
     // Its own /dev/kvm node, owned by the jail's uid: hosts differ in the

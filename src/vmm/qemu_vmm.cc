@@ -494,16 +494,10 @@ Result<std::unique_ptr<VmInstance>> QemuVmm::start(const VmConfig& config) {
     incoming.reset(::fcntl(c.incoming_fd, F_DUPFD_CLOEXEC, 0));
     if (!incoming) return Error::from_errno(errno, "duplicate the saved state's fd");
   }
-  // A VM restored from a template under TCG with anonymous guest RAM (no
-  // shares) runs without transparent huge pages. Its state touches ~21 MiB
-  // scattered over ~20 huge pages: 40 MiB per idle container in 2 MiB
-  // pages, 24 MiB in 4 KiB ones (bench/density.sh --counts 10: PSS 83 -> 66
-  // MiB per container), for ~30 ms more of faults in its start (0.34 ->
-  // 0.38 s, bench/start_ab.sh). Booted VMs keep them, and so does KVM,
-  // where huge pages also back the guest's own page tables (EPT) and are
-  // worth more than memory. (A restored VM with shares has its RAM in the
-  // jail's tmpfs, mounted without huge pages for it: qemu_jail.cc.)
-  o.no_huge_pages = launch.incoming && c.accel == Accel::kTcg && c.shared_dirs.empty();
+  // Anonymous guest RAM in small pages: QEMU without huge pages (with
+  // shares the jail's RAM tmpfs has none instead, and QEMU's translation
+  // buffer keeps them).
+  o.no_huge_pages = guest_ram_in_small_pages(c) && c.shared_dirs.empty();
   o.argv = qemu_command_line(c, launch);
   o.argv[0] = files ? files->binary : qemu_bin;
   o.fds.push_back({1, log.get()});
