@@ -89,11 +89,10 @@ void Agent::reclaim_tick() {
                                               cgroup_.control_text("memory.current")),
                          [this] { return parse_file_stats(cgroup_.control_text("memory.stat")); });
   reclaim_next_ms_ = now + step.next_in_ms;
-  uint64_t bytes = step.bytes;
-  if (bytes == 0) return;
+  if (step.bytes == 0) return;
   // The kernel reclaims coldest first; EAGAIN (less found than asked) is
   // fine. A kernel without memory.reclaim never will: stop asking.
-  if (Status s = cgroup_.reclaim(bytes); !s.ok() && s.errnum() != EAGAIN) {
+  if (Status s = cgroup_.reclaim(step.bytes); !s.ok() && s.errnum() != EAGAIN) {
     reclaim_on_ = false;
     log_error("%s; idle page cache stays", s.message().c_str());
   }

@@ -115,21 +115,28 @@ TEST(IdleReclaim, SmallContainersNeverReadMemoryStat) {
   EXPECT_EQ(st.reads, 0);
 }
 
+// Samples an idle container of `current` bytes until the period is at its
+// longest; returns when the next sample is due.
+int64_t idle_until_backed_off(IdleReclaim& r, Stat& st, uint64_t current) {
+  int64_t t = 0;
+  ReclaimStep step{0, 0};
+  for (int i = 0; i < 6; ++i) {
+    step = r.on_sample(at(t, 0, current), st.fn());
+    t += step.next_in_ms;
+  }
+  EXPECT_EQ(step.next_in_ms, IdleReclaim::kMaxPeriodMs);
+  return t;
+}
+
 // A backed-off container that reads a big file: the next sample sees it busy
 // and goes back to kPeriodMs, so the cache goes two short periods later.
 TEST(IdleReclaim, ActivityAfterBackOffIsSeenAtTheNextSample) {
   IdleReclaim r;
   Stat st{{1 * kMiB, 0}};
-  int64_t t = 0;
-  ReclaimStep step{0, 0};
-  for (int i = 0; i < 6; ++i) {
-    step = r.on_sample(at(t, 0, 3 * kMiB), st.fn());
-    t += step.next_in_ms;
-  }
-  ASSERT_EQ(step.next_in_ms, IdleReclaim::kMaxPeriodMs);
+  int64_t t = idle_until_backed_off(r, st, 3 * kMiB);
   // 2 s of CPU in the 16 s period: busy.
   st.f.file_bytes = 200 * kMiB;
-  step = r.on_sample(at(t, 2000000, 205 * kMiB), st.fn());
+  ReclaimStep step = r.on_sample(at(t, 2000000, 205 * kMiB), st.fn());
   EXPECT_EQ(step.bytes, 0u);
   EXPECT_EQ(step.next_in_ms, IdleReclaim::kPeriodMs);
   t += step.next_in_ms;
@@ -143,14 +150,9 @@ TEST(IdleReclaim, ActivityAfterBackOffIsSeenAtTheNextSample) {
 TEST(IdleReclaim, LightActivityThatGrewTheCacheIsReclaimedAtOnce) {
   IdleReclaim r;
   Stat st{{1 * kMiB, 0}};
-  int64_t t = 0;
-  ReclaimStep step{0, 0};
-  for (int i = 0; i < 6; ++i) {
-    step = r.on_sample(at(t, 0, 9 * kMiB), st.fn());
-    t += step.next_in_ms;
-  }
+  int64_t t = idle_until_backed_off(r, st, 9 * kMiB);
   st.f.file_bytes = 40 * kMiB;
-  step = r.on_sample(at(t, 100000, 48 * kMiB), st.fn());  // 0.1 s in 16 s
+  ReclaimStep step = r.on_sample(at(t, 100000, 48 * kMiB), st.fn());  // 0.1 s in 16 s
   EXPECT_EQ(step.bytes, 36 * kMiB);
   EXPECT_EQ(step.next_in_ms, IdleReclaim::kPeriodMs);
 }
