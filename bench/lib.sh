@@ -22,6 +22,11 @@ floor_boot() {
   # Vessel gives it (vmm::qemu_data_dir).
   local qemu data
   qemu=$(command -v "${VESSEL_QEMU:-qemu-system-x86_64}")
+  # Under KVM, as vmm::find_qemu: the microvm-only build beside it, if any.
+  if [ "${3:-tcg}" = kvm ] && [ -z "${VESSEL_QEMU:-}" ] &&
+    [ -x "$(dirname "$(readlink -f "$qemu")")/qemu-system-x86_64-microvm" ]; then
+    qemu=$(dirname "$(readlink -f "$qemu")")/qemu-system-x86_64-microvm
+  fi
   data=$(dirname "$(dirname "$(readlink -f "$qemu")")")/share/qemu
   [ -d "$data" ] || data=/usr/share/qemu
   "$qemu" -L "$data" -M microvm,acpi=off,rtc=on,isa-serial=on -accel "$accel_opts" \

@@ -75,7 +75,10 @@ bool valid_mac(std::string_view mac);
 
 /// Per-architecture pieces (qemu/machine_<arch>.cc).
 struct MachineSpec {
-  std::string binary;                     // qemu-system-<arch>
+  std::string binary;  // qemu-system-<arch>
+  /// A smaller build of the same QEMU for this VM, used when it is
+  /// installed beside `binary` (after links): "" = none.
+  std::string lean_binary;
   std::vector<std::string> machine_args;  // -M ..., -cpu ...
   std::string kernel_args;                // console and reboot handling
   /// The machine's virtio-mmio transports when the kernel learns them from

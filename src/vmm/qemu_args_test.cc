@@ -297,5 +297,15 @@ TEST(QemuArgs, KvmUsesHostCpuAndQuietUnlessDebug) {
   EXPECT_EQ((append + 1)->find("quiet"), std::string::npos);
 }
 
+TEST(QemuArgs, OnlyAKvmVmWithoutSharesHasALeanBuild) {
+  VmConfig c = config();
+  EXPECT_EQ(machine_spec(c).lean_binary, "");  // TCG: the microvm build has none
+  c.accel = Accel::kKvm;
+  EXPECT_EQ(machine_spec(c).binary, "qemu-system-x86_64");
+  EXPECT_EQ(machine_spec(c).lean_binary, "qemu-system-x86_64-microvm");
+  c.shared_dirs = {SharedDir{"root", "/r"}};  // vhost-user-fs-device: full build only
+  EXPECT_EQ(machine_spec(c).lean_binary, "");
+}
+
 }  // namespace
 }  // namespace vessel::vmm

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -237,12 +238,20 @@ Result<std::pair<UniqueFd, UniqueFd>> make_socketpair() {
 
 Result<std::string> find_qemu(const VmConfig& config) {
   const char* env = ::getenv("VESSEL_QEMU");
-  std::string name = env && *env ? env : machine_spec(config).binary;
+  MachineSpec m = machine_spec(config);
+  std::string name = env && *env ? env : m.binary;
   auto path = sys::find_program(name);
   if (!path)
     return Error(ErrorCode::kUnavailable,
                  "QEMU not found: '" + name + "' is not in PATH (install qemu-system-x86)");
-  return *path;
+  if ((env && *env) || m.lean_binary.empty()) return *path;
+  // The lean build beside the full one's real file, so that both are the
+  // same QEMU (scripts/install-backports-qemu.sh links only the full one).
+  char real[PATH_MAX];
+  if (::realpath(path->c_str(), real) == nullptr) return *path;
+  std::string dir(real);
+  std::string lean = dir.substr(0, dir.rfind('/') + 1) + m.lean_binary;
+  return ::access(lean.c_str(), X_OK) == 0 ? lean : *path;
 }
 
 namespace {
