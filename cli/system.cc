@@ -74,9 +74,16 @@ int status(const SystemFlags& f, const GlobalOptions& g, bool kernel_only) {
     auto choice = vmm::choose_accel(vmm::read_host_facts());
     out["accel"] = vmm::accel_name(choice.accel);
     out["accelReason"] = choice.reason;
+    // The QEMU a container without shares runs under that accelerator
+    // (the lean build under KVM, where installed), and the one for VMs
+    // with shares when it differs.
     vmm::VmConfig probe;
+    probe.accel = choice.accel;
     auto qemu = vmm::find_qemu(probe);
     out["qemu"] = qemu.ok() ? nlohmann::json(*qemu) : nlohmann::json(nullptr);
+    probe.shared_dirs = {vmm::SharedDir{"probe", "/"}};
+    if (auto full = vmm::find_qemu(probe); full.ok() && qemu.ok() && *full != *qemu)
+      out["qemuWithShares"] = *full;
     out["virtiofsd"] = vmm::virtiofsd_path();
     runtime::ConfinementStatus conf = runtime::confinement_status();
     out["confinement"] = {{"enabled", conf.enabled},
