@@ -401,7 +401,9 @@ std::vector<int> find_process_ids(const std::vector<std::string>& names, std::st
 }
 
 const std::vector<std::string>& vm_process_names() {
-  static const std::vector<std::string> names{"qemu-system-x86_64", "virtiofsd", "vessel-monitor"};
+  // The lean QEMU build runs KVM VMs without shares (vmm::find_qemu).
+  static const std::vector<std::string> names{"qemu-system-x86_64", "qemu-system-x86_64-microvm",
+                                              "virtiofsd", "vessel-monitor"};
   return names;
 }
 
