@@ -22,7 +22,11 @@
 #   halves). Pages the guest gave back through free page reporting are no
 #   longer there. beyond guest RAM = PSS - guest RAM: QEMU's own heap, TCG's
 #   translated code (tb-size=48), the monitor, shared binaries. Of it, TCG
-#   code: the Pss of anonymous executable mappings (none under KVM).
+#   code: the Pss of anonymous executable mappings (none under KVM). The
+#   rest of beyond guest RAM, split: anonymous (heap, malloc arenas,
+#   stacks, TCG's tables), files private (the relocated data of binaries
+#   and libraries: Private_Dirty of file mappings), files shared (their
+#   text, divided among the N); and, inside those, the monitors' PSS.
 # - VMMemUsage: what `vessel stats --no-stream --format json` reports (QEMU's
 #   Anonymous + its shared guest RAM file's pages), mean, as a cross-check.
 # - host CPU: the time on CPU of every thread of those processes, from the
@@ -136,6 +140,18 @@ tcg_kb() {
   done
   echo "$s"
 }
+# split_kb PID...: "anon fpriv fshared" summed outside guest RAM and TCG
+# code: other anonymous memory (heap, arenas, stacks), the private
+# (relocated) data of binaries and libraries, their shared pages.
+split_kb() {
+  local p
+  for p in "$@"; do cat "/proc/$p/smaps" 2>/dev/null || true; done | awk -v want="$vm_kb" '
+    /^[0-9a-f]+-[0-9a-f]+ / {file = (NF >= 6 && $6 ~ /^\//); code = ($2 ~ /x/ && NF == 5)}
+    /^Size:/ {ram = ($2 == want)}
+    /^Pss:/ && !ram && !code {if (file) fpss += $2; else anon += $2}
+    /^Private_Dirty:/ && !ram && file {fpriv += $2}
+    END {printf "%d %d %d\n", anon, fpriv, fpss - fpriv}'
+}
 # cpu_ns PID...: "TID NS" for every thread.
 cpu_ns() {
   local p t
@@ -161,7 +177,7 @@ div() { echo "scale=4; $1 / $2" | bc -l; }
 
 declare -A R  # results: R[key,N]
 vessel_round() {  # n
-  local n=$1 i pids=() mpid t0 total=0 guest=0 tcg=0 p
+  local n=$1 i pids=() mpids=() mpid t0 total=0 guest=0 tcg=0 p anon fpriv fshared
   : > "$root/start.txt"; : > "$root/exec.txt"
   for i in $(seq "$n"); do
     t0=$(now)
@@ -172,10 +188,14 @@ vessel_round() {  # n
   for i in $(seq "$n"); do
     mpid=$(v inspect "d$i" | awk -F': ' '/"Pid"/ {gsub(/,/, "", $2); print $2; exit}')
     mapfile -t own < <(descendants "$mpid")
-    pids+=("${own[@]}")
+    pids+=("${own[@]}"); mpids+=("$mpid")
   done
   total=$(pss_kb "${pids[@]}"); guest=$(guest_kb "${pids[@]}"); tcg=$(tcg_kb "${pids[@]}")
   R[tcg,$n]=$(mib $((tcg / n)))
+  R[monitor,$n]=$(mib $(($(pss_kb "${mpids[@]}") / n)))
+  read -r anon fpriv fshared < <(split_kb "${pids[@]}")
+  R[anon,$n]=$(mib $((anon / n))); R[fpriv,$n]=$(mib $((fpriv / n)))
+  R[fshared,$n]=$(mib $((fshared / n)))
   R[pss,$n]=$(mib $((total / n))); R[guest,$n]=$(mib $((guest / n)))
   R[beyond,$n]=$(mib $(((total - guest) / n)))
   R[cpu,$n]=$(div "$(cpu_percent "$cpu_seconds" "${pids[@]}")" "$n")
@@ -191,6 +211,8 @@ vessel_round() {  # n
   printf '  vessel   N=%-3s PSS %s MiB = guest RAM %s + beyond %s (TCG code %s); VMMemUsage %s MiB; CPU %s %%; exec %.3f s; run -d %.3f s; rm -f --all %.1f s\n' \
     "$n" "${R[pss,$n]}" "${R[guest,$n]}" "${R[beyond,$n]}" "${R[tcg,$n]}" "${R[vmmem,$n]}" "${R[cpu,$n]}" \
     "${R[exec,$n]}" "${R[start,$n]}" "${R[rm,$n]}"
+  printf '           beyond guest RAM = TCG code %s + anonymous %s + files private %s + files shared %s MiB (the monitors: %s)\n' \
+    "${R[tcg,$n]}" "${R[anon,$n]}" "${R[fpriv,$n]}" "${R[fshared,$n]}" "${R[monitor,$n]}"
 }
 baseline_round() {  # n
   local n=$1 i pids=() sleeps=() t0 total p
@@ -245,6 +267,10 @@ row 'vessel PSS, MiB' pss .1f
 row '  guest RAM touched, MiB' guest .1f
 row '  beyond guest RAM, MiB' beyond .1f
 row '    of it TCG code, MiB' tcg .1f
+row '    anonymous, MiB' anon .1f
+row '    files private, MiB' fpriv .1f
+row '    files shared, MiB' fshared .1f
+row '    (the monitors, MiB)' monitor .1f
 row '  VMMemUsage (stats), MiB' vmmem .1f
 row 'vessel host CPU, %' cpu .3f
 row 'vessel exec true, s' exec .3f
