@@ -16,8 +16,8 @@ MachineSpec machine_spec(const VmConfig& c) {
   // Debian's (and Ubuntu's) build of QEMU for the microvm machine alone:
   // KVM only, 13 libraries instead of 50, a 7.8 MB binary instead of 29, and
   // every device a VM without shares has; no vhost-user-fs-device. Measured
-  // before the guest runs (bench/vmm_footprint.sh, 10 QEMUs): 9.6 MiB per
-  // QEMU beyond guest RAM against 15.6, of it relocated data 1.2 against
+  // before the guest runs (bench/vmm_footprint.sh, 10 QEMUs): 9.7 MiB per
+  // QEMU beyond guest RAM against 15.7, of it relocated data 1.2 against
   // 5.0 MiB (docs/performance.md, "Session 17").
   if (kvm && c.shared_dirs.empty()) m.lean_binary = "qemu-system-x86_64-microvm";
   // The accelerator is not a machine property here: qemu_command_line
