@@ -168,10 +168,11 @@ TEST_F(VmmTest, TheLeanQemuTakesEveryOptionOfAKvmVmWithoutShares) {
   auto status = client.execute("query-status");
   ASSERT_TRUE(status.ok()) << status.error().to_string() << "\n" << *sys::read_file(log);
   EXPECT_EQ(status->value("status", ""), "prelaunch");
-  auto balloon = client.execute("qom-list-types", {{"implements", "virtio-device"}});
-  ASSERT_TRUE(balloon.ok()) << balloon.error().to_string();
-  EXPECT_NE(balloon->dump().find("virtio-net-device"), std::string::npos);
-  EXPECT_EQ(balloon->dump().find("vhost-user-fs-device"), std::string::npos);
+  // The NIC's device is in the build; virtio-fs's is not (hence the rule).
+  auto types = client.execute("qom-list-types", {{"implements", "virtio-device"}});
+  ASSERT_TRUE(types.ok()) << types.error().to_string();
+  EXPECT_NE(types->dump().find("virtio-net-device"), std::string::npos);
+  EXPECT_EQ(types->dump().find("vhost-user-fs-device"), std::string::npos);
   (void)client.execute("quit");
 }
 
