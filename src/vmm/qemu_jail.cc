@@ -42,6 +42,10 @@ std::string qemu_data_dir(const std::string& qemu_binary) {
   return is_dir(data) ? real_path(data) : "/usr/share/qemu";
 }
 
+std::string qemu_sibling(const std::string& qemu_binary, const std::string& name) {
+  return dir_name(real_path(qemu_binary)) + "/" + name;
+}
+
 std::optional<std::string> elf_interpreter(std::string_view head) {
   Elf64_Ehdr eh;
   if (head.size() < sizeof eh) return std::nullopt;

@@ -56,6 +56,11 @@ Result<QemuFiles> find_qemu_files(const std::string& qemu_binary);
 /// load another version's firmware.
 std::string qemu_data_dir(const std::string& qemu_binary);
 
+/// The file `name` beside the real file of `qemu_binary` (a link followed):
+/// another program of the same QEMU build, such as its lean binary
+/// (MachineSpec::lean_binary). Whether it exists is the caller's question.
+std::string qemu_sibling(const std::string& qemu_binary, const std::string& name);
+
 /// find_qemu_files, remembered in `cache_dir` ("" = not remembered): one
 /// small file per QEMU build, keyed by the binary's path, size, mtime and
 /// inode (a package upgrade replaces the binary), so a VM's start does not

@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <cctype>
-#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -247,10 +246,7 @@ Result<std::string> find_qemu(const VmConfig& config) {
   if ((env && *env) || m.lean_binary.empty()) return *path;
   // The lean build beside the full one's real file, so that both are the
   // same QEMU (scripts/install-backports-qemu.sh links only the full one).
-  char real[PATH_MAX];
-  if (::realpath(path->c_str(), real) == nullptr) return *path;
-  std::string dir(real);
-  std::string lean = dir.substr(0, dir.rfind('/') + 1) + m.lean_binary;
+  std::string lean = qemu_sibling(*path, m.lean_binary);
   return ::access(lean.c_str(), X_OK) == 0 ? lean : *path;
 }
 

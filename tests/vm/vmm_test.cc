@@ -137,10 +137,10 @@ TEST_F(VmmTest, TheLeanQemuTakesEveryOptionOfAKvmVmWithoutShares) {
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, port), 0);
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qmp), 0);
   UniqueFd port_host(port[0]), port_qemu(port[1]), qmp_host(qmp[0]), qmp_qemu(qmp[1]);
-  UniqueFd ro(::open(base.c_str(), O_RDONLY | O_CLOEXEC));
-  UniqueFd rw(::open(top.c_str(), O_RDWR | O_CLOEXEC));
-  UniqueFd top_ro(::open(top.c_str(), O_RDONLY | O_CLOEXEC));
-  ASSERT_TRUE(ro && rw && top_ro);
+  auto ro = sys::open_fd(base, O_RDONLY);
+  auto rw = sys::open_fd(top, O_RDWR);
+  auto top_ro = sys::open_fd(top, O_RDONLY);
+  ASSERT_TRUE(ro.ok() && rw.ok() && top_ro.ok());
   vmm::QemuLaunch l;
   l.port_fds = {3};
   l.qmp_fd = 4;
@@ -158,10 +158,10 @@ TEST_F(VmmTest, TheLeanQemuTakesEveryOptionOfAKvmVmWithoutShares) {
   sys::SpawnOptions o;
   o.argv = args;
   std::string log = dir_ + "/qemu.log";
-  UniqueFd log_fd(::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  ASSERT_TRUE(log_fd);
-  o.fds = {{1, log_fd.get()}, {2, log_fd.get()}, {3, port_qemu.get()}, {4, qmp_qemu.get()},
-           {5, rw.get()},     {6, top_ro.get()}, {7, ro.get()}};
+  auto log_fd = sys::open_fd(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  ASSERT_TRUE(log_fd.ok()) << log_fd.error().to_string();
+  o.fds = {{1, log_fd->get()}, {2, log_fd->get()}, {3, port_qemu.get()}, {4, qmp_qemu.get()},
+           {5, rw->get()},     {6, top_ro->get()}, {7, ro->get()}};
   auto qemu = sys::Process::spawn(o);
   ASSERT_TRUE(qemu.ok()) << qemu.error().to_string();
   vmm::QmpClient client(std::move(qmp_host));
