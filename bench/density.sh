@@ -119,39 +119,6 @@ pss_kb() {
   done
   echo "$s"
 }
-# guest_kb PID...: summed Pss of the mappings of exactly the VM's RAM size.
-guest_kb() {
-  local p s=0 k
-  for p in "$@"; do
-    k=$(awk -v want="$vm_kb" '/^[0-9a-f]+-[0-9a-f]+ / {ram = 0} /^Size:/ {ram = ($2 == want)}
-      /^Pss:/ && ram {s += $2} END {print s + 0}' "/proc/$p/smaps" 2>/dev/null || echo 0)
-    s=$((s + ${k:-0}))
-  done
-  echo "$s"
-}
-# tcg_kb PID...: summed Pss of anonymous executable mappings: TCG's
-# translated code (none under KVM).
-tcg_kb() {
-  local p s=0 k
-  for p in "$@"; do
-    k=$(awk '/^[0-9a-f]+-[0-9a-f]+ / {code = ($2 ~ /x/ && NF == 5)}
-      /^Pss:/ && code {s += $2} END {print s + 0}' "/proc/$p/smaps" 2>/dev/null || echo 0)
-    s=$((s + ${k:-0}))
-  done
-  echo "$s"
-}
-# split_kb PID...: "anon fpriv fshared" summed outside guest RAM and TCG
-# code: other anonymous memory (heap, arenas, stacks), the private
-# (relocated) data of binaries and libraries, their shared pages.
-split_kb() {
-  local p
-  for p in "$@"; do cat "/proc/$p/smaps" 2>/dev/null || true; done | awk -v want="$vm_kb" '
-    /^[0-9a-f]+-[0-9a-f]+ / {file = (NF >= 6 && $6 ~ /^\//); code = ($2 ~ /x/ && NF == 5)}
-    /^Size:/ {ram = ($2 == want)}
-    /^Pss:/ && !ram && !code {if (file) fpss += $2; else anon += $2}
-    /^Private_Dirty:/ && !ram && file {fpriv += $2}
-    END {printf "%d %d %d\n", anon, fpriv, fpss - fpriv}'
-}
 # cpu_ns PID...: "TID NS" for every thread.
 cpu_ns() {
   local p t
@@ -190,10 +157,10 @@ vessel_round() {  # n
     mapfile -t own < <(descendants "$mpid")
     pids+=("${own[@]}"); mpids+=("$mpid")
   done
-  total=$(pss_kb "${pids[@]}"); guest=$(guest_kb "${pids[@]}"); tcg=$(tcg_kb "${pids[@]}")
+  total=$(pss_kb "${pids[@]}")
+  read -r guest tcg anon fpriv fshared < <(smaps_split "$vm_kb" "${pids[@]}")
   R[tcg,$n]=$(mib $((tcg / n)))
   R[monitor,$n]=$(mib $(($(pss_kb "${mpids[@]}") / n)))
-  read -r anon fpriv fshared < <(split_kb "${pids[@]}")
   R[anon,$n]=$(mib $((anon / n))); R[fpriv,$n]=$(mib $((fpriv / n)))
   R[fshared,$n]=$(mib $((fshared / n)))
   R[pss,$n]=$(mib $((total / n))); R[guest,$n]=$(mib $((guest / n)))

@@ -20,20 +20,36 @@ floor_boot() {
   if [ "${3:-tcg}" = kvm ]; then cpu=host; accel_opts=kvm; args=; fi
   # The QEMU Vessel runs (PATH's, or $VESSEL_QEMU) with its own firmware, as
   # Vessel gives it (vmm::qemu_data_dir).
-  local qemu data
+  local qemu bin_dir data
   qemu=$(command -v "${VESSEL_QEMU:-qemu-system-x86_64}")
+  bin_dir=$(dirname "$(readlink -f "$qemu")")
   # Under KVM, as vmm::find_qemu: the microvm-only build beside it, if any.
   if [ "${3:-tcg}" = kvm ] && [ -z "${VESSEL_QEMU:-}" ] &&
-    [ -x "$(dirname "$(readlink -f "$qemu")")/qemu-system-x86_64-microvm" ]; then
-    qemu=$(dirname "$(readlink -f "$qemu")")/qemu-system-x86_64-microvm
+    [ -x "$bin_dir/qemu-system-x86_64-microvm" ]; then
+    qemu=$bin_dir/qemu-system-x86_64-microvm
   fi
-  data=$(dirname "$(dirname "$(readlink -f "$qemu")")")/share/qemu
+  data=$(dirname "$bin_dir")/share/qemu
   [ -d "$data" ] || data=/usr/share/qemu
   "$qemu" -L "$data" -M microvm,acpi=off,rtc=on,isa-serial=on -accel "$accel_opts" \
     -cpu "$cpu" -smp 2 -m 576M -nodefaults -no-user-config -display none -no-reboot \
     -chardev stdio,id=con,signal=off -serial chardev:con \
     -kernel "$kernel" -initrd "$initrd" \
     -append "console=ttyS0 reboot=t panic=-1 $args quiet" </dev/null 2>&1
+}
+# smaps_split RAM_KB PID...: one pass over /proc/PID/smaps of each PID,
+# printing "guest code anon fpriv fshared" (KiB, Pss summed): guest RAM (the
+# mappings of exactly RAM_KB), TCG's translated code (anonymous executable
+# mappings), other anonymous memory (heap, arenas, stacks), the private
+# (relocated) data of binaries and libraries (Private_Dirty of file
+# mappings), and the rest of their pages (shared, divided among users).
+smaps_split() {
+  local ram=$1 p; shift
+  for p in "$@"; do cat "/proc/$p/smaps" 2>/dev/null || true; done | awk -v ram="$ram" '
+    /^[0-9a-f]+-[0-9a-f]+ / {file = (NF >= 6 && $6 ~ /^\//); code = ($2 ~ /x/ && NF == 5)}
+    /^Size:/ {guest = ($2 == ram)}
+    /^Pss:/ {if (guest) g += $2; else if (file) fpss += $2; else if (code) c += $2; else anon += $2}
+    /^Private_Dirty:/ && !guest && file {fpriv += $2}
+    END {printf "%d %d %d %d %d\n", g, c, anon, fpriv, fpss - fpriv}'
 }
 # median: of the numbers on stdin, one per line.
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }

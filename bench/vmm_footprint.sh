@@ -51,6 +51,8 @@ done
 if [ "${VESSEL_BENCH_NETNS:-}" != 1 ]; then
   VESSEL_BENCH_NETNS=1 exec unshare -n -- "$self" --build-dir "$build" --count "$count"
 fi
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 kernel=$build/share/vessel/kernel
 initrd=$build/share/vessel/initramfs.cpio.gz
 for f in "$kernel" "$initrd"; do
@@ -107,16 +109,6 @@ start() {
   pids+=($!)
 }
 
-# kib PID...: "beyond anon fpriv fshared" summed over PIDs, in KiB.
-kib() {
-  local p
-  for p in "$@"; do cat "/proc/$p/smaps"; done | awk -v ram=$((ram_mib * 1024)) '
-    /^[0-9a-f]+-[0-9a-f]+ / {file = (NF >= 6 && $6 ~ /^\//)}
-    /^Size:/ {guest = ($2 == ram)}
-    /^Pss:/ && !guest {beyond += $2; if (file) fpss += $2; else anon += $2}
-    /^Private_Dirty:/ && !guest && file {fpriv += $2}
-    END {printf "%d %d %d %d\n", beyond, anon, fpriv, fpss - fpriv}'
-}
 mib() { printf "%.1f" "$(echo "$1 / 1024 / $count" | bc -l)"; }
 
 arms=(tcg kvm)
@@ -139,7 +131,9 @@ for arm in "${arms[@]}"; do
       echo "$arm: QEMU $i exited:" >&2; cat "$dir/qemu$i.log" >&2; exit 1
     }
   done
-  read -r beyond anon fpriv fshared < <(kib "${pids[@]}")
+  read -r _ code anon fpriv fshared < <(smaps_split $((ram_mib * 1024)) "${pids[@]}")
+  anon=$((anon + code))  # TCG's code buffer counts as anonymous here (none while paused)
+  beyond=$((anon + fpriv + fshared))
   files=$(awk '$6 ~ /^\// {print $6}' "/proc/${pids[0]}/maps" | sort -u | wc -l)
   printf '%-13s %9s %9s %9s %9s %6s\n' "$arm" "$(mib "$beyond")" "$(mib "$anon")" \
     "$(mib "$fpriv")" "$(mib "$fshared")" "$files"
